@@ -1,0 +1,165 @@
+// The run spec: one zod schema is the single source of truth for what a
+// compression run can be asked to do. REST validation, the gRPC mapping, the
+// CLI flags, the OpenAPI document and the run's name all derive from it.
+//
+// Hashing rule (as open_lth does): a run's name hashes only the fields whose
+// value differs from the resolved default, so adding a field with a default
+// later never changes the names of old runs.
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+
+const fraction = (desc: string) => z.number().gt(0).lt(1).describe(desc);
+
+export const RunSpecSchema = z
+  .object({
+    model: z
+      .string()
+      .min(1)
+      .default('lenet-300-100')
+      .describe('Zoo model name (lenet-300-100, lenet-N-M, conv-2/4/6, vgg-11/16, resnet-20) or a model directory / URL'),
+    dataset: z
+      .string()
+      .min(1)
+      .default('builtin:mnist')
+      .describe('Dataset reference: builtin:mnist, builtin:fashion-mnist, file://..., http(s)://...'),
+    method: z.enum(['imp', 'filter']).default('imp').describe('imp: iterative magnitude pruning; filter: L1 filter pruning'),
+    rounds: z.number().int().min(0).max(100).default(10).describe('Pruning rounds after the dense round 0'),
+    schedule: z
+      .enum(['iterative', 'one-shot'])
+      .default('iterative')
+      .describe('iterative: prune a fraction each round; one-shot: prune straight to targetDensity after round 0'),
+    targetDensity: z
+      .number()
+      .gt(0)
+      .lt(1)
+      .optional()
+      .describe('Fraction of prunable weights to keep (one-shot target; iterative runs stop once reached)'),
+    ranking: z
+      .enum(['layerwise', 'global'])
+      .default('layerwise')
+      .describe('layerwise: each layer loses its own fraction; global: one magnitude threshold across layers'),
+    fraction: fraction('One pruning fraction per round for every layer (overrides the per-kind fractions)').optional(),
+    convFraction: fraction('Fraction of surviving conv weights pruned per round').default(0.15),
+    denseFraction: fraction('Fraction of surviving hidden dense weights pruned per round').default(0.2),
+    outputFraction: fraction('Fraction of surviving output-layer weights pruned per round').default(0.1),
+    skipLayers: z.array(z.string().min(1)).default([]).describe('Layer names never pruned'),
+    rewind: z
+      .enum(['init', 'iteration', 'fraction', 'learning-rate'])
+      .default('init')
+      .describe('init: reset survivors to initialisation; iteration/fraction: late resetting to iteration k; learning-rate: keep trained weights, replay the LR schedule'),
+    rewindIteration: z.number().int().min(0).default(0).describe('Iteration k to rewind to (rewind=iteration)'),
+    rewindFraction: z.number().min(0).lt(1).default(0).describe('Rewind point as a fraction of training (rewind=fraction)'),
+    controls: z
+      .enum(['all', 'last', 'none'])
+      .default('all')
+      .describe('Which pruned rounds also train the random-reinit and random-structure controls'),
+    controlKinds: z
+      .array(z.enum(['reinit', 'shuffle']))
+      .min(1)
+      .default(['reinit', 'shuffle'])
+      .describe('reinit: same mask, fresh init; shuffle: each layer mask shuffled, original init kept'),
+    optimizer: z.enum(['adam', 'sgd', 'momentum']).default('adam').describe('Optimiser'),
+    learningRate: z.number().gt(0).lt(10).optional().describe('Learning rate (default: the paper value for the model)'),
+    momentum: z.number().min(0).lt(1).default(0.9).describe('Momentum (optimizer=momentum)'),
+    lrSchedule: z.enum(['constant', 'cosine', 'step']).default('constant').describe('Learning-rate schedule'),
+    warmupIterations: z.number().int().min(0).default(0).describe('Linear learning-rate warm-up'),
+    batchSize: z.number().int().min(1).max(4096).default(60).describe('Mini-batch size'),
+    iterations: z.number().int().min(1).optional().describe('Training iterations per round (default: the paper value for the model)'),
+    epochs: z.number().gt(0).optional().describe('Training length in epochs (overrides iterations)'),
+    evalEvery: z.number().int().min(1).default(100).describe('Evaluate validation loss every N iterations'),
+    maxTrainExamples: z.number().int().min(1).optional().describe('Cap the training set (quick runs)'),
+    seed: z.number().int().min(0).default(0).describe('Seed for initialisation, data order and controls'),
+    float16: z.boolean().default(false).describe('Store the compressed export values as float16'),
+  })
+  .strict();
+
+export type RunSpecInput = z.input<typeof RunSpecSchema>;
+export type ParsedSpec = z.output<typeof RunSpecSchema>;
+/** A spec with every model-dependent default filled in. */
+export type RunSpec = ParsedSpec & { learningRate: number; iterations: number };
+
+/** Paper settings per model family (Frankle & Carbin 2019, Figure 2). */
+function modelDefaults(model: string): { learningRate: number; iterations: number } {
+  if (model.startsWith('lenet')) return { learningRate: 1.2e-3, iterations: 50_000 };
+  if (model === 'conv-2') return { learningRate: 2e-4, iterations: 20_000 };
+  if (model === 'conv-4') return { learningRate: 3e-4, iterations: 25_000 };
+  if (model === 'conv-6') return { learningRate: 3e-4, iterations: 30_000 };
+  return { learningRate: 1e-3, iterations: 30_000 };
+}
+
+export class SpecError extends Error {
+  constructor(
+    message: string,
+    readonly field: string,
+  ) {
+    super(message);
+    this.name = 'SpecError';
+  }
+}
+
+/** Parse and fill defaults; throws SpecError naming the first bad field. */
+export function resolveSpec(input: unknown): RunSpec {
+  const parsed = RunSpecSchema.safeParse(input ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(',') : 'spec');
+    throw new SpecError(`${field}: ${issue.message}`, field);
+  }
+  const s = parsed.data;
+  const d = modelDefaults(s.model);
+  const spec: RunSpec = { ...s, learningRate: s.learningRate ?? d.learningRate, iterations: s.iterations ?? d.iterations };
+  if (spec.schedule === 'one-shot' && spec.targetDensity === undefined) {
+    throw new SpecError('targetDensity: required when schedule is one-shot', 'targetDensity');
+  }
+  if (spec.rewind === 'iteration' && spec.rewindIteration >= spec.iterations) {
+    throw new SpecError(`rewindIteration: must be below iterations (${spec.iterations})`, 'rewindIteration');
+  }
+  return spec;
+}
+
+/** The defaults a spec for this model resolves to. */
+export function defaultSpec(model = 'lenet-300-100'): RunSpec {
+  return resolveSpec({ model });
+}
+
+/** Fields that differ from the defaults, with keys sorted: the canonical form that is hashed. */
+export function canonicalSpec(spec: RunSpec): Record<string, unknown> {
+  const defaults = defaultSpec(spec.model) as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(spec).sort()) {
+    const value = (spec as Record<string, unknown>)[key];
+    if (value === undefined) continue;
+    if (JSON.stringify(value) !== JSON.stringify(defaults[key]) || key === 'model' || key === 'dataset' || key === 'method') {
+      out[key] = value;
+    }
+  }
+  return out;
+}
+
+export function specHash(spec: RunSpec): string {
+  return createHash('sha256').update(JSON.stringify(canonicalSpec(spec))).digest('hex');
+}
+
+/** Storage name of a run, e.g. `imp_3f2a9c0d1b7e`. */
+export function runName(spec: RunSpec): string {
+  return `${spec.method}_${specHash(spec).slice(0, 12)}`;
+}
+
+/** Number of training iterations for a given training-set size. */
+export function totalIterations(spec: RunSpec, trainExamples: number): number {
+  if (spec.epochs !== undefined) return Math.max(1, Math.round((spec.epochs * trainExamples) / spec.batchSize));
+  return spec.iterations;
+}
+
+/** Iteration whose weights survivors are reset to after each pruning (0 = init). */
+export function rewindIteration(spec: RunSpec, iterations: number): number {
+  if (spec.rewind === 'iteration') return Math.min(spec.rewindIteration, iterations - 1);
+  if (spec.rewind === 'fraction') return Math.floor(spec.rewindFraction * iterations);
+  return 0;
+}
+
+/** Which pruned rounds train controls (round 0 is dense: nothing to control). */
+export function roundHasControls(spec: RunSpec, round: number, lastRound: number): boolean {
+  if (round === 0 || spec.controls === 'none') return false;
+  return spec.controls === 'all' || round === lastRound;
+}
