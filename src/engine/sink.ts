@@ -28,6 +28,8 @@ export interface RoundMetrics extends TrainingMetrics {
   /** Parameters left: non-zero prunable weights plus every non-prunable parameter. */
   paramsRemaining: number;
   paramsTotal: number;
+  /** Multiply-adds of one forward pass at batch 1 as executed (masks do not skip work on dense kernels). */
+  flops: number;
   denseBytes: number;
   compressedBytes: number;
   backend: string;

@@ -3,7 +3,8 @@
 import { describe, test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { toTensors, trainModel, namedVariables, learningRateAt, RunCancelled, type TrainConfig } from '../../src/engine/training/train.js';
+import { weightVariables } from '../../src/engine/models/inspect.js';
+import { toTensors, trainModel, learningRateAt, RunCancelled, type TrainConfig } from '../../src/engine/training/train.js';
 import type { Dataset } from '../../src/engine/types.js';
 
 /** Two Gaussian blobs per class in 8 dims: learnable in a few hundred steps. */
@@ -61,7 +62,7 @@ describe('trainModel', () => {
     assert.ok(m.earlyStopIteration > 0 && m.earlyStopIteration <= 200);
     assert.equal(m.curve.length, 11); // iterations 0, 20, …, 200
     assert.equal(progress.at(-1), 200);
-    const w = namedVariables(model).get('fc1/kernel')!.dataSync();
+    const w = weightVariables(model).get('fc1/kernel')!.read().dataSync();
     let zeros = 0;
     for (let i = 0; i < w.length; i++) {
       if (mask['fc1/kernel'][i] === 0) assert.ok(w[i] === 0, `pruned weight ${i} moved to ${w[i]}`); // -0 counts as zero

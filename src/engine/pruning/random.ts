@@ -3,7 +3,7 @@
 // layer's mask shuffled; (b) lives here, (a) needs no mask change at all.
 import type { Mask } from '../types.js';
 import { countAlive } from './mask.js';
-import { rng, shuffleInPlace, childSeed } from './rng.js';
+import { mulberry32 as rng, shuffleInPlace, childSeed } from '../rng.js';
 
 /** Random structure: permute each layer's mask, so each layer keeps its count of survivors. */
 export function shuffleMask(mask: Mask, seed: number): Mask {

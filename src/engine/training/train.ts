@@ -7,7 +7,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Dataset, Mask, Split } from '../types.js';
 import type { TrainingMetrics } from '../sink.js';
-import { rng, shuffleInPlace } from '../pruning/rng.js';
+import { mulberry32 as rng, shuffleInPlace } from '../rng.js';
+import { weightVariables } from '../models/inspect.js';
 
 export interface TrainConfig {
   optimizer: 'adam' | 'sgd' | 'momentum';
@@ -83,18 +84,6 @@ export function toTensors(ds: Dataset): TrainData {
   };
 }
 
-/** `${layer}/${short}` -> variable, the naming used by masks and weight maps. */
-export function namedVariables(model: tf.LayersModel): Map<string, tf.Variable> {
-  const out = new Map<string, tf.Variable>();
-  for (const layer of model.layers) {
-    for (const w of layer.weights) {
-      const short = (w.originalName ?? w.name).split('/').pop()!.replace(/_\d+$/, '');
-      out.set(`${layer.name}/${short}`, (w as unknown as { val: tf.Variable }).val);
-    }
-  }
-  return out;
-}
-
 function outputIsSoftmax(model: tf.LayersModel): boolean {
   const last = model.layers[model.layers.length - 1]!;
   const cfg = last.getConfig() as { activation?: string };
@@ -165,12 +154,12 @@ export async function trainModel(
   cfg: TrainConfig,
   cb: TrainCallbacks = {},
 ): Promise<TrainingMetrics> {
-  const vars = namedVariables(model);
+  const vars = weightVariables(model);
   const trainable = model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
   const maskTensors = new Map<tf.Variable, tf.Tensor>();
   if (mask) {
     for (const [name, m] of Object.entries(mask)) {
-      const v = vars.get(name);
+      const v = vars.get(name)?.read() as tf.Variable | undefined;
       if (!v) throw new Error(`mask names weight '${name}', which the model does not have`);
       if (v.size !== m.length) throw new Error(`mask for '${name}' has ${m.length} entries, weight has ${v.size}`);
       const t = tf.tensor(m, v.shape);

@@ -1,8 +1,10 @@
-// Seeded pseudo-random numbers for everything that must replay exactly:
-// data order, control masks, fresh initialisations.
+// Seeded pseudo-random numbers for everything that must replay exactly: data
+// order, the validation carve, control masks, fresh initialisations. A tiny
+// local generator keeps results identical across Node versions and TF.js
+// backends (Math.random and tf.randomUniform give no such promise).
 
-/** mulberry32: small, fast, good enough for shuffles; returns floats in [0, 1). */
-export function rng(seed: number): () => number {
+/** mulberry32: 32-bit state, fast, good enough for shuffles; floats in [0, 1). */
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -24,7 +26,12 @@ export function shuffleInPlace<T extends { length: number; [i: number]: number }
   return arr;
 }
 
-/** Derive a child seed from a parent and a label, so streams do not collide. */
+/** A permutation of 0..n-1 driven by `mulberry32(seed)`. */
+export function permutation(n: number, seed: number): Int32Array {
+  return shuffleInPlace(Int32Array.from({ length: n }, (_, i) => i), mulberry32(seed));
+}
+
+/** Derive a child seed from a parent and labels, so streams do not collide. */
 export function childSeed(seed: number, ...labels: Array<string | number>): number {
   let h = (seed ^ 0x9e3779b9) >>> 0;
   for (const label of labels) {

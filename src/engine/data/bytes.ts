@@ -1,0 +1,65 @@
+// Byte-level helpers shared by the format readers: gzip detection by magic
+// bytes (file names lie), gzip expansion with the checks fflate leaves out,
+// and magic-byte sniffing used to give "wrong format" errors a useful hint.
+
+import { gunzipSync } from 'fflate';
+import { DatasetError, describeError } from './errors.js';
+
+const CRC_TABLE = (() => {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  return table;
+})();
+
+export function crc32(data: Uint8Array): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+export function isGzip(bytes: Uint8Array): boolean {
+  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+}
+
+export function isZip(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04;
+}
+
+/**
+ * The file's content, gunzipped when it starts with the gzip magic.
+ * fflate checks neither the CRC nor the length in the gzip trailer, so a
+ * flipped bit inside a stored block would pass silently; both are checked here.
+ */
+export function maybeGunzip(bytes: Uint8Array, file: string, field: string): Uint8Array {
+  if (!isGzip(bytes)) return bytes;
+  let out: Uint8Array;
+  try {
+    out = gunzipSync(bytes);
+  } catch (err) {
+    throw new DatasetError(`${file}: corrupt or truncated gzip data (${describeError(err)})`, field, file, { cause: err });
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const expectedCrc = view.getUint32(bytes.length - 8, true);
+  const expectedSize = view.getUint32(bytes.length - 4, true);
+  // ISIZE is the length modulo 2^32, as the format defines it.
+  if ((out.length >>> 0) !== expectedSize) {
+    throw new DatasetError(
+      `${file}: corrupt gzip data (trailer says ${expectedSize} bytes, expanded to ${out.length})`,
+      field,
+      file,
+    );
+  }
+  if (crc32(out) !== expectedCrc) {
+    throw new DatasetError(`${file}: corrupt gzip data (CRC-32 mismatch)`, field, file);
+  }
+  return out;
+}
+
+/** First bytes as hex, for "wrong magic" messages. */
+export function hexPrefix(bytes: Uint8Array, n = 4): string {
+  return Array.from(bytes.subarray(0, n), (b) => b.toString(16).padStart(2, '0')).join(' ');
+}

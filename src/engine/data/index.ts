@@ -1,0 +1,45 @@
+// Public face of the data layer: a dataset reference in, a Dataset (train /
+// validation / test as flat NHWC Float32Arrays in [0, 1]) out. Reference syntax
+// and the builtin splits are documented in ./README.md.
+
+import type { Dataset } from '../types.js';
+import { loadBuiltin } from './builtin.js';
+import { DatasetError, describeError } from './errors.js';
+import { loadLocation } from './loaders.js';
+import { parseReference } from './reference.js';
+import { assemble, checkSplitOptions } from './split.js';
+
+export { DatasetError } from './errors.js';
+export { checkFits } from './fits.js';
+export { parseReference } from './reference.js';
+export type { DatasetReference, DatasetFormat, BuiltinName } from './reference.js';
+export { DEFAULT_VALIDATION_FRACTION } from './split.js';
+export { FASHION_MNIST_DIR_ENV } from './builtin.js';
+
+export interface LoadDatasetOptions {
+  /** Share of the training data held out for validation, in [0, 1). Default 0.1. */
+  validationFraction?: number;
+  /** Picks which training examples go to validation (and the maxTrain subset). Default 0. */
+  seed?: number;
+  /** Caps the training data used (before the carve): train.n + validation.n <= maxTrain. */
+  maxTrain?: number;
+  /** Keeps http(s) downloads here, keyed by URL; without it every load downloads again. */
+  cacheDir?: string;
+}
+
+export async function loadDataset(reference: string, opts: LoadDatasetOptions = {}): Promise<Dataset> {
+  try {
+    const split = checkSplitOptions(opts);
+    const ref = parseReference(reference);
+    const readOpts = { cacheDir: opts.cacheDir };
+    const loaded = ref.kind === 'builtin' ? await loadBuiltin(ref.name, readOpts) : await loadLocation(ref, readOpts);
+    return assemble(reference, loaded, split);
+  } catch (err) {
+    if (err instanceof DatasetError) throw err;
+    // Readers are written to throw DatasetError; anything else is a bug, but the
+    // client still gets one clear error naming the reference, not a stack trace.
+    throw new DatasetError(`${reference}: cannot load dataset (${describeError(err)})`, 'reference', undefined, {
+      cause: err,
+    });
+  }
+}

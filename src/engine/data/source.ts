@@ -1,0 +1,133 @@
+// Where dataset bytes come from: local files or http(s) URLs (Node's global
+// fetch), with an optional on-disk cache for downloads. Every failure becomes a
+// DatasetError naming the path or URL.
+
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { DatasetError, describeError } from './errors.js';
+
+export type Location = { kind: 'file'; path: string } | { kind: 'http'; url: string };
+
+export interface ReadOptions {
+  /** Downloads are kept here, keyed by URL; absent = no cache. */
+  cacheDir?: string;
+}
+
+/** Big archives on slow links take minutes; a stuck server must not hang a job forever. */
+const FETCH_TIMEOUT_MS = 10 * 60 * 1000;
+
+export function describeLocation(loc: Location): string {
+  return loc.kind === 'file' ? loc.path : loc.url;
+}
+
+/** `name` relative to the directory `dir` (absolute names are kept, but must stay on the same scheme). */
+export function childLocation(dir: Location, name: string, field: string): Location {
+  if (dir.kind === 'file') return { kind: 'file', path: resolve(dir.path, name) };
+  let url: URL;
+  try {
+    url = new URL(name, dir.url.endsWith('/') ? dir.url : `${dir.url}/`);
+  } catch (err) {
+    throw new DatasetError(`${dir.url}: bad file name '${name}' (${describeError(err)})`, field, dir.url, { cause: err });
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new DatasetError(`${url.href}: files of an http(s) reference must be http(s) URLs`, field, url.href);
+  }
+  return { kind: 'http', url: url.href };
+}
+
+/** The bytes at `loc`, or null when it does not exist (ENOENT, HTTP 404/410). */
+export async function tryRead(loc: Location, field: string, opts: ReadOptions): Promise<Uint8Array | null> {
+  return loc.kind === 'file' ? tryReadFile(loc.path, field) : tryFetch(loc.url, field, opts);
+}
+
+/** The bytes at `loc`; a missing file is a DatasetError. */
+export async function read(loc: Location, field: string, opts: ReadOptions): Promise<Uint8Array> {
+  const bytes = await tryRead(loc, field, opts);
+  if (bytes === null) {
+    const where = describeLocation(loc);
+    throw new DatasetError(`${where}: file not found`, field, where);
+  }
+  return bytes;
+}
+
+/** The first of `candidates` that exists (e.g. `x.gz` before `x`). */
+export async function readFirst(
+  candidates: Location[],
+  field: string,
+  opts: ReadOptions,
+): Promise<{ loc: Location; bytes: Uint8Array }> {
+  for (const loc of candidates) {
+    const bytes = await tryRead(loc, field, opts);
+    if (bytes !== null) return { loc, bytes };
+  }
+  const names = candidates.map(describeLocation);
+  throw new DatasetError(`${names[0]}: file not found (tried ${names.join(', ')})`, field, names[0]);
+}
+
+async function tryReadFile(path: string, field: string): Promise<Uint8Array | null> {
+  try {
+    const buf = await readFile(path);
+    return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+    const why = code === 'EISDIR' ? 'is a directory, not a file' : `cannot read (${describeError(err)})`;
+    throw new DatasetError(`${path}: ${why}`, field, path, { cause: err });
+  }
+}
+
+async function tryFetch(url: string, field: string, opts: ReadOptions): Promise<Uint8Array | null> {
+  const cachePath = opts.cacheDir === undefined ? undefined : join(opts.cacheDir, cacheName(url));
+  if (cachePath !== undefined) {
+    const cached = await tryReadFile(cachePath, field);
+    if (cached !== null) return cached;
+  }
+  let res: Response;
+  let body: ArrayBuffer;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), redirect: 'follow' });
+    if (res.status === 404 || res.status === 410) {
+      await res.body?.cancel();
+      return null;
+    }
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw new DatasetError(`${url}: HTTP ${res.status} ${res.statusText}`.trimEnd(), field, url);
+    }
+    body = await res.arrayBuffer();
+  } catch (err) {
+    if (err instanceof DatasetError) throw err;
+    throw new DatasetError(`${url}: download failed (${describeError(err)})`, field, url, { cause: err });
+  }
+  const declared = res.headers.get('content-length');
+  // Only meaningful without content-encoding: fetch hands back decoded bytes.
+  if (declared !== null && res.headers.get('content-encoding') === null && Number(declared) !== body.byteLength) {
+    throw new DatasetError(
+      `${url}: download truncated (Content-Length ${declared}, received ${body.byteLength} bytes)`,
+      field,
+      url,
+    );
+  }
+  const bytes = new Uint8Array(body);
+  if (cachePath !== undefined && opts.cacheDir !== undefined) await writeCache(opts.cacheDir, cachePath, bytes, url, field);
+  return bytes;
+}
+
+function cacheName(url: string): string {
+  return `http-${createHash('sha256').update(url).digest('hex').slice(0, 40)}`;
+}
+
+/** Write-then-rename so a concurrent reader (another worker) never sees half a file. */
+async function writeCache(dir: string, path: string, bytes: Uint8Array, url: string, field: string): Promise<void> {
+  const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
+  try {
+    await mkdir(dir, { recursive: true });
+    await writeFile(tmp, bytes);
+    await rename(tmp, path);
+  } catch (err) {
+    throw new DatasetError(`${url}: cannot write download cache ${path} (${describeError(err)})`, 'cacheDir', path, {
+      cause: err,
+    });
+  }
+}

@@ -1,0 +1,98 @@
+// Shared pieces of the model zoo: the options every family takes, the family
+// interface the registry holds, and seeded initialisers so that a zoo model is
+// a pure function of (name, options).
+import * as tf from '@tensorflow/tfjs';
+
+export type Initializer = ReturnType<typeof tf.initializers.glorotNormal>;
+
+export interface ModelOptions {
+  /** Shape of one example, without the batch dimension, e.g. [28, 28, 1]. */
+  inputShape: number[];
+  numClasses: number;
+  /** Integer; equal seeds give bit-identical initial weights. */
+  seed: number;
+}
+
+export interface ZooEntry {
+  name: string;
+  description: string;
+  defaultInput: number[];
+}
+
+/** One family of zoo models (one file each); the registry only dispatches. */
+export interface ModelFamily {
+  /** Names shown by listModels(); a family may accept more (e.g. lenet-N-M). */
+  entries: ZooEntry[];
+  /** Human-readable name patterns, for error messages, e.g. `lenet-N-M`. */
+  patterns: string[];
+  matches(name: string): boolean;
+  build(name: string, opts: ModelOptions): tf.LayersModel;
+}
+
+export function validateOptions(name: string, opts: ModelOptions): void {
+  const { inputShape, numClasses, seed } = opts;
+  if (!Array.isArray(inputShape) || inputShape.length === 0
+      || !inputShape.every((d) => Number.isInteger(d) && d > 0)) {
+    throw new Error(`${name}: inputShape must be a non-empty list of positive integers, got ${JSON.stringify(inputShape)}`);
+  }
+  if (!Number.isInteger(numClasses) || numClasses < 1) {
+    throw new Error(`${name}: numClasses must be a positive integer, got ${String(numClasses)}`);
+  }
+  if (!Number.isSafeInteger(seed)) {
+    throw new Error(`${name}: seed must be a safe integer, got ${String(seed)}`);
+  }
+}
+
+/**
+ * Seed for one layer's initialiser, derived from the model seed and the
+ * layer's (unique, stable) name rather than its position, so inserting a
+ * layer never reshuffles the initial weights of the others. Never 0: tfjs's
+ * truncated-normal treats a falsy seed as "unseeded" and draws Math.random().
+ */
+export function layerSeed(seed: number, layerName: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < layerName.length; i++) {
+    h = Math.imul(h ^ layerName.charCodeAt(i), 0x01000193);
+  }
+  const lo = seed >>> 0;
+  const hi = Math.floor(seed / 0x100000000) >>> 0;
+  h = Math.imul(h ^ lo, 0x9e3779b1);
+  h = Math.imul(h ^ (h >>> 15) ^ hi, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return (h >>> 0) || 1;
+}
+
+/** Glorot (Xavier) normal, the Lottery Ticket paper's init for LeNet and Conv-2/4/6. */
+export function glorotNormal(seed: number, layerName: string): Initializer {
+  return tf.initializers.glorotNormal({ seed: layerSeed(seed, layerName) });
+}
+
+export function glorotUniform(seed: number, layerName: string): Initializer {
+  return tf.initializers.glorotUniform({ seed: layerSeed(seed, layerName) });
+}
+
+/** He (Kaiming) normal, fan-in: the usual init for ReLU conv stacks with BN (VGG, ResNet). */
+export function heNormal(seed: number, layerName: string): Initializer {
+  return tf.initializers.heNormal({ seed: layerSeed(seed, layerName) });
+}
+
+/**
+ * Batch norm with PyTorch-like statistics (momentum 0.9 in Keras terms, eps
+ * 1e-5): the CIFAR VGG/ResNet results we compare against were trained that way.
+ */
+export function batchNorm(name: string): tf.layers.Layer {
+  return tf.layers.batchNormalization({ name, momentum: 0.9, epsilon: 1e-5 });
+}
+
+/** Spatial size after `pools` 2x2/stride-2 valid max-pools; throws if it would reach 0. */
+export function checkPoolable(name: string, inputShape: number[], pools: number): void {
+  if (inputShape.length !== 3) {
+    throw new Error(`${name}: needs an image input [height, width, channels], got ${JSON.stringify(inputShape)}`);
+  }
+  const min = 2 ** pools;
+  if (inputShape[0] < min || inputShape[1] < min) {
+    throw new Error(`${name}: ${pools} 2x2 max-pools need height and width >= ${min}, got ${inputShape[0]}x${inputShape[1]}`);
+  }
+}
