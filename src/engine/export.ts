@@ -95,7 +95,8 @@ export function decompressTicket(bytes: Uint8Array): { weights: WeightMap; mask:
   const mask: Mask = {};
   const take = (n: number) => {
     if (off + n > bytes.length) throw new Error('compressed ticket is truncated');
-    const s = bytes.slice(off, off + n);
+    // A copy with its own aligned buffer (Buffer#slice would be a view into a shared pool).
+    const s = new Uint8Array(bytes.subarray(off, off + n));
     off += n;
     return s;
   };

@@ -1,0 +1,46 @@
+// Entry point of the `ticketsmith` command: dispatches to one verb.
+import { pruneCommand, pruneUsage } from './prune.js';
+import { UsageError } from './flags.js';
+
+type Verb = { run: (argv: string[]) => Promise<number>; help: () => string; summary: string };
+
+const verbs: Record<string, Verb> = {
+  prune: { run: pruneCommand, help: pruneUsage, summary: 'run iterative magnitude pruning locally (no server)' },
+};
+
+function usage(): string {
+  const lines = Object.entries(verbs).map(([name, v]) => `  ${name.padEnd(10)} ${v.summary}`);
+  return `usage: ticketsmith <command> [flags]\n\ncommands:\n${lines.join('\n')}\n\n'ticketsmith <command> --help' for its flags.\n`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage());
+    return name ? 0 : 2;
+  }
+  const verb = verbs[name];
+  if (!verb) {
+    process.stderr.write(`unknown command '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(verb.help());
+    return 0;
+  }
+  return verb.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`error: ${err.message}\n`);
+      process.exit(2);
+    }
+    const e = err as Error & { field?: string; file?: string };
+    process.stderr.write(`error: ${e.message ?? String(err)}\n`);
+    if (process.env.TICKETSMITH_DEBUG) process.stderr.write(`${e.stack}\n`);
+    process.exit(1);
+  },
+);

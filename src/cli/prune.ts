@@ -1,0 +1,92 @@
+// `ticketsmith prune`: run one compression job locally, without a server,
+// checkpointing into runs/<name>/ so a rerun resumes after the last round.
+import { join } from 'node:path';
+import { RunSpecSchema, resolveSpec, runName, SpecError } from '../engine/spec.js';
+import { runCompression } from '../engine/run.js';
+import { FileSink, type EngineEvent, type RoundMetrics } from '../engine/sink.js';
+import { flagHelp, flagsOf, parseFlags } from './flags.js';
+
+const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
+
+export function roundsTable(rounds: RoundMetrics[]): string {
+  const head = ['round', 'weights', 'test acc', 'early-stop it', 'acc@es', 'reinit acc', 'shuffle acc', 'ex/s', 'compressed'];
+  const rows = rounds.map((r) => [
+    String(r.round),
+    pct(r.density),
+    pct(r.finalTestAccuracy),
+    String(r.earlyStopIteration),
+    pct(r.earlyStopTestAccuracy),
+    r.controls.reinit ? pct(r.controls.reinit.finalTestAccuracy) : '-',
+    r.controls.shuffle ? pct(r.controls.shuffle.finalTestAccuracy) : '-',
+    r.examplesPerSecond.toFixed(0),
+    `${(r.compressedBytes / 1024).toFixed(0)} KiB`,
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+function progressBar(e: Extract<EngineEvent, { kind: 'progress' }>): string {
+  const width = 30;
+  const filled = Math.round((e.step / e.totalSteps) * width);
+  const bar = '#'.repeat(filled) + '.'.repeat(width - filled);
+  const loss = e.validationLoss === undefined ? '' : ` val loss ${e.validationLoss.toFixed(4)}`;
+  return `round ${e.round} ${e.trial.padEnd(7)} [${bar}] ${e.step}/${e.totalSteps} ${e.examplesPerSecond.toFixed(0)} ex/s eta ${Math.ceil(e.etaSeconds)}s${loss}`;
+}
+
+export const pruneUsage = () => `usage: ticketsmith prune [flags]
+
+Runs iterative magnitude pruning locally; checkpoints go to --out/<run name>/.
+Run-spec flags (lists are comma-separated):
+${flagHelp(flagsOf(RunSpecSchema))}
+Other flags:
+  --out <dir>                                  where runs are kept (default "runs")
+  --json                                       print events and the result as JSON lines
+`;
+
+export async function pruneCommand(argv: string[]): Promise<number> {
+  const { spec: raw, options } = parseFlags(argv, flagsOf(RunSpecSchema), { out: 'string', json: 'boolean' });
+  let spec;
+  try {
+    spec = resolveSpec(raw);
+  } catch (err) {
+    if (err instanceof SpecError) {
+      process.stderr.write(`error: --${err.field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const json = options.json === true;
+  const dir = join(String(options.out ?? 'runs'), runName(spec));
+  const tty = process.stderr.isTTY === true;
+  let lastLine = 0;
+  const onEvent = (e: EngineEvent) => {
+    if (json) {
+      if (e.kind !== 'progress') process.stdout.write(`${JSON.stringify(e)}\n`);
+      return;
+    }
+    if (e.kind === 'progress') {
+      const now = Date.now();
+      if (tty) process.stderr.write(`\r${progressBar(e)}\x1b[K`);
+      else if (now - lastLine > 5000 || e.step === e.totalSteps) {
+        lastLine = now;
+        process.stderr.write(`${progressBar(e)}\n`);
+      }
+    } else if (e.kind === 'run-start') {
+      process.stderr.write(`run ${e.name} on ${e.backend}: ${e.rounds} pruning rounds${e.resumedFrom ? `, resuming after round ${e.resumedFrom - 1}` : ''}\n`);
+    } else if (e.kind === 'trial-end') {
+      if (tty) process.stderr.write('\n');
+      process.stderr.write(`round ${e.round} ${e.trial}: test accuracy ${pct(e.metrics.finalTestAccuracy)}, early stop at ${e.metrics.earlyStopIteration}\n`);
+    } else if (e.kind === 'round-start') {
+      process.stderr.write(`round ${e.round}: ${pct(e.density)} of weights remain\n`);
+    }
+  };
+  const result = await runCompression(spec, { sink: new FileSink(dir), onEvent });
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ kind: 'result', name: result.name, dir, verdict: result.verdict, summary: result.summary })}\n`);
+  } else {
+    const rounds = (result.summary.rounds ?? []) as RoundMetrics[];
+    process.stdout.write(`\n${roundsTable(rounds)}\n\n${result.verdict.summary}\nticket: ${join(dir, 'result', 'ticket')}\n`);
+  }
+  return 0;
+}

@@ -1,0 +1,175 @@
+// A trial is one training of one model from given weights under a given mask
+// (the ticket, or one of its controls). Trials of a round are independent, so
+// they can run side by side: in this thread (TrialRunner) or on a pool of
+// worker threads, each with its own TF.js backend (WorkerPool), to use every
+// core. Inputs and outputs are plain data so they cross threads unchanged.
+import * as tf from '@tensorflow/tfjs';
+import { Worker } from 'node:worker_threads';
+import type { Dataset, Mask, WeightMap } from '../types.js';
+import type { TrainingMetrics, TrialKind } from '../sink.js';
+import { createModel } from '../models/registry.js';
+import { getWeightMap, setWeightMap } from '../models/inspect.js';
+import { toTensors, trainModel, RunCancelled, type ProgressInfo, type TrainConfig, type TrainData } from './train.js';
+
+/** How to build the architecture: a zoo name, or a Layers topology (uploaded models). */
+export type ModelSource =
+  | { zoo: string; inputShape: number[]; numClasses: number; seed: number }
+  | { topology: unknown };
+
+export interface TrialJob {
+  round: number;
+  trial: TrialKind;
+  start: WeightMap;
+  mask: Mask;
+  cfg: TrainConfig;
+  /** Snapshot the weights after this many iterations (the late-resetting point). */
+  captureAt?: number;
+}
+
+export interface TrialResult {
+  metrics: TrainingMetrics;
+  weights: WeightMap;
+  captured?: WeightMap;
+}
+
+export interface TrialExecutor {
+  readonly parallelism: number;
+  run(job: TrialJob, opts: { signal?: AbortSignal; onProgress?: (p: ProgressInfo) => void }): Promise<TrialResult>;
+  dispose(): Promise<void>;
+}
+
+export async function buildModel(source: ModelSource): Promise<tf.LayersModel> {
+  if ('zoo' in source) return createModel(source.zoo, source);
+  return tf.models.modelFromJSON({ modelTopology: source.topology } as tf.io.ModelJSON);
+}
+
+/** Runs trials one at a time in the calling thread, reusing one model and one upload of the data. */
+export class TrialRunner implements TrialExecutor {
+  readonly parallelism = 1;
+  private data: TrainData | null = null;
+  private model: tf.LayersModel | null = null;
+  /** Trials share one model, so they take turns (each awaits the one before). */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly dataset: Dataset,
+    private readonly source: ModelSource,
+  ) {}
+
+  run(job: TrialJob, opts: { signal?: AbortSignal; onProgress?: (p: ProgressInfo) => void } = {}): Promise<TrialResult> {
+    const turn = this.queue.then(() => this.runNow(job, opts));
+    this.queue = turn.catch(() => undefined);
+    return turn;
+  }
+
+  private async runNow(job: TrialJob, opts: { signal?: AbortSignal; onProgress?: (p: ProgressInfo) => void }): Promise<TrialResult> {
+    this.model ??= await buildModel(this.source);
+    this.data ??= toTensors(this.dataset);
+    const model = this.model;
+    setWeightMap(model, job.start, { requireAll: true });
+    let captured: WeightMap | undefined;
+    const metrics = await trainModel(model, this.data, job.mask, job.cfg, {
+      signal: opts.signal,
+      onProgress: opts.onProgress,
+      capture: job.captureAt === undefined ? undefined : { iteration: job.captureAt, fn: () => (captured = getWeightMap(model)) },
+    });
+    return { metrics, weights: getWeightMap(model), captured };
+  }
+
+  async dispose(): Promise<void> {
+    this.data?.dispose();
+    this.model?.dispose();
+    this.data = this.model = null;
+  }
+}
+
+type ToWorker =
+  | { type: 'init'; dataset: Dataset; source: ModelSource; backend?: string }
+  | { type: 'run'; id: number; job: TrialJob }
+  | { type: 'abort'; id: number };
+
+export type FromWorker =
+  | { type: 'ready'; backend: string }
+  | { type: 'progress'; id: number; progress: ProgressInfo }
+  | { type: 'done'; id: number; result: TrialResult }
+  | { type: 'error'; id: number; name: string; message: string };
+
+interface Slot {
+  worker: Worker;
+  busy: boolean;
+  ready: Promise<void>;
+}
+
+/** A fixed pool of worker threads, each holding the dataset and the architecture once. */
+export class WorkerPool implements TrialExecutor {
+  private readonly slots: Slot[] = [];
+  private readonly waiting: Array<(s: Slot) => void> = [];
+  private nextId = 1;
+  private readonly handlers = new Map<number, (m: FromWorker) => void>();
+
+  constructor(
+    readonly parallelism: number,
+    dataset: Dataset,
+    source: ModelSource,
+    backend?: string,
+  ) {
+    for (let i = 0; i < parallelism; i++) {
+      const worker = new Worker(new URL('./trial-worker-boot.mjs', import.meta.url), { execArgv: [] });
+      const ready = new Promise<void>((resolve, reject) => {
+        const onMessage = (m: FromWorker) => {
+          if (m.type === 'ready') resolve();
+          else if (m.type === 'error' && m.id === 0) reject(new Error(`trial worker failed to start: ${m.message}`));
+          else this.handlers.get((m as { id: number }).id)?.(m);
+        };
+        worker.on('message', onMessage);
+        worker.once('error', reject);
+      });
+      ready.catch(() => undefined);
+      worker.postMessage({ type: 'init', dataset, source, backend } satisfies ToWorker);
+      this.slots.push({ worker, busy: false, ready });
+    }
+  }
+
+  private async acquire(): Promise<Slot> {
+    const free = this.slots.find((s) => !s.busy);
+    const slot = free ?? (await new Promise<Slot>((resolve) => this.waiting.push(resolve)));
+    slot.busy = true;
+    await slot.ready;
+    return slot;
+  }
+
+  private release(slot: Slot): void {
+    const next = this.waiting.shift();
+    if (next) next(slot);
+    else slot.busy = false;
+  }
+
+  async run(job: TrialJob, opts: { signal?: AbortSignal; onProgress?: (p: ProgressInfo) => void } = {}): Promise<TrialResult> {
+    const slot = await this.acquire();
+    const id = this.nextId++;
+    try {
+      return await new Promise<TrialResult>((resolve, reject) => {
+        const onAbort = () => slot.worker.postMessage({ type: 'abort', id } satisfies ToWorker);
+        opts.signal?.addEventListener('abort', onAbort, { once: true });
+        const onExit = (code: number) => reject(new Error(`trial worker exited with code ${code}`));
+        slot.worker.once('exit', onExit);
+        this.handlers.set(id, (m) => {
+          if (m.type === 'progress') return opts.onProgress?.(m.progress);
+          this.handlers.delete(id);
+          slot.worker.off('exit', onExit);
+          opts.signal?.removeEventListener('abort', onAbort);
+          if (m.type === 'done') resolve(m.result);
+          else if (m.type === 'error') reject(m.name === 'RunCancelled' ? new RunCancelled() : new Error(m.message));
+        });
+        if (opts.signal?.aborted) onAbort();
+        slot.worker.postMessage({ type: 'run', id, job } satisfies ToWorker);
+      });
+    } finally {
+      this.release(slot);
+    }
+  }
+
+  async dispose(): Promise<void> {
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+}
