@@ -104,3 +104,13 @@ export function flagHelp(flags: FlagInfo[]): string {
     })
     .join('\n');
 }
+
+/** The run-spec reference table for the README, generated so docs cannot drift from the schema. */
+export function flagTableMarkdown(flags: FlagInfo[]): string {
+  const rows = flags.map((f) => {
+    const type = f.choices ? f.choices.map((c) => `\`${c}\``).join(' \\| ') : f.type;
+    const def = f.defaultValue === undefined ? '–' : `\`${JSON.stringify(f.defaultValue)}\``;
+    return `| \`${f.key}\` | \`${f.flag}\` | ${type} | ${def} | ${f.description.replace(/\|/g, '\\|')} |`;
+  });
+  return ['| field | CLI flag | type | default | meaning |', '|---|---|---|---|---|', ...rows].join('\n');
+}

@@ -68,3 +68,10 @@ test('CLI flags come from the schema', () => {
   assert.throws(() => parseFlags(['--rounds', 'many'], flags), UsageError);
   assert.throws(() => parseFlags(['--nope'], flags), /unknown flag --nope/);
 });
+
+test('README run-spec table matches the schema', async () => {
+  const { readFile } = await import('node:fs/promises');
+  const { flagTableMarkdown } = await import('../../src/cli/flags.js');
+  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+  assert.ok(readme.includes(flagTableMarkdown(flagsOf(RunSpecSchema))), 'README.md is stale: run `npx tsx scripts/spec-docs.ts --write`');
+});
