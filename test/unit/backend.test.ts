@@ -1,7 +1,7 @@
 // Backend selection: automatic choice (native packages are not installed
 // here, so WASM), TICKETSMITH_BACKEND / prefer overrides, clear errors, the
-// cached result, and opt-in WASM threads. Each scenario runs in a fresh Node
-// process because a process selects its backend once.
+// cached result, and opt-in WASM threads. Scenarios run in child Node
+// processes because a process selects its backend only once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -42,65 +42,100 @@ function inChild(body: string, env: Record<string, string> = {}): Promise<Outcom
   });
 }
 
-test('without native packages it picks WASM with SIMD and says why it skipped the others', async () => {
-  const r = await inChild(`
-    const before = m.getBackendInfo();
-    const info = await m.initBackend();
+interface Attempt {
+  info?: Record<string, unknown>;
+  error?: { name: string; message: string };
+}
+
+/**
+ * One process walks through the failing requests first (a failed selection is
+ * not cached, so the process can still select afterwards), then the default.
+ */
+let walk: Promise<Outcome> | undefined;
+function walkthrough(): Promise<Outcome> {
+  walk ??= inChild(`
+    const attempt = async (env, opts) => {
+      Object.assign(process.env, env);
+      try { return { info: await m.initBackend(opts) }; }
+      catch (e) { return { error: { name: e.name, message: e.message } }; }
+      finally { for (const k of Object.keys(env)) delete process.env[k]; }
+    };
+    const unknown = await attempt({ TICKETSMITH_BACKEND: 'gpu' });
+    const threads = await attempt({ TICKETSMITH_WASM_THREADS: 'many' });
+    const tfNode = await attempt({}, { prefer: 'tensorflow' });
+    const tfGpu = await attempt({}, { prefer: 'tensorflow-gpu' });
+    const before = m.getBackendInfo() ?? null;
+    const chosen = await attempt({});
     const again = await m.initBackend();
+    const switching = await attempt({}, { prefer: 'cpu' });
     const tf = await import('@tensorflow/tfjs');
-    return { info, extra: { before: before ?? null, same: again === info && m.getBackendInfo() === info, active: tf.getBackend() } };`);
+    return { extra: { unknown, threads, tfNode, tfGpu, before, chosen, switching,
+      same: again === m.getBackendInfo() && again.name === chosen.info?.name, active: tf.getBackend() } };`);
+  return walk;
+}
+
+async function attempts(): Promise<Record<string, Attempt> & { before: unknown; same: boolean; active: string }> {
+  const r = await walkthrough();
   assert.ok(r.ok, JSON.stringify(r.error));
-  assert.equal(r.info!.name, 'wasm');
-  assert.equal(r.info!.package, '@tensorflow/tfjs-backend-wasm');
-  assert.equal(r.info!.version, '4.22.0');
-  assert.equal(r.info!.simd, true);
-  assert.equal(r.info!.threads, 1);
-  assert.deepEqual(r.info!.skipped, [
+  return r.extra as Record<string, Attempt> & { before: unknown; same: boolean; active: string };
+}
+
+test('without native packages it picks WASM with SIMD and says why it skipped the others', async () => {
+  const a = await attempts();
+  assert.equal(a.before, null);
+  const info = a.chosen!.info!;
+  assert.equal(info.name, 'wasm');
+  assert.equal(info.package, '@tensorflow/tfjs-backend-wasm');
+  assert.equal(info.version, '4.22.0');
+  assert.equal(info.simd, true);
+  assert.equal(info.threads, 1);
+  assert.deepEqual(info.skipped, [
     { name: 'tensorflow-gpu', reason: 'not installed' },
     { name: 'tensorflow', reason: 'not installed' },
   ]);
-  assert.deepEqual(r.extra, { before: null, same: true, active: 'wasm' });
+  assert.equal(a.active, 'wasm');
 });
 
-test('TICKETSMITH_BACKEND=cpu selects the pure-JS backend', async () => {
-  const r = await inChild(`
-    const info = await m.initBackend();
-    const tf = await import('@tensorflow/tfjs');
-    return { info, extra: tf.getBackend() };`, { TICKETSMITH_BACKEND: 'cpu' });
-  assert.ok(r.ok, JSON.stringify(r.error));
-  assert.equal(r.info!.name, 'cpu');
-  assert.equal(r.extra, 'cpu');
-});
-
-test('the prefer option beats TICKETSMITH_BACKEND, and a later call cannot switch', async () => {
-  const r = await inChild(`
-    const info = await m.initBackend({ prefer: 'wasm' });
-    let err = null;
-    try { await m.initBackend({ prefer: 'cpu' }); } catch (e) { err = e.message; }
-    return { info, extra: err };`, { TICKETSMITH_BACKEND: 'cpu' });
-  assert.ok(r.ok, JSON.stringify(r.error));
-  assert.equal(r.info!.name, 'wasm');
-  assert.match(String(r.extra), /'wasm' is already initialised.*cannot switch to 'cpu'/);
+test('later calls return the cached choice and refuse to switch backends', async () => {
+  const a = await attempts();
+  assert.equal(a.same, true);
+  assert.match(a.switching!.error!.message, /'wasm' is already initialised.*cannot switch to 'cpu'/);
 });
 
 test('an unknown TICKETSMITH_BACKEND value is rejected with the valid names', async () => {
-  const r = await inChild(`return { info: await m.initBackend() };`, { TICKETSMITH_BACKEND: 'gpu' });
-  assert.equal(r.ok, false);
+  const a = await attempts();
   assert.equal(
-    r.error!.message,
+    a.unknown!.error!.message,
     "Unknown TF.js backend 'gpu' (from TICKETSMITH_BACKEND); expected one of: tensorflow-gpu, tensorflow, wasm, cpu",
   );
 });
 
 test('requesting an absent native backend names the package and how to get it', async () => {
-  const r = await inChild(`return { info: await m.initBackend({ prefer: 'tensorflow' }) };`);
-  assert.equal(r.ok, false);
-  assert.equal(r.error!.name, 'BackendUnavailableError');
-  assert.match(r.error!.message, /@tensorflow\/tfjs-node is not installed/);
-  assert.match(r.error!.message, /npm run native-backend/);
-  const gpu = await inChild(`return { info: await m.initBackend({ prefer: 'tensorflow-gpu' }) };`);
-  assert.equal(gpu.ok, false);
-  assert.match(gpu.error!.message, /@tensorflow\/tfjs-node-gpu is not installed.*CUDA/);
+  const a = await attempts();
+  assert.equal(a.tfNode!.error!.name, 'BackendUnavailableError');
+  assert.match(a.tfNode!.error!.message, /@tensorflow\/tfjs-node is not installed/);
+  assert.match(a.tfNode!.error!.message, /npm run native-backend/);
+  assert.match(a.tfGpu!.error!.message, /@tensorflow\/tfjs-node-gpu is not installed.*CUDA/);
+});
+
+test('a malformed TICKETSMITH_WASM_THREADS is rejected', async () => {
+  const a = await attempts();
+  assert.match(a.threads!.error!.message, /Invalid WASM thread count 'many' \(from TICKETSMITH_WASM_THREADS\)/);
+});
+
+test('TICKETSMITH_BACKEND=cpu selects the pure-JS backend; the prefer option beats it', async () => {
+  const [cpu, preferred] = await Promise.all([
+    inChild(`
+      const info = await m.initBackend();
+      const tf = await import('@tensorflow/tfjs');
+      return { info, extra: tf.getBackend() };`, { TICKETSMITH_BACKEND: 'cpu' }),
+    inChild(`return { info: await m.initBackend({ prefer: 'wasm' }) };`, { TICKETSMITH_BACKEND: 'cpu' }),
+  ]);
+  assert.ok(cpu.ok, JSON.stringify(cpu.error));
+  assert.equal(cpu.info!.name, 'cpu');
+  assert.equal(cpu.extra, 'cpu');
+  assert.ok(preferred.ok, JSON.stringify(preferred.error));
+  assert.equal(preferred.info!.name, 'wasm');
 });
 
 test('TICKETSMITH_WASM_THREADS=2 runs a 2-thread pool that computes what cpu computes and lets the process exit', async () => {
@@ -120,10 +155,4 @@ test('TICKETSMITH_WASM_THREADS=2 runs a 2-thread pool that computes what cpu com
   assert.equal(r.info!.name, 'wasm');
   assert.equal(r.info!.threads, 2);
   assert.ok((r.extra as number) < 1e-4, `max |wasm - cpu| = ${String(r.extra)}`);
-});
-
-test('a malformed TICKETSMITH_WASM_THREADS is rejected', async () => {
-  const r = await inChild(`return { info: await m.initBackend() };`, { TICKETSMITH_WASM_THREADS: 'many' });
-  assert.equal(r.ok, false);
-  assert.match(r.error!.message, /Invalid WASM thread count 'many' \(from TICKETSMITH_WASM_THREADS\)/);
 });

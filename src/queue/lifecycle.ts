@@ -1,0 +1,207 @@
+// A job row's state transitions, each one transaction: claim (queued →
+// running), heartbeat, finish (→ succeeded / failed / cancelled), release
+// (running → queued on shutdown) and reap (stale running → queued, or failed
+// after too many attempts). The job row, not the pg-boss entry, is the truth:
+// pg-boss only delivers "look at job X" messages, and a message for a job that
+// is finished or held by a live worker is dropped.
+import type PgBoss from 'pg-boss';
+import type { RunSpec } from '../engine/spec.js';
+import { TX_OPTIONS, toJson, type Prisma, type PrismaClient } from '../store/db.js';
+import { appendEvent } from '../store/events.js';
+import type { Lease } from '../store/sink.js';
+import { isTerminal, type JobState } from '../store/states.js';
+import { JOB_QUEUE, cancelDispatchInTx, enqueueInTx } from './boss.js';
+
+/** Codes a worker records on a failed job; each is a row of service/errors.ts ERRORS. */
+export const JOB_ERROR_CODES = Object.freeze(['INVALID_ARGUMENT', 'ENGINE_ERROR', 'WORKER_LOST', 'INTERNAL'] as const);
+export type JobErrorCode = (typeof JOB_ERROR_CODES)[number];
+
+export interface ClaimOptions {
+  workerId: string;
+  queueJobId: string;
+  staleSeconds: number;
+  maxAttempts: number;
+}
+
+export type Claim =
+  | { kind: 'run'; lease: Lease; spec: RunSpec; resumed: boolean }
+  | { kind: 'skip'; reason: string };
+
+interface LockedJob {
+  status: JobState;
+  attempts: number;
+  tenant: string;
+  spec: unknown;
+  worker_id: string | null;
+  cancel_requested: boolean;
+  heartbeat_fresh: boolean;
+}
+
+async function lockJob(tx: Prisma.TransactionClient, jobId: string, staleSeconds: number): Promise<LockedJob | null> {
+  const rows = await tx.$queryRaw<LockedJob[]>`
+    SELECT status::text AS status, attempts, tenant, spec, worker_id,
+           cancel_requested_at IS NOT NULL AS cancel_requested,
+           COALESCE(heartbeat_at > now() - make_interval(secs => ${staleSeconds}::float8), false) AS heartbeat_fresh
+    FROM job WHERE id = ${jobId}::uuid FOR UPDATE`;
+  return rows[0] ?? null;
+}
+
+/** Takes a job for this worker, or says why this delivery is to be dropped. */
+export async function claimJob(prisma: PrismaClient, jobId: string, opts: ClaimOptions): Promise<Claim> {
+  return prisma.$transaction(async (tx) => {
+    const job = await lockJob(tx, jobId, opts.staleSeconds);
+    if (!job) return { kind: 'skip', reason: 'job row missing' };
+    if (isTerminal(job.status)) return { kind: 'skip', reason: `job already ${job.status}` };
+    if (job.status === 'running' && job.heartbeat_fresh) return { kind: 'skip', reason: `job held by live worker ${job.worker_id}` };
+    if (job.cancel_requested) {
+      await tx.job.update({ where: { id: jobId }, data: { status: 'cancelled', finishedAt: new Date(), workerId: null } });
+      await appendEvent(tx, jobId, 'finished', { status: 'cancelled' });
+      return { kind: 'skip', reason: 'cancelled before start' };
+    }
+    if (job.attempts >= opts.maxAttempts) {
+      const message = `gave up after ${job.attempts} attempts: each worker that ran this job stopped without finishing it`;
+      await tx.job.update({
+        where: { id: jobId },
+        data: { status: 'failed', finishedAt: new Date(), errorCode: 'WORKER_LOST', errorMessage: message, workerId: null },
+      });
+      await appendEvent(tx, jobId, 'finished', { status: 'failed', error: { code: 'WORKER_LOST', message } });
+      return { kind: 'skip', reason: 'too many attempts' };
+    }
+    const attempt = job.attempts + 1;
+    await tx.$executeRaw`
+      UPDATE job SET status = 'running', attempts = ${attempt}, worker_id = ${opts.workerId},
+        queue_job_id = ${opts.queueJobId}::uuid, heartbeat_at = now(), started_at = COALESCE(started_at, now())
+      WHERE id = ${jobId}::uuid`;
+    await appendEvent(tx, jobId, 'started', { attempt, workerId: opts.workerId });
+    return { kind: 'run', lease: { jobId, tenant: job.tenant, attempt }, spec: job.spec as RunSpec, resumed: attempt > 1 };
+  }, TX_OPTIONS);
+}
+
+export interface HeartbeatResult {
+  /** False when another worker took the job over (or it finished). */
+  held: boolean;
+  cancelRequested: boolean;
+}
+
+export async function heartbeat(prisma: PrismaClient, lease: Lease): Promise<HeartbeatResult> {
+  const rows = await prisma.$queryRaw<{ cancel_requested: boolean }[]>`
+    UPDATE job SET heartbeat_at = now()
+    WHERE id = ${lease.jobId}::uuid AND attempts = ${lease.attempt} AND status = 'running'
+    RETURNING cancel_requested_at IS NOT NULL AS cancel_requested`;
+  return rows.length === 0 ? { held: false, cancelRequested: false } : { held: true, cancelRequested: rows[0]!.cancel_requested };
+}
+
+export type Outcome =
+  | { status: 'succeeded' }
+  | { status: 'cancelled' }
+  | { status: 'failed'; code: JobErrorCode; message: string };
+
+/** Records the end of a run; false when the lease was lost meanwhile (nothing written). */
+export async function finishJob(prisma: PrismaClient, lease: Lease, outcome: Outcome, progress?: unknown): Promise<boolean> {
+  return prisma.$transaction(async (tx) => {
+    const { count } = await tx.job.updateMany({
+      where: { id: lease.jobId, attempts: lease.attempt, status: 'running' },
+      data: {
+        status: outcome.status,
+        finishedAt: new Date(),
+        heartbeatAt: null,
+        errorCode: outcome.status === 'failed' ? outcome.code : null,
+        errorMessage: outcome.status === 'failed' ? outcome.message.slice(0, 4000) : null,
+        ...(progress === undefined ? {} : { progress: toJson(progress) }),
+      },
+    });
+    if (count !== 1) return false;
+    await appendEvent(tx, lease.jobId, 'finished', {
+      status: outcome.status,
+      ...(outcome.status === 'failed' ? { error: { code: outcome.code, message: outcome.message } } : {}),
+    });
+    return true;
+  }, TX_OPTIONS);
+}
+
+/** Hands a running job back to the queue (worker shutdown); it resumes from its last committed round. */
+export async function releaseJob(prisma: PrismaClient, boss: PgBoss, lease: Lease, reason: string): Promise<boolean> {
+  return prisma.$transaction(async (tx) => {
+    const { count } = await tx.job.updateMany({
+      where: { id: lease.jobId, attempts: lease.attempt, status: 'running' },
+      data: { status: 'queued', workerId: null, heartbeatAt: null },
+    });
+    if (count !== 1) return false;
+    await enqueueInTx(boss, tx, lease.jobId);
+    await appendEvent(tx, lease.jobId, 'requeued', { reason });
+    return true;
+  }, TX_OPTIONS);
+}
+
+export interface ReapOptions {
+  staleSeconds: number;
+  maxAttempts: number;
+  /** A queued job whose dispatch ended (or vanished) this long ago is re-dispatched. */
+  lostDispatchSeconds?: number;
+  limit?: number;
+}
+
+export interface ReapResult {
+  requeued: string[];
+  failed: string[];
+  cancelled: string[];
+  redispatched: string[];
+}
+
+/**
+ * Recovers jobs whose worker died: running jobs with a stale heartbeat are
+ * requeued (or failed as WORKER_LOST after maxAttempts, or cancelled when a
+ * cancel was pending), and queued jobs whose pg-boss entry is gone get a new
+ * one. Safe to run from every worker at once (SKIP LOCKED).
+ */
+export async function reapJobs(prisma: PrismaClient, boss: PgBoss, opts: ReapOptions): Promise<ReapResult> {
+  const result: ReapResult = { requeued: [], failed: [], cancelled: [], redispatched: [] };
+  const limit = opts.limit ?? 20;
+  await prisma.$transaction(async (tx) => {
+    const stale = await tx.$queryRaw<{ id: string; attempts: number; queue_job_id: string | null; cancel_requested: boolean }[]>`
+      SELECT id::text AS id, attempts, queue_job_id::text AS queue_job_id, cancel_requested_at IS NOT NULL AS cancel_requested
+      FROM job
+      WHERE status = 'running' AND (heartbeat_at IS NULL OR heartbeat_at < now() - make_interval(secs => ${opts.staleSeconds}::float8))
+      ORDER BY heartbeat_at NULLS FIRST
+      LIMIT ${limit}
+      FOR UPDATE SKIP LOCKED`;
+    for (const job of stale) {
+      await cancelDispatchInTx(boss, tx, job.queue_job_id);
+      if (job.cancel_requested) {
+        await tx.job.update({ where: { id: job.id }, data: { status: 'cancelled', finishedAt: new Date(), workerId: null, heartbeatAt: null } });
+        await appendEvent(tx, job.id, 'finished', { status: 'cancelled' });
+        result.cancelled.push(job.id);
+      } else if (job.attempts >= opts.maxAttempts) {
+        const message = `worker stopped responding on attempt ${job.attempts} of ${opts.maxAttempts}`;
+        await tx.job.update({
+          where: { id: job.id },
+          data: { status: 'failed', finishedAt: new Date(), errorCode: 'WORKER_LOST', errorMessage: message, workerId: null, heartbeatAt: null },
+        });
+        await appendEvent(tx, job.id, 'finished', { status: 'failed', error: { code: 'WORKER_LOST', message } });
+        result.failed.push(job.id);
+      } else {
+        await tx.job.update({ where: { id: job.id }, data: { status: 'queued', workerId: null, heartbeatAt: null } });
+        await enqueueInTx(boss, tx, job.id);
+        await appendEvent(tx, job.id, 'requeued', { reason: 'worker heartbeat stale', attempt: job.attempts });
+        result.requeued.push(job.id);
+      }
+    }
+
+    const lostAfter = opts.lostDispatchSeconds ?? 60;
+    const lost = await tx.$queryRaw<{ id: string }[]>`
+      SELECT j.id::text AS id FROM job j
+      LEFT JOIN pgboss.job b ON b.name = ${JOB_QUEUE} AND b.id = j.queue_job_id
+      WHERE j.status = 'queued' AND j.cancel_requested_at IS NULL
+        AND (b.id IS NULL OR b.state >= 'completed')
+        AND j.created_at < now() - make_interval(secs => ${lostAfter}::float8)
+        AND (b.completed_on IS NULL OR b.completed_on < now() - make_interval(secs => ${lostAfter}::float8))
+      LIMIT ${limit}
+      FOR UPDATE OF j SKIP LOCKED`;
+    for (const job of lost) {
+      await enqueueInTx(boss, tx, job.id);
+      await appendEvent(tx, job.id, 'requeued', { reason: 'queue entry lost' });
+      result.redispatched.push(job.id);
+    }
+  }, TX_OPTIONS);
+  return result;
+}

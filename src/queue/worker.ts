@@ -1,0 +1,393 @@
+// The worker: takes job deliveries from pg-boss, claims the job row, runs the
+// engine with a Postgres sink, turns engine events into event rows and
+// throttled progress, aborts on cancel, and records how the run ended.
+//
+// Liveness does not rest on pg-boss expiry (see boss.ts): a running job's row
+// gets a heartbeat every `heartbeatSeconds`; every worker also runs a reaper
+// that requeues running jobs whose heartbeat is older than `staleSeconds`, so
+// a killed worker's job resumes on another worker from its last committed
+// round. The attempt counter fences the old holder out if it was only slow.
+//
+// The engine runner is injected: the service passes the real engine
+// (src/engine/run.ts), tests may pass a small engine of their own.
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type PgBoss from 'pg-boss';
+import type { CheckpointSink, EngineEvent, RunResultRecord } from '../engine/sink.js';
+import type { RunSpec } from '../engine/spec.js';
+import { childLogger, type Logger } from '../runtime/logger.js';
+import type { BlobStore } from '../store/blobs.js';
+import { TX_OPTIONS, type PrismaClient } from '../store/db.js';
+import { appendEvent, JobGoneError } from '../store/events.js';
+import { CHANNELS, type Notifier } from '../store/notify.js';
+import { ProgressTracker } from '../store/progress.js';
+import { LeaseLostError, PostgresSink, touchLease, type Lease } from '../store/sink.js';
+import { JOB_QUEUE, type QueuedJobData } from './boss.js';
+import { prepareRun } from './inputs.js';
+import { claimJob, finishJob, heartbeat, reapJobs, releaseJob, type JobErrorCode, type Outcome } from './lifecycle.js';
+
+export interface EngineContext {
+  sink: CheckpointSink;
+  signal?: AbortSignal;
+  onEvent?: (e: EngineEvent) => void;
+}
+
+/** One compression run: the engine's `runCompression`, or a test engine. */
+export type EngineRunner = (spec: RunSpec, ctx: EngineContext) => Promise<RunResultRecord>;
+
+/** The real engine, loaded on first use (it pulls in TF.js). */
+export async function loadEngineRunner(): Promise<EngineRunner> {
+  const mod = (await import(new URL('../engine/run.js', import.meta.url).href)) as { runCompression?: unknown };
+  if (typeof mod.runCompression !== 'function') throw new Error('src/engine/run.ts does not export runCompression');
+  return mod.runCompression as EngineRunner;
+}
+
+export interface WorkerDeps {
+  prisma: PrismaClient;
+  blobs: BlobStore;
+  boss: PgBoss;
+  /** Without it, cancels are seen at the next heartbeat and idle workers poll. */
+  notifier?: Notifier;
+  /** Default: the real engine (loadEngineRunner). */
+  runner?: EngineRunner;
+}
+
+export interface WorkerOptions {
+  id?: string;
+  /** Jobs run at once by this worker (default 1). */
+  concurrency?: number;
+  heartbeatSeconds?: number;
+  staleSeconds?: number;
+  /** Reaper period; 0 disables this worker's reaper. */
+  reapSeconds?: number;
+  maxAttempts?: number;
+  /** Idle fetch period when no NOTIFY wakes the worker. */
+  pollSeconds?: number;
+  /** Least time between two progress writes of one job (default 500 ms: at most 2 per second). */
+  progressIntervalMs?: number;
+}
+
+type Settings = Required<Omit<WorkerOptions, 'id'>>;
+
+const DEFAULTS: Settings = {
+  concurrency: 1,
+  heartbeatSeconds: 10,
+  staleSeconds: 120,
+  reapSeconds: 15,
+  maxAttempts: 5,
+  pollSeconds: 2,
+  progressIntervalMs: 500,
+};
+
+type AbortReason = 'cancel' | 'shutdown' | 'lease-lost';
+
+const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+function classify(e: unknown): { code: JobErrorCode; message: string } {
+  const name = e instanceof Error ? e.name : '';
+  if (name === 'SpecError' || name === 'DatasetError') return { code: 'INVALID_ARGUMENT', message: message(e) };
+  return { code: 'ENGINE_ERROR', message: message(e) || 'engine failed' };
+}
+
+/** One job being run by this worker: its abort switch, progress and ordered event writes. */
+class ActiveRun {
+  readonly ac = new AbortController();
+  readonly tracker = new ProgressTracker();
+  private chain: Promise<void> = Promise.resolve();
+  private lastProgressAt = 0;
+  private pendingProgress: Extract<EngineEvent, { kind: 'progress' }> | null = null;
+  private progressTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly lease: Lease,
+    private readonly prisma: PrismaClient,
+    private readonly log: Logger,
+    private readonly progressIntervalMs: number,
+  ) {}
+
+  abort(reason: AbortReason): void {
+    if (!this.ac.signal.aborted) {
+      this.log.info({ reason }, 'aborting run');
+      this.ac.abort(reason);
+    }
+  }
+
+  get reason(): AbortReason | null {
+    return this.ac.signal.aborted ? (this.ac.signal.reason as AbortReason) : null;
+  }
+
+  readonly onEvent = (e: EngineEvent): void => {
+    this.tracker.apply(e);
+    if (e.kind === 'progress') {
+      this.pendingProgress = e;
+      const due = this.lastProgressAt + this.progressIntervalMs - Date.now();
+      if (due <= 0) this.flushProgress();
+      else this.progressTimer ??= setTimeout(() => this.flushProgress(), due);
+      return;
+    }
+    this.flushProgress();
+    const { kind, ...rest } = e;
+    const payload = e.kind === 'trial-end' || e.kind === 'round-end' ? { ...rest, metrics: { ...e.metrics, curve: undefined } } : rest;
+    this.write(kind, payload, e.kind === 'run-start' ? e.backend : undefined);
+  };
+
+  private flushProgress(): void {
+    if (this.progressTimer) clearTimeout(this.progressTimer);
+    this.progressTimer = null;
+    const e = this.pendingProgress;
+    if (!e) return;
+    this.pendingProgress = null;
+    this.lastProgressAt = Date.now();
+    const { kind, ...payload } = e;
+    this.write(kind, payload);
+  }
+
+  /** Queues one event row (+ job progress) behind the previous ones, so they land in order. */
+  private write(kind: string, payload: unknown, backend?: string): void {
+    const progress = this.tracker.snapshot();
+    this.chain = this.chain.then(async () => {
+      if (this.reason === 'lease-lost') return;
+      try {
+        await this.prisma.$transaction(async (tx) => {
+          await touchLease(tx, this.lease, progress);
+          if (backend) await tx.job.update({ where: { id: this.lease.jobId }, data: { backend } });
+          await appendEvent(tx, this.lease.jobId, kind, payload);
+        }, TX_OPTIONS);
+      } catch (err) {
+        if (err instanceof LeaseLostError || err instanceof JobGoneError) this.abort('lease-lost');
+        else this.log.warn({ err, kind }, 'could not record engine event');
+      }
+    });
+  }
+
+  /** Waits for every queued event write (call before recording the outcome). */
+  async drain(): Promise<void> {
+    this.flushProgress();
+    await this.chain;
+  }
+
+  dispose(): void {
+    if (this.progressTimer) clearTimeout(this.progressTimer);
+  }
+}
+
+export class JobWorker {
+  readonly id: string;
+  private readonly settings: Settings;
+  private readonly log: Logger;
+  private readonly runs = new Map<string, ActiveRun>();
+  private readonly handlers = new Set<Promise<void>>();
+  private stopping = false;
+  private loopDone: Promise<void> | null = null;
+  private wakeLoop: (() => void) | null = null;
+  private reapTimer: NodeJS.Timeout | null = null;
+  private unlisten: Array<() => void> = [];
+  /** Heartbeats and reaps in flight: stop() waits for them so none outlives the connections. */
+  private readonly background = new Set<Promise<void>>();
+  private runner: EngineRunner | undefined;
+
+  constructor(
+    private readonly deps: WorkerDeps,
+    opts: WorkerOptions = {},
+  ) {
+    this.id = opts.id ?? `${hostname()}/${process.pid}/${randomBytes(3).toString('hex')}`;
+    this.settings = { ...DEFAULTS, ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) } as Settings;
+    this.log = childLogger({ module: 'worker', workerId: this.id });
+    this.runner = deps.runner;
+  }
+
+  /** Job ids this worker is running now. */
+  activeJobs(): string[] {
+    return [...this.runs.keys()];
+  }
+
+  start(): void {
+    if (this.loopDone) return;
+    const { notifier } = this.deps;
+    if (notifier) {
+      this.unlisten.push(notifier.on(CHANNELS.jobs, () => this.wakeLoop?.()));
+      this.unlisten.push(
+        notifier.on(CHANNELS.cancel, (jobId) => {
+          const run = jobId === '' ? [...this.runs.values()] : [this.runs.get(jobId)].filter((r): r is ActiveRun => r !== undefined);
+          for (const r of run) this.inBackground(() => this.beat(r));
+        }),
+      );
+    }
+    if (this.settings.reapSeconds > 0) {
+      let reaping = false;
+      const reap = () => {
+        if (reaping) return;
+        reaping = true;
+        this.inBackground(() => this.reap().finally(() => (reaping = false)));
+      };
+      this.reapTimer = setInterval(reap, this.settings.reapSeconds * 1000);
+      reap();
+    }
+    this.loopDone = this.loop();
+    this.log.info({ concurrency: this.settings.concurrency }, 'worker started');
+  }
+
+  /**
+   * Stops fetching and ends running jobs: by default they are handed back to
+   * the queue (another worker resumes them from their last committed round).
+   */
+  async stop(opts: { timeoutMs?: number } = {}): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.reapTimer) clearInterval(this.reapTimer);
+    for (const off of this.unlisten) off();
+    this.wakeLoop?.();
+    for (const run of this.runs.values()) run.abort('shutdown');
+    // The loop may be inside a fetch: wait for it before collecting handlers.
+    const all = (this.loopDone ?? Promise.resolve())
+      .then(() => Promise.allSettled([...this.handlers]))
+      .then(() => Promise.allSettled([...this.background]));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), opts.timeoutMs ?? 30_000)));
+    const res = await Promise.race([all, timeout]);
+    clearTimeout(timer);
+    if (res === 'timeout') this.log.warn({ jobs: this.activeJobs() }, 'worker stop timed out; the reaper will requeue what is left');
+    this.log.info('worker stopped');
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopping) {
+      const free = this.settings.concurrency - this.handlers.size;
+      if (free > 0) {
+        let jobs: PgBoss.Job<QueuedJobData>[] = [];
+        try {
+          jobs = await this.deps.boss.fetch<QueuedJobData>(JOB_QUEUE, { batchSize: free });
+        } catch (err) {
+          this.log.warn({ err }, 'queue fetch failed');
+        }
+        for (const job of jobs) this.track(this.handle(job));
+        if (jobs.length > 0) continue;
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, this.settings.pollSeconds * 1000);
+        function done() {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.wakeLoop = done;
+      });
+      this.wakeLoop = null;
+    }
+  }
+
+  private track(p: Promise<void>): void {
+    this.handlers.add(p);
+    void p.finally(() => {
+      this.handlers.delete(p);
+      this.wakeLoop?.();
+    });
+  }
+
+  private async handle(delivery: PgBoss.Job<QueuedJobData>): Promise<void> {
+    const { boss, prisma } = this.deps;
+    const jobId = delivery.data?.jobId;
+    const log = this.log.child({ jobId, queueJobId: delivery.id });
+    try {
+      if (typeof jobId !== 'string') throw new Error('queue entry without a jobId');
+      if (this.stopping) {
+        // Fetched while stopping: give the entry back; pg-boss redelivers it after retryDelay.
+        await boss.fail(JOB_QUEUE, delivery.id, { message: 'worker stopping' });
+        return;
+      }
+      const claim = await claimJob(prisma, jobId, {
+        workerId: this.id,
+        queueJobId: delivery.id,
+        staleSeconds: this.settings.staleSeconds,
+        maxAttempts: this.settings.maxAttempts,
+      });
+      if (claim.kind === 'skip') {
+        log.info({ reason: claim.reason }, 'delivery dropped');
+      } else {
+        await this.run(claim.lease, claim.spec, log);
+      }
+      await boss.complete(JOB_QUEUE, delivery.id);
+    } catch (err) {
+      // pg-boss redelivers (retryLimit); the job row is left to the next claim or the reaper.
+      log.error({ err }, 'job handling failed');
+      await boss.fail(JOB_QUEUE, delivery.id, { message: message(err) }).catch(() => {});
+    }
+  }
+
+  private async run(lease: Lease, storedSpec: RunSpec, log: Logger): Promise<void> {
+    const { prisma, blobs } = this.deps;
+    const run = new ActiveRun(lease, prisma, log, this.settings.progressIntervalMs);
+    this.runs.set(lease.jobId, run);
+    if (this.stopping) run.abort('shutdown');
+    const beatTimer = setInterval(() => this.inBackground(() => this.beat(run)), this.settings.heartbeatSeconds * 1000);
+    let outcome: Outcome | null = null;
+    let prepared: Awaited<ReturnType<typeof prepareRun>> | null = null;
+    const sink = new PostgresSink(prisma, blobs, lease, run.tracker);
+    try {
+      log.info({ attempt: lease.attempt }, 'job started');
+      prepared = await prepareRun(prisma, blobs, lease.jobId, storedSpec);
+      this.runner ??= await loadEngineRunner();
+      const result = await this.runner(prepared.spec, { sink, signal: run.ac.signal, onEvent: run.onEvent });
+      await run.drain();
+      if (!sink.resultCommitted) await sink.commitResult(result);
+      outcome = { status: 'succeeded' };
+    } catch (err) {
+      await run.drain();
+      const reason = run.reason ?? (err instanceof LeaseLostError ? 'lease-lost' : null);
+      if (reason === 'cancel') outcome = { status: 'cancelled' };
+      else if (reason === 'shutdown') {
+        const released = await releaseJob(prisma, this.deps.boss, lease, 'worker shutting down');
+        log.info({ released }, 'job handed back to the queue');
+      } else if (reason === 'lease-lost') {
+        log.warn('lease lost: another worker holds this job now; stopping without writes');
+      } else {
+        outcome = { status: 'failed', ...classify(err) };
+        log.warn({ err }, 'engine failed');
+      }
+    } finally {
+      clearInterval(beatTimer);
+      run.dispose();
+      this.runs.delete(lease.jobId);
+      await prepared?.cleanup().catch(() => {});
+    }
+    if (outcome) {
+      const written = await finishJob(prisma, lease, outcome, run.tracker.snapshot());
+      log.info({ status: outcome.status, written }, 'job finished');
+    }
+  }
+
+  private inBackground(fn: () => Promise<void>): void {
+    const p = fn();
+    this.background.add(p);
+    void p.finally(() => this.background.delete(p));
+  }
+
+  /** Heartbeat one run; learns about cancels and lost leases on the way. */
+  private async beat(run: ActiveRun): Promise<void> {
+    try {
+      const hb = await heartbeat(this.deps.prisma, run.lease);
+      if (!hb.held) run.abort('lease-lost');
+      else if (hb.cancelRequested) run.abort('cancel');
+    } catch (err) {
+      this.log.warn({ err, jobId: run.lease.jobId }, 'heartbeat failed');
+    }
+  }
+
+  private async reap(): Promise<void> {
+    if (this.stopping) return;
+    try {
+      const r = await reapJobs(this.deps.prisma, this.deps.boss, {
+        staleSeconds: this.settings.staleSeconds,
+        maxAttempts: this.settings.maxAttempts,
+      });
+      if (r.requeued.length + r.failed.length + r.cancelled.length + r.redispatched.length > 0) this.log.warn(r, 'reaped orphaned jobs');
+    } catch (err) {
+      this.log.warn({ err }, 'reaper failed');
+    }
+  }
+}
+
+export async function startWorker(deps: WorkerDeps, opts: WorkerOptions = {}): Promise<JobWorker> {
+  const worker = new JobWorker(deps, opts);
+  worker.start();
+  return worker;
+}

