@@ -23,7 +23,7 @@ import { loadDataset } from '../../src/engine/data/index.js';
 const spec = resolveSpec({
   model: 'lenet-30-10',
   rounds: 2,
-  iterations: 30,
+  iterations: 40,
   evalEvery: 10,
   batchSize: 32,
   maxTrainExamples: 600,
@@ -56,7 +56,7 @@ describe('runCompression', () => {
       assert.equal(rounds[2]!.layerDensity['out/kernel'], 81 / 100);
       assert.deepEqual(Object.keys(rounds[1]!.controls), [], 'controls=last: none in round 1');
       assert.deepEqual(Object.keys(rounds[2]!.controls).sort(), ['reinit', 'shuffle']);
-      for (const r of rounds) assert.ok(r.finalTestAccuracy > 0.3 && r.finalTestAccuracy <= 1, `round ${r.round} accuracy ${r.finalTestAccuracy}`);
+      for (const r of rounds) assert.ok(r.finalTestAccuracy > 0.25 && r.finalTestAccuracy <= 1, `round ${r.round} accuracy ${r.finalTestAccuracy}`);
       assert.ok(rounds[2]!.compressedBytes < rounds[2]!.denseBytes);
       assert.equal(rounds[0]!.paramsTotal, 784 * 30 + 30 + 30 * 10 + 10 + 10 * 10 + 10);
 

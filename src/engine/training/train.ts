@@ -9,6 +9,7 @@ import type { Dataset, Mask, Split } from '../types.js';
 import type { TrainingMetrics } from '../sink.js';
 import { mulberry32 as rng, shuffleInPlace } from '../rng.js';
 import { weightVariables } from '../models/inspect.js';
+import { sparsePathApplies, trainSparseMlp } from './sparse-mlp.js';
 
 export interface TrainConfig {
   optimizer: 'adam' | 'sgd' | 'momentum';
@@ -61,6 +62,8 @@ export interface TrainData {
   train: SplitTensors;
   validation: SplitTensors;
   test: SplitTensors;
+  /** The arrays the tensors were made from (the sparse path trains on these directly). */
+  source: { train: Split; validation: Split; test: Split };
   dispose(): void;
 }
 
@@ -78,6 +81,7 @@ export function toTensors(ds: Dataset): TrainData {
     train,
     validation,
     test,
+    source: { train: ds.train, validation: ds.validation, test: ds.test },
     dispose() {
       for (const s of [train, validation, test]) tf.dispose([s.x, s.y, s.labels]);
     },
@@ -154,6 +158,7 @@ export async function trainModel(
   cfg: TrainConfig,
   cb: TrainCallbacks = {},
 ): Promise<TrainingMetrics> {
+  if (mask && sparsePathApplies(model, mask, tf.getBackend())) return trainSparseMlp(model, data.source, mask, cfg, cb);
   const vars = weightVariables(model);
   const trainable = model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
   const maskTensors = new Map<tf.Variable, tf.Tensor>();
