@@ -12,7 +12,7 @@ import type { Mask, Split } from '../types.js';
 import type { TrainingMetrics } from '../sink.js';
 import { getWeightMap, setWeightMap } from '../models/inspect.js';
 import { mulberry32, shuffleInPlace } from '../rng.js';
-import { learningRateAt, RunCancelled, type TrainCallbacks, type TrainConfig } from './train.js';
+import { learningRateAt, RunCancelled, trainingClock, type TrainCallbacks, type TrainConfig } from './train.js';
 
 interface SparseLayer {
   name: string;
@@ -235,8 +235,6 @@ function writeBack(model: tf.LayersModel, layers: SparseLayer[]): void {
   setWeightMap(model, map);
 }
 
-const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
-
 export interface SparseData {
   train: Split;
   validation: Split;
@@ -320,11 +318,7 @@ export async function trainSparseMlp(
     cb.capture!.fn();
   };
 
-  const totalSteps = cfg.iterations - cfg.startIteration;
-  const everyMs = cb.progressEveryMs ?? 500;
-  const started = performance.now();
-  let lastReport = started;
-  let lastYield = started;
+  const clock = trainingClock(cfg, bs, cb);
   if (cb.capture && cb.capture.iteration === cfg.startIteration) capture();
   let lastLoss = evalPoint(cfg.startIteration);
   for (let it = cfg.startIteration; it < cfg.iterations; it++) {
@@ -389,19 +383,9 @@ export async function trainSparseMlp(
     if (cb.capture && cb.capture.iteration === done) capture();
     const isEval = done % cfg.evalEvery === 0 || done === cfg.iterations;
     if (isEval) lastLoss = evalPoint(done);
-    const now = performance.now();
-    if (cb.onProgress && (isEval || now - lastReport >= everyMs)) {
-      lastReport = now;
-      const step = done - cfg.startIteration;
-      const eps = (step * bs) / ((now - started) / 1000);
-      cb.onProgress({ step, totalSteps, examplesPerSecond: eps, etaSeconds: ((totalSteps - step) * bs) / Math.max(eps, 1e-9), validationLoss: lastLoss });
-    }
-    if (now - lastYield > 50) {
-      lastYield = now;
-      await yieldToLoop();
-    }
+    await clock.after(done, isEval, lastLoss);
   }
-  const trainSeconds = (performance.now() - started) / 1000;
+  const { trainSeconds, examplesPerSecond } = clock.finish();
   const final = evaluate(data.test);
   const current = snapshot();
   restore(best.weights);
@@ -416,6 +400,6 @@ export async function trainSparseMlp(
     earlyStopValidationLoss: best.loss,
     curve,
     trainSeconds,
-    examplesPerSecond: (totalSteps * bs) / Math.max(trainSeconds, 1e-9),
+    examplesPerSecond,
   };
 }

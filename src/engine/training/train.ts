@@ -148,6 +148,39 @@ function setLearningRate(opt: tf.Optimizer, lr: number): void {
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
+ * Progress and pacing shared by both training loops: reports at most every
+ * `progressEveryMs` and at evaluations, and yields to the event loop every
+ * ~50 ms so timers, signals and I/O run during long trainings.
+ */
+export function trainingClock(cfg: TrainConfig, batchSize: number, cb: TrainCallbacks) {
+  const totalSteps = cfg.iterations - cfg.startIteration;
+  const everyMs = cb.progressEveryMs ?? 500;
+  const started = performance.now();
+  let lastReport = started;
+  let lastYield = started;
+  return {
+    async after(done: number, isEval: boolean, validationLoss: number): Promise<void> {
+      const now = performance.now();
+      if (cb.onProgress && (isEval || now - lastReport >= everyMs)) {
+        lastReport = now;
+        const step = done - cfg.startIteration;
+        const eps = (step * batchSize) / ((now - started) / 1000);
+        cb.onProgress({ step, totalSteps, examplesPerSecond: eps, etaSeconds: ((totalSteps - step) * batchSize) / Math.max(eps, 1e-9), validationLoss });
+      }
+      if (now - lastYield > 50) {
+        lastYield = now;
+        await yieldToLoop();
+      }
+    },
+    /** Seconds since the start and examples/s over the whole training. */
+    finish(): { trainSeconds: number; examplesPerSecond: number } {
+      const trainSeconds = (performance.now() - started) / 1000;
+      return { trainSeconds, examplesPerSecond: (totalSteps * batchSize) / Math.max(trainSeconds, 1e-9) };
+    },
+  };
+}
+
+/**
  * Train `model` in place from `cfg.startIteration` to `cfg.iterations` with
  * `mask` enforced; returns final and early-stop metrics.
  */
@@ -217,12 +250,8 @@ export async function trainModel(
     return v;
   };
 
-  const totalSteps = cfg.iterations - cfg.startIteration;
-  const everyMs = cb.progressEveryMs ?? 500;
-  const started = performance.now();
-  let lastReport = started;
-  let lastYield = started;
-  let lastLoss: number | undefined;
+  const clock = trainingClock(cfg, bs, cb);
+  let lastLoss = Infinity;
   const constantLr = cfg.lrSchedule === 'constant' && cfg.warmupIterations === 0;
   if (cb.capture && cb.capture.iteration === cfg.startIteration) cb.capture.fn();
   try {
@@ -246,26 +275,9 @@ export async function trainModel(
       if (cb.capture && cb.capture.iteration === done) cb.capture.fn();
       const isEval = done % cfg.evalEvery === 0 || done === cfg.iterations;
       if (isEval) lastLoss = evalPoint(done).loss;
-      const now = performance.now();
-      if (cb.onProgress && (isEval || now - lastReport >= everyMs)) {
-        lastReport = now;
-        const step = done - cfg.startIteration;
-        const eps = (step * bs) / ((now - started) / 1000);
-        cb.onProgress({
-          step,
-          totalSteps,
-          examplesPerSecond: eps,
-          etaSeconds: ((totalSteps - step) * bs) / Math.max(eps, 1e-9),
-          validationLoss: lastLoss,
-        });
-      }
-      // Let timers, signals and I/O run during long trainings.
-      if (now - lastYield > 50) {
-        lastYield = now;
-        await yieldToLoop();
-      }
+      await clock.after(done, isEval, lastLoss);
     }
-    const trainSeconds = (performance.now() - started) / 1000;
+    const { trainSeconds, examplesPerSecond } = clock.finish();
     const final = evaluate(model, data.test);
     let earlyStop = final;
     if (snap.best && best.iteration !== cfg.iterations) {
@@ -283,7 +295,7 @@ export async function trainModel(
       earlyStopValidationLoss: best.loss,
       curve,
       trainSeconds,
-      examplesPerSecond: (totalSteps * bs) / Math.max(trainSeconds, 1e-9),
+      examplesPerSecond,
     };
   } finally {
     if (snap.best) tf.dispose(snap.best);
