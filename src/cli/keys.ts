@@ -14,6 +14,7 @@ export interface KeysIo {
   err(line: string): void;
 }
 
+export const keysUsage = () => USAGE;
 const USAGE = `usage:
   ticketsmith keys create --tenant NAME     print a new API key for NAME (shown once)
   ticketsmith keys list --tenant NAME       list NAME's keys (prefixes only)

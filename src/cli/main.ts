@@ -1,11 +1,23 @@
 // Entry point of the `ticketsmith` command: dispatches to one verb.
 import { pruneCommand, pruneUsage } from './prune.js';
+import { serveCommand, serveUsage } from './serve.js';
+import { workerCommand, workerUsage } from './worker.js';
+import { submitCommand, submitUsage, watchCommand, watchUsage, downloadCommand, downloadUsage } from './client-verbs.js';
+import { keysCommand, keysUsage } from './keys.js';
+import { benchCommand, benchUsage } from './bench.js';
 import { UsageError } from './flags.js';
 
 type Verb = { run: (argv: string[]) => Promise<number>; help: () => string; summary: string };
 
 const verbs: Record<string, Verb> = {
-  prune: { run: pruneCommand, help: pruneUsage, summary: 'run iterative magnitude pruning locally (no server)' },
+  prune: { run: pruneCommand, help: pruneUsage, summary: 'run a compression job locally (no server)' },
+  serve: { run: serveCommand, help: serveUsage, summary: 'start the REST + gRPC service (embedded Postgres unless DATABASE_URL) with a worker' },
+  worker: { run: workerCommand, help: workerUsage, summary: 'run job workers against the service database' },
+  keys: { run: (argv) => keysCommand(argv), help: keysUsage, summary: 'create, list or revoke API keys' },
+  submit: { run: (argv) => submitCommand(argv), help: submitUsage, summary: 'submit a job to a running service' },
+  watch: { run: (argv) => watchCommand(argv), help: watchUsage, summary: "stream a job's progress" },
+  download: { run: (argv) => downloadCommand(argv), help: downloadUsage, summary: "download a job's ticket or an artifact" },
+  bench: { run: benchCommand, help: benchUsage, summary: 'measure training speed per backend (next to PyTorch when installed)' },
 };
 
 function usage(): string {

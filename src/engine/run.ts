@@ -21,6 +21,7 @@ import { availableParallelism } from 'node:os';
 import { decodeWeights, encodeWeights, packWeights, unpackWeights } from './checkpoint.js';
 import { compressTicket } from './export.js';
 import { initBackend } from '../runtime/backend.js';
+import { runFilterPruning } from './filter/run.js';
 
 export { RunCancelled };
 
@@ -104,7 +105,7 @@ export function verdictOf(rounds: RoundMetrics[]): Verdict {
 
 export async function runCompression(specInput: RunSpec | unknown, ctx: RunContext): Promise<RunResultRecord> {
   const spec = resolveSpec(specInput);
-  if (spec.method !== 'imp') throw new Error(`method '${spec.method}' is not implemented by this engine yet`);
+  if (spec.method === 'filter') return runFilterPruning(spec, ctx);
   const emit = (e: EngineEvent) => ctx.onEvent?.(e);
   const backend = await initBackend();
   const name = runName(spec);

@@ -34,6 +34,62 @@ export interface RoundMetrics extends TrainingMetrics {
   compressedBytes: number;
   backend: string;
   controls: Partial<Record<ControlKind, TrainingMetrics>>;
+  /** Filter pruning (method `filter`) only: the step's structural numbers. */
+  filter?: FilterRoundMetrics;
+}
+
+/** One channel group's accuracy without retraining when pruned alone. */
+export interface FilterSensitivityGroup {
+  group: string;
+  /** Coupled producer layers (one for a plain conv). */
+  layers: string[];
+  filters: number;
+  /** Share of the model's multiply-adds that shrink with this group. */
+  flopShare: number;
+  /** Accuracy after removing each of FilterSensitivity.fractions of its filters. */
+  accuracy: number[];
+}
+
+export interface FilterSensitivity {
+  fractions: number[];
+  baselineAccuracy: number;
+  /** Validation examples evaluated. */
+  examples: number;
+  groups: FilterSensitivityGroup[];
+}
+
+/**
+ * A filter-pruning step: the model physically shrinks, so parameters, FLOPs,
+ * bytes and latency are those of the smaller model as executed. Step 0 is the
+ * (trained) model before pruning.
+ */
+export interface FilterRoundMetrics {
+  step: number;
+  steps: number;
+  importance: 'l1' | 'l2' | 'random';
+  params: number;
+  /** Multiply-adds of one forward pass at batch 1. */
+  flops: number;
+  /** model.json + weights.bin as exported. */
+  modelBytes: number;
+  /** Median measured inference latency on the run's backend. */
+  latencyBatch1Ms: number;
+  latencyBatch64Ms: number;
+  /** Test accuracy of the model this step starts from. */
+  accuracyBeforePruning: number;
+  /** Test accuracy right after surgery, before fine-tuning. */
+  accuracyAfterPruning: number;
+  accuracyAfterFineTuning: number;
+  /** Output filters / units per producing layer after this step. */
+  filtersKept: Record<string, number>;
+  /** ... and before any pruning. */
+  filtersTotal: Record<string, number>;
+  /** Channel group (named by its first layer; residual-coupled layers share one) -> fraction of its filters removed by the last step. */
+  targets: Record<string, number>;
+  /** Groups left whole, and why. */
+  skipped: Record<string, string>;
+  /** Step 0, when the spec asks for it (or for a FLOP target). */
+  sensitivity?: FilterSensitivity;
 }
 
 /** One finished round, committed whole. Artifact bytes are keyed by file name. */

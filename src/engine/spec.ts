@@ -10,6 +10,18 @@ import { z } from 'zod';
 
 const fraction = (desc: string) => z.number().gt(0).lt(1).describe(desc);
 
+/** `conv1=0.5,conv8=0.5` (a CLI flag value) -> { conv1: 0.5, conv8: 0.5 }; objects pass through. */
+function parseLayerFractions(value: unknown): unknown {
+  if (typeof value !== 'string') return value;
+  const out: Record<string, number> = {};
+  for (const part of value.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const eq = part.lastIndexOf('=');
+    if (eq <= 0) return value;
+    out[part.slice(0, eq).trim()] = Number(part.slice(eq + 1));
+  }
+  return out;
+}
+
 export const RunSpecSchema = z
   .object({
     model: z
@@ -70,6 +82,34 @@ export const RunSpecSchema = z
     maxTrainExamples: z.number().int().min(1).optional().describe('Cap the training set (quick runs)'),
     seed: z.number().int().min(0).default(0).describe('Seed for initialisation, data order and controls'),
     float16: z.boolean().default(false).describe('Store the compressed export values as float16'),
+    filterImportance: z
+      .enum(['l1', 'l2', 'random'])
+      .default('l1')
+      .describe('filter: rank filters by the l1 (Li et al. 2017) or l2 norm of their kernel weights, or randomly (control)'),
+    filterFraction: fraction('filter: fraction of filters removed from every prunable conv layer (Li et al.: 0.5)').optional(),
+    filterFractions: z
+      .preprocess(parseLayerFractions, z.record(z.string().min(1), z.number().min(0).lt(1)))
+      .optional()
+      .describe('filter: per-layer fractions, layer name -> fraction (CLI: conv1=0.5,conv8=0.5); overrides filterFraction for those layers'),
+    filterSchedule: z
+      .enum(['one-shot', 'iterative'])
+      .default('one-shot')
+      .describe('filter: one-shot: prune once, then fine-tune; iterative: prune a little and fine-tune, filterSteps times'),
+    filterSteps: z.number().int().min(1).max(50).default(4).describe('filter: prune-and-fine-tune steps of the iterative schedule'),
+    fineTuneIterations: z.number().int().min(0).default(1000).describe('filter: fine-tuning iterations after each pruning step'),
+    pretrain: z
+      .boolean()
+      .default(true)
+      .describe('filter: train the model for `iterations` before pruning (turn off for an uploaded model that is already trained)'),
+    sensitivity: z
+      .boolean()
+      .default(false)
+      .describe('filter: prune each layer alone at 25/50/75% and record the accuracy without retraining (metrics and a plot)'),
+    targetFlopReduction: fraction('filter: pick per-layer fractions from the sensitivity analysis so FLOPs drop by at least this fraction').optional(),
+    thenImp: z
+      .boolean()
+      .default(false)
+      .describe('filter: afterwards run IMP rounds (rounds, schedule and fractions as for imp) on the shrunken model'),
   })
   .strict();
 
@@ -108,6 +148,15 @@ export function resolveSpec(input: unknown): RunSpec {
   const s = parsed.data;
   const d = modelDefaults(s.model);
   const spec: RunSpec = { ...s, learningRate: s.learningRate ?? d.learningRate, iterations: s.iterations ?? d.iterations };
+  if (spec.method === 'filter') {
+    const explicit = spec.filterFraction !== undefined || spec.filterFractions !== undefined;
+    if (!explicit && spec.targetFlopReduction === undefined) {
+      throw new SpecError('filterFraction: method filter needs filterFraction, filterFractions or targetFlopReduction', 'filterFraction');
+    }
+    if (explicit && spec.targetFlopReduction !== undefined) {
+      throw new SpecError('targetFlopReduction: picks the per-layer fractions itself; do not combine it with filterFraction / filterFractions', 'targetFlopReduction');
+    }
+  }
   if (spec.schedule === 'one-shot' && spec.targetDensity === undefined) {
     throw new SpecError('targetDensity: required when schedule is one-shot', 'targetDensity');
   }

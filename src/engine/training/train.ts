@@ -69,7 +69,8 @@ export interface TrainData {
 
 function splitTensors(s: Split, shape: number[], numClasses: number): SplitTensors {
   const labels = tf.tensor1d(s.y, 'int32');
-  return { x: tf.tensor(s.x, [s.n, ...shape]), y: tf.oneHot(labels, numClasses).toFloat() as tf.Tensor2D, labels, n: s.n };
+  const y = tf.tidy(() => tf.oneHot(labels, numClasses).toFloat() as tf.Tensor2D);
+  return { x: tf.tensor(s.x, [s.n, ...shape]), y, labels, n: s.n };
 }
 
 /** Upload a dataset to the backend once; dispose when the run ends. */

@@ -1,0 +1,150 @@
+// What every gRPC handler does the same way: read the API key from metadata
+// and authenticate it, run the use case, and turn any failure into a status
+// through the service's one error table (code from ERRORS, the message as
+// details, the table's code name and the faulty field as trailing metadata).
+// Streams get an AbortSignal that fires when the client cancels, and a
+// writer that respects flow control.
+import { once } from 'node:events';
+import * as grpc from '@grpc/grpc-js';
+import { childLogger } from '../../runtime/logger.js';
+import { authenticate, ServiceError, toServiceError, type ServiceContext } from '../../service/index.js';
+import { WireError } from './mapping.js';
+import { ERROR_CODE_KEY, ERROR_FIELD_KEY } from './proto.js';
+
+const log = childLogger({ module: 'grpc' });
+
+/** `authorization: Bearer <key>`, else `x-api-key: <key>`; null when neither is sent. */
+export function apiKeyOf(md: grpc.Metadata): string | null {
+  const auth = md.get('authorization')[0];
+  if (typeof auth === 'string' && auth.trim() !== '') {
+    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+    // Any other scheme is passed on as it is, so it fails as an invalid key rather than a missing one.
+    return bearer ? bearer[1]! : auth.trim();
+  }
+  const key = md.get('x-api-key')[0];
+  return typeof key === 'string' && key.trim() !== '' ? key.trim() : null;
+}
+
+export const invalidArgument = (field: string, message: string) => new ServiceError('INVALID_ARGUMENT', message, field);
+
+export function asServiceError(e: unknown): ServiceError {
+  if (e instanceof WireError) return invalidArgument(e.field, e.message);
+  return toServiceError(e);
+}
+
+export function statusOf(e: unknown, method: string): grpc.StatusObject {
+  const se = asServiceError(e);
+  // Client mistakes are the client's to read; failures on our side are ours to log.
+  if (se.code === 'INTERNAL') log.error({ err: e, method }, 'gRPC call failed');
+  else if (se.code === 'UNAVAILABLE') log.warn({ err: e, method }, 'gRPC call failed: a dependency is unavailable');
+  const metadata = new grpc.Metadata();
+  metadata.set(ERROR_CODE_KEY, se.code);
+  if (se.field !== undefined) metadata.set(ERROR_FIELD_KEY, se.field);
+  return { code: se.grpcCode as grpc.status, details: se.message, metadata };
+}
+
+/** A field-name change for errors the service reports under its REST name (limit -> pageSize). */
+export function renameField(e: unknown, from: string, to: string): unknown {
+  if (!(e instanceof ServiceError) || e.field !== from) return e;
+  const message = e.message.startsWith(`${from}:`) ? `${to}${e.message.slice(from.length)}` : e.message;
+  return new ServiceError(e.code, message, to);
+}
+
+/** Non-empty string field, or INVALID_ARGUMENT naming it. */
+export function required(value: string, field: string): string {
+  if (value.trim() === '') throw invalidArgument(field, `${field}: required`);
+  return value.trim();
+}
+
+/** What every server call has (grpc-js does not export its ServerSurfaceCall). */
+interface SurfaceCall {
+  metadata: grpc.Metadata;
+  on(event: 'cancelled', listener: () => void): unknown;
+}
+
+async function tenantOf(ctx: ServiceContext, call: SurfaceCall): Promise<string> {
+  return (await authenticate(ctx, apiKeyOf(call.metadata))).tenant;
+}
+
+export function unary<Req, Res>(ctx: ServiceContext, method: string, fn: (req: Req, tenant: string) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    void (async () => {
+      try {
+        const tenant = await tenantOf(ctx, call);
+        callback(null, await fn(call.request, tenant));
+      } catch (e) {
+        callback(statusOf(e, method));
+      }
+    })();
+  };
+}
+
+let streams = 0;
+
+/** Streaming calls whose handler is still running (a cancelled watch or download must drop to 0). */
+export function streamsInFlight(): number {
+  return streams;
+}
+
+export interface StreamWriter<Res> {
+  /** Sends one message; resolves once the transport takes more (rejects if the client went away). */
+  write(msg: Res): Promise<void>;
+}
+
+function abortOnCancel(call: SurfaceCall): AbortController {
+  const ac = new AbortController();
+  call.on('cancelled', () => ac.abort());
+  return ac;
+}
+
+export function serverStream<Req, Res>(
+  ctx: ServiceContext,
+  method: string,
+  fn: (req: Req, tenant: string, out: StreamWriter<Res>, signal: AbortSignal) => Promise<void>,
+): grpc.handleServerStreamingCall<Req, Res> {
+  return (call) => {
+    const ac = abortOnCancel(call);
+    const out: StreamWriter<Res> = {
+      async write(msg) {
+        ac.signal.throwIfAborted();
+        if (!call.write(msg)) await once(call, 'drain', { signal: ac.signal });
+      },
+    };
+    streams++;
+    void (async () => {
+      try {
+        const tenant = await tenantOf(ctx, call);
+        await fn(call.request, tenant, out, ac.signal);
+        if (!ac.signal.aborted) call.end();
+      } catch (e) {
+        // A cancelled call has no one left to tell.
+        if (!ac.signal.aborted) call.emit('error', statusOf(e, method));
+      } finally {
+        streams--;
+      }
+    })();
+  };
+}
+
+export function clientStream<Req, Res>(
+  ctx: ServiceContext,
+  method: string,
+  fn: (messages: AsyncIterable<Req>, tenant: string, signal: AbortSignal) => Promise<Res>,
+): grpc.handleClientStreamingCall<Req, Res> {
+  return (call, callback) => {
+    const ac = abortOnCancel(call);
+    // Without this a cancelled upload would leave the reader waiting for messages that never come.
+    ac.signal.addEventListener('abort', () => call.destroy(), { once: true });
+    streams++;
+    void (async () => {
+      try {
+        const tenant = await tenantOf(ctx, call);
+        callback(null, await fn(call as AsyncIterable<Req>, tenant, ac.signal));
+      } catch (e) {
+        if (!ac.signal.aborted) callback(statusOf(e, method));
+      } finally {
+        streams--;
+      }
+    })();
+  };
+}

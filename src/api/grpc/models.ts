@@ -1,0 +1,64 @@
+// gRPC handlers for models and datasets: UploadModel (a client stream of a
+// metadata message and then archive or file chunks, gathered under the upload
+// limit and handed to the service whole), GetModel and RegisterDataset.
+import type * as grpc from '@grpc/grpc-js';
+import { getModel, registerDataset, ServiceError, uploadModel, type ModelUpload, type ServiceContext } from '../../service/index.js';
+import { clientStream, invalidArgument, required, unary } from './call.js';
+import { datasetToProto, enumFromWire, modelToProto } from './mapping.js';
+import type { DatasetMessage, GetModelRequest, ModelMessage, RegisterDatasetRequest, UploadModelRequest } from './messages.js';
+
+type UploadFormat = 'files' | 'archive';
+
+/** The upload a stream carries; the byte limit is enforced as chunks arrive, not after. */
+export async function collectUpload(messages: AsyncIterable<UploadModelRequest>, maxBytes: number): Promise<{ name: string; upload: ModelUpload }> {
+  let name: string | null = null;
+  let format: UploadFormat | null = null;
+  const archive: Uint8Array[] = [];
+  const files = new Map<string, Uint8Array[]>();
+  let total = 0;
+  for await (const msg of messages) {
+    if (name === null) {
+      if (msg.part !== 'metadata' || !msg.metadata) throw invalidArgument('metadata', 'metadata: the first message must be the upload metadata');
+      name = msg.metadata.name;
+      format = enumFromWire('UploadFormat', msg.metadata.format, ['files', 'archive'], 'metadata.format') as UploadFormat | null;
+      continue;
+    }
+    if (msg.part === 'metadata') throw invalidArgument('metadata', 'metadata: sent more than once');
+    const kind: UploadFormat | null = msg.part === 'archiveChunk' ? 'archive' : msg.part === 'fileChunk' ? 'files' : null;
+    if (kind === null) throw invalidArgument('part', 'part: a message after the metadata must carry archiveChunk or fileChunk');
+    const field = kind === 'archive' ? 'archiveChunk' : 'fileChunk';
+    if (format === null) format = kind;
+    if (format !== kind) throw invalidArgument(field, `${field}: this upload sends ${format === 'archive' ? 'archiveChunk' : 'fileChunk'} messages`);
+    const data = kind === 'archive' ? msg.archiveChunk : msg.fileChunk?.data;
+    const bytes = data ?? new Uint8Array(0);
+    total += bytes.byteLength;
+    if (total > maxBytes) throw new ServiceError('PAYLOAD_TOO_LARGE', `upload exceeds ${maxBytes} bytes`, kind === 'archive' ? 'archive' : 'files');
+    if (kind === 'archive') {
+      archive.push(bytes);
+    } else {
+      const file = required(msg.fileChunk?.name ?? '', 'fileChunk.name');
+      const parts = files.get(file) ?? [];
+      parts.push(bytes);
+      files.set(file, parts);
+    }
+  }
+  if (name === null) throw invalidArgument('metadata', 'metadata: the upload stream was empty');
+  const upload: ModelUpload =
+    format === 'archive'
+      ? { archive: Buffer.concat(archive) }
+      : { files: [...files].map(([file, parts]) => ({ name: file, bytes: Buffer.concat(parts) })) };
+  return { name, upload };
+}
+
+export function modelHandlers(ctx: ServiceContext): grpc.UntypedServiceImplementation {
+  return {
+    UploadModel: clientStream<UploadModelRequest, ModelMessage>(ctx, 'UploadModel', async (messages, tenant) => {
+      const { name, upload } = await collectUpload(messages, ctx.config.maxUploadBytes);
+      return modelToProto(await uploadModel(ctx, tenant, upload, { name }));
+    }),
+    GetModel: unary<GetModelRequest, ModelMessage>(ctx, 'GetModel', async (req, tenant) => modelToProto(await getModel(ctx, tenant, required(req.modelId, 'modelId')))),
+    RegisterDataset: unary<RegisterDatasetRequest, DatasetMessage>(ctx, 'RegisterDataset', async (req, tenant) =>
+      datasetToProto(await registerDataset(ctx, tenant, req.reference)),
+    ),
+  };
+}

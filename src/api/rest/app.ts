@@ -1,0 +1,213 @@
+// The REST door: an express 5 app over a ServiceRuntime. Middleware order is
+// the contract: request id → per-request log line and metrics → operations
+// routes (no key) → JSON body → API key → /v1 routes from the route table →
+// 404 → error mapping through the one error table. Handlers only parse,
+// call the service and shape the response.
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { childLogger } from '../../runtime/logger.js';
+import { authenticate, ServiceError, type ServiceRuntime } from '../../service/index.js';
+import { dashboardRoutes } from '../../web/dashboard.js';
+import { classify, sendError } from './errors.js';
+import { HttpMetrics, serviceGauges } from './metrics.js';
+import { buildOpenApi } from './openapi.js';
+import type { RouteDef } from './route.js';
+import { artifactRoutes } from './routes/artifacts.js';
+import { eventRoutes } from './routes/events.js';
+import { jobRoutes } from './routes/jobs.js';
+import { modelRoutes } from './routes/models.js';
+
+const log = childLogger({ module: 'rest' });
+
+const VERSION = (() => {
+  try {
+    return String((JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: unknown }).version ?? '0.0.0');
+  } catch {
+    return '0.0.0';
+  }
+})();
+
+export interface RestOptions {
+  /** SSE heartbeat interval (default 15 s). */
+  sseHeartbeatMs?: number;
+  /** JSON body limit (default 1 MiB; model uploads have their own, from config). */
+  jsonLimit?: string;
+  /** Serve the small dashboard at / (default true). */
+  dashboard?: boolean;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Where the API key is: `Authorization: Bearer <key>` or `X-Api-Key`. */
+export function apiKeyOf(req: Request): string | null {
+  const auth = req.get('authorization');
+  if (auth) {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+    return m ? m[1]! : null;
+  }
+  return req.get('x-api-key')?.trim() || null;
+}
+
+function operationsRoutes(rt: ServiceRuntime, metrics: HttpMetrics, api: () => RouteDef[]): RouteDef[] {
+  let openapi: string | null = null;
+  return [
+    {
+      method: 'get',
+      path: '/healthz',
+      operationId: 'health',
+      tag: 'operations',
+      summary: 'Liveness: the process answers',
+      auth: false,
+      responses: { 200: { description: 'Up', content: { 'application/json': { type: 'object', properties: { status: { const: 'ok' } } } } } },
+      errors: [],
+      async handler(_req, res) {
+        res.json({ status: 'ok' });
+      },
+    },
+    {
+      method: 'get',
+      path: '/readyz',
+      operationId: 'ready',
+      tag: 'operations',
+      summary: 'Readiness: the database answers',
+      auth: false,
+      responses: { 200: { description: 'Ready', content: { 'application/json': { type: 'object', properties: { status: { const: 'ready' } } } } } },
+      errors: ['UNAVAILABLE'],
+      async handler(_req, res) {
+        try {
+          await rt.ctx.prisma.$queryRaw`SELECT 1`;
+        } catch {
+          throw new ServiceError('UNAVAILABLE', 'database unreachable');
+        }
+        res.json({ status: 'ready' });
+      },
+    },
+    {
+      method: 'get',
+      path: '/metrics',
+      operationId: 'metrics',
+      tag: 'operations',
+      summary: 'Prometheus metrics: requests and latency by route and status, jobs by state, queue depth',
+      auth: false,
+      responses: { 200: { description: 'Prometheus text format 0.0.4', content: { 'text/plain': { type: 'string' } } } },
+      errors: [],
+      async handler(_req, res) {
+        const gauges = await serviceGauges(rt.ctx);
+        res.type('text/plain; version=0.0.4; charset=utf-8').send(metrics.render() + gauges);
+      },
+    },
+    {
+      method: 'get',
+      path: '/openapi.json',
+      operationId: 'openapi',
+      tag: 'operations',
+      summary: 'This document',
+      auth: false,
+      responses: { 200: { description: 'OpenAPI 3.1', content: { 'application/json': { type: 'object' } } } },
+      errors: [],
+      async handler(_req, res) {
+        openapi ??= JSON.stringify(buildOpenApi(api(), { version: VERSION }));
+        res.type('application/json').send(openapi);
+      },
+    },
+  ];
+}
+
+/** The routes the app serves, in one table (what /openapi.json describes). */
+export function restRoutes(rt: ServiceRuntime, metrics: HttpMetrics, opts: RestOptions = {}): RouteDef[] {
+  const all: RouteDef[] = [];
+  all.push(
+    ...operationsRoutes(rt, metrics, () => all),
+    ...modelRoutes,
+    ...jobRoutes,
+    ...eventRoutes({ heartbeatMs: opts.sseHeartbeatMs ?? 15_000 }),
+    ...artifactRoutes,
+  );
+  return all;
+}
+
+export function createRestApp(rt: ServiceRuntime, opts: RestOptions = {}): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+  const metrics = new HttpMetrics();
+  const routes = restRoutes(rt, metrics, opts);
+
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const start = process.hrtime.bigint();
+    const given = req.get('x-request-id');
+    const requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
+    res.locals.requestId = requestId;
+    res.setHeader('X-Request-Id', requestId);
+    res.on('close', () => {
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      const route = req.route ? String((req.route as { path: unknown }).path) : 'unmatched';
+      metrics.observe(req.method, route, res.statusCode, seconds);
+      const line = {
+        requestId,
+        method: req.method,
+        route,
+        path: req.originalUrl.split('?')[0],
+        status: res.statusCode,
+        ms: Math.round(seconds * 1e4) / 10,
+        ...(res.locals.tenant ? { tenant: res.locals.tenant as string } : {}),
+        ...(res.locals.jobId ? { jobId: res.locals.jobId as string } : {}),
+        ...(res.writableFinished ? {} : { aborted: true }),
+      };
+      const err: unknown = res.locals.error;
+      if (err !== undefined) log.error({ ...line, err }, 'request failed');
+      else log.info(line, 'request');
+    });
+    next();
+  });
+
+  if (opts.dashboard !== false) {
+    for (const r of dashboardRoutes()) {
+      app.get(r.path, (_req, res) => {
+        res.setHeader('Content-Security-Policy', "default-src 'self'; style-src 'self' 'unsafe-inline'");
+        res.type(r.type).send(r.body);
+      });
+    }
+  }
+
+  const json = express.json({ limit: opts.jsonLimit ?? '1mb', type: ['application/json', 'application/*+json'] });
+
+  for (const route of routes) {
+    const needsKey = route.auth !== false;
+    const handlers: express.RequestHandler[] = [];
+    // The key is checked before the body is read: strangers get 401, not parse errors.
+    if (needsKey) {
+      handlers.push(async (req, res, next) => {
+        res.locals.tenant = (await authenticate(rt.ctx, apiKeyOf(req))).tenant;
+        next();
+      });
+    }
+    if (route.method === 'post' && !route.rawBody) handlers.push(json);
+    handlers.push(async (req, res) => {
+      await route.handler(req, res, { ctx: rt.ctx, tenant: needsKey ? (res.locals.tenant as string) : '' });
+    });
+    app[route.method](route.path, ...handlers);
+  }
+
+  app.use((req: Request, _res: Response, next: NextFunction) => {
+    next(new ServiceError('NOT_FOUND', `no route ${req.method} ${req.path}`));
+  });
+
+  // express recognises an error handler by its four parameters.
+  app.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
+    const { error, expected } = classify(err);
+    if (!expected) res.locals.error = err;
+    if (res.headersSent) {
+      next(err);
+      return;
+    }
+    if (error.code === 'UNAUTHENTICATED') res.setHeader('WWW-Authenticate', 'Bearer realm="ticketsmith"');
+    // The client gets nothing internal, only the id that finds the logged cause.
+    sendError(res, expected ? error : new ServiceError(error.code, `${error.message} (request id ${String(res.locals.requestId)})`));
+  });
+
+  return app;
+}
+

@@ -1,0 +1,55 @@
+// Every failure a REST client sees goes through here: service errors keep
+// their code, status and field from the one error table; express's own
+// errors (malformed JSON, oversized bodies, bad percent-encoding) become the
+// matching table entry, so bad input is a 4xx and never a 500.
+import type { Response } from 'express';
+import { ERRORS, ServiceError, toServiceError } from '../../service/index.js';
+
+/** What express/body-parser attach to their errors (http-errors). */
+interface HttpLikeError {
+  status?: number;
+  statusCode?: number;
+  type?: string;
+  expose?: boolean;
+  message?: string;
+}
+
+function fromHttpError(e: HttpLikeError): ServiceError | null {
+  const status = e.status ?? e.statusCode;
+  if (typeof status !== 'number' || status < 400 || status >= 500) return null;
+  switch (e.type) {
+    case 'entity.parse.failed':
+      return new ServiceError('INVALID_ARGUMENT', `body: malformed JSON (${e.message ?? 'parse error'})`, 'body');
+    case 'entity.too.large':
+      return new ServiceError('PAYLOAD_TOO_LARGE', 'body: larger than this endpoint accepts', 'body');
+    case 'charset.unsupported':
+    case 'encoding.unsupported':
+      return new ServiceError('INVALID_ARGUMENT', `body: ${e.message ?? 'unsupported encoding'}`, 'body');
+    case 'request.aborted':
+    case 'request.size.invalid':
+      return new ServiceError('INVALID_ARGUMENT', 'body: the request body ended early', 'body');
+    default:
+      if (status === 413) return new ServiceError('PAYLOAD_TOO_LARGE', 'request larger than this endpoint accepts');
+      // A bad percent-escape in the path ends up here (URIError with status 400).
+      return new ServiceError('INVALID_ARGUMENT', e.expose !== false && e.message ? e.message : 'bad request');
+  }
+}
+
+/** The ServiceError a thrown value answers as, and whether it was expected. */
+export function classify(e: unknown): { error: ServiceError; expected: boolean } {
+  if (e instanceof ServiceError) return { error: e, expected: true };
+  const http = typeof e === 'object' && e !== null ? fromHttpError(e as HttpLikeError) : null;
+  if (http) return { error: http, expected: true };
+  const error = toServiceError(e);
+  return { error, expected: error.code !== 'INTERNAL' };
+}
+
+export function errorBody(error: ServiceError): { error: ReturnType<ServiceError['toJSON']> } {
+  return { error: error.toJSON() };
+}
+
+export function sendError(res: Response, error: ServiceError): void {
+  res.status(ERRORS[error.code].http);
+  if (error.code === 'PAYLOAD_TOO_LARGE') res.setHeader('Connection', 'close');
+  res.json(errorBody(error));
+}

@@ -1,0 +1,145 @@
+// GET /openapi.json: the OpenAPI 3.1 document, generated from the route table
+// the app serves and from the same zod schemas the service validates and
+// answers with (the run spec from engine/spec.ts, the DTOs from service/dto.ts,
+// the error codes from service/errors.ts). Nothing here is written by hand
+// twice.
+import { z } from 'zod';
+import { RunSpecSchema } from '../../engine/spec.js';
+import {
+  ApiKeySchema,
+  ArtifactSchema,
+  DatasetSchema,
+  ERRORS,
+  ERROR_CODES,
+  EventSchema,
+  JobSchema,
+  ModelSchema,
+  RoundSchema,
+  type ErrorCode,
+} from '../../service/index.js';
+import { ref, type JsonSchema, type ParamDoc, type RouteDef } from './route.js';
+
+type Doc = Record<string, unknown>;
+
+function schemaOf(s: z.ZodType, io: 'input' | 'output'): JsonSchema {
+  const out = z.toJSONSchema(s, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as JsonSchema;
+  delete out.$schema;
+  return out;
+}
+
+/** The submit body: the run spec's fields, with the two references described as the service takes them. */
+function submitSchema(): JsonSchema {
+  const spec = schemaOf(RunSpecSchema, 'input');
+  const props = { ...(spec.properties as Record<string, JsonSchema>) };
+  props.model = { ...props.model, description: 'A zoo model name (lenet-300-100, lenet-N-M, conv-2/4/6, vgg-11/16, resnet-20), `model:<id>` or the bare id of an uploaded model' };
+  props.dataset = { ...props.dataset, description: 'A dataset reference (builtin:mnist, builtin:fashion-mnist, builtin:cifar10, http(s)://…), `dataset:<id>` or the bare id of a registered one' };
+  const flat = { ...spec, properties: props, description: 'The run spec, flat' };
+  const nested = {
+    type: 'object',
+    description: 'The same, with the run-spec fields under `spec`',
+    properties: { model: props.model, dataset: props.dataset, spec: { ...spec, description: 'Run-spec fields' } },
+    required: ['spec'],
+    additionalProperties: false,
+  };
+  return { oneOf: [flat, nested] };
+}
+
+export function components(): Record<string, JsonSchema> {
+  return {
+    RunSpec: schemaOf(RunSpecSchema, 'input'),
+    SubmitJobRequest: submitSchema(),
+    RegisterDatasetRequest: { type: 'object', properties: { reference: { type: 'string', description: 'builtin:…, http(s)://… (file:// where the operator allows it)' } }, required: ['reference'] },
+    Job: schemaOf(JobSchema, 'output'),
+    JobPage: {
+      type: 'object',
+      properties: { items: { type: 'array', items: ref('Job') }, next_cursor: { type: ['string', 'null'], description: 'Pass as `cursor` for the next page; null on the last page' } },
+      required: ['items', 'next_cursor'],
+    },
+    Round: schemaOf(RoundSchema, 'output'),
+    Artifact: schemaOf(ArtifactSchema, 'output'),
+    ArtifactList: { type: 'object', properties: { items: { type: 'array', items: ref('Artifact') } }, required: ['items'] },
+    Event: schemaOf(EventSchema, 'output'),
+    Model: schemaOf(ModelSchema, 'output'),
+    Dataset: schemaOf(DatasetSchema, 'output'),
+    ApiKey: schemaOf(ApiKeySchema, 'output'),
+    Error: {
+      type: 'object',
+      properties: {
+        error: {
+          type: 'object',
+          properties: {
+            code: { type: 'string', enum: [...ERROR_CODES], description: ERROR_CODES.map((c) => `${c} (${ERRORS[c].http}): ${ERRORS[c].description}`).join('\n') },
+            message: { type: 'string' },
+            field: { type: 'string', description: 'The request field at fault, when one is' },
+          },
+          required: ['code', 'message'],
+        },
+      },
+      required: ['error'],
+    },
+  };
+}
+
+const openApiPath = (p: string) => p.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+
+function parameters(route: RouteDef): Doc[] {
+  const p = (where: string, d: ParamDoc, required: boolean): Doc => ({ name: d.name, in: where, description: d.description, required, schema: d.schema ?? { type: 'string' } });
+  return [
+    ...(route.params ?? []).map((d) => p('path', d, true)),
+    ...(route.query ?? []).map((d) => p('query', d, d.required ?? false)),
+    ...(route.headers ?? []).map((d) => p('header', d, d.required ?? false)),
+  ];
+}
+
+function responses(route: RouteDef): Doc {
+  const out: Doc = {};
+  for (const [status, r] of Object.entries(route.responses)) {
+    out[status] = {
+      description: r.description,
+      ...(r.content ? { content: Object.fromEntries(Object.entries(r.content).map(([type, schema]) => [type, { schema }])) } : {}),
+      ...(r.headers ? { headers: Object.fromEntries(Object.entries(r.headers).map(([h, d]) => [h, { description: d, schema: { type: 'string' } }])) } : {}),
+    };
+  }
+  // One entry per status; several codes can share it (409, 500).
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const code of route.errors) byStatus.set(ERRORS[code].http, [...(byStatus.get(ERRORS[code].http) ?? []), code]);
+  for (const [status, codes] of [...byStatus].sort((a, b) => a[0] - b[0])) {
+    out[String(status)] = { description: codes.join(' | '), content: { 'application/json': { schema: ref('Error') } } };
+  }
+  return out;
+}
+
+export function buildOpenApi(routes: RouteDef[], info: { version: string; serverUrl?: string }): Doc {
+  const paths: Record<string, Doc> = {};
+  for (const r of routes) {
+    const op: Doc = {
+      operationId: r.operationId,
+      tags: [r.tag],
+      summary: r.summary,
+      ...(r.auth === false ? { security: [] } : {}),
+      parameters: parameters(r),
+      ...(r.body ? { requestBody: { required: r.body.required, content: Object.fromEntries(Object.entries(r.body.content).map(([t, schema]) => [t, { schema }])) } } : {}),
+      responses: responses(r),
+    };
+    (paths[openApiPath(r.path)] ??= {})[r.method] = op;
+  }
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Ticketsmith',
+      version: info.version,
+      description: 'Lottery-ticket iterative magnitude pruning (with rewinding) and L1 filter pruning as a service. Every /v1 call needs an API key: `Authorization: Bearer <key>` or `X-Api-Key: <key>`.',
+    },
+    ...(info.serverUrl ? { servers: [{ url: info.serverUrl }] } : {}),
+    security: [{ bearer: [] }, { apiKey: [] }],
+    tags: [{ name: 'models' }, { name: 'datasets' }, { name: 'jobs' }, { name: 'artifacts' }, { name: 'operations' }],
+    paths,
+    components: {
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'An API key from `ticketsmith keys create`' },
+        apiKey: { type: 'apiKey', in: 'header', name: 'X-Api-Key' },
+      },
+      schemas: components(),
+    },
+  };
+}

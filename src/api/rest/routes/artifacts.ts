@@ -1,0 +1,124 @@
+// /v1/artifacts: list (by job, model, kind) and download with a strong ETag
+// (the sha256), If-None-Match → 304, one byte Range → 206 / 416, and
+// X-Content-SHA256 so a client can check what it saved. Bytes are streamed
+// from the blob store; the first chunk is read before the status line goes
+// out, so a missing blob is still an error response and not a cut-off body.
+import { once } from 'node:events';
+import { posix } from 'node:path';
+import type { Response } from 'express';
+import { checkRange, getArtifact, listArtifacts, ServiceError } from '../../../service/index.js';
+import { ifRangeHolds, noneMatch, parseRange } from '../conditional.js';
+import { COMMON_ERRORS, pathParam, queryString, ref, tagJob, type RouteDef } from '../route.js';
+
+/** Waits for 'drain' unless the client went away first; false when it did. */
+async function drained(res: Response): Promise<boolean> {
+  if (res.destroyed) return false;
+  const closed = once(res, 'close').then(() => false);
+  const drain = once(res, 'drain').then(() => true);
+  return Promise.race([closed, drain]);
+}
+
+function contentDisposition(name: string): string {
+  const base = posix.basename(name) || 'artifact';
+  const ascii = base.replace(/[^\x20-\x7e]|["\\]/g, '_');
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(base)}`;
+}
+
+export const artifactRoutes: RouteDef[] = [
+  {
+    method: 'get',
+    path: '/v1/artifacts',
+    operationId: 'listArtifacts',
+    tag: 'artifacts',
+    summary: "The tenant's artifacts, filtered by job, model or kind",
+    query: [
+      { name: 'jobId', description: 'Only this job', schema: { type: 'string', format: 'uuid' } },
+      { name: 'modelId', description: "Only this uploaded model's files", schema: { type: 'string', format: 'uuid' } },
+      { name: 'kind', description: "'round' | 'ticket' | 'result' | 'model-file'", schema: { type: 'string' } },
+    ],
+    responses: { 200: { description: 'Artifacts', content: { 'application/json': ref('ArtifactList') } } },
+    errors: ['NOT_FOUND', 'INVALID_ARGUMENT', ...COMMON_ERRORS],
+    async handler(req, res, { ctx, tenant }) {
+      const items = await listArtifacts(ctx, tenant, { jobId: queryString(req, 'jobId'), modelId: queryString(req, 'modelId'), kind: queryString(req, 'kind') });
+      res.json({ items });
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/artifacts/:id',
+    operationId: 'downloadArtifact',
+    tag: 'artifacts',
+    summary: "An artifact's bytes (ETag = sha256; Range and If-None-Match honoured)",
+    params: [{ name: 'id', description: 'Artifact id', schema: { type: 'string', format: 'uuid' } }],
+    headers: [
+      { name: 'Range', description: 'One byte range, e.g. `bytes=0-1023` or `bytes=-512`' },
+      { name: 'If-None-Match', description: 'The ETag you hold: 304 while it is current' },
+      { name: 'If-Range', description: 'Serve the Range only if this ETag is still current' },
+    ],
+    responses: {
+      200: { description: 'The whole artifact', content: { 'application/octet-stream': { type: 'string', format: 'binary' } }, headers: { ETag: '"<sha256>"', 'X-Content-SHA256': 'sha256 of the whole artifact, hex', 'Accept-Ranges': 'bytes' } },
+      206: { description: 'The requested range', content: { 'application/octet-stream': { type: 'string', format: 'binary' } }, headers: { 'Content-Range': 'bytes start-end/size' } },
+      304: { description: 'Not modified (If-None-Match matched)' },
+    },
+    errors: ['NOT_FOUND', 'RANGE_NOT_SATISFIABLE', ...COMMON_ERRORS],
+    async handler(req, res, { ctx, tenant }) {
+      const dl = await getArtifact(ctx, tenant, pathParam(req, 'id'));
+      if (dl.artifact.jobId) tagJob(res, dl.artifact.jobId);
+      res.setHeader('ETag', dl.etag);
+      res.setHeader('X-Content-SHA256', dl.sha256);
+      res.setHeader('Accept-Ranges', 'bytes');
+      // Content-addressed: the bytes behind an id never change.
+      const cache = 'private, max-age=31536000, immutable';
+      if (noneMatch(req.get('if-none-match'), dl.etag)) {
+        res.setHeader('Cache-Control', cache);
+        res.status(304).end();
+        return;
+      }
+      const asked = ifRangeHolds(req.get('if-range'), dl.etag) ? parseRange(req.get('range'), dl.size) : { kind: 'none' as const };
+      if (asked.kind === 'unsatisfiable') {
+        res.setHeader('Content-Range', `bytes */${dl.size}`);
+        throw new ServiceError('RANGE_NOT_SATISFIABLE', `range '${req.get('range')}' selects no bytes of a ${dl.size}-byte artifact`, 'range');
+      }
+      if (asked.kind === 'range') {
+        try {
+          checkRange(asked.range, dl.size);
+        } catch (e) {
+          res.setHeader('Content-Range', `bytes */${dl.size}`);
+          throw e;
+        }
+      }
+      const range = asked.kind === 'range' ? asked.range : undefined;
+      const length = range ? range.end - range.start + 1 : dl.size;
+      res.setHeader('Content-Type', dl.mediaType || 'application/octet-stream');
+      res.setHeader('Content-Disposition', contentDisposition(dl.artifact.name));
+      res.setHeader('Content-Length', String(length));
+      if (range) res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${dl.size}`);
+      res.setHeader('Cache-Control', cache);
+      res.status(range ? 206 : 200);
+      if (req.method === 'HEAD' || length === 0) {
+        res.end();
+        return;
+      }
+      const stream = dl.open(range);
+      const chunks = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+      let first: IteratorResult<Buffer>;
+      try {
+        first = await chunks.next();
+      } catch (e) {
+        // Nothing was sent yet: answer with the error instead of a truncated body.
+        for (const h of ['Content-Type', 'Content-Disposition', 'Content-Length', 'Content-Range', 'ETag', 'X-Content-SHA256', 'Cache-Control']) res.removeHeader(h);
+        throw e;
+      }
+      res.on('close', () => stream.destroy());
+      try {
+        for (let r = first; !r.done; r = await chunks.next()) {
+          if (!res.write(r.value) && !(await drained(res))) return;
+        }
+        res.end();
+      } catch {
+        // Headers are out: all that is left is to cut the connection so the client sees a short body.
+        res.destroy();
+      }
+    },
+  },
+];

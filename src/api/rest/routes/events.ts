@@ -1,0 +1,94 @@
+// GET /v1/jobs/:id/events: a job's events as Server-Sent Events. `id:` is the
+// event id, so a reconnecting client (Last-Event-ID, or `?after=`) resumes
+// where it stopped; comment heartbeats keep proxies from closing an idle
+// stream; a final `end` event carries the job's status and the stream closes
+// once the job has finished. `Accept: application/json` gets one page instead.
+import { once } from 'node:events';
+import type { Response } from 'express';
+import { getJob, listEvents, watchJob, type EventDto } from '../../../service/index.js';
+import { classify, errorBody } from '../errors.js';
+import { COMMON_ERRORS, pathParam, queryString, ref, tagJob, type RouteDef } from '../route.js';
+
+export interface SseOptions {
+  /** Heartbeat comment interval (default 15 s). */
+  heartbeatMs: number;
+}
+
+function frame(e: EventDto): string {
+  return `id: ${e.id}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`;
+}
+
+/** Writes, waiting for the socket to drain; false once the client is gone. */
+async function send(res: Response, text: string): Promise<boolean> {
+  if (res.destroyed || res.writableEnded) return false;
+  if (res.write(text)) return true;
+  const closed = once(res, 'close').then(() => false);
+  return Promise.race([closed, once(res, 'drain').then(() => true)]);
+}
+
+export function eventRoutes(opts: SseOptions): RouteDef[] {
+  return [
+    {
+      method: 'get',
+      path: '/v1/jobs/:id/events',
+      operationId: 'watchJob',
+      tag: 'jobs',
+      summary: "A job's events as Server-Sent Events, until the job has finished",
+      params: [{ name: 'id', description: 'Job id', schema: { type: 'string', format: 'uuid' } }],
+      query: [
+        { name: 'after', description: 'Resume after this event id (like Last-Event-ID)', schema: { type: 'integer', minimum: 0 } },
+        { name: 'limit', description: 'Page size with Accept: application/json (1-1000, default 500)', schema: { type: 'integer', minimum: 1, maximum: 1000 } },
+      ],
+      headers: [{ name: 'Last-Event-ID', description: 'The last event id received; the stream resumes after it' }],
+      responses: {
+        200: {
+          description:
+            'text/event-stream: one SSE event per job event (`id:` event id, `event:` its kind, `data:` the Event as JSON), `: heartbeat` comments, and a final `event: end` with `{"status": ...}`. With Accept: application/json, one page of events.',
+          content: { 'text/event-stream': { type: 'string' }, 'application/json': { type: 'object', properties: { items: { type: 'array', items: ref('Event') } }, required: ['items'] } },
+        },
+      },
+      errors: ['NOT_FOUND', 'INVALID_ARGUMENT', ...COMMON_ERRORS],
+      async handler(req, res, { ctx, tenant }) {
+        const id = pathParam(req, 'id');
+        tagJob(res, id);
+        const afterId = req.get('last-event-id') ?? queryString(req, 'after') ?? null;
+        if (req.accepts(['text/event-stream', 'application/json']) === 'application/json') {
+          res.json({ items: await listEvents(ctx, tenant, id, { afterId, limit: queryString(req, 'limit') }) });
+          return;
+        }
+        // Checks the job and the cursor while an error can still be a plain JSON response.
+        await listEvents(ctx, tenant, id, { afterId, limit: 1 });
+
+        const abort = new AbortController();
+        res.on('close', () => abort.abort());
+        res.status(200);
+        res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
+        res.setHeader('Cache-Control', 'no-cache, no-transform');
+        res.setHeader('Connection', 'keep-alive');
+        res.setHeader('X-Accel-Buffering', 'no');
+        res.flushHeaders();
+        req.socket.setNoDelay(true);
+        const heartbeat = setInterval(() => {
+          if (!res.writableEnded) res.write(': heartbeat\n\n');
+        }, opts.heartbeatMs);
+        try {
+          if (!(await send(res, 'retry: 2000\n\n'))) return;
+          for await (const e of watchJob(ctx, tenant, id, { afterId, signal: abort.signal })) {
+            if (!(await send(res, frame(e)))) return;
+          }
+          if (abort.signal.aborted) return;
+          const job = await getJob(ctx, tenant, id);
+          await send(res, `event: end\ndata: ${JSON.stringify({ status: job.status })}\n\n`);
+        } catch (e) {
+          // Headers are out: report in-band, then close.
+          const { error, expected } = classify(e);
+          if (!expected) res.locals.error = e;
+          await send(res, `event: error\ndata: ${JSON.stringify(errorBody(error))}\n\n`);
+        } finally {
+          clearInterval(heartbeat);
+          if (!res.writableEnded) res.end();
+        }
+      },
+    },
+  ];
+}

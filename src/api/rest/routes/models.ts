@@ -1,0 +1,108 @@
+// /v1/models (TF.js Layers uploads: multipart files or one archive) and
+// /v1/datasets (dataset references). The service validates both in full.
+import { getDataset, getModel, listDatasets, listModels, registerDataset, uploadModel, invalid } from '../../../service/index.js';
+import { COMMON_ERRORS, pathParam, ref, type RouteDef } from '../route.js';
+import { readModelUpload } from '../upload.js';
+
+const id = (what: string) => ({ name: 'id', description: `${what} id`, schema: { type: 'string', format: 'uuid' } });
+
+const multipart = {
+  type: 'object',
+  properties: {
+    files: { type: 'array', items: { type: 'string', format: 'binary' }, description: 'model.json and the weight files its manifest names (file names may keep a folder)' },
+    archive: { type: 'string', format: 'binary', description: 'Instead of files: one .zip, .tar.gz or .tar holding them' },
+    name: { type: 'string', description: 'A label for the model' },
+  },
+};
+const binary = { type: 'string', format: 'binary' };
+
+export const modelRoutes: RouteDef[] = [
+  {
+    method: 'post',
+    path: '/v1/models',
+    operationId: 'uploadModel',
+    tag: 'models',
+    summary: 'Upload a TF.js Layers model; jobs then name it as `model:<id>` (or its bare id)',
+    rawBody: true,
+    query: [{ name: 'name', description: 'A label for the model (raw archive bodies)', schema: { type: 'string' } }],
+    body: {
+      required: true,
+      content: { 'multipart/form-data': multipart, 'application/zip': binary, 'application/gzip': binary, 'application/x-tar': binary },
+    },
+    responses: { 201: { description: 'Stored', content: { 'application/json': ref('Model') }, headers: { Location: 'The model URL' } } },
+    errors: ['INVALID_ARGUMENT', 'PAYLOAD_TOO_LARGE', ...COMMON_ERRORS],
+    async handler(req, res, { ctx, tenant }) {
+      const { upload, name } = await readModelUpload(req, ctx.config.maxUploadBytes);
+      const model = await uploadModel(ctx, tenant, upload, { name });
+      res.setHeader('Location', `/v1/models/${model.id}`);
+      res.status(201).json(model);
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/models',
+    operationId: 'listModels',
+    tag: 'models',
+    summary: "The tenant's uploaded models, newest first",
+    responses: { 200: { description: 'Models', content: { 'application/json': { type: 'object', properties: { items: { type: 'array', items: ref('Model') } }, required: ['items'] } } } },
+    errors: COMMON_ERRORS,
+    async handler(_req, res, { ctx, tenant }) {
+      res.json({ items: await listModels(ctx, tenant) });
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/models/:id',
+    operationId: 'getModel',
+    tag: 'models',
+    summary: 'An uploaded model and its architecture summary',
+    params: [id('Model')],
+    responses: { 200: { description: 'The model', content: { 'application/json': ref('Model') } } },
+    errors: ['NOT_FOUND', ...COMMON_ERRORS],
+    async handler(req, res, { ctx, tenant }) {
+      res.json(await getModel(ctx, tenant, pathParam(req, 'id')));
+    },
+  },
+  {
+    method: 'post',
+    path: '/v1/datasets',
+    operationId: 'registerDataset',
+    tag: 'datasets',
+    summary: 'Register a dataset reference; jobs then name it as `dataset:<id>` (or its bare id)',
+    body: { required: true, content: { 'application/json': ref('RegisterDatasetRequest') } },
+    responses: { 201: { description: 'Registered (registering it again returns the same one)', content: { 'application/json': ref('Dataset') } } },
+    errors: ['INVALID_ARGUMENT', ...COMMON_ERRORS],
+    async handler(req, res, { ctx, tenant }) {
+      const body: unknown = req.body;
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('body', 'body: expected a JSON object { "reference": "..." }');
+      const dataset = await registerDataset(ctx, tenant, (body as { reference?: unknown }).reference);
+      res.setHeader('Location', `/v1/datasets/${dataset.id}`);
+      res.status(201).json(dataset);
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/datasets',
+    operationId: 'listDatasets',
+    tag: 'datasets',
+    summary: "The tenant's registered datasets",
+    responses: { 200: { description: 'Datasets', content: { 'application/json': { type: 'object', properties: { items: { type: 'array', items: ref('Dataset') } }, required: ['items'] } } } },
+    errors: COMMON_ERRORS,
+    async handler(_req, res, { ctx, tenant }) {
+      res.json({ items: await listDatasets(ctx, tenant) });
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/datasets/:id',
+    operationId: 'getDataset',
+    tag: 'datasets',
+    summary: 'A registered dataset',
+    params: [id('Dataset')],
+    responses: { 200: { description: 'The dataset', content: { 'application/json': ref('Dataset') } } },
+    errors: ['NOT_FOUND', ...COMMON_ERRORS],
+    async handler(req, res, { ctx, tenant }) {
+      res.json(await getDataset(ctx, tenant, pathParam(req, 'id')));
+    },
+  },
+];

@@ -1,0 +1,128 @@
+// Reads a model upload off the wire into the service's ModelUpload shape:
+// multipart/form-data (files named by their filename, paths kept so an
+// uploaded folder stays a folder; or one `archive` part), or a raw archive
+// body (application/zip, application/gzip, application/x-tar). The size limit
+// is enforced while reading, so an oversized upload is refused without being
+// buffered whole.
+import type { Request } from 'express';
+import busboy from 'busboy';
+import { invalid, ServiceError, type ModelUpload, type NamedFile } from '../../service/index.js';
+
+const ARCHIVE_TYPES = new Set(['application/zip', 'application/x-zip-compressed', 'application/gzip', 'application/x-gzip', 'application/x-tar', 'application/x-gtar', 'application/octet-stream']);
+const ARCHIVE_NAME = /\.(zip|tar\.gz|tgz|tar)$/i;
+/** Room for multipart boundaries and part headers on top of the file bytes. */
+const ENVELOPE = 1024 * 1024;
+
+export interface ParsedUpload {
+  upload: ModelUpload;
+  name?: string;
+}
+
+const tooLarge = (max: number) => new ServiceError('PAYLOAD_TOO_LARGE', `upload exceeds ${max} bytes`, 'files');
+
+function mediaType(req: Request): string {
+  return (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+}
+
+function checkDeclaredLength(req: Request, max: number): void {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > max + ENVELOPE) throw tooLarge(max);
+}
+
+async function readRaw(req: Request, max: number): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > max) throw tooLarge(max);
+    chunks.push(chunk);
+  }
+  return new Uint8Array(Buffer.concat(chunks));
+}
+
+function readMultipart(req: Request, max: number): Promise<ParsedUpload> {
+  return new Promise<ParsedUpload>((resolve, reject) => {
+    let bb: busboy.Busboy;
+    try {
+      bb = busboy({ headers: req.headers, preservePath: true, limits: { fileSize: max + 1, files: 1000, fields: 20, fieldSize: 4096, parts: 1100 } });
+    } catch (e) {
+      reject(invalid('body', `body: ${(e as Error).message}`));
+      return;
+    }
+    const files: NamedFile[] = [];
+    let archive: Uint8Array | null = null;
+    let name: string | undefined;
+    let total = 0;
+    let failed: ServiceError | null = null;
+    let pending = 0;
+    let finished = false;
+    const fail = (e: ServiceError) => {
+      if (failed) return;
+      failed = e;
+      req.unpipe(bb);
+      // Drain what the client still sends, so it reads our answer instead of a reset.
+      req.resume();
+      reject(e);
+    };
+    const settle = () => {
+      if (failed || !finished || pending > 0) return;
+      if (archive) {
+        if (files.length > 0) return fail(invalid('archive', 'archive: send one archive or model files, not both'));
+        return resolve({ upload: { archive }, name });
+      }
+      if (files.length === 0) return fail(invalid('files', 'files: the upload has no files (send model.json and its weight files, or one archive)'));
+      resolve({ upload: { files }, name });
+    };
+    bb.on('file', (field, stream, info) => {
+      pending++;
+      const chunks: Buffer[] = [];
+      stream.on('data', (chunk: Buffer) => {
+        total += chunk.length;
+        if (total > max) {
+          stream.resume();
+          fail(tooLarge(max));
+          return;
+        }
+        if (!failed) chunks.push(chunk);
+      });
+      stream.on('end', () => {
+        pending--;
+        if (failed) return;
+        const bytes = new Uint8Array(Buffer.concat(chunks));
+        const filename = info.filename ?? field;
+        if (field === 'archive' || ARCHIVE_NAME.test(filename)) {
+          if (archive) return fail(invalid('archive', 'archive: only one archive per upload'));
+          archive = bytes;
+        } else {
+          files.push({ name: filename, bytes });
+        }
+        settle();
+      });
+    });
+    bb.on('field', (field, value) => {
+      if (field === 'name') name = value;
+    });
+    bb.on('partsLimit', () => fail(invalid('files', 'files: too many parts')));
+    bb.on('filesLimit', () => fail(invalid('files', 'files: too many files')));
+    bb.on('error', (e: Error) => fail(invalid('body', `body: malformed multipart data (${e.message})`)));
+    bb.on('close', () => {
+      finished = true;
+      settle();
+    });
+    req.on('aborted', () => fail(invalid('body', 'body: the upload ended early')));
+    req.pipe(bb);
+  });
+}
+
+/** The upload in `req`, or INVALID_ARGUMENT / PAYLOAD_TOO_LARGE. */
+export async function readModelUpload(req: Request, maxBytes: number): Promise<ParsedUpload> {
+  checkDeclaredLength(req, maxBytes);
+  const type = mediaType(req);
+  const nameQuery = typeof req.query.name === 'string' ? req.query.name : undefined;
+  if (type === 'multipart/form-data') {
+    const parsed = await readMultipart(req, maxBytes);
+    return { upload: parsed.upload, name: parsed.name ?? nameQuery };
+  }
+  if (ARCHIVE_TYPES.has(type)) return { upload: { archive: await readRaw(req, maxBytes) }, name: nameQuery };
+  throw invalid('content-type', 'content-type: send multipart/form-data (model.json and weight files, or an archive) or a raw application/zip, application/gzip or application/x-tar body');
+}

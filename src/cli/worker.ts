@@ -1,0 +1,35 @@
+// `ticketsmith worker`: a worker process and nothing else. Any number of them,
+// on any number of machines, share one PostgreSQL (DATABASE_URL) with the API
+// (`serve --no-worker`); each job goes to one worker at a time. SIGINT/SIGTERM
+// hands running jobs back to the queue before exiting.
+import { parseArgs } from 'node:util';
+import { openService, stopOnSignals } from '../service/index.js';
+
+export const workerUsage = () => `usage: ticketsmith worker [flags]
+
+Runs queued compression jobs from the database in DATABASE_URL (or the embedded one under .data/).
+  --concurrency <n>    jobs run at once (default TICKETSMITH_WORKER_CONCURRENCY or 1)
+  --id <name>          worker id in logs and job records (default host-pid-random)
+`;
+
+export async function workerCommand(argv: string[]): Promise<number> {
+  let values: { concurrency?: string; id?: string };
+  try {
+    ({ values } = parseArgs({ args: argv, options: { concurrency: { type: 'string' }, id: { type: 'string' } }, strict: true }));
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n\n${workerUsage()}`);
+    return 2;
+  }
+  let concurrency: number | undefined;
+  if (values.concurrency !== undefined) {
+    concurrency = Number(values.concurrency);
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
+      process.stderr.write('error: --concurrency: an integer from 1 to 64\n');
+      return 2;
+    }
+  }
+  const rt = await openService({ worker: { ...(concurrency ? { concurrency } : {}), ...(values.id ? { id: values.id } : {}) } });
+  process.stdout.write(`worker ${rt.worker?.id ?? '?'} running on ${rt.db.embedded ? 'the embedded PostgreSQL' : 'DATABASE_URL'}; Ctrl-C stops it.\n`);
+  stopOnSignals(rt);
+  return new Promise<number>(() => {});
+}
