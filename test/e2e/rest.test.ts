@@ -109,8 +109,8 @@ describe('operations', () => {
     const err = doc.components.schemas.Error!.properties!.error as { properties: { code: { enum: string[] } } };
     assert.deepEqual(err.properties.code.enum, [...ERROR_CODES]);
     // Statuses come from the error table: a missing job is documented as 404, a reused key as 422.
-    assert.ok(doc.paths['/v1/jobs/{id}']!.get!.responses['404']);
-    assert.ok(doc.paths['/v1/jobs']!.post!.responses['422']);
+    assert.ok(doc.paths['/v1/jobs/{id}']!.get!.responses['404'], "doc.paths['/v1/jobs/{id}']!.get!.responses['404']");
+    assert.ok(doc.paths['/v1/jobs']!.post!.responses['422'], "doc.paths['/v1/jobs']!.post!.responses['422']");
   });
 
   test('unknown routes are a JSON 404; the dashboard page is served at /', async () => {
@@ -232,7 +232,7 @@ describe('jobs (no worker yet: they stay queued)', () => {
     const items = first.json.items as { id: string }[];
     assert.deepEqual(items.map((j) => j.id), [queued[2], queued[1]]);
     const cursor = first.json.next_cursor as string;
-    assert.ok(cursor);
+    assert.ok(cursor, "cursor");
     const link = first.res.headers.get('link') ?? '';
     const m = /^<([^>]+)>; rel="next"$/.exec(link);
     assert.ok(m, link);
@@ -358,8 +358,8 @@ describe('with a worker running the real engine', () => {
     const rows = await rt.ctx.prisma.round.findMany({ where: { jobId: job.id }, orderBy: { index: 'asc' } });
     assert.deepEqual(rounds.map((r) => [r.density, r.testAccuracy, r.earlyStopIteration]), rows.map((r) => [r.density, r.testAccuracy, r.earlyStopIteration]));
     assert.equal(rounds[0]!.density, 1);
-    assert.ok(rounds[2]!.density < rounds[1]!.density && rounds[1]!.density < 1);
-    for (const r of rounds) assert.ok(r.testAccuracy >= 0 && r.testAccuracy <= 1 && r.paramsTotal === 784 * 16 + 16 + 16 * 10 + 10);
+    assert.ok(rounds[2]!.density < rounds[1]!.density && rounds[1]!.density < 1, "rounds[2]!.density < rounds[1]!.density && rounds[1]!.density < 1");
+    for (const r of rounds) assert.ok(r.testAccuracy >= 0 && r.testAccuracy <= 1 && r.paramsTotal === 784 * 16 + 16 + 16 * 10 + 10, "r.testAccuracy >= 0 && r.testAccuracy <= 1 && r.paramsTotal === 784 * 16 + 16 + 16 * 10...");
 
     // Download the ticket, verify it, load it in TF.js: its zeros are the pruned weights.
     const ticket = await acme.listArtifacts(job.id, { kind: 'ticket' });

@@ -57,7 +57,7 @@ describe('runCompression', () => {
       assert.deepEqual(Object.keys(rounds[1]!.controls), [], 'controls=last: none in round 1');
       assert.deepEqual(Object.keys(rounds[2]!.controls).sort(), ['reinit', 'shuffle']);
       for (const r of rounds) assert.ok(r.finalTestAccuracy > 0.25 && r.finalTestAccuracy <= 1, `round ${r.round} accuracy ${r.finalTestAccuracy}`);
-      assert.ok(rounds[2]!.compressedBytes < rounds[2]!.denseBytes);
+      assert.ok(rounds[2]!.compressedBytes < rounds[2]!.denseBytes, "rounds[2]!.compressedBytes < rounds[2]!.denseBytes");
       assert.equal(rounds[0]!.paramsTotal, 784 * 30 + 30 + 30 * 10 + 10 + 10 * 10 + 10);
 
       // The exported ticket loads with stock readers and carries the reported sparsity.
@@ -73,7 +73,7 @@ describe('runCompression', () => {
           if (w[name]!.values[i] === 0) zeros++;
         }
       }
-      assert.ok(Math.abs(1 - zeros / total - rounds[2]!.density) < 1e-3);
+      assert.ok(Math.abs(1 - zeros / total - rounds[2]!.density) < 1e-3, "Math.abs(1 - zeros / total - rounds[2]!.density) < 1e-3");
       const packed = decompressTicket(await readFile(join(dir, 'result', 'ticket', 'compressed.bin')));
       const a = packed.weights['fc1/kernel']!.values;
       const b = w['fc1/kernel']!.values;
@@ -104,8 +104,8 @@ describe('runCompression', () => {
     try {
       const result = await runCompression({ ...spec, rounds: 1 }, { sink: new FileSink(dir), parallelism: 2 });
       const r1 = (result.summary.rounds as RoundMetrics[])[1]!;
-      assert.ok(r1.controls.reinit && r1.controls.shuffle);
-      assert.ok(r1.controls.reinit.finalTestAccuracy > 0.2);
+      assert.ok(r1.controls.reinit && r1.controls.shuffle, "r1.controls.reinit && r1.controls.shuffle");
+      assert.ok(r1.controls.reinit.finalTestAccuracy > 0.2, "r1.controls.reinit.finalTestAccuracy > 0.2");
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -27,12 +27,12 @@ test('a tiny IMP job runs on the real engine and is stored whole', async () => {
   }, 120_000, 'the real engine to finish');
   assert.equal(done.error, null);
   assert.equal(done.status, 'succeeded');
-  assert.ok(done.backend);
+  assert.ok(done.backend, "done.backend");
   const rounds = await listRounds(ctx, 'acme', job.id);
   assert.deepEqual(rounds.map((r) => r.index), [0, 1]);
   assert.equal(rounds[0]!.density, 1);
   assert.ok(rounds[1]!.density < 1 && rounds[1]!.density > 0.7, `round 1 density ${rounds[1]!.density}`);
-  assert.ok(rounds[1]!.testAccuracy >= 0 && rounds[1]!.testAccuracy <= 1);
+  assert.ok(rounds[1]!.testAccuracy >= 0 && rounds[1]!.testAccuracy <= 1, "rounds[1]!.testAccuracy >= 0 && rounds[1]!.testAccuracy <= 1");
   const names = (await listArtifacts(ctx, 'acme', { jobId: job.id })).map((a) => a.name);
   assert.ok(names.includes('round_1/mask.json'), names.join(','));
   assert.ok(names.some((n) => n.startsWith('ticket/')), names.join(','));

@@ -317,7 +317,7 @@ describe('jobs', () => {
     const { job } = await submitJob(ctx, 'acme', { ...tiny, seed: 99 });
     const c = await cancelJob(ctx, 'acme', job.id);
     assert.equal(c.status, 'cancelled');
-    assert.ok(c.finishedAt);
+    assert.ok(c.finishedAt, "c.finishedAt");
     const state = await ctx.prisma.$queryRaw<{ state: string }[]>`SELECT state::text AS state FROM pgboss.job WHERE data->>'jobId' = ${job.id}`;
     assert.deepEqual(state, [{ state: 'cancelled' }]);
     assert.equal((await cancelJob(ctx, 'acme', job.id)).status, 'cancelled', 'cancelling twice is a no-op');
@@ -407,7 +407,7 @@ describe('error table', () => {
   test('unexpected errors become INTERNAL without leaking their message', () => {
     const e = toServiceError(new Error('password=hunter2 at db.internal'));
     assert.equal(e.code, 'INTERNAL');
-    assert.ok(!e.message.includes('hunter2'));
+    assert.ok(!e.message.includes('hunter2'), "!e.message.includes('hunter2')");
     assert.deepEqual(new ServiceError('INVALID_ARGUMENT', 'rounds: too big', 'rounds').toJSON(), { code: 'INVALID_ARGUMENT', message: 'rounds: too big', field: 'rounds' });
   });
 });

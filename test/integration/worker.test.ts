@@ -69,7 +69,7 @@ describe('one worker', () => {
     assert.deepEqual(rounds.map((r) => r.index), [0, 1, 2]);
     const expected = testMetrics(2);
     assert.equal(rounds[2]!.density, expected.density);
-    assert.ok(Math.abs(rounds[2]!.sparsity - 0.36) < 1e-12);
+    assert.ok(Math.abs(rounds[2]!.sparsity - 0.36) < 1e-12, "Math.abs(rounds[2]!.sparsity - 0.36) < 1e-12");
     assert.equal(rounds[2]!.testAccuracy, expected.finalTestAccuracy);
     assert.equal(rounds[2]!.paramsRemaining, 640);
     assert.equal(rounds[2]!.flops, 2002);
@@ -114,7 +114,7 @@ describe('one worker', () => {
     assert.ok(Date.now() - t0 < 2000, `cancel took ${Date.now() - t0} ms`);
     assert.deepEqual(await roundsPerIndex(job.id), [1]);
     const kinds = (await listEvents(ctx, 'acme', job.id)).map((e) => e.kind);
-    assert.ok(kinds.includes('cancel-requested'));
+    assert.ok(kinds.includes('cancel-requested'), "kinds.includes('cancel-requested')");
     assert.equal(kinds.at(-1), 'finished');
   });
 });
@@ -150,7 +150,7 @@ describe('failures and handover', () => {
       assert.equal(done.attempts, 2);
       assert.deepEqual(await roundsPerIndex(job.id), [1, 1, 1, 1]);
       const events = await listEvents(ctx, 'acme', job.id);
-      assert.ok(events.some((e) => e.kind === 'requeued'));
+      assert.ok(events.some((e) => e.kind === 'requeued'), "events.some((e) => e.kind === 'requeued')");
       const starts = events.filter((e) => e.kind === 'run-start').map((e) => (e.payload as { resumedFrom: number }).resumedFrom);
       assert.deepEqual(starts, [0, roundsBefore]);
     } finally {

@@ -35,7 +35,7 @@ describe('builtin:mnist', () => {
       }
       assert.equal(lo, 0);
       assert.equal(hi, 1);
-      for (const y of s.y) assert.ok(y >= 0 && y < 10);
+      for (const y of s.y) assert.ok(y >= 0 && y < 10, "y >= 0 && y < 10");
     }
     const testPerClass = Array(10).fill(0);
     for (const y of ds.test.y) testPerClass[y]++;
@@ -141,7 +141,7 @@ describe('builtin:fashion-mnist', () => {
     await debianLayout(dir, 8);
     process.env[FASHION_MNIST_DIR_ENV] = dir;
     await assert.rejects(loadDataset('builtin:fashion-mnist'), (err: unknown) => {
-      assert.ok(err instanceof DatasetError);
+      assert.ok(err instanceof DatasetError, "err instanceof DatasetError");
       assert.match(err.message, /train-images-idx3-ubyte\.gz: Fashion-MNIST images must be 28x28, got 8x8x1/);
       return true;
     });

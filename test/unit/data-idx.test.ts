@@ -249,7 +249,7 @@ describe('IDX over http (loopback)', () => {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const addr = server.address();
-    assert.ok(addr !== null && typeof addr === 'object');
+    assert.ok(addr !== null && typeof addr === 'object', "addr !== null && typeof addr === 'object'");
     base = `http://127.0.0.1:${addr.port}`;
   });
   after(async () => {
@@ -288,7 +288,7 @@ describe('IDX over http (loopback)', () => {
     const probe = createServer();
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
     const addr = probe.address();
-    assert.ok(addr !== null && typeof addr === 'object');
+    assert.ok(addr !== null && typeof addr === 'object', "addr !== null && typeof addr === 'object'");
     await new Promise<void>((resolve) => probe.close(() => resolve()));
     const u = `http://127.0.0.1:${addr.port}/x/train-images-idx3-ubyte.gz`;
     await rejects(loadDataset(`http://127.0.0.1:${addr.port}/x/#format=idx`), 'train_images', /download failed \(.*(ECONNREFUSED|fetch failed)/, u);

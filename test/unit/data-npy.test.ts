@@ -252,7 +252,7 @@ describe('NPZ over http (loopback)', () => {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const addr = server.address();
-    assert.ok(addr !== null && typeof addr === 'object');
+    assert.ok(addr !== null && typeof addr === 'object', "addr !== null && typeof addr === 'object'");
     base = `http://127.0.0.1:${addr.port}`;
   });
   after(async () => {

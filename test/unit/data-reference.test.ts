@@ -32,7 +32,7 @@ describe('parseReference', () => {
     const f = parseReference('file:///x/cifar.NPZ');
     assert.equal(f.kind === 'location' && f.format, 'npz');
     const h = parseReference('https://example.org/d/set.npz?token=1');
-    assert.ok(h.kind === 'location');
+    assert.ok(h.kind === 'location', "h.kind === 'location'");
     assert.deepEqual(h.location, { kind: 'http', url: 'https://example.org/d/set.npz?token=1' });
     assert.equal(h.name, 'set');
   });

@@ -35,9 +35,9 @@ test('float16 export halves the values and stays within half precision', () => {
   const w = { k: { shape: [4_000], values: a.values } };
   const f32 = compressTicket(w, { k: a.mask });
   const f16 = compressTicket(w, { k: a.mask }, { float16: true });
-  assert.ok(f16.length < f32.length * 0.6);
+  assert.ok(f16.length < f32.length * 0.6, "f16.length < f32.length * 0.6");
   const back = decompressTicket(f16).weights.k!.values;
-  for (let i = 0; i < a.values.length; i++) assert.ok(Math.abs(back[i]! - a.values[i]!) <= Math.abs(a.values[i]!) * 1e-3 + 1e-7);
+  for (let i = 0; i < a.values.length; i++) assert.ok(Math.abs(back[i]! - a.values[i]!) <= Math.abs(a.values[i]!) * 1e-3 + 1e-7, "Math.abs(back[i]! - a.values[i]!) <= Math.abs(a.values[i]!) * 1e-3 + 1e-7");
   assert.equal(float16ToFloat32(float32ToFloat16(1)), 1);
   assert.equal(float16ToFloat32(float32ToFloat16(-2.5)), -2.5);
   assert.equal(float32ToFloat16(65504), 0x7bff);

@@ -36,7 +36,7 @@ describe('importance', () => {
     assert.deepEqual([...sliceNorms(v, [2, 3], 1, 'l1')], [5, 2, 5]);
     assert.deepEqual([...sliceNorms(v, [2, 3], 0, 'l1')], [6, 6]);
     const l2 = sliceNorms(v, [2, 3], 1, 'l2');
-    assert.ok(Math.abs(l2[0]! - Math.sqrt(17)) < 1e-12 && Math.abs(l2[1]! - 2) < 1e-12 && Math.abs(l2[2]! - Math.sqrt(13)) < 1e-12);
+    assert.ok(Math.abs(l2[0]! - Math.sqrt(17)) < 1e-12 && Math.abs(l2[1]! - 2) < 1e-12 && Math.abs(l2[2]! - Math.sqrt(13)) < 1e-12, "Math.abs(l2[0]! - Math.sqrt(17)) < 1e-12 && Math.abs(l2[1]! - 2) < 1e-12 && Math.abs(l2...");
   });
 
   test('a coupled group sums the norms of every producer; random is seeded per group', () => {
@@ -55,7 +55,7 @@ describe('importance', () => {
     assert.deepEqual([...groupImportance(g, group, w, 'l1')], [4, 4]);
     // L2 (sum of per-producer norms): filter 0: 1 + sqrt(5); filter 1: 3 + 1
     const l2 = groupImportance(g, group, w, 'l2');
-    assert.ok(Math.abs(l2[0]! - (1 + Math.sqrt(5))) < 1e-12 && l2[1] === 4);
+    assert.ok(Math.abs(l2[0]! - (1 + Math.sqrt(5))) < 1e-12 && l2[1] === 4, "Math.abs(l2[0]! - (1 + Math.sqrt(5))) < 1e-12 && l2[1] === 4");
     const r1 = groupImportance(g, group, w, 'random', 7);
     assert.deepEqual(r1, groupImportance(g, group, w, 'random', 7));
     assert.notDeepEqual(r1, groupImportance(g, group, w, 'random', 8));

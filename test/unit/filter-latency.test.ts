@@ -25,10 +25,10 @@ test('measureLatency and latencyProfile report medians of real forward passes', 
   const s = await measureLatency(m, 4, { warmup: 1, minRepeats: 5, minSeconds: 0 });
   assert.equal(s.repeats, 5);
   assert.equal(s.batch, 4);
-  assert.ok(s.medianMs > 0 && s.minMs > 0 && s.minMs <= s.medianMs);
+  assert.ok(s.medianMs > 0 && s.minMs > 0 && s.minMs <= s.medianMs, "s.medianMs > 0 && s.minMs > 0 && s.minMs <= s.medianMs");
   const p = await latencyProfile(m, { minRepeats: 2, minSeconds: 0 });
   assert.deepEqual(p.samples.map((x) => x.batch), [1, 64]);
-  assert.ok(p.batch1Ms > 0 && p.batch64Ms > 0);
+  assert.ok(p.batch1Ms > 0 && p.batch64Ms > 0, "p.batch1Ms > 0 && p.batch64Ms > 0");
   assert.equal(tf.memory().numTensors, before, 'inputs and outputs are disposed');
   m.dispose();
 });

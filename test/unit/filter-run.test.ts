@@ -117,21 +117,21 @@ describe('runFilterPruning', () => {
       // conv1 9*8*64 = 4608 + conv2 9*8*8*16 = 9216 + out 384 -> after: 2304 + 2304 + 192
       assert.deepEqual([r0!.flops, r1!.flops], [14208, 4800]);
       // prunable kernels: 72 + 576 + 384 = 1032 -> 36 + 144 + 192 = 372
-      assert.ok(Math.abs(r1!.density - 372 / 1032) < 1e-12);
+      assert.ok(Math.abs(r1!.density - 372 / 1032) < 1e-12, "Math.abs(r1!.density - 372 / 1032) < 1e-12");
       assert.equal(r1!.layerDensity['conv2/kernel'], 0.25);
-      assert.ok(f1.modelBytes < f0.modelBytes);
-      for (const f of [f0, f1]) assert.ok(f.latencyBatch1Ms > 0 && f.latencyBatch64Ms > 0);
+      assert.ok(f1.modelBytes < f0.modelBytes, "f1.modelBytes < f0.modelBytes");
+      for (const f of [f0, f1]) assert.ok(f.latencyBatch1Ms > 0 && f.latencyBatch64Ms > 0, "f.latencyBatch1Ms > 0 && f.latencyBatch64Ms > 0");
       assert.equal(f1.accuracyBeforePruning, r0!.finalTestAccuracy);
       assert.equal(f1.accuracyAfterFineTuning, r1!.finalTestAccuracy);
       assert.ok(r0!.finalTestAccuracy > 0.6, `the dense net learned the task (${r0!.finalTestAccuracy})`);
-      assert.ok(f1.accuracyAfterPruning >= 0 && f1.accuracyAfterPruning <= 1);
+      assert.ok(f1.accuracyAfterPruning >= 0 && f1.accuracyAfterPruning <= 1, "f1.accuracyAfterPruning >= 0 && f1.accuracyAfterPruning <= 1");
       assert.match(result.verdict.summary, /1075 -> 395 parameters/);
       assert.deepEqual((await readdir(join(dir, 'run', 'round_1'))).sort(), ['metrics.json', 'model.json', 'model.weights.bin']);
 
       const ticket = await loadModelFrom(join(dir, 'run', 'result', 'ticket'));
       const original = await loadModelFrom(model);
       assert.equal(countParams(ticket), 395);
-      assert.ok(countParams(ticket) < countParams(original));
+      assert.ok(countParams(ticket) < countParams(original), "countParams(ticket) < countParams(original)");
       const x = tf.zeros([2, 8, 8, 1]);
       const y = ticket.predict(x) as tf.Tensor;
       assert.deepEqual(y.shape, [2, 3]);
@@ -182,8 +182,8 @@ describe('runFilterPruning', () => {
       for (const g of s.groups) assert.equal(g.accuracy.length, 3);
       assert.ok(1 - r1!.flops / r0!.flops >= 0.4, `FLOPs ${r0!.flops} -> ${r1!.flops}`);
       assert.equal(r1!.filter!.filtersKept.stem, r1!.filter!.filtersKept.b, 'coupled layers keep the same channels');
-      assert.ok(result.artifacts['sensitivity.svg']!.length > 100);
-      assert.ok((await readdir(join(dir, 'run', 'round_0'))).includes('sensitivity.svg'));
+      assert.ok(result.artifacts['sensitivity.svg']!.length > 100, "result.artifacts['sensitivity.svg']!.length > 100");
+      assert.ok((await readdir(join(dir, 'run', 'round_0'))).includes('sensitivity.svg'), "(await readdir(join(dir, 'run', 'round_0'))).includes('sensitivity.svg')");
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -202,9 +202,9 @@ describe('runFilterPruning', () => {
       assert.deepEqual(rounds.map((r) => r.round), [0, 1, 2, 3]);
       assert.deepEqual(rounds.map((r) => r.filter !== undefined), [true, true, false, false]);
       assert.equal(rounds[2]!.paramsRemaining, 395, 'IMP starts from the shrunken model');
-      assert.ok(rounds[3]!.density < 1);
+      assert.ok(rounds[3]!.density < 1, "rounds[3]!.density < 1");
       assert.deepEqual(events.filter((e) => e.kind === 'run-start' || e.kind === 'run-end').length, 2);
-      assert.ok(result.artifacts['ticket/mask.json'] && result.artifacts['ticket/model.json']);
+      assert.ok(result.artifacts['ticket/mask.json'] && result.artifacts['ticket/model.json'], "result.artifacts['ticket/mask.json'] && result.artifacts['ticket/model.json']");
       const topology = JSON.parse(new TextDecoder().decode(result.artifacts['ticket/model.json'])) as { modelTopology: { config: { layers: Array<{ config: { name: string; filters?: number } }> } } };
       assert.equal(topology.modelTopology.config.layers.find((l) => l.config.name === 'conv1')!.config.filters, 4);
     } finally {

@@ -63,9 +63,9 @@ describe('analyseSensitivity', () => {
     assert.equal(c1.accuracy[1], s.baselineAccuracy);
     assert.equal(s.groups.find((g) => g.group === 'c2')!.accuracy.length, 3);
     // c1's multiply-adds: its own 3*3*1*4*16 = 576 plus c2's 3*3*4*8*4 = 1152 of 576 + 1152 + 32*3 = 1824.
-    assert.ok(Math.abs(c1.flopShare - (576 + 1152) / 1824) < 1e-12);
+    assert.ok(Math.abs(c1.flopShare - (576 + 1152) / 1824) < 1e-12, "Math.abs(c1.flopShare - (576 + 1152) / 1824) < 1e-12");
     const svg = sensitivitySvg(s);
-    assert.ok(svg.startsWith('<svg') && svg.includes('>c1<') && svg.includes('% of filters kept'));
+    assert.ok(svg.startsWith('<svg') && svg.includes('>c1<') && svg.includes('% of filters kept'), "svg.startsWith('<svg') && svg.includes('>c1<') && svg.includes('% of filters kept')");
     data.dispose();
     m.dispose();
   });
@@ -93,7 +93,7 @@ describe('fractionsForFlopTarget', () => {
     const big = fractionsForFlopTarget(graph, s, 0.8);
     assert.deepEqual(big, { c1: 0.75, c2: 0.5 });
     assert.equal(estimateFlops(graph, { c1: 1, c2: 4 }), 336);
-    assert.ok(1 - 336 / base >= 0.8);
+    assert.ok(1 - 336 / base >= 0.8, "1 - 336 / base >= 0.8");
     assert.throws(() => fractionsForFlopTarget(graph, s, 0.99), /out of reach/);
     m.dispose();
   });

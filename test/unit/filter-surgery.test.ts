@@ -146,7 +146,7 @@ describe('surgery is exact (silenced original == shrunken model)', () => {
     const r = await compare(m, plan, [8, 8, 3]);
     assert.ok(r.scale > 0.1, `outputs are not trivially zero (${r.scale})`);
     assert.ok(r.diff < 1e-4, `max abs diff ${r.diff}`);
-    assert.ok(r.paramsAfter < r.paramsBefore);
+    assert.ok(r.paramsAfter < r.paramsBefore, "r.paramsAfter < r.paramsBefore");
     m.dispose();
   });
 
@@ -189,10 +189,10 @@ describe('surgery is exact (silenced original == shrunken model)', () => {
     const byName = Object.fromEntries(graph.groups.map((g) => [g.name, g]));
     assert.deepEqual(byName.stem!.producers, ['stem', 'b1_conv2']);
     assert.deepEqual(byName.b2_conv2!.producers, ['b2_conv2', 'b2_proj']);
-    assert.ok(byName.out!.blocked?.includes('model output'));
+    assert.ok(byName.out!.blocked?.includes('model output'), "byName.out!.blocked?.includes('model output')");
 
     const r = await compare(m, { stem: [0, 2, 5], b1_conv1: [1, 3], b2_conv1: [0, 1, 6], b2_conv2: [2, 3, 4, 7] }, [8, 8, 3]);
-    assert.ok(r.scale > 0.01);
+    assert.ok(r.scale > 0.01, "r.scale > 0.01");
     assert.ok(r.diff < 1e-4, `max abs diff ${r.diff}`);
     m.dispose();
   });

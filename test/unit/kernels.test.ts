@@ -29,7 +29,7 @@ function rand(n: number, seed: number): Float32Array {
 const size = (shape: number[]): number => shape.reduce((p, d) => p * d, 1);
 
 async function on<T>(backend: Backend, f: () => T): Promise<T> {
-  assert.ok(await tf.setBackend(backend));
+  assert.ok(await tf.setBackend(backend), "await tf.setBackend(backend)");
   return f();
 }
 

@@ -89,7 +89,7 @@ describe('save and load round trips', () => {
     const dir = path.join(root, 'resnet');
     await saveModelTo(model, dir);
     const loaded = await loadModelFrom(dir);
-    assert.ok(!(loaded instanceof tf.Sequential));
+    assert.ok(!(loaded instanceof tf.Sequential), "!(loaded instanceof tf.Sequential)");
     assert.deepEqual(loaded.layers.map((l) => l.name), model.layers.map((l) => l.name));
     const x = tf.randomUniform([2, 32, 32, 3], 0, 1, 'float32', 12);
     assert.deepEqual(predictValues(loaded, x), predictValues(model, x));

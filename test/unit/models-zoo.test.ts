@@ -35,9 +35,9 @@ describe('registry', () => {
       assert.ok(names.includes(n), n);
     }
     for (const m of listModels()) {
-      assert.ok(m.description.length > 10);
-      assert.ok(isZooModel(m.name));
-      assert.ok(m.defaultInput.every((d) => d > 0));
+      assert.ok(m.description.length > 10, "m.description.length > 10");
+      assert.ok(isZooModel(m.name), "isZooModel(m.name)");
+      assert.ok(m.defaultInput.every((d) => d > 0), "m.defaultInput.every((d) => d > 0)");
     }
   });
 
@@ -113,7 +113,7 @@ describe('lenet', () => {
       const std = Math.sqrt(v.reduce((s, x) => s + (x - mean) ** 2, 0) / v.length);
       assert.ok(Math.abs(mean) < 1e-3, `mean ${mean}`);
       assert.ok(std > 0.03 && std < 0.045, `std ${std}`);
-      assert.ok(wa['fc1/bias'].values.every((x) => x === 0));
+      assert.ok(wa['fc1/bias'].values.every((x) => x === 0), "wa['fc1/bias'].values.every((x) => x === 0)");
     } finally {
       for (const m of [a, b, c]) m.dispose();
     }
@@ -192,7 +192,7 @@ describe('vgg (CIFAR, Li et al. 2017 style)', () => {
       assert.deepEqual(layerNames(m).slice(0, 4), ['conv1', 'bn1', 'relu1', 'conv2']);
       const y = tf.tidy(() => m.predict(tf.ones([1, 32, 32, 3])) as tf.Tensor);
       assert.deepEqual(y.shape, [1, 10]);
-      assert.ok(Array.from(y.dataSync()).every(Number.isFinite));
+      assert.ok(Array.from(y.dataSync()).every(Number.isFinite), "Array.from(y.dataSync()).every(Number.isFinite)");
       y.dispose();
     });
   });

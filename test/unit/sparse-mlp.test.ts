@@ -76,7 +76,7 @@ for (const optimizer of ['adam', 'momentum'] as const) {
     assert.ok(maxDiff < 2e-4, `max weight difference ${maxDiff}`);
     assert.ok(Math.abs(viaSparse.finalTestAccuracy - viaTf.finalTestAccuracy) <= 0.01, `${viaSparse.finalTestAccuracy} vs ${viaTf.finalTestAccuracy}`);
     assert.equal(viaSparse.curve.length, viaTf.curve.length);
-    for (let i = 0; i < viaTf.curve.length; i++) assert.ok(Math.abs(viaSparse.curve[i]![1] - viaTf.curve[i]![1]) < 1e-3);
+    for (let i = 0; i < viaTf.curve.length; i++) assert.ok(Math.abs(viaSparse.curve[i]![1] - viaTf.curve[i]![1]) < 1e-3, "Math.abs(viaSparse.curve[i]![1] - viaTf.curve[i]![1]) < 1e-3");
     data.dispose();
     model.dispose();
   });

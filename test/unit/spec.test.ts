@@ -57,7 +57,7 @@ test('CLI flags come from the schema', () => {
   assert.equal(byKey.get('batchSize')!.flag, '--batch-size');
   assert.equal(byKey.get('batchSize')!.defaultValue, 60);
   assert.deepEqual(byKey.get('optimizer')!.choices, ['adam', 'sgd', 'momentum']);
-  assert.ok(byKey.get('denseFraction')!.description.length > 10);
+  assert.ok(byKey.get('denseFraction')!.description.length > 10, "byKey.get('denseFraction')!.description.length > 10");
   const { spec, options } = parseFlags(
     ['--rounds', '3', '--control-kinds=reinit', '--float16', '--skip-layers', 'fc1,out', '--out', 'x'],
     flags,

@@ -59,7 +59,7 @@ describe('trainModel', () => {
     const progress: number[] = [];
     const m = await trainModel(model, data, mask, cfg, { onProgress: (p) => progress.push(p.step), progressEveryMs: 0 });
     assert.ok(m.finalTestAccuracy > 0.9, `accuracy ${m.finalTestAccuracy}`);
-    assert.ok(m.earlyStopIteration > 0 && m.earlyStopIteration <= 200);
+    assert.ok(m.earlyStopIteration > 0 && m.earlyStopIteration <= 200, "m.earlyStopIteration > 0 && m.earlyStopIteration <= 200");
     assert.equal(m.curve.length, 11); // iterations 0, 20, …, 200
     assert.equal(progress.at(-1), 200);
     const w = weightVariables(model).get('fc1/kernel')!.read().dataSync();
@@ -105,7 +105,7 @@ describe('trainModel', () => {
       }),
       RunCancelled,
     );
-    assert.ok(capturedAt >= 0 && capturedAt <= 10);
+    assert.ok(capturedAt >= 0 && capturedAt <= 10, "capturedAt >= 0 && capturedAt <= 10");
     data.dispose();
     model.dispose();
   });
