@@ -63,6 +63,8 @@ export const RoundSchema = z.object({
   backend: z.string(),
   controls: z.record(z.string(), json),
   validationCurve: z.array(z.tuple([z.number(), z.number(), z.number()])),
+  /** Filter-pruning steps only: filters kept per layer, latency, model bytes, accuracy before/after pruning and fine-tuning. */
+  filter: z.record(z.string(), json).nullable(),
   createdAt: isoTime,
 });
 export type RoundDto = z.infer<typeof RoundSchema>;
@@ -185,6 +187,7 @@ export function roundDto(r: RoundRow): RoundDto {
     backend: r.backend,
     controls: obj(r.controls) ?? {},
     validationCurve: (Array.isArray(r.validationCurve) ? r.validationCurve : []) as RoundDto['validationCurve'],
+    filter: (obj((obj(r.metrics)?.filter ?? null) as Prisma.JsonValue | null) ?? null) as RoundDto['filter'],
     createdAt: r.createdAt.toISOString(),
   };
 }

@@ -364,6 +364,7 @@ export function roundToProto(r: RoundDto): RoundMessage {
     flops: opt(r.flops),
     controls: toStruct(r.controls),
     validationCurve: r.validationCurve.map(([iteration, validationLoss, validationAccuracy]) => ({ iteration, validationLoss, validationAccuracy })),
+    filter: r.filter ? toStruct(r.filter) : undefined,
   };
 }
 
@@ -388,6 +389,7 @@ export function roundFromProto(m: RoundMessage): RoundDto {
     backend: m.backend,
     controls: fromStruct(m.controls),
     validationCurve: m.validationCurve.map((c) => [c.iteration, c.validationLoss, c.validationAccuracy] as [number, number, number]),
+    filter: m.filter ? fromStruct(m.filter) : null,
     createdAt: m.createdAt,
   };
 }

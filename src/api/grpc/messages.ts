@@ -94,6 +94,7 @@ export interface RoundMessage {
   backend: string;
   controls: StructMessage | null;
   validationCurve: CurvePointMessage[];
+  filter?: StructMessage | null;
   createdAt: string;
 }
 
