@@ -15,7 +15,7 @@ import { getStrategy } from './pruning/registry.js';
 import { countAlive, deserializeMask, globalDensity, layerDensity, onesMask, serializeMask } from './pruning/mask.js';
 import { shuffleMask } from './pruning/random.js';
 import { childSeed } from './rng.js';
-import { RunCancelled, type TrainConfig } from './training/train.js';
+import { RunCancelled, trainConfigFor } from './training/train.js';
 import { TrialRunner, WorkerPool, type ModelSource, type TrialExecutor, type TrialJob, type TrialResult } from './training/trial.js';
 import { availableParallelism } from 'node:os';
 import { decodeWeights, encodeWeights, packWeights, unpackWeights } from './checkpoint.js';
@@ -140,18 +140,7 @@ export async function runCompression(specInput: RunSpec | unknown, ctx: RunConte
         : new TrialRunner(ds, modelSource(spec, model, ds));
     disposeExecutor = () => executor.dispose();
 
-    const baseCfg: TrainConfig = {
-      optimizer: spec.optimizer,
-      learningRate: spec.learningRate,
-      momentum: spec.momentum,
-      lrSchedule: spec.lrSchedule,
-      warmupIterations: spec.warmupIterations,
-      batchSize: spec.batchSize,
-      iterations,
-      startIteration: 0,
-      evalEvery: spec.evalEvery,
-      seed: childSeed(spec.seed, 'data'),
-    };
+    const baseCfg = trainConfigFor(spec, iterations, childSeed(spec.seed, 'data'));
     const lateReset = spec.rewind === 'iteration' || spec.rewind === 'fraction';
 
     const train = async (job: TrialJob): Promise<TrialResult> => {

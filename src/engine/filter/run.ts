@@ -23,7 +23,7 @@ import { createOrLoadModel, saveModelTo } from '../models/load.js';
 import { countFlops, countParams, describeModel, getWeightMap, prunableWeights } from '../models/inspect.js';
 import { childSeed } from '../rng.js';
 import { compressTicket } from '../export.js';
-import { evaluate, RunCancelled, toTensors, trainModel, type TrainConfig, type TrainData } from '../training/train.js';
+import { evaluate, RunCancelled, toTensors, trainConfigFor, trainModel, type TrainConfig, type TrainData } from '../training/train.js';
 import { buildGraph, filtersPerLayer, type DependencyGraph } from '../pruning/structure/graph.js';
 import { planStep, resolveTargets, type FilterTargets } from '../pruning/structure/algorithm.js';
 import { shrinkModel } from '../pruning/structure/surgery.js';
@@ -122,18 +122,7 @@ export async function runFilterPruning(specInput: RunSpec | unknown, ctx: RunCon
     const impRounds = spec.thenImp ? (spec.schedule === 'one-shot' ? 2 : spec.rounds + 1) : 0;
     emit({ kind: 'run-start', name, backend: backend.name, rounds: steps + impRounds, resumedFrom: finished.length });
 
-    const cfgFor = (iterations: number, seed: number): TrainConfig => ({
-      optimizer: spec.optimizer,
-      learningRate: spec.learningRate,
-      momentum: spec.momentum,
-      lrSchedule: spec.lrSchedule,
-      warmupIterations: spec.warmupIterations,
-      batchSize: spec.batchSize,
-      iterations,
-      startIteration: 0,
-      evalEvery: spec.evalEvery,
-      seed,
-    });
+    const cfgFor = (iterations: number, seed: number): TrainConfig => trainConfigFor(spec, iterations, seed);
     const train = async (round: number, iterations: number, seed: number): Promise<TrainingMetrics> => {
       const m = iterations > 0
         ? await trainModel(model, data!, null, cfgFor(iterations, seed), {

@@ -27,6 +27,16 @@ export interface TrainConfig {
   seed: number;
 }
 
+/** The training settings of a run spec, for `iterations` iterations from 0 with data order `seed`. */
+export function trainConfigFor(
+  spec: Pick<TrainConfig, 'optimizer' | 'learningRate' | 'momentum' | 'lrSchedule' | 'warmupIterations' | 'batchSize' | 'evalEvery'>,
+  iterations: number,
+  seed: number,
+): TrainConfig {
+  const { optimizer, learningRate, momentum, lrSchedule, warmupIterations, batchSize, evalEvery } = spec;
+  return { optimizer, learningRate, momentum, lrSchedule, warmupIterations, batchSize, evalEvery, iterations, startIteration: 0, seed };
+}
+
 export interface ProgressInfo {
   step: number;
   totalSteps: number;
