@@ -9,7 +9,10 @@
 // queueing), then a max-throughput run. Latencies are taken
 // per response (sub-millisecond) from autocannon's response events.
 //
-//   npx tsx scripts/bench-api.ts [--rate 500] [--seconds 10] [--max-seconds 5] [--connections 10] [--log-level info] [--write]
+//   npx tsx scripts/bench-api.ts [--rate 500] [--seconds 10] [--max-seconds 5] [--connections 10] [--log-level info]
+//                                [--only bare,get,post] [--cpu-prof DIR] [--write]
+// --cpu-prof writes the API process's V8 CPU profile into DIR (open it in
+// Chrome DevTools) to see where a request's CPU goes.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -190,9 +193,10 @@ async function measure(target: Target, mode: { label: string; seconds: number; c
   };
 }
 
-function startChild(logLevel: string): Promise<{ proc: ChildProcess; info: ChildInfo }> {
+function startChild(logLevel: string, cpuProfDir?: string): Promise<{ proc: ChildProcess; info: ChildInfo }> {
   const self = fileURLToPath(import.meta.url);
-  const proc = spawn(process.execPath, ['--import', 'tsx', self, '--child'], {
+  const prof = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
+  const proc = spawn(process.execPath, [...prof, '--import', 'tsx', self, '--child'], {
     stdio: ['ignore', 'pipe', 'ignore'],
     env: { ...process.env, LOG_LEVEL: logLevel },
   });
@@ -214,6 +218,8 @@ async function parent(): Promise<void> {
       'max-seconds': { type: 'string', default: '5' },
       connections: { type: 'string', default: '10' },
       'log-level': { type: 'string', default: 'info' },
+      only: { type: 'string' },
+      'cpu-prof': { type: 'string' },
       write: { type: 'boolean', default: false },
     },
     strict: true,
@@ -223,7 +229,9 @@ async function parent(): Promise<void> {
   const maxSeconds = Number(values['max-seconds']);
   const connections = Number(values.connections);
   const load0 = loadavg()[0]!;
-  const { proc, info } = await startChild(values['log-level']!);
+  const only = values.only ? new Set(values.only.split(',')) : null;
+  if (values.write && only) throw new Error('--write needs every endpoint (drop --only)');
+  const { proc, info } = await startChild(values['log-level']!, values['cpu-prof']);
   const auth = { authorization: `Bearer ${info.key}` };
   const targets: Target[] = [
     { name: 'bare', url: `${info.bareUrl}/bare`, method: 'GET', headers: {} },
@@ -233,6 +241,7 @@ async function parent(): Promise<void> {
   const rows: Measured[] = [];
   try {
     for (const t of targets) {
+      if (only && !only.has(t.name)) continue;
       process.stderr.write(`warm-up ${t.method} ${t.name}\n`);
       await measure(t, { label: 'warmup', seconds: 2, connections, rate: 200 });
       for (const mode of [
@@ -247,6 +256,10 @@ async function parent(): Promise<void> {
     }
   } finally {
     proc.kill('SIGTERM');
+  }
+  if (only) {
+    await new Promise((resolve) => proc.once('exit', resolve));
+    return;
   }
 
   const find = (name: string, mode: string) => rows.find((r) => r.name.startsWith(name) && r.mode === mode)!;
@@ -267,14 +280,17 @@ async function parent(): Promise<void> {
   if (bareFixed.p99 >= 10) {
     notes.push(`- The bare express handler alone has a p99 of ${f(bareFixed.p99)} ms at ${rate} req/s in this run: the machine (its load, the shared cores), not the service, sets that floor, so the absolute targets cannot be judged from this run; the ratios to the bare handler are the service's own cost.`);
   }
+  const bareMax = find('GET /bare', 'max');
+  const postMax = find('POST /v1/jobs', 'max');
+  const getMax = find('GET /v1/jobs/:id', 'max');
+  notes.push(
+    `- CPU per request in the API process (flat out, ${connections} connections): bare ${f(bareMax.cpuMsPerRequest)} ms, GET ${f(getMax.cpuMsPerRequest)} ms, POST ${f(postMax.cpuMsPerRequest)} ms, ` +
+      `so one process tops out near ${f(1000 / postMax.cpuMsPerRequest, 0)} submissions/s here. A submission is one SQL statement on one pooled connection ` +
+      '(job row, pg-boss entry, first event and NOTIFY, or the earlier job for a used Idempotency-Key); the rest is HTTP parsing and writing, the JSON body, ' +
+      'spec validation and hashing, and the request log line. A read is one prepared SELECT.',
+  );
   if (postSerial.rps > 0 && postSerial.rps < rate) {
-    const postMax = find('POST /v1/jobs', 'max');
-    notes.push(
-      `- One connection at a time, \`POST /v1/jobs\` takes ${f(postSerial.p50)} ms (p50); ${connections} connections reach ${f(postMax.rps, 0)} req/s against ${f(postSerial.rps, 0)} for one. ` +
-        `The API is one Node thread and each submission costs it ${f(postMax.cpuMsPerRequest)} ms of CPU, so ~${f(1000 / postMax.cpuMsPerRequest, 0)} req/s is its ceiling per process: ` +
-        'about a dozen database round trips (idempotency lookup; then in one transaction: job row, pg-boss insert, queue id, NOTIFY, the job-row lock and the first event, the read-back), each through the Prisma client and a socket write. ' +
-        'Fewer statements per submission, or several API processes behind one address, would raise it.',
-    );
+    notes.push(`- One connection at a time, \`POST /v1/jobs\` takes ${f(postSerial.p50)} ms (p50) and reaches ${f(postSerial.rps, 0)} req/s; ${connections} connections reach ${f(postMax.rps, 0)} req/s.`);
   }
   const verdict = (r: Measured, limit: number) => `${f(r.p99)} ms at ${f(r.rps, 0)} req/s: ${r.p99 < limit && r.rps >= 0.95 * (r.targetRate ?? 0) && r.bad === 0 ? '**met**' : '**not met**'}`;
   const targetsText = [
@@ -287,7 +303,7 @@ async function parent(): Promise<void> {
 Loopback, autocannon. Per endpoint, after a 2 s warm-up: a fixed ${rate} req/s for ${seconds} s over ${connections} connections (\`overallRate\`), one connection as fast as it goes for ${maxSeconds} s (\`serial\`: latency without queueing), and ${connections} connections as fast as they go for ${maxSeconds} s (\`max\`).
 The service runs in a child process on an embedded PostgreSQL (fsync off, temp dir) with no worker, so submitted jobs stay queued;
 \`GET /bare\` is a bare express 5 handler returning a small JSON, in the same child process, measured in the same run.
-\`POST /v1/jobs\` sends a distinct Idempotency-Key per request: each one validates the spec, looks the key up, and creates the job row, its pg-boss entry and its first event in one transaction.
+\`POST /v1/jobs\` sends a distinct Idempotency-Key per request: each one validates the spec and creates the job row, its pg-boss entry and its first event in one SQL statement.
 Latency percentiles are over every 2xx response (sub-millisecond, from autocannon's response events); the autocannon column is its own p99 (whole ms, corrected for coordinated omission at a fixed rate).
 Request log level: \`${values['log-level']}\` (one pino line per request, as in production).
 

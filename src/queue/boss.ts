@@ -17,6 +17,8 @@ import { CHANNELS } from '../store/notify.js';
 const log = childLogger({ module: 'queue' });
 
 export const JOB_QUEUE = 'ticketsmith-jobs';
+/** pg-boss's schema (its default, named so the SQL below and the instance agree). */
+export const BOSS_SCHEMA = 'pgboss';
 
 export interface QueueSettings {
   /** Backstop only (see above); must stay below 24 h in pg-boss 10. */
@@ -44,6 +46,7 @@ export interface BossOptions {
 export async function startBoss(url: string, opts: BossOptions = {}): Promise<PgBoss> {
   const boss = new PgBoss({
     connectionString: url,
+    schema: BOSS_SCHEMA,
     application_name: 'ticketsmith-queue',
     max: 4,
     // No cron jobs here; the timekeeper would only poll for nothing.
@@ -86,6 +89,32 @@ export async function enqueueInTx(boss: PgBoss, tx: Prisma.TransactionClient, jo
   await tx.job.update({ where: { id: jobId }, data: { queueJobId: id } });
   await tx.$executeRaw`SELECT pg_notify(${CHANNELS.jobs}, ${jobId})`;
   return id;
+}
+
+/**
+ * SQL that inserts one dispatch into pg-boss 10's job table for each row of
+ * `source` (a CTE or table with uuid columns `job_id` and `dispatch_id`),
+ * returning the dispatch ids. It is what `boss.send(JOB_QUEUE, { jobId })`
+ * inserts (pg-boss's `insertJob` plan with no per-job options and no
+ * constructor defaults: every setting from the queue row, then pg-boss's own
+ * fallbacks), written as a plain INSERT ... SELECT so a submission can put it
+ * in the same statement as the job row and its first event. No ON CONFLICT:
+ * our queue has the standard policy, and a conflict must fail the statement
+ * rather than leave a job without a dispatch. Tied to the pinned 10.x line:
+ * recheck against pg-boss's `insertJob` plan when upgrading.
+ */
+export function insertDispatchSql(source: string): string {
+  return `INSERT INTO ${BOSS_SCHEMA}.job (id, name, data, priority, start_after, singleton_key, singleton_on, dead_letter,
+      expire_in, keep_until, retry_limit, retry_delay, retry_backoff, policy)
+    SELECT s.dispatch_id, q.name, jsonb_build_object('jobId', s.job_id::text), 0, now(), NULL, NULL, q.dead_letter,
+      COALESCE(q.expire_seconds * interval '1s', interval '15 minutes'),
+      now() + CAST(COALESCE((q.retention_minutes * 60)::text, '14 days') AS interval),
+      COALESCE(q.retry_limit, 2),
+      CASE WHEN COALESCE(q.retry_backoff, false) THEN GREATEST(q.retry_delay, 1) ELSE COALESCE(q.retry_delay, 0) END,
+      COALESCE(q.retry_backoff, false),
+      q.policy
+    FROM ${source} s JOIN ${BOSS_SCHEMA}.queue q ON q.name = '${JOB_QUEUE}'
+    RETURNING id`;
 }
 
 /** Drops a pending or active dispatch (no error when it already finished). */

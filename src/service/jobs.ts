@@ -1,10 +1,11 @@
-// Job use cases: submit (validate everything, then create the row and its
-// queue entry in one transaction), read, list (newest first, keyset cursor),
+// Job use cases: submit (validate everything, then create the row, its
+// queue entry and first event in one SQL statement), read, list (newest first, keyset cursor),
 // rounds, cancel. A tenant only ever sees its own jobs: another tenant's id is
 // NOT_FOUND, exactly like an id that does not exist.
+import { randomUUID } from 'node:crypto';
 import { resolveSpec, runName, specHash, type RunSpec } from '../engine/spec.js';
-import { cancelDispatchInTx, enqueueInTx } from '../queue/boss.js';
-import { Prisma, TX_OPTIONS, toJson } from '../store/db.js';
+import { BOSS_SCHEMA, JOB_QUEUE, cancelDispatchInTx, insertDispatchSql } from '../queue/boss.js';
+import { Prisma, TX_OPTIONS, sqlQuery, type SqlStatement } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
 import { CHANNELS } from '../store/notify.js';
 import { isJobState, type JobState } from '../store/states.js';
@@ -21,17 +22,75 @@ export interface SubmitResult {
   created: boolean;
 }
 
+type JobRow = Parameters<typeof jobDto>[0];
+
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+/** The job table's columns under the names of Prisma's Job row (what jobDto reads). */
+const jobColumns = (t: string) =>
+  `${t}.id, ${t}.tenant, ${t}.spec, ${t}.spec_hash AS "specHash", ${t}.run_name AS "runName", ${t}.status::text AS status,
+   ${t}.progress, ${t}.backend, ${t}.error_code AS "errorCode", ${t}.error_message AS "errorMessage",
+   ${t}.idempotency_key AS "idempotencyKey", ${t}.request_hash AS "requestHash", ${t}.model_id AS "modelId",
+   ${t}.dataset_id AS "datasetId", ${t}.result, ${t}.attempts, ${t}.worker_id AS "workerId", ${t}.queue_job_id AS "queueJobId",
+   ${t}.heartbeat_at AS "heartbeatAt", ${t}.cancel_requested_at AS "cancelRequestedAt", ${t}.created_at AS "createdAt",
+   ${t}.started_at AS "startedAt", ${t}.finished_at AS "finishedAt"`;
+
+/**
+ * A submission in one statement, so one round trip and no BEGIN/COMMIT: the
+ * job row, its pg-boss dispatch, its first event and the workers' wake-up
+ * commit together or not at all. With an Idempotency-Key already used by the
+ * tenant the insert does nothing (so neither do the dispatch and the event,
+ * which read its rows) and the earlier job comes back instead, `created`
+ * false. The first event skips appendEvent's row lock: nobody else can see
+ * the job before this statement commits. Ids are made here, so the job row
+ * names its dispatch without an UPDATE. The job row is only written while
+ * the queue exists, so the dispatch (which joins the queue row) cannot be
+ * missing.
+ *   $1 job id, $2 dispatch id, $3 tenant, $4 spec, $5 spec hash (= request hash),
+ *   $6 run name, $7 Idempotency-Key, $8 model id, $9 dataset id, $10 event payload
+ */
+const SUBMIT_SQL: SqlStatement = {
+  name: 'ticketsmith-submit-job',
+  text: `
+WITH inserted AS (
+  INSERT INTO job (id, tenant, spec, spec_hash, run_name, idempotency_key, request_hash, model_id, dataset_id, queue_job_id)
+  SELECT $1::uuid, $3, $4::jsonb, $5, $6, $7, $5, $8::uuid, $9::uuid, $2::uuid
+  WHERE EXISTS (SELECT 1 FROM ${BOSS_SCHEMA}.queue WHERE name = '${JOB_QUEUE}')
+  ON CONFLICT (tenant, idempotency_key) DO NOTHING
+  RETURNING *
+), dispatch AS (
+  ${insertDispatchSql('(SELECT id AS job_id, queue_job_id AS dispatch_id FROM inserted)')}
+), first_event AS (
+  INSERT INTO event (job_id, kind, payload) SELECT id, 'queued', $10::jsonb FROM inserted RETURNING id
+)
+SELECT ${jobColumns('i')}, true AS created, pg_notify('${CHANNELS.jobs}', i.id::text) IS NULL AS _
+FROM inserted i
+UNION ALL
+SELECT ${jobColumns('j')}, false, false
+FROM job j WHERE $7::text IS NOT NULL AND j.tenant = $3 AND j.idempotency_key = $7 AND NOT EXISTS (SELECT 1 FROM inserted)`,
+};
+
+const OWNS_SQL: SqlStatement = { name: 'ticketsmith-owns-job', text: 'SELECT 1 AS one FROM job WHERE id = $1::uuid AND tenant = $2' };
+
+const GET_SQL: SqlStatement = { name: 'ticketsmith-get-job', text: `SELECT ${jobColumns('j')} FROM job j WHERE j.id = $1::uuid AND j.tenant = $2` };
 
 async function findByKey(ctx: ServiceContext, tenant: string, key: string) {
   return ctx.prisma.job.findUnique({ where: { tenant_idempotencyKey: { tenant, idempotencyKey: key } } });
 }
 
-function replay(existing: { requestHash: string } & Parameters<typeof jobDto>[0], requestHash: string): SubmitResult {
+function replay(existing: JobRow, requestHash: string): SubmitResult {
   if (existing.requestHash !== requestHash) {
     throw new ServiceError('IDEMPOTENCY_KEY_REUSED', 'Idempotency-Key was already used for a different job request', 'idempotencyKey');
   }
   return { job: jobDto(existing), created: false };
+}
+
+/** The uploaded model and registered dataset a spec names (lookups only for `model:`/`dataset:` ids), model errors first. */
+async function resolveRefs(ctx: ServiceContext, tenant: string, spec: RunSpec): Promise<{ modelId: string | null; datasetId: string | null }> {
+  const [model, dataset] = await Promise.allSettled([resolveJobModel(ctx, tenant, spec.model), resolveJobDataset(ctx, tenant, spec.dataset)]);
+  if (model.status === 'rejected') throw model.reason;
+  if (dataset.status === 'rejected') throw dataset.reason;
+  return { modelId: model.value.modelId, datasetId: dataset.value.datasetId };
 }
 
 /**
@@ -51,59 +110,49 @@ export async function submitJob(ctx: ServiceContext, tenant: string, body: unkno
     throw toServiceError(e);
   }
   const requestHash = specHash(spec);
-  if (key) {
-    const existing = await findByKey(ctx, tenant, key);
-    if (existing) return replay(existing, requestHash);
-  }
-  const { modelId } = await resolveJobModel(ctx, tenant, spec.model);
-  const { datasetId } = await resolveJobDataset(ctx, tenant, spec.dataset);
-
+  let refs: { modelId: string | null; datasetId: string | null };
   try {
-    const row = await ctx.prisma.$transaction(async (tx) => {
-      const job = await tx.job.create({
-        data: {
-          tenant,
-          spec: toJson(spec),
-          specHash: requestHash,
-          runName: runName(spec),
-          idempotencyKey: key,
-          requestHash,
-          modelId,
-          datasetId,
-        },
-        select: { id: true },
-      });
-      await enqueueInTx(ctx.boss, tx, job.id);
-      await appendEvent(tx, job.id, 'queued', { runName: runName(spec) });
-      return tx.job.findUniqueOrThrow({ where: { id: job.id } });
-    }, TX_OPTIONS);
-    return { job: jobDto(row), created: true };
+    refs = await resolveRefs(ctx, tenant, spec);
   } catch (e) {
-    // A concurrent submission with the same key won the race: answer as a replay.
-    if (key && e instanceof Prisma.PrismaClientKnownRequestError && e.code === 'P2002') {
-      const existing = await findByKey(ctx, tenant, key);
-      if (existing) return replay(existing, requestHash);
-    }
+    // A used key answers before the model and dataset are judged (a replay, or IDEMPOTENCY_KEY_REUSED).
+    const existing = key ? await findByKey(ctx, tenant, key) : null;
+    if (existing) return replay(existing, requestHash);
     throw e;
   }
-}
-
-async function ownJob(ctx: ServiceContext, tenant: string, id: string) {
-  if (!isUuid(id)) throw notFound('job', id);
-  const row = await ctx.prisma.job.findFirst({ where: { id, tenant } });
-  if (!row) throw notFound('job', id);
-  return row;
+  const name = runName(spec);
+  const rows = await sqlQuery<JobRow & { created: boolean }>(ctx.prisma, SUBMIT_SQL, [
+    randomUUID(),
+    randomUUID(),
+    tenant,
+    JSON.stringify(spec),
+    requestHash,
+    name,
+    key,
+    refs.modelId,
+    refs.datasetId,
+    JSON.stringify({ runName: name }),
+  ]);
+  const row = rows[0];
+  if (row) return row.created ? { job: jobDto(row), created: true } : replay(row, requestHash);
+  // Nothing inserted and nothing visible: a concurrent submission with this key
+  // committed while the statement ran (its snapshot predates that row).
+  const existing = key ? await findByKey(ctx, tenant, key) : null;
+  if (existing) return replay(existing, requestHash);
+  throw new Error(`job not inserted: is pg-boss queue ${JOB_QUEUE} missing?`);
 }
 
 export async function getJob(ctx: ServiceContext, tenant: string, id: string): Promise<JobDto> {
-  return jobDto(await ownJob(ctx, tenant, id));
+  if (!isUuid(id)) throw notFound('job', id);
+  const [row] = await sqlQuery<JobRow>(ctx.prisma, GET_SQL, [id, tenant]);
+  if (!row) throw notFound('job', id);
+  return jobDto(row);
 }
 
 /** Throws NOT_FOUND unless `id` is a job of `tenant`. */
 export async function assertJob(ctx: ServiceContext, tenant: string, id: string): Promise<void> {
   if (!isUuid(id)) throw notFound('job', id);
-  const n = await ctx.prisma.job.count({ where: { id, tenant } });
-  if (n === 0) throw notFound('job', id);
+  const rows = await sqlQuery<{ one: number }>(ctx.prisma, OWNS_SQL, [id, tenant]);
+  if (rows.length === 0) throw notFound('job', id);
 }
 
 export interface ListJobsQuery {

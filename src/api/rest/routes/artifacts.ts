@@ -3,7 +3,6 @@
 // X-Content-SHA256 so a client can check what it saved. Bytes are streamed
 // from the blob store; the first chunk is read before the status line goes
 // out, so a missing blob is still an error response and not a cut-off body.
-import { once } from 'node:events';
 import { posix } from 'node:path';
 import type { Response } from 'express';
 import { checkRange, getArtifact, listArtifacts, ServiceError } from '../../../service/index.js';
@@ -13,9 +12,18 @@ import { COMMON_ERRORS, pathParam, queryString, ref, tagJob, type RouteDef } fro
 /** Waits for 'drain' unless the client went away first; false when it did. */
 async function drained(res: Response): Promise<boolean> {
   if (res.destroyed) return false;
-  const closed = once(res, 'close').then(() => false);
-  const drain = once(res, 'drain').then(() => true);
-  return Promise.race([closed, drain]);
+  // Both listeners go once either fires: a big download waits for 'drain' many times.
+  return new Promise((resolve) => {
+    const settle = (ok: boolean) => {
+      res.off('drain', onDrain);
+      res.off('close', onClose);
+      resolve(ok);
+    };
+    const onDrain = () => settle(true);
+    const onClose = () => settle(false);
+    res.once('drain', onDrain);
+    res.once('close', onClose);
+  });
 }
 
 function contentDisposition(name: string): string {
