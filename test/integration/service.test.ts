@@ -247,6 +247,27 @@ describe('jobs', () => {
     assert.equal(Number(n[0]!.n), 0);
   });
 
+  test("submit's one-statement dispatch row equals the one pg-boss's own send() writes", async () => {
+    const { job } = await submitJob(ctx, 'acme', { ...tiny, seed: 4242 });
+    const row = await ctx.prisma.job.findUniqueOrThrow({ where: { id: job.id } });
+    let viaBoss = '';
+    await ctx.prisma.$transaction(async (tx) => {
+      const other = await tx.job.create({ data: { tenant: 'acme', spec: {}, specHash: 'y', runName: 'y', requestHash: 'y' } });
+      viaBoss = await enqueueInTx(ctx.boss, tx, other.id);
+    });
+    // Columns a send() fixes at insert time; times compared as spans from creation, to the minute.
+    const cols = await ctx.prisma.$queryRawUnsafe<Array<Record<string, unknown>>>(
+      `SELECT name, priority, singleton_key, singleton_on, dead_letter, expire_in::text AS expire_in, retry_limit, retry_delay,
+              retry_backoff, policy, date_trunc('minute', keep_until - created_on)::text AS keep_span,
+              date_trunc('minute', start_after - created_on)::text AS start_span
+         FROM pgboss.job WHERE id = ANY($1::uuid[]) ORDER BY (id = $2::uuid) DESC`,
+      [row.queueJobId, viaBoss],
+      row.queueJobId,
+    );
+    assert.equal(cols.length, 2, `dispatch rows ${JSON.stringify(cols)}`);
+    assert.deepEqual(cols[0], cols[1]);
+  });
+
   test('invalid specs are refused before anything is queued, naming the field', async () => {
     const jobs = await ctx.prisma.job.count();
     await assert.rejects(submitJob(ctx, 'acme', { ...tiny, rounds: -1 }), code('INVALID_ARGUMENT', 'rounds'));
