@@ -166,9 +166,17 @@ export function resolveSpec(input: unknown): RunSpec {
   return spec;
 }
 
-/** The defaults a spec for this model resolves to. */
+const defaultsByModel = new Map<string, RunSpec>();
+
+/** The defaults a spec for this model resolves to (cached: every submit hashes a spec). */
 export function defaultSpec(model = 'lenet-300-100'): RunSpec {
-  return resolveSpec({ model });
+  let d = defaultsByModel.get(model);
+  if (!d) {
+    d = resolveSpec({ model });
+    if (defaultsByModel.size > 1000) defaultsByModel.clear();
+    defaultsByModel.set(model, d);
+  }
+  return structuredClone(d);
 }
 
 /** Fields that differ from the defaults, with keys sorted: the canonical form that is hashed. */
