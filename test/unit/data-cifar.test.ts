@@ -3,13 +3,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { DatasetError, loadDataset } from '../../src/engine/data/index.js';
+import { listenLoopback, scratchDirs } from './fixtures/scratch.js';
 import { encodeCifarBatch } from '../../src/engine/data/encode.js';
 
 /** Byte of channel c at plane position p of record r: distinct enough to catch any transposition. */
@@ -19,23 +17,8 @@ const record = (r: number, label: number) => ({
   pixels: Array.from({ length: 3072 }, (_, i) => byte(r, Math.floor(i / 1024), i % 1024)),
 });
 
-let root: string;
-before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'ts-data-cifar-'));
-});
-after(async () => {
-  await rm(root, { recursive: true, force: true });
-});
-let dirCount = 0;
-async function makeDir(content: Record<string, Uint8Array>): Promise<string> {
-  const dir = join(root, `d${dirCount++}`);
-  await mkdir(dir, { recursive: true });
-  for (const [name, bytes] of Object.entries(content)) {
-    await mkdir(join(dir, name, '..'), { recursive: true });
-    await writeFile(join(dir, name), bytes);
-  }
-  return dir;
-}
+const scratch = scratchDirs('ts-data-cifar-');
+const makeDir = scratch.make;
 const url = (dir: string) => pathToFileURL(dir).href;
 
 async function rejects(p: Promise<unknown>, field: string, message: RegExp, file: string): Promise<void> {
@@ -142,23 +125,17 @@ describe('CIFAR-10 errors', () => {
 });
 
 describe('CIFAR-10 over http (loopback)', () => {
-  let server: Server;
+  let close: () => Promise<void>;
   let base: string;
   before(async () => {
     const served = new Map([['/c/data_batch_1.bin', batch1], ['/c/test_batch.bin', testBatch]]);
-    server = createServer((req, res) => {
+    ({ base, close } = await listenLoopback((req, res) => {
       const body = served.get(req.url ?? '');
       if (body === undefined) res.writeHead(404).end();
       else res.writeHead(200).end(body);
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const addr = server.address();
-    assert.ok(addr !== null && typeof addr === 'object', "addr !== null && typeof addr === 'object'");
-    base = `http://127.0.0.1:${addr.port}`;
+    }));
   });
-  after(async () => {
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
+  after(() => close());
 
   test('named batches under a base URL', async () => {
     const ds = await loadDataset(`${base}/c/#format=cifar10&train=data_batch_1.bin`);

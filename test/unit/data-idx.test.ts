@@ -2,13 +2,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import { mkdtemp, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { createServer } from 'node:http';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'fflate';
 import { DatasetError, loadDataset } from '../../src/engine/data/index.js';
+import { listenLoopback, scratchDirs } from './fixtures/scratch.js';
 import { encodeIdx } from '../../src/engine/data/encode.js';
 import type { Dataset } from '../../src/engine/types.js';
 
@@ -27,21 +27,8 @@ const files = {
 type Name = keyof typeof files;
 const NAMES = Object.keys(files) as Name[];
 
-let root: string;
-before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'ts-data-idx-'));
-});
-after(async () => {
-  await rm(root, { recursive: true, force: true });
-});
-
-let dirCount = 0;
-async function makeDir(content: Partial<Record<string, Uint8Array>>): Promise<string> {
-  const dir = join(root, `d${dirCount++}`);
-  await mkdir(dir);
-  for (const [name, bytes] of Object.entries(content)) if (bytes !== undefined) await writeFile(join(dir, name), bytes);
-  return dir;
-}
+const scratch = scratchDirs('ts-data-idx-');
+const makeDir = scratch.make;
 const url = (dir: string) => pathToFileURL(dir).href;
 
 /** Training examples (train + validation) keyed by label, as pixel arrays. */
@@ -222,19 +209,19 @@ describe('IDX errors name the file and the problem', () => {
   });
 
   test('a directory that does not exist', async () => {
-    const dir = join(root, 'nope');
+    const dir = join(scratch.root(), 'nope');
     await rejects(loadDataset(url(dir)), 'reference', /no such file or directory/, dir);
   });
 });
 
 describe('IDX over http (loopback)', () => {
-  let server: Server;
+  let close: () => Promise<void>;
   let base: string;
   const hits: string[] = [];
   const served = new Map<string, Uint8Array>(NAMES.map((n) => [`/mnist/${n}.gz`, gzipSync(files[n])]));
 
   before(async () => {
-    server = createServer((req, res) => {
+    ({ base, close } = await listenLoopback((req, res) => {
       hits.push(req.url ?? '');
       if (req.url === '/broken/train-images-idx3-ubyte.gz') {
         res.writeHead(500, 'Internal Server Error').end();
@@ -246,18 +233,12 @@ describe('IDX over http (loopback)', () => {
         return;
       }
       res.writeHead(200, { 'content-length': body.length }).end(body);
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const addr = server.address();
-    assert.ok(addr !== null && typeof addr === 'object', "addr !== null && typeof addr === 'object'");
-    base = `http://127.0.0.1:${addr.port}`;
+    }));
   });
-  after(async () => {
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
+  after(() => close());
 
   test('standard .gz names under a base URL, cached in cacheDir, same data as from disk', async () => {
-    const cacheDir = join(root, 'cache');
+    const cacheDir = join(scratch.root(), 'cache');
     const ref = `${base}/mnist/#format=idx`;
     const ds = await loadDataset(ref, { cacheDir, seed: 5 });
     const local = await loadDataset(url(await makeDir(files)), { seed: 5 });

@@ -3,13 +3,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync, zipSync } from 'fflate';
 import { DatasetError, loadDataset } from '../../src/engine/data/index.js';
+import { listenLoopback, scratchDirs } from './fixtures/scratch.js';
 import { encodeIdx, encodeNpy } from '../../src/engine/data/encode.js';
 
 // Written by numpy 2.4 (np.savez / np.savez_compressed, which add zip64 extras):
@@ -20,20 +18,8 @@ const NUMPY_NPZ_COMPRESSED = Buffer.from('UEsDBC0AAAAIAAAAIQCo6ds6//////////8LAB
 // np.save of np.array([[0, 128, 255], [1, 2, 3]], dtype=np.uint8)
 const NUMPY_U1 = Buffer.from('k05VTVBZAQB2AHsnZGVzY3InOiAnfHUxJywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDIsIDMpLCB9ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAgP8BAgM=', 'base64');
 
-let root: string;
-before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'ts-data-npy-'));
-});
-after(async () => {
-  await rm(root, { recursive: true, force: true });
-});
-let dirCount = 0;
-async function makeDir(content: Record<string, Uint8Array>): Promise<string> {
-  const dir = join(root, `d${dirCount++}`);
-  await mkdir(dir);
-  for (const [name, bytes] of Object.entries(content)) await writeFile(join(dir, name), bytes);
-  return dir;
-}
+const scratch = scratchDirs('ts-data-npy-');
+const makeDir = scratch.make;
 const url = (p: string) => pathToFileURL(p).href;
 
 async function rejects(p: Promise<unknown>, field: string, message: RegExp, file: string): Promise<void> {
@@ -241,23 +227,17 @@ describe('NPY errors name the file and the problem', () => {
 });
 
 describe('NPZ over http (loopback)', () => {
-  let server: Server;
+  let close: () => Promise<void>;
   let base: string;
   const seen: string[] = [];
   before(async () => {
-    server = createServer((req, res) => {
+    ({ base, close } = await listenLoopback((req, res) => {
       seen.push(req.url ?? '');
       if (req.url === '/sets/tiny.npz' || req.url === '/get?id=7&sig=abc') res.writeHead(200).end(NUMPY_NPZ_COMPRESSED);
       else res.writeHead(404).end();
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const addr = server.address();
-    assert.ok(addr !== null && typeof addr === 'object', "addr !== null && typeof addr === 'object'");
-    base = `http://127.0.0.1:${addr.port}`;
+    }));
   });
-  after(async () => {
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
+  after(() => close());
 
   test('an .npz URL', async () => {
     const ds = await loadDataset(`${base}/sets/tiny.npz`);
