@@ -302,14 +302,44 @@ describe('whole-network gradients', () => {
   });
 });
 
+describe('GatherV2 on wasm equals cpu', () => {
+  const cases: { shape: number[]; indices: number[]; axis: number; dtype: 'float32' | 'int32' }[] = [
+    { shape: [50, 28, 28, 1], indices: [3, 49, 0, 3, 17], axis: 0, dtype: 'float32' }, // a mini-batch of images
+    { shape: [10, 7], indices: [9, 0, 5], axis: 0, dtype: 'int32' },
+    { shape: [6], indices: [5, 5, 1], axis: 0, dtype: 'float32' }, // scalar rows
+    { shape: [4, 6, 3], indices: [2, 0], axis: 1, dtype: 'float32' }, // other axis: stock kernel
+  ];
+  cases.forEach((c, i) => {
+    test(`shape ${c.shape} axis ${c.axis} ${c.dtype}`, async () => {
+      const x = rand(size(c.shape), 700 + i).map((v) => (c.dtype === 'int32' ? Math.round(v * 100) : v));
+      const run = () => tf.tidy(() => {
+        const y = tf.gather(tf.tensor(x, c.shape, c.dtype), tf.tensor1d(c.indices, 'int32'), c.axis);
+        return { shape: y.shape, values: Float32Array.from(y.dataSync()) };
+      });
+      const w = await on('wasm', run);
+      const cp = await on('cpu', run);
+      assert.deepEqual(w.shape, cp.shape);
+      assertClose(w.values, cp.values, 'gather', 0);
+    });
+  });
+
+  test('hand-checked rows, and an index out of range is an error', async () => {
+    const y = await on('wasm', () => tf.tidy(() => [...tf.gather(tf.tensor2d([[1, 2], [3, 4], [5, 6]]), tf.tensor1d([2, 0], 'int32')).dataSync()]));
+    assert.deepEqual(y, [5, 6, 1, 2]);
+    const before = tf.memory().numTensors;
+    await assert.rejects(on('wasm', () => tf.tidy(() => tf.gather(tf.tensor2d([[1, 2]]), tf.tensor1d([1], 'int32')).dataSync())), /index 1 is not in \[0, 0\]/);
+    assert.equal(tf.memory().numTensors, before, 'no tensor left behind');
+  });
+});
+
 describe('registry', () => {
   test('installs every override once and keeps the displaced stock kernels', () => {
     installWasmKernelOverrides();
     installWasmKernelOverrides();
     const names = wasmKernelOverrides.map((k) => k.kernelName).sort();
     assert.deepEqual(installedWasmOverrides().sort(), names);
-    assert.deepEqual(names, ['BatchMatMul', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'Sum']);
-    for (const name of ['BatchMatMul', 'Conv2DBackpropInput', 'MaxPoolGrad', 'Sum']) {
+    assert.deepEqual(names, ['BatchMatMul', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'GatherV2', 'MaxPoolGrad', 'Sum']);
+    for (const name of ['BatchMatMul', 'Conv2DBackpropInput', 'GatherV2', 'MaxPoolGrad', 'Sum']) {
       const stock = stockKernel(name);
       assert.ok(stock !== undefined, `${name} stock kernel kept`);
       assert.ok(!wasmKernelOverrides.includes(stock), `${name} stock kernel is not an override`);

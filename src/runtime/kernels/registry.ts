@@ -5,6 +5,7 @@ import { engine, getKernel, registerKernel, unregisterKernel, type KernelConfig 
 import { batchMatMulConfig } from './batch-matmul.js';
 import { conv2dBackpropFilterConfig } from './conv2d-backprop-filter.js';
 import { conv2dBackpropInputConfig } from './conv2d-backprop-input.js';
+import { gatherV2Config } from './gather.js';
 import { maxPoolGradConfig } from './max-pool-grad.js';
 import { sumConfig } from './sum.js';
 import { rememberStockKernel, WASM } from './wasm-call.js';
@@ -15,6 +16,7 @@ export const wasmKernelOverrides: KernelConfig[] = [
   batchMatMulConfig,
   maxPoolGradConfig,
   sumConfig,
+  gatherV2Config,
 ];
 
 /**
