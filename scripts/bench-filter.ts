@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { runFilterPruning } from '../src/engine/filter/run.js';
 import { compareLatency, type LatencySample } from '../src/engine/filter/latency.js';
-import { modelFromFiles } from '../src/engine/filter/artifacts.js';
+import { modelFromFiles } from '../src/engine/models/files.js';
 import { FileSink, type RoundMetrics } from '../src/engine/sink.js';
 import { resolveSpec, runName } from '../src/engine/spec.js';
 import { loadDataset } from '../src/engine/data/index.js';

@@ -9,12 +9,13 @@ import type { CheckpointSink, ControlKind, EngineEvent, RoundMetrics, RunResultR
 import { resolveSpec, rewindIteration, roundHasControls, runName, totalIterations, type RunSpec } from './spec.js';
 import { loadDataset, checkFits } from './data/index.js';
 import { createOrLoadModel } from './models/load.js';
+import { modelToFiles } from './models/files.js';
 import { createModel, isZooModel } from './models/registry.js';
 import { countFlops, countParams, describeModel, getWeightMap, prunableWeights, setWeightMap } from './models/inspect.js';
 import { getStrategy } from './pruning/registry.js';
-import { countAlive, deserializeMask, globalDensity, layerDensity, onesMask, serializeMask } from './pruning/mask.js';
+import { applyMaskTo, countAlive, deserializeMask, globalDensity, layerDensity, onesMask, serializeMask } from './pruning/mask.js';
 import { shuffleMask } from './pruning/random.js';
-import { childSeed } from './rng.js';
+import { childSeed, mulberry32 } from './rng.js';
 import { RunCancelled, trainConfigFor } from './training/train.js';
 import { TrialRunner, WorkerPool, type ModelSource, type TrialExecutor, type TrialJob, type TrialResult } from './training/trial.js';
 import { availableParallelism } from 'node:os';
@@ -68,17 +69,6 @@ export function rewindSource(
   return w.init;
 }
 
-/** Zero the pruned entries of a weight map (weights without a mask entry are copied by reference). */
-export function applyMaskTo(w: WeightMap, mask: Mask): WeightMap {
-  const out: WeightMap = { ...w };
-  for (const [name, m] of Object.entries(mask)) {
-    const src = w[name]!;
-    const values = new Float32Array(src.values.length);
-    for (let i = 0; i < values.length; i++) values[i] = src.values[i]! * m[i]!;
-    out[name] = { shape: src.shape, values };
-  }
-  return out;
-}
 
 function maskOf(artifacts: Record<string, Uint8Array>): Mask {
   return deserializeMask(artifacts['mask.json']!);
@@ -235,7 +225,8 @@ export async function runCompression(specInput: RunSpec | unknown, ctx: RunConte
     const ticketWeights = weightsOf(last.artifacts);
     const ticketMask = maskOf(last.artifacts);
     setWeightMap(model, ticketWeights, { requireAll: true });
-    const modelFiles = await modelArtifacts(model);
+    const files = await modelToFiles(model);
+    const modelFiles = { 'ticket/model.json': files.json, 'ticket/weights.bin': files.bin };
     const verdict = verdictOf(rounds.map((r) => r.metrics));
     const result: RunResultRecord = {
       name,
@@ -271,46 +262,21 @@ function freshWeights(spec: RunSpec, model: tf.LayersModel, ds: Dataset, seed: n
     m.dispose();
     return w;
   }
-  // Uploaded models: a seeded Glorot-uniform draw for every kernel.
-  const w = getWeightMap(model);
+  // Uploaded models (possibly pretrained): a seeded Glorot-uniform draw for every kernel and
+  // the standard initial values for everything else, so nothing trained leaks into the control.
+  const next = mulberry32(seed);
   const out: WeightMap = {};
-  const next = (() => {
-    let s = seed >>> 0;
-    return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296);
-  })();
-  for (const [name, { shape, values }] of Object.entries(w)) {
-    // Glorot-uniform-like scale for kernels; biases and BN statistics keep their init values.
-    if (!name.endsWith('/kernel')) {
-      out[name] = { shape, values: Float32Array.from(values) };
-      continue;
+  for (const [name, { shape, values }] of Object.entries(getWeightMap(model))) {
+    const short = name.slice(name.lastIndexOf('/') + 1);
+    if (short === 'kernel' || short.endsWith('_kernel')) {
+      const fanIn = shape.slice(0, -1).reduce((a, b) => a * b, 1);
+      const fanOut = shape.at(-1)! * (shape.length > 2 ? shape.slice(0, -2).reduce((a, b) => a * b, 1) : 1);
+      const limit = Math.sqrt(6 / (fanIn + fanOut));
+      out[name] = { shape, values: Float32Array.from(values, () => (next() * 2 - 1) * limit) };
+    } else {
+      const one = short === 'gamma' || short === 'moving_variance';
+      out[name] = { shape, values: new Float32Array(values.length).fill(one ? 1 : 0) };
     }
-    const fanIn = shape.slice(0, -1).reduce((a, b) => a * b, 1);
-    const fanOut = shape.at(-1)! * (shape.length > 2 ? shape.slice(0, -2).reduce((a, b) => a * b, 1) : 1);
-    const limit = Math.sqrt(6 / (fanIn + fanOut));
-    out[name] = { shape, values: Float32Array.from(values, () => (next() * 2 - 1) * limit) };
   }
   return out;
-}
-
-/** model.json + weights.bin of the ticket, through TF.js's own serialiser. */
-async function modelArtifacts(model: tf.LayersModel): Promise<Record<string, Uint8Array>> {
-  let files: Record<string, Uint8Array> = {};
-  await model.save(
-    tf.io.withSaveHandler(async (art) => {
-      const weightData = art.weightData as ArrayBuffer;
-      const json = {
-        modelTopology: art.modelTopology,
-        format: art.format ?? 'layers-model',
-        generatedBy: art.generatedBy,
-        convertedBy: art.convertedBy ?? null,
-        weightsManifest: [{ paths: ['weights.bin'], weights: art.weightSpecs ?? [] }],
-      };
-      files = {
-        'ticket/model.json': new TextEncoder().encode(JSON.stringify(json)),
-        'ticket/weights.bin': new Uint8Array(weightData),
-      };
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }),
-  );
-  return files;
 }

@@ -8,12 +8,12 @@ import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { runCompression, rewindSource, applyMaskTo, verdictOf } from '../../src/engine/run.js';
+import { runCompression, rewindSource, verdictOf } from '../../src/engine/run.js';
 import { FileSink, type EngineEvent, type RoundMetrics } from '../../src/engine/sink.js';
 import { resolveSpec } from '../../src/engine/spec.js';
 import { loadModelFrom } from '../../src/engine/models/load.js';
 import { decompressTicket } from '../../src/engine/export.js';
-import { deserializeMask } from '../../src/engine/pruning/mask.js';
+import { applyMaskTo, deserializeMask } from '../../src/engine/pruning/mask.js';
 import { initBackend } from '../../src/runtime/backend.js';
 import { toTensors, trainModel } from '../../src/engine/training/train.js';
 import { createModel } from '../../src/engine/models/registry.js';
@@ -94,6 +94,19 @@ describe('runCompression', () => {
       assert.deepEqual([...new Set(third.filter((e) => e.kind === 'round-start').map((e) => (e as { round: number }).round))], [2]);
       assert.equal((resumed.summary.rounds as RoundMetrics[])[2]!.density, rounds[2]!.density);
       assert.deepEqual((await readdir(dir)).filter((n) => n.startsWith('round_')).sort(), ['round_0', 'round_1', 'round_2']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a whole run leaves no tensor behind', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ts-run-'));
+    try {
+      const before = tf.memory();
+      await runCompression({ ...spec, rounds: 1, controls: 'all' }, { sink: new FileSink(dir), parallelism: 1 });
+      const after = tf.memory();
+      assert.equal(after.numTensors, before.numTensors, `tensors ${before.numTensors} -> ${after.numTensors}`);
+      assert.equal(after.numBytes, before.numBytes, `bytes ${before.numBytes} -> ${after.numBytes}`);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -30,7 +30,7 @@ import { shrinkModel } from '../pruning/structure/surgery.js';
 import { initBackend } from '../../runtime/backend.js';
 import { latencyProfile, type LatencyOptions } from './latency.js';
 import { analyseSensitivity, fractionsForFlopTarget, sensitivitySvg } from './sensitivity.js';
-import { modelFromFiles, modelToFiles } from './artifacts.js';
+import { modelFromFiles, modelToFiles } from '../models/files.js';
 
 /** Validation examples the sensitivity analysis evaluates (each layer x fraction is one evaluation). */
 const SENSITIVITY_EXAMPLES = 1000;

@@ -1,6 +1,6 @@
 // Masks are data: weight name -> 0/1 Float32Array in the weight's row-major
 // order. Helpers to make, measure, apply and (de)serialise them.
-import type { Mask, PrunableWeight } from '../types.js';
+import type { Mask, PrunableWeight, WeightMap } from '../types.js';
 
 export function onesMask(weights: PrunableWeight[]): Mask {
   const mask: Mask = {};
@@ -35,6 +35,17 @@ export function applyMask(values: Float32Array, m: Float32Array): Float32Array {
   if (values.length !== m.length) throw new Error(`mask has ${m.length} entries, weight has ${values.length}`);
   const out = new Float32Array(values.length);
   for (let i = 0; i < values.length; i++) out[i] = values[i]! * m[i]!;
+  return out;
+}
+
+/** Zero the pruned entries of a weight map (weights without a mask entry are shared, not copied). */
+export function applyMaskTo(w: WeightMap, mask: Mask): WeightMap {
+  const out: WeightMap = { ...w };
+  for (const [name, m] of Object.entries(mask)) {
+    const src = w[name];
+    if (!src) throw new Error(`mask names weight '${name}', which the weights do not have`);
+    out[name] = { shape: src.shape, values: applyMask(src.values, m) };
+  }
   return out;
 }
 
