@@ -12,7 +12,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { TicketsmithClient } from '../src/client/index.js';
-import { describeEvent, roundsTable } from '../src/cli/client-verbs.js';
+import { describeEvent, roundRows } from '../src/cli/client-verbs.js';
+import { roundsTable } from '../src/cli/rounds-table.js';
 import { startService } from '../src/cli/serve.js';
 import { loadModelFrom } from '../src/engine/models/load.js';
 import { getWeightMap, prunableWeights } from '../src/engine/models/inspect.js';
@@ -103,7 +104,7 @@ if (done.status !== 'succeeded') {
   model.dispose();
   const summary = (done.result ?? {}) as { summary?: { density?: number }; verdict?: { summary?: string } };
   say();
-  say(roundsTable(await client.listRounds(job.id)));
+  say(roundsTable(roundRows(await client.listRounds(job.id))));
   say();
   say(`verdict: ${summary.verdict?.summary ?? '-'}`);
   say(`ticket in ${dir}: loads in TF.js, ${pct(alive / total)} of prunable weights non-zero (reported density ${pct(summary.summary?.density ?? NaN)})`);

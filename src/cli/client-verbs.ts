@@ -10,6 +10,7 @@ import { basename, dirname, resolve, sep } from 'node:path';
 import { RunSpecSchema } from '../engine/spec.js';
 import { ApiError, TicketsmithClient, type EventDto, type JobDto, type RoundDto } from '../client/index.js';
 import { flagHelp, flagsOf, parseFlags, UsageError } from './flags.js';
+import { roundsTable, type RoundRow } from './rounds-table.js';
 
 export interface VerbIo {
   out(text: string): void;
@@ -87,27 +88,23 @@ async function run(io: VerbIo, usage: () => string, body: () => Promise<number>)
 
 const pct = (x: unknown) => (typeof x === 'number' ? `${(x * 100).toFixed(2)}%` : '-');
 
-/** The rounds of a job as an aligned text table. */
-export function roundsTable(rounds: RoundDto[]): string {
+/** Service round DTOs as table rows. */
+export function roundRows(rounds: RoundDto[]): RoundRow[] {
   const controlAcc = (r: RoundDto, k: string) => {
     const c = r.controls[k] as { finalTestAccuracy?: unknown } | undefined;
-    return pct(c?.finalTestAccuracy);
+    return typeof c?.finalTestAccuracy === 'number' ? c.finalTestAccuracy : undefined;
   };
-  const head = ['round', 'weights', 'test acc', 'early-stop it', 'acc@es', 'reinit acc', 'shuffle acc', 'ex/s', 'compressed'];
-  const rows = rounds.map((r) => [
-    String(r.index),
-    pct(r.density),
-    pct(r.testAccuracy),
-    String(r.earlyStopIteration),
-    pct(r.earlyStopTestAccuracy),
-    controlAcc(r, 'reinit'),
-    controlAcc(r, 'shuffle'),
-    r.examplesPerSecond.toFixed(0),
-    `${(r.compressedBytes / 1024).toFixed(0)} KiB`,
-  ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
-  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+  return rounds.map((r) => ({
+    round: r.index,
+    density: r.density,
+    testAccuracy: r.testAccuracy,
+    earlyStopIteration: r.earlyStopIteration,
+    earlyStopTestAccuracy: r.earlyStopTestAccuracy,
+    reinitAccuracy: controlAcc(r, 'reinit'),
+    shuffleAccuracy: controlAcc(r, 'shuffle'),
+    examplesPerSecond: r.examplesPerSecond,
+    compressedBytes: r.compressedBytes,
+  }));
 }
 
 type Payload = Record<string, unknown>;
@@ -169,7 +166,7 @@ async function follow(c: TicketsmithClient, jobId: string, json: boolean, io: Ve
   });
   if (!json) {
     const rounds = await c.listRounds(jobId);
-    if (rounds.length > 0) io.err(`\n${roundsTable(rounds)}\n\n`);
+    if (rounds.length > 0) io.err(`\n${roundsTable(roundRows(rounds))}\n\n`);
     io.err(`job ${jobId} ${job.status}${job.error ? `: ${job.error.code}: ${job.error.message}` : ''}\n`);
   }
   return job.status === 'succeeded' ? 0 : 1;

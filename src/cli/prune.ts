@@ -4,26 +4,24 @@ import { join } from 'node:path';
 import { RunSpecSchema, resolveSpec, runName, SpecError } from '../engine/spec.js';
 import { runCompression } from '../engine/run.js';
 import { FileSink, type EngineEvent, type RoundMetrics } from '../engine/sink.js';
-import { flagHelp, flagsOf, parseFlags } from './flags.js';
+import { flagHelp, flagsOf, kebab, parseFlags } from './flags.js';
+import { roundsTable, type RoundRow } from './rounds-table.js';
 
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
 
-export function roundsTable(rounds: RoundMetrics[]): string {
-  const head = ['round', 'weights', 'test acc', 'early-stop it', 'acc@es', 'reinit acc', 'shuffle acc', 'ex/s', 'compressed'];
-  const rows = rounds.map((r) => [
-    String(r.round),
-    pct(r.density),
-    pct(r.finalTestAccuracy),
-    String(r.earlyStopIteration),
-    pct(r.earlyStopTestAccuracy),
-    r.controls.reinit ? pct(r.controls.reinit.finalTestAccuracy) : '-',
-    r.controls.shuffle ? pct(r.controls.shuffle.finalTestAccuracy) : '-',
-    r.examplesPerSecond.toFixed(0),
-    `${(r.compressedBytes / 1024).toFixed(0)} KiB`,
-  ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
-  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+/** Engine round metrics as table rows. */
+export function roundRows(rounds: RoundMetrics[]): RoundRow[] {
+  return rounds.map((r) => ({
+    round: r.round,
+    density: r.density,
+    testAccuracy: r.finalTestAccuracy,
+    earlyStopIteration: r.earlyStopIteration,
+    earlyStopTestAccuracy: r.earlyStopTestAccuracy,
+    reinitAccuracy: r.controls.reinit?.finalTestAccuracy,
+    shuffleAccuracy: r.controls.shuffle?.finalTestAccuracy,
+    examplesPerSecond: r.examplesPerSecond,
+    compressedBytes: r.compressedBytes,
+  }));
 }
 
 function progressBar(e: Extract<EngineEvent, { kind: 'progress' }>): string {
@@ -36,7 +34,7 @@ function progressBar(e: Extract<EngineEvent, { kind: 'progress' }>): string {
 
 export const pruneUsage = () => `usage: ticketsmith prune [flags]
 
-Runs iterative magnitude pruning locally; checkpoints go to --out/<run name>/.
+Runs a compression job (IMP or filter pruning) locally; checkpoints go to --out/<run name>/.
 Run-spec flags (lists are comma-separated):
 ${flagHelp(flagsOf(RunSpecSchema))}
 Other flags:
@@ -51,7 +49,7 @@ export async function pruneCommand(argv: string[]): Promise<number> {
     spec = resolveSpec(raw);
   } catch (err) {
     if (err instanceof SpecError) {
-      process.stderr.write(`error: --${err.field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${err.message}\n`);
+      process.stderr.write(`error: --${kebab(err.field)}: ${err.message}\n`);
       return 2;
     }
     throw err;
@@ -86,7 +84,7 @@ export async function pruneCommand(argv: string[]): Promise<number> {
     process.stdout.write(`${JSON.stringify({ kind: 'result', name: result.name, dir, verdict: result.verdict, summary: result.summary })}\n`);
   } else {
     const rounds = (result.summary.rounds ?? []) as RoundMetrics[];
-    process.stdout.write(`\n${roundsTable(rounds)}\n\n${result.verdict.summary}\nticket: ${join(dir, 'result', 'ticket')}\n`);
+    process.stdout.write(`\n${roundsTable(roundRows(rounds))}\n\n${result.verdict.summary}\nticket: ${join(dir, 'result', 'ticket')}\n`);
   }
   return 0;
 }

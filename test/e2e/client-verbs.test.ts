@@ -9,7 +9,8 @@ import { mkdtemp, readFile, readdir } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { startRestServer, type RestServer } from '../../src/api/rest/index.js';
-import { downloadCommand, roundsTable, submitCommand, watchCommand, type VerbIo } from '../../src/cli/client-verbs.js';
+import { downloadCommand, roundRows, submitCommand, watchCommand, type VerbIo } from '../../src/cli/client-verbs.js';
+import { roundsTable } from '../../src/cli/rounds-table.js';
 import { loadModelFrom } from '../../src/engine/models/load.js';
 import { createApiKey, listArtifacts } from '../../src/service/index.js';
 import type { ServiceRuntime } from '../../src/service/index.js';
@@ -126,7 +127,7 @@ test('usage mistakes exit 2; API and connection failures exit 1 with the reason'
 
 test('roundsTable aligns one row per round', () => {
   const round = { index: 1, density: 0.8, testAccuracy: 0.9123, earlyStopIteration: 40, earlyStopTestAccuracy: 0.9, examplesPerSecond: 1234.4, compressedBytes: 2048, controls: { reinit: { finalTestAccuracy: 0.5 } } };
-  const table = roundsTable([round as unknown as Parameters<typeof roundsTable>[0][number]]).split('\n');
+  const table = roundsTable(roundRows([round as unknown as Parameters<typeof roundRows>[0][number]])).split('\n');
   assert.equal(table.length, 3);
   assert.match(table[2]!, /^\s+1\s+80\.00%\s+91\.23%\s+40\s+90\.00%\s+50\.00%\s+-\s+1234\s+2 KiB$/);
   assert.equal(new Set(table.map((l) => l.length)).size, 1);
