@@ -385,9 +385,3 @@ export class JobWorker {
     }
   }
 }
-
-export async function startWorker(deps: WorkerDeps, opts: WorkerOptions = {}): Promise<JobWorker> {
-  const worker = new JobWorker(deps, opts);
-  worker.start();
-  return worker;
-}

@@ -5,14 +5,13 @@
 import { gunzipSync } from 'node:zlib';
 import { unzipSync } from 'fflate';
 import { invalid, ServiceError } from './errors.js';
+import { isGzip, isZip } from '../engine/data/bytes.js';
 
 export interface NamedFile {
   name: string;
   bytes: Uint8Array;
 }
 
-const isZip = (b: Uint8Array) => b.length >= 4 && b[0] === 0x50 && b[1] === 0x4b && b[2] === 0x03 && b[3] === 0x04;
-const isGzip = (b: Uint8Array) => b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b;
 const isTar = (b: Uint8Array) => b.length >= 512 && new TextDecoder().decode(b.subarray(257, 262)) === 'ustar';
 
 const tooLarge = (max: number) => new ServiceError('PAYLOAD_TOO_LARGE', `the unpacked upload exceeds ${max} bytes`, 'archive');

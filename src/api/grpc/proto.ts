@@ -17,7 +17,6 @@ export const PROTO_ROOT = fileURLToPath(new URL('../../../proto', import.meta.ur
 export const PROTO_FILES = ['ticketsmith/v1/compression.proto'];
 export const PACKAGE = 'ticketsmith.v1';
 export const SERVICE_NAME = `${PACKAGE}.Compression`;
-export const HEALTH_SERVICE_NAME = 'grpc.health.v1.Health';
 
 /** Trailing metadata of an error status (see compression.proto): the error table's code name, and the field at fault. */
 export const ERROR_CODE_KEY = 'ticketsmith-error-code';

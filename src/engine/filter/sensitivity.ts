@@ -14,6 +14,7 @@ import { groupImportance, type ImportanceKind } from '../pruning/structure/impor
 import { estimateFlops, topChannels } from '../pruning/structure/algorithm.js';
 import { shrinkModel } from '../pruning/structure/surgery.js';
 import { lineChartSvg, type Series } from '../report/plot.js';
+import { RunCancelled } from '../training/train.js';
 
 export type EvalSplit = TrainData['validation'];
 
@@ -57,7 +58,7 @@ export async function analyseSensitivity(
     const totalFlops = estimateFlops(graph, {});
     const groups: GroupSensitivity[] = [];
     for (const name of o.groups) {
-      if (o.signal?.aborted) throw new Error('sensitivity analysis cancelled');
+      if (o.signal?.aborted) throw new RunCancelled();
       const group = groupByName(graph, name);
       if (group === undefined) throw new Error(`sensitivity: no channel group '${name}'`);
       const scores = groupImportance(graph, group, weights, o.importance, o.seed);

@@ -48,7 +48,3 @@ export function getStrategy(name: string): Strategy {
   if (!s) throw new Error(`unknown pruning strategy '${name}' (known: ${[...strategies.keys()].join(', ')})`);
   return s;
 }
-
-export function registerStrategy(s: Strategy): void {
-  strategies.set(s.name, s);
-}

@@ -133,10 +133,3 @@ export function estimateFlops(graph: DependencyGraph, kept: Record<string, numbe
   }
   return total;
 }
-
-/** Channels per group after a whole schedule, from the original sizes. */
-export function finalSizes(targets: FilterTargets, originalSizes: Record<string, number>): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [name, f] of Object.entries(targets.fractions)) out[name] = keptAfterStep(originalSizes[name]!, f, 1, 1);
-  return out;
-}
