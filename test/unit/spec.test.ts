@@ -73,5 +73,5 @@ test('README run-spec table matches the schema', async () => {
   const { readFile } = await import('node:fs/promises');
   const { flagTableMarkdown } = await import('../../src/cli/flags.js');
   const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
-  assert.ok(readme.includes(flagTableMarkdown(flagsOf(RunSpecSchema))), 'README.md is stale: run `npx tsx scripts/spec-docs.ts --write`');
+  assert.ok(readme.includes(flagTableMarkdown(flagsOf(RunSpecSchema))), 'README.md is stale: run `npm run docs:spec`');
 });
