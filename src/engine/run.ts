@@ -41,8 +41,12 @@ export interface RunContext {
 
 function parallelism(spec: RunSpec, ctx: RunContext): number {
   if (ctx.parallelism !== undefined) return Math.max(1, ctx.parallelism);
-  const env = Number(process.env.TICKETSMITH_WORKERS);
-  if (Number.isInteger(env) && env > 0) return env;
+  const raw = process.env.TICKETSMITH_WORKERS;
+  if (raw !== undefined && raw.trim() !== '') {
+    const env = Number(raw);
+    if (!Number.isInteger(env) || env < 1) throw new Error(`TICKETSMITH_WORKERS must be a whole number >= 1, got '${raw}'`);
+    return env;
+  }
   if (spec.controls === 'none') return 1;
   return Math.max(1, Math.min(3, availableParallelism()));
 }
