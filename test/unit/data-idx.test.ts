@@ -200,7 +200,7 @@ describe('IDX errors name the file and the problem', () => {
   test('truncated gzip', async () => {
     const gz = gzipSync(files['train-images-idx3-ubyte']);
     const dir = await makeDir({ ...files, 'train-images-idx3-ubyte': gz.subarray(0, gz.length - 6) });
-    await rejects(loadDataset(url(dir)), 'train_images', /corrupt or truncated gzip data \(unexpected EOF\)/, join(dir, 'train-images-idx3-ubyte'));
+    await rejects(loadDataset(url(dir)), 'train_images', /corrupt (or truncated )?gzip data/, join(dir, 'train-images-idx3-ubyte'));
   });
 
   test('a directory without dataset files', async () => {

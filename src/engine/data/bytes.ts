@@ -2,8 +2,9 @@
 // bytes (file names lie), gzip expansion with the checks fflate leaves out,
 // and magic-byte sniffing used to give "wrong format" errors a useful hint.
 
-import { gunzipSync } from 'fflate';
+import { Gunzip, gunzipSync } from 'fflate';
 import { DatasetError, describeError } from './errors.js';
+import { maxDatasetBytes } from './source.js';
 
 const CRC_TABLE = (() => {
   const table = new Uint32Array(256);
@@ -36,10 +37,16 @@ export function isZip(bytes: Uint8Array): boolean {
  */
 export function maybeGunzip(bytes: Uint8Array, file: string, field: string): Uint8Array {
   if (!isGzip(bytes)) return bytes;
+  // A trailer claiming more than the limit (a gzip bomb, or a truncated file whose last
+  // bytes are not a trailer) is inflated as a stream that stops at the limit.
+  const declaredSize = bytes.length >= 18 ? new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(bytes.length - 4, true) : 0;
+  const max = maxDatasetBytes();
   let out: Uint8Array;
   try {
-    out = gunzipSync(bytes);
+    // gunzipSync allocates what the trailer claims, so a large claim is never handed to it.
+    out = declaredSize > max ? inflateCapped(bytes, max, file, field) : gunzipSync(bytes);
   } catch (err) {
+    if (err instanceof DatasetError) throw err;
     throw new DatasetError(`${file}: corrupt or truncated gzip data (${describeError(err)})`, field, file, { cause: err });
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -55,6 +62,31 @@ export function maybeGunzip(bytes: Uint8Array, file: string, field: string): Uin
   }
   if (crc32(out) !== expectedCrc) {
     throw new DatasetError(`${file}: corrupt gzip data (CRC-32 mismatch)`, field, file);
+  }
+  return out;
+}
+
+/** Inflates as a stream and throws once the output passes `max`; corrupt data throws as gunzipSync would. */
+function inflateCapped(bytes: Uint8Array, max: number, file: string, field: string): Uint8Array {
+  let total = 0;
+  const parts: Uint8Array[] = [];
+  const overLimit = new DatasetError(`${file}: unpacks to more than the ${max}-byte limit for a dataset file (TICKETSMITH_MAX_DATASET_BYTES)`, field, file);
+  const stream = new Gunzip((chunk) => {
+    total += chunk.length;
+    if (total > max) throw overLimit;
+    parts.push(chunk);
+  });
+  try {
+    stream.push(bytes, true);
+  } catch (err) {
+    if (err === overLimit) throw err;
+    throw new DatasetError(`${file}: corrupt or truncated gzip data (${describeError(err)})`, field, file, { cause: err });
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
   }
   return out;
 }

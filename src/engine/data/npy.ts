@@ -5,6 +5,7 @@
 import { unzipSync } from 'fflate';
 import { hexPrefix, isZip } from './bytes.js';
 import { DatasetError, describeError } from './errors.js';
+import { maxDatasetBytes } from './source.js';
 import type { Images } from './examples.js';
 import { product } from './examples.js';
 
@@ -209,9 +210,21 @@ export function parseNpz(bytes: Uint8Array, file: string, field: string): Map<st
     );
   }
   let members: Record<string, Uint8Array>;
+  const max = maxDatasetBytes();
+  let unpacked = 0;
   try {
-    members = unzipSync(bytes);
+    // Sizes from the zip directory are checked before anything is inflated (a zip bomb is refused unexpanded).
+    members = unzipSync(bytes, {
+      filter: (f) => {
+        unpacked += f.originalSize;
+        if (unpacked > max) {
+          throw new DatasetError(`${file}: unpacks to more than the ${max}-byte limit for a dataset file (TICKETSMITH_MAX_DATASET_BYTES)`, field, file);
+        }
+        return true;
+      },
+    });
   } catch (err) {
+    if (err instanceof DatasetError) throw err;
     throw new DatasetError(`${file}: corrupt or truncated NPZ archive (${describeError(err)})`, field, file, {
       cause: err,
     });

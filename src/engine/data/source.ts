@@ -17,6 +17,19 @@ export interface ReadOptions {
 /** Big archives on slow links take minutes; a stuck server must not hang a job forever. */
 const FETCH_TIMEOUT_MS = 10 * 60 * 1000;
 
+/**
+ * The most bytes one dataset file may have, downloaded or unpacked
+ * (TICKETSMITH_MAX_DATASET_BYTES, default 2 GiB): a tenant's URL must not be
+ * able to exhaust a worker's memory.
+ */
+export function maxDatasetBytes(): number {
+  const raw = process.env.TICKETSMITH_MAX_DATASET_BYTES;
+  if (raw === undefined || raw.trim() === '') return 2 * 1024 ** 3;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`TICKETSMITH_MAX_DATASET_BYTES must be a whole number >= 1, got '${raw}'`);
+  return n;
+}
+
 export function describeLocation(loc: Location): string {
   return loc.kind === 'file' ? loc.path : loc.url;
 }
@@ -95,7 +108,7 @@ async function tryFetch(url: string, field: string, opts: ReadOptions): Promise<
       await res.body?.cancel();
       throw new DatasetError(`${url}: HTTP ${res.status} ${res.statusText}`.trimEnd(), field, url);
     }
-    body = await res.arrayBuffer();
+    body = await readCapped(res, url, field);
   } catch (err) {
     if (err instanceof DatasetError) throw err;
     throw new DatasetError(`${url}: download failed (${describeError(err)})`, field, url, { cause: err });
@@ -112,6 +125,38 @@ async function tryFetch(url: string, field: string, opts: ReadOptions): Promise<
   const bytes = new Uint8Array(body);
   if (cachePath !== undefined && opts.cacheDir !== undefined) await writeCache(opts.cacheDir, cachePath, bytes, url, field);
   return bytes;
+}
+
+/** The response body, refused as soon as it is declared or found to exceed maxDatasetBytes(). */
+async function readCapped(res: Response, url: string, field: string): Promise<ArrayBuffer> {
+  const max = maxDatasetBytes();
+  const tooBig = () => new DatasetError(`${url}: larger than the ${max}-byte limit for a dataset file (TICKETSMITH_MAX_DATASET_BYTES)`, field, url);
+  const declared = Number(res.headers.get('content-length') ?? NaN);
+  if (declared > max) {
+    await res.body?.cancel();
+    throw tooBig();
+  }
+  if (!res.body) return new ArrayBuffer(0);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > max) {
+      await reader.cancel();
+      throw tooBig();
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out.buffer;
 }
 
 function cacheName(url: string): string {
