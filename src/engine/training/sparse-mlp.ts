@@ -385,21 +385,15 @@ export async function trainSparseMlp(
     if (isEval) lastLoss = evalPoint(done);
     await clock.after(done, isEval, lastLoss);
   }
-  const { trainSeconds, examplesPerSecond } = clock.finish();
+  const metrics = clock.stop();
   const final = evaluate(data.test);
-  const current = snapshot();
-  restore(best.weights);
-  const earlyStop = evaluate(data.test);
-  restore(current);
+  let earlyStop = final;
+  if (best.iteration !== cfg.iterations) {
+    const current = snapshot();
+    restore(best.weights);
+    earlyStop = evaluate(data.test);
+    restore(current);
+  }
   writeBack(model, layers);
-  return {
-    finalTestAccuracy: final.accuracy,
-    finalTestLoss: final.loss,
-    earlyStopIteration: best.iteration,
-    earlyStopTestAccuracy: earlyStop.accuracy,
-    earlyStopValidationLoss: best.loss,
-    curve,
-    trainSeconds,
-    examplesPerSecond,
-  };
+  return metrics({ final, earlyStop, best, curve });
 }

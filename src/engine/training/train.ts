@@ -183,10 +183,25 @@ export function trainingClock(cfg: TrainConfig, batchSize: number, cb: TrainCall
         await yieldToLoop();
       }
     },
-    /** Seconds since the start and examples/s over the whole training. */
-    finish(): { trainSeconds: number; examplesPerSecond: number } {
+    /** The training's metrics, timed from the start to this call (before the final test evaluations). */
+    stop(): (r: {
+      final: { loss: number; accuracy: number };
+      earlyStop: { accuracy: number };
+      best: { loss: number; iteration: number };
+      curve: Array<[number, number, number]>;
+    }) => TrainingMetrics {
       const trainSeconds = (performance.now() - started) / 1000;
-      return { trainSeconds, examplesPerSecond: (totalSteps * batchSize) / Math.max(trainSeconds, 1e-9) };
+      const examplesPerSecond = (totalSteps * batchSize) / Math.max(trainSeconds, 1e-9);
+      return ({ final, earlyStop, best, curve }) => ({
+        finalTestAccuracy: final.accuracy,
+        finalTestLoss: final.loss,
+        earlyStopIteration: best.iteration,
+        earlyStopTestAccuracy: earlyStop.accuracy,
+        earlyStopValidationLoss: best.loss,
+        curve,
+        trainSeconds,
+        examplesPerSecond,
+      });
     },
   };
 }
@@ -288,7 +303,7 @@ export async function trainModel(
       if (isEval) lastLoss = evalPoint(done).loss;
       await clock.after(done, isEval, lastLoss);
     }
-    const { trainSeconds, examplesPerSecond } = clock.finish();
+    const metrics = clock.stop();
     const final = evaluate(model, data.test);
     let earlyStop = final;
     if (snap.best && best.iteration !== cfg.iterations) {
@@ -298,16 +313,7 @@ export async function trainModel(
       model.setWeights(current);
       tf.dispose(current);
     }
-    return {
-      finalTestAccuracy: final.accuracy,
-      finalTestLoss: final.loss,
-      earlyStopIteration: best.iteration,
-      earlyStopTestAccuracy: earlyStop.accuracy,
-      earlyStopValidationLoss: best.loss,
-      curve,
-      trainSeconds,
-      examplesPerSecond,
-    };
+    return metrics({ final, earlyStop, best, curve });
   } finally {
     if (snap.best) tf.dispose(snap.best);
     tf.dispose([...maskTensors.values()]);
