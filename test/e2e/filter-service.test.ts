@@ -8,16 +8,16 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { startRestServer, type RestServer } from '../../src/api/rest/index.js';
 import { ApiError, TicketsmithClient, type EventDto, type RoundDto } from '../../src/client/index.js';
 import type { FilterRoundMetrics, RoundMetrics } from '../../src/engine/sink.js';
-import { loadModelFrom, saveModelTo } from '../../src/engine/models/load.js';
+import { loadModelFrom } from '../../src/engine/models/load.js';
 import { countParams } from '../../src/engine/models/inspect.js';
 import { createApiKey, type ServiceRuntime } from '../../src/service/index.js';
-import { startTestDb, type TestDb } from '../integration/fixtures/harness.js';
+import { startTestDb, type TestDb, uploadFiles } from '../integration/fixtures/harness.js';
 
 let t: TestDb;
 let rt: ServiceRuntime;
@@ -61,10 +61,8 @@ before(async () => {
   client = new TicketsmithClient({ baseUrl: server.url, apiKey: (await createApiKey(rt.ctx, 'acme')).key });
   const model = residualNet();
   assert.equal(countParams(model), paramsFor(8));
-  const dir = await mkdtemp(join(t.dir, 'upload-'));
-  await saveModelTo(model, dir);
+  modelFiles = await uploadFiles(model);
   model.dispose();
-  modelFiles = await Promise.all((await readdir(dir)).map(async (name) => ({ name, bytes: new Uint8Array(await readFile(join(dir, name))) })));
 });
 
 after(async () => {

@@ -7,17 +7,17 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { zipSync } from 'fflate';
 import * as tf from '@tensorflow/tfjs';
 import { startRestServer, type RestServer } from '../../src/api/rest/index.js';
 import { ApiError, TicketsmithClient, type EventDto } from '../../src/client/index.js';
 import { RunSpecSchema } from '../../src/engine/spec.js';
-import { loadModelFrom, saveModelTo } from '../../src/engine/models/load.js';
+import { loadModelFrom } from '../../src/engine/models/load.js';
 import { getWeightMap, prunableWeights } from '../../src/engine/models/inspect.js';
 import { createApiKey, ERROR_CODES, type ServiceRuntime } from '../../src/service/index.js';
-import { startTestDb, type TestDb } from '../integration/fixtures/harness.js';
+import { startTestDb, type TestDb, uploadFiles } from '../integration/fixtures/harness.js';
 
 let t: TestDb;
 let rt: ServiceRuntime;
@@ -75,10 +75,8 @@ before(async () => {
       tf.layers.dense({ units: 10, activation: 'softmax', name: 'out' }),
     ],
   });
-  const dir = await mkdtemp(join(t.dir, 'upload-'));
-  await saveModelTo(model, dir);
+  modelFiles = await uploadFiles(model);
   model.dispose();
-  modelFiles = await Promise.all((await readdir(dir)).map(async (name) => ({ name, bytes: new Uint8Array(await readFile(join(dir, name))) })));
 });
 
 after(async () => {

@@ -6,12 +6,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { zipSync } from 'fflate';
 import * as tf from '@tensorflow/tfjs';
-import { saveModelTo } from '../../src/engine/models/load.js';
 import { keysCommand } from '../../src/cli/keys.js';
 import { enqueueInTx } from '../../src/queue/boss.js';
 import { JOB_ERROR_CODES } from '../../src/queue/lifecycle.js';
@@ -40,7 +37,7 @@ import {
   type ServiceContext,
   type NamedFile,
 } from '../../src/service/index.js';
-import { startTestDb, type TestDb } from './fixtures/harness.js';
+import { startTestDb, type TestDb, uploadFiles } from './fixtures/harness.js';
 
 let t: TestDb;
 let ctx: ServiceContext;
@@ -92,10 +89,8 @@ before(async () => {
   const model = tf.sequential({
     layers: [tf.layers.flatten({ inputShape: [4, 4, 1], name: 'flat' }), tf.layers.dense({ units: 8, activation: 'relu', name: 'fc1' }), tf.layers.dense({ units: 3, name: 'out' })],
   });
-  const dir = await mkdtemp(join(t.dir, 'model-'));
-  await saveModelTo(model, dir);
+  modelFiles = await uploadFiles(model);
   model.dispose();
-  modelFiles = await Promise.all((await readdir(dir)).map(async (name) => ({ name, bytes: new Uint8Array(await readFile(join(dir, name))) })));
 });
 
 after(() => t?.stop());
