@@ -16,6 +16,7 @@ import * as tf from '@tensorflow/tfjs';
 import { parseFlags, UsageError } from './flags.js';
 import { initBackend, BackendUnavailableError, type BackendInfo, type BackendName } from '../runtime/backend.js';
 import { BENCH_MODELS, benchModel, measureParallelTrials, measureTraining, type ParallelResult, type ThroughputResult } from '../engine/training/bench.js';
+import { CSR_DENSITY_THRESHOLD, mlpEnginesByDefault } from '../engine/training/mlp.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 /** What the worker children run: a plain script, so workers start the same whether or not the CLI verb is wired. */
@@ -83,14 +84,16 @@ interface PlanItem {
   seconds: number;
   warmup?: number;
   maxSteps?: number;
-  /** false: force the TF.js kernels even where the engine would take the sparse MLP path. */
-  sparsePath?: boolean;
+  /** Force the TF.js kernels even where trainModel would take an MLP engine. */
+  tfjsLoop?: boolean;
+  /** Fraction of zero input pixels, if not the model's usual one. */
+  zeroFraction?: number;
 }
 
 type WorkerLine =
   | { type: 'ready'; backend: BackendInfo }
   | { type: 'step'; model: string; step: number }
-  | { type: 'result'; result: ThroughputResult; sparsePath: boolean }
+  | { type: 'result'; result: ThroughputResult; tfjsLoop: boolean }
   | { type: 'parallel'; result: ParallelResult }
   | { type: 'unavailable'; message: string }
   | { type: 'error'; message: string };
@@ -130,25 +133,19 @@ async function worker(kind: string, o: Record<string, string | boolean>): Promis
       return 0;
     }
     const plan = JSON.parse(String(o.plan ?? '[]')) as PlanItem[];
-    const engineDefault = process.env.TICKETSMITH_SPARSE;
     for (const item of plan) {
-      // The engine's own switch (TICKETSMITH_SPARSE=0 turns the sparse MLP path off), read at each trainModel call.
-      if (item.sparsePath === false) process.env.TICKETSMITH_SPARSE = '0';
-      try {
-        const result = await measureTraining({
-          model: item.model,
-          batchSize,
-          density: item.density,
-          seconds: item.seconds,
-          maxSteps: item.maxSteps ?? 1e6,
-          warmupSteps: item.warmup,
-          onStep: o['every-step'] === true ? ({ step }) => emit({ type: 'step', model: item.model, step }) : undefined,
-        });
-        emit({ type: 'result', result, sparsePath: item.sparsePath !== false });
-      } finally {
-        if (engineDefault === undefined) delete process.env.TICKETSMITH_SPARSE;
-        else process.env.TICKETSMITH_SPARSE = engineDefault;
-      }
+      const result = await measureTraining({
+        model: item.model,
+        batchSize,
+        density: item.density,
+        seconds: item.seconds,
+        maxSteps: item.maxSteps ?? 1e6,
+        warmupSteps: item.warmup,
+        tfjsLoop: item.tfjsLoop,
+        zeroFraction: item.zeroFraction,
+        onStep: o['every-step'] === true ? ({ step }) => emit({ type: 'step', model: item.model, step }) : undefined,
+      });
+      emit({ type: 'result', result, tfjsLoop: item.tfjsLoop === true });
     }
     return 0;
   } catch (err) {
@@ -230,9 +227,11 @@ export interface Measurement {
   label: string;
   /** Nominal fraction of prunable weights kept. */
   density: number;
-  /** false where the sparse MLP path was turned off on purpose (TF.js kernels under a mask). */
-  sparsePath: boolean;
-  /** Loop trainModel took ('tfjs' or 'sparse-mlp'); absent for PyTorch. */
+  /** true where the MLP engines were turned off on purpose (TF.js kernels). */
+  tfjsLoop: boolean;
+  /** Fraction of zero input pixels, where not the model's usual one (LeNet with dense inputs). */
+  zeroFraction?: number;
+  /** Loop trainModel took ('tfjs', 'mlp-simd' or 'mlp-csr'); absent for PyTorch. */
   path?: string;
   examplesPerSecond?: number;
   medianStepMs?: number;
@@ -282,10 +281,13 @@ function variantLabel(v: Variant, info?: BackendInfo): string {
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
 /** The same configuration measured in several slices, as one throughput over all of them. */
+/** A measurement of what trainModel does by default, on the model's usual inputs. */
+const isDefault = (m: Measurement) => !m.tfjsLoop && m.zeroFraction === undefined;
+
 export function mergeMeasurements(ms: Measurement[]): Measurement[] {
   const out: Measurement[] = [];
   for (const m of ms) {
-    const same = out.find((x) => x.system === m.system && x.model === m.model && x.density === m.density && x.sparsePath === m.sparsePath);
+    const same = out.find((x) => x.system === m.system && x.model === m.model && x.density === m.density && x.tfjsLoop === m.tfjsLoop && x.zeroFraction === m.zeroFraction);
     if (!same) {
       out.push({ ...m });
       continue;
@@ -360,8 +362,7 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchReport> {
   const add = (m: Measurement) => {
     raw.push(m);
     const what = m.examplesPerSecond !== undefined ? `${fmtEps(m.examplesPerSecond)} ex/s (median step ${m.medianStepMs?.toFixed(1)} ms, ${m.steps} steps)` : m.note;
-    const path = m.path === 'sparse-mlp' ? ', sparse MLP path' : m.density < 1 ? ', TF.js kernels' : '';
-    log(`  ${m.model} @ ${pct(m.density)}${path} on ${m.label}: ${what}`);
+    log(`  ${m.model} @ ${pct(m.density)} on ${m.label}${loopLabel(m)}: ${what}`);
   };
 
   // PyTorch at 2 threads (torch.set_num_threads(2), as a 2-core machine
@@ -389,12 +390,12 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchReport> {
         const json = r.stdout.split('\n').find((l) => l.startsWith('{"torch"'));
         const threadsLabel = `${threads} thread${threads > 1 ? 's' : ''}`;
         if (r.code !== 0 || !json) {
-          add({ model, system, label: `PyTorch, ${threadsLabel}`, density: 1, sparsePath: true, note: `failed: ${lastLine(r)}` });
+          add({ model, system, label: `PyTorch, ${threadsLabel}`, density: 1, tfjsLoop: false, note: `failed: ${lastLine(r)}` });
           continue;
         }
         const t = JSON.parse(json) as TorchResult;
         report.machine.torch = t.torch;
-        add({ model, system, label: `PyTorch ${t.torch}, ${threadsLabel}`, density: 1, sparsePath: true, examplesPerSecond: t.examplesPerSecond, medianStepMs: t.medianStepMs, steps: t.steps });
+        add({ model, system, label: `PyTorch ${t.torch}, ${threadsLabel}`, density: 1, tfjsLoop: false, examplesPerSecond: t.examplesPerSecond, medianStepMs: t.medianStepMs, steps: t.steps });
       }
     }
   };
@@ -416,8 +417,13 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchReport> {
     const slices = o.quick ? 1 : 2;
     for (const model of o.models) {
       if (v.backend === 'cpu' && model !== 'lenet-300-100') continue;
-      const configs: Array<Pick<PlanItem, 'density' | 'sparsePath'>> = [{ density: 1 }];
-      if (model === 'lenet-300-100') for (const density of o.densities) configs.push({ density }, { density, sparsePath: false });
+      const configs: Array<Pick<PlanItem, 'density' | 'tfjsLoop' | 'zeroFraction'>> = [{ density: 1 }];
+      if (model === 'lenet-300-100') {
+        // Where the MLP engine trains LeNet: the TF.js kernels beside it, and
+        // inputs without zeros (the engine skips zero pixels, PyTorch does not).
+        if (mlpEnginesByDefault(v.backend)) configs.push({ density: 1, tfjsLoop: true }, { density: 1, zeroFraction: 0 });
+        for (const density of o.densities) configs.push({ density }, { density, tfjsLoop: true });
+      }
       for (let i = 0; i < slices; i++) {
         for (const c of configs) plan.push({ model, ...c, seconds: secondsFor(model) / slices, warmup: warmupFor(model, v.backend) });
       }
@@ -449,7 +455,8 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchReport> {
           system: v.id,
           label,
           density: child.plan[i]!.density,
-          sparsePath: l.sparsePath,
+          tfjsLoop: l.tfjsLoop,
+          zeroFraction: child.plan[i]!.zeroFraction,
           path: res.path,
           examplesPerSecond: res.examplesPerSecond,
           medianStepMs: res.medianStepMs,
@@ -463,14 +470,14 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchReport> {
           const done = r.lines.filter((l) => l.type === 'step').length;
           note = `< ${fmtEps(((done + 1) * bs) / r.killedAfter)} (${done} step${done === 1 ? '' : 's'} in ${r.killedAfter.toFixed(0)} s, stopped)`;
         } else note = `failed: ${lineOf(r, 'error')?.message ?? lastLine(r)}`;
-        add({ model: next.model, system: v.id, label, density: next.density, sparsePath: next.sparsePath !== false, note });
+        add({ model: next.model, system: v.id, label, density: next.density, tfjsLoop: next.tfjsLoop === true, zeroFraction: next.zeroFraction, note });
       }
     }
   }
 
   // Both cores: on the fastest single-threaded backend that answered for LeNet.
   const lenetDense = (id: string) =>
-    mergeMeasurements(raw).find((m) => m.model === 'lenet-300-100' && m.system === id && m.density === 1 && m.examplesPerSecond !== undefined);
+    mergeMeasurements(raw).find((m) => m.model === 'lenet-300-100' && m.system === id && m.density === 1 && isDefault(m) && m.examplesPerSecond !== undefined);
   const poolVariant = chosen.filter((v) => v.wasmThreads === 1).find((v) => lenetDense(v.id));
   if (poolVariant && cores > 1 && o.bothCores !== false) {
     const eps = lenetDense(poolVariant.id)!.examplesPerSecond!;
@@ -525,7 +532,7 @@ export interface SparseRow {
   label: string;
   density: number;
   dense: number;
-  /** TF.js kernels under the mask (the sparse path turned off). */
+  /** TF.js kernels under the mask (the MLP engines turned off). */
   masked?: number;
   /** What trainModel does by default, and which loop that was. */
   engine?: number;
@@ -536,11 +543,11 @@ export function sparseRows(report: BenchReport): SparseRow[] {
   const rows: SparseRow[] = [];
   const ms = report.measurements;
   for (const d of ms) {
-    if (d.model !== 'lenet-300-100' || d.density !== 1 || d.examplesPerSecond === undefined || d.system.startsWith('pytorch')) continue;
+    if (d.model !== 'lenet-300-100' || d.density !== 1 || !isDefault(d) || d.examplesPerSecond === undefined || d.system.startsWith('pytorch')) continue;
     for (const density of report.settings.densities) {
-      const at = (sparsePath: boolean) => ms.find((m) => m.model === d.model && m.system === d.system && m.density === density && m.sparsePath === sparsePath);
-      const engine = at(true);
-      const masked = at(false);
+      const at = (tfjsLoop: boolean) => ms.find((m) => m.model === d.model && m.system === d.system && m.density === density && m.tfjsLoop === tfjsLoop && m.zeroFraction === undefined);
+      const engine = at(false);
+      const masked = at(true);
       if (engine?.examplesPerSecond === undefined && masked?.examplesPerSecond === undefined) continue;
       rows.push({ system: d.system, label: d.label, density, dense: d.examplesPerSecond, masked: masked?.examplesPerSecond, engine: engine?.examplesPerSecond, enginePath: engine?.path });
     }
@@ -560,7 +567,7 @@ export function targets(report: BenchReport): Target[] {
   const out: Target[] = [];
   const ratioOf = (system: string, model: string) => {
     const b = baseline(report, model);
-    const m = report.measurements.find((x) => x.system === system && x.model === model && x.density === 1 && x.examplesPerSecond !== undefined);
+    const m = report.measurements.find((x) => x.system === system && x.model === model && x.density === 1 && isDefault(x) && x.examplesPerSecond !== undefined);
     return b && m ? m.examplesPerSecond! / b.examplesPerSecond! : undefined;
   };
   const models = Object.keys(BENCH_MODELS).filter((model) => report.measurements.some((m) => m.model === model));
@@ -599,6 +606,16 @@ function table(head: string[], rows: string[][], markdown: boolean, right: boole
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
+/** ", simd MLP engine" etc.: which loop a TF.js measurement took, and unusual inputs. */
+function loopLabel(m: Measurement): string {
+  const parts: string[] = [];
+  if (m.path === 'mlp-simd') parts.push('simd MLP engine');
+  else if (m.path === 'mlp-csr') parts.push('csr MLP engine');
+  else if (m.path === 'tfjs' && (m.tfjsLoop || m.model === 'lenet-300-100')) parts.push('TF.js kernels');
+  if (m.zeroFraction === 0) parts.push('inputs without zeros');
+  return parts.map((p) => `, ${p}`).join('');
+}
+
 const mark = (met: boolean | null) => (met === null ? 'not measured' : met ? 'met' : 'not met');
 
 /** The throughput, sparse and both-cores tables with the targets, as plain text or markdown. */
@@ -615,10 +632,10 @@ export function formatReport(report: BenchReport, markdown: boolean): string {
   const rows = dense.map((m) => {
     const b = baseline(report, m.model);
     const ratio = m.examplesPerSecond !== undefined && b ? m.examplesPerSecond / b.examplesPerSecond! : undefined;
-    const goal = targetFor(m.system, m.model);
+    const goal = isDefault(m) ? targetFor(m.system, m.model) : undefined;
     return [
       m.model,
-      m.label + (b === m ? ' (baseline)' : ''),
+      m.label + loopLabel(m) + (b === m ? ' (baseline)' : ''),
       m.examplesPerSecond !== undefined ? fmtEps(m.examplesPerSecond) : (m.note ?? '-'),
       m.medianStepMs !== undefined ? m.medianStepMs.toFixed(1) : '-',
       ratio !== undefined ? fmtRatio(ratio) : '-',
@@ -648,8 +665,9 @@ export function formatReport(report: BenchReport, markdown: boolean): string {
       ),
     );
     para(
-      '"TF.js kernels, masked" forces the TF.js loop (TICKETSMITH_SPARSE=0): pruned weights are multiplied by zero, so it does a dense round\'s work, and its distance from 1× is the noise of the shared machine. ' +
-        '"trainModel default" is what a pruning round runs: the sparse MLP path (src/engine/training/sparse-mlp.ts) where it applies.',
+      '"TF.js kernels, masked" forces the TF.js loop (TICKETSMITH_MLP=tfjs): pruned weights are multiplied by zero, so it does a dense round\'s work. ' +
+        '"trainModel default" is what a pruning round runs: the simd MLP engine, or below ' +
+        `${pct(CSR_DENSITY_THRESHOLD)} of weights the csr engine, which trains only the surviving weights (src/engine/training/mlp*.ts).`,
     );
   }
 
@@ -691,14 +709,15 @@ Generated by \`${s.command}\` (scripts/bench-train.ts, the same as \`ticketsmith
 
 - Machine: ${m.cores} cores (\`nproc\`), ${m.cpu}; Node ${m.node}; TF.js ${m.tfjs}; PyTorch ${m.torch ?? 'not installed'}.
 - Load average (1/5/15 min) ${load(m.loadStart)} at the start, ${load(m.loadEnd)} at the end: other processes shared the machine, so absolute numbers are noisy; compare within this run.
-- Ours: \`trainModel\` (src/engine/training/train.ts) with a mask, as a pruning round runs it; Adam; batch ${s.batchSize}; synthetic data uploaded once (LeNet's images are 81% zeros like MNIST's, Conv-2's have none like CIFAR's); warm-up steps excluded; examples/s = batch × timed steps / their time, over about ${s.seconds} s per LeNet and ${2 * s.seconds} s per Conv-2 configuration. Every backend runs in its own process.
+- Ours: \`trainModel\` (src/engine/training/train.ts) with a mask, as a pruning round runs it (for LeNet on wasm and cpu, the simd MLP engine; the "TF.js kernels" rows turn it off); Adam; batch ${s.batchSize}; synthetic data uploaded once (LeNet's images are 81% zeros like MNIST's, Conv-2's have none like CIFAR's); warm-up steps excluded; examples/s = batch × timed steps / their time, over about ${s.seconds} s per LeNet and ${2 * s.seconds} s per Conv-2 configuration. Every backend runs in its own process.
 - PyTorch: scripts/bench/torch_train.py: the same models, batch, Adam, index-gathered batches and mask multiplications, with \`torch.set_num_threads(2)\` and with 1 thread${s.quick ? '' : ', each measured before and after the TF.js backends'}; the baseline is the faster setting, since on a loaded machine PyTorch's thread pool can lose most of its speed.
 ${formatReport(report, true)}
 
 ## Reading this
 
 - WASM runs one XNNPACK thread per process unless threads are asked for (the \`wasm\` row with 2 threads, \`TICKETSMITH_WASM_THREADS\`). The engine's other use of a second core is training a round's trials side by side (the WorkerPool table); the PyTorch baseline uses both cores inside each step instead.
-- Masks on TF.js kernels save no work; only the sparse MLP path makes late LeNet rounds cheaper. Conv nets have no such path yet: a Conv-2 round at any sparsity costs what the dense round costs.
+- On the wasm and cpu backends trainModel trains plain MLPs (LeNet) with its own engines instead of TF.js kernels (src/engine/training/mlp.ts): the simd engine runs each layer's forward pass, gradients and optimiser update as one call into WebAssembly SIMD kernels (src/runtime/simd/mlp.c), so its speed does not depend on the TF.js backend. It skips zero inputs and ReLU-silenced units, which PyTorch computes: the "inputs without zeros" row shows LeNet on images with no zero pixels, where only the hidden layers' zeros are skipped.
+- Masks on TF.js kernels save no work; the MLP engines make late LeNet rounds cheaper. Conv nets have no such path yet: a Conv-2 round at any sparsity costs what the dense round costs.
 - \`tfjs-node\` (native TensorFlow) is optional: \`npm run native-backend\` builds it from the \`tensorflow-cpu\` wheel's libraries; its rows appear only where it is installed.
 `;
 }

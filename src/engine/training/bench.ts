@@ -3,7 +3,7 @@
 // a mask, as a pruning round runs it) on whatever TF.js backend this process
 // has, and the speed-up of running a round's trials on a WorkerPool. Data is
 // synthetic so the benchmark runs offline; dense kernels do not care about
-// pixel values, but the sparse MLP path skips zero inputs, so LeNet's images
+// pixel values, but the MLP engines skip zero inputs, so LeNet's images
 // carry MNIST's share of zeros. Backend selection and child processes live in
 // the CLI.
 import * as tf from '@tensorflow/tfjs';
@@ -16,7 +16,7 @@ import { pruneToDensity } from '../pruning/magnitude.js';
 import { shuffleMask } from '../pruning/random.js';
 import { childSeed, mulberry32 } from '../rng.js';
 import { toTensors, trainModel, RunCancelled, type TrainConfig } from './train.js';
-import { sparsePathApplies } from './sparse-mlp.js';
+import { mlpPath } from './mlp.js';
 import { TrialRunner, WorkerPool, type ModelSource, type TrialExecutor, type TrialJob } from './trial.js';
 
 /** The Lottery Ticket paper's settings for the two benchmarked zoo models. */
@@ -30,7 +30,7 @@ export interface BenchModel {
   warmupSteps: number;
   /**
    * Fraction of input pixels that are exactly 0: MNIST's are 81% zeros, and
-   * the sparse MLP path skips zero inputs, so LeNet's synthetic images have
+   * the MLP engines skip zero inputs, so LeNet's synthetic images have
    * MNIST's share; CIFAR images (Conv-2) have none.
    */
   zeroFraction: number;
@@ -110,6 +110,10 @@ export interface ThroughputOptions {
   seed?: number;
   /** Called after every step, warm-up included (`step` counts from 1). */
   onStep?: (info: StepInfo) => void;
+  /** Keep TF.js kernels even where trainModel would take an MLP engine (TICKETSMITH_MLP=tfjs). */
+  tfjsLoop?: boolean;
+  /** Fraction of zero input pixels; default the model's BenchModel.zeroFraction. */
+  zeroFraction?: number;
 }
 
 export interface StepInfo {
@@ -126,8 +130,10 @@ export interface ThroughputResult {
   batchSize: number;
   /** Actual fraction of prunable weights alive under the mask. */
   density: number;
-  /** Which loop trainModel took: TF.js kernels, or the sparse MLP path (late LeNet rounds on wasm/cpu). */
-  path: 'tfjs' | 'sparse-mlp';
+  /** Fraction of zero input pixels in the synthetic data. */
+  zeroFraction: number;
+  /** Which loop trainModel took: TF.js kernels, or an MLP engine (simd: dense LeNet on wasm/cpu; csr: late rounds). */
+  path: 'tfjs' | 'mlp-simd' | 'mlp-csr';
   warmupSteps: number;
   steps: number;
   seconds: number;
@@ -156,10 +162,15 @@ export async function measureTraining(opts: ThroughputOptions): Promise<Throughp
   const warmup = Math.max(1, opts.warmupSteps ?? spec.warmupSteps);
   const bs = opts.batchSize;
   const seed = opts.seed ?? 1;
-  const ds = syntheticDataset(spec.inputShape, spec.numClasses, opts.examples ?? bs * 20, bs, seed, spec.zeroFraction);
+  const zeroFraction = opts.zeroFraction ?? spec.zeroFraction;
+  const ds = syntheticDataset(spec.inputShape, spec.numClasses, opts.examples ?? bs * 20, bs, seed, zeroFraction);
   const model = createModel(spec.name, { inputShape: spec.inputShape, numClasses: spec.numClasses, seed });
   const mask = benchMask(model, opts.density ?? 1);
-  const path = sparsePathApplies(model, mask, tf.getBackend()) ? 'sparse-mlp' : 'tfjs';
+  // The engine's own switch, read at each trainModel call.
+  const engineSetting = process.env.TICKETSMITH_MLP;
+  if (opts.tfjsLoop) process.env.TICKETSMITH_MLP = 'tfjs';
+  const engine = mlpPath(model, mask, tf.getBackend());
+  const path = engine ? (`mlp-${engine}` as const) : 'tfjs';
   const data = toTensors(ds);
   const maxSteps = Math.max(1, opts.maxSteps);
   const cfg: TrainConfig = {
@@ -198,6 +209,8 @@ export async function measureTraining(opts: ThroughputOptions): Promise<Throughp
   } catch (err) {
     if (!(err instanceof RunCancelled)) throw err;
   } finally {
+    if (engineSetting === undefined) delete process.env.TICKETSMITH_MLP;
+    else process.env.TICKETSMITH_MLP = engineSetting;
     data.dispose();
     model.dispose();
   }
@@ -206,6 +219,7 @@ export async function measureTraining(opts: ThroughputOptions): Promise<Throughp
     model: spec.name,
     batchSize: bs,
     density: globalDensity(mask),
+    zeroFraction,
     path,
     warmupSteps: warmup,
     steps: stepMs.length,

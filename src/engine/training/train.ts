@@ -9,7 +9,7 @@ import type { Dataset, Mask, Split } from '../types.js';
 import type { TrainingMetrics } from '../sink.js';
 import { mulberry32 as rng, shuffleInPlace } from '../rng.js';
 import { weightVariables } from '../models/inspect.js';
-import { sparsePathApplies, trainSparseMlp } from './sparse-mlp.js';
+import { mlpPath, trainMlp } from './mlp.js';
 
 export interface TrainConfig {
   optimizer: 'adam' | 'sgd' | 'momentum';
@@ -72,7 +72,7 @@ export interface TrainData {
   train: SplitTensors;
   validation: SplitTensors;
   test: SplitTensors;
-  /** The arrays the tensors were made from (the sparse path trains on these directly). */
+  /** The arrays the tensors were made from (the MLP engines train on these directly). */
   source: { train: Split; validation: Split; test: Split };
   dispose(): void;
 }
@@ -217,7 +217,8 @@ export async function trainModel(
   cfg: TrainConfig,
   cb: TrainCallbacks = {},
 ): Promise<TrainingMetrics> {
-  if (mask && sparsePathApplies(model, mask, tf.getBackend())) return trainSparseMlp(model, data.source, mask, cfg, cb);
+  const fast = mlpPath(model, mask, tf.getBackend());
+  if (fast) return trainMlp(model, data.source, mask, cfg, cb, fast);
   const vars = weightVariables(model);
   const trainable = model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
   const maskTensors = new Map<tf.Variable, tf.Tensor>();

@@ -1,11 +1,11 @@
-// The sparse MLP path trains the same net as the TF.js loop: same data
-// order, same update rule, pruned weights exactly zero, close weights and
+// The MLP engines (simd and csr) train the same net as the TF.js loop: same
+// data order, same update rule, pruned weights exactly zero, close weights and
 // metrics after training.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { toTensors, trainModel, type TrainConfig } from '../../src/engine/training/train.js';
-import { sparsePathApplies, trainSparseMlp, mlpLayers } from '../../src/engine/training/sparse-mlp.js';
+import { mlpPath, trainMlp, mlpLayers, CSR_DENSITY_THRESHOLD, type MlpPath } from '../../src/engine/training/mlp.js';
 import { createModel } from '../../src/engine/models/registry.js';
 import { getWeightMap, setWeightMap, prunableWeights } from '../../src/engine/models/inspect.js';
 import { loadDataset } from '../../src/engine/data/index.js';
@@ -17,30 +17,48 @@ before(async () => {
   await tf.setBackend('cpu');
 });
 
-test('only plain MLPs take the sparse path, and only when sparse', () => {
+test('plain MLPs take the simd engine, sparse ones the csr engine, other nets and native backends TF.js', () => {
   const lenet = createModel('lenet-40-20', { inputShape: [28, 28, 1], numClasses: 10, seed: 1 });
   const conv = createModel('conv-2', { inputShape: [32, 32, 3], numClasses: 10, seed: 1 });
   assert.deepEqual(mlpLayers(lenet)!.map((l) => l.name), ['fc1', 'fc2', 'out']);
   assert.equal(mlpLayers(conv), null);
   const dense = onesMask(prunableWeights(lenet));
-  assert.equal(sparsePathApplies(lenet, dense, 'wasm'), false);
+  assert.equal(mlpPath(lenet, dense, 'wasm'), 'simd');
+  assert.equal(mlpPath(lenet, null, 'cpu'), 'simd');
   const w = Object.fromEntries(Object.entries(getWeightMap(lenet)).map(([k, v]) => [k, v.values]));
-  const sparse = pruneToDensity(w, dense, Object.keys(dense), 0.05, 'layerwise');
-  assert.equal(sparsePathApplies(lenet, sparse, 'wasm'), true);
-  assert.equal(sparsePathApplies(lenet, sparse, 'tensorflow'), false);
-  assert.equal(sparsePathApplies(conv, onesMask(prunableWeights(conv)), 'wasm'), false);
+  const half = pruneToDensity(w, dense, Object.keys(dense), 0.5, 'layerwise');
+  assert.equal(mlpPath(lenet, half, 'wasm'), 'simd');
+  const sparse = pruneToDensity(w, dense, Object.keys(dense), CSR_DENSITY_THRESHOLD / 2, 'layerwise');
+  assert.equal(mlpPath(lenet, sparse, 'wasm'), 'csr');
+  assert.equal(mlpPath(lenet, sparse, 'tensorflow'), null);
+  assert.equal(mlpPath(conv, onesMask(prunableWeights(conv)), 'wasm'), null);
+  process.env.TICKETSMITH_MLP = 'tfjs';
+  assert.equal(mlpPath(lenet, dense, 'wasm'), null);
+  process.env.TICKETSMITH_MLP = 'csr';
+  assert.equal(mlpPath(lenet, dense, 'tensorflow'), 'csr');
+  assert.equal(mlpPath(conv, null, 'wasm'), null);
+  process.env.TICKETSMITH_MLP = 'fast';
+  assert.throws(() => mlpPath(lenet, dense, 'wasm'), /TICKETSMITH_MLP must be one of simd, csr, tfjs; got 'fast'/);
+  delete process.env.TICKETSMITH_MLP;
   lenet.dispose();
   conv.dispose();
 });
 
-for (const optimizer of ['adam', 'momentum'] as const) {
-  test(`sparse and TF.js training agree (${optimizer})`, async () => {
+const cases: Array<[MlpPath, 'adam' | 'momentum' | 'sgd', number]> = [
+  ['csr', 'adam', 0.1],
+  ['csr', 'momentum', 0.1],
+  ['simd', 'adam', 0.3],
+  ['simd', 'momentum', 1],
+  ['simd', 'sgd', 0.3],
+];
+for (const [path, optimizer, density] of cases) {
+  test(`${path} engine and TF.js training agree (${optimizer}, ${density * 100}% weights)`, async () => {
     const ds = await loadDataset('builtin:mnist', { maxTrain: 400, seed: 2 });
     const model = createModel('lenet-40-20', { inputShape: ds.inputShape, numClasses: 10, seed: 4 });
     const init = getWeightMap(model);
     const names = prunableWeights(model).map((p) => p.name);
     const values = Object.fromEntries(names.map((n) => [n, init[n]!.values]));
-    const mask: Mask = pruneToDensity(values, onesMask(prunableWeights(model)), names, 0.1, 'layerwise');
+    const mask: Mask = pruneToDensity(values, onesMask(prunableWeights(model)), names, density, 'layerwise');
     const masked = structuredClone(init);
     for (const n of names) for (let i = 0; i < mask[n]!.length; i++) masked[n]!.values[i]! *= mask[n]![i]!;
     const cfg: TrainConfig = {
@@ -57,16 +75,16 @@ for (const optimizer of ['adam', 'momentum'] as const) {
     };
     const data = toTensors(ds);
     setWeightMap(model, masked);
-    const viaSparse = await trainSparseMlp(model, data.source, mask, cfg);
-    const sparseW = getWeightMap(model);
+    const viaEngine = await trainMlp(model, data.source, mask, cfg, {}, path);
+    const engineW = getWeightMap(model);
     setWeightMap(model, masked);
-    process.env.TICKETSMITH_SPARSE = '0';
+    process.env.TICKETSMITH_MLP = 'tfjs';
     const viaTf = await trainModel(model, data, mask, cfg);
-    delete process.env.TICKETSMITH_SPARSE;
+    delete process.env.TICKETSMITH_MLP;
     const tfW = getWeightMap(model);
     let maxDiff = 0;
     for (const n of Object.keys(tfW)) {
-      const a = sparseW[n]!.values;
+      const a = engineW[n]!.values;
       const b = tfW[n]!.values;
       for (let i = 0; i < a.length; i++) {
         maxDiff = Math.max(maxDiff, Math.abs(a[i]! - b[i]!));
@@ -74,9 +92,9 @@ for (const optimizer of ['adam', 'momentum'] as const) {
       }
     }
     assert.ok(maxDiff < 2e-4, `max weight difference ${maxDiff}`);
-    assert.ok(Math.abs(viaSparse.finalTestAccuracy - viaTf.finalTestAccuracy) <= 0.01, `${viaSparse.finalTestAccuracy} vs ${viaTf.finalTestAccuracy}`);
-    assert.equal(viaSparse.curve.length, viaTf.curve.length);
-    for (let i = 0; i < viaTf.curve.length; i++) assert.ok(Math.abs(viaSparse.curve[i]![1] - viaTf.curve[i]![1]) < 1e-3, "Math.abs(viaSparse.curve[i]![1] - viaTf.curve[i]![1]) < 1e-3");
+    assert.ok(Math.abs(viaEngine.finalTestAccuracy - viaTf.finalTestAccuracy) <= 0.01, `${viaEngine.finalTestAccuracy} vs ${viaTf.finalTestAccuracy}`);
+    assert.equal(viaEngine.curve.length, viaTf.curve.length);
+    for (let i = 0; i < viaTf.curve.length; i++) assert.ok(Math.abs(viaEngine.curve[i]![1] - viaTf.curve[i]![1]) < 1e-3, `validation loss at ${viaTf.curve[i]![0]}: ${viaEngine.curve[i]![1]} vs ${viaTf.curve[i]![1]}`);
     data.dispose();
     model.dispose();
   });

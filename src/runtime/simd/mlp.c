@@ -1,0 +1,250 @@
+// Dense-layer training kernels for multilayer perceptrons, compiled to
+// WebAssembly with 128-bit SIMD (scripts/build-simd.sh; the binary is
+// embedded in mlp-wasm.gen.ts). Row-major float32 throughout; the caller owns
+// all memory (one imported WebAssembly.Memory) and passes byte offsets.
+//
+// The kernels skip zero inputs: a zero pixel or a ReLU-silenced unit adds
+// nothing to a layer's output or to any weight gradient, and a silenced unit
+// passes no gradient down. On MNIST-like inputs (~80% zero pixels) and ReLU
+// hidden layers (~50% zero) that removes most of the multiply-adds while the
+// results stay those of the dense computation.
+#include <wasm_simd128.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+typedef v128_t vf;
+#define LD(p) wasm_v128_load(p)
+#define ST(p, v) wasm_v128_store((p), (v))
+#define SPLAT(x) wasm_f32x4_splat(x)
+#define ADD(a, b) wasm_f32x4_add((a), (b))
+#define MUL(a, b) wasm_f32x4_mul((a), (b))
+#define MAXZ(a) wasm_f32x4_max((a), wasm_f32x4_splat(0.0f))
+
+// out[b, :] = act(bias + sum over nonzero x[b, i] of x[b, i] * w[i, :]).
+// idx/val: scratch for `in` entries.
+EXPORT void dense_forward(const float *x, int batch, int in, const float *w, const float *bias, float *out, int outn,
+                          int relu, int *idx, float *val) {
+  for (int b = 0; b < batch; b++) {
+    const float *xr = x + (long)b * in;
+    int nz = 0;
+    for (int i = 0; i < in; i++) {
+      float v = xr[i];
+      if (v != 0.0f) {
+        idx[nz] = i;
+        val[nz] = v;
+        nz++;
+      }
+    }
+    float *o = out + (long)b * outn;
+    int j = 0;
+    for (; j + 32 <= outn; j += 32) {
+      vf a0, a1, a2, a3, a4, a5, a6, a7;
+      if (bias) {
+        a0 = LD(bias + j); a1 = LD(bias + j + 4); a2 = LD(bias + j + 8); a3 = LD(bias + j + 12);
+        a4 = LD(bias + j + 16); a5 = LD(bias + j + 20); a6 = LD(bias + j + 24); a7 = LD(bias + j + 28);
+      } else {
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = SPLAT(0.0f);
+      }
+      for (int k = 0; k < nz; k++) {
+        const float *wr = w + (long)idx[k] * outn + j;
+        vf s = SPLAT(val[k]);
+        a0 = ADD(a0, MUL(s, LD(wr))); a1 = ADD(a1, MUL(s, LD(wr + 4)));
+        a2 = ADD(a2, MUL(s, LD(wr + 8))); a3 = ADD(a3, MUL(s, LD(wr + 12)));
+        a4 = ADD(a4, MUL(s, LD(wr + 16))); a5 = ADD(a5, MUL(s, LD(wr + 20)));
+        a6 = ADD(a6, MUL(s, LD(wr + 24))); a7 = ADD(a7, MUL(s, LD(wr + 28)));
+      }
+      if (relu) {
+        a0 = MAXZ(a0); a1 = MAXZ(a1); a2 = MAXZ(a2); a3 = MAXZ(a3);
+        a4 = MAXZ(a4); a5 = MAXZ(a5); a6 = MAXZ(a6); a7 = MAXZ(a7);
+      }
+      ST(o + j, a0); ST(o + j + 4, a1); ST(o + j + 8, a2); ST(o + j + 12, a3);
+      ST(o + j + 16, a4); ST(o + j + 20, a5); ST(o + j + 24, a6); ST(o + j + 28, a7);
+    }
+    for (; j + 4 <= outn; j += 4) {
+      vf a0 = bias ? LD(bias + j) : SPLAT(0.0f);
+      for (int k = 0; k < nz; k++) a0 = ADD(a0, MUL(SPLAT(val[k]), LD(w + (long)idx[k] * outn + j)));
+      ST(o + j, relu ? MAXZ(a0) : a0);
+    }
+    for (; j < outn; j++) {
+      float a = bias ? bias[j] : 0.0f;
+      for (int k = 0; k < nz; k++) a += val[k] * w[(long)idx[k] * outn + j];
+      o[j] = relu && a < 0.0f ? 0.0f : a;
+    }
+  }
+}
+
+// dw[i, :] = sum over b of x[b, i] * dz[b, :]; db[:] = sum over b of dz[b, :] (if db).
+// idx/val: scratch for `batch` entries.
+EXPORT void dense_grad_weights(const float *x, int batch, int in, const float *dz, int outn, float *dw, float *db,
+                               int *idx, float *val) {
+  for (int i = 0; i < in; i++) {
+    int nz = 0;
+    for (int b = 0; b < batch; b++) {
+      float v = x[(long)b * in + i];
+      if (v != 0.0f) {
+        idx[nz] = b;
+        val[nz] = v;
+        nz++;
+      }
+    }
+    float *g = dw + (long)i * outn;
+    int j = 0;
+    for (; j + 32 <= outn; j += 32) {
+      vf a0, a1, a2, a3, a4, a5, a6, a7;
+      a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = SPLAT(0.0f);
+      for (int k = 0; k < nz; k++) {
+        const float *d = dz + (long)idx[k] * outn + j;
+        vf s = SPLAT(val[k]);
+        a0 = ADD(a0, MUL(s, LD(d))); a1 = ADD(a1, MUL(s, LD(d + 4)));
+        a2 = ADD(a2, MUL(s, LD(d + 8))); a3 = ADD(a3, MUL(s, LD(d + 12)));
+        a4 = ADD(a4, MUL(s, LD(d + 16))); a5 = ADD(a5, MUL(s, LD(d + 20)));
+        a6 = ADD(a6, MUL(s, LD(d + 24))); a7 = ADD(a7, MUL(s, LD(d + 28)));
+      }
+      ST(g + j, a0); ST(g + j + 4, a1); ST(g + j + 8, a2); ST(g + j + 12, a3);
+      ST(g + j + 16, a4); ST(g + j + 20, a5); ST(g + j + 24, a6); ST(g + j + 28, a7);
+    }
+    for (; j + 4 <= outn; j += 4) {
+      vf a0 = SPLAT(0.0f);
+      for (int k = 0; k < nz; k++) a0 = ADD(a0, MUL(SPLAT(val[k]), LD(dz + (long)idx[k] * outn + j)));
+      ST(g + j, a0);
+    }
+    for (; j < outn; j++) {
+      float a = 0.0f;
+      for (int k = 0; k < nz; k++) a += val[k] * dz[(long)idx[k] * outn + j];
+      g[j] = a;
+    }
+  }
+  if (db) {
+    for (int j = 0; j < outn; j++) db[j] = 0.0f;
+    for (int b = 0; b < batch; b++) {
+      const float *d = dz + (long)b * outn;
+      int j = 0;
+      for (; j + 4 <= outn; j += 4) ST(db + j, ADD(LD(db + j), LD(d + j)));
+      for (; j < outn; j++) db[j] += d[j];
+    }
+  }
+}
+
+static float dot(const float *a, const float *b, int n) {
+  vf s0 = SPLAT(0.0f), s1 = SPLAT(0.0f), s2 = SPLAT(0.0f), s3 = SPLAT(0.0f);
+  int j = 0;
+  for (; j + 16 <= n; j += 16) {
+    s0 = ADD(s0, MUL(LD(a + j), LD(b + j)));
+    s1 = ADD(s1, MUL(LD(a + j + 4), LD(b + j + 4)));
+    s2 = ADD(s2, MUL(LD(a + j + 8), LD(b + j + 8)));
+    s3 = ADD(s3, MUL(LD(a + j + 12), LD(b + j + 12)));
+  }
+  for (; j + 4 <= n; j += 4) s0 = ADD(s0, MUL(LD(a + j), LD(b + j)));
+  vf s = ADD(ADD(s0, s1), ADD(s2, s3));
+  float r = wasm_f32x4_extract_lane(s, 0) + wasm_f32x4_extract_lane(s, 1) + wasm_f32x4_extract_lane(s, 2) +
+            wasm_f32x4_extract_lane(s, 3);
+  for (; j < n; j++) r += a[j] * b[j];
+  return r;
+}
+
+// da[b, i] = sum over j of dz[b, j] * w[i, j], zero where the layer below is a
+// ReLU and its output a[b, i] is zero (relu != 0).
+EXPORT void dense_grad_input(const float *dz, int batch, int outn, const float *w, int in, const float *a, int relu,
+                             float *da) {
+  for (int b = 0; b < batch; b++) {
+    const float *d = dz + (long)b * outn;
+    const float *ar = a + (long)b * in;
+    float *o = da + (long)b * in;
+    for (int i = 0; i < in; i++) o[i] = relu && ar[i] <= 0.0f ? 0.0f : dot(d, w + (long)i * outn, outn);
+  }
+}
+
+// Adam as TF.js computes it: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+// p -= lr (m / c1) / (sqrt(v / c2) + eps), with c1 = 1 - b1^t, c2 = 1 - b2^t.
+// A mask (if given) zeroes the gradients of pruned weights first.
+EXPORT void adam(float *p, const float *g, float *m, float *v, const float *mask, int n, float lr, float b1, float b2,
+                 float eps, float c1, float c2) {
+  vf B1 = SPLAT(b1), B2 = SPLAT(b2), NB1 = SPLAT(1.0f - b1), NB2 = SPLAT(1.0f - b2);
+  vf C1 = SPLAT(c1), C2 = SPLAT(c2), EPS = SPLAT(eps), LR = SPLAT(lr);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    vf gi = LD(g + i);
+    if (mask) gi = MUL(gi, LD(mask + i));
+    vf mi = ADD(MUL(B1, LD(m + i)), MUL(NB1, gi));
+    vf vi = ADD(MUL(B2, LD(v + i)), MUL(NB2, MUL(gi, gi)));
+    ST(m + i, mi);
+    ST(v + i, vi);
+    vf step = wasm_f32x4_div(MUL(LR, wasm_f32x4_div(mi, C1)), ADD(wasm_f32x4_sqrt(wasm_f32x4_div(vi, C2)), EPS));
+    ST(p + i, wasm_f32x4_sub(LD(p + i), step));
+  }
+  for (; i < n; i++) {
+    float gi = mask ? g[i] * mask[i] : g[i];
+    float mi = b1 * m[i] + (1.0f - b1) * gi;
+    float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] -= (lr * (mi / c1)) / (__builtin_sqrtf(vi / c2) + eps);
+  }
+}
+
+// SGD (mom == 0: p -= lr g) or momentum as TF.js computes it (m = mom m + g; p -= lr m).
+EXPORT void sgd(float *p, const float *g, float *m, const float *mask, int n, float lr, float mom) {
+  for (int i = 0; i < n; i++) {
+    float gi = mask ? g[i] * mask[i] : g[i];
+    if (mom > 0.0f) {
+      m[i] = mom * m[i] + gi;
+      p[i] -= lr * m[i];
+    } else {
+      p[i] -= lr * gi;
+    }
+  }
+}
+
+// Sparse layers for late pruning rounds: the surviving weights of a kernel in
+// compressed rows (row i's survivors are val[row[i] .. row[i + 1]), in output
+// columns col[...]). Work scales with survivors times nonzero inputs.
+
+// out[b, :] = act(bias + sum over nonzero x[b, i] of x[b, i] * W[i, :]).
+EXPORT void csr_forward(const float *x, int batch, int in, const int *row, const int *col, const float *val,
+                        const float *bias, float *out, int outn, int relu) {
+  for (int b = 0; b < batch; b++) {
+    const float *xr = x + (long)b * in;
+    float *o = out + (long)b * outn;
+    for (int j = 0; j < outn; j++) o[j] = bias ? bias[j] : 0.0f;
+    for (int i = 0; i < in; i++) {
+      float v = xr[i];
+      if (v == 0.0f) continue;
+      for (int k = row[i], end = row[i + 1]; k < end; k++) o[col[k]] += v * val[k];
+    }
+    if (relu)
+      for (int j = 0; j < outn; j++) o[j] = o[j] < 0.0f ? 0.0f : o[j];
+  }
+}
+
+// Gradients of the survivors (gval) and the bias (gb, if given) from dz, given
+// the layer's input a; if da is given, also dA of the input, zero where the
+// layer below is a ReLU (relu != 0) and its output is zero.
+EXPORT void csr_backward(const float *a, int batch, int in, const int *row, const int *col, const float *val,
+                         const float *dz, int outn, float *gval, float *gb, float *da, int relu) {
+  int nnz = row[in];
+  for (int k = 0; k < nnz; k++) gval[k] = 0.0f;
+  if (gb)
+    for (int j = 0; j < outn; j++) gb[j] = 0.0f;
+  for (int b = 0; b < batch; b++) {
+    const float *ar = a + (long)b * in;
+    const float *d = dz + (long)b * outn;
+    float *dar = da ? da + (long)b * in : 0;
+    if (gb)
+      for (int j = 0; j < outn; j++) gb[j] += d[j];
+    for (int i = 0; i < in; i++) {
+      float v = ar[i];
+      if (v == 0.0f && (relu || !dar)) {
+        // A zero input adds nothing to any weight gradient; after a ReLU it also blocks dA.
+        if (dar) dar[i] = 0.0f;
+        continue;
+      }
+      float s = 0.0f;
+      for (int k = row[i], end = row[i + 1]; k < end; k++) {
+        float g = d[col[k]];
+        gval[k] += v * g;
+        s += val[k] * g;
+      }
+      if (dar) dar[i] = relu && v < 0.0f ? 0.0f : s;
+    }
+  }
+}
