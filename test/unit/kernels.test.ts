@@ -219,7 +219,9 @@ describe('BatchMatMul on wasm equals cpu', () => {
     { a: [5, 4], b: [6, 5], tA: true, tB: true },
     { a: [1, 6, 5], b: [6, 3], tA: true, tB: false },
     { a: [2, 6, 5], b: [2, 6, 3], tA: true, tB: false }, // batch 2: stock kernel
-    { a: [7, 5], b: [5, 3], tA: false, tB: false }, // plain: stock kernel
+    { a: [7, 5], b: [5, 3], tA: false, tB: false }, // plain, small B: stock kernel
+    { a: [2, 64], b: [64, 64], tA: false, tB: false }, // plain, large B: swapped
+    { a: [1, 3, 40], b: [40, 33], tA: false, tB: false }, // plain, rank 3, large B: swapped
   ];
   cases.forEach((c, i) => {
     test(`a ${c.a} b ${c.b} transposeA ${c.tA} transposeB ${c.tB}`, async () => {
@@ -241,6 +243,10 @@ describe('BatchMatMul on wasm equals cpu', () => {
     assert.equal(matMulPlan([2, 8], [64, 8], false, true), 'swapped');
     assert.equal(matMulPlan([60, 256], [16384, 256], false, true), 'swapped');
     assert.equal(matMulPlan([60, 16384], [60, 256], true, false), 'direct');
+    // A wide layer's forward pass: transposing the weights beats packing them.
+    assert.equal(matMulPlan([32, 16384], [16384, 256], false, false), 'swapped');
+    assert.equal(matMulPlan([7, 5], [5, 3], false, false), 'direct');
+    assert.equal(matMulPlan([2, 64], [64, 64], false, false), 'swapped');
   });
 
   test('hand-checked: [[1,2],[3,4]]^T [[1],[1]] = [[4],[6]]', async () => {

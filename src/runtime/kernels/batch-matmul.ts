@@ -1,12 +1,13 @@
-// WASM BatchMatMul that keeps transposed products on XNNPACK's
-// fully-connected path.
+// WASM BatchMatMul that keeps products on XNNPACK's fully-connected path and
+// packs the cheaper operand.
 //
 // The stock kernel only uses XNNPACK when neither operand is transposed and
 // the batch is 1; otherwise it runs blocked scalar loops (strided across
 // memory when transposeA is set). A dense layer's backward pass hits exactly
-// those cases: dW = x^T dy and dx = dy W^T. XNNPACK re-packs its right
-// operand whenever that tensor is new (every step, since weights change),
-// and packing a large operand costs more than transposing it, so we pick the
+// those cases: dW = x^T dy and dx = dy W^T. XNNPACK also re-packs its right
+// operand whenever that tensor is new (every step, since weights change), and
+// packing a large operand costs more than transposing it, so for every
+// batch-1 product (plain ones too: a wide layer's forward x W) we pick the
 // cheaper of two plain products:
 //   C   = A B            (packs B; transposes A and/or B first if flagged)
 //   C^T = B^T A^T        (packs A^T; free when transposeA, then one transpose of C)
@@ -62,7 +63,7 @@ const batchMatMul: KernelFunc = ({ inputs, backend: b, attrs }) => {
   // Only batch-1 float products reach XNNPACK; larger batches gain nothing from the copies.
   const batchA = size(a.shape.slice(0, -2));
   const batchB = size(bm.shape.slice(0, -2));
-  if ((!transposeA && !transposeB) || batchA !== 1 || batchB !== 1 || a.dtype !== 'float32' || bm.dtype !== 'float32') {
+  if (batchA !== 1 || batchB !== 1 || a.dtype !== 'float32' || bm.dtype !== 'float32') {
     return runStock('BatchMatMul', inputs, attrs ?? {}, backend);
   }
   const [ar, ac] = a.shape.slice(-2);
@@ -78,6 +79,7 @@ const batchMatMul: KernelFunc = ({ inputs, backend: b, attrs }) => {
     const a2 = keep(reshape(a, [ar, ac], backend));
     const b2 = keep(reshape(bm, [br, bc], backend));
     if (plan === 'direct') {
+      if (!transposeA && !transposeB) return runStock('BatchMatMul', inputs, attrs ?? {}, backend);
       const lhs = transposeA ? keep(t2(a2, backend)) : a2; // [m, k]
       const rhs = transposeB ? keep(t2(b2, backend)) : b2; // [k, n]
       const c = keep(runStock('BatchMatMul', { a: lhs, b: rhs }, { transposeA: false, transposeB: false }, backend));
