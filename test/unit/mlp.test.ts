@@ -17,7 +17,7 @@ before(async () => {
   await tf.setBackend('cpu');
 });
 
-test('plain MLPs take the simd engine, sparse ones the csr engine, other nets and native backends TF.js', () => {
+test('plain MLPs take the simd engine, sparse ones the csr engine, other nets and CUDA TF.js', () => {
   const lenet = createModel('lenet-40-20', { inputShape: [28, 28, 1], numClasses: 10, seed: 1 });
   const conv = createModel('conv-2', { inputShape: [32, 32, 3], numClasses: 10, seed: 1 });
   assert.deepEqual(mlpLayers(lenet)!.map((l) => l.name), ['fc1', 'fc2', 'out']);
@@ -30,12 +30,13 @@ test('plain MLPs take the simd engine, sparse ones the csr engine, other nets an
   assert.equal(mlpPath(lenet, half, 'wasm'), 'simd');
   const sparse = pruneToDensity(w, dense, Object.keys(dense), CSR_DENSITY_THRESHOLD / 2, 'layerwise');
   assert.equal(mlpPath(lenet, sparse, 'wasm'), 'csr');
-  assert.equal(mlpPath(lenet, sparse, 'tensorflow'), null);
+  assert.equal(mlpPath(lenet, sparse, 'tensorflow'), 'csr');
+  assert.equal(mlpPath(lenet, sparse, 'tensorflow-gpu'), null);
   assert.equal(mlpPath(conv, onesMask(prunableWeights(conv)), 'wasm'), null);
   process.env.TICKETSMITH_MLP = 'tfjs';
   assert.equal(mlpPath(lenet, dense, 'wasm'), null);
   process.env.TICKETSMITH_MLP = 'csr';
-  assert.equal(mlpPath(lenet, dense, 'tensorflow'), 'csr');
+  assert.equal(mlpPath(lenet, dense, 'tensorflow-gpu'), 'csr');
   assert.equal(mlpPath(conv, null, 'wasm'), null);
   process.env.TICKETSMITH_MLP = 'fast';
   assert.throws(() => mlpPath(lenet, dense, 'wasm'), /TICKETSMITH_MLP must be one of simd, csr, tfjs; got 'fast'/);
