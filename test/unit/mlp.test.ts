@@ -22,6 +22,12 @@ test('plain MLPs take the simd engine, sparse ones the csr engine, other nets an
   const conv = createModel('conv-2', { inputShape: [32, 32, 3], numClasses: 10, seed: 1 });
   assert.deepEqual(mlpLayers(lenet)!.map((l) => l.name), ['fc1', 'fc2', 'out']);
   assert.equal(mlpLayers(conv), null);
+  // A ReLU on the output layer is not the loss the engines compute.
+  const reluOut = tf.sequential({
+    layers: [tf.layers.dense({ inputShape: [4], units: 3, activation: 'relu' }), tf.layers.dense({ units: 2, activation: 'relu' })],
+  });
+  assert.equal(mlpLayers(reluOut), null);
+  reluOut.dispose();
   const dense = onesMask(prunableWeights(lenet));
   assert.equal(mlpPath(lenet, dense, 'wasm'), 'simd');
   assert.equal(mlpPath(lenet, null, 'cpu'), 'simd');

@@ -98,7 +98,7 @@ for (const [batch, inSize, outSize] of shapes) {
 
 for (const [batch, inSize, outSize] of shapes) {
   for (const relu of [true, false]) {
-    test(`sparse (CSR) layer ${batch}x${inSize} -> ${outSize}${relu ? ' + ReLU below' : ''}: forward and gradients equal the cpu backend on the masked kernel`, () => {
+    test(`sparse (CSR, feature-major) layer ${batch}x${inSize} -> ${outSize}${relu ? ' + ReLU below' : ''}: forward and gradients equal the cpu backend on the masked kernel`, () => {
       const next = mulberry32(7 + batch * 1000 + inSize * 10 + outSize + (relu ? 1 : 0));
       const x = values(batch * inSize, 0.5, next);
       const w = values(inSize * outSize, 0.8, next);
@@ -116,17 +116,22 @@ for (const [batch, inSize, outSize] of shapes) {
         row[i + 1] = col.length;
       }
       const nnz = col.length;
+      const lanes = (batch + 3) & ~3;
       const mem = new MlpKernels();
       const ptr = {
         x: mem.alloc(x.length),
+        xT: mem.alloc(lanes * inSize),
         row: mem.alloc(inSize + 1),
         col: mem.alloc(nnz),
         val: mem.alloc(nnz),
         b: bias ? mem.alloc(outSize) : 0,
+        outT: mem.alloc(lanes * outSize),
         out: mem.alloc(batch * outSize),
         dz: mem.alloc(dz.length),
+        dzT: mem.alloc(lanes * outSize),
         gval: mem.alloc(nnz),
         db: mem.alloc(outSize),
+        daT: mem.alloc(lanes * inSize),
         da: mem.alloc(x.length),
       };
       mem.f32(ptr.x, x.length).set(x);
@@ -135,8 +140,15 @@ for (const [batch, inSize, outSize] of shapes) {
       mem.f32(ptr.val, nnz).set(val);
       if (bias) mem.f32(ptr.b, outSize).set(bias);
       mem.f32(ptr.dz, dz.length).set(dz);
-      mem.k.csr_forward(ptr.x, batch, inSize, ptr.row, ptr.col, ptr.val, ptr.b, ptr.out, outSize, relu ? 1 : 0);
-      mem.k.csr_backward(ptr.x, batch, inSize, ptr.row, ptr.col, ptr.val, ptr.dz, outSize, ptr.gval, ptr.db, ptr.da, relu ? 1 : 0);
+      // Lanes past the batch hold garbage on the way in: the kernels must zero or ignore them.
+      mem.f32(ptr.xT, lanes * inSize).fill(7);
+      mem.f32(ptr.dzT, lanes * outSize).fill(7);
+      mem.k.to_feature_major(ptr.x, batch, inSize, ptr.xT, lanes);
+      mem.k.csr_forward(ptr.xT, lanes, inSize, ptr.row, ptr.col, ptr.val, ptr.b, ptr.outT, outSize, relu ? 1 : 0);
+      mem.k.from_feature_major(ptr.outT, batch, outSize, ptr.out, lanes);
+      mem.k.to_feature_major(ptr.dz, batch, outSize, ptr.dzT, lanes);
+      mem.k.csr_backward(ptr.xT, lanes, inSize, ptr.row, ptr.col, ptr.val, ptr.dzT, outSize, ptr.gval, ptr.db, ptr.daT, relu ? 1 : 0);
+      mem.k.from_feature_major(ptr.daT, batch, inSize, ptr.da, lanes);
 
       const [out, dw, db, da] = tf.tidy(() => {
         const X = tf.tensor2d(x, [batch, inSize]);

@@ -1,7 +1,8 @@
 // The sparse MLP engine for late pruning rounds: each kernel's surviving
 // weights in compressed rows (CSR) in WebAssembly memory, trained by the
-// csr_* kernels of src/runtime/simd/mlp.c, so a step's work scales with the
-// number of survivors (and skips zero inputs), and the optimiser touches only
+// csr_* kernels of src/runtime/simd/mlp.c over feature-major activations (a
+// survivor's work is a few SIMD operations across the batch), so a step's work
+// scales with the number of survivors, and the optimiser touches only
 // surviving weights: pruned weights stay exactly zero by construction.
 // Driven by trainMlp (mlp.ts).
 import type { Mask, WeightMap } from '../types.js';
@@ -53,6 +54,10 @@ export function csrEngine(cfgs: DenseConfig[], weights: WeightMap, mask: Mask | 
   const adam = cfg.optimizer === 'adam';
   const parts = cfgs.map((c) => survivors(weights[`${c.name}/kernel`]!, mask?.[`${c.name}/kernel`]));
   const input = mem.alloc(maxBatch * parts[0]!.inSize);
+  /** Lanes per feature: the batch rounded up to whole SIMD vectors. */
+  const lanes = (batch: number) => (batch + 3) & ~3;
+  const maxLanes = lanes(maxBatch);
+  const inputT = mem.alloc(maxLanes * parts[0]!.inSize);
   const layers: CsrLayer[] = cfgs.map((c, i) => {
     const { inSize, outSize, flat } = parts[i]!;
     const nnz = flat.length;
@@ -74,10 +79,13 @@ export function csrEngine(cfgs: DenseConfig[], weights: WeightMap, mask: Mask | 
       gb: mem.alloc(outSize),
       mb: hasBias ? mem.alloc(outSize) : 0,
       vb: hasBias && adam ? mem.alloc(outSize) : 0,
-      act: mem.alloc(maxBatch * outSize),
-      delta: mem.alloc(maxBatch * outSize),
+      act: mem.alloc(maxLanes * outSize),
+      delta: mem.alloc(maxLanes * outSize),
     };
   });
+  const classes = parts.at(-1)!.outSize;
+  const logitsAt = mem.alloc(maxBatch * classes);
+  const outputGradAt = mem.alloc(maxBatch * classes);
   // All memory is allocated: views from here on stay valid.
   const valView = (l: CsrLayer) => mem.f32(l.val, l.nnz);
   const biasView = (l: CsrLayer) => (l.bias ? mem.f32(l.bias, l.outSize) : null);
@@ -94,26 +102,31 @@ export function csrEngine(cfgs: DenseConfig[], weights: WeightMap, mask: Mask | 
     biasView(l)?.set(weights[`${c.name}/bias`]!.values);
   });
   const last = layers.at(-1)!;
-  const logits = mem.f32(last.act, maxBatch * last.outSize);
+  const logits = mem.f32(logitsAt, maxBatch * classes);
   let acc1 = 0.9;
   let acc2 = 0.999;
 
   return {
     input: mem.f32(input, maxBatch * parts[0]!.inSize),
-    outputGrad: mem.f32(last.delta, maxBatch * last.outSize),
+    outputGrad: mem.f32(outputGradAt, maxBatch * classes),
     forward(batch) {
-      let a = input;
+      const s = lanes(batch);
+      k.to_feature_major(input, batch, parts[0]!.inSize, inputT, s);
+      let a = inputT;
       for (const l of layers) {
-        k.csr_forward(a, batch, l.inSize, l.row, l.col, l.val, l.bias, l.act, l.outSize, l.relu ? 1 : 0);
+        k.csr_forward(a, s, l.inSize, l.row, l.col, l.val, l.bias, l.act, l.outSize, l.relu ? 1 : 0);
         a = l.act;
       }
+      k.from_feature_major(last.act, batch, classes, logitsAt, s);
       return logits;
     },
     backward(batch) {
+      const s = lanes(batch);
+      k.to_feature_major(outputGradAt, batch, classes, last.delta, s);
       for (let li = layers.length - 1; li >= 0; li--) {
         const l = layers[li]!;
         const below = li > 0 ? layers[li - 1]! : null;
-        k.csr_backward(below ? below.act : input, batch, l.inSize, l.row, l.col, l.val, l.delta, l.outSize, l.gval, l.bias ? l.gb : 0, below ? below.delta : 0, below?.relu ? 1 : 0);
+        k.csr_backward(below ? below.act : inputT, s, l.inSize, l.row, l.col, l.val, l.delta, l.outSize, l.gval, l.bias ? l.gb : 0, below ? below.delta : 0, below?.relu ? 1 : 0);
       }
     },
     update(lr) {

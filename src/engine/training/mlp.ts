@@ -44,7 +44,7 @@ export function mlpLayers(model: tf.LayersModel): DenseConfig[] | null {
     const cfg = layer.getConfig() as unknown as DenseConfig;
     const last = i === model.layers.length - 1;
     const act = cfg.activation ?? 'linear';
-    if (!(act === 'relu' || act === 'linear' || (last && act === 'softmax'))) return null;
+    if (!((!last && act === 'relu') || act === 'linear' || (last && act === 'softmax'))) return null;
     if (cfg.kernelRegularizer || cfg.biasRegularizer || cfg.kernelConstraint || cfg.activityRegularizer) return null;
     dense.push({ ...cfg, name: layer.name });
   }

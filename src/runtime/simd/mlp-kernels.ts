@@ -11,8 +11,10 @@ interface MlpExports {
   dense_grad_input(dz: number, batch: number, outSize: number, w: number, inSize: number, a: number, relu: number, da: number): void;
   adam(p: number, g: number, m: number, v: number, mask: number, n: number, lr: number, b1: number, b2: number, eps: number, c1: number, c2: number): void;
   sgd(p: number, g: number, m: number, mask: number, n: number, lr: number, mom: number): void;
-  csr_forward(x: number, batch: number, inSize: number, row: number, col: number, val: number, bias: number, out: number, outSize: number, relu: number): void;
-  csr_backward(a: number, batch: number, inSize: number, row: number, col: number, val: number, dz: number, outSize: number, gval: number, gb: number, da: number, relu: number): void;
+  to_feature_major(src: number, rows: number, cols: number, dst: number, lanes: number): void;
+  from_feature_major(src: number, rows: number, cols: number, dst: number, lanes: number): void;
+  csr_forward(aT: number, lanes: number, inSize: number, row: number, col: number, val: number, bias: number, outT: number, outSize: number, relu: number): void;
+  csr_backward(aT: number, lanes: number, inSize: number, row: number, col: number, val: number, dzT: number, outSize: number, gval: number, gb: number, daT: number, relu: number): void;
 }
 
 let compiled: WebAssembly.Module | null | undefined;

@@ -197,54 +197,102 @@ EXPORT void sgd(float *p, const float *g, float *m, const float *mask, int n, fl
 
 // Sparse layers for late pruning rounds: the surviving weights of a kernel in
 // compressed rows (row i's survivors are val[row[i] .. row[i + 1]), in output
-// columns col[...]). Work scales with survivors times nonzero inputs.
+// columns col[...]), and activations feature-major: a[i * s + b] is feature i
+// of example b, with s (a multiple of 4) >= the batch, and lanes past the batch
+// zero where gradients flow. Each survivor then costs a few vector operations
+// across the whole batch, so work scales with the number of survivors.
 
-// out[b, :] = act(bias + sum over nonzero x[b, i] of x[b, i] * W[i, :]).
-EXPORT void csr_forward(const float *x, int batch, int in, const int *row, const int *col, const float *val,
-                        const float *bias, float *out, int outn, int relu) {
-  for (int b = 0; b < batch; b++) {
-    const float *xr = x + (long)b * in;
-    float *o = out + (long)b * outn;
-    for (int j = 0; j < outn; j++) o[j] = bias ? bias[j] : 0.0f;
-    for (int i = 0; i < in; i++) {
-      float v = xr[i];
-      if (v == 0.0f) continue;
-      for (int k = row[i], end = row[i + 1]; k < end; k++) o[col[k]] += v * val[k];
+// dst[c * s + r] = src[r * cols + c] for r < rows; lanes rows .. s - 1 zeroed.
+EXPORT void to_feature_major(const float *src, int rows, int cols, float *dst, int s) {
+  for (int c = 0; c < cols; c++) {
+    float *d = dst + (long)c * s;
+    for (int r = rows; r < s; r++) d[r] = 0.0f;
+  }
+  for (int r0 = 0; r0 < rows; r0 += 16) {
+    int r1 = r0 + 16 < rows ? r0 + 16 : rows;
+    for (int c = 0; c < cols; c++) {
+      float *d = dst + (long)c * s;
+      for (int r = r0; r < r1; r++) d[r] = src[(long)r * cols + c];
     }
-    if (relu)
-      for (int j = 0; j < outn; j++) o[j] = o[j] < 0.0f ? 0.0f : o[j];
   }
 }
 
-// Gradients of the survivors (gval) and the bias (gb, if given) from dz, given
-// the layer's input a; if da is given, also dA of the input, zero where the
-// layer below is a ReLU (relu != 0) and its output is zero.
-EXPORT void csr_backward(const float *a, int batch, int in, const int *row, const int *col, const float *val,
-                         const float *dz, int outn, float *gval, float *gb, float *da, int relu) {
-  int nnz = row[in];
-  for (int k = 0; k < nnz; k++) gval[k] = 0.0f;
+// dst[r * cols + c] = src[c * s + r] for r < rows.
+EXPORT void from_feature_major(const float *src, int rows, int cols, float *dst, int s) {
+  for (int r = 0; r < rows; r++)
+    for (int c = 0; c < cols; c++) dst[(long)r * cols + c] = src[(long)c * s + r];
+}
+
+static int all_zero(const float *x, int s) {
+  vf acc = SPLAT(0.0f);
+  for (int b = 0; b < s; b += 4) acc = wasm_v128_or(acc, LD(x + b));
+  // -0.0f counts as nonzero here; it only costs a skipped shortcut.
+  return !wasm_v128_any_true(acc);
+}
+
+// outT = act(bias + W^T aT), feature-major (outn rows of s lanes).
+EXPORT void csr_forward(const float *aT, int s, int in, const int *row, const int *col, const float *val,
+                        const float *bias, float *outT, int outn, int relu) {
+  for (int j = 0; j < outn; j++) {
+    vf bj = SPLAT(bias ? bias[j] : 0.0f);
+    float *o = outT + (long)j * s;
+    for (int b = 0; b < s; b += 4) ST(o + b, bj);
+  }
+  for (int i = 0; i < in; i++) {
+    int k = row[i], end = row[i + 1];
+    const float *x = aT + (long)i * s;
+    if (k == end || all_zero(x, s)) continue;
+    for (; k < end; k++) {
+      float *o = outT + (long)col[k] * s;
+      vf w = SPLAT(val[k]);
+      for (int b = 0; b < s; b += 4) ST(o + b, ADD(LD(o + b), MUL(w, LD(x + b))));
+    }
+  }
+  if (relu)
+    for (long q = 0; q < (long)outn * s; q += 4) ST(outT + q, MAXZ(LD(outT + q)));
+}
+
+// From dzT (zero past the batch): gradients of the survivors (gval) and the
+// bias (gb, if given), given the layer's input aT; if daT is given, also dA of
+// the input, zero where the layer below is a ReLU (relu != 0) and its output is zero.
+EXPORT void csr_backward(const float *aT, int s, int in, const int *row, const int *col, const float *val,
+                         const float *dzT, int outn, float *gval, float *gb, float *daT, int relu) {
   if (gb)
-    for (int j = 0; j < outn; j++) gb[j] = 0.0f;
-  for (int b = 0; b < batch; b++) {
-    const float *ar = a + (long)b * in;
-    const float *d = dz + (long)b * outn;
-    float *dar = da ? da + (long)b * in : 0;
-    if (gb)
-      for (int j = 0; j < outn; j++) gb[j] += d[j];
-    for (int i = 0; i < in; i++) {
-      float v = ar[i];
-      if (v == 0.0f && (relu || !dar)) {
-        // A zero input adds nothing to any weight gradient; after a ReLU it also blocks dA.
-        if (dar) dar[i] = 0.0f;
-        continue;
+    for (int j = 0; j < outn; j++) {
+      const float *d = dzT + (long)j * s;
+      vf acc = SPLAT(0.0f);
+      for (int b = 0; b < s; b += 4) acc = ADD(acc, LD(d + b));
+      gb[j] = wasm_f32x4_extract_lane(acc, 0) + wasm_f32x4_extract_lane(acc, 1) + wasm_f32x4_extract_lane(acc, 2) +
+              wasm_f32x4_extract_lane(acc, 3);
+    }
+  for (int i = 0; i < in; i++) {
+    const float *x = aT + (long)i * s;
+    float *da = daT ? daT + (long)i * s : 0;
+    int k = row[i], end = row[i + 1];
+    if (da)
+      for (int b = 0; b < s; b += 4) ST(da + b, SPLAT(0.0f));
+    if (k == end) continue;
+    int skipW = all_zero(x, s);
+    if (skipW && (!da || relu)) {
+      // A zero input row adds nothing to its weights' gradients; after a ReLU it also blocks dA.
+      for (; k < end; k++) gval[k] = 0.0f;
+      continue;
+    }
+    for (; k < end; k++) {
+      const float *d = dzT + (long)col[k] * s;
+      if (!skipW) gval[k] = dot(x, d, s);
+      else gval[k] = 0.0f;
+      if (da) {
+        vf w = SPLAT(val[k]);
+        for (int b = 0; b < s; b += 4) ST(da + b, ADD(LD(da + b), MUL(w, LD(d + b))));
       }
-      float s = 0.0f;
-      for (int k = row[i], end = row[i + 1]; k < end; k++) {
-        float g = d[col[k]];
-        gval[k] += v * g;
-        s += val[k] * g;
+    }
+    if (da && relu) {
+      vf z = SPLAT(0.0f);
+      for (int b = 0; b < s; b += 4) {
+        v128_t live = wasm_f32x4_gt(LD(x + b), z);
+        ST(da + b, wasm_v128_and(LD(da + b), live));
       }
-      if (dar) dar[i] = relu && v < 0.0f ? 0.0f : s;
     }
   }
 }
