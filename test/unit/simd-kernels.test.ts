@@ -36,6 +36,25 @@ function assertClose(actual: Float32Array, expected: Float32Array, what: string)
   assert.ok(worst <= 1e-4, `${what}: max |difference| ${worst}`);
 }
 
+/**
+ * The cpu backend's dense layer: forward act(x w + bias), weight, bias and
+ * input gradients from dz, the input gradient masked by x > 0 when `relu`
+ * (x read as the output of a ReLU below).
+ */
+function reference(x: Float32Array, w: Float32Array, bias: Float32Array | null, dz: Float32Array, batch: number, inSize: number, outSize: number, relu: boolean): Float32Array[] {
+  return tf.tidy(() => {
+    const X = tf.tensor2d(x, [batch, inSize]);
+    const W = tf.tensor2d(w, [inSize, outSize]);
+    const DZ = tf.tensor2d(dz, [batch, outSize]);
+    let y = X.matMul(W);
+    if (bias) y = y.add(tf.tensor1d(bias));
+    if (relu) y = y.relu();
+    let dx = DZ.matMul(W, false, true);
+    if (relu) dx = dx.mul(X.greater(0).toFloat());
+    return [y, X.matMul(DZ, true, false), DZ.sum(0), dx].map((t) => t.dataSync() as Float32Array);
+  });
+}
+
 // [batch, in, out]: outputs below, at and above the 4- and 32-wide blocks.
 const shapes: Array<[number, number, number]> = [
   [1, 1, 1],
@@ -77,17 +96,7 @@ for (const [batch, inSize, outSize] of shapes) {
       mem.k.dense_grad_weights(ptr.x, batch, inSize, ptr.dz, outSize, ptr.dw, ptr.db, ptr.idx, ptr.val);
       mem.k.dense_grad_input(ptr.dz, batch, outSize, ptr.w, inSize, ptr.x, relu ? 1 : 0, ptr.da);
 
-      const [out, dw, db, da] = tf.tidy(() => {
-        const X = tf.tensor2d(x, [batch, inSize]);
-        const W = tf.tensor2d(w, [inSize, outSize]);
-        const DZ = tf.tensor2d(dz, [batch, outSize]);
-        let y = X.matMul(W);
-        if (bias) y = y.add(tf.tensor1d(bias));
-        if (relu) y = y.relu();
-        let dx = DZ.matMul(W, false, true);
-        if (relu) dx = dx.mul(X.greater(0).toFloat());
-        return [y, X.matMul(DZ, true, false), DZ.sum(0), dx].map((t) => t.dataSync() as Float32Array);
-      });
+      const [out, dw, db, da] = reference(x, w, bias, dz, batch, inSize, outSize, relu);
       assertClose(mem.f32(ptr.out, batch * outSize), out!, 'forward');
       assertClose(mem.f32(ptr.dw, w.length), dw!, 'weight gradient');
       assertClose(mem.f32(ptr.db, outSize), db!, 'bias gradient');
@@ -150,17 +159,7 @@ for (const [batch, inSize, outSize] of shapes) {
       mem.k.csr_backward(ptr.xT, lanes, inSize, ptr.row, ptr.col, ptr.val, ptr.dzT, outSize, ptr.gval, ptr.db, ptr.daT, relu ? 1 : 0);
       mem.k.from_feature_major(ptr.daT, batch, inSize, ptr.da, lanes);
 
-      const [out, dw, db, da] = tf.tidy(() => {
-        const X = tf.tensor2d(x, [batch, inSize]);
-        const W = tf.tensor2d(w, [inSize, outSize]);
-        const DZ = tf.tensor2d(dz, [batch, outSize]);
-        let y = X.matMul(W);
-        if (bias) y = y.add(tf.tensor1d(bias));
-        if (relu) y = y.relu();
-        let dx = DZ.matMul(W, false, true);
-        if (relu) dx = dx.mul(X.greater(0).toFloat());
-        return [y, X.matMul(DZ, true, false), DZ.sum(0), dx].map((t) => t.dataSync() as Float32Array);
-      });
+      const [out, dw, db, da] = reference(x, w, bias, dz, batch, inSize, outSize, relu);
       const gval = mem.f32(ptr.gval, nnz);
       const expectedG = new Float32Array(nnz);
       for (let i = 0, s = 0; i < inSize; i++) for (; s < row[i + 1]!; s++) expectedG[s] = dw![i * outSize + col[s]!]!;

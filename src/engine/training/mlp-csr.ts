@@ -8,7 +8,7 @@
 import type { Mask, WeightMap } from '../types.js';
 import type { TrainConfig } from './train.js';
 import type { DenseConfig, MlpEngine } from './mlp.js';
-import { MlpKernels } from '../../runtime/simd/mlp-kernels.js';
+import { MlpKernels, wasmOptimiser } from '../../runtime/simd/mlp-kernels.js';
 
 interface CsrLayer {
   name: string;
@@ -51,7 +51,8 @@ function survivors(kernel: { shape: number[]; values: Float32Array }, m: Float32
 export function csrEngine(cfgs: DenseConfig[], weights: WeightMap, mask: Mask | null, cfg: TrainConfig, maxBatch: number): MlpEngine {
   const mem = new MlpKernels();
   const k = mem.k;
-  const adam = cfg.optimizer === 'adam';
+  const opt = wasmOptimiser(k, cfg);
+  const adam = opt.needsV;
   const parts = cfgs.map((c) => survivors(weights[`${c.name}/kernel`]!, mask?.[`${c.name}/kernel`]));
   const input = mem.alloc(maxBatch * parts[0]!.inSize);
   /** Lanes per feature: the batch rounded up to whole SIMD vectors. */
@@ -103,8 +104,6 @@ export function csrEngine(cfgs: DenseConfig[], weights: WeightMap, mask: Mask | 
   });
   const last = layers.at(-1)!;
   const logits = mem.f32(logitsAt, maxBatch * classes);
-  let acc1 = 0.9;
-  let acc2 = 0.999;
 
   return {
     input: mem.f32(input, maxBatch * parts[0]!.inSize),
@@ -131,21 +130,10 @@ export function csrEngine(cfgs: DenseConfig[], weights: WeightMap, mask: Mask | 
     },
     update(lr) {
       for (const l of layers) {
-        if (adam) {
-          const c1 = 1 - acc1;
-          const c2 = 1 - acc2;
-          k.adam(l.val, l.gval, l.mval, l.vval, 0, l.nnz, lr, 0.9, 0.999, 1e-7, c1, c2);
-          if (l.bias) k.adam(l.bias, l.gb, l.mb, l.vb, 0, l.outSize, lr, 0.9, 0.999, 1e-7, c1, c2);
-        } else {
-          const mom = cfg.optimizer === 'momentum' ? cfg.momentum : 0;
-          k.sgd(l.val, l.gval, l.mval, 0, l.nnz, lr, mom);
-          if (l.bias) k.sgd(l.bias, l.gb, l.mb, 0, l.outSize, lr, mom);
-        }
+        opt.step(l.val, l.gval, l.mval, l.vval, 0, l.nnz, lr);
+        if (l.bias) opt.step(l.bias, l.gb, l.mb, l.vb, 0, l.outSize, lr);
       }
-      if (adam) {
-        acc1 *= 0.9;
-        acc2 *= 0.999;
-      }
+      opt.tick();
     },
     snapshot: () => layers.flatMap((l) => [Float32Array.from(valView(l)), ...(l.bias ? [Float32Array.from(biasView(l)!)] : [])]),
     restore(s) {

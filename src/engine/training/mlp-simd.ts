@@ -6,7 +6,7 @@
 import type { Mask, WeightMap } from '../types.js';
 import type { TrainConfig } from './train.js';
 import type { DenseConfig, MlpEngine } from './mlp.js';
-import { MlpKernels } from '../../runtime/simd/mlp-kernels.js';
+import { MlpKernels, wasmOptimiser } from '../../runtime/simd/mlp-kernels.js';
 
 interface SimdLayer {
   name: string;
@@ -30,7 +30,8 @@ interface SimdLayer {
 export function simdEngine(cfgs: DenseConfig[], weights: WeightMap, mask: Mask | null, cfg: TrainConfig, maxBatch: number): MlpEngine {
   const mem = new MlpKernels();
   const k = mem.k;
-  const adam = cfg.optimizer === 'adam';
+  const opt = wasmOptimiser(k, cfg);
+  const adam = opt.needsV;
   const shapes = cfgs.map((c) => weights[`${c.name}/kernel`]!.shape as [number, number]);
   const inSize = shapes[0]![0];
   const input = mem.alloc(maxBatch * inSize);
@@ -76,8 +77,6 @@ export function simdEngine(cfgs: DenseConfig[], weights: WeightMap, mask: Mask |
   });
   const last = layers.at(-1)!;
   const logits = mem.f32(last.act, maxBatch * last.outSize);
-  let acc1 = 0.9;
-  let acc2 = 0.999;
 
   return {
     input: mem.f32(input, maxBatch * inSize),
@@ -100,22 +99,10 @@ export function simdEngine(cfgs: DenseConfig[], weights: WeightMap, mask: Mask |
     },
     update(lr) {
       for (const l of layers) {
-        const n = l.inSize * l.outSize;
-        if (adam) {
-          const c1 = 1 - acc1;
-          const c2 = 1 - acc2;
-          k.adam(l.w, l.gw, l.mw, l.vw, l.mask, n, lr, 0.9, 0.999, 1e-7, c1, c2);
-          if (l.b) k.adam(l.b, l.gb, l.mb, l.vb, 0, l.outSize, lr, 0.9, 0.999, 1e-7, c1, c2);
-        } else {
-          const mom = cfg.optimizer === 'momentum' ? cfg.momentum : 0;
-          k.sgd(l.w, l.gw, l.mw, l.mask, n, lr, mom);
-          if (l.b) k.sgd(l.b, l.gb, l.mb, 0, l.outSize, lr, mom);
-        }
+        opt.step(l.w, l.gw, l.mw, l.vw, l.mask, l.inSize * l.outSize, lr);
+        if (l.b) opt.step(l.b, l.gb, l.mb, l.vb, 0, l.outSize, lr);
       }
-      if (adam) {
-        acc1 *= 0.9;
-        acc2 *= 0.999;
-      }
+      opt.tick();
     },
     snapshot: () => layers.flatMap((l) => [Float32Array.from(kernelView(l)), ...(l.b ? [Float32Array.from(biasView(l)!)] : [])]),
     restore(s) {

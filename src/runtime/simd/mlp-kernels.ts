@@ -4,7 +4,7 @@
 // valid because the memory never grows after the last alloc.
 import { WASM_BASE64 } from './mlp-wasm.gen.js';
 
-interface MlpExports {
+export interface MlpExports {
   __heap_base: WebAssembly.Global;
   dense_forward(x: number, batch: number, inSize: number, w: number, bias: number, out: number, outSize: number, relu: number, idx: number, val: number): void;
   dense_grad_weights(x: number, batch: number, inSize: number, dz: number, outSize: number, dw: number, db: number, idx: number, val: number): void;
@@ -63,4 +63,33 @@ export class MlpKernels {
   i32(offset: number, count: number): Int32Array {
     return new Int32Array(this.memory.buffer, offset, count);
   }
+}
+
+export interface WasmOptimiser {
+  /** Whether step needs second-moment buffers (v). */
+  readonly needsV: boolean;
+  /** One update of n parameters at byte offset p from gradients g (zeroed where mask is 0, if a mask is given). */
+  step(p: number, g: number, m: number, v: number, mask: number, n: number, lr: number): void;
+  /** Once per training step, after every tensor's update. */
+  tick(): void;
+}
+
+/** TF.js's Adam (epsilon 1e-7), SGD or momentum update rule on the kernels' memory. */
+export function wasmOptimiser(k: MlpExports, cfg: { optimizer: 'adam' | 'sgd' | 'momentum'; momentum: number }): WasmOptimiser {
+  const b1 = 0.9;
+  const b2 = 0.999;
+  let acc1 = b1;
+  let acc2 = b2;
+  if (cfg.optimizer === 'adam') {
+    return {
+      needsV: true,
+      step: (p, g, m, v, mask, n, lr) => k.adam(p, g, m, v, mask, n, lr, b1, b2, 1e-7, 1 - acc1, 1 - acc2),
+      tick() {
+        acc1 *= b1;
+        acc2 *= b2;
+      },
+    };
+  }
+  const mom = cfg.optimizer === 'momentum' ? cfg.momentum : 0;
+  return { needsV: false, step: (p, g, m, _v, mask, n, lr) => k.sgd(p, g, m, mask, n, lr, mom), tick() {} };
 }

@@ -20,56 +20,68 @@ typedef v128_t vf;
 #define MUL(a, b) wasm_f32x4_mul((a), (b))
 #define MAXZ(a) wasm_f32x4_max((a), wasm_f32x4_splat(0.0f))
 
+// o[0 .. n) = act(init + sum over k < nz of val[k] * src[idx[k] * n + (0 .. n)]):
+// a weighted sum of nz rows of a row-major matrix with n columns, 32 columns
+// at a time in registers. init may be null (zeros); relu != 0 clamps at zero.
+static void weighted_rows(float *o, const float *src, int n, const int *idx, const float *val, int nz,
+                          const float *init, int relu) {
+  int j = 0;
+  for (; j + 32 <= n; j += 32) {
+    vf a0, a1, a2, a3, a4, a5, a6, a7;
+    if (init) {
+      a0 = LD(init + j); a1 = LD(init + j + 4); a2 = LD(init + j + 8); a3 = LD(init + j + 12);
+      a4 = LD(init + j + 16); a5 = LD(init + j + 20); a6 = LD(init + j + 24); a7 = LD(init + j + 28);
+    } else {
+      a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = SPLAT(0.0f);
+    }
+    for (int k = 0; k < nz; k++) {
+      const float *r = src + (long)idx[k] * n + j;
+      vf s = SPLAT(val[k]);
+      a0 = ADD(a0, MUL(s, LD(r))); a1 = ADD(a1, MUL(s, LD(r + 4)));
+      a2 = ADD(a2, MUL(s, LD(r + 8))); a3 = ADD(a3, MUL(s, LD(r + 12)));
+      a4 = ADD(a4, MUL(s, LD(r + 16))); a5 = ADD(a5, MUL(s, LD(r + 20)));
+      a6 = ADD(a6, MUL(s, LD(r + 24))); a7 = ADD(a7, MUL(s, LD(r + 28)));
+    }
+    if (relu) {
+      a0 = MAXZ(a0); a1 = MAXZ(a1); a2 = MAXZ(a2); a3 = MAXZ(a3);
+      a4 = MAXZ(a4); a5 = MAXZ(a5); a6 = MAXZ(a6); a7 = MAXZ(a7);
+    }
+    ST(o + j, a0); ST(o + j + 4, a1); ST(o + j + 8, a2); ST(o + j + 12, a3);
+    ST(o + j + 16, a4); ST(o + j + 20, a5); ST(o + j + 24, a6); ST(o + j + 28, a7);
+  }
+  for (; j + 4 <= n; j += 4) {
+    vf a0 = init ? LD(init + j) : SPLAT(0.0f);
+    for (int k = 0; k < nz; k++) a0 = ADD(a0, MUL(SPLAT(val[k]), LD(src + (long)idx[k] * n + j)));
+    ST(o + j, relu ? MAXZ(a0) : a0);
+  }
+  for (; j < n; j++) {
+    float a = init ? init[j] : 0.0f;
+    for (int k = 0; k < nz; k++) a += val[k] * src[(long)idx[k] * n + j];
+    o[j] = relu && a < 0.0f ? 0.0f : a;
+  }
+}
+
+// The positions (idx) and values (val) of the nonzero entries x[q * stride], q < n.
+static int nonzeros(const float *x, int n, long stride, int *idx, float *val) {
+  int nz = 0;
+  for (int q = 0; q < n; q++) {
+    float v = x[q * stride];
+    if (v != 0.0f) {
+      idx[nz] = q;
+      val[nz] = v;
+      nz++;
+    }
+  }
+  return nz;
+}
+
 // out[b, :] = act(bias + sum over nonzero x[b, i] of x[b, i] * w[i, :]).
 // idx/val: scratch for `in` entries.
 EXPORT void dense_forward(const float *x, int batch, int in, const float *w, const float *bias, float *out, int outn,
                           int relu, int *idx, float *val) {
   for (int b = 0; b < batch; b++) {
-    const float *xr = x + (long)b * in;
-    int nz = 0;
-    for (int i = 0; i < in; i++) {
-      float v = xr[i];
-      if (v != 0.0f) {
-        idx[nz] = i;
-        val[nz] = v;
-        nz++;
-      }
-    }
-    float *o = out + (long)b * outn;
-    int j = 0;
-    for (; j + 32 <= outn; j += 32) {
-      vf a0, a1, a2, a3, a4, a5, a6, a7;
-      if (bias) {
-        a0 = LD(bias + j); a1 = LD(bias + j + 4); a2 = LD(bias + j + 8); a3 = LD(bias + j + 12);
-        a4 = LD(bias + j + 16); a5 = LD(bias + j + 20); a6 = LD(bias + j + 24); a7 = LD(bias + j + 28);
-      } else {
-        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = SPLAT(0.0f);
-      }
-      for (int k = 0; k < nz; k++) {
-        const float *wr = w + (long)idx[k] * outn + j;
-        vf s = SPLAT(val[k]);
-        a0 = ADD(a0, MUL(s, LD(wr))); a1 = ADD(a1, MUL(s, LD(wr + 4)));
-        a2 = ADD(a2, MUL(s, LD(wr + 8))); a3 = ADD(a3, MUL(s, LD(wr + 12)));
-        a4 = ADD(a4, MUL(s, LD(wr + 16))); a5 = ADD(a5, MUL(s, LD(wr + 20)));
-        a6 = ADD(a6, MUL(s, LD(wr + 24))); a7 = ADD(a7, MUL(s, LD(wr + 28)));
-      }
-      if (relu) {
-        a0 = MAXZ(a0); a1 = MAXZ(a1); a2 = MAXZ(a2); a3 = MAXZ(a3);
-        a4 = MAXZ(a4); a5 = MAXZ(a5); a6 = MAXZ(a6); a7 = MAXZ(a7);
-      }
-      ST(o + j, a0); ST(o + j + 4, a1); ST(o + j + 8, a2); ST(o + j + 12, a3);
-      ST(o + j + 16, a4); ST(o + j + 20, a5); ST(o + j + 24, a6); ST(o + j + 28, a7);
-    }
-    for (; j + 4 <= outn; j += 4) {
-      vf a0 = bias ? LD(bias + j) : SPLAT(0.0f);
-      for (int k = 0; k < nz; k++) a0 = ADD(a0, MUL(SPLAT(val[k]), LD(w + (long)idx[k] * outn + j)));
-      ST(o + j, relu ? MAXZ(a0) : a0);
-    }
-    for (; j < outn; j++) {
-      float a = bias ? bias[j] : 0.0f;
-      for (int k = 0; k < nz; k++) a += val[k] * w[(long)idx[k] * outn + j];
-      o[j] = relu && a < 0.0f ? 0.0f : a;
-    }
+    int nz = nonzeros(x + (long)b * in, in, 1, idx, val);
+    weighted_rows(out + (long)b * outn, w, outn, idx, val, nz, bias, relu);
   }
 }
 
@@ -78,41 +90,8 @@ EXPORT void dense_forward(const float *x, int batch, int in, const float *w, con
 EXPORT void dense_grad_weights(const float *x, int batch, int in, const float *dz, int outn, float *dw, float *db,
                                int *idx, float *val) {
   for (int i = 0; i < in; i++) {
-    int nz = 0;
-    for (int b = 0; b < batch; b++) {
-      float v = x[(long)b * in + i];
-      if (v != 0.0f) {
-        idx[nz] = b;
-        val[nz] = v;
-        nz++;
-      }
-    }
-    float *g = dw + (long)i * outn;
-    int j = 0;
-    for (; j + 32 <= outn; j += 32) {
-      vf a0, a1, a2, a3, a4, a5, a6, a7;
-      a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = SPLAT(0.0f);
-      for (int k = 0; k < nz; k++) {
-        const float *d = dz + (long)idx[k] * outn + j;
-        vf s = SPLAT(val[k]);
-        a0 = ADD(a0, MUL(s, LD(d))); a1 = ADD(a1, MUL(s, LD(d + 4)));
-        a2 = ADD(a2, MUL(s, LD(d + 8))); a3 = ADD(a3, MUL(s, LD(d + 12)));
-        a4 = ADD(a4, MUL(s, LD(d + 16))); a5 = ADD(a5, MUL(s, LD(d + 20)));
-        a6 = ADD(a6, MUL(s, LD(d + 24))); a7 = ADD(a7, MUL(s, LD(d + 28)));
-      }
-      ST(g + j, a0); ST(g + j + 4, a1); ST(g + j + 8, a2); ST(g + j + 12, a3);
-      ST(g + j + 16, a4); ST(g + j + 20, a5); ST(g + j + 24, a6); ST(g + j + 28, a7);
-    }
-    for (; j + 4 <= outn; j += 4) {
-      vf a0 = SPLAT(0.0f);
-      for (int k = 0; k < nz; k++) a0 = ADD(a0, MUL(SPLAT(val[k]), LD(dz + (long)idx[k] * outn + j)));
-      ST(g + j, a0);
-    }
-    for (; j < outn; j++) {
-      float a = 0.0f;
-      for (int k = 0; k < nz; k++) a += val[k] * dz[(long)idx[k] * outn + j];
-      g[j] = a;
-    }
+    int nz = nonzeros(x + i, batch, in, idx, val);
+    weighted_rows(dw + (long)i * outn, dz, outn, idx, val, nz, 0, 0);
   }
   if (db) {
     for (int j = 0; j < outn; j++) db[j] = 0.0f;
