@@ -13,6 +13,7 @@ import { FileSink, type RoundMetrics } from '../src/engine/sink.js';
 import { resolveSpec, runName } from '../src/engine/spec.js';
 import { lineChartSvg, type Series } from '../src/engine/report/plot.js';
 import { getBackendInfo } from '../src/runtime/backend.js';
+import { mlpEnginesByDefault } from '../src/engine/training/mlp.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, def: number) => {
@@ -115,7 +116,7 @@ await writeFile(
 );
 const md = `# Lottery tickets on LeNet-300-100 (builtin MNIST)
 
-Produced by \`npm run reproduce:lth -- ${args.join(' ')}\` (${minutes} min on backend \`${backend?.name ?? '?'}\`).
+Produced by \`npm run reproduce:lth -- ${args.join(' ')}\` (${minutes} min on backend \`${backend?.name ?? '?'}\`${backend && mlpEnginesByDefault(backend.name) && process.env.TICKETSMITH_MLP !== 'tfjs' ? ', where LeNet trains on the MLP engines of src/engine/training/mlp.ts' : ''}).
 
 Setup: LeNet-300-100, \`builtin:mnist\` (npm \`mnist\`: 10,000 digits; see README for the split), Adam
 1.2e-3, batch 60, **${iterations} iterations per round** (the paper trains 50,000 on 60,000 digits),
