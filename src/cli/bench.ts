@@ -61,7 +61,7 @@ ${TARGETS.sparseDensity * 100}% weights vs dense; a round's ticket + 2 controls 
 WorkerPool using every core.
 
 Flags:
-  --quick                 about a minute on an idle machine; default 5-8 minutes
+  --quick                 1-1.5 minutes on an idle machine; default 8-10 minutes
   --write                 write the markdown report (${relative(REPO, DEFAULT_OUT)})
   --out <file>            where --write puts it
   --backends <list>       subset of: ${variants(2).map((v) => v.id).join(', ')} (default: all)

@@ -16,7 +16,15 @@ export interface TrainingMetrics {
   curve: Array<[number, number, number]>;
   trainSeconds: number;
   examplesPerSecond: number;
+  /**
+   * Which loop trained it: TF.js kernels on the run's backend, or an MLP
+   * engine on Ticketsmith's WebAssembly kernels (absent in records written
+   * before this field existed).
+   */
+  trainingLoop?: TrainingLoop;
 }
+
+export type TrainingLoop = 'tfjs' | 'mlp-simd' | 'mlp-csr';
 
 export type ControlKind = 'reinit' | 'shuffle';
 

@@ -61,6 +61,10 @@ export const RoundSchema = z.object({
   durationSeconds: z.number(),
   examplesPerSecond: z.number(),
   backend: z.string(),
+  trainingLoop: z
+    .string()
+    .nullable()
+    .describe("Loop that trained the ticket: 'tfjs' (TF.js kernels on the backend) or 'mlp-simd' / 'mlp-csr' (Ticketsmith's WebAssembly MLP engines); null if not recorded"),
   controls: z.record(z.string(), json),
   validationCurve: z.array(z.tuple([z.number(), z.number(), z.number()])),
   /** Filter-pruning steps only: filters kept per layer, latency, model bytes, accuracy before/after pruning and fine-tuning. */
@@ -185,6 +189,7 @@ export function roundDto(r: RoundRow): RoundDto {
     durationSeconds: r.durationSeconds,
     examplesPerSecond: r.examplesPerSecond,
     backend: r.backend,
+    trainingLoop: typeof obj(r.metrics)?.trainingLoop === 'string' ? (obj(r.metrics)!.trainingLoop as string) : null,
     controls: obj(r.controls) ?? {},
     validationCurve: (Array.isArray(r.validationCurve) ? r.validationCurve : []) as RoundDto['validationCurve'],
     filter: (obj((obj(r.metrics)?.filter ?? null) as Prisma.JsonValue | null) ?? null) as RoundDto['filter'],

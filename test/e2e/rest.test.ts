@@ -356,6 +356,8 @@ describe('with a worker running the real engine', () => {
     const rows = await rt.ctx.prisma.round.findMany({ where: { jobId: job.id }, orderBy: { index: 'asc' } });
     assert.deepEqual(rounds.map((r) => [r.density, r.testAccuracy, r.earlyStopIteration]), rows.map((r) => [r.density, r.testAccuracy, r.earlyStopIteration]));
     assert.equal(rounds[0]!.density, 1);
+    // The uploaded net is a plain MLP: on the WASM, cpu and native CPU backends its rounds train on the simd MLP engine.
+    for (const r of rounds) assert.equal(r.trainingLoop, ['wasm', 'cpu', 'tensorflow'].includes(r.backend) ? 'mlp-simd' : 'tfjs', `round ${r.index} on ${r.backend}`);
     assert.ok(rounds[2]!.density < rounds[1]!.density && rounds[1]!.density < 1, "rounds[2]!.density < rounds[1]!.density && rounds[1]!.density < 1");
     for (const r of rounds) assert.ok(r.testAccuracy >= 0 && r.testAccuracy <= 1 && r.paramsTotal === 784 * 16 + 16 + 16 * 10 + 10, "r.testAccuracy >= 0 && r.testAccuracy <= 1 && r.paramsTotal === 784 * 16 + 16 + 16 * 10...");
 

@@ -209,10 +209,12 @@ describe('mapping over the wire', () => {
     const round: RoundDto = {
       index: 1, density: 0.8, sparsity: 0.2, layerDensity: { 'fc1/kernel': 0.8, 'out/kernel': 0.9 }, testAccuracy: 0.91, testLoss: 0.3,
       earlyStopIteration: 40, earlyStopTestAccuracy: 0.9, earlyStopValidationLoss: 0.25, paramsRemaining: 640, paramsTotal: 1000, flops: null,
-      denseBytes: 4000, compressedBytes: 3200, durationSeconds: 1.25, examplesPerSecond: 1234.5, backend: 'cpu',
+      denseBytes: 4000, compressedBytes: 3200, durationSeconds: 1.25, examplesPerSecond: 1234.5, backend: 'cpu', trainingLoop: 'mlp-simd',
       controls: { reinit: { finalTestAccuracy: 0.5 } }, validationCurve: [[10, 0.5, 0.8], [20, 0.3, 0.9]], filter: null, createdAt: '2025-01-01T00:00:02.000Z',
     };
     assert.deepEqual(roundFromProto(wire<RoundMessage>('Round', roundToProto(round))), round);
+    const unrecorded: RoundDto = { ...round, trainingLoop: null };
+    assert.deepEqual(roundFromProto(wire<RoundMessage>('Round', roundToProto(unrecorded))), unrecorded);
     const step: RoundDto = { ...round, filter: { filtersKept: { conv1: 4, conv2: 8 }, latencyBatch64Ms: 12.5 } };
     assert.deepEqual(roundFromProto(wire<RoundMessage>('Round', roundToProto(step))), step);
     assert.equal(roundFromProto(wire<RoundMessage>('Round', roundToProto({ ...round, flops: 0 }))).flops, 0, 'flops 0 is not "unknown"');

@@ -365,6 +365,7 @@ export function roundToProto(r: RoundDto): RoundMessage {
     controls: toStruct(r.controls),
     validationCurve: r.validationCurve.map(([iteration, validationLoss, validationAccuracy]) => ({ iteration, validationLoss, validationAccuracy })),
     filter: r.filter ? toStruct(r.filter) : undefined,
+    trainingLoop: opt(r.trainingLoop),
   };
 }
 
@@ -390,6 +391,7 @@ export function roundFromProto(m: RoundMessage): RoundDto {
     controls: fromStruct(m.controls),
     validationCurve: m.validationCurve.map((c) => [c.iteration, c.validationLoss, c.validationAccuracy] as [number, number, number]),
     filter: m.filter ? fromStruct(m.filter) : null,
+    trainingLoop: nul(m.trainingLoop),
     createdAt: m.createdAt,
   };
 }

@@ -95,6 +95,7 @@ export interface RoundMessage {
   controls: StructMessage | null;
   validationCurve: CurvePointMessage[];
   filter?: StructMessage | null;
+  trainingLoop?: string;
   createdAt: string;
 }
 

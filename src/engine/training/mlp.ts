@@ -235,7 +235,7 @@ export async function trainMlp(
     if (isEval) lastLoss = evalPoint(done);
     await clock.after(done, isEval, lastLoss);
   }
-  const metrics = clock.stop();
+  const metrics = clock.stop(`mlp-${path}`);
   const final = evaluate(data.test);
   let earlyStop = final;
   if (best.iteration !== cfg.iterations) {

@@ -6,7 +6,7 @@
 // evaluation points.
 import * as tf from '@tensorflow/tfjs';
 import type { Dataset, Mask, Split } from '../types.js';
-import type { TrainingMetrics } from '../sink.js';
+import type { TrainingLoop, TrainingMetrics } from '../sink.js';
 import { mulberry32 as rng, shuffleInPlace } from '../rng.js';
 import { weightVariables } from '../models/inspect.js';
 import { mlpPath, trainMlp } from './mlp.js';
@@ -184,7 +184,7 @@ export function trainingClock(cfg: TrainConfig, batchSize: number, cb: TrainCall
       }
     },
     /** The training's metrics, timed from the start to this call (before the final test evaluations). */
-    stop(): (r: {
+    stop(trainingLoop: TrainingLoop): (r: {
       final: { loss: number; accuracy: number };
       earlyStop: { accuracy: number };
       best: { loss: number; iteration: number };
@@ -201,6 +201,7 @@ export function trainingClock(cfg: TrainConfig, batchSize: number, cb: TrainCall
         curve,
         trainSeconds,
         examplesPerSecond,
+        trainingLoop,
       });
     },
   };
@@ -304,7 +305,7 @@ export async function trainModel(
       if (isEval) lastLoss = evalPoint(done).loss;
       await clock.after(done, isEval, lastLoss);
     }
-    const metrics = clock.stop();
+    const metrics = clock.stop('tfjs');
     const final = evaluate(model, data.test);
     let earlyStop = final;
     if (snap.best && best.iteration !== cfg.iterations) {
