@@ -101,6 +101,8 @@ for (const [path, optimizer, density] of cases) {
     assert.ok(maxDiff < 2e-4, `max weight difference ${maxDiff}`);
     assert.ok(Math.abs(viaEngine.finalTestAccuracy - viaTf.finalTestAccuracy) <= 0.01, `${viaEngine.finalTestAccuracy} vs ${viaTf.finalTestAccuracy}`);
     assert.equal(viaEngine.curve.length, viaTf.curve.length);
+    assert.equal(viaEngine.trainingLoop, `mlp-${path}`);
+    assert.equal(viaTf.trainingLoop, 'tfjs');
     for (let i = 0; i < viaTf.curve.length; i++) assert.ok(Math.abs(viaEngine.curve[i]![1] - viaTf.curve[i]![1]) < 1e-3, `validation loss at ${viaTf.curve[i]![0]}: ${viaEngine.curve[i]![1]} vs ${viaTf.curve[i]![1]}`);
     data.dispose();
     model.dispose();
