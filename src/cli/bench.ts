@@ -715,7 +715,7 @@ ${formatReport(report, true)}
 
 ## Reading this
 
-- WASM runs one XNNPACK thread per process unless threads are asked for (the \`wasm\` row with 2 threads, \`TICKETSMITH_WASM_THREADS\`). The engine's other use of a second core is training a round's trials side by side (the WorkerPool table); the PyTorch baseline uses both cores inside each step instead.
+- The \`wasm\` rows run one XNNPACK thread, the 2-thread rows every core (\`TICKETSMITH_WASM_THREADS\`). trainModel's default is every core in a process's main thread (a run without controls) and one thread in each trial-pool worker, where a round's ticket and controls train side by side (the WorkerPool table); the PyTorch baseline uses both cores inside each step.
 - On the wasm, cpu and tensorflow (native CPU) backends trainModel trains plain MLPs (LeNet) with its own engines instead of the backend's kernels (src/engine/training/mlp.ts): the simd engine runs each layer's forward pass, gradients and optimiser update as one call into WebAssembly SIMD kernels (src/runtime/simd/mlp.c), so its speed does not depend on the TF.js backend: the LeNet targets on those rows are met or missed by this engine, and the "TF.js kernels" rows show the backend's own. It skips zero inputs and ReLU-silenced units, which PyTorch computes: the "inputs without zeros" row shows LeNet on images with no zero pixels, where only the hidden layers' zeros are skipped.
 - Masks on TF.js kernels save no work; the MLP engines make late LeNet rounds cheaper. Conv nets have no such path yet: a Conv-2 round at any sparsity costs what the dense round costs.
 - \`tfjs-node\` (native TensorFlow) is optional: \`npm run native-backend\` builds it from the \`tensorflow-cpu\` wheel's libraries; its rows appear only where it is installed.

@@ -2,7 +2,10 @@
 // thread): CUDA (tfjs-node-gpu) > native TensorFlow (tfjs-node) > WASM (SIMD,
 // optional threads, with Ticketsmith's kernel overrides) > pure-JS cpu.
 // TICKETSMITH_BACKEND or `prefer` forces one; TICKETSMITH_WASM_THREADS or
-// `wasmThreads` turns on WASM threads (opt-in, see kernels/wasm-threads.ts).
+// `wasmThreads` sets WASM's XNNPACK threads (default: defaultWasmThreads;
+// see kernels/wasm-threads.ts).
+import { availableParallelism } from 'node:os';
+import { isMainThread } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { getThreadsCount, version_wasm } from '@tensorflow/tfjs-backend-wasm';
 import { installWasmKernelOverrides } from './kernels/registry.js';
@@ -17,7 +20,7 @@ export interface BackendInfo {
   package: string;
   /** WASM only: SIMD binary in use. */
   simd?: boolean;
-  /** WASM only: XNNPACK threads (1 unless threads were requested). */
+  /** WASM only: XNNPACK threads. */
   threads?: number;
   /** Version of the providing package. */
   version: string;
@@ -66,8 +69,21 @@ function parseName(value: string, source: string): BackendName {
   throw new Error(`Unknown TF.js backend '${value}' (from ${source}); expected one of: ${BACKEND_NAMES.join(', ')}`);
 }
 
+/** Most XNNPACK threads a process takes by default, however many cores it sees. */
+const MAX_DEFAULT_THREADS = 8;
+
+/**
+ * XNNPACK threads when none are asked for: every core (up to 8) in a
+ * process's main thread, where a run without controls trains one trial at a
+ * time (conv nets then use all cores inside each step); one in worker
+ * threads, where a trial pool already spreads a round's trials over the cores.
+ */
+export function defaultWasmThreads(mainThread: boolean = isMainThread): number {
+  return mainThread ? Math.max(1, Math.min(MAX_DEFAULT_THREADS, availableParallelism())) : 1;
+}
+
 function parseThreads(value: string | number | undefined, source: string): number {
-  if (value === undefined || value === '') return 1;
+  if (value === undefined || value === '') return defaultWasmThreads();
   const n = typeof value === 'number' ? value : Number(value.trim());
   if (!Number.isInteger(n) || n < 0) throw new Error(`Invalid WASM thread count '${value}' (from ${source}); expected an integer >= 0`);
   return Math.max(n, 1);

@@ -1,11 +1,13 @@
 // Backend selection: automatic choice (native packages are not installed
 // here, so WASM), TICKETSMITH_BACKEND / prefer overrides, clear errors, the
-// cached result, and opt-in WASM threads. Scenarios run in child Node
+// cached result, and WASM threads (default and requested). Scenarios run in child Node
 // processes because a process selects its backend only once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { availableParallelism } from 'node:os';
+import { defaultWasmThreads } from '../../src/runtime/backend.js';
 
 const backendModule = fileURLToPath(new URL('../../src/runtime/backend.ts', import.meta.url));
 
@@ -88,7 +90,10 @@ test('without native packages it picks WASM with SIMD and says why it skipped th
   assert.equal(info.package, '@tensorflow/tfjs-backend-wasm');
   assert.equal(info.version, '4.22.0');
   assert.equal(info.simd, true);
-  assert.equal(info.threads, 1);
+  // The default: every core (up to 8) in a main thread; trial-pool worker threads take one.
+  assert.equal(info.threads, defaultWasmThreads(true));
+  assert.equal(defaultWasmThreads(true), Math.min(8, availableParallelism()));
+  assert.equal(defaultWasmThreads(false), 1);
   assert.deepEqual(info.skipped, [
     { name: 'tensorflow-gpu', reason: 'not installed' },
     { name: 'tensorflow', reason: 'not installed' },

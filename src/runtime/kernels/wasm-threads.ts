@@ -1,4 +1,4 @@
-// Opt-in multi-threading for the WASM backend under Node (XNNPACK's thread
+// Multi-threading for the WASM backend under Node (XNNPACK's thread
 // pool on the package's threaded-SIMD binary).
 //
 // tfjs-backend-wasm 4.22 turns threads off in Node because its pthread
