@@ -103,6 +103,8 @@ for (const [path, optimizer, density] of cases) {
     assert.equal(viaEngine.curve.length, viaTf.curve.length);
     assert.equal(viaEngine.trainingLoop, `mlp-${path}`);
     assert.equal(viaTf.trainingLoop, 'tfjs');
+    assert.equal(viaEngine.earlyStopIteration, viaTf.earlyStopIteration);
+    assert.ok(Math.abs(viaEngine.earlyStopTestAccuracy - viaTf.earlyStopTestAccuracy) <= 0.01, `early-stop accuracy ${viaEngine.earlyStopTestAccuracy} vs ${viaTf.earlyStopTestAccuracy}`);
     for (let i = 0; i < viaTf.curve.length; i++) assert.ok(Math.abs(viaEngine.curve[i]![1] - viaTf.curve[i]![1]) < 1e-3, `validation loss at ${viaTf.curve[i]![0]}: ${viaEngine.curve[i]![1]} vs ${viaTf.curve[i]![1]}`);
     data.dispose();
     model.dispose();

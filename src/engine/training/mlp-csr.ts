@@ -135,14 +135,7 @@ export function csrEngine(cfgs: DenseConfig[], weights: WeightMap, mask: Mask | 
       }
       opt.tick();
     },
-    snapshot: () => layers.flatMap((l) => [Float32Array.from(valView(l)), ...(l.bias ? [Float32Array.from(biasView(l)!)] : [])]),
-    restore(s) {
-      let i = 0;
-      for (const l of layers) {
-        valView(l).set(s[i++]!);
-        biasView(l)?.set(s[i++]!);
-      }
-    },
+    parameters: () => layers.flatMap((l) => [valView(l), ...(l.bias ? [biasView(l)!] : [])]),
     weightMap() {
       const map: WeightMap = {};
       for (const l of layers) {

@@ -104,14 +104,7 @@ export function simdEngine(cfgs: DenseConfig[], weights: WeightMap, mask: Mask |
       }
       opt.tick();
     },
-    snapshot: () => layers.flatMap((l) => [Float32Array.from(kernelView(l)), ...(l.b ? [Float32Array.from(biasView(l)!)] : [])]),
-    restore(s) {
-      let i = 0;
-      for (const l of layers) {
-        kernelView(l).set(s[i++]!);
-        biasView(l)?.set(s[i++]!);
-      }
-    },
+    parameters: () => layers.flatMap((l) => [kernelView(l), ...(l.b ? [biasView(l)!] : [])]),
     weightMap() {
       const map: WeightMap = {};
       for (const l of layers) {

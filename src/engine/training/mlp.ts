@@ -116,8 +116,8 @@ export interface MlpEngine {
   backward(batch: number): void;
   /** One optimiser step at learning rate `lr` from the last backward's gradients. */
   update(lr: number): void;
-  snapshot(): Float32Array[];
-  restore(s: Float32Array[]): void;
+  /** Live views of every trained tensor, in a fixed order (snapshots copy them). */
+  parameters(): Float32Array[];
   /** Kernels and biases as dense weights, zeros where pruned. */
   weightMap(): WeightMap;
 }
@@ -170,6 +170,8 @@ export async function trainMlp(
   const inSize = engine.input.length / maxBatch;
   const classes = engine.outputGrad.length / maxBatch;
   const labels = new Int32Array(cfg.batchSize);
+  const snapshot = () => engine.parameters().map((p) => Float32Array.from(p));
+  const restore = (s: Float32Array[]) => engine.parameters().forEach((p, i) => p.set(s[i]!));
 
   const evaluate = (s: Split) => {
     let loss = 0;
@@ -202,11 +204,11 @@ export async function trainMlp(
   for (let i = 0; i < cfg.startIteration; i++) advance();
 
   const curve: Array<[number, number, number]> = [];
-  let best = { loss: Infinity, iteration: cfg.startIteration, weights: engine.snapshot() };
+  let best = { loss: Infinity, iteration: cfg.startIteration, weights: snapshot() };
   const evalPoint = (iteration: number) => {
     const v = evaluate(data.validation);
     curve.push([iteration, v.loss, v.accuracy]);
-    if (v.loss < best.loss) best = { loss: v.loss, iteration, weights: engine.snapshot() };
+    if (v.loss < best.loss) best = { loss: v.loss, iteration, weights: snapshot() };
     return v.loss;
   };
   const capture = () => {
@@ -239,10 +241,10 @@ export async function trainMlp(
   const final = evaluate(data.test);
   let earlyStop = final;
   if (best.iteration !== cfg.iterations) {
-    const current = engine.snapshot();
-    engine.restore(best.weights);
+    const current = snapshot();
+    restore(best.weights);
     earlyStop = evaluate(data.test);
-    engine.restore(current);
+    restore(current);
   }
   setWeightMap(model, engine.weightMap());
   return metrics({ final, earlyStop, best, curve });
