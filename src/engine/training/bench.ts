@@ -15,7 +15,7 @@ import { globalDensity, onesMask } from '../pruning/mask.js';
 import { pruneToDensity } from '../pruning/magnitude.js';
 import { shuffleMask } from '../pruning/random.js';
 import { childSeed, mulberry32 } from '../rng.js';
-import { toTensors, trainModel, RunCancelled, type TrainConfig } from './train.js';
+import { toTensors, trainConfigFor, trainModel, RunCancelled, type TrainConfig } from './train.js';
 import { mlpPath } from './mlp.js';
 import { TrialRunner, WorkerPool, type ModelSource, type TrialExecutor, type TrialJob } from './trial.js';
 
@@ -143,6 +143,12 @@ export interface ThroughputResult {
   medianStepMs: number;
 }
 
+/** The paper's Adam at a constant rate for `iterations` steps, evaluating only at the end. */
+function benchConfig(spec: BenchModel, batchSize: number, iterations: number, seed: number): TrainConfig {
+  const settings = { optimizer: 'adam', learningRate: spec.learningRate, momentum: 0, lrSchedule: 'constant', warmupIterations: 0, batchSize, evalEvery: iterations } as const;
+  return trainConfigFor(settings, iterations, seed);
+}
+
 export function median(xs: readonly number[]): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
@@ -173,18 +179,7 @@ export async function measureTraining(opts: ThroughputOptions): Promise<Throughp
   const path = engine ? (`mlp-${engine}` as const) : 'tfjs';
   const data = toTensors(ds);
   const maxSteps = Math.max(1, opts.maxSteps);
-  const cfg: TrainConfig = {
-    optimizer: 'adam',
-    learningRate: spec.learningRate,
-    momentum: 0,
-    lrSchedule: 'constant',
-    warmupIterations: 0,
-    batchSize: bs,
-    iterations: warmup + maxSteps + 1,
-    startIteration: 0,
-    evalEvery: warmup + maxSteps + 1,
-    seed,
-  };
+  const cfg = benchConfig(spec, bs, warmup + maxSteps + 1, seed);
   const stop = new AbortController();
   const stepMs: number[] = [];
   let t0 = 0;
@@ -300,18 +295,7 @@ export async function measureParallelTrials(opts: ParallelOptions): Promise<Para
   const source: ModelSource = { zoo: spec.name, inputShape: spec.inputShape, numClasses: spec.numClasses, seed };
   const model = createModel(spec.name, source);
   const fresh = createModel(spec.name, { ...source, seed: childSeed(seed, 'reinit') });
-  const cfg = (steps: number): TrainConfig => ({
-    optimizer: 'adam',
-    learningRate: spec.learningRate,
-    momentum: 0,
-    lrSchedule: 'constant',
-    warmupIterations: 0,
-    batchSize: bs,
-    iterations: steps,
-    startIteration: 0,
-    evalEvery: steps,
-    seed,
-  });
+  const cfg = (steps: number) => benchConfig(spec, bs, steps, seed);
   const jobs = roundJobs(model, fresh, opts.density ?? 1, cfg(opts.steps), seed);
   const warmJobs = roundJobs(model, fresh, opts.density ?? 1, cfg(spec.warmupSteps), seed);
   model.dispose();
