@@ -20,6 +20,9 @@ export interface ZooEntry {
 }
 
 /** One family of zoo models (one file each); the registry only dispatches. */
+/** CIFAR-10 images (NHWC): the default input of the conv, VGG and ResNet families. */
+export const CIFAR_INPUT: readonly number[] = [32, 32, 3];
+
 export interface ModelFamily {
   /** Names shown by listModels(); a family may accept more (e.g. lenet-N-M). */
   entries: ZooEntry[];

@@ -6,7 +6,7 @@
 // 2,262,602 parameters (weights + biases); the paper's figure rounds the first
 // two to 4.3M and 2.4M and lists 1.7M for Conv-6.
 import * as tf from '@tensorflow/tfjs';
-import { checkPoolable, glorotNormal, validateOptions, type ModelFamily, type ModelOptions } from './common.js';
+import { CIFAR_INPUT, checkPoolable, glorotNormal, validateOptions, type ModelFamily, type ModelOptions } from './common.js';
 
 /** Filters of each conv pair, in order; one pool after each pair. */
 const BLOCKS: Record<string, number[]> = {
@@ -48,13 +48,11 @@ function build(name: string, opts: ModelOptions): tf.LayersModel {
   return model;
 }
 
-const CIFAR = [32, 32, 3];
-
 export const convFamily: ModelFamily = {
   entries: [
-    { name: 'conv-2', description: 'Conv-2 (Frankle & Carbin 2019): conv 64,64, pool, FC 256,256, out; 4.30M params on CIFAR-10', defaultInput: CIFAR },
-    { name: 'conv-4', description: 'Conv-4: conv 64,64, pool, 128,128, pool, FC 256,256, out; 2.43M params on CIFAR-10', defaultInput: CIFAR },
-    { name: 'conv-6', description: 'Conv-6: conv 64,64, pool, 128,128, pool, 256,256, pool, FC 256,256, out; 2.26M params on CIFAR-10', defaultInput: CIFAR },
+    { name: 'conv-2', description: 'Conv-2 (Frankle & Carbin 2019): conv 64,64, pool, FC 256,256, out; 4.30M params on CIFAR-10', defaultInput: [...CIFAR_INPUT] },
+    { name: 'conv-4', description: 'Conv-4: conv 64,64, pool, 128,128, pool, FC 256,256, out; 2.43M params on CIFAR-10', defaultInput: [...CIFAR_INPUT] },
+    { name: 'conv-6', description: 'Conv-6: conv 64,64, pool, 128,128, pool, 256,256, pool, FC 256,256, out; 2.26M params on CIFAR-10', defaultInput: [...CIFAR_INPUT] },
   ],
   patterns: ['conv-2', 'conv-4', 'conv-6'],
   matches: (name) => Object.hasOwn(BLOCKS, name),

@@ -8,7 +8,7 @@
 // resnet-20 on 32x32x3 / 10 classes: 274,042 params (paper: 0.27M).
 // Functional API, so residual structure is visible to graph-walking code.
 import * as tf from '@tensorflow/tfjs';
-import { batchNorm, glorotUniform, heNormal, validateOptions, type ModelFamily, type ModelOptions } from './common.js';
+import { CIFAR_INPUT, batchNorm, glorotUniform, heNormal, validateOptions, type ModelFamily, type ModelOptions } from './common.js';
 
 const NAME = /^resnet-([1-9]\d*)$/;
 const WIDTHS = [16, 32, 64];
@@ -77,8 +77,8 @@ function build(name: string, opts: ModelOptions): tf.LayersModel {
 
 export const resnetFamily: ModelFamily = {
   entries: [
-    { name: 'resnet-20', description: 'CIFAR ResNet-20 (He et al. 2016): 3 stages x 3 basic blocks, 16/32/64 filters, BN, 1x1 projection shortcuts; 0.27M params', defaultInput: [32, 32, 3] },
-    { name: 'resnet-56', description: 'CIFAR ResNet-56: 3 stages x 9 basic blocks (any resnet-(6n+2) accepted)', defaultInput: [32, 32, 3] },
+    { name: 'resnet-20', description: 'CIFAR ResNet-20 (He et al. 2016): 3 stages x 3 basic blocks, 16/32/64 filters, BN, 1x1 projection shortcuts; 0.27M params', defaultInput: [...CIFAR_INPUT] },
+    { name: 'resnet-56', description: 'CIFAR ResNet-56: 3 stages x 9 basic blocks (any resnet-(6n+2) accepted)', defaultInput: [...CIFAR_INPUT] },
   ],
   patterns: ['resnet-(6n+2), e.g. resnet-20, resnet-32, resnet-56'],
   matches: (name) => blocksPerStage(name) !== null,

@@ -10,7 +10,7 @@
 // (Li et al. report 1.5e7 and 3.13e8).
 import * as tf from '@tensorflow/tfjs';
 import {
-  batchNorm, checkPoolable, glorotUniform, heNormal, validateOptions,
+  CIFAR_INPUT, batchNorm, checkPoolable, glorotUniform, heNormal, validateOptions,
   type ModelFamily, type ModelOptions,
 } from './common.js';
 
@@ -58,12 +58,10 @@ function build(name: string, opts: ModelOptions): tf.LayersModel {
   return model;
 }
 
-const CIFAR = [32, 32, 3];
-
 export const vggFamily: ModelFamily = {
   entries: [
-    { name: 'vgg-11', description: 'CIFAR VGG-11 (config A) with BN, classifier 512-BN-ReLU-out; 9.50M params on CIFAR-10; input >= 32x32', defaultInput: CIFAR },
-    { name: 'vgg-16', description: 'CIFAR VGG-16 (config D, Li et al. 2017) with BN, classifier 512-BN-ReLU-out; 15.0M params, 313M MACs on CIFAR-10', defaultInput: CIFAR },
+    { name: 'vgg-11', description: 'CIFAR VGG-11 (config A) with BN, classifier 512-BN-ReLU-out; 9.50M params on CIFAR-10; input >= 32x32', defaultInput: [...CIFAR_INPUT] },
+    { name: 'vgg-16', description: 'CIFAR VGG-16 (config D, Li et al. 2017) with BN, classifier 512-BN-ReLU-out; 15.0M params, 313M MACs on CIFAR-10', defaultInput: [...CIFAR_INPUT] },
   ],
   patterns: ['vgg-11', 'vgg-16'],
   matches: (name) => Object.hasOwn(CFGS, name),

@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Dataset, Mask, Split } from '../types.js';
 import type { TrialKind } from '../sink.js';
 import { createModel } from '../models/registry.js';
+import { CIFAR_INPUT } from '../models/common.js';
 import { getWeightMap, prunableWeights } from '../models/inspect.js';
 import { globalDensity, onesMask } from '../pruning/mask.js';
 import { pruneToDensity } from '../pruning/magnitude.js';
@@ -38,7 +39,7 @@ export interface BenchModel {
 
 export const BENCH_MODELS: Readonly<Record<string, BenchModel>> = {
   'lenet-300-100': { name: 'lenet-300-100', inputShape: [28, 28, 1], numClasses: 10, learningRate: 1.2e-3, warmupSteps: 10, zeroFraction: 0.81 },
-  'conv-2': { name: 'conv-2', inputShape: [32, 32, 3], numClasses: 10, learningRate: 2e-4, warmupSteps: 2, zeroFraction: 0 },
+  'conv-2': { name: 'conv-2', inputShape: [...CIFAR_INPUT], numClasses: 10, learningRate: 2e-4, warmupSteps: 2, zeroFraction: 0 },
 };
 
 export function benchModel(name: string): BenchModel {
