@@ -15,6 +15,7 @@ import type { Mask, Split, WeightMap } from '../types.js';
 import type { TrainingMetrics } from '../sink.js';
 import { getWeightMap, setWeightMap } from '../models/inspect.js';
 import { mulberry32, shuffleInPlace } from '../rng.js';
+import { globalDensity } from '../pruning/mask.js';
 import { simdKernelsAvailable } from '../../runtime/simd/mlp-kernels.js';
 import { learningRateAt, RunCancelled, trainingClock, type TrainCallbacks, type TrainConfig } from './train.js';
 import { csrEngine } from './mlp-csr.js';
@@ -61,18 +62,6 @@ export const CSR_DENSITY_THRESHOLD = 0.2;
 export type MlpPath = 'simd' | 'csr';
 const PATHS = ['simd', 'csr', 'tfjs'] as const;
 
-function maskDensity(layers: DenseConfig[], mask: Mask | null): number {
-  let alive = 0;
-  let total = 0;
-  for (const l of layers) {
-    const m = mask?.[`${l.name}/kernel`];
-    if (!m) return 1;
-    for (let i = 0; i < m.length; i++) alive += m[i]!;
-    total += m.length;
-  }
-  return total === 0 ? 1 : alive / total;
-}
-
 /**
  * Whether plain MLPs take an MLP engine on this TF.js backend by default: on
  * wasm, cpu and native CPU TensorFlow, where the simd engine was measured
@@ -100,7 +89,9 @@ export function mlpPath(model: tf.LayersModel, mask: Mask | null, backend: strin
   if (!simdKernelsAvailable()) return null;
   if (forced === 'simd' || forced === 'csr') return forced;
   if (!mlpEnginesByDefault(backend)) return null;
-  return maskDensity(layers, mask) <= CSR_DENSITY_THRESHOLD ? 'csr' : 'simd';
+  // A mask that leaves some layer out prunes nothing there: dense path.
+  const sparse = mask !== null && layers.every((l) => mask[`${l.name}/kernel`]) && globalDensity(mask) <= CSR_DENSITY_THRESHOLD;
+  return sparse ? 'csr' : 'simd';
 }
 
 /**
