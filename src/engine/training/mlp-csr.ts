@@ -67,7 +67,7 @@ export function csrEngine(cfgs: DenseConfig[], weights: WeightMap, mask: Mask | 
       name: c.name,
       inSize,
       outSize,
-      relu: i < cfgs.length - 1 && c.activation === 'relu',
+      relu: c.activation === 'relu',
       nnz,
       flat,
       row: mem.alloc(inSize + 1),

@@ -47,7 +47,7 @@ export function simdEngine(cfgs: DenseConfig[], weights: WeightMap, mask: Mask |
       name: c.name,
       inSize: I,
       outSize: O,
-      relu: i < cfgs.length - 1 && c.activation === 'relu',
+      relu: c.activation === 'relu',
       w: mem.alloc(I * O),
       b: hasBias ? mem.alloc(O) : 0,
       mask: masked ? mem.alloc(I * O) : 0,

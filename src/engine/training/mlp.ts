@@ -34,7 +34,8 @@ export interface DenseConfig {
 
 /**
  * The Dense layers of a plain MLP (optional Flatten first; ReLU or linear
- * hidden layers; a linear or softmax output), or null if the model is anything else.
+ * hidden layers; a linear or softmax output, never ReLU, so the engines read
+ * `activation === 'relu'` as a hidden ReLU), or null if the model is anything else.
  */
 export function mlpLayers(model: tf.LayersModel): DenseConfig[] | null {
   const dense: DenseConfig[] = [];
