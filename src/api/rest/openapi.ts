@@ -17,7 +17,7 @@ import {
   RoundSchema,
   type ErrorCode,
 } from '../../service/index.js';
-import { ref, type JsonSchema, type ParamDoc, type RouteDef } from './route.js';
+import { itemsOf, ref, type JsonSchema, type ParamDoc, type RouteDef } from './route.js';
 
 type Doc = Record<string, unknown>;
 
@@ -57,7 +57,7 @@ export function components(): Record<string, JsonSchema> {
     },
     Round: schemaOf(RoundSchema, 'output'),
     Artifact: schemaOf(ArtifactSchema, 'output'),
-    ArtifactList: { type: 'object', properties: { items: { type: 'array', items: ref('Artifact') } }, required: ['items'] },
+    ArtifactList: itemsOf('Artifact'),
     Event: schemaOf(EventSchema, 'output'),
     Model: schemaOf(ModelSchema, 'output'),
     Dataset: schemaOf(DatasetSchema, 'output'),

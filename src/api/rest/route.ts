@@ -9,6 +9,9 @@ export type JsonSchema = Record<string, unknown>;
 
 export const ref = (name: string): JsonSchema => ({ $ref: `#/components/schemas/${name}` });
 
+/** A `{ items: [...] }` list of one component schema. */
+export const itemsOf = (name: string): JsonSchema => ({ type: 'object', properties: { items: { type: 'array', items: ref(name) } }, required: ['items'] });
+
 export interface ParamDoc {
   name: string;
   description: string;

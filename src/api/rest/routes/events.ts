@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import type { Response } from 'express';
 import { getJob, listEvents, watchJob, type EventDto } from '../../../service/index.js';
 import { classify, errorBody } from '../errors.js';
-import { COMMON_ERRORS, pathParam, queryString, ref, tagJob, type RouteDef } from '../route.js';
+import { COMMON_ERRORS, pathParam, itemsOf, queryString, tagJob, type RouteDef } from '../route.js';
 
 export interface SseOptions {
   /** Heartbeat comment interval (default 15 s). */
@@ -44,7 +44,7 @@ export function eventRoutes(opts: SseOptions): RouteDef[] {
         200: {
           description:
             'text/event-stream: one SSE event per job event (`id:` event id, `event:` its kind, `data:` the Event as JSON), `: heartbeat` comments, and a final `event: end` with `{"status": ...}`. With Accept: application/json, one page of events.',
-          content: { 'text/event-stream': { type: 'string' }, 'application/json': { type: 'object', properties: { items: { type: 'array', items: ref('Event') } }, required: ['items'] } },
+          content: { 'text/event-stream': { type: 'string' }, 'application/json': itemsOf('Event') },
         },
       },
       errors: ['NOT_FOUND', 'INVALID_ARGUMENT', ...COMMON_ERRORS],

@@ -2,7 +2,7 @@
 // cursor (in the body and a Link header), rounds, cancel, artifacts.
 import type { Request } from 'express';
 import { cancelJob, getJob, invalid, listArtifacts, listJobs, listRounds, submitJob, JOB_STATES, ServiceError } from '../../../service/index.js';
-import { COMMON_ERRORS, pathParam, queryString, ref, tagJob, type RouteDef } from '../route.js';
+import { COMMON_ERRORS, pathParam, itemsOf, queryString, ref, tagJob, type RouteDef } from '../route.js';
 
 const jobId = { name: 'id', description: 'Job id', schema: { type: 'string', format: 'uuid' } };
 
@@ -121,7 +121,7 @@ export const jobRoutes: RouteDef[] = [
     tag: 'jobs',
     summary: "A job's finished rounds with their metrics",
     params: [jobId],
-    responses: { 200: { description: 'Rounds, in order', content: { 'application/json': { type: 'object', properties: { items: { type: 'array', items: ref('Round') } }, required: ['items'] } } } },
+    responses: { 200: { description: 'Rounds, in order', content: { 'application/json': itemsOf('Round') } } },
     errors: ['NOT_FOUND', ...COMMON_ERRORS],
     async handler(req, res, { ctx, tenant }) {
       const id = pathParam(req, 'id');

@@ -1,7 +1,7 @@
 // /v1/models (TF.js Layers uploads: multipart files or one archive) and
 // /v1/datasets (dataset references). The service validates both in full.
 import { getDataset, getModel, listDatasets, listModels, registerDataset, uploadModel, invalid } from '../../../service/index.js';
-import { COMMON_ERRORS, pathParam, ref, type RouteDef } from '../route.js';
+import { COMMON_ERRORS, itemsOf, pathParam, ref, type RouteDef } from '../route.js';
 import { readModelUpload } from '../upload.js';
 
 const id = (what: string) => ({ name: 'id', description: `${what} id`, schema: { type: 'string', format: 'uuid' } });
@@ -44,7 +44,7 @@ export const modelRoutes: RouteDef[] = [
     operationId: 'listModels',
     tag: 'models',
     summary: "The tenant's uploaded models, newest first",
-    responses: { 200: { description: 'Models', content: { 'application/json': { type: 'object', properties: { items: { type: 'array', items: ref('Model') } }, required: ['items'] } } } },
+    responses: { 200: { description: 'Models', content: { 'application/json': itemsOf('Model') } } },
     errors: COMMON_ERRORS,
     async handler(_req, res, { ctx, tenant }) {
       res.json({ items: await listModels(ctx, tenant) });
@@ -86,7 +86,7 @@ export const modelRoutes: RouteDef[] = [
     operationId: 'listDatasets',
     tag: 'datasets',
     summary: "The tenant's registered datasets",
-    responses: { 200: { description: 'Datasets', content: { 'application/json': { type: 'object', properties: { items: { type: 'array', items: ref('Dataset') } }, required: ['items'] } } } },
+    responses: { 200: { description: 'Datasets', content: { 'application/json': itemsOf('Dataset') } } },
     errors: COMMON_ERRORS,
     async handler(_req, res, { ctx, tenant }) {
       res.json({ items: await listDatasets(ctx, tenant) });
