@@ -5,10 +5,11 @@
 // The embedded server is stopped by `stop()`, on SIGINT/SIGTERM when nothing
 // else in the process handles those signals, and (by a synchronous signal to
 // the postmaster) on any process exit, so a crashed CLI leaves no server behind.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import pg from 'pg';
 import { loadConfig } from './config.js';
@@ -131,19 +132,38 @@ async function attach(dataDir: string): Promise<DatabaseHandle | null> {
   }
 }
 
-/** As root, Postgres runs as user `postgres`, which must be able to reach the data directory. */
-async function checkTraversable(dataDir: string): Promise<void> {
-  if (process.getuid?.() !== 0) return;
+/**
+ * As root, Postgres runs as user `postgres`, which must be able to reach the
+ * data directory: the first existing ancestor it cannot traverse (no o+x), or null.
+ */
+async function untraversable(dataDir: string, uid: number | undefined): Promise<{ dir: string; mode: number } | null> {
+  if (uid !== 0) return null;
   for (let dir = dirname(dataDir); ; dir = dirname(dir)) {
-    const s = await stat(dir);
-    if ((s.mode & 0o001) === 0) {
-      throw new DatabaseStartError(
-        `the 'postgres' user cannot reach ${dataDir}: ${dir} is mode ${(s.mode & 0o777).toString(8)}; ` +
-          `run 'chmod o+x ${dir}' or choose another data directory (TICKETSMITH_PG_DIR)`,
-      );
-    }
-    if (dirname(dir) === dir) return;
+    const s = await stat(dir).catch(() => null);
+    if (s && (s.mode & 0o001) === 0) return { dir, mode: s.mode & 0o777 };
+    if (dirname(dir) === dir) return null;
   }
+}
+
+/**
+ * A data directory the `postgres` user can reach: `dataDir`, or for the
+ * default directory of a checkout inside a private folder (root in a mode-700
+ * temporary directory, say) a fixed one under /var/tmp (kept across restarts)
+ * named after the checkout, so later starts find the same cluster.
+ */
+export async function reachableDataDir(dataDir: string, isDefault: boolean, uid = process.getuid?.()): Promise<string> {
+  const blocked = await untraversable(dataDir, uid);
+  if (!blocked) return dataDir;
+  const why = `the 'postgres' user cannot reach ${dataDir}: ${blocked.dir} is mode ${blocked.mode.toString(8)}`;
+  if (isDefault) {
+    const base = existsSync('/var/tmp') ? '/var/tmp' : tmpdir();
+    const fallback = join(base, `ticketsmith-${createHash('sha256').update(dataDir).digest('hex').slice(0, 12)}`, 'postgres');
+    if (!(await untraversable(fallback, uid))) {
+      log.warn({ dataDir, fallback }, `${why}; the embedded cluster lives in ${fallback} instead (TICKETSMITH_PG_DIR chooses another)`);
+      return fallback;
+    }
+  }
+  throw new DatabaseStartError(`${why}; run 'chmod o+x ${blocked.dir}' or choose another data directory (TICKETSMITH_PG_DIR)`);
 }
 
 async function ensureParent(dataDir: string): Promise<void> {
@@ -207,10 +227,11 @@ export async function startDatabase(opts: StartDatabaseOptions = {}): Promise<Da
   const external = opts.url ?? config.databaseUrl;
   if (external) return { url: external, stop: async () => {}, embedded: false };
 
-  const dataDir = resolve(opts.dataDir ?? config.postgresDir);
+  const wanted = resolve(opts.dataDir ?? config.postgresDir);
+  const isDefault = process.env.TICKETSMITH_PG_DIR === undefined && wanted === resolve(config.postgresDir);
+  const dataDir = await reachableDataDir(wanted, isDefault);
   const port = opts.port ?? config.postgresPort;
   await ensureParent(dataDir);
-  await checkTraversable(dataDir);
 
   const stalePid = await postmasterPid(dataDir);
   if (stalePid !== null && isAlive(stalePid)) {

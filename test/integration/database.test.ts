@@ -5,10 +5,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { cp, readFile, writeFile, mkdir } from 'node:fs/promises';
+import { cp, readFile, writeFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { startDatabase, DatabaseStartError } from '../../src/runtime/postgres.js';
+import { startDatabase, DatabaseStartError, reachableDataDir } from '../../src/runtime/postgres.js';
 import { createPrisma, type PrismaClient } from '../../src/store/db.js';
 import { migrate, MIGRATIONS_DIR, MigrationError } from '../../src/store/migrate.js';
 import { appendEvent } from '../../src/store/events.js';
@@ -172,5 +173,20 @@ describe('embedded Postgres', () => {
     await mkdir(dir, { mode: 0o755 });
     await writeFile(join(dir, 'notes.txt'), 'hello');
     await assert.rejects(startDatabase({ dataDir: dir }), /holds no Postgres cluster/);
+  });
+
+  test('as root, a default data directory in a private folder moves to a fixed reachable one; a chosen one fails naming the folder', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'private-')); // mode 700: user postgres cannot traverse it
+    try {
+      const wanted = join(home, 'checkout', '.data', 'postgres');
+      const moved = await reachableDataDir(wanted, true, 0);
+      assert.match(moved, /^\/(var\/)?tmp\/ticketsmith-[0-9a-f]{12}\/postgres$/);
+      assert.equal(await reachableDataDir(wanted, true, 0), moved, 'the same checkout finds the same cluster again');
+      await assert.rejects(reachableDataDir(wanted, false, 0), (e: unknown) => e instanceof DatabaseStartError && e.message.includes(`${home} is mode 700`) && e.message.includes(`chmod o+x ${home}`));
+      // Other users run Postgres as themselves: nothing to traverse for anyone else.
+      assert.equal(await reachableDataDir(wanted, true, 1000), wanted);
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
   });
 });
