@@ -15,6 +15,8 @@ import { TicketsmithClient } from '../src/client/index.js';
 import { describeEvent, roundRows } from '../src/cli/client-verbs.js';
 import { roundsTable } from '../src/cli/rounds-table.js';
 import { startService } from '../src/cli/serve.js';
+import { loadConfig } from '../src/runtime/config.js';
+import { embeddedBinariesDir, openTraversal } from '../src/runtime/postgres.js';
 import { loadModelFrom } from '../src/engine/models/load.js';
 import { getWeightMap, prunableWeights } from '../src/engine/models/inspect.js';
 import { createApiKey, stopOnSignals } from '../src/service/index.js';
@@ -44,6 +46,11 @@ const { values } = parseArgs({
 });
 
 const host = values.host!;
+// Run as root from a fresh checkout in a private folder (mktemp -d is mode 700), user postgres
+// could not reach the embedded cluster or its binaries: open those folders for traversal, and say so.
+if (!loadConfig().databaseUrl) {
+  for (const dir of await openTraversal([loadConfig().postgresDir, embeddedBinariesDir()])) say(`note: added o+x to ${dir} so that user postgres can reach the embedded Postgres`);
+}
 const svc = await startService({
   host,
   port: await freeOr0(host, Number(values.port)),

@@ -133,7 +133,7 @@ async function attach(dataDir: string): Promise<DatabaseHandle | null> {
 }
 
 /** For root (uid 0), the first existing ancestor of `path` without o+x, or null. */
-export async function untraversable(path: string, uid: number | undefined): Promise<{ dir: string; mode: number } | null> {
+async function untraversable(path: string, uid: number | undefined): Promise<{ dir: string; mode: number } | null> {
   if (uid !== 0) return null;
   for (let dir = dirname(path); ; dir = dirname(dir)) {
     const s = await stat(dir).catch(() => null);
@@ -166,6 +166,20 @@ export async function checkReachable(dataDir: string, binaries: string | null = 
       `the 'postgres' user (Postgres refuses to run as root) cannot reach its ${what} ${path}: ${blocked.dir} is mode ${blocked.mode.toString(8)}; run 'chmod o+x ${blocked.dir}'${other}`,
     );
   }
+}
+
+/**
+ * As root, adds o+x (traversal only, no listing) to every folder above
+ * `paths` that user postgres cannot enter; returns those folders. For the
+ * demo and the tests, which run from a checkout the user just made (a mode-700
+ * temporary folder, say); the service itself only reports (checkReachable).
+ */
+export async function openTraversal(paths: Array<string | null>, uid = process.getuid?.()): Promise<string[]> {
+  const opened: string[] = [];
+  for (const path of paths) {
+    for (let b; path !== null && (b = await untraversable(path, uid)); opened.push(b.dir)) await chmod(b.dir, b.mode | 0o001);
+  }
+  return opened;
 }
 
 async function ensureParent(dataDir: string): Promise<void> {

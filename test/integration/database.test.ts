@@ -5,11 +5,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { cp, readFile, writeFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { cp, readFile, writeFile, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { startDatabase, DatabaseStartError, checkReachable } from '../../src/runtime/postgres.js';
+import { startDatabase, DatabaseStartError, checkReachable, openTraversal } from '../../src/runtime/postgres.js';
 import { createPrisma, type PrismaClient } from '../../src/store/db.js';
 import { migrate, MIGRATIONS_DIR, MigrationError } from '../../src/store/migrate.js';
 import { appendEvent } from '../../src/store/events.js';
@@ -175,7 +175,7 @@ describe('embedded Postgres', () => {
     await assert.rejects(startDatabase({ dataDir: dir }), /holds no Postgres cluster/);
   });
 
-  test('as root, a data directory or binaries inside a private folder get an error naming the folder and the fix', async () => {
+  test('as root, a data directory or binaries inside a private folder get an error naming the folder and the fix, or are opened for traversal', async () => {
     const home = await mkdtemp(join(tmpdir(), 'private-')); // mode 700: user postgres cannot traverse it
     try {
       const data = join(home, 'checkout', '.data', 'postgres');
@@ -186,6 +186,12 @@ describe('embedded Postgres', () => {
       await checkReachable(open, null, 0);
       // Other users run Postgres as themselves: nothing to traverse for anyone else.
       await checkReachable(data, bins, 1000);
+      // The demo and the tests open such folders for traversal only, once.
+      assert.deepEqual(await openTraversal([data, null], 1000), []);
+      assert.deepEqual(await openTraversal([data, bins], 0), [home]);
+      assert.equal((await stat(home)).mode & 0o777, 0o701);
+      assert.deepEqual(await openTraversal([data, bins], 0), []);
+      await checkReachable(data, bins, 0);
     } finally {
       await rm(home, { recursive: true, force: true });
     }
