@@ -6,12 +6,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo, type Server } from 'node:net';
+import { startRestServer } from '../../src/api/rest/index.js';
 import { loadDataset } from '../../src/engine/data/index.js';
 import type { Config } from '../../src/runtime/config.js';
 import { JobWorker, type EngineRunner, type WorkerOptions } from '../../src/queue/worker.js';
 import { openService, type ServiceRuntime } from '../../src/service/context.js';
 import { tenantDataAccess } from '../../src/service/datasets.js';
-import { getJob, registerDataset, ServiceError, submitJob, type ServiceContext } from '../../src/service/index.js';
+import { createApiKey, getJob, registerDataset, ServiceError, submitJob, type ServiceContext } from '../../src/service/index.js';
 import { makeTestEngine } from './fixtures/test-engine.js';
 import { startTestDb, until, type TestDb } from './fixtures/harness.js';
 
@@ -99,6 +100,34 @@ describe('without an allow list', () => {
     assert.equal(await ctx.prisma.dataset.count({ where: { tenant: 'acme' } }), 0);
     assert.equal(await ctx.prisma.job.count(), jobsBefore);
     assert.equal(connections, 0);
+  });
+
+  test('the REST door answers 400 INVALID_ARGUMENT naming the field', async () => {
+    const server = await startRestServer(rt, { port: 0 });
+    try {
+      const { key } = await createApiKey(rt.ctx, 'acme');
+      const post = async (path: string, body: unknown) => {
+        const res = await fetch(`${server.url}${path}`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+        return { status: res.status, body: (await res.json()) as { error?: { code: string; field?: string; message: string } } };
+      };
+      const ref = `http://0x7f000001:${port}/d.npz`;
+      const reg = await post('/v1/datasets', { reference: ref });
+      assert.equal(reg.status, 400);
+      assert.equal(reg.body.error?.code, 'INVALID_ARGUMENT');
+      assert.equal(reg.body.error?.field, 'reference');
+      assert.match(reg.body.error?.message ?? '', REFUSED);
+      const job = await post('/v1/jobs', { model: 'lenet-300-100', dataset: ref, rounds: 1, iterations: 2 });
+      assert.equal(job.status, 400);
+      assert.equal(job.body.error?.field, 'dataset');
+      assert.match(job.body.error?.message ?? '', REFUSED);
+      assert.equal(connections, 0);
+    } finally {
+      await server.stop();
+    }
   });
 });
 
