@@ -262,6 +262,8 @@ export interface OutboundOptions {
   maxRedirects?: number;
   /** A connection idle this long is given up (default 60 s). */
   idleTimeoutMs?: number;
+  /** Certificates trusted for https instead of Node's bundle (an internal CA; tests). */
+  ca?: string | Buffer | ReadonlyArray<string | Buffer>;
 }
 
 /** A URL that passed the check, and the address its connection is pinned to. */
@@ -288,6 +290,7 @@ export class OutboundGuard {
   private readonly resolver: Resolver;
   private readonly maxRedirects: number;
   private readonly idleTimeoutMs: number;
+  private readonly ca: OutboundOptions['ca'];
 
   constructor(opts: OutboundOptions = {}) {
     const allow = opts.allow ?? [];
@@ -295,6 +298,7 @@ export class OutboundGuard {
     this.resolver = opts.resolve ?? systemResolver;
     this.maxRedirects = opts.maxRedirects ?? 5;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
+    this.ca = opts.ca;
   }
 
   /**
@@ -378,6 +382,7 @@ export class OutboundGuard {
         agent: false,
         signal,
         timeout: this.idleTimeoutMs,
+        ...(this.ca === undefined ? {} : { ca: this.ca as string | Buffer | Array<string | Buffer> }),
       });
       req.on('timeout', () => req.destroy(new Error(`no data for ${this.idleTimeoutMs} ms`)));
       // Stays attached after the response: a late socket error must not go unhandled.

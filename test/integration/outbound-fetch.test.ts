@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
+import { createServer as createHttpsServer } from 'node:https';
 import { gzipSync } from 'node:zlib';
 import { OutboundGuard, OutboundRefusedError, guardedFetch, type Resolver } from '../../src/runtime/outbound.js';
 
@@ -184,6 +185,62 @@ describe('pinning', () => {
       assert.equal(calls, 1);
     } finally {
       await good.close();
+    }
+  });
+});
+
+// A self-signed certificate for pinned.test, made for this test only (openssl req -x509, P-256, 100 years).
+const PINNED_CERT = `-----BEGIN CERTIFICATE-----
+MIIBmjCCAUGgAwIBAgIUGG6nBL/CxcoxlIILP5M+WPGx1lEwCgYIKoZIzj0EAwIw
+FjEUMBIGA1UEAwwLcGlubmVkLnRlc3QwIBcNMjYxMTMwMDYyNDQyWhgPMjEyNjEx
+MDYwNjI0NDJaMBYxFDASBgNVBAMMC3Bpbm5lZC50ZXN0MFkwEwYHKoZIzj0CAQYI
+KoZIzj0DAQcDQgAESZsYMcVqwk23oAI4tldPyB1+adH9ucG76X6kWwtPymejhiCW
+LOmcqU+pUKCI7MX229apshFdxawEZBAn1eEnJ6NrMGkwHQYDVR0OBBYEFKXwuQOj
+a+KgG2UwLICq+oV3uHzMMB8GA1UdIwQYMBaAFKXwuQOja+KgG2UwLICq+oV3uHzM
+MA8GA1UdEwEB/wQFMAMBAf8wFgYDVR0RBA8wDYILcGlubmVkLnRlc3QwCgYIKoZI
+zj0EAwIDRwAwRAIgFW/RB1BJqoa8X44XTSkrthJZX0zzunYJ05cbGoBH1bUCIGMO
+vf4q5E7DYUef6sq0ZKM/WJC8F5M4d3MjHmc97b94
+-----END CERTIFICATE-----
+`;
+const PINNED_KEY = `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgLdeI3TjzhS3n5/uP
+F8fv76VKRll0yTRXGHu4YY1K7+uhRANCAARJmxgxxWrCTbegAji2V0/IHX5p0f25
+wbvpfqRbC0/KZ6OGIJYs6ZypT6lQoIjsxfbb1qmyEV3FrARkECfV4Scn
+-----END PRIVATE KEY-----
+`;
+
+describe('https through a pinned connection', () => {
+  test('SNI, certificate check and Host header use the name while the socket goes to the checked address', async () => {
+    const sni: string[] = [];
+    const hosts: string[] = [];
+    const server = createHttpsServer(
+      {
+        cert: PINNED_CERT,
+        key: PINNED_KEY,
+        SNICallback: (name, cb) => {
+          sni.push(name);
+          cb(null);
+        },
+      },
+      (req, res) => {
+        hosts.push(req.headers.host ?? '');
+        res.writeHead(200).end('over tls');
+      },
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const resolve: Resolver = async () => [{ address: '127.0.0.1', family: 4 }];
+    try {
+      const guard = new OutboundGuard({ allow: ['127.0.0.1/32'], resolve, ca: PINNED_CERT });
+      const res = await guard.fetch(`https://pinned.test:${port}/x`);
+      assert.equal(await res.text(), 'over tls');
+      assert.deepEqual(sni, ['pinned.test']);
+      assert.deepEqual(hosts, [`pinned.test:${port}`]);
+      // Without the CA the certificate is checked and refused: pinning does not switch verification off.
+      await assert.rejects(new OutboundGuard({ allow: ['127.0.0.1/32'], resolve }).fetch(`https://pinned.test:${port}/x`), /self-signed|self signed/);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
     }
   });
 });
