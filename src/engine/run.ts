@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Dataset, Mask, WeightMap } from './types.js';
 import type { CheckpointSink, ControlKind, EngineEvent, RoundMetrics, RunResultRecord, TrainingMetrics, Verdict } from './sink.js';
 import { resolveSpec, rewindIteration, roundHasControls, runName, totalIterations, type RunSpec } from './spec.js';
-import { loadDataset, checkFits } from './data/index.js';
+import { loadDataset, checkFits, type DataAccess } from './data/index.js';
 import { createOrLoadModel } from './models/load.js';
 import { modelToFiles } from './models/files.js';
 import { createModel, isZooModel } from './models/registry.js';
@@ -32,6 +32,8 @@ export interface RunContext {
   onEvent?: (e: EngineEvent) => void;
   /** Pre-loaded dataset (tests, the service's validation step); otherwise loaded from the spec. */
   dataset?: Dataset;
+  /** What loading the spec's dataset may fetch and read (the worker passes the operator's policy for tenant input). */
+  data?: DataAccess;
   /**
    * Trainings run side by side (the ticket and its controls are independent).
    * Default: TICKETSMITH_WORKERS, else the number of cores (at most 3) when the run trains controls.
@@ -103,7 +105,7 @@ export async function runCompression(specInput: RunSpec | unknown, ctx: RunConte
   const emit = (e: EngineEvent) => ctx.onEvent?.(e);
   const backend = await initBackend();
   const name = runName(spec);
-  const ds = ctx.dataset ?? (await loadDataset(spec.dataset, { seed: spec.seed, maxTrain: spec.maxTrainExamples }));
+  const ds = ctx.dataset ?? (await loadDataset(spec.dataset, { seed: spec.seed, maxTrain: spec.maxTrainExamples, access: ctx.data }));
   const model = await createOrLoadModel(spec.model, { inputShape: ds.inputShape, numClasses: ds.numClasses, seed: spec.seed });
   let disposeExecutor: () => Promise<void> = async () => undefined;
   try {

@@ -13,6 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type PgBoss from 'pg-boss';
+import { FILES_DISABLED, type DataAccess } from '../engine/data/access.js';
 import type { CheckpointSink, EngineEvent, RunResultRecord } from '../engine/sink.js';
 import type { RunSpec } from '../engine/spec.js';
 import { childLogger, type Logger } from '../runtime/logger.js';
@@ -30,6 +31,8 @@ export interface EngineContext {
   sink: CheckpointSink;
   signal?: AbortSignal;
   onEvent?: (e: EngineEvent) => void;
+  /** What the run's dataset load may fetch and read: the tenant policy. */
+  data: DataAccess;
 }
 
 /** One compression run: the engine's `runCompression`, or a test engine. */
@@ -50,7 +53,15 @@ export interface WorkerDeps {
   notifier?: Notifier;
   /** Default: the real engine (loadEngineRunner). */
   runner?: EngineRunner;
+  /**
+   * The operator's policy for tenant datasets (outbound guard with the allow
+   * list, file roots), built from the config by the service wiring. Default:
+   * the guard without an allow list, and no server files.
+   */
+  data?: DataAccess;
 }
+
+const NO_FILES: DataAccess = { files: { kind: 'none', reason: FILES_DISABLED } };
 
 export interface WorkerOptions {
   id?: string;
@@ -326,7 +337,7 @@ export class JobWorker {
       log.info({ attempt: lease.attempt }, 'job started');
       prepared = await prepareRun(prisma, blobs, lease.jobId, storedSpec);
       this.runner ??= await loadEngineRunner();
-      const result = await this.runner(prepared.spec, { sink, signal: run.ac.signal, onEvent: run.onEvent });
+      const result = await this.runner(prepared.spec, { sink, signal: run.ac.signal, onEvent: run.onEvent, data: this.deps.data ?? NO_FILES });
       await run.drain();
       if (!sink.resultCommitted) await sink.commitResult(result);
       outcome = { status: 'succeeded' };

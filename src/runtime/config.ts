@@ -3,6 +3,7 @@
 // that works on a laptop with no setup (embedded Postgres, blobs under .data/).
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { parseAllowList } from './outbound.js';
 
 const seconds = (def: number) => z.coerce.number().positive().default(def);
 const bool = (def: boolean) =>
@@ -37,7 +38,13 @@ const EnvSchema = z.object({
   TICKETSMITH_MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(512 * 1024 * 1024),
   /** Let tenants name file:// datasets on the server's disk (single-user installs). */
   TICKETSMITH_ALLOW_FILE_DATASETS: bool(false),
+  /** Folders file:// datasets must resolve inside (comma-separated); required when file datasets are on. */
+  TICKETSMITH_FILE_ROOTS: z.string().default(''),
+  /** Internal hosts and CIDR ranges the outbound guard lets tenant URLs reach (comma-separated). */
+  TICKETSMITH_OUTBOUND_ALLOW: z.string().default(''),
 });
+
+const list = (raw: string) => raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
 
 export interface Config {
   databaseUrl?: string;
@@ -55,6 +62,10 @@ export interface Config {
   };
   maxUploadBytes: number;
   allowFileDatasets: boolean;
+  /** Absolute folders tenants' file:// datasets must lie in (realpath); non-empty when allowFileDatasets. */
+  fileRoots: string[];
+  /** TICKETSMITH_OUTBOUND_ALLOW entries (host names, CIDRs), checked at load. */
+  outboundAllow: string[];
 }
 
 export class ConfigError extends Error {
@@ -70,6 +81,19 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const e = parsed.data;
   const dataDir = resolve(e.TICKETSMITH_DATA_DIR);
+  const outboundAllow = list(e.TICKETSMITH_OUTBOUND_ALLOW);
+  try {
+    parseAllowList(outboundAllow);
+  } catch (err) {
+    throw new ConfigError(`environment variable TICKETSMITH_OUTBOUND_ALLOW: ${(err as Error).message}`);
+  }
+  const fileRoots = list(e.TICKETSMITH_FILE_ROOTS).map((r) => resolve(r));
+  // Failing here, not per request: "on, but no folder" is a setup mistake the operator must see at start.
+  if (e.TICKETSMITH_ALLOW_FILE_DATASETS && fileRoots.length === 0) {
+    throw new ConfigError(
+      'environment variable TICKETSMITH_ALLOW_FILE_DATASETS is on but TICKETSMITH_FILE_ROOTS is empty: set it to the folders tenants may read (comma-separated)',
+    );
+  }
   return {
     databaseUrl: e.DATABASE_URL,
     dataDir,
@@ -86,5 +110,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     maxUploadBytes: e.TICKETSMITH_MAX_UPLOAD_BYTES,
     allowFileDatasets: e.TICKETSMITH_ALLOW_FILE_DATASETS,
+    fileRoots,
+    outboundAllow,
   };
 }

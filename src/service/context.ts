@@ -10,6 +10,7 @@ import { childLogger } from '../runtime/logger.js';
 import { startDatabase, type DatabaseHandle, type StartDatabaseOptions } from '../runtime/postgres.js';
 import { startBoss, type BossOptions } from '../queue/boss.js';
 import { JobWorker, type EngineRunner, type WorkerOptions } from '../queue/worker.js';
+import { tenantDataAccess } from './datasets.js';
 import { LocalBlobStore, type BlobStore } from '../store/blobs.js';
 import { createPrisma, type PrismaClient } from '../store/db.js';
 import { migrate } from '../store/migrate.js';
@@ -80,7 +81,10 @@ export async function openService(opts: OpenServiceOptions = {}): Promise<Servic
 
     let worker: JobWorker | null = null;
     if (opts.worker) {
-      worker = new JobWorker({ prisma, blobs, boss, notifier, runner: opts.runner }, workerOptions(config, opts.worker));
+      worker = new JobWorker(
+        { prisma, blobs, boss, notifier, runner: opts.runner, data: tenantDataAccess(config) },
+        workerOptions(config, opts.worker),
+      );
       worker.start();
       const w = worker;
       cleanups.push(() => w.stop());

@@ -1,10 +1,17 @@
 // Dataset references a tenant registers (and jobs name as `dataset:<id>`), and
-// the reference policy shared with job submission: builtin and http(s)
-// references for everyone, file:// only where the operator allows reading the
-// server's disk (TICKETSMITH_ALLOW_FILE_DATASETS, single-user installs).
-// Registration parses the reference (no I/O); the data is read by the worker.
+// the reference policy shared with job submission and the worker: builtin
+// references for everyone; http(s) ones whose hosts resolve to public
+// addresses (the outbound guard, src/runtime/outbound.ts, with the operator's
+// TICKETSMITH_OUTBOUND_ALLOW); file:// only where the operator allows reading
+// the server's disk (TICKETSMITH_ALLOW_FILE_DATASETS) and only inside
+// TICKETSMITH_FILE_ROOTS. The door checks names and paths (DNS, realpath) but
+// reads no data; the worker checks again when it fetches (DNS may change).
+import { confineFile, FILES_DISABLED, type DataAccess } from '../engine/data/access.js';
 import { DatasetError } from '../engine/data/errors.js';
 import { parseReference, type DatasetReference } from '../engine/data/reference.js';
+import { childLocation, refusedUrl } from '../engine/data/source.js';
+import type { Config } from '../runtime/config.js';
+import { OutboundGuard, OutboundRefusedError } from '../runtime/outbound.js';
 import type { ServiceContext } from './context.js';
 import { datasetDto, type DatasetDto } from './dto.js';
 import { invalid, notFound, ServiceError } from './errors.js';
@@ -19,8 +26,52 @@ const KNOWN_SHAPES: Record<string, { inputShape: number[]; numClasses: number }>
   cifar10: { inputShape: [32, 32, 3], numClasses: 10 },
 };
 
-/** Parses and vets a reference; `field` names the request field for errors. */
-export function checkReference(ctx: ServiceContext, reference: string, field: string): DatasetReference {
+const guards = new WeakMap<Config, OutboundGuard>();
+
+/** The outbound guard of a configuration (one per config: the allow list is parsed once). */
+export function outboundGuard(config: Config): OutboundGuard {
+  let guard = guards.get(config);
+  if (!guard) {
+    guard = new OutboundGuard({ allow: config.outboundAllow });
+    guards.set(config, guard);
+  }
+  return guard;
+}
+
+/** What a tenant's dataset load may fetch and read: the worker hands this to the engine. */
+export function tenantDataAccess(config: Config): DataAccess {
+  return {
+    fetch: outboundGuard(config).fetch,
+    files: config.allowFileDatasets ? { kind: 'roots', roots: config.fileRoots } : { kind: 'none', reason: FILES_DISABLED },
+  };
+}
+
+const hasDotDot = (path: string) => path.split(/[\\/]/).includes('..');
+
+/** The raw path of a file: URL as written, before URL parsing folds `..` away. */
+function rawFilePath(reference: string): string {
+  const path = reference.trim().replace(/^file:/i, '').split(/[?#]/)[0] ?? '';
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
+}
+
+/** The names a reference's options give for its files (cifar10 `train` lists several). */
+function optionNames(parsed: Extract<DatasetReference, { kind: 'location' }>): string[] {
+  return Object.entries(parsed.files).flatMap(([role, value]) =>
+    value === undefined ? [] : role === 'train' ? value.split(',').map((s) => s.trim()).filter((s) => s !== '') : [value],
+  );
+}
+
+/**
+ * Parses and vets a reference; `field` names the request field for errors.
+ * http(s): the host and every file URL must resolve to public addresses (or
+ * allowed ones). file://: switched on, no `..`, and inside a file root after
+ * symlinks are resolved. Nothing is read.
+ */
+export async function checkReference(ctx: ServiceContext, reference: string, field: string): Promise<DatasetReference> {
   let parsed: DatasetReference;
   try {
     parsed = parseReference(reference);
@@ -28,8 +79,38 @@ export function checkReference(ctx: ServiceContext, reference: string, field: st
     if (e instanceof DatasetError) throw invalid(field, e.message);
     throw e;
   }
-  if (parsed.kind === 'location' && parsed.location.kind === 'file' && !ctx.config.allowFileDatasets) {
-    throw invalid(field, `${field}: file:// datasets are disabled on this server; register an http(s) reference or use a builtin one`);
+  if (parsed.kind !== 'location') return parsed;
+  const { location } = parsed;
+  const names = optionNames(parsed);
+  if (location.kind === 'file') {
+    if (!ctx.config.allowFileDatasets) throw invalid(field, `${field}: ${FILES_DISABLED}`);
+    if (hasDotDot(rawFilePath(reference)) || names.some(hasDotDot)) {
+      throw invalid(field, `${field}: '..' is not allowed in a file:// dataset path`);
+    }
+    const policy = { kind: 'roots', roots: ctx.config.fileRoots } as const;
+    try {
+      await confineFile(location.path, policy, field);
+      for (const name of names) {
+        const child = childLocation(location, name, field);
+        if (child.kind === 'file') await confineFile(child.path, policy, field);
+      }
+    } catch (e) {
+      if (e instanceof DatasetError) throw invalid(field, `${field}: ${e.message}`);
+      throw e;
+    }
+    return parsed;
+  }
+  const guard = outboundGuard(ctx.config);
+  try {
+    await guard.check(location.url);
+    for (const name of names) {
+      const child = childLocation(location, name, field);
+      if (child.kind === 'http') await guard.check(child.url);
+    }
+  } catch (e) {
+    if (e instanceof OutboundRefusedError) throw invalid(field, `${field}: ${refusedUrl(field).message}`);
+    if (e instanceof DatasetError) throw invalid(field, e.message);
+    throw e;
   }
   return parsed;
 }
@@ -46,7 +127,7 @@ export async function registerDataset(ctx: ServiceContext, tenant: string, refer
   if (typeof reference !== 'string' || reference.trim() === '') throw invalid('reference', 'reference: a dataset reference string is required');
   const ref = reference.trim();
   if (ref.length > 2048) throw invalid('reference', 'reference: at most 2048 characters');
-  const { format, shapes } = describe(checkReference(ctx, ref, 'reference'));
+  const { format, shapes } = describe(await checkReference(ctx, ref, 'reference'));
   const row = await ctx.prisma.dataset.upsert({
     where: { tenant_reference: { tenant, reference: ref } },
     create: { tenant, reference: ref, format, shapes: shapes as object },
@@ -75,6 +156,6 @@ export async function resolveJobDataset(ctx: ServiceContext, tenant: string, val
     if (!row) throw new ServiceError('NOT_FOUND', `dataset: no registered dataset ${id}`, 'dataset');
     return { datasetId: row.id };
   }
-  checkReference(ctx, value, 'dataset');
+  await checkReference(ctx, value, 'dataset');
   return { datasetId: null };
 }
