@@ -37,6 +37,10 @@ const EnvSchema = z.object({
   TICKETSMITH_MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(512 * 1024 * 1024),
   /** Let tenants name file:// datasets on the server's disk (single-user installs). */
   TICKETSMITH_ALLOW_FILE_DATASETS: bool(false),
+  /** Finished jobs older than this many days are deleted (fractions allowed); 0 keeps them forever. */
+  TICKETSMITH_RETENTION_DAYS: z.coerce.number().min(0).default(0),
+  /** How often each worker runs the storage pass (retention, then unreferenced blobs). */
+  TICKETSMITH_STORAGE_SWEEP_SECONDS: seconds(3600),
 });
 
 export interface Config {
@@ -55,6 +59,11 @@ export interface Config {
   };
   maxUploadBytes: number;
   allowFileDatasets: boolean;
+  storage: {
+    /** 0: keep finished jobs forever. */
+    retentionDays: number;
+    sweepSeconds: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -86,5 +95,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     maxUploadBytes: e.TICKETSMITH_MAX_UPLOAD_BYTES,
     allowFileDatasets: e.TICKETSMITH_ALLOW_FILE_DATASETS,
+    storage: { retentionDays: e.TICKETSMITH_RETENTION_DAYS, sweepSeconds: e.TICKETSMITH_STORAGE_SWEEP_SECONDS },
   };
 }
