@@ -224,6 +224,37 @@ describe('deleting models and datasets', { timeout: LIMIT_MS }, () => {
     await assert.rejects(acme.submitJob({ ...quick, dataset: `dataset:${dataset.id}` }), restError(404, 'NOT_FOUND'));
   });
 
+  test('a submit racing the delete of its dataset: either the job exists and the delete is 409, or the delete wins and the submit is 404', async () => {
+    const bothOrders = { deleted: 0, refused: 0 };
+    for (let i = 0; i < 12; i++) {
+      // Each round ends with the dataset deleted, so this registers a new one.
+      const dataset = await acme.registerDataset('builtin:mnist');
+      const [submit, del] = await Promise.allSettled([
+        acme.submitJob({ ...endless, seed: 1000 + i, dataset: `dataset:${dataset.id}` }),
+        (async () => {
+          await new Promise((r) => setTimeout(r, Math.random() * 10));
+          await acme.deleteDataset(dataset.id);
+        })(),
+      ]);
+      if (del.status === 'fulfilled') {
+        bothOrders.deleted++;
+        // The dataset is gone: no queued or running job may name it.
+        if (submit.status === 'fulfilled') assert.ok(['succeeded', 'failed', 'cancelled'].includes((await acme.getJob(submit.value.job.id)).status), 'a job of a deleted dataset is not active');
+        else restError(404, 'NOT_FOUND')(submit.reason);
+      } else {
+        bothOrders.refused++;
+        restError(409, 'FAILED_PRECONDITION')(del.reason);
+        assert.equal(submit.status, 'fulfilled');
+        if (submit.status === 'fulfilled') {
+          await acme.cancelJob(submit.value.job.id);
+          await waitFor(submit.value.job.id, 'cancelled');
+        }
+        await acme.deleteDataset(dataset.id);
+      }
+    }
+    assert.equal(bothOrders.deleted + bothOrders.refused, 12);
+  });
+
   test("another tenant's model or dataset is NOT_FOUND on both doors and stays", async () => {
     const m = await acme.uploadModel({ files: modelFiles }, { name: 'keep-me' });
     const d = await acme.registerDataset('builtin:fashion-mnist');
