@@ -10,13 +10,29 @@
 // or dataset that a queued or running job uses is not deleted either. Jobs
 // that finished keep their rounds and artifacts when their model or dataset
 // goes (their spec still names `model:<id>`; model_id / dataset_id become null).
+import { childLogger } from '../runtime/logger.js';
 import { collectBlobs } from '../store/blob-gc.js';
 import { TX_OPTIONS, type Prisma } from '../store/db.js';
 import type { ServiceContext } from './context.js';
 import { notFound, ServiceError } from './errors.js';
 import { isUuid } from './ids.js';
 
+const log = childLogger({ module: 'deletion' });
+
 const ACTIVE = ['queued', 'running'] as const;
+
+/**
+ * The rows are gone (committed) by the time this runs, so the delete has
+ * happened whatever befalls the blobs: a failure here is logged, not
+ * answered, and the storage pass's orphan sweep collects what is left.
+ */
+async function collectAfterDelete(ctx: ServiceContext, keys: string[], what: string): Promise<void> {
+  try {
+    await collectBlobs(ctx.prisma, ctx.blobs, keys);
+  } catch (err) {
+    log.warn({ err, what, blobs: keys.length }, 'blob collection after a delete failed; the storage pass will retry');
+  }
+}
 
 /** A queued or running job that uses the model / dataset, if any (read after the row lock, so it sees every committed submit). */
 async function activeUser(tx: Prisma.TransactionClient, column: 'model_id' | 'dataset_id', id: string): Promise<{ id: string; status: string } | null> {
@@ -46,7 +62,7 @@ export async function deleteModel(ctx: ServiceContext, tenant: string, id: strin
     await tx.model.delete({ where: { id } });
     return files.map((f) => f.storageKey);
   }, TX_OPTIONS);
-  await collectBlobs(ctx.prisma, ctx.blobs, keys);
+  await collectAfterDelete(ctx, keys, `model ${id}`);
 }
 
 /** Deletes a registered dataset reference (no bytes are stored for it). */
@@ -75,5 +91,5 @@ export async function deleteJob(ctx: ServiceContext, tenant: string, id: string)
     await tx.job.delete({ where: { id } });
     return artifacts.map((a) => a.storageKey);
   }, TX_OPTIONS);
-  await collectBlobs(ctx.prisma, ctx.blobs, keys);
+  await collectAfterDelete(ctx, keys, `job ${id}`);
 }
