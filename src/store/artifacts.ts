@@ -55,7 +55,9 @@ export async function storeBlobs(blobs: BlobStore, files: Record<string, Uint8Ar
 /**
  * Records artifact rows, replacing rows of the same (job, name) or (model,
  * name). Takes the blobs' shared locks (held until the caller's transaction
- * commits) and makes sure every blob exists under them.
+ * commits) and makes sure every blob exists under them. `tx` must be an
+ * interactive transaction: outside one the locks would end with their own
+ * statement, before the rows commit.
  */
 export async function recordArtifacts(tx: Db, owner: ArtifactOwner, items: PendingArtifact[]): Promise<void> {
   if (items.length === 0) return;
