@@ -33,8 +33,8 @@
 import type { BlobStore } from './blobs.js';
 import { TX_OPTIONS, type Db, type PrismaClient } from './db.js';
 
-/** "tsbl" in ASCII: the advisory-lock class of blob keys. */
-const BLOB_LOCK_CLASS = 0x7473626c;
+/** "tsbl" in ASCII: the advisory-lock class of blob keys (pg_locks.classid). */
+export const BLOB_LOCK_CLASS = 0x7473626c;
 
 const HEX64 = /^[0-9a-f]{64}$/;
 

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { deleteModel, ServiceError, uploadModel, type ServiceContext, type ServiceRuntime } from '../../src/service/index.js';
 import { recordArtifacts, storeBlobs } from '../../src/store/artifacts.js';
-import { collectBlobs, sweepBlobs } from '../../src/store/blob-gc.js';
+import { BLOB_LOCK_CLASS, collectBlobs, sweepBlobs } from '../../src/store/blob-gc.js';
 import { LocalBlobStore, type BlobRef, type BlobStore, type ByteRange, type StoredBlob } from '../../src/store/blobs.js';
 import { TX_OPTIONS } from '../../src/store/db.js';
 import { sleep, startTestDb, until, uploadFiles, type TestDb } from './fixtures/harness.js';
@@ -135,7 +135,8 @@ describe('the race, one order at a time', () => {
       collecting = collectBlobs(ctx.prisma, ctx.blobs, [pending[0]!.blob.key]);
       await until(async () => {
         const [row] = await ctx.prisma.$queryRaw<{ waiting: number }[]>`
-          SELECT count(*)::int AS waiting FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`;
+          SELECT count(*)::int AS waiting FROM pg_locks
+          WHERE locktype = 'advisory' AND classid = ${BLOB_LOCK_CLASS}::oid AND objsubid = 2 AND NOT granted`;
         return (row?.waiting ?? 0) > 0;
       }, 10_000, 'the collector to wait on the blob lock');
     });
