@@ -196,6 +196,16 @@ export class TicketsmithGrpcClient {
     return datasetFromProto(await this.unary<{ reference: string }, DatasetMessage>('RegisterDataset', { reference }));
   }
 
+  /** Deletes an uploaded model (FAILED_PRECONDITION while a queued or running job uses it). */
+  async deleteModel(id: string): Promise<void> {
+    await this.unary<{ modelId: string }, object>('DeleteModel', { modelId: id });
+  }
+
+  /** Deletes a registered dataset (FAILED_PRECONDITION while a queued or running job uses it). */
+  async deleteDataset(id: string): Promise<void> {
+    await this.unary<{ datasetId: string }, object>('DeleteDataset', { datasetId: id });
+  }
+
   /** Submits a run spec (the same JSON the REST API takes: enum fields as the schema's strings). */
   async submitJob(spec: RunSpecInput, opts: { idempotencyKey?: string } = {}): Promise<{ job: JobDto; created: boolean }> {
     let wireSpec;
@@ -227,6 +237,11 @@ export class TicketsmithGrpcClient {
 
   async cancelJob(jobId: string): Promise<JobDto> {
     return jobFromProto(await this.unary<{ jobId: string }, JobMessage>('CancelJob', { jobId }));
+  }
+
+  /** Deletes a finished job with its rounds, events and artifacts (FAILED_PRECONDITION while queued or running). */
+  async deleteJob(jobId: string): Promise<void> {
+    await this.unary<{ jobId: string }, object>('DeleteJob', { jobId });
   }
 
   async listArtifacts(q: { jobId?: string; modelId?: string; kind?: string } = {}): Promise<ArtifactDto[]> {

@@ -8,6 +8,10 @@
 // a killed worker's job resumes on another worker from its last committed
 // round. The attempt counter fences the old holder out if it was only slow.
 //
+// Every worker also runs the storage pass (store/retention.ts) on its own
+// timer: finished jobs past the retention are deleted and unreferenced blobs
+// collected; several workers doing it at once is safe.
+//
 // The engine runner is injected: the service passes the real engine
 // (src/engine/run.ts), tests may pass a small engine of their own.
 import { randomBytes } from 'node:crypto';
@@ -22,6 +26,7 @@ import { TX_OPTIONS, type PrismaClient } from '../store/db.js';
 import { appendEvent, JobGoneError } from '../store/events.js';
 import { CHANNELS, type Notifier } from '../store/notify.js';
 import { ProgressTracker } from '../store/progress.js';
+import { storagePass } from '../store/retention.js';
 import { LeaseLostError, PostgresSink, touchLease, type Lease } from '../store/sink.js';
 import { JOB_QUEUE, type QueuedJobData } from './boss.js';
 import { prepareRun } from './inputs.js';
@@ -76,6 +81,12 @@ export interface WorkerOptions {
   pollSeconds?: number;
   /** Least time between two progress writes of one job (default 500 ms: at most 2 per second). */
   progressIntervalMs?: number;
+  /** Finished jobs older than this are deleted by the storage pass; 0 keeps them forever. */
+  retentionSeconds?: number;
+  /** Storage pass period; 0 disables this worker's pass. */
+  storageSweepSeconds?: number;
+  /** The pass leaves blobs younger than this to a later one (spares writes in flight a second write). */
+  orphanMinAgeSeconds?: number;
 }
 
 type Settings = Required<Omit<WorkerOptions, 'id'>>;
@@ -88,6 +99,9 @@ const DEFAULTS: Settings = {
   maxAttempts: 5,
   pollSeconds: 2,
   progressIntervalMs: 500,
+  retentionSeconds: 0,
+  storageSweepSeconds: 3600,
+  orphanMinAgeSeconds: 600,
 };
 
 type AbortReason = 'cancel' | 'shutdown' | 'lease-lost';
@@ -192,6 +206,7 @@ export class JobWorker {
   private loopDone: Promise<void> | null = null;
   private wakeLoop: (() => void) | null = null;
   private reapTimer: NodeJS.Timeout | null = null;
+  private storageTimer: NodeJS.Timeout | null = null;
   private unlisten: Array<() => void> = [];
   /** Heartbeats and reaps in flight: stop() waits for them so none outlives the connections. */
   private readonly background = new Set<Promise<void>>();
@@ -234,6 +249,15 @@ export class JobWorker {
       this.reapTimer = setInterval(reap, this.settings.reapSeconds * 1000);
       reap();
     }
+    if (this.settings.storageSweepSeconds > 0) {
+      let sweeping = false;
+      const sweep = () => {
+        if (sweeping) return;
+        sweeping = true;
+        this.inBackground(() => this.storagePass().finally(() => (sweeping = false)));
+      };
+      this.storageTimer = setInterval(sweep, this.settings.storageSweepSeconds * 1000);
+    }
     this.loopDone = this.loop();
     this.log.info({ concurrency: this.settings.concurrency }, 'worker started');
   }
@@ -246,6 +270,7 @@ export class JobWorker {
     if (this.stopping) return;
     this.stopping = true;
     if (this.reapTimer) clearInterval(this.reapTimer);
+    if (this.storageTimer) clearInterval(this.storageTimer);
     for (const off of this.unlisten) off();
     this.wakeLoop?.();
     for (const run of this.runs.values()) run.abort('shutdown');
@@ -393,6 +418,21 @@ export class JobWorker {
       if (r.requeued.length + r.failed.length + r.cancelled.length + r.redispatched.length > 0) this.log.warn(r, 'reaped orphaned jobs');
     } catch (err) {
       this.log.warn({ err }, 'reaper failed');
+    }
+  }
+
+  private async storagePass(): Promise<void> {
+    if (this.stopping) return;
+    try {
+      const r = await storagePass(this.deps.prisma, this.deps.blobs, {
+        retentionSeconds: this.settings.retentionSeconds,
+        sweep: { minAgeSeconds: this.settings.orphanMinAgeSeconds },
+      });
+      if (r.expiredJobs.length + r.blobsRemoved + r.tempRemoved > 0) {
+        this.log.info({ expiredJobs: r.expiredJobs.length, blobsRemoved: r.blobsRemoved, tempRemoved: r.tempRemoved }, 'storage pass');
+      }
+    } catch (err) {
+      this.log.warn({ err }, 'storage pass failed');
     }
   }
 }

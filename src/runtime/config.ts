@@ -42,6 +42,10 @@ const EnvSchema = z.object({
   TICKETSMITH_FILE_ROOTS: z.string().default(''),
   /** Internal hosts and CIDR ranges the outbound guard lets tenant URLs reach (comma-separated). */
   TICKETSMITH_OUTBOUND_ALLOW: z.string().default(''),
+  /** Finished jobs older than this many days are deleted (fractions allowed); 0 keeps them forever. */
+  TICKETSMITH_RETENTION_DAYS: z.coerce.number().min(0).default(0),
+  /** How often each worker runs the storage pass (retention, then unreferenced blobs). */
+  TICKETSMITH_STORAGE_SWEEP_SECONDS: seconds(3600),
 });
 
 const list = (raw: string) => raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
@@ -66,6 +70,11 @@ export interface Config {
   fileRoots: string[];
   /** TICKETSMITH_OUTBOUND_ALLOW entries (host names, CIDRs), checked at load. */
   outboundAllow: string[];
+  storage: {
+    /** 0: keep finished jobs forever. */
+    retentionDays: number;
+    sweepSeconds: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -112,5 +121,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     allowFileDatasets: e.TICKETSMITH_ALLOW_FILE_DATASETS,
     fileRoots,
     outboundAllow,
+    storage: { retentionDays: e.TICKETSMITH_RETENTION_DAYS, sweepSeconds: e.TICKETSMITH_STORAGE_SWEEP_SECONDS },
   };
 }

@@ -56,6 +56,8 @@ function workerOptions(config: Config, opts: WorkerOptions | true): WorkerOption
     reapSeconds: w.reapSeconds,
     maxAttempts: w.maxAttempts,
     pollSeconds: w.pollSeconds,
+    retentionSeconds: config.storage.retentionDays * 86_400,
+    storageSweepSeconds: config.storage.sweepSeconds,
     ...(opts === true ? {} : opts),
   };
 }

@@ -120,18 +120,23 @@ export async function submitJob(ctx: ServiceContext, tenant: string, body: unkno
     throw e;
   }
   const name = runName(spec);
-  const rows = await sqlQuery<JobRow & { created: boolean }>(ctx.prisma, SUBMIT_SQL, [
-    randomUUID(),
-    randomUUID(),
-    tenant,
-    JSON.stringify(spec),
-    requestHash,
-    name,
-    key,
-    refs.modelId,
-    refs.datasetId,
-    JSON.stringify({ runName: name }),
-  ]);
+  let rows: Array<JobRow & { created: boolean }>;
+  try {
+    rows = await sqlQuery<JobRow & { created: boolean }>(ctx.prisma, SUBMIT_SQL, [
+      randomUUID(),
+      randomUUID(),
+      tenant,
+      JSON.stringify(spec),
+      requestHash,
+      name,
+      key,
+      refs.modelId,
+      refs.datasetId,
+      JSON.stringify({ runName: name }),
+    ]);
+  } catch (e) {
+    throw deletedMeanwhile(e) ?? e;
+  }
   const row = rows[0];
   if (row) return row.created ? { job: jobDto(row), created: true } : replay(row, requestHash);
   // Nothing inserted and nothing visible: a concurrent submission with this key
@@ -139,6 +144,15 @@ export async function submitJob(ctx: ServiceContext, tenant: string, body: unkno
   const existing = key ? await findByKey(ctx, tenant, key) : null;
   if (existing) return replay(existing, requestHash);
   throw new Error(`job not inserted: is pg-boss queue ${JOB_QUEUE} missing?`);
+}
+
+/** The model or dataset was deleted between its lookup and the insert (foreign key violation): NOT_FOUND, as if looked up later. */
+function deletedMeanwhile(e: unknown): ServiceError | null {
+  const err = e as { code?: unknown; constraint?: unknown } | null;
+  if (err?.code !== '23503') return null;
+  if (err.constraint === 'job_dataset_id_fkey') return new ServiceError('NOT_FOUND', 'dataset: the registered dataset was deleted', 'dataset');
+  if (err.constraint === 'job_model_id_fkey') return new ServiceError('NOT_FOUND', 'model: the uploaded model was deleted', 'model');
+  return null;
 }
 
 export async function getJob(ctx: ServiceContext, tenant: string, id: string): Promise<JobDto> {

@@ -6,9 +6,13 @@
 //
 // LocalBlobStore keeps `<root>/ab/cdef…` files. The BlobStore interface is
 // what an S3-compatible store would implement (not written yet).
+//
+// Deleting is only for the collector (store/blob-gc.ts), which unlinks a key
+// under a Postgres lock after re-checking that no row references it; nothing
+// else may call `delete`.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 
@@ -35,8 +39,20 @@ export interface BlobStore {
   open(key: string, range?: ByteRange): Readable;
   /** Size in bytes, or null when the blob is absent. */
   size(key: string): Promise<number | null>;
+  /** Removes a blob (absent already: nothing to do). Only the collector calls it. */
+  delete(key: string): Promise<void>;
+  /** Every stored blob, with when it was last written (for the orphan sweep). */
+  list(): AsyncIterable<StoredBlob>;
+  /** Removes temp files of writes that died (older than `olderThanMs`); returns how many. */
+  removeStaleTemp(olderThanMs: number): Promise<number>;
   /** Where blobs live, for logs (a directory or a bucket URL). */
   readonly location: string;
+}
+
+export interface StoredBlob {
+  key: string;
+  size: number;
+  modifiedAt: Date;
 }
 
 export class BlobTooLargeError extends Error {
@@ -127,6 +143,52 @@ export class LocalBlobStore implements BlobStore {
     } catch {
       return null;
     }
+  }
+
+  async delete(key: string): Promise<void> {
+    // No directory fsync: a crash that brings the file back leaves an orphan the next sweep removes.
+    await rm(this.pathOf(key), { force: true });
+  }
+
+  async *list(): AsyncIterable<StoredBlob> {
+    for (const dir of await readdirOrEmpty(this.root)) {
+      if (!/^[0-9a-f]{2}$/.test(dir)) continue;
+      for (const rest of await readdirOrEmpty(join(this.root, dir))) {
+        const key = dir + rest;
+        if (!HEX64.test(key)) continue;
+        try {
+          const st = await stat(join(this.root, dir, rest));
+          yield { key, size: st.size, modifiedAt: st.mtime };
+        } catch {
+          // Collected meanwhile.
+        }
+      }
+    }
+  }
+
+  async removeStaleTemp(olderThanMs: number): Promise<number> {
+    const tmpDir = join(this.root, '.tmp');
+    let removed = 0;
+    for (const name of await readdirOrEmpty(tmpDir)) {
+      try {
+        // A live write touches its file with every chunk; only a dead writer's file gets old.
+        if (Date.now() - (await stat(join(tmpDir, name))).mtimeMs < olderThanMs) continue;
+        await rm(join(tmpDir, name), { force: true });
+        removed++;
+      } catch {
+        // Renamed or removed by its writer meanwhile.
+      }
+    }
+    return removed;
+  }
+}
+
+async function readdirOrEmpty(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
   }
 }
 

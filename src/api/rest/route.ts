@@ -32,7 +32,7 @@ export interface RouteCall {
 }
 
 export interface RouteDef {
-  method: 'get' | 'post';
+  method: 'get' | 'post' | 'delete';
   /** Express path, e.g. `/v1/jobs/:id`. */
   path: string;
   operationId: string;

@@ -1,7 +1,7 @@
 // /v1/jobs: submit (Idempotency-Key honoured), get, list with a keyset
-// cursor (in the body and a Link header), rounds, cancel, artifacts.
+// cursor (in the body and a Link header), rounds, cancel, artifacts, delete.
 import type { Request } from 'express';
-import { cancelJob, getJob, invalid, listArtifacts, listJobs, listRounds, submitJob, JOB_STATES, ServiceError } from '../../../service/index.js';
+import { cancelJob, deleteJob, getJob, invalid, listArtifacts, listJobs, listRounds, submitJob, JOB_STATES, ServiceError } from '../../../service/index.js';
 import { COMMON_ERRORS, pathParam, itemsOf, queryString, ref, tagJob, type RouteDef } from '../route.js';
 
 const jobId = { name: 'id', description: 'Job id', schema: { type: 'string', format: 'uuid' } };
@@ -112,6 +112,22 @@ export const jobRoutes: RouteDef[] = [
       const id = pathParam(req, 'id');
       tagJob(res, id);
       res.json(await getJob(ctx, tenant, id));
+    },
+  },
+  {
+    method: 'delete',
+    path: '/v1/jobs/:id',
+    operationId: 'deleteJob',
+    tag: 'jobs',
+    summary: 'Delete a finished job with its rounds, events and artifacts (409 while it is queued or running: cancel it first)',
+    params: [jobId],
+    responses: { 204: { description: 'Deleted' } },
+    errors: ['NOT_FOUND', 'FAILED_PRECONDITION', ...COMMON_ERRORS],
+    async handler(req, res, { ctx, tenant }) {
+      const id = pathParam(req, 'id');
+      tagJob(res, id);
+      await deleteJob(ctx, tenant, id);
+      res.status(204).end();
     },
   },
   {

@@ -1,6 +1,7 @@
 // /v1/models (TF.js Layers uploads: multipart files or one archive) and
 // /v1/datasets (dataset references). The service validates both in full.
-import { getDataset, getModel, listDatasets, listModels, registerDataset, uploadModel, invalid } from '../../../service/index.js';
+// DELETE answers 204; see service/deletion.ts for when it is refused.
+import { deleteDataset, deleteModel, getDataset, getModel, listDatasets, listModels, registerDataset, uploadModel, invalid } from '../../../service/index.js';
 import { COMMON_ERRORS, itemsOf, pathParam, ref, type RouteDef } from '../route.js';
 import { readModelUpload } from '../upload.js';
 
@@ -64,6 +65,20 @@ export const modelRoutes: RouteDef[] = [
     },
   },
   {
+    method: 'delete',
+    path: '/v1/models/:id',
+    operationId: 'deleteModel',
+    tag: 'models',
+    summary: 'Delete an uploaded model and its files (409 while a queued or running job uses it; finished jobs keep their results)',
+    params: [id('Model')],
+    responses: { 204: { description: 'Deleted' } },
+    errors: ['NOT_FOUND', 'FAILED_PRECONDITION', ...COMMON_ERRORS],
+    async handler(req, res, { ctx, tenant }) {
+      await deleteModel(ctx, tenant, pathParam(req, 'id'));
+      res.status(204).end();
+    },
+  },
+  {
     method: 'post',
     path: '/v1/datasets',
     operationId: 'registerDataset',
@@ -103,6 +118,20 @@ export const modelRoutes: RouteDef[] = [
     errors: ['NOT_FOUND', ...COMMON_ERRORS],
     async handler(req, res, { ctx, tenant }) {
       res.json(await getDataset(ctx, tenant, pathParam(req, 'id')));
+    },
+  },
+  {
+    method: 'delete',
+    path: '/v1/datasets/:id',
+    operationId: 'deleteDataset',
+    tag: 'datasets',
+    summary: 'Delete a registered dataset (409 while a queued or running job uses it; finished jobs keep their results)',
+    params: [id('Dataset')],
+    responses: { 204: { description: 'Deleted' } },
+    errors: ['NOT_FOUND', 'FAILED_PRECONDITION', ...COMMON_ERRORS],
+    async handler(req, res, { ctx, tenant }) {
+      await deleteDataset(ctx, tenant, pathParam(req, 'id'));
+      res.status(204).end();
     },
   },
 ];
