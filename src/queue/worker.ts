@@ -8,6 +8,12 @@
 // a killed worker's job resumes on another worker from its last committed
 // round. The attempt counter fences the old holder out if it was only slow.
 //
+// A database that goes away mid-run (restarted under us) does not fail the
+// job: the sink's reads and round commits wait for it and retry, event writes
+// retry, and a run that still fails on an unreachable database is handed back
+// to the queue once the database answers, to resume from its last committed
+// round. The job's outcome is written with the same patience.
+//
 // The engine runner is injected: the service passes the real engine
 // (src/engine/run.ts), tests may pass a small engine of their own.
 import { randomBytes } from 'node:crypto';
@@ -22,6 +28,7 @@ import { appendEvent, JobGoneError } from '../store/events.js';
 import { CHANNELS, type Notifier } from '../store/notify.js';
 import { ProgressTracker } from '../store/progress.js';
 import { LeaseLostError, PostgresSink, touchLease, type Lease } from '../store/sink.js';
+import { isDatabaseUnavailable, whileUnavailable } from '../store/unavailable.js';
 import { JOB_QUEUE, type QueuedJobData } from './boss.js';
 import { prepareRun } from './inputs.js';
 import { claimJob, finishJob, heartbeat, reapJobs, releaseJob, type JobErrorCode, type Outcome } from './lifecycle.js';
@@ -147,12 +154,15 @@ class ActiveRun {
     const progress = this.tracker.snapshot();
     this.chain = this.chain.then(async () => {
       if (this.reason === 'lease-lost') return;
-      try {
-        await this.prisma.$transaction(async (tx) => {
+      const tx = () =>
+        this.prisma.$transaction(async (tx) => {
           await touchLease(tx, this.lease, progress);
           if (backend) await tx.job.update({ where: { id: this.lease.jobId }, data: { backend } });
           await appendEvent(tx, this.lease.jobId, kind, payload);
         }, TX_OPTIONS);
+      try {
+        // A lost progress line is superseded by the next one; other events wait for the database.
+        await (kind === 'progress' ? tx() : whileUnavailable(tx, { signal: this.ac.signal }));
       } catch (err) {
         if (err instanceof LeaseLostError || err instanceof JobGoneError) this.abort('lease-lost');
         else this.log.warn({ err, kind }, 'could not record engine event');
@@ -321,7 +331,10 @@ export class JobWorker {
     const beatTimer = setInterval(() => this.inBackground(() => this.beat(run)), this.settings.heartbeatSeconds * 1000);
     let outcome: Outcome | null = null;
     let prepared: Awaited<ReturnType<typeof prepareRun>> | null = null;
-    const sink = new PostgresSink(prisma, blobs, lease, run.tracker);
+    const sink = new PostgresSink(prisma, blobs, lease, run.tracker, {
+      signal: run.ac.signal,
+      onRetry: (err, attempt, delayMs) => log.warn({ event: 'db-retry', attempt, delayMs, code: (err as { code?: unknown }).code }, 'database unavailable; the run waits for it'),
+    });
     try {
       log.info({ attempt: lease.attempt }, 'job started');
       prepared = await prepareRun(prisma, blobs, lease.jobId, storedSpec);
@@ -335,10 +348,14 @@ export class JobWorker {
       const reason = run.reason ?? (err instanceof LeaseLostError ? 'lease-lost' : null);
       if (reason === 'cancel') outcome = { status: 'cancelled' };
       else if (reason === 'shutdown') {
-        const released = await releaseJob(prisma, this.deps.boss, lease, 'worker shutting down');
+        const released = await this.patiently(() => releaseJob(prisma, this.deps.boss, lease, 'worker shutting down'), log, 30_000);
         log.info({ released }, 'job handed back to the queue');
       } else if (reason === 'lease-lost') {
         log.warn('lease lost: another worker holds this job now; stopping without writes');
+      } else if (isDatabaseUnavailable(err)) {
+        // Not the job's fault: give it back to resume from its last committed round.
+        const released = await this.patiently(() => releaseJob(prisma, this.deps.boss, lease, 'database unavailable'), log).catch(() => false);
+        log.warn({ err, released }, 'database unavailable during the run; job handed back to the queue');
       } else {
         outcome = { status: 'failed', ...classify(err) };
         log.warn({ err }, 'engine failed');
@@ -350,9 +367,22 @@ export class JobWorker {
       await prepared?.cleanup().catch(() => {});
     }
     if (outcome) {
-      const written = await finishJob(prisma, lease, outcome, run.tracker.snapshot());
+      const progress = run.tracker.snapshot();
+      const written = await this.patiently(() => finishJob(prisma, lease, outcome, progress), log);
       log.info({ status: outcome.status, written }, 'job finished');
     }
+  }
+
+  /**
+   * A state change that must land: retried while the database is away. If
+   * it never comes back in time the job row stays running without a
+   * heartbeat, and a reaper requeues it later.
+   */
+  private patiently<T>(fn: () => Promise<T>, log: Logger, deadlineMs?: number): Promise<T> {
+    return whileUnavailable(fn, {
+      deadlineMs,
+      onRetry: (err, attempt, delayMs) => log.warn({ event: 'db-retry', attempt, delayMs, code: (err as { code?: unknown }).code }, 'database unavailable; retrying the job state change'),
+    });
   }
 
   private inBackground(fn: () => Promise<void>): void {

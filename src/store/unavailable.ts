@@ -35,3 +35,44 @@ export function isDatabaseUnavailable(e: unknown, depth = 0): boolean {
   if (Array.isArray(x.errors)) return x.errors.some((inner) => isDatabaseUnavailable(inner, depth + 1));
   return false;
 }
+
+export interface RetryOptions {
+  /** Stop retrying (and throw the last error) when this aborts. */
+  signal?: AbortSignal;
+  /** Give up after this long (default 10 minutes: longer than the supervisor's restarts take). */
+  deadlineMs?: number;
+  /** First wait (default 250 ms), doubled up to `maxDelayMs` (default 5 s). */
+  initialDelayMs?: number;
+  maxDelayMs?: number;
+  /** Told about each retry (to log it). */
+  onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
+}
+
+/**
+ * Runs `fn`, and again while it fails because the database is away (until it
+ * is back, the deadline passes or `signal` aborts). Only for work that is safe
+ * to repeat: a transaction that did not commit, or one whose commit is
+ * recognised on the second try (a round's unique key).
+ */
+export async function whileUnavailable<T>(fn: () => Promise<T>, opts: RetryOptions = {}): Promise<T> {
+  const deadline = Date.now() + (opts.deadlineMs ?? 10 * 60_000);
+  let delay = opts.initialDelayMs ?? 250;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isDatabaseUnavailable(err) || opts.signal?.aborted || Date.now() + delay > deadline) throw err;
+      opts.onRetry?.(err, attempt, delay);
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          opts.signal?.removeEventListener('abort', done);
+          resolve();
+        };
+        const timer = setTimeout(done, delay);
+        opts.signal?.addEventListener('abort', done, { once: true });
+      });
+      delay = Math.min(delay * 2, opts.maxDelayMs ?? 5_000);
+    }
+  }
+}
