@@ -165,6 +165,8 @@ class ActiveRun {
         await (kind === 'progress' ? tx() : whileUnavailable(tx, { signal: this.ac.signal }));
       } catch (err) {
         if (err instanceof LeaseLostError || err instanceof JobGoneError) this.abort('lease-lost');
+        // Ten progress lines a second while the database restarts would bury the one line that says so.
+        else if (kind === 'progress' && isDatabaseUnavailable(err)) this.log.debug({ code: (err as { code?: unknown }).code }, 'progress not recorded: database unavailable');
         else this.log.warn({ err, kind }, 'could not record engine event');
       }
     });

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import * as grpc from '@grpc/grpc-js';
@@ -21,7 +21,8 @@ import { GrpcError, TicketsmithGrpcClient } from '../../src/client/grpc.js';
 import type { WorkerOptions } from '../../src/queue/worker.js';
 import { startDatabase, type DatabaseHandle } from '../../src/runtime/postgres.js';
 import { CHANNELS } from '../../src/store/notify.js';
-import { createApiKey, getJob, type ServiceContext } from '../../src/service/index.js';
+import { Prisma } from '../../src/store/db.js';
+import { createApiKey, getJob, toServiceError, type ServiceContext } from '../../src/service/index.js';
 import { makeTestEngine } from './fixtures/test-engine.js';
 import { sleep, startTestDb, until, type TestDb } from './fixtures/harness.js';
 import { isAlive, postmasterPidOf, startOwnedDbService, type OwnedDbService } from './fixtures/owned-db.js';
@@ -157,6 +158,22 @@ describe('a service that owns its embedded Postgres', { timeout: LIMIT_MS }, () 
     assert.deepEqual(await roundsPerIndex(svc.rt.ctx, jobId), [1, 1, 1, 1, 1]);
     assert.deepEqual(await roundEventsPerIndex(svc.rt.ctx, jobId), [1, 1, 1, 1, 1]);
     assert.deepEqual(committed, [0, 1, 2, 3, 4], 'the engine committed each round once, in order');
+  });
+
+  test('a data directory that is gone cannot be recovered from: the supervisor gives up and /healthz fails', async () => {
+    // Last in this suite: the cluster is unusable afterwards (stop() still ends the server).
+    await rename(join(svc.pgDir, 'PG_VERSION'), join(svc.pgDir, 'PG_VERSION.moved'));
+    process.kill(await postmasterPidOf(svc.pgDir), 'SIGKILL');
+    const health = await until(async () => {
+      const r = await fetch(`${server.url}/healthz`);
+      return r.status === 200 ? null : r;
+    }, 30_000, '/healthz to fail');
+    assert.equal(health.status, 503);
+    const body = (await health.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'UNAVAILABLE');
+    assert.ok(!body.error.message.includes(svc.dir), 'no server path in the answer');
+    assert.equal(svc.rt.db.health?.().state, 'failed');
+    assert.equal((await fetch(`${server.url}/readyz`)).status, 503);
   });
 });
 
@@ -295,5 +312,35 @@ describe('an orphaned embedded Postgres', { timeout: LIMIT_MS }, () => {
     const [code] = (await once(proc, 'exit')) as [number | null];
     assert.equal(code, 143);
     await until(async () => !isAlive(second), 30_000, 'the orphan to stop with the service on SIGTERM');
+  });
+});
+
+describe('connection-class errors', () => {
+  const known = (code: string, meta?: Record<string, unknown>) => new Prisma.PrismaClientKnownRequestError('x', { code, clientVersion: '7', meta });
+  const withCode = (message: string, code: string) => Object.assign(new Error(message), { code });
+
+  test('each one answers UNAVAILABLE; other failures keep their codes', () => {
+    const unavailable = [
+      known('P1001'),
+      known('P1017'),
+      known('P2024'),
+      known('P2010', { driverAdapterError: Object.assign(new Error('x'), { name: 'DriverAdapterError', cause: { kind: 'DatabaseNotReachable' } }) }),
+      known('P2010', { driverAdapterError: Object.assign(new Error('x'), { name: 'DriverAdapterError', cause: { kind: 'ConnectionClosed' } }) }),
+      known('P2039', { driverAdapterError: Object.assign(new Error('x'), { name: 'DriverAdapterError', cause: { kind: 'postgres', code: '57P03' } }) }),
+      withCode('connect ECONNREFUSED 127.0.0.1:5432', 'ECONNREFUSED'),
+      withCode('terminating connection due to administrator command', '57P01'),
+      withCode('the database system is starting up', '57P03'),
+      withCode('connection failure', '08006'),
+      withCode('SSL connection has been closed unexpectedly', '08003'),
+      new Error('Connection terminated unexpectedly'),
+      new Error('Client has encountered a connection error and is not queryable'),
+      // pg-boss hands on pg's errors, sometimes wrapped.
+      Object.assign(new Error('pg-boss: fetch failed'), { cause: new Error('Connection terminated') }),
+    ];
+    for (const e of unavailable) assert.equal(toServiceError(e).code, 'UNAVAILABLE', String((e as Error).message ?? e));
+    assert.equal(toServiceError(known('P2002')).code, 'ALREADY_EXISTS');
+    assert.equal(toServiceError(known('P2010', { driverAdapterError: { cause: { kind: 'postgres', code: '42P01' } } })).code, 'INTERNAL');
+    assert.equal(toServiceError(withCode('duplicate key', '23505')).code, 'INTERNAL');
+    assert.equal(toServiceError(new Error('boom')).code, 'INTERNAL');
   });
 });
