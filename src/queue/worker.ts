@@ -317,7 +317,8 @@ export class JobWorker {
       } else {
         await this.run(claim.lease, claim.spec, log);
       }
-      await boss.complete(JOB_QUEUE, delivery.id);
+      // The job row is final already; a database blip must not leave its delivery active until expiry.
+      await whileUnavailable(() => boss.complete(JOB_QUEUE, delivery.id), { deadlineMs: 60_000 });
     } catch (err) {
       // pg-boss redelivers (retryLimit); the job row is left to the next claim or the reaper.
       log.error({ err }, 'job handling failed');
