@@ -417,7 +417,7 @@ export async function startDatabase(opts: StartDatabaseOptions = {}): Promise<Da
 
   const url = `postgresql://${USER}:${encodeURIComponent(password)}@127.0.0.1:${chosenPort}/${DB_NAME}`;
   await claimOwnership(dataDir);
-  const supervisor = new Supervisor(server, dataDir, chosenPort, url, opts.supervise === false ? null : { maxAttempts: config.postgresRestartAttempts, ...opts.supervise }, () => recent.slice(-4).join(' | '));
+  const supervisor = new Supervisor(server, dataDir, chosenPort, url, opts.supervise === false ? null : { ...opts.supervise, maxAttempts: opts.supervise?.maxAttempts ?? config.postgresRestartAttempts }, () => recent.slice(-4).join(' | '));
   await supervisor.watch();
 
   const handle: DatabaseHandle = {
