@@ -22,7 +22,7 @@ import type { WorkerOptions } from '../../src/queue/worker.js';
 import { startDatabase, type DatabaseHandle } from '../../src/runtime/postgres.js';
 import { CHANNELS } from '../../src/store/notify.js';
 import { Prisma } from '../../src/store/db.js';
-import { createApiKey, getJob, toServiceError, type ServiceContext } from '../../src/service/index.js';
+import { createApiKey, getJob, toServiceError, type ServiceContext, type ServiceRuntime } from '../../src/service/index.js';
 import { makeTestEngine } from './fixtures/test-engine.js';
 import { sleep, startTestDb, until, type TestDb } from './fixtures/harness.js';
 import { isAlive, postmasterPidOf, startOwnedDbService, type OwnedDbService } from './fixtures/owned-db.js';
@@ -183,18 +183,21 @@ describe('a service on an external DATABASE_URL', { timeout: LIMIT_MS }, () => {
   let server: RestServer;
   let key: string;
   let ctx: ServiceContext;
+  let rt: ServiceRuntime;
 
   before(async () => {
     t = await startTestDb();
-    const rt = await t.open({ worker: WORKER, runner: makeTestEngine({ stepMs: 20 }) });
+    rt = await t.open({ worker: WORKER, runner: makeTestEngine({ stepMs: 20 }) });
     ctx = rt.ctx;
     server = await startRestServer(rt, { host: '127.0.0.1', port: 0, dashboard: false });
     key = (await createApiKey(ctx, 'acme')).key;
   });
   after(async () => {
     await server?.stop();
-    await t?.stop();
+    // The service first (it needs the database to stop cleanly), then the restarted server, then the files.
+    await rt?.stop();
     await restarted?.stop();
+    await t?.stop();
   });
 
   const submit = async () => {
