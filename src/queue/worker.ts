@@ -12,6 +12,12 @@
 // timer: finished jobs past the retention are deleted and unreferenced blobs
 // collected; several workers doing it at once is safe.
 //
+// A database that goes away mid-run (restarted under us) does not fail the
+// job: the sink's reads and round commits wait for it and retry, event writes
+// retry, and a run that still fails on an unreachable database is handed back
+// to the queue once the database answers, to resume from its last committed
+// round. The job's outcome is written with the same patience.
+//
 // The engine runner is injected: the service passes the real engine
 // (src/engine/run.ts), tests may pass a small engine of their own.
 import { randomBytes } from 'node:crypto';
@@ -28,6 +34,7 @@ import { CHANNELS, type Notifier } from '../store/notify.js';
 import { ProgressTracker } from '../store/progress.js';
 import { storagePass } from '../store/retention.js';
 import { LeaseLostError, PostgresSink, touchLease, type Lease } from '../store/sink.js';
+import { isDatabaseUnavailable, whileUnavailable } from '../store/unavailable.js';
 import { JOB_QUEUE, type QueuedJobData } from './boss.js';
 import { prepareRun } from './inputs.js';
 import { claimJob, finishJob, heartbeat, reapJobs, releaseJob, type JobErrorCode, type Outcome } from './lifecycle.js';
@@ -172,14 +179,19 @@ class ActiveRun {
     const progress = this.tracker.snapshot();
     this.chain = this.chain.then(async () => {
       if (this.reason === 'lease-lost') return;
-      try {
-        await this.prisma.$transaction(async (tx) => {
+      const tx = () =>
+        this.prisma.$transaction(async (tx) => {
           await touchLease(tx, this.lease, progress);
           if (backend) await tx.job.update({ where: { id: this.lease.jobId }, data: { backend } });
           await appendEvent(tx, this.lease.jobId, kind, payload);
         }, TX_OPTIONS);
+      try {
+        // A lost progress line is superseded by the next one; other events wait for the database.
+        await (kind === 'progress' ? tx() : whileUnavailable(tx, { signal: this.ac.signal }));
       } catch (err) {
         if (err instanceof LeaseLostError || err instanceof JobGoneError) this.abort('lease-lost');
+        // Ten progress lines a second while the database restarts would bury the one line that says so.
+        else if (kind === 'progress' && isDatabaseUnavailable(err)) this.log.debug({ code: (err as { code?: unknown }).code }, 'progress not recorded: database unavailable');
         else this.log.warn({ err, kind }, 'could not record engine event');
       }
     });
@@ -341,7 +353,8 @@ export class JobWorker {
       } else {
         await this.run(claim.lease, claim.spec, log);
       }
-      await boss.complete(JOB_QUEUE, delivery.id);
+      // The job row is final already; a database blip must not leave its delivery active until expiry.
+      await whileUnavailable(() => boss.complete(JOB_QUEUE, delivery.id), { deadlineMs: 60_000 });
     } catch (err) {
       // pg-boss redelivers (retryLimit); the job row is left to the next claim or the reaper.
       log.error({ err }, 'job handling failed');
@@ -357,7 +370,10 @@ export class JobWorker {
     const beatTimer = setInterval(() => this.inBackground(() => this.beat(run)), this.settings.heartbeatSeconds * 1000);
     let outcome: Outcome | null = null;
     let prepared: Awaited<ReturnType<typeof prepareRun>> | null = null;
-    const sink = new PostgresSink(prisma, blobs, lease, run.tracker);
+    const sink = new PostgresSink(prisma, blobs, lease, run.tracker, {
+      signal: run.ac.signal,
+      onRetry: (err, attempt, delayMs) => log.warn({ event: 'db-retry', attempt, delayMs, code: (err as { code?: unknown }).code }, 'database unavailable; the run waits for it'),
+    });
     try {
       log.info({ attempt: lease.attempt }, 'job started');
       prepared = await prepareRun(prisma, blobs, lease.jobId, storedSpec);
@@ -371,10 +387,14 @@ export class JobWorker {
       const reason = run.reason ?? (err instanceof LeaseLostError ? 'lease-lost' : null);
       if (reason === 'cancel') outcome = { status: 'cancelled' };
       else if (reason === 'shutdown') {
-        const released = await releaseJob(prisma, this.deps.boss, lease, 'worker shutting down');
+        const released = await this.patiently(() => releaseJob(prisma, this.deps.boss, lease, 'worker shutting down'), log, 30_000);
         log.info({ released }, 'job handed back to the queue');
       } else if (reason === 'lease-lost') {
         log.warn('lease lost: another worker holds this job now; stopping without writes');
+      } else if (isDatabaseUnavailable(err)) {
+        // Not the job's fault: give it back to resume from its last committed round.
+        const released = await this.patiently(() => releaseJob(prisma, this.deps.boss, lease, 'database unavailable'), log).catch(() => false);
+        log.warn({ err, released }, 'database unavailable during the run; job handed back to the queue');
       } else {
         outcome = { status: 'failed', ...classify(err) };
         log.warn({ err }, 'engine failed');
@@ -386,9 +406,22 @@ export class JobWorker {
       await prepared?.cleanup().catch(() => {});
     }
     if (outcome) {
-      const written = await finishJob(prisma, lease, outcome, run.tracker.snapshot());
+      const progress = run.tracker.snapshot();
+      const written = await this.patiently(() => finishJob(prisma, lease, outcome, progress), log);
       log.info({ status: outcome.status, written }, 'job finished');
     }
+  }
+
+  /**
+   * A state change that must land: retried while the database is away. If
+   * it never comes back in time the job row stays running without a
+   * heartbeat, and a reaper requeues it later.
+   */
+  private patiently<T>(fn: () => Promise<T>, log: Logger, deadlineMs?: number): Promise<T> {
+    return whileUnavailable(fn, {
+      deadlineMs,
+      onRetry: (err, attempt, delayMs) => log.warn({ event: 'db-retry', attempt, delayMs, code: (err as { code?: unknown }).code }, 'database unavailable; retrying the job state change'),
+    });
   }
 
   private inBackground(fn: () => Promise<void>): void {

@@ -20,6 +20,8 @@ const EnvSchema = z.object({
   TICKETSMITH_PG_DIR: z.string().optional(),
   /** Embedded Postgres port; 0 picks a free loopback port. */
   TICKETSMITH_PG_PORT: z.coerce.number().int().min(0).max(65535).default(0),
+  /** Restarts of a lost embedded Postgres tried in a row (0.5 s doubling to 30 s apart) before /healthz fails. */
+  TICKETSMITH_PG_RESTART_ATTEMPTS: z.coerce.number().int().min(0).default(10),
   /** Blob directory (default `<data dir>/blobs`). */
   TICKETSMITH_BLOB_DIR: z.string().optional(),
   /** Jobs one worker process runs at once (training is CPU/GPU bound: 1 is right for most machines). */
@@ -55,6 +57,7 @@ export interface Config {
   dataDir: string;
   postgresDir: string;
   postgresPort: number;
+  postgresRestartAttempts: number;
   blobDir: string;
   worker: {
     concurrency: number;
@@ -108,6 +111,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dataDir,
     postgresDir: resolve(e.TICKETSMITH_PG_DIR ?? `${dataDir}/postgres`),
     postgresPort: e.TICKETSMITH_PG_PORT,
+    postgresRestartAttempts: e.TICKETSMITH_PG_RESTART_ATTEMPTS,
     blobDir: resolve(e.TICKETSMITH_BLOB_DIR ?? `${dataDir}/blobs`),
     worker: {
       concurrency: e.TICKETSMITH_WORKER_CONCURRENCY,

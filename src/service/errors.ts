@@ -5,6 +5,7 @@
 import { SpecError } from '../engine/spec.js';
 import { Prisma } from '../store/db.js';
 import { BlobNotFoundError, BlobTooLargeError } from '../store/blobs.js';
+import { isDatabaseUnavailable } from '../store/unavailable.js';
 
 /** gRPC status codes (grpc/status.h), numeric so this module needs no gRPC import. */
 export const GRPC = Object.freeze({
@@ -87,7 +88,8 @@ export class ServiceError extends Error {
 export const invalid = (field: string, message: string) => new ServiceError('INVALID_ARGUMENT', message, field);
 export const notFound = (what: string, id: string) => new ServiceError('NOT_FOUND', `${what} ${id} not found`);
 
-const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P03', '08006', '08001']);
+/** What both doors tell a client to wait before retrying an UNAVAILABLE answer (REST Retry-After, gRPC metadata). */
+export const RETRY_AFTER_SECONDS = 2;
 
 /**
  * Any error → a ServiceError. Known client mistakes keep their message; an
@@ -106,8 +108,7 @@ export function toServiceError(e: unknown): ServiceError {
     if (e.code === 'P2002') return new ServiceError('ALREADY_EXISTS', 'a resource with these identifiers exists already');
     if (e.code === 'P2025') return new ServiceError('NOT_FOUND', 'not found');
   }
-  if (e instanceof Prisma.PrismaClientInitializationError) return new ServiceError('UNAVAILABLE', 'database unavailable');
-  const code = (e as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && CONNECTION_CODES.has(code)) return new ServiceError('UNAVAILABLE', 'database unavailable');
+  // Every connection-class error of every layer (Prisma, its pg adapter, pg, pg-boss): see store/unavailable.ts.
+  if (isDatabaseUnavailable(e)) return new ServiceError('UNAVAILABLE', 'database unavailable; retry shortly');
   return new ServiceError('INTERNAL', 'internal error');
 }

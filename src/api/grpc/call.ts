@@ -7,7 +7,7 @@
 import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { childLogger } from '../../runtime/logger.js';
-import { authenticate, ServiceError, toServiceError, type ServiceContext } from '../../service/index.js';
+import { authenticate, RETRY_AFTER_SECONDS, ServiceError, toServiceError, type ServiceContext } from '../../service/index.js';
 import { WireError } from './mapping.js';
 import { ERROR_CODE_KEY, ERROR_FIELD_KEY } from './proto.js';
 
@@ -40,6 +40,7 @@ export function statusOf(e: unknown, method: string): grpc.StatusObject {
   const metadata = new grpc.Metadata();
   metadata.set(ERROR_CODE_KEY, se.code);
   if (se.field !== undefined) metadata.set(ERROR_FIELD_KEY, se.field);
+  if (se.code === 'UNAVAILABLE') metadata.set('retry-after', String(RETRY_AFTER_SECONDS));
   return { code: se.grpcCode as grpc.status, details: se.message, metadata };
 }
 

@@ -57,11 +57,12 @@ function operationsRoutes(rt: ServiceRuntime, metrics: HttpMetrics, api: () => R
       path: '/healthz',
       operationId: 'health',
       tag: 'operations',
-      summary: 'Liveness: the process answers',
+      summary: 'Liveness: the process answers and can recover by itself (a database restart in progress is not a failure)',
       auth: false,
       responses: { 200: { description: 'Up', content: { 'application/json': { type: 'object', properties: { status: { const: 'ok' } } } } } },
-      errors: [],
+      errors: ['UNAVAILABLE'],
       async handler(_req, res) {
+        if (rt.db.health?.().state === 'failed') throw new ServiceError('UNAVAILABLE', 'the embedded database could not be restarted');
         res.json({ status: 'ok' });
       },
     },
@@ -75,6 +76,8 @@ function operationsRoutes(rt: ServiceRuntime, metrics: HttpMetrics, api: () => R
       responses: { 200: { description: 'Ready', content: { 'application/json': { type: 'object', properties: { status: { const: 'ready' } } } } } },
       errors: ['UNAVAILABLE'],
       async handler(_req, res) {
+        // The supervisor knows before a query times out that the embedded server is being restarted.
+        if (rt.db.health && rt.db.health().state !== 'up') throw new ServiceError('UNAVAILABLE', 'database unreachable');
         try {
           await rt.ctx.prisma.$queryRaw`SELECT 1`;
         } catch {
