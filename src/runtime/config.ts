@@ -37,6 +37,11 @@ const EnvSchema = z.object({
   TICKETSMITH_MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(512 * 1024 * 1024),
   /** Let tenants name file:// datasets on the server's disk (single-user installs). */
   TICKETSMITH_ALLOW_FILE_DATASETS: bool(false),
+  /** Model size caps, checked on model.json before TF.js builds anything (engine/models/budget.ts). */
+  TICKETSMITH_MAX_MODEL_PARAMS: z.coerce.number().int().positive().default(50_000_000),
+  TICKETSMITH_MAX_LAYER_PARAMS: z.coerce.number().int().positive().default(25_000_000),
+  TICKETSMITH_MAX_MODEL_LAYERS: z.coerce.number().int().positive().default(1000),
+  TICKETSMITH_MAX_LAYER_OUTPUT: z.coerce.number().int().positive().default(16_777_216),
 });
 
 export interface Config {
@@ -55,6 +60,8 @@ export interface Config {
   };
   maxUploadBytes: number;
   allowFileDatasets: boolean;
+  /** Caps on an uploaded model, by its model.json (the weight bytes cap is maxUploadBytes). */
+  modelLimits: { maxParams: number; maxLayerParams: number; maxLayers: number; maxLayerOutput: number; maxBytes: number };
 }
 
 export class ConfigError extends Error {
@@ -86,5 +93,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     maxUploadBytes: e.TICKETSMITH_MAX_UPLOAD_BYTES,
     allowFileDatasets: e.TICKETSMITH_ALLOW_FILE_DATASETS,
+    modelLimits: {
+      maxParams: e.TICKETSMITH_MAX_MODEL_PARAMS,
+      maxLayerParams: e.TICKETSMITH_MAX_LAYER_PARAMS,
+      maxLayers: e.TICKETSMITH_MAX_MODEL_LAYERS,
+      maxLayerOutput: e.TICKETSMITH_MAX_LAYER_OUTPUT,
+      maxBytes: e.TICKETSMITH_MAX_UPLOAD_BYTES,
+    },
   };
 }
