@@ -15,7 +15,7 @@ import { TX_OPTIONS, toJson } from '../store/db.js';
 import { unpackArchive, safeName, type NamedFile } from './archive.js';
 import type { ServiceContext } from './context.js';
 import { modelDto, type ModelDto } from './dto.js';
-import { invalid, notFound, ServiceError } from './errors.js';
+import { invalid, notFound, ServiceError, toServiceError } from './errors.js';
 import { isUuid } from './ids.js';
 
 export { MODEL_REF };
@@ -67,7 +67,11 @@ function selectModelFiles(files: NamedFile[], limits: ModelLimits): { modelJson:
     });
   });
   // What TF.js would allocate building it, from model.json alone: refused before anything is built.
-  checkModelJson(modelJson, limits, sizes);
+  try {
+    checkModelJson(modelJson, limits, sizes);
+  } catch (e) {
+    throw toServiceError(e);
+  }
   return { modelJson, files: keep };
 }
 

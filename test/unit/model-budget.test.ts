@@ -173,6 +173,29 @@ describe('checkModelJson passes real models with their true figures', () => {
   }
 });
 
+describe('checkModelJson follows nested and shared layers', () => {
+  test('a functional model calling a nested Sequential twice and a shared Dense: TF.js and the check agree', async () => {
+    const inner = tf.sequential({ name: 'inner' });
+    inner.add(tf.layers.dense({ units: 6, inputShape: [5], name: 'inner_fc' }));
+    inner.add(tf.layers.dense({ units: 5, name: 'inner_out' }));
+    const input = tf.input({ shape: [5], name: 'x' });
+    const shared = tf.layers.dense({ units: 5, name: 'shared' });
+    const a = shared.apply(inner.apply(input) as tf.SymbolicTensor) as tf.SymbolicTensor;
+    const b = shared.apply(inner.apply(a) as tf.SymbolicTensor) as tf.SymbolicTensor;
+    const merged = tf.layers.concatenate({ name: 'cat' }).apply([a, b]) as tf.SymbolicTensor;
+    const out = tf.layers.dense({ units: 3, name: 'out' }).apply(merged) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: out, name: 'outer' });
+    try {
+      const files = await modelToFiles(model);
+      const budget = checkModelJson(JSON.parse(new TextDecoder().decode(files.json)), limits, new Map([['weights.bin', files.bin.byteLength]]));
+      assert.equal(budget.params, countParams(model));
+      assert.deepEqual(budget.layers.map((l) => l.name), ['x', 'inner_fc', 'inner_out', 'shared', 'cat', 'out']);
+    } finally {
+      model.dispose();
+    }
+  });
+});
+
 describe('the engine loader checks model directories first', () => {
   test('an oversized model.json in a directory is refused by loadModelFrom without building it', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'ticketsmith-budget-'));

@@ -444,6 +444,17 @@ function walkLayer(node: unknown, inputs: Shape[], walk: Walk, depth: number, in
   return output;
 }
 
+/** Whether a layer node is a nested model with an input of its own (so its node 0 is its own, not a call). */
+function ownsFirstNode(node: Json): boolean {
+  if (typeof node.class_name !== 'string' || !NESTED.has(node.class_name)) return false;
+  if (node.class_name !== 'Sequential') return true;
+  const config = Array.isArray(node.config) ? { layers: node.config } : isObject(node.config) ? node.config : {};
+  const first: unknown = Array.isArray(config.layers) ? config.layers[0] : undefined;
+  if (!isObject(first)) return false;
+  const c = isObject(first.config) ? first.config : {};
+  return first.class_name === 'InputLayer' || Array.isArray(c.batch_input_shape) || Array.isArray(c.batch_shape) || Array.isArray(c.input_shape);
+}
+
 type TensorRef = [string, number, number];
 
 function tensorRefs(raw: unknown, where: string): TensorRef[] {
@@ -505,18 +516,22 @@ function walkModel(node: Json, inputs: Shape[], walk: Walk, depth: number): Shap
       }
       if (inbound.length > walk.limits.maxLayers) throw new ModelBudgetError(`${FIELD}: layer '${lname}': called ${inbound.length} times`, FIELD);
       const calls = inbound.map((n: unknown, k) => tensorRefs(n, `layer '${lname}' inbound_nodes[${k}]`));
-      if (!calls.every((refs) => refs.every(([src, n]) => outputs.has(`${src}/${n}`)))) continue;
-      calls.forEach((refs, k) => {
-        const shapes = refs.map(([src, n, t]) => {
+      // Calls resolve one by one, in order: a layer's second call may read what its first call fed.
+      const entry = pending[p]!;
+      // A nested model built on its own input already has node 0; its calls here are nodes 1, 2, ...
+      const offset = ownsFirstNode(l) ? 1 : 0;
+      while (entry.node < calls.length && calls[entry.node]!.every(([src, n]) => outputs.has(`${src}/${n}`))) {
+        const k = entry.node++;
+        const shapes = calls[k]!.map(([src, n, t]) => {
           const s = outputs.get(`${src}/${n}`)![t];
           if (s === undefined) throw new ModelBudgetError(`${FIELD}: layer '${lname}' reads tensor ${t} of '${src}', which has no such output`, FIELD);
           return s;
         });
-        outputs.set(`${lname}/${k}`, [walkLayer(l, shapes, walk, depth, i, !seen.has(lname))]);
+        outputs.set(`${lname}/${k + offset}`, [walkLayer(l, shapes, walk, depth, i, !seen.has(lname))]);
         seen.add(lname);
-      });
-      pending.splice(p--, 1);
-      progress = true;
+        progress = true;
+      }
+      if (entry.node === calls.length) pending.splice(p--, 1);
     }
   }
   if (pending.length > 0) {
