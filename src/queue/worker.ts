@@ -23,6 +23,7 @@ import { CHANNELS, type Notifier } from '../store/notify.js';
 import { ProgressTracker } from '../store/progress.js';
 import { LeaseLostError, PostgresSink, touchLease, type Lease } from '../store/sink.js';
 import { JOB_QUEUE, type QueuedJobData } from './boss.js';
+import { DEFAULT_MODEL_LIMITS, type ModelLimits } from '../engine/models/budget.js';
 import { prepareRun } from './inputs.js';
 import { claimJob, finishJob, heartbeat, reapJobs, releaseJob, type JobErrorCode, type Outcome } from './lifecycle.js';
 
@@ -30,6 +31,8 @@ export interface EngineContext {
   sink: CheckpointSink;
   signal?: AbortSignal;
   onEvent?: (e: EngineEvent) => void;
+  /** Caps on an uploaded model, checked again as the engine loads it (the upload's settings). */
+  modelLimits?: ModelLimits;
 }
 
 /** One compression run: the engine's `runCompression`, or a test engine. */
@@ -65,6 +68,8 @@ export interface WorkerOptions {
   pollSeconds?: number;
   /** Least time between two progress writes of one job (default 500 ms: at most 2 per second). */
   progressIntervalMs?: number;
+  /** Model caps the engine loads uploaded models under (default: engine/models/budget.ts's). */
+  modelLimits?: ModelLimits;
 }
 
 type Settings = Required<Omit<WorkerOptions, 'id'>>;
@@ -77,6 +82,7 @@ const DEFAULTS: Settings = {
   maxAttempts: 5,
   pollSeconds: 2,
   progressIntervalMs: 500,
+  modelLimits: DEFAULT_MODEL_LIMITS,
 };
 
 type AbortReason = 'cancel' | 'shutdown' | 'lease-lost';
@@ -85,7 +91,7 @@ const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 function classify(e: unknown): { code: JobErrorCode; message: string } {
   const name = e instanceof Error ? e.name : '';
-  if (name === 'SpecError' || name === 'DatasetError') return { code: 'INVALID_ARGUMENT', message: message(e) };
+  if (name === 'SpecError' || name === 'DatasetError' || name === 'ModelBudgetError') return { code: 'INVALID_ARGUMENT', message: message(e) };
   return { code: 'ENGINE_ERROR', message: message(e) || 'engine failed' };
 }
 
@@ -326,7 +332,7 @@ export class JobWorker {
       log.info({ attempt: lease.attempt }, 'job started');
       prepared = await prepareRun(prisma, blobs, lease.jobId, storedSpec);
       this.runner ??= await loadEngineRunner();
-      const result = await this.runner(prepared.spec, { sink, signal: run.ac.signal, onEvent: run.onEvent });
+      const result = await this.runner(prepared.spec, { sink, signal: run.ac.signal, onEvent: run.onEvent, modelLimits: this.settings.modelLimits });
       await run.drain();
       if (!sink.resultCommitted) await sink.commitResult(result);
       outcome = { status: 'succeeded' };

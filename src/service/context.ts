@@ -55,6 +55,7 @@ function workerOptions(config: Config, opts: WorkerOptions | true): WorkerOption
     reapSeconds: w.reapSeconds,
     maxAttempts: w.maxAttempts,
     pollSeconds: w.pollSeconds,
+    modelLimits: config.modelLimits,
     ...(opts === true ? {} : opts),
   };
 }

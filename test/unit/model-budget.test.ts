@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import { checkModelJson, DEFAULT_MODEL_LIMITS, ModelBudgetError, type ModelLimits } from '../../src/engine/models/budget.js';
 import { modelToFiles } from '../../src/engine/models/files.js';
 import { countParams } from '../../src/engine/models/inspect.js';
-import { loadModelFrom } from '../../src/engine/models/load.js';
+import { createOrLoadModel, loadModelFrom } from '../../src/engine/models/load.js';
 import { createModel } from '../../src/engine/models/registry.js';
 
 type Json = Record<string, unknown>;
@@ -207,6 +207,23 @@ describe('the engine loader checks model directories first', () => {
       await assert.rejects(loadModelFrom(dir), (e: Error) => e instanceof ModelBudgetError && /layer 'huge' \(Dense\)/.test(e.message));
       assert.equal(tf.memory().numBytes, before);
     } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('createOrLoadModel honours the limits it is given (what the worker passes from settings)', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'ticketsmith-budget-'));
+    const model = createModel('lenet-20-10', { inputShape: [28, 28, 1], numClasses: 10, seed: 0 });
+    try {
+      const files = await modelToFiles(model);
+      await writeFile(path.join(dir, 'model.json'), files.json);
+      await writeFile(path.join(dir, 'weights.bin'), files.bin);
+      const opts = { inputShape: [28, 28, 1], numClasses: 10, seed: 0 };
+      const loaded = await createOrLoadModel(dir, opts);
+      loaded.dispose();
+      await assert.rejects(createOrLoadModel(dir, opts, { ...limits, maxLayerParams: 10_000 }), (e: Error) => e instanceof ModelBudgetError && /layer 'fc1' \(Dense\)/.test(e.message));
+    } finally {
+      model.dispose();
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -287,13 +287,13 @@ function checkAgainstOptions(model: tf.LayersModel, ref: string, opts: ModelOpti
  * weights are kept, `opts.seed` is unused), so a mismatch fails here with a
  * clear message rather than deep inside training.
  */
-export async function createOrLoadModel(ref: string, opts: ModelOptions): Promise<tf.LayersModel> {
+export async function createOrLoadModel(ref: string, opts: ModelOptions, limits?: ModelLimits): Promise<tf.LayersModel> {
   if (isZooModel(ref)) return createModel(ref, opts);
   if (!isUri(ref)) {
     const exists = await stat(ref).then(() => true, () => false);
     if (!exists) throw new Error(`'${ref}' is neither a zoo model (${knownModelNames()}) nor an existing path`);
   }
-  const model = await loadModelFrom(ref);
+  const model = await loadModelFrom(ref, { limits });
   try {
     checkAgainstOptions(model, ref, opts);
   } catch (e) {
