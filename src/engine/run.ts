@@ -9,6 +9,7 @@ import type { CheckpointSink, ControlKind, EngineEvent, RoundMetrics, RunResultR
 import { resolveSpec, rewindIteration, roundHasControls, runName, totalIterations, type RunSpec } from './spec.js';
 import { loadDataset, checkFits, type DataAccess } from './data/index.js';
 import { createOrLoadModel } from './models/load.js';
+import type { ModelLimits } from './models/budget.js';
 import { modelToFiles } from './models/files.js';
 import { createModel, isZooModel } from './models/registry.js';
 import { countFlops, countParams, describeModel, getWeightMap, prunableWeights, setWeightMap } from './models/inspect.js';
@@ -39,6 +40,8 @@ export interface RunContext {
    * Default: TICKETSMITH_WORKERS, else the number of cores (at most 3) when the run trains controls.
    */
   parallelism?: number;
+  /** Caps a model directory is checked against before it is built (default: budget.ts's). */
+  modelLimits?: ModelLimits;
 }
 
 function parallelism(spec: RunSpec, ctx: RunContext): number {
@@ -106,7 +109,7 @@ export async function runCompression(specInput: RunSpec | unknown, ctx: RunConte
   const backend = await initBackend();
   const name = runName(spec);
   const ds = ctx.dataset ?? (await loadDataset(spec.dataset, { seed: spec.seed, maxTrain: spec.maxTrainExamples, access: ctx.data }));
-  const model = await createOrLoadModel(spec.model, { inputShape: ds.inputShape, numClasses: ds.numClasses, seed: spec.seed });
+  const model = await createOrLoadModel(spec.model, { inputShape: ds.inputShape, numClasses: ds.numClasses, seed: spec.seed }, ctx.modelLimits);
   let disposeExecutor: () => Promise<void> = async () => undefined;
   try {
     checkFits(ds, describeModel(model));

@@ -36,6 +36,7 @@ import { storagePass } from '../store/retention.js';
 import { LeaseLostError, PostgresSink, touchLease, type Lease } from '../store/sink.js';
 import { isDatabaseUnavailable, whileUnavailable } from '../store/unavailable.js';
 import { JOB_QUEUE, type QueuedJobData } from './boss.js';
+import { DEFAULT_MODEL_LIMITS, type ModelLimits } from '../engine/models/budget.js';
 import { prepareRun } from './inputs.js';
 import { claimJob, finishJob, heartbeat, reapJobs, releaseJob, type JobErrorCode, type Outcome } from './lifecycle.js';
 
@@ -45,6 +46,8 @@ export interface EngineContext {
   onEvent?: (e: EngineEvent) => void;
   /** What the run's dataset load may fetch and read: the tenant policy. */
   data: DataAccess;
+  /** Caps on an uploaded model, checked again as the engine loads it (the upload's settings). */
+  modelLimits?: ModelLimits;
 }
 
 /** One compression run: the engine's `runCompression`, or a test engine. */
@@ -94,6 +97,8 @@ export interface WorkerOptions {
   storageSweepSeconds?: number;
   /** The pass leaves blobs younger than this to a later one (spares writes in flight a second write). */
   orphanMinAgeSeconds?: number;
+  /** Model caps the engine loads uploaded models under (default: engine/models/budget.ts's). */
+  modelLimits?: ModelLimits;
 }
 
 type Settings = Required<Omit<WorkerOptions, 'id'>>;
@@ -109,6 +114,7 @@ const DEFAULTS: Settings = {
   retentionSeconds: 0,
   storageSweepSeconds: 3600,
   orphanMinAgeSeconds: 600,
+  modelLimits: DEFAULT_MODEL_LIMITS,
 };
 
 type AbortReason = 'cancel' | 'shutdown' | 'lease-lost';
@@ -117,7 +123,7 @@ const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 function classify(e: unknown): { code: JobErrorCode; message: string } {
   const name = e instanceof Error ? e.name : '';
-  if (name === 'SpecError' || name === 'DatasetError') return { code: 'INVALID_ARGUMENT', message: message(e) };
+  if (name === 'SpecError' || name === 'DatasetError' || name === 'ModelBudgetError') return { code: 'INVALID_ARGUMENT', message: message(e) };
   return { code: 'ENGINE_ERROR', message: message(e) || 'engine failed' };
 }
 
@@ -378,7 +384,7 @@ export class JobWorker {
       log.info({ attempt: lease.attempt }, 'job started');
       prepared = await prepareRun(prisma, blobs, lease.jobId, storedSpec);
       this.runner ??= await loadEngineRunner();
-      const result = await this.runner(prepared.spec, { sink, signal: run.ac.signal, onEvent: run.onEvent, data: this.deps.data ?? NO_FILES });
+      const result = await this.runner(prepared.spec, { sink, signal: run.ac.signal, onEvent: run.onEvent, data: this.deps.data ?? NO_FILES, modelLimits: this.settings.modelLimits });
       await run.drain();
       if (!sink.resultCommitted) await sink.commitResult(result);
       outcome = { status: 'succeeded' };

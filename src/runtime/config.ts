@@ -48,6 +48,11 @@ const EnvSchema = z.object({
   TICKETSMITH_RETENTION_DAYS: z.coerce.number().min(0).default(0),
   /** How often each worker runs the storage pass (retention, then unreferenced blobs). */
   TICKETSMITH_STORAGE_SWEEP_SECONDS: seconds(3600),
+  /** Model size caps, checked on model.json before TF.js builds anything (engine/models/budget.ts). */
+  TICKETSMITH_MAX_MODEL_PARAMS: z.coerce.number().int().positive().default(50_000_000),
+  TICKETSMITH_MAX_LAYER_PARAMS: z.coerce.number().int().positive().default(25_000_000),
+  TICKETSMITH_MAX_MODEL_LAYERS: z.coerce.number().int().positive().default(1000),
+  TICKETSMITH_MAX_LAYER_OUTPUT: z.coerce.number().int().positive().default(16_777_216),
 });
 
 const list = (raw: string) => raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
@@ -78,6 +83,8 @@ export interface Config {
     retentionDays: number;
     sweepSeconds: number;
   };
+  /** Caps on an uploaded model, by its model.json (the weight bytes cap is maxUploadBytes). */
+  modelLimits: { maxParams: number; maxLayerParams: number; maxLayers: number; maxLayerOutput: number; maxBytes: number };
 }
 
 export class ConfigError extends Error {
@@ -126,5 +133,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     fileRoots,
     outboundAllow,
     storage: { retentionDays: e.TICKETSMITH_RETENTION_DAYS, sweepSeconds: e.TICKETSMITH_STORAGE_SWEEP_SECONDS },
+    modelLimits: {
+      maxParams: e.TICKETSMITH_MAX_MODEL_PARAMS,
+      maxLayerParams: e.TICKETSMITH_MAX_LAYER_PARAMS,
+      maxLayers: e.TICKETSMITH_MAX_MODEL_LAYERS,
+      maxLayerOutput: e.TICKETSMITH_MAX_LAYER_OUTPUT,
+      maxBytes: e.TICKETSMITH_MAX_UPLOAD_BYTES,
+    },
   };
 }

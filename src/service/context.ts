@@ -58,6 +58,7 @@ function workerOptions(config: Config, opts: WorkerOptions | true): WorkerOption
     pollSeconds: w.pollSeconds,
     retentionSeconds: config.storage.retentionDays * 86_400,
     storageSweepSeconds: config.storage.sweepSeconds,
+    modelLimits: config.modelLimits,
     ...(opts === true ? {} : opts),
   };
 }

@@ -3,6 +3,7 @@
 // never invent codes of their own. Job failure codes (job.error.code) come
 // from the same table.
 import { SpecError } from '../engine/spec.js';
+import { ModelBudgetError } from '../engine/models/budget.js';
 import { Prisma } from '../store/db.js';
 import { BlobNotFoundError, BlobTooLargeError } from '../store/blobs.js';
 import { isDatabaseUnavailable } from '../store/unavailable.js';
@@ -102,6 +103,7 @@ export function toServiceError(e: unknown): ServiceError {
   if (e instanceof Error && e.name === 'DatasetError') {
     return new ServiceError('INVALID_ARGUMENT', e.message, (e as Error & { field?: string }).field ?? 'dataset');
   }
+  if (e instanceof ModelBudgetError) return new ServiceError('INVALID_ARGUMENT', e.message, e.field);
   if (e instanceof BlobTooLargeError) return new ServiceError('PAYLOAD_TOO_LARGE', e.message);
   if (e instanceof BlobNotFoundError) return new ServiceError('UNAVAILABLE', 'artifact bytes are not reachable in the blob store');
   if (e instanceof Prisma.PrismaClientKnownRequestError) {

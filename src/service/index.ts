@@ -9,6 +9,6 @@ export { registerDataset, getDataset, listDatasets, DATASET_REF } from './datase
 export { submitJob, getJob, listJobs, listRounds, cancelJob, type ListJobsQuery, type SubmitResult } from './jobs.js';
 export { deleteModel, deleteDataset, deleteJob } from './deletion.js';
 export { listEvents, waitForEvents, watchJob } from './events.js';
-export { listArtifacts, getArtifact, checkRange, type ArtifactDownload, type ListArtifactsQuery } from './artifacts.js';
+export { listArtifacts, getArtifact, checkRange, ARTIFACT_KINDS, type ArtifactDownload, type ListArtifactsQuery } from './artifacts.js';
 export { JOB_STATES, TERMINAL_STATES, isJobState, isTerminal, type JobState } from '../store/states.js';
 export type { NamedFile } from './archive.js';

@@ -10,6 +10,7 @@ import { appendEvent } from '../store/events.js';
 import { CHANNELS } from '../store/notify.js';
 import { isJobState, type JobState } from '../store/states.js';
 import type { ServiceContext } from './context.js';
+import { checkSubmission } from './checks.js';
 import { resolveJobDataset } from './datasets.js';
 import { jobDto, roundDto, type JobDto, type Page, type RoundDto } from './dto.js';
 import { invalid, notFound, ServiceError, toServiceError } from './errors.js';
@@ -119,6 +120,7 @@ export async function submitJob(ctx: ServiceContext, tenant: string, body: unkno
     if (existing) return replay(existing, requestHash);
     throw e;
   }
+  await checkSubmission(ctx, spec, refs);
   const name = runName(spec);
   let rows: Array<JobRow & { created: boolean }>;
   try {

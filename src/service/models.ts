@@ -8,13 +8,14 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix } from 'node:path';
+import { checkModelJson, type ModelLimits } from '../engine/models/budget.js';
 import { MODEL_REF } from '../queue/inputs.js';
 import { recordArtifacts, storeBlobs } from '../store/artifacts.js';
 import { TX_OPTIONS, toJson } from '../store/db.js';
 import { unpackArchive, safeName, type NamedFile } from './archive.js';
 import type { ServiceContext } from './context.js';
 import { modelDto, type ModelDto } from './dto.js';
-import { invalid, notFound, ServiceError } from './errors.js';
+import { invalid, notFound, ServiceError, toServiceError } from './errors.js';
 import { isUuid } from './ids.js';
 
 export { MODEL_REF };
@@ -27,7 +28,7 @@ type Json = Record<string, unknown>;
 const isObject = (x: unknown): x is Json => typeof x === 'object' && x !== null && !Array.isArray(x);
 
 /** The model.json and the files its manifest names, relative to model.json's directory. */
-function selectModelFiles(files: NamedFile[]): { modelJson: Json; files: NamedFile[] } {
+function selectModelFiles(files: NamedFile[], limits: ModelLimits): { modelJson: Json; files: NamedFile[] } {
   const candidates = files.filter((f) => posix.basename(f.name) === MODEL_JSON);
   if (candidates.length === 0) throw invalid('files', `files: no ${MODEL_JSON} in the upload`);
   if (candidates.length > 1) throw invalid('files', `files: more than one ${MODEL_JSON} (${candidates.map((c) => c.name).join(', ')})`);
@@ -51,6 +52,7 @@ function selectModelFiles(files: NamedFile[]): { modelJson: Json; files: NamedFi
   if (!Array.isArray(manifest)) throw invalid(`${MODEL_JSON}.weightsManifest`, `${MODEL_JSON}: 'weightsManifest' must be a list`);
 
   const keep: NamedFile[] = [byName.get(MODEL_JSON)!];
+  const sizes = new Map<string, number>();
   manifest.forEach((group: unknown, g) => {
     const paths = isObject(group) && Array.isArray(group.paths) ? group.paths : null;
     if (!paths) throw invalid(`${MODEL_JSON}.weightsManifest[${g}].paths`, `${MODEL_JSON}: weightsManifest[${g}].paths must be a list of file names`);
@@ -61,13 +63,20 @@ function selectModelFiles(files: NamedFile[]): { modelJson: Json; files: NamedFi
       const file = byName.get(name);
       if (!file) throw invalid(where, `${where}: weight file '${p}' is missing from the upload`);
       if (!keep.includes(file)) keep.push(file);
+      sizes.set(p, file.bytes.byteLength);
     });
   });
+  // What TF.js would allocate building it, from model.json alone: refused before anything is built.
+  try {
+    checkModelJson(modelJson, limits, sizes);
+  } catch (e) {
+    throw toServiceError(e);
+  }
   return { modelJson, files: keep };
 }
 
 /** Builds the model with the engine's loader (manifest vs bytes, layer classes) and summarises it. */
-async function inspectModel(files: NamedFile[]): Promise<Json> {
+async function inspectModel(files: NamedFile[], limits: ModelLimits): Promise<Json> {
   const dir = await mkdtemp(join(tmpdir(), 'ticketsmith-upload-'));
   try {
     for (const f of files) {
@@ -78,7 +87,7 @@ async function inspectModel(files: NamedFile[]): Promise<Json> {
     const { describeModel } = await import('../engine/models/inspect.js');
     let model;
     try {
-      model = await loadModelFrom(dir);
+      model = await loadModelFrom(dir, { limits });
     } catch (e) {
       throw invalid('files', (e as Error).message.replaceAll(dir + '/', '').replaceAll(dir, 'upload'));
     }
@@ -112,8 +121,8 @@ export async function uploadModel(ctx: ServiceContext, tenant: string, upload: M
   const name = (opts.name ?? '').trim() || 'model';
   if (name.length > 200) throw invalid('name', 'name: at most 200 characters');
 
-  const { files } = selectModelFiles(raw);
-  const architecture = await inspectModel(files);
+  const { files } = selectModelFiles(raw, ctx.config.modelLimits);
+  const architecture = await inspectModel(files, ctx.config.modelLimits);
 
   const pending = await storeBlobs(ctx.blobs, Object.fromEntries(files.map((f) => [f.name, f.bytes])), 'model-file');
   const listing = pending.map((p) => ({ name: p.name, sha256: p.blob.sha256, size: p.blob.size })).sort((a, b) => a.name.localeCompare(b.name));

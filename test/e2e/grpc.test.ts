@@ -188,7 +188,8 @@ describe('models', { timeout: LIMIT_MS }, () => {
     assert.equal(zipped.sha256, model.sha256);
     const before = await rt.ctx.prisma.model.count();
     const broken = modelFiles.map((f) => (f.name === 'weights.bin' ? { name: f.name, bytes: f.bytes.slice(0, 100) } : f));
-    await assert.rejects(acme.uploadModel({ files: broken }), grpcError(grpc.status.INVALID_ARGUMENT, 'INVALID_ARGUMENT', 'files'));
+    // The field names the manifest entry whose bytes are missing (budget.ts), not just 'files'.
+    await assert.rejects(acme.uploadModel({ files: broken }), grpcError(grpc.status.INVALID_ARGUMENT, 'INVALID_ARGUMENT', 'model.json.weightsManifest[0].weights[0]'));
     assert.equal(await rt.ctx.prisma.model.count(), before);
   });
 

@@ -179,7 +179,8 @@ describe('models', () => {
     await assert.rejects(uploadModel(ctx, 'acme', { files: [modelJson] }), code('INVALID_ARGUMENT', 'model.json.weightsManifest[0].paths[0]'));
     await assert.rejects(
       uploadModel(ctx, 'acme', { files: [modelJson, { name: 'weights.bin', bytes: weights.bytes.slice(0, 20) }] }),
-      (e: unknown) => code('INVALID_ARGUMENT', 'files')(e) && /weights\.bin/.test((e as Error).message),
+      // Named at the first weight the bytes do not cover (engine/models/budget.ts).
+      (e: unknown) => code('INVALID_ARGUMENT', 'model.json.weightsManifest[0].weights[0]')(e) && /weights\.bin/.test((e as Error).message),
     );
     await assert.rejects(uploadModel(ctx, 'acme', { files: [{ name: '../model.json', bytes: modelJson.bytes }] }), code('INVALID_ARGUMENT', 'files[0]'));
     await assert.rejects(uploadModel(ctx, 'acme', { archive: new Uint8Array([1, 2, 3, 4]) }), code('INVALID_ARGUMENT', 'archive'));

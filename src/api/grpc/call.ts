@@ -10,6 +10,7 @@ import { childLogger } from '../../runtime/logger.js';
 import { authenticate, RETRY_AFTER_SECONDS, ServiceError, toServiceError, type ServiceContext } from '../../service/index.js';
 import { WireError } from './mapping.js';
 import { ERROR_CODE_KEY, ERROR_FIELD_KEY } from './proto.js';
+import { MalformedRequest } from './wire.js';
 
 const log = childLogger({ module: 'grpc' });
 
@@ -29,6 +30,7 @@ export const invalidArgument = (field: string, message: string) => new ServiceEr
 
 export function asServiceError(e: unknown): ServiceError {
   if (e instanceof WireError) return invalidArgument(e.field, e.message);
+  if (e instanceof MalformedRequest) return new ServiceError('INVALID_ARGUMENT', e.message, e.field);
   return toServiceError(e);
 }
 
@@ -67,12 +69,22 @@ async function tenantOf(ctx: ServiceContext, call: SurfaceCall): Promise<string>
   return (await authenticate(ctx, apiKeyOf(call.metadata))).tenant;
 }
 
+/** The request as the handler may read it: a MalformedRequest (wire.ts) is thrown, after the key was checked. */
+function wellFormed<Req>(request: Req): Req {
+  if (request instanceof MalformedRequest) throw request;
+  return request;
+}
+
+async function* wellFormedStream<Req>(messages: AsyncIterable<Req>): AsyncIterable<Req> {
+  for await (const m of messages) yield wellFormed(m);
+}
+
 export function unary<Req, Res>(ctx: ServiceContext, method: string, fn: (req: Req, tenant: string) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
     void (async () => {
       try {
         const tenant = await tenantOf(ctx, call);
-        callback(null, await fn(call.request, tenant));
+        callback(null, await fn(wellFormed(call.request), tenant));
       } catch (e) {
         callback(statusOf(e, method));
       }
@@ -115,7 +127,7 @@ export function serverStream<Req, Res>(
     void (async () => {
       try {
         const tenant = await tenantOf(ctx, call);
-        await fn(call.request, tenant, out, ac.signal);
+        await fn(wellFormed(call.request), tenant, out, ac.signal);
         if (!ac.signal.aborted) call.end();
       } catch (e) {
         // A cancelled call has no one left to tell.
@@ -140,7 +152,7 @@ export function clientStream<Req, Res>(
     void (async () => {
       try {
         const tenant = await tenantOf(ctx, call);
-        callback(null, await fn(call as AsyncIterable<Req>, tenant, ac.signal));
+        callback(null, await fn(wellFormedStream(call as AsyncIterable<Req>), tenant, ac.signal));
       } catch (e) {
         if (!ac.signal.aborted) callback(statusOf(e, method));
       } finally {

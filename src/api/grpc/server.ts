@@ -13,6 +13,7 @@ import { artifactHandlers } from './artifacts.js';
 import { jobHandlers } from './jobs.js';
 import { modelHandlers } from './models.js';
 import { compressionService, reflectionDefinition, SERVICE_NAME } from './proto.js';
+import { strictService } from './wire.js';
 
 const log = childLogger({ module: 'grpc' });
 
@@ -32,7 +33,7 @@ function bind(server: grpc.Server, address: string): Promise<number> {
 
 export async function startGrpcServer(rt: ServiceRuntime, opts: { host?: string; port?: number } = {}): Promise<GrpcServerHandle> {
   const server = new grpc.Server();
-  server.addService(compressionService, { ...modelHandlers(rt.ctx), ...jobHandlers(rt.ctx), ...artifactHandlers(rt.ctx) });
+  server.addService(strictService(compressionService), { ...modelHandlers(rt.ctx), ...jobHandlers(rt.ctx), ...artifactHandlers(rt.ctx) });
   const health = new HealthImplementation({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });
   health.addToServer(server);
   new ReflectionService(reflectionDefinition()).addToServer(server);

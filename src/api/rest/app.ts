@@ -12,6 +12,7 @@ import { dashboardRoutes } from '../../web/dashboard.js';
 import { classify, sendError } from './errors.js';
 import { HttpMetrics, serviceGauges } from './metrics.js';
 import { buildOpenApi } from './openapi.js';
+import { checkNoBody, checkQuery } from './query.js';
 import type { RouteDef } from './route.js';
 import { artifactRoutes } from './routes/artifacts.js';
 import { eventRoutes } from './routes/events.js';
@@ -189,6 +190,8 @@ export function createRestApp(rt: ServiceRuntime, opts: RestOptions = {}): expre
     }
     if (route.method === 'post' && !route.rawBody) handlers.push(json);
     handlers.push(async (req, res) => {
+      checkQuery(route, req);
+      checkNoBody(route, req);
       await route.handler(req, res, { ctx: rt.ctx, tenant: needsKey ? (res.locals.tenant as string) : '' });
     });
     app[route.method](route.path, ...handlers);

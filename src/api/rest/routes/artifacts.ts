@@ -5,7 +5,7 @@
 // out, so a missing blob is still an error response and not a cut-off body.
 import { posix } from 'node:path';
 import type { Response } from 'express';
-import { checkRange, getArtifact, listArtifacts, ServiceError } from '../../../service/index.js';
+import { ARTIFACT_KINDS, checkRange, getArtifact, listArtifacts, ServiceError } from '../../../service/index.js';
 import { ifRangeHolds, noneMatch, parseRange } from '../conditional.js';
 import { COMMON_ERRORS, pathParam, queryString, ref, tagJob, type RouteDef } from '../route.js';
 
@@ -42,7 +42,7 @@ export const artifactRoutes: RouteDef[] = [
     query: [
       { name: 'jobId', description: 'Only this job', schema: { type: 'string', format: 'uuid' } },
       { name: 'modelId', description: "Only this uploaded model's files", schema: { type: 'string', format: 'uuid' } },
-      { name: 'kind', description: "'round' | 'ticket' | 'result' | 'model-file'", schema: { type: 'string' } },
+      { name: 'kind', description: 'Only this kind (`state`: the engine\'s resume state, not listed otherwise)', schema: { type: 'string', enum: [...ARTIFACT_KINDS] } },
     ],
     responses: { 200: { description: 'Artifacts', content: { 'application/json': ref('ArtifactList') } } },
     errors: ['NOT_FOUND', 'INVALID_ARGUMENT', ...COMMON_ERRORS],

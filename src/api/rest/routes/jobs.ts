@@ -1,7 +1,7 @@
 // /v1/jobs: submit (Idempotency-Key honoured), get, list with a keyset
 // cursor (in the body and a Link header), rounds, cancel, artifacts, delete.
 import type { Request } from 'express';
-import { cancelJob, deleteJob, getJob, invalid, listArtifacts, listJobs, listRounds, submitJob, JOB_STATES, ServiceError } from '../../../service/index.js';
+import { ARTIFACT_KINDS, cancelJob, deleteJob, getJob, invalid, listArtifacts, listJobs, listRounds, submitJob, JOB_STATES, ServiceError } from '../../../service/index.js';
 import { COMMON_ERRORS, pathParam, itemsOf, queryString, ref, tagJob, type RouteDef } from '../route.js';
 
 const jobId = { name: 'id', description: 'Job id', schema: { type: 'string', format: 'uuid' } };
@@ -171,9 +171,9 @@ export const jobRoutes: RouteDef[] = [
     tag: 'artifacts',
     summary: "A job's artifacts (per-round masks and weights, the ticket, the result)",
     params: [jobId],
-    query: [{ name: 'kind', description: "Only this kind ('round', 'ticket', 'result')", schema: { type: 'string' } }],
+    query: [{ name: 'kind', description: 'Only this kind', schema: { type: 'string', enum: [...ARTIFACT_KINDS] } }],
     responses: { 200: { description: 'Artifacts', content: { 'application/json': ref('ArtifactList') } } },
-    errors: ['NOT_FOUND', ...COMMON_ERRORS],
+    errors: ['NOT_FOUND', 'INVALID_ARGUMENT', ...COMMON_ERRORS],
     async handler(req, res, { ctx, tenant }) {
       const id = pathParam(req, 'id');
       tagJob(res, id);

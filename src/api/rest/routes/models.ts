@@ -90,6 +90,8 @@ export const modelRoutes: RouteDef[] = [
     async handler(req, res, { ctx, tenant }) {
       const body: unknown = req.body;
       if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('body', 'body: expected a JSON object { "reference": "..." }');
+      const unknown = Object.keys(body).find((k) => k !== 'reference');
+      if (unknown !== undefined) throw invalid(unknown, `${unknown}: unknown field (a dataset registration takes only 'reference')`);
       const dataset = await registerDataset(ctx, tenant, (body as { reference?: unknown }).reference);
       res.setHeader('Location', `/v1/datasets/${dataset.id}`);
       res.status(201).json(dataset);
