@@ -1,11 +1,18 @@
-// Where dataset bytes come from: local files or http(s) URLs (Node's global
-// fetch), with an optional on-disk cache for downloads. Every failure becomes a
-// DatasetError naming the path or URL.
+// Where dataset bytes come from: local files or http(s) URLs (through
+// `fetchImpl`, the one fetch every dataset read uses), with an optional on-disk
+// cache for downloads. Every failure becomes a DatasetError naming the path or URL.
 
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DatasetError, describeError } from './errors.js';
+
+/**
+ * The fetch every http(s) dataset read goes through (the loaders here and the
+ * streaming probe): one place, so putting the outbound guard in front of all
+ * of them is a one-line change.
+ */
+export const fetchImpl: (input: string, init?: RequestInit) => Promise<Response> = (input, init) => fetch(input, init);
 
 export type Location = { kind: 'file'; path: string } | { kind: 'http'; url: string };
 
@@ -29,6 +36,31 @@ export function maxDatasetBytes(): number {
   if (!Number.isInteger(n) || n < 1) throw new Error(`TICKETSMITH_MAX_DATASET_BYTES must be a whole number >= 1, got '${raw}'`);
   return n;
 }
+
+/**
+ * The most a gzip file or zip member may expand relative to its compressed
+ * size (TICKETSMITH_MAX_DATASET_RATIO, default 200): real image data packs
+ * 2-20 fold, a decompression bomb a thousand fold.
+ */
+export function maxDatasetRatio(): number {
+  const raw = process.env.TICKETSMITH_MAX_DATASET_RATIO;
+  if (raw === undefined || raw.trim() === '') return DEFAULT_MAX_DATASET_RATIO;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 1) throw new Error(`TICKETSMITH_MAX_DATASET_RATIO must be a number >= 1, got '${raw}'`);
+  return n;
+}
+
+export const DEFAULT_MAX_DATASET_RATIO = 200;
+
+/**
+ * Output allowed for `compressed` input bytes under the ratio cap. Tiny inputs
+ * get a floor: a 40-byte gzip of a 9 KB label file is not a bomb.
+ */
+export function ratioAllowance(compressed: number, ratio: number): number {
+  return ratio * Math.max(compressed, RATIO_FLOOR_BYTES);
+}
+
+const RATIO_FLOOR_BYTES = 16 * 1024;
 
 export function describeLocation(loc: Location): string {
   return loc.kind === 'file' ? loc.path : loc.url;
@@ -80,9 +112,16 @@ export async function readFirst(
 
 async function tryReadFile(path: string, field: string): Promise<Uint8Array | null> {
   try {
+    // Judged by its size before it is read: a file over the cap never enters memory.
+    const size = (await stat(path)).size;
+    const max = maxDatasetBytes();
+    if (size > max) {
+      throw new DatasetError(`${path}: larger than the ${max}-byte limit for a dataset file (TICKETSMITH_MAX_DATASET_BYTES)`, field, path);
+    }
     const buf = await readFile(path);
     return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
   } catch (err) {
+    if (err instanceof DatasetError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return null;
     const why = code === 'EISDIR' ? 'is a directory, not a file' : `cannot read (${describeError(err)})`;
@@ -99,7 +138,7 @@ async function tryFetch(url: string, field: string, opts: ReadOptions): Promise<
   let res: Response;
   let body: ArrayBuffer;
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), redirect: 'follow' });
+    res = await fetchImpl(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), redirect: 'follow' });
     if (res.status === 404 || res.status === 410) {
       await res.body?.cancel();
       return null;
