@@ -37,6 +37,12 @@ const EnvSchema = z.object({
   TICKETSMITH_MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(512 * 1024 * 1024),
   /** Let tenants name file:// datasets on the server's disk (single-user installs). */
   TICKETSMITH_ALLOW_FILE_DATASETS: bool(false),
+  /** The most one dataset file may download or unpack to (the worker's loaders read the same variable). */
+  TICKETSMITH_MAX_DATASET_BYTES: z.coerce.number().int().min(1).default(2 * 1024 ** 3),
+  /** The most a gzip file or zip member may expand relative to its compressed size. */
+  TICKETSMITH_MAX_DATASET_RATIO: z.coerce.number().min(1).default(200),
+  /** Time budget for reading a dataset's files at registration or submit. */
+  TICKETSMITH_DATASET_PROBE_SECONDS: seconds(120),
 });
 
 export interface Config {
@@ -55,6 +61,8 @@ export interface Config {
   };
   maxUploadBytes: number;
   allowFileDatasets: boolean;
+  /** Caps on reading a tenant's dataset (the probe at the door; the worker's loaders read the same variables). */
+  datasets: { maxBytes: number; maxRatio: number; probeSeconds: number };
 }
 
 export class ConfigError extends Error {
@@ -86,5 +94,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     maxUploadBytes: e.TICKETSMITH_MAX_UPLOAD_BYTES,
     allowFileDatasets: e.TICKETSMITH_ALLOW_FILE_DATASETS,
+    datasets: { maxBytes: e.TICKETSMITH_MAX_DATASET_BYTES, maxRatio: e.TICKETSMITH_MAX_DATASET_RATIO, probeSeconds: e.TICKETSMITH_DATASET_PROBE_SECONDS },
   };
 }

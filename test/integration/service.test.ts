@@ -276,7 +276,10 @@ describe('jobs', () => {
   });
 
   test('uploaded models and registered datasets are referenced as model:<id> / dataset:<id>, per tenant', async () => {
-    const m = await uploadModel(ctx, 'acme', { files: modelFiles });
+    // The shared upload takes 4x4 inputs: this test needs one that fits Fashion-MNIST.
+    const net = tf.sequential({ layers: [tf.layers.flatten({ inputShape: [28, 28, 1], name: 'flat' }), tf.layers.dense({ units: 10, name: 'out' })] });
+    const m = await uploadModel(ctx, 'acme', { files: await uploadFiles(net) });
+    net.dispose();
     const d = await registerDataset(ctx, 'acme', 'builtin:fashion-mnist');
     const { job } = await submitJob(ctx, 'acme', { ...tiny, model: `model:${m.id}`, dataset: `dataset:${d.id}` });
     assert.equal(job.modelId, m.id);
