@@ -69,10 +69,17 @@ export function maybeGunzip(bytes: Uint8Array, file: string, field: string): Uin
   return out;
 }
 
-/** Inflates as a stream and throws once the output passes `max`; corrupt data throws as gunzipSync would. */
-function inflateCapped(bytes: Uint8Array, max: number, file: string, field: string, ratio?: number): Uint8Array {
+/** At most ~4 MiB of output per push, at deflate's best ratio (1032:1). */
+const PUSH_BYTES = 4096;
+
+/**
+ * For a trailer that claims more than `max`: inflates as a stream, counting
+ * only, and always throws. Past `max` it is a bomb; ending within `max` the
+ * trailer lied (a truncated or corrupt file). Nothing is kept, so memory stays
+ * at one chunk whatever the file claims.
+ */
+function inflateCapped(bytes: Uint8Array, max: number, file: string, field: string, ratio?: number): never {
   let total = 0;
-  const parts: Uint8Array[] = [];
   const overLimit =
     ratio === undefined
       ? new DatasetError(`${file}: unpacks to more than the ${max}-byte limit for a dataset file (TICKETSMITH_MAX_DATASET_BYTES)`, field, file)
@@ -80,21 +87,17 @@ function inflateCapped(bytes: Uint8Array, max: number, file: string, field: stri
   const stream = new Gunzip((chunk) => {
     total += chunk.length;
     if (total > max) throw overLimit;
-    parts.push(chunk);
   });
   try {
-    stream.push(bytes, true);
+    // Small pushes: fflate inflates a whole push before handing any of it on, so
+    // one 1 MiB push of a bomb would expand to a gigabyte in one buffer.
+    for (let at = 0; at < bytes.length; at += PUSH_BYTES) stream.push(bytes.subarray(at, at + PUSH_BYTES), at + PUSH_BYTES >= bytes.length);
   } catch (err) {
     if (err === overLimit) throw err;
     throw new DatasetError(`${file}: corrupt or truncated gzip data (${describeError(err)})`, field, file, { cause: err });
   }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  const declared = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(bytes.length - 4, true);
+  throw new DatasetError(`${file}: corrupt gzip data (trailer says ${declared} bytes, expanded to ${total})`, field, file);
 }
 
 /** First bytes as hex, for "wrong magic" messages. */
