@@ -610,7 +610,7 @@ export async function probeCifarStream(r: ByteReader, f: FileCtx): Promise<Split
   let max = Number.NEGATIVE_INFINITY;
   const total = await r.skip(Number.POSITIVE_INFINITY, (piece, offset) => {
     // Label bytes sit at every multiple of the record size.
-    let first = (CIFAR_RECORD - (offset % CIFAR_RECORD)) % CIFAR_RECORD;
+    const first = (CIFAR_RECORD - (offset % CIFAR_RECORD)) % CIFAR_RECORD;
     for (let i = first; i < piece.length; i += CIFAR_RECORD) {
       const label = piece[i]!;
       if (label >= CIFAR_CLASSES) {
@@ -622,7 +622,6 @@ export async function probeCifarStream(r: ByteReader, f: FileCtx): Promise<Split
       if (label < min) min = label;
       if (label > max) max = label;
     }
-    first = 0;
   });
   if (total === 0) throw new DatasetError(`${f.name}: empty CIFAR-10 batch file`, f.role);
   if (total % CIFAR_RECORD !== 0) {
