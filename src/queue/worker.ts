@@ -37,7 +37,7 @@ import { LeaseLostError, PostgresSink, touchLease, type Lease } from '../store/s
 import { isDatabaseUnavailable, whileUnavailable } from '../store/unavailable.js';
 import { JOB_QUEUE, type QueuedJobData } from './boss.js';
 import { DEFAULT_MODEL_LIMITS, type ModelLimits } from '../engine/models/budget.js';
-import { prepareRun } from './inputs.js';
+import { prepareRun, redactPaths, type PreparedRun } from './inputs.js';
 import { claimJob, finishJob, heartbeat, reapJobs, releaseJob, type JobErrorCode, type Outcome } from './lifecycle.js';
 
 export interface EngineContext {
@@ -125,6 +125,11 @@ function classify(e: unknown): { code: JobErrorCode; message: string } {
   const name = e instanceof Error ? e.name : '';
   if (name === 'SpecError' || name === 'DatasetError' || name === 'ModelBudgetError') return { code: 'INVALID_ARGUMENT', message: message(e) };
   return { code: 'ENGINE_ERROR', message: message(e) || 'engine failed' };
+}
+
+/** A failure's message without server paths: the run's own, or any job temp folder. */
+function redactError(e: { code: JobErrorCode; message: string }, prepared: PreparedRun | null): { code: JobErrorCode; message: string } {
+  return { code: e.code, message: prepared ? prepared.redact(e.message) : redactPaths(e.message, []) };
 }
 
 /** One job being run by this worker: its abort switch, progress and ordered event writes. */
@@ -383,10 +388,20 @@ export class JobWorker {
     try {
       log.info({ attempt: lease.attempt }, 'job started');
       prepared = await prepareRun(prisma, blobs, lease.jobId, storedSpec);
+      const { redact } = prepared;
       this.runner ??= await loadEngineRunner();
-      const result = await this.runner(prepared.spec, { sink, signal: run.ac.signal, onEvent: run.onEvent, data: this.deps.data ?? NO_FILES, modelLimits: this.settings.modelLimits });
+      // The engine sees the model's temp path; what it writes back goes through redact.
+      const engineSink: CheckpointSink = {
+        finishedRounds: () => sink.finishedRounds(),
+        getState: (key) => sink.getState(key),
+        putState: (key, bytes) => sink.putState(key, bytes),
+        commitRound: (round) => sink.commitRound(round),
+        commitResult: (r) => sink.commitResult(redact(r)),
+      };
+      const onEvent = (e: EngineEvent) => run.onEvent(redact(e));
+      const result = await this.runner(prepared.spec, { sink: engineSink, signal: run.ac.signal, onEvent, data: this.deps.data ?? NO_FILES, modelLimits: this.settings.modelLimits });
       await run.drain();
-      if (!sink.resultCommitted) await sink.commitResult(result);
+      if (!sink.resultCommitted) await sink.commitResult(redact(result));
       outcome = { status: 'succeeded' };
     } catch (err) {
       await run.drain();
@@ -402,7 +417,7 @@ export class JobWorker {
         const released = await this.patiently(() => releaseJob(prisma, this.deps.boss, lease, 'database unavailable'), log).catch(() => false);
         log.warn({ err, released }, 'database unavailable during the run; job handed back to the queue');
       } else {
-        outcome = { status: 'failed', ...classify(err) };
+        outcome = { status: 'failed', ...redactError(classify(err), prepared) };
         log.warn({ err }, 'engine failed');
       }
     } finally {

@@ -53,6 +53,12 @@ const EnvSchema = z.object({
   TICKETSMITH_MAX_LAYER_PARAMS: z.coerce.number().int().positive().default(25_000_000),
   TICKETSMITH_MAX_MODEL_LAYERS: z.coerce.number().int().positive().default(1000),
   TICKETSMITH_MAX_LAYER_OUTPUT: z.coerce.number().int().positive().default(16_777_216),
+  /** The most one dataset file may download or unpack to (the worker's loaders read the same variable). */
+  TICKETSMITH_MAX_DATASET_BYTES: z.coerce.number().int().min(1).default(2 * 1024 ** 3),
+  /** The most a gzip file or zip member may expand relative to its compressed size. */
+  TICKETSMITH_MAX_DATASET_RATIO: z.coerce.number().min(1).default(200),
+  /** Time budget for reading a dataset's files at registration or submit. */
+  TICKETSMITH_DATASET_PROBE_SECONDS: seconds(120),
 });
 
 const list = (raw: string) => raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
@@ -85,6 +91,8 @@ export interface Config {
   };
   /** Caps on an uploaded model, by its model.json (the weight bytes cap is maxUploadBytes). */
   modelLimits: { maxParams: number; maxLayerParams: number; maxLayers: number; maxLayerOutput: number; maxBytes: number };
+  /** Caps on reading a tenant's dataset (the probe at the door; the worker's loaders read the same variables). */
+  datasets: { maxBytes: number; maxRatio: number; probeSeconds: number };
 }
 
 export class ConfigError extends Error {
@@ -140,5 +148,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxLayerOutput: e.TICKETSMITH_MAX_LAYER_OUTPUT,
       maxBytes: e.TICKETSMITH_MAX_UPLOAD_BYTES,
     },
+    datasets: { maxBytes: e.TICKETSMITH_MAX_DATASET_BYTES, maxRatio: e.TICKETSMITH_MAX_DATASET_RATIO, probeSeconds: e.TICKETSMITH_DATASET_PROBE_SECONDS },
   };
 }

@@ -12,6 +12,7 @@ import { isJobState, type JobState } from '../store/states.js';
 import type { ServiceContext } from './context.js';
 import { checkSubmission } from './checks.js';
 import { resolveJobDataset } from './datasets.js';
+import { checkFit } from './fit.js';
 import { jobDto, roundDto, type JobDto, type Page, type RoundDto } from './dto.js';
 import { invalid, notFound, ServiceError, toServiceError } from './errors.js';
 import { decodeCursor, encodeCursor, isUuid, pageLimit } from './ids.js';
@@ -86,11 +87,16 @@ function replay(existing: JobRow, requestHash: string): SubmitResult {
   return { job: jobDto(existing), created: false };
 }
 
-/** The uploaded model and registered dataset a spec names (lookups only for `model:`/`dataset:` ids), model errors first. */
+/**
+ * The uploaded model and registered dataset a spec names (lookups only for
+ * `model:`/`dataset:` ids; a raw dataset reference is probed), model errors
+ * first, then whether the dataset fits the model.
+ */
 async function resolveRefs(ctx: ServiceContext, tenant: string, spec: RunSpec): Promise<{ modelId: string | null; datasetId: string | null }> {
   const [model, dataset] = await Promise.allSettled([resolveJobModel(ctx, tenant, spec.model), resolveJobDataset(ctx, tenant, spec.dataset)]);
   if (model.status === 'rejected') throw model.reason;
   if (dataset.status === 'rejected') throw dataset.reason;
+  await checkFit(ctx, spec.model, model.value.modelId, dataset.value.probe);
   return { modelId: model.value.modelId, datasetId: dataset.value.datasetId };
 }
 

@@ -5,7 +5,7 @@
 // gets one message that says nothing about the target.
 
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { guardedFetch, OUTBOUND_REFUSED, OutboundRefusedError } from '../../runtime/outbound.js';
 import { confineFile, type DataAccess } from './access.js';
@@ -36,6 +36,31 @@ export function maxDatasetBytes(): number {
   if (!Number.isInteger(n) || n < 1) throw new Error(`TICKETSMITH_MAX_DATASET_BYTES must be a whole number >= 1, got '${raw}'`);
   return n;
 }
+
+/**
+ * The most a gzip file or zip member may expand relative to its compressed
+ * size (TICKETSMITH_MAX_DATASET_RATIO, default 200): real image data packs
+ * 2-20 fold, a decompression bomb a thousand fold.
+ */
+export function maxDatasetRatio(): number {
+  const raw = process.env.TICKETSMITH_MAX_DATASET_RATIO;
+  if (raw === undefined || raw.trim() === '') return DEFAULT_MAX_DATASET_RATIO;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 1) throw new Error(`TICKETSMITH_MAX_DATASET_RATIO must be a number >= 1, got '${raw}'`);
+  return n;
+}
+
+export const DEFAULT_MAX_DATASET_RATIO = 200;
+
+/**
+ * Output allowed for `compressed` input bytes under the ratio cap. Tiny inputs
+ * get a floor: a 40-byte gzip of a 9 KB label file is not a bomb.
+ */
+export function ratioAllowance(compressed: number, ratio: number): number {
+  return ratio * Math.max(compressed, RATIO_FLOOR_BYTES);
+}
+
+const RATIO_FLOOR_BYTES = 16 * 1024;
 
 export function describeLocation(loc: Location): string {
   return loc.kind === 'file' ? loc.path : loc.url;
@@ -88,9 +113,16 @@ export async function readFirst(
 async function tryReadFile(path: string, field: string, opts: DataAccess): Promise<Uint8Array | null> {
   const real = await confineFile(path, opts.files, field);
   try {
+    // Judged by its size before it is read: a file over the cap never enters memory.
+    const size = (await stat(real)).size;
+    const max = maxDatasetBytes();
+    if (size > max) {
+      throw new DatasetError(`${path}: larger than the ${max}-byte limit for a dataset file (TICKETSMITH_MAX_DATASET_BYTES)`, field, path);
+    }
     const buf = await readFile(real);
     return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
   } catch (err) {
+    if (err instanceof DatasetError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return null;
     // describeError names the path Node opened: the real one must not show.

@@ -27,6 +27,16 @@ export function knownModelNames(): string {
 }
 
 /**
+ * Why the zoo model `name` cannot take examples of `inputShape` (one
+ * sentence), or null. No model is built: submit asks this for every job.
+ */
+export function zooInputProblem(name: string, inputShape: number[]): string | null {
+  const family = FAMILIES.find((f) => f.matches(name));
+  if (family === undefined) return `unknown model '${name}'`;
+  return family.inputProblem?.(name, inputShape) ?? null;
+}
+
+/**
  * Builds a freshly initialised zoo model. Outputs are logits. Every layer has
  * a stable name and every initialiser a seed derived from `opts.seed`, so
  * equal (name, opts) give identical weights.

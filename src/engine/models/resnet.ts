@@ -8,7 +8,7 @@
 // resnet-20 on 32x32x3 / 10 classes: 274,042 params (paper: 0.27M).
 // Functional API, so residual structure is visible to graph-walking code.
 import * as tf from '@tensorflow/tfjs';
-import { CIFAR_INPUT, batchNorm, glorotUniform, heNormal, validateOptions, type ModelFamily, type ModelOptions } from './common.js';
+import { CIFAR_INPUT, batchNorm, glorotUniform, heNormal, imageProblem, validateOptions, type ModelFamily, type ModelOptions } from './common.js';
 
 const NAME = /^resnet-([1-9]\d*)$/;
 const WIDTHS = [16, 32, 64];
@@ -83,4 +83,5 @@ export const resnetFamily: ModelFamily = {
   patterns: ['resnet-(6n+2), e.g. resnet-20, resnet-32, resnet-56'],
   matches: (name) => blocksPerStage(name) !== null,
   build,
+  inputProblem: imageProblem,
 };
