@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, realpath, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -18,6 +18,7 @@ import { gzipSync } from 'fflate';
 import { DatasetError, loadDataset } from '../../src/engine/data/index.js';
 import { encodeIdx } from '../../src/engine/data/encode.js';
 import { ServiceError, registerDataset, type ServiceContext } from '../../src/service/index.js';
+import { tenantDataAccess } from '../../src/service/datasets.js';
 import { listenLoopback } from '../unit/fixtures/scratch.js';
 import { startTestDb, type TestDb } from './fixtures/harness.js';
 
@@ -65,8 +66,10 @@ async function growth(fn: () => Promise<void>): Promise<number> {
 before(async () => {
   t = await startTestDb();
   const rt = await t.open();
-  ctx = { ...rt.ctx, config: { ...rt.ctx.config, allowFileDatasets: true } };
   root = await mkdtemp(join(tmpdir(), 'ts-dataset-bomb-'));
+  // File datasets inside this folder, and the loopback server below, are what this file reads: a multi-tenant
+  // server refuses both by default (no file roots, the outbound guard without an allow list).
+  ctx = { ...rt.ctx, config: { ...rt.ctx.config, allowFileDatasets: true, fileRoots: [await realpath(root)], outboundAllow: ['127.0.0.1/32'] } };
   dir = join(root, 'bomb');
   await mkdir(dir);
   await writeBomb(join(dir, 'train-images-idx3-ubyte.gz'));
@@ -124,7 +127,7 @@ describe('a 1 MiB gzip that expands to 1 GiB', () => {
     for (const ref of [pathToFileURL(dir).href, `${server.base}/bomb/#format=idx`]) {
       let err: unknown;
       const grew = await growth(async () => {
-        err = await loadDataset(ref).catch((e: unknown) => e);
+        err = await loadDataset(ref, { access: tenantDataAccess(ctx.config) }).catch((e: unknown) => e);
       });
       assert.ok(err instanceof DatasetError, String(err));
       assert.match(err.message, /expands more than 200-fold/);

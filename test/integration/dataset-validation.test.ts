@@ -5,7 +5,7 @@
 // registered dataset is fitted from its stored probe without reading again.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -62,8 +62,10 @@ before(async () => {
   t = await startTestDb();
   const rt = await t.open();
   // This file exercises file:// datasets, which a multi-tenant server refuses by default.
-  ctx = { ...rt.ctx, config: { ...rt.ctx.config, allowFileDatasets: true } };
   root = await mkdtemp(join(tmpdir(), 'ts-dataset-validation-'));
+  // File datasets inside this folder, and the loopback server below, are what this file reads: a multi-tenant
+  // server refuses both by default (no file roots, the outbound guard without an allow list).
+  ctx = { ...rt.ctx, config: { ...rt.ctx.config, allowFileDatasets: true, fileRoots: [await realpath(root)], outboundAllow: ['127.0.0.1/32'] } };
   server = await listenLoopback((req, res) => {
     const body = served[(req.url ?? '').slice(1)];
     if (body === undefined) res.writeHead(404).end();

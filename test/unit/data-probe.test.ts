@@ -14,7 +14,11 @@ import { gzipSync, zipSync } from 'fflate';
 import { DatasetError, loadDataset } from '../../src/engine/data/index.js';
 import { encodeCifarBatch, encodeIdx, encodeNpy } from '../../src/engine/data/encode.js';
 import { probeBytes, probeDataset, type DatasetProbe } from '../../src/engine/data/probe.js';
+import { OutboundGuard } from '../../src/runtime/outbound.js';
 import { listenLoopback, scratchDirs } from './fixtures/scratch.js';
+
+/** The test servers listen on loopback, which the outbound guard refuses unless allowed. */
+const LOOPBACK = { fetch: new OutboundGuard({ allow: ['127.0.0.1/32'] }).fetch };
 
 const scratch = scratchDirs('ts-data-probe-');
 const url = (p: string, query = '') => pathToFileURL(p).href + query;
@@ -123,10 +127,10 @@ describe('IDX', () => {
       else res.writeHead(200, { 'content-length': body.length }).end(body);
     });
     try {
-      const p = await probeDataset(`${server.base}/d/#format=idx`);
+      const p = await probeDataset(`${server.base}/d/#format=idx`, {}, LOOPBACK);
       assert.deepEqual(p.counts, { train: 3, test: 2 });
       files['t10k-labels-idx1-ubyte.gz'] = gzipSync(encodeIdx('ubyte', [3], [0, 0, 0]));
-      await refused(probeDataset(`${server.base}/d/#format=idx`), /3 labels but t10k-images-idx3-ubyte\.gz has 2 images/, 't10k-labels-idx1-ubyte.gz', '/d/');
+      await refused(probeDataset(`${server.base}/d/#format=idx`, {}, LOOPBACK), /3 labels but t10k-images-idx3-ubyte\.gz has 2 images/, 't10k-labels-idx1-ubyte.gz', '/d/');
     } finally {
       await server.close();
     }
@@ -256,8 +260,8 @@ describe('bombs and caps', () => {
       } else res.writeHead(200, { 'content-length': body.length }).end(body);
     });
     try {
-      await refused(probeDataset(`${server.base}/len/#format=idx`, { maxBytes: 20 }), /larger than the 20-byte limit/, 'train-images-idx3-ubyte.gz', '/len/');
-      await refused(probeDataset(`${server.base}/chunked/#format=idx`, { maxBytes: 20 }), /larger than the 20-byte limit/, 'train-images-idx3-ubyte.gz', '/chunked/');
+      await refused(probeDataset(`${server.base}/len/#format=idx`, { maxBytes: 20 }, LOOPBACK), /larger than the 20-byte limit/, 'train-images-idx3-ubyte.gz', '/len/');
+      await refused(probeDataset(`${server.base}/chunked/#format=idx`, { maxBytes: 20 }, LOOPBACK), /larger than the 20-byte limit/, 'train-images-idx3-ubyte.gz', '/chunked/');
     } finally {
       await server.close();
     }
