@@ -142,7 +142,7 @@ export async function listModels(ctx: ServiceContext, tenant: string): Promise<M
   return rows.map(modelDto);
 }
 
-let zoo: Promise<{ isZooModel(name: string): boolean; knownModelNames(): string }> | undefined;
+let zoo: Promise<{ isZooModel(name: string): boolean; knownModelNames(): string; zooNameProblem(name: string): string | null }> | undefined;
 
 /**
  * A job's model field: `model:<id>` of this tenant, or a zoo name. Paths and
@@ -157,6 +157,8 @@ export async function resolveJobModel(ctx: ServiceContext, tenant: string, value
   }
   zoo ??= import('../engine/models/registry.js');
   const registry = await zoo;
+  const problem = registry.zooNameProblem(value);
+  if (problem !== null) throw invalid('model', `model: ${problem}`);
   if (!registry.isZooModel(value)) {
     throw invalid('model', `model: '${value}' is neither a zoo model (${registry.knownModelNames()}) nor ${MODEL_REF}<id> of an uploaded model`);
   }

@@ -29,6 +29,8 @@ export interface ModelFamily {
   /** Human-readable name patterns, for error messages, e.g. `lenet-N-M`. */
   patterns: string[];
   matches(name: string): boolean;
+  /** For a name of this family's pattern whose sizes are out of bounds: why (else null). */
+  problem?(name: string): string | null;
   build(name: string, opts: ModelOptions): tf.LayersModel;
 }
 
