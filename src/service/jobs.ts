@@ -14,7 +14,9 @@ import { resolveJobDataset } from './datasets.js';
 import { jobDto, roundDto, type JobDto, type Page, type RoundDto } from './dto.js';
 import { invalid, notFound, ServiceError, toServiceError } from './errors.js';
 import { decodeCursor, encodeCursor, isUuid, pageLimit } from './ids.js';
+import { checkJobCost, checkStorageQuota, requireModelAndDataset } from './limits.js';
 import { resolveJobModel } from './models.js';
+import { countTenantJobs, lockTenant } from '../store/limits.js';
 
 export interface SubmitResult {
   job: JobDto;
@@ -103,12 +105,14 @@ export async function submitJob(ctx: ServiceContext, tenant: string, body: unkno
     throw invalid('idempotencyKey', 'Idempotency-Key: 1-255 printable ASCII characters');
   }
   const key = idempotencyKey ?? null;
+  requireModelAndDataset(body);
   let spec: RunSpec;
   try {
     spec = resolveSpec(body);
   } catch (e) {
     throw toServiceError(e);
   }
+  checkJobCost(spec, ctx.config.limits.maxJobExamples);
   const requestHash = specHash(spec);
   let refs: { modelId: string | null; datasetId: string | null };
   try {
@@ -120,7 +124,7 @@ export async function submitJob(ctx: ServiceContext, tenant: string, body: unkno
     throw e;
   }
   const name = runName(spec);
-  const rows = await sqlQuery<JobRow & { created: boolean }>(ctx.prisma, SUBMIT_SQL, [
+  const rows = await submitWithinQuota(ctx, tenant, key, [
     randomUUID(),
     randomUUID(),
     tenant,
@@ -139,6 +143,32 @@ export async function submitJob(ctx: ServiceContext, tenant: string, body: unkno
   const existing = key ? await findByKey(ctx, tenant, key) : null;
   if (existing) return replay(existing, requestHash);
   throw new Error(`job not inserted: is pg-boss queue ${JOB_QUEUE} missing?`);
+}
+
+/**
+ * SUBMIT_SQL under the tenant's queued-jobs quota (TICKETSMITH_TENANT_MAX_QUEUED)
+ * and storage quota. The statement alone cannot count safely: its snapshot
+ * is taken when it starts, so two API processes would both see room for one
+ * more. Here a per-tenant advisory lock comes first and the count and the
+ * insert are later statements of the same transaction, which in READ
+ * COMMITTED see every submit that held the lock before. A full queue still
+ * answers a reused Idempotency-Key with its job (the caller's replay rules).
+ */
+async function submitWithinQuota(ctx: ServiceContext, tenant: string, key: string | null, params: unknown[]): Promise<Array<JobRow & { created: boolean }>> {
+  const max = ctx.config.limits.tenantMaxQueued;
+  return ctx.prisma.$transaction(async (tx) => {
+    await lockTenant(tx, tenant, 'submit');
+    const queued = await countTenantJobs(tx, tenant, 'queued');
+    if (queued >= max || key !== null) {
+      const existing = key === null ? null : await tx.job.findUnique({ where: { tenant_idempotencyKey: { tenant, idempotencyKey: key } } });
+      if (existing) return [{ ...existing, created: false }];
+      if (queued >= max) {
+        throw new ServiceError('QUOTA_EXCEEDED', `queued jobs: this tenant has ${queued} jobs waiting, the most it may queue is ${max}; submit again when some have started`);
+      }
+    }
+    await checkStorageQuota(tx, ctx, tenant);
+    return tx.$queryRawUnsafe<Array<JobRow & { created: boolean }>>(SUBMIT_SQL.text, ...params);
+  }, TX_OPTIONS);
 }
 
 export async function getJob(ctx: ServiceContext, tenant: string, id: string): Promise<JobDto> {

@@ -16,6 +16,8 @@ import type { ServiceContext } from './context.js';
 import { modelDto, type ModelDto } from './dto.js';
 import { invalid, notFound, ServiceError } from './errors.js';
 import { isUuid } from './ids.js';
+import { checkStorageQuota } from './limits.js';
+import { lockTenant } from '../store/limits.js';
 
 export { MODEL_REF };
 
@@ -113,6 +115,9 @@ export async function uploadModel(ctx: ServiceContext, tenant: string, upload: M
   if (name.length > 200) throw invalid('name', 'name: at most 200 characters');
 
   const { files } = selectModelFiles(raw);
+  // Before the costly part (building the model); checked again, under the tenant's lock, as the rows are written.
+  const adding = files.reduce((n, f) => n + f.bytes.byteLength, 0);
+  await checkStorageQuota(ctx.prisma, ctx, tenant, adding);
   const architecture = await inspectModel(files);
 
   const pending = await storeBlobs(ctx.blobs, Object.fromEntries(files.map((f) => [f.name, f.bytes])), 'model-file');
@@ -121,6 +126,8 @@ export async function uploadModel(ctx: ServiceContext, tenant: string, upload: M
   const size = listing.reduce((n, f) => n + f.size, 0);
 
   const row = await ctx.prisma.$transaction(async (tx) => {
+    await lockTenant(tx, tenant, 'storage');
+    await checkStorageQuota(tx, ctx, tenant, size);
     const model = await tx.model.create({
       data: { tenant, name, format: 'tfjs-layers', sha256, architecture: toJson(architecture), sizeBytes: BigInt(size), files: toJson(listing) },
     });
