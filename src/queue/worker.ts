@@ -65,9 +65,13 @@ export interface WorkerOptions {
   pollSeconds?: number;
   /** Least time between two progress writes of one job (default 500 ms: at most 2 per second). */
   progressIntervalMs?: number;
+  /** Jobs of one tenant running at once, over all workers (default: no cap). */
+  tenantMaxRunning?: number;
+  /** Wall-clock limit of a job from its first start (default 24 h); past it the run fails as DEADLINE_EXCEEDED. */
+  jobTimeoutSeconds?: number;
 }
 
-type Settings = Required<Omit<WorkerOptions, 'id'>>;
+type Settings = Required<Omit<WorkerOptions, 'id' | 'tenantMaxRunning'>> & Pick<WorkerOptions, 'tenantMaxRunning'>;
 
 const DEFAULTS: Settings = {
   concurrency: 1,
@@ -77,9 +81,10 @@ const DEFAULTS: Settings = {
   maxAttempts: 5,
   pollSeconds: 2,
   progressIntervalMs: 500,
+  jobTimeoutSeconds: 24 * 60 * 60,
 };
 
-type AbortReason = 'cancel' | 'shutdown' | 'lease-lost';
+type AbortReason = 'cancel' | 'shutdown' | 'lease-lost' | 'timeout';
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
@@ -299,11 +304,14 @@ export class JobWorker {
         queueJobId: delivery.id,
         staleSeconds: this.settings.staleSeconds,
         maxAttempts: this.settings.maxAttempts,
+        tenantMaxRunning: this.settings.tenantMaxRunning,
+        deferSeconds: this.settings.pollSeconds,
+        boss,
       });
       if (claim.kind === 'skip') {
         log.info({ reason: claim.reason }, 'delivery dropped');
       } else {
-        await this.run(claim.lease, claim.spec, log);
+        await this.run(claim.lease, claim.spec, claim.startedAt, log);
       }
       await boss.complete(JOB_QUEUE, delivery.id);
     } catch (err) {
@@ -313,12 +321,15 @@ export class JobWorker {
     }
   }
 
-  private async run(lease: Lease, storedSpec: RunSpec, log: Logger): Promise<void> {
+  private async run(lease: Lease, storedSpec: RunSpec, startedAt: Date, log: Logger): Promise<void> {
     const { prisma, blobs } = this.deps;
     const run = new ActiveRun(lease, prisma, log, this.settings.progressIntervalMs);
     this.runs.set(lease.jobId, run);
     if (this.stopping) run.abort('shutdown');
     const beatTimer = setInterval(() => this.inBackground(() => this.beat(run)), this.settings.heartbeatSeconds * 1000);
+    // The deadline counts from the job's first start, so a resumed job does not get a fresh day.
+    const timeoutSeconds = this.settings.jobTimeoutSeconds;
+    const deadlineTimer = setTimeout(() => run.abort('timeout'), Math.max(0, startedAt.getTime() + timeoutSeconds * 1000 - Date.now()));
     let outcome: Outcome | null = null;
     let prepared: Awaited<ReturnType<typeof prepareRun>> | null = null;
     const sink = new PostgresSink(prisma, blobs, lease, run.tracker);
@@ -334,6 +345,14 @@ export class JobWorker {
       await run.drain();
       const reason = run.reason ?? (err instanceof LeaseLostError ? 'lease-lost' : null);
       if (reason === 'cancel') outcome = { status: 'cancelled' };
+      else if (reason === 'timeout') {
+        const rounds = await prisma.round.count({ where: { jobId: lease.jobId } }).catch(() => null);
+        outcome = {
+          status: 'failed',
+          code: 'DEADLINE_EXCEEDED',
+          message: `job stopped: it ran longer than the job timeout of ${timeoutSeconds} s; ${rounds === null ? 'its' : `its ${rounds}`} finished rounds are kept`,
+        };
+      }
       else if (reason === 'shutdown') {
         const released = await releaseJob(prisma, this.deps.boss, lease, 'worker shutting down');
         log.info({ released }, 'job handed back to the queue');
@@ -345,6 +364,7 @@ export class JobWorker {
       }
     } finally {
       clearInterval(beatTimer);
+      clearTimeout(deadlineTimer);
       run.dispose();
       this.runs.delete(lease.jobId);
       await prepared?.cleanup().catch(() => {});

@@ -55,6 +55,8 @@ function workerOptions(config: Config, opts: WorkerOptions | true): WorkerOption
     reapSeconds: w.reapSeconds,
     maxAttempts: w.maxAttempts,
     pollSeconds: w.pollSeconds,
+    tenantMaxRunning: config.limits.tenantMaxRunning,
+    jobTimeoutSeconds: config.limits.jobTimeoutSeconds,
     ...(opts === true ? {} : opts),
   };
 }
