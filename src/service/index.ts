@@ -7,6 +7,7 @@ export { authenticate, createApiKey, listApiKeys, revokeApiKey, type Principal }
 export { uploadModel, getModel, listModels, MODEL_REF, type ModelUpload } from './models.js';
 export { registerDataset, getDataset, listDatasets, DATASET_REF } from './datasets.js';
 export { submitJob, getJob, listJobs, listRounds, cancelJob, type ListJobsQuery, type SubmitResult } from './jobs.js';
+export { checkRateLimit, RateLimitedError } from './limits.js';
 export { listEvents, waitForEvents, watchJob } from './events.js';
 export { listArtifacts, getArtifact, checkRange, type ArtifactDownload, type ListArtifactsQuery } from './artifacts.js';
 export { JOB_STATES, TERMINAL_STATES, isJobState, isTerminal, type JobState } from '../store/states.js';

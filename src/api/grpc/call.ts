@@ -7,7 +7,7 @@
 import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { childLogger } from '../../runtime/logger.js';
-import { authenticate, ServiceError, toServiceError, type ServiceContext } from '../../service/index.js';
+import { authenticate, checkRateLimit, RateLimitedError, ServiceError, toServiceError, type ServiceContext } from '../../service/index.js';
 import { WireError } from './mapping.js';
 import { ERROR_CODE_KEY, ERROR_FIELD_KEY } from './proto.js';
 
@@ -40,6 +40,7 @@ export function statusOf(e: unknown, method: string): grpc.StatusObject {
   const metadata = new grpc.Metadata();
   metadata.set(ERROR_CODE_KEY, se.code);
   if (se.field !== undefined) metadata.set(ERROR_FIELD_KEY, se.field);
+  if (se instanceof RateLimitedError) metadata.set(RETRY_AFTER_KEY, String(se.retryAfterSeconds));
   return { code: se.grpcCode as grpc.status, details: se.message, metadata };
 }
 
@@ -62,8 +63,13 @@ interface SurfaceCall {
   on(event: 'cancelled', listener: () => void): unknown;
 }
 
+/** Trailer of a RESOURCE_EXHAUSTED for the rate limit: seconds until a retry can pass (as HTTP's Retry-After). */
+export const RETRY_AFTER_KEY = 'retry-after';
+
 async function tenantOf(ctx: ServiceContext, call: SurfaceCall): Promise<string> {
-  return (await authenticate(ctx, apiKeyOf(call.metadata))).tenant;
+  const principal = await authenticate(ctx, apiKeyOf(call.metadata));
+  await checkRateLimit(ctx, principal.keyId);
+  return principal.tenant;
 }
 
 export function unary<Req, Res>(ctx: ServiceContext, method: string, fn: (req: Req, tenant: string) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
