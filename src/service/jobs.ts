@@ -105,13 +105,14 @@ export async function submitJob(ctx: ServiceContext, tenant: string, body: unkno
     throw invalid('idempotencyKey', 'Idempotency-Key: 1-255 printable ASCII characters');
   }
   const key = idempotencyKey ?? null;
-  requireModelAndDataset(body);
   let spec: RunSpec;
   try {
     spec = resolveSpec(body);
   } catch (e) {
     throw toServiceError(e);
   }
+  // After the schema, so a malformed field is named first; before the defaults could stand in for them.
+  requireModelAndDataset(body);
   checkJobCost(spec, ctx.config.limits.maxJobExamples);
   const requestHash = specHash(spec);
   let refs: { modelId: string | null; datasetId: string | null };
