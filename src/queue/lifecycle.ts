@@ -24,7 +24,7 @@ export interface ClaimOptions {
   maxAttempts: number;
   /**
    * A tenant's running-jobs cap: a job whose tenant is at it stays queued and
-   * is dispatched again after `deferSeconds` (needs `boss`).
+   * is dispatched again after `deferSeconds` (default 5; needs `boss`).
    */
   tenantMaxRunning?: number;
   deferSeconds?: number;

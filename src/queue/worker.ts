@@ -305,7 +305,8 @@ export class JobWorker {
         staleSeconds: this.settings.staleSeconds,
         maxAttempts: this.settings.maxAttempts,
         tenantMaxRunning: this.settings.tenantMaxRunning,
-        deferSeconds: this.settings.pollSeconds,
+        // Each deferral writes a new dispatch: not every poll, or a tenant's backlog would churn the queue table.
+        deferSeconds: 5 * this.settings.pollSeconds,
         boss,
       });
       if (claim.kind === 'skip') {
