@@ -98,6 +98,17 @@ describe('POST /v1/jobs under arbitrary bodies', () => {
     assert.match((json as { error: { message: string } }).error.message, /model: required/);
   });
 
+  test('the OpenAPI document says so: model and dataset required, 429 documented', async () => {
+    const doc = (await (await fetch(`${rest.url}/openapi.json`)).json()) as {
+      components: { schemas: { SubmitJobRequest: { oneOf: Array<{ required?: string[]; properties: Record<string, { default?: unknown }> }> } } };
+      paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
+    };
+    const flat = doc.components.schemas.SubmitJobRequest.oneOf[0]!;
+    assert.ok(flat.required?.includes('model') && flat.required.includes('dataset'), JSON.stringify(flat.required));
+    assert.equal(flat.properties.model!.default, undefined);
+    assert.ok(doc.paths['/v1/jobs']!.post!.responses['429'], 'QUOTA_EXCEEDED / RATE_LIMITED documented');
+  });
+
   test('an empty gRPC SubmitJob is INVALID_ARGUMENT naming model', async () => {
     const client = new TicketsmithGrpcClient({ address: `127.0.0.1:${rpc.port}`, apiKey: key, timeoutMs: 10_000 });
     try {
