@@ -38,9 +38,11 @@ const jobColumns = (t: string) =>
    ${t}.started_at AS "startedAt", ${t}.finished_at AS "finishedAt"`;
 
 /**
- * A submission in one statement, so one round trip and no BEGIN/COMMIT: the
+ * A submission in one statement: the
  * job row, its pg-boss dispatch, its first event and the workers' wake-up
- * commit together or not at all. With an Idempotency-Key already used by the
+ * commit together or not at all. (It was one round trip with no BEGIN/COMMIT;
+ * the tenant's queue quota now runs it inside a short transaction after a
+ * lock and a count, see submitWithinQuota.) With an Idempotency-Key already used by the
  * tenant the insert does nothing (so neither do the dispatch and the event,
  * which read its rows) and the earlier job comes back instead, `created`
  * false. The first event skips appendEvent's row lock: nobody else can see
