@@ -58,6 +58,8 @@ export class GrpcError extends Error {
     readonly code: string,
     message: string,
     readonly field?: string,
+    /** From a rate-limited call's `retry-after` trailer: seconds to wait before retrying. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }
@@ -72,7 +74,14 @@ function toGrpcError(e: unknown): Error {
       const v = s.metadata?.get(key)[0];
       return typeof v === 'string' ? v : undefined;
     };
-    return new GrpcError(s.code, first(ERROR_CODE_KEY) ?? grpc.status[s.code] ?? 'UNKNOWN', s.details ?? s.message ?? '', first(ERROR_FIELD_KEY));
+    const retryAfter = first('retry-after');
+    return new GrpcError(
+      s.code,
+      first(ERROR_CODE_KEY) ?? grpc.status[s.code] ?? 'UNKNOWN',
+      s.details ?? s.message ?? '',
+      first(ERROR_FIELD_KEY),
+      retryAfter === undefined ? undefined : Number(retryAfter),
+    );
   }
   return e instanceof Error ? e : new Error(String(e));
 }

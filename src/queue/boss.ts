@@ -83,11 +83,12 @@ export interface QueuedJobData {
 
 /**
  * Adds a dispatch for `jobId` in the caller's transaction, records it on the
- * job row, and wakes idle workers when the transaction commits.
+ * job row, and wakes idle workers when the transaction commits. With
+ * `startAfterSeconds` the dispatch is delivered only after that delay.
  */
-export async function enqueueInTx(boss: PgBoss, tx: Prisma.TransactionClient, jobId: string): Promise<string> {
+export async function enqueueInTx(boss: PgBoss, tx: Prisma.TransactionClient, jobId: string, opts: { startAfterSeconds?: number } = {}): Promise<string> {
   const data: QueuedJobData = { jobId };
-  const id = await boss.send(JOB_QUEUE, data, { db: txExecutor(tx) });
+  const id = await boss.send(JOB_QUEUE, data, { db: txExecutor(tx), ...(opts.startAfterSeconds ? { startAfter: opts.startAfterSeconds } : {}) });
   if (id === null) throw new Error(`pg-boss did not accept job ${jobId}`);
   await tx.job.update({ where: { id: jobId }, data: { queueJobId: id } });
   await tx.$executeRaw`SELECT pg_notify(${CHANNELS.jobs}, ${jobId})`;

@@ -10,10 +10,11 @@ import { TX_OPTIONS, toJson, type Prisma, type PrismaClient } from '../store/db.
 import { appendEvent } from '../store/events.js';
 import type { Lease } from '../store/sink.js';
 import { isTerminal, type JobState } from '../store/states.js';
+import { countTenantJobs, lockTenant } from '../store/limits.js';
 import { JOB_QUEUE, cancelDispatchInTx, enqueueInTx } from './boss.js';
 
 /** Codes a worker records on a failed job; each is a row of service/errors.ts ERRORS. */
-export const JOB_ERROR_CODES = Object.freeze(['INVALID_ARGUMENT', 'ENGINE_ERROR', 'WORKER_LOST', 'INTERNAL'] as const);
+export const JOB_ERROR_CODES = Object.freeze(['INVALID_ARGUMENT', 'ENGINE_ERROR', 'WORKER_LOST', 'DEADLINE_EXCEEDED', 'INTERNAL'] as const);
 export type JobErrorCode = (typeof JOB_ERROR_CODES)[number];
 
 export interface ClaimOptions {
@@ -21,10 +22,17 @@ export interface ClaimOptions {
   queueJobId: string;
   staleSeconds: number;
   maxAttempts: number;
+  /**
+   * A tenant's running-jobs cap: a job whose tenant is at it stays queued and
+   * is dispatched again after `deferSeconds` (default 5; needs `boss`).
+   */
+  tenantMaxRunning?: number;
+  deferSeconds?: number;
+  boss?: PgBoss;
 }
 
 export type Claim =
-  | { kind: 'run'; lease: Lease; spec: RunSpec; resumed: boolean }
+  | { kind: 'run'; lease: Lease; spec: RunSpec; resumed: boolean; startedAt: Date }
   | { kind: 'skip'; reason: string };
 
 interface LockedJob {
@@ -44,6 +52,23 @@ async function lockJob(tx: Prisma.TransactionClient, jobId: string, staleSeconds
            COALESCE(heartbeat_at > now() - make_interval(secs => ${staleSeconds}::float8), false) AS heartbeat_fresh
     FROM job WHERE id = ${jobId}::uuid FOR UPDATE`;
   return rows[0] ?? null;
+}
+
+/**
+ * The tenant's running-jobs cap, checked under a per-tenant advisory lock so
+ * two workers claiming at once cannot both take the last slot (the count is
+ * a statement after the lock: READ COMMITTED sees the other claim's commit).
+ * A job over the cap stays queued (a running one whose worker died goes back
+ * to queued) with a new dispatch delayed by `deferSeconds`.
+ */
+async function deferOverRunningCap(tx: Prisma.TransactionClient, jobId: string, job: LockedJob, opts: ClaimOptions): Promise<Claim | null> {
+  if (opts.tenantMaxRunning === undefined || !opts.boss) return null;
+  await lockTenant(tx, job.tenant, 'running');
+  const running = await countTenantJobs(tx, job.tenant, 'running', jobId);
+  if (running < opts.tenantMaxRunning) return null;
+  if (job.status === 'running') await tx.job.update({ where: { id: jobId }, data: { status: 'queued', workerId: null, heartbeatAt: null } });
+  await enqueueInTx(opts.boss, tx, jobId, { startAfterSeconds: opts.deferSeconds ?? 5 });
+  return { kind: 'skip', reason: `tenant has ${running} jobs running (cap ${opts.tenantMaxRunning}); dispatched again later` };
 }
 
 /** Takes a job for this worker, or says why this delivery is to be dropped. */
@@ -67,13 +92,16 @@ export async function claimJob(prisma: PrismaClient, jobId: string, opts: ClaimO
       await appendEvent(tx, jobId, 'finished', { status: 'failed', error: { code: 'WORKER_LOST', message } });
       return { kind: 'skip', reason: 'too many attempts' };
     }
+    const deferred = await deferOverRunningCap(tx, jobId, job, opts);
+    if (deferred) return deferred;
     const attempt = job.attempts + 1;
-    await tx.$executeRaw`
+    const [started] = await tx.$queryRaw<{ started_at: Date }[]>`
       UPDATE job SET status = 'running', attempts = ${attempt}, worker_id = ${opts.workerId},
         queue_job_id = ${opts.queueJobId}::uuid, heartbeat_at = now(), started_at = COALESCE(started_at, now())
-      WHERE id = ${jobId}::uuid`;
+      WHERE id = ${jobId}::uuid
+      RETURNING started_at`;
     await appendEvent(tx, jobId, 'started', { attempt, workerId: opts.workerId });
-    return { kind: 'run', lease: { jobId, tenant: job.tenant, attempt }, spec: job.spec as RunSpec, resumed: attempt > 1 };
+    return { kind: 'run', lease: { jobId, tenant: job.tenant, attempt }, spec: job.spec as RunSpec, resumed: attempt > 1, startedAt: started!.started_at };
   }, TX_OPTIONS);
 }
 

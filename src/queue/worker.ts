@@ -99,9 +99,13 @@ export interface WorkerOptions {
   orphanMinAgeSeconds?: number;
   /** Model caps the engine loads uploaded models under (default: engine/models/budget.ts's). */
   modelLimits?: ModelLimits;
+  /** Jobs of one tenant running at once, over all workers (default: no cap). */
+  tenantMaxRunning?: number;
+  /** Wall-clock limit of a job from its first start (default 24 h); past it the run fails as DEADLINE_EXCEEDED. */
+  jobTimeoutSeconds?: number;
 }
 
-type Settings = Required<Omit<WorkerOptions, 'id'>>;
+type Settings = Required<Omit<WorkerOptions, 'id' | 'tenantMaxRunning'>> & Pick<WorkerOptions, 'tenantMaxRunning'>;
 
 const DEFAULTS: Settings = {
   concurrency: 1,
@@ -115,9 +119,10 @@ const DEFAULTS: Settings = {
   storageSweepSeconds: 3600,
   orphanMinAgeSeconds: 600,
   modelLimits: DEFAULT_MODEL_LIMITS,
+  jobTimeoutSeconds: 24 * 60 * 60,
 };
 
-type AbortReason = 'cancel' | 'shutdown' | 'lease-lost';
+type AbortReason = 'cancel' | 'shutdown' | 'lease-lost' | 'timeout';
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
@@ -358,11 +363,15 @@ export class JobWorker {
         queueJobId: delivery.id,
         staleSeconds: this.settings.staleSeconds,
         maxAttempts: this.settings.maxAttempts,
+        tenantMaxRunning: this.settings.tenantMaxRunning,
+        // Each deferral writes a new dispatch: not every poll, or a tenant's backlog would churn the queue table.
+        deferSeconds: 5 * this.settings.pollSeconds,
+        boss,
       });
       if (claim.kind === 'skip') {
         log.info({ reason: claim.reason }, 'delivery dropped');
       } else {
-        await this.run(claim.lease, claim.spec, log);
+        await this.run(claim.lease, claim.spec, claim.startedAt, log);
       }
       // The job row is final already; a database blip must not leave its delivery active until expiry.
       await whileUnavailable(() => boss.complete(JOB_QUEUE, delivery.id), { deadlineMs: 60_000 });
@@ -373,12 +382,15 @@ export class JobWorker {
     }
   }
 
-  private async run(lease: Lease, storedSpec: RunSpec, log: Logger): Promise<void> {
+  private async run(lease: Lease, storedSpec: RunSpec, startedAt: Date, log: Logger): Promise<void> {
     const { prisma, blobs } = this.deps;
     const run = new ActiveRun(lease, prisma, log, this.settings.progressIntervalMs);
     this.runs.set(lease.jobId, run);
     if (this.stopping) run.abort('shutdown');
     const beatTimer = setInterval(() => this.inBackground(() => this.beat(run)), this.settings.heartbeatSeconds * 1000);
+    // The deadline counts from the job's first start, so a resumed job does not get a fresh day.
+    const timeoutSeconds = this.settings.jobTimeoutSeconds;
+    const deadlineTimer = setTimeout(() => run.abort('timeout'), Math.max(0, startedAt.getTime() + timeoutSeconds * 1000 - Date.now()));
     let outcome: Outcome | null = null;
     let prepared: Awaited<ReturnType<typeof prepareRun>> | null = null;
     const sink = new PostgresSink(prisma, blobs, lease, run.tracker, {
@@ -407,6 +419,14 @@ export class JobWorker {
       await run.drain();
       const reason = run.reason ?? (err instanceof LeaseLostError ? 'lease-lost' : null);
       if (reason === 'cancel') outcome = { status: 'cancelled' };
+      else if (reason === 'timeout') {
+        const rounds = await prisma.round.count({ where: { jobId: lease.jobId } }).catch(() => null);
+        outcome = {
+          status: 'failed',
+          code: 'DEADLINE_EXCEEDED',
+          message: `job stopped: it ran longer than the job timeout of ${timeoutSeconds} s; ${rounds === null ? 'its' : `its ${rounds}`} finished rounds are kept`,
+        };
+      }
       else if (reason === 'shutdown') {
         const released = await this.patiently(() => releaseJob(prisma, this.deps.boss, lease, 'worker shutting down'), log, 30_000);
         log.info({ released }, 'job handed back to the queue');
@@ -422,6 +442,7 @@ export class JobWorker {
       }
     } finally {
       clearInterval(beatTimer);
+      clearTimeout(deadlineTimer);
       run.dispose();
       this.runs.delete(lease.jobId);
       await prepared?.cleanup().catch(() => {});

@@ -59,9 +59,34 @@ const EnvSchema = z.object({
   TICKETSMITH_MAX_DATASET_RATIO: z.coerce.number().min(1).default(200),
   /** Time budget for reading a dataset's files at registration or submit. */
   TICKETSMITH_DATASET_PROBE_SECONDS: seconds(120),
+  /** Most training examples one job may ask for (see engine/cost.ts); the paper's LeNet run is ~1e8. */
+  TICKETSMITH_MAX_JOB_EXAMPLES: z.coerce.number().positive().default(5e8),
+  /** Jobs of one tenant running at once; more wait in the queue. */
+  TICKETSMITH_TENANT_MAX_RUNNING: z.coerce.number().int().min(1).default(4),
+  /** Jobs of one tenant waiting in the queue; submits beyond are QUOTA_EXCEEDED. */
+  TICKETSMITH_TENANT_MAX_QUEUED: z.coerce.number().int().min(1).default(100),
+  /** Bytes of models and artifacts one tenant may hold; uploads beyond are QUOTA_EXCEEDED. */
+  TICKETSMITH_TENANT_MAX_STORAGE_BYTES: z.coerce.number().int().positive().default(20 * 1024 ** 3),
+  /** Wall-clock limit of one running job; past it the worker stops it as DEADLINE_EXCEEDED. */
+  TICKETSMITH_JOB_TIMEOUT_SECONDS: seconds(24 * 60 * 60).refine((s) => s <= 20 * 86_400, 'at most 20 days (1728000 s)'),
+  /** Requests per API key per window (0: no rate limit). */
+  TICKETSMITH_RATE_LIMIT: z.coerce.number().int().min(0).default(600),
+  TICKETSMITH_RATE_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
 });
 
 const list = (raw: string) => raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+
+/** What one tenant and one job may use (issue 9: bounded cost per request and job). */
+export interface Limits {
+  maxJobExamples: number;
+  tenantMaxRunning: number;
+  tenantMaxQueued: number;
+  tenantMaxStorageBytes: number;
+  jobTimeoutSeconds: number;
+  /** Requests per key per window; 0 turns rate limiting off. */
+  rateLimit: number;
+  rateWindowSeconds: number;
+}
 
 export interface Config {
   databaseUrl?: string;
@@ -93,6 +118,7 @@ export interface Config {
   modelLimits: { maxParams: number; maxLayerParams: number; maxLayers: number; maxLayerOutput: number; maxBytes: number };
   /** Caps on reading a tenant's dataset (the probe at the door; the worker's loaders read the same variables). */
   datasets: { maxBytes: number; maxRatio: number; probeSeconds: number };
+  limits: Limits;
 }
 
 export class ConfigError extends Error {
@@ -149,5 +175,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxBytes: e.TICKETSMITH_MAX_UPLOAD_BYTES,
     },
     datasets: { maxBytes: e.TICKETSMITH_MAX_DATASET_BYTES, maxRatio: e.TICKETSMITH_MAX_DATASET_RATIO, probeSeconds: e.TICKETSMITH_DATASET_PROBE_SECONDS },
+    limits: {
+      maxJobExamples: e.TICKETSMITH_MAX_JOB_EXAMPLES,
+      tenantMaxRunning: e.TICKETSMITH_TENANT_MAX_RUNNING,
+      tenantMaxQueued: e.TICKETSMITH_TENANT_MAX_QUEUED,
+      tenantMaxStorageBytes: e.TICKETSMITH_TENANT_MAX_STORAGE_BYTES,
+      jobTimeoutSeconds: e.TICKETSMITH_JOB_TIMEOUT_SECONDS,
+      rateLimit: e.TICKETSMITH_RATE_LIMIT,
+      rateWindowSeconds: e.TICKETSMITH_RATE_WINDOW_SECONDS,
+    },
   };
 }

@@ -59,6 +59,8 @@ function workerOptions(config: Config, opts: WorkerOptions | true): WorkerOption
     retentionSeconds: config.storage.retentionDays * 86_400,
     storageSweepSeconds: config.storage.sweepSeconds,
     modelLimits: config.modelLimits,
+    tenantMaxRunning: config.limits.tenantMaxRunning,
+    jobTimeoutSeconds: config.limits.jobTimeoutSeconds,
     ...(opts === true ? {} : opts),
   };
 }

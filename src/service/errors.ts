@@ -46,6 +46,8 @@ export const ERRORS = Object.freeze({
   PAYLOAD_TOO_LARGE: { http: 413, grpc: GRPC.RESOURCE_EXHAUSTED, description: 'Upload or request larger than the configured limit.' },
   RANGE_NOT_SATISFIABLE: { http: 416, grpc: GRPC.OUT_OF_RANGE, description: 'The requested byte range lies outside the artifact.' },
   RATE_LIMITED: { http: 429, grpc: GRPC.RESOURCE_EXHAUSTED, description: 'Too many requests; retry later.' },
+  QUOTA_EXCEEDED: { http: 429, grpc: GRPC.RESOURCE_EXHAUSTED, description: "A tenant quota (queued jobs, stored bytes) is used up; wait for jobs to finish or free storage." },
+  DEADLINE_EXCEEDED: { http: 504, grpc: GRPC.DEADLINE_EXCEEDED, description: 'The job ran longer than the job timeout and was stopped; its finished rounds are kept.' },
   ENGINE_ERROR: { http: 500, grpc: GRPC.INTERNAL, description: 'The compression run failed (job.error.message says why).' },
   WORKER_LOST: { http: 500, grpc: GRPC.ABORTED, description: 'Workers running the job kept dying; it was given up after the maximum attempts.' },
   INTERNAL: { http: 500, grpc: GRPC.INTERNAL, description: 'A bug or an unexpected failure; logged with a request id.' },

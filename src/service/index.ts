@@ -8,6 +8,7 @@ export { uploadModel, getModel, listModels, MODEL_REF, type ModelUpload } from '
 export { registerDataset, getDataset, listDatasets, DATASET_REF } from './datasets.js';
 export { submitJob, getJob, listJobs, listRounds, cancelJob, type ListJobsQuery, type SubmitResult } from './jobs.js';
 export { deleteModel, deleteDataset, deleteJob } from './deletion.js';
+export { checkRateLimit, RateLimitedError } from './limits.js';
 export { listEvents, waitForEvents, watchJob } from './events.js';
 export { listArtifacts, getArtifact, checkRange, ARTIFACT_KINDS, type ArtifactDownload, type ListArtifactsQuery } from './artifacts.js';
 export { JOB_STATES, TERMINAL_STATES, isJobState, isTerminal, type JobState } from '../store/states.js';

@@ -16,7 +16,9 @@ import { checkFit } from './fit.js';
 import { jobDto, roundDto, type JobDto, type Page, type RoundDto } from './dto.js';
 import { invalid, notFound, ServiceError, toServiceError } from './errors.js';
 import { decodeCursor, encodeCursor, isUuid, pageLimit } from './ids.js';
+import { checkJobCost, checkStorageQuota, requireModelAndDataset } from './limits.js';
 import { resolveJobModel } from './models.js';
+import { countTenantJobs, lockTenant } from '../store/limits.js';
 
 export interface SubmitResult {
   job: JobDto;
@@ -38,9 +40,11 @@ const jobColumns = (t: string) =>
    ${t}.started_at AS "startedAt", ${t}.finished_at AS "finishedAt"`;
 
 /**
- * A submission in one statement, so one round trip and no BEGIN/COMMIT: the
+ * A submission in one statement: the
  * job row, its pg-boss dispatch, its first event and the workers' wake-up
- * commit together or not at all. With an Idempotency-Key already used by the
+ * commit together or not at all. (It was one round trip with no BEGIN/COMMIT;
+ * the tenant's queue quota now runs it inside a short transaction after a
+ * lock and a count, see submitWithinQuota.) With an Idempotency-Key already used by the
  * tenant the insert does nothing (so neither do the dispatch and the event,
  * which read its rows) and the earlier job comes back instead, `created`
  * false. The first event skips appendEvent's row lock: nobody else can see
@@ -116,6 +120,9 @@ export async function submitJob(ctx: ServiceContext, tenant: string, body: unkno
   } catch (e) {
     throw toServiceError(e);
   }
+  // After the schema, so a malformed field is named first; before the defaults could stand in for them.
+  requireModelAndDataset(body);
+  checkJobCost(spec, ctx.config.limits.maxJobExamples);
   const requestHash = specHash(spec);
   let refs: { modelId: string | null; datasetId: string | null };
   try {
@@ -130,7 +137,7 @@ export async function submitJob(ctx: ServiceContext, tenant: string, body: unkno
   const name = runName(spec);
   let rows: Array<JobRow & { created: boolean }>;
   try {
-    rows = await sqlQuery<JobRow & { created: boolean }>(ctx.prisma, SUBMIT_SQL, [
+    rows = await submitWithinQuota(ctx, tenant, key, [
       randomUUID(),
       randomUUID(),
       tenant,
@@ -161,6 +168,32 @@ function deletedMeanwhile(e: unknown): ServiceError | null {
   if (err.constraint === 'job_dataset_id_fkey') return new ServiceError('NOT_FOUND', 'dataset: the registered dataset was deleted', 'dataset');
   if (err.constraint === 'job_model_id_fkey') return new ServiceError('NOT_FOUND', 'model: the uploaded model was deleted', 'model');
   return null;
+}
+
+/**
+ * SUBMIT_SQL under the tenant's queued-jobs quota (TICKETSMITH_TENANT_MAX_QUEUED)
+ * and storage quota. The statement alone cannot count safely: its snapshot
+ * is taken when it starts, so two API processes would both see room for one
+ * more. Here a per-tenant advisory lock comes first and the count and the
+ * insert are later statements of the same transaction, which in READ
+ * COMMITTED see every submit that held the lock before. A full queue still
+ * answers a reused Idempotency-Key with its job (the caller's replay rules).
+ */
+async function submitWithinQuota(ctx: ServiceContext, tenant: string, key: string | null, params: unknown[]): Promise<Array<JobRow & { created: boolean }>> {
+  const max = ctx.config.limits.tenantMaxQueued;
+  return ctx.prisma.$transaction(async (tx) => {
+    await lockTenant(tx, tenant, 'submit');
+    const queued = await countTenantJobs(tx, tenant, 'queued');
+    if (queued >= max || key !== null) {
+      const existing = key === null ? null : await tx.job.findUnique({ where: { tenant_idempotencyKey: { tenant, idempotencyKey: key } } });
+      if (existing) return [{ ...existing, created: false }];
+      if (queued >= max) {
+        throw new ServiceError('QUOTA_EXCEEDED', `queued jobs: this tenant has ${queued} jobs waiting, the most it may queue is ${max}; submit again when some have started`);
+      }
+    }
+    await checkStorageQuota(tx, ctx, tenant);
+    return tx.$queryRawUnsafe<Array<JobRow & { created: boolean }>>(SUBMIT_SQL.text, ...params);
+  }, TX_OPTIONS);
 }
 
 export async function getJob(ctx: ServiceContext, tenant: string, id: string): Promise<JobDto> {

@@ -17,6 +17,8 @@ import type { ServiceContext } from './context.js';
 import { modelDto, type ModelDto } from './dto.js';
 import { invalid, notFound, ServiceError, toServiceError } from './errors.js';
 import { isUuid } from './ids.js';
+import { checkStorageQuota } from './limits.js';
+import { lockTenant } from '../store/limits.js';
 
 export { MODEL_REF };
 
@@ -122,6 +124,9 @@ export async function uploadModel(ctx: ServiceContext, tenant: string, upload: M
   if (name.length > 200) throw invalid('name', 'name: at most 200 characters');
 
   const { files } = selectModelFiles(raw, ctx.config.modelLimits);
+  // Before the costly part (building the model); checked again, under the tenant's lock, as the rows are written.
+  const adding = files.reduce((n, f) => n + f.bytes.byteLength, 0);
+  await checkStorageQuota(ctx.prisma, ctx, tenant, adding);
   const architecture = await inspectModel(files, ctx.config.modelLimits);
 
   const pending = await storeBlobs(ctx.blobs, Object.fromEntries(files.map((f) => [f.name, f.bytes])), 'model-file');
@@ -130,6 +135,8 @@ export async function uploadModel(ctx: ServiceContext, tenant: string, upload: M
   const size = listing.reduce((n, f) => n + f.size, 0);
 
   const row = await ctx.prisma.$transaction(async (tx) => {
+    await lockTenant(tx, tenant, 'storage');
+    await checkStorageQuota(tx, ctx, tenant, size);
     const model = await tx.model.create({
       data: { tenant, name, format: 'tfjs-layers', sha256, architecture: toJson(architecture), sizeBytes: BigInt(size), files: toJson(listing) },
     });
@@ -151,7 +158,7 @@ export async function listModels(ctx: ServiceContext, tenant: string): Promise<M
   return rows.map(modelDto);
 }
 
-let zoo: Promise<{ isZooModel(name: string): boolean; knownModelNames(): string }> | undefined;
+let zoo: Promise<{ isZooModel(name: string): boolean; knownModelNames(): string; zooNameProblem(name: string): string | null }> | undefined;
 
 /**
  * A job's model field: `model:<id>` of this tenant, or a zoo name. Paths and
@@ -166,6 +173,8 @@ export async function resolveJobModel(ctx: ServiceContext, tenant: string, value
   }
   zoo ??= import('../engine/models/registry.js');
   const registry = await zoo;
+  const problem = registry.zooNameProblem(value);
+  if (problem !== null) throw invalid('model', `model: ${problem}`);
   if (!registry.isZooModel(value)) {
     throw invalid('model', `model: '${value}' is neither a zoo model (${registry.knownModelNames()}) nor ${MODEL_REF}<id> of an uploaded model`);
   }

@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { cp, readdir, readFile, writeFile, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { cp, readFile, readdir, writeFile, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -19,6 +19,11 @@ import { startTestDb, type TestDb } from './fixtures/harness.js';
 let t: TestDb;
 let prisma: PrismaClient;
 
+/** The migration folders in name order (what migrate() applies). */
+async function migrationNames(): Promise<string[]> {
+  return (await readdir(MIGRATIONS_DIR, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+}
+
 before(async () => {
   t = await startTestDb();
   prisma = createPrisma(t.db.url, { poolSize: 3 });
@@ -31,21 +36,21 @@ after(async () => {
 
 describe('migrations', () => {
   test('apply once, then are a no-op, recorded in _prisma_migrations with sha256 checksums', async () => {
-    const names = (await readdir(MIGRATIONS_DIR, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
-    assert.equal(names[0], '20250601000000_init');
+    const all = await migrationNames();
+    assert.equal(all[0], '20250601000000_init');
     const first = await migrate(t.db.url);
-    assert.deepEqual(first.applied, names);
+    assert.deepEqual(first.applied, all);
     const second = await migrate(t.db.url);
     assert.deepEqual(second.applied, []);
-    assert.deepEqual(second.alreadyApplied, names);
+    assert.deepEqual(second.alreadyApplied, all);
 
+    const rows = await prisma.$queryRaw<{ migration_name: string; checksum: string; finished: boolean }[]>`
+      SELECT migration_name, checksum, finished_at IS NOT NULL AS finished FROM "_prisma_migrations" ORDER BY migration_name`;
     const expected = [];
-    for (const name of names) {
+    for (const name of all) {
       const sql = await readFile(join(MIGRATIONS_DIR, name, 'migration.sql'));
       expected.push({ migration_name: name, checksum: createHash('sha256').update(sql).digest('hex'), finished: true });
     }
-    const rows = await prisma.$queryRaw<{ migration_name: string; checksum: string; finished: boolean }[]>`
-      SELECT migration_name, checksum, finished_at IS NOT NULL AS finished FROM "_prisma_migrations" ORDER BY migration_name`;
     assert.deepEqual(rows, expected);
   });
 
@@ -53,8 +58,7 @@ describe('migrations', () => {
     const results = await Promise.all([migrate(t.db.url), migrate(t.db.url), migrate(t.db.url)]);
     assert.equal(results.flatMap((r) => r.applied).length, 0);
     const n = await prisma.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM "_prisma_migrations"`;
-    const dirs = (await readdir(MIGRATIONS_DIR, { withFileTypes: true })).filter((e) => e.isDirectory());
-    assert.equal(Number(n[0]!.n), dirs.length);
+    assert.equal(Number(n[0]!.n), (await migrationNames()).length);
   });
 
   test('a migration edited after it was applied is refused', async () => {

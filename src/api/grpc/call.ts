@@ -7,7 +7,7 @@
 import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { childLogger } from '../../runtime/logger.js';
-import { authenticate, RETRY_AFTER_SECONDS, ServiceError, toServiceError, type ServiceContext } from '../../service/index.js';
+import { authenticate, checkRateLimit, RateLimitedError, RETRY_AFTER_SECONDS, ServiceError, toServiceError, type ServiceContext } from '../../service/index.js';
 import { WireError } from './mapping.js';
 import { ERROR_CODE_KEY, ERROR_FIELD_KEY } from './proto.js';
 import { MalformedRequest } from './wire.js';
@@ -42,7 +42,8 @@ export function statusOf(e: unknown, method: string): grpc.StatusObject {
   const metadata = new grpc.Metadata();
   metadata.set(ERROR_CODE_KEY, se.code);
   if (se.field !== undefined) metadata.set(ERROR_FIELD_KEY, se.field);
-  if (se.code === 'UNAVAILABLE') metadata.set('retry-after', String(RETRY_AFTER_SECONDS));
+  if (se.code === 'UNAVAILABLE') metadata.set(RETRY_AFTER_KEY, String(RETRY_AFTER_SECONDS));
+  if (se instanceof RateLimitedError) metadata.set(RETRY_AFTER_KEY, String(se.retryAfterSeconds));
   return { code: se.grpcCode as grpc.status, details: se.message, metadata };
 }
 
@@ -65,8 +66,13 @@ interface SurfaceCall {
   on(event: 'cancelled', listener: () => void): unknown;
 }
 
+/** Trailer of a RESOURCE_EXHAUSTED for the rate limit: seconds until a retry can pass (as HTTP's Retry-After). */
+export const RETRY_AFTER_KEY = 'retry-after';
+
 async function tenantOf(ctx: ServiceContext, call: SurfaceCall): Promise<string> {
-  return (await authenticate(ctx, apiKeyOf(call.metadata))).tenant;
+  const principal = await authenticate(ctx, apiKeyOf(call.metadata));
+  await checkRateLimit(ctx, principal.keyId);
+  return principal.tenant;
 }
 
 /** The request as the handler may read it: a MalformedRequest (wire.ts) is thrown, after the key was checked. */

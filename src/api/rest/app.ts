@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { childLogger } from '../../runtime/logger.js';
-import { authenticate, ServiceError, type ServiceRuntime } from '../../service/index.js';
+import { authenticate, checkRateLimit, RateLimitedError, ServiceError, type ServiceRuntime } from '../../service/index.js';
 import { dashboardRoutes } from '../../web/dashboard.js';
 import { classify, sendError } from './errors.js';
 import { HttpMetrics, serviceGauges } from './metrics.js';
@@ -184,7 +184,10 @@ export function createRestApp(rt: ServiceRuntime, opts: RestOptions = {}): expre
     // The key is checked before the body is read: strangers get 401, not parse errors.
     if (needsKey) {
       handlers.push(async (req, res, next) => {
-        res.locals.tenant = (await authenticate(rt.ctx, apiKeyOf(req))).tenant;
+        const principal = await authenticate(rt.ctx, apiKeyOf(req));
+        res.locals.tenant = principal.tenant;
+        // Per key, counted in Postgres so every API process shares one limit; operations routes have no key and no limit.
+        await checkRateLimit(rt.ctx, principal.keyId);
         next();
       });
     }
@@ -210,6 +213,7 @@ export function createRestApp(rt: ServiceRuntime, opts: RestOptions = {}): expre
       return;
     }
     if (error.code === 'UNAUTHENTICATED') res.setHeader('WWW-Authenticate', 'Bearer realm="ticketsmith"');
+    if (error instanceof RateLimitedError) res.setHeader('Retry-After', String(error.retryAfterSeconds));
     // The client gets nothing internal, only the id that finds the logged cause.
     sendError(res, expected ? error : new ServiceError(error.code, `${error.message} (request id ${String(res.locals.requestId)})`));
   });

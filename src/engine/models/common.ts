@@ -29,6 +29,8 @@ export interface ModelFamily {
   /** Human-readable name patterns, for error messages, e.g. `lenet-N-M`. */
   patterns: string[];
   matches(name: string): boolean;
+  /** For a name of this family's pattern whose sizes are out of bounds: why (else null). */
+  problem?(name: string): string | null;
   build(name: string, opts: ModelOptions): tf.LayersModel;
   /** Why `build` would refuse this example shape, or null; checked at submit without building (absent: any shape). */
   inputProblem?(name: string, inputShape: number[]): string | null;

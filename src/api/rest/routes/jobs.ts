@@ -61,7 +61,7 @@ export const jobRoutes: RouteDef[] = [
       201: { description: 'Queued', content: { 'application/json': ref('Job') }, headers: { Location: 'The job URL' } },
       200: { description: 'Replay of an earlier submission with this Idempotency-Key', content: { 'application/json': ref('Job') }, headers: { 'Idempotent-Replayed': 'true' } },
     },
-    errors: ['INVALID_ARGUMENT', 'NOT_FOUND', 'IDEMPOTENCY_KEY_REUSED', 'PAYLOAD_TOO_LARGE', ...COMMON_ERRORS],
+    errors: ['INVALID_ARGUMENT', 'NOT_FOUND', 'IDEMPOTENCY_KEY_REUSED', 'PAYLOAD_TOO_LARGE', 'QUOTA_EXCEEDED', ...COMMON_ERRORS],
     async handler(req, res, { ctx, tenant }) {
       const { flat, specPrefix } = submitBody(req.body);
       let result;
