@@ -82,9 +82,9 @@ export interface QueuedJobData {
  * Adds a dispatch for `jobId` in the caller's transaction, records it on the
  * job row, and wakes idle workers when the transaction commits.
  */
-export async function enqueueInTx(boss: PgBoss, tx: Prisma.TransactionClient, jobId: string): Promise<string> {
+export async function enqueueInTx(boss: PgBoss, tx: Prisma.TransactionClient, jobId: string, delaySeconds = 0): Promise<string> {
   const data: QueuedJobData = { jobId };
-  const id = await boss.send(JOB_QUEUE, data, { db: txExecutor(tx) });
+  const id = await boss.send(JOB_QUEUE, data, { db: txExecutor(tx), ...(delaySeconds > 0 ? { startAfter: delaySeconds } : {}) });
   if (id === null) throw new Error(`pg-boss did not accept job ${jobId}`);
   await tx.job.update({ where: { id: jobId }, data: { queueJobId: id } });
   await tx.$executeRaw`SELECT pg_notify(${CHANNELS.jobs}, ${jobId})`;

@@ -15,8 +15,9 @@ import { hostname } from 'node:os';
 import type PgBoss from 'pg-boss';
 import type { CheckpointSink, EngineEvent, RunResultRecord } from '../engine/sink.js';
 import type { RunSpec } from '../engine/spec.js';
+import { NO_FAULTS, type Faults } from '../runtime/faults.js';
 import { childLogger, type Logger } from '../runtime/logger.js';
-import type { BlobStore } from '../store/blobs.js';
+import { BlobNotFoundError, blobStoreFault, type BlobStore } from '../store/blobs.js';
 import { TX_OPTIONS, type PrismaClient } from '../store/db.js';
 import { appendEvent, JobGoneError } from '../store/events.js';
 import { CHANNELS, type Notifier } from '../store/notify.js';
@@ -50,6 +51,8 @@ export interface WorkerDeps {
   notifier?: Notifier;
   /** Default: the real engine (loadEngineRunner). */
   runner?: EngineRunner;
+  /** Crash-test fault points (runtime/faults.ts); default none. */
+  faults?: Faults;
 }
 
 export interface WorkerOptions {
@@ -65,6 +68,10 @@ export interface WorkerOptions {
   pollSeconds?: number;
   /** Least time between two progress writes of one job (default 500 ms: at most 2 per second). */
   progressIntervalMs?: number;
+  /** A queued job whose dispatch ended, vanished or was fetched by a worker that died before claiming it, this long ago, is re-dispatched (default 60). */
+  lostDispatchSeconds?: number;
+  /** When the blob store fails (disk full, read-only), the job goes back to the queue for this long (default 30). */
+  blobRetrySeconds?: number;
 }
 
 type Settings = Required<Omit<WorkerOptions, 'id'>>;
@@ -77,6 +84,8 @@ const DEFAULTS: Settings = {
   maxAttempts: 5,
   pollSeconds: 2,
   progressIntervalMs: 500,
+  lostDispatchSeconds: 60,
+  blobRetrySeconds: 30,
 };
 
 type AbortReason = 'cancel' | 'shutdown' | 'lease-lost';
@@ -84,6 +93,10 @@ type AbortReason = 'cancel' | 'shutdown' | 'lease-lost';
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 function classify(e: unknown): { code: JobErrorCode; message: string } {
+  // Tenants read job.error.message: a storage failure says what, never where.
+  const blob = blobStoreFault(e);
+  if (blob) return { code: 'UNAVAILABLE', message: blob.message };
+  if (e instanceof BlobNotFoundError) return { code: 'UNAVAILABLE', message: 'artifact bytes are not reachable in the blob store' };
   const name = e instanceof Error ? e.name : '';
   if (name === 'SpecError' || name === 'DatasetError') return { code: 'INVALID_ARGUMENT', message: message(e) };
   return { code: 'ENGINE_ERROR', message: message(e) || 'engine failed' };
@@ -103,6 +116,7 @@ class ActiveRun {
     private readonly prisma: PrismaClient,
     private readonly log: Logger,
     private readonly progressIntervalMs: number,
+    private readonly faults: Faults,
   ) {}
 
   abort(reason: AbortReason): void {
@@ -152,6 +166,7 @@ class ActiveRun {
           await touchLease(tx, this.lease, progress);
           if (backend) await tx.job.update({ where: { id: this.lease.jobId }, data: { backend } });
           await appendEvent(tx, this.lease.jobId, kind, payload);
+          this.faults.hit('event.in-tx');
         }, TX_OPTIONS);
       } catch (err) {
         if (err instanceof LeaseLostError || err instanceof JobGoneError) this.abort('lease-lost');
@@ -185,6 +200,7 @@ export class JobWorker {
   /** Heartbeats and reaps in flight: stop() waits for them so none outlives the connections. */
   private readonly background = new Set<Promise<void>>();
   private runner: EngineRunner | undefined;
+  private readonly faults: Faults;
 
   constructor(
     private readonly deps: WorkerDeps,
@@ -194,6 +210,7 @@ export class JobWorker {
     this.settings = { ...DEFAULTS, ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) } as Settings;
     this.log = childLogger({ module: 'worker', workerId: this.id });
     this.runner = deps.runner;
+    this.faults = deps.faults ?? NO_FAULTS;
   }
 
   /** Job ids this worker is running now. */
@@ -299,7 +316,9 @@ export class JobWorker {
         queueJobId: delivery.id,
         staleSeconds: this.settings.staleSeconds,
         maxAttempts: this.settings.maxAttempts,
+        faults: this.faults,
       });
+      this.faults.hit('claim.after-commit');
       if (claim.kind === 'skip') {
         log.info({ reason: claim.reason }, 'delivery dropped');
       } else {
@@ -315,13 +334,13 @@ export class JobWorker {
 
   private async run(lease: Lease, storedSpec: RunSpec, log: Logger): Promise<void> {
     const { prisma, blobs } = this.deps;
-    const run = new ActiveRun(lease, prisma, log, this.settings.progressIntervalMs);
+    const run = new ActiveRun(lease, prisma, log, this.settings.progressIntervalMs, this.faults);
     this.runs.set(lease.jobId, run);
     if (this.stopping) run.abort('shutdown');
     const beatTimer = setInterval(() => this.inBackground(() => this.beat(run)), this.settings.heartbeatSeconds * 1000);
     let outcome: Outcome | null = null;
     let prepared: Awaited<ReturnType<typeof prepareRun>> | null = null;
-    const sink = new PostgresSink(prisma, blobs, lease, run.tracker);
+    const sink = new PostgresSink(prisma, blobs, lease, run.tracker, this.faults);
     try {
       log.info({ attempt: lease.attempt }, 'job started');
       prepared = await prepareRun(prisma, blobs, lease.jobId, storedSpec);
@@ -339,6 +358,11 @@ export class JobWorker {
         log.info({ released }, 'job handed back to the queue');
       } else if (reason === 'lease-lost') {
         log.warn('lease lost: another worker holds this job now; stopping without writes');
+      } else if (blobStoreFault(err) && lease.attempt < this.settings.maxAttempts) {
+        // Nothing of the failed round was recorded (blobs come before rows); the next attempt resumes after the last committed round.
+        const why = blobStoreFault(err)!.message;
+        const released = await releaseJob(prisma, this.deps.boss, lease, `${why}; retrying`, this.settings.blobRetrySeconds);
+        log.warn({ err, released, retryInSeconds: this.settings.blobRetrySeconds }, 'blob store unavailable: job handed back to the queue');
       } else {
         outcome = { status: 'failed', ...classify(err) };
         log.warn({ err }, 'engine failed');
@@ -350,7 +374,7 @@ export class JobWorker {
       await prepared?.cleanup().catch(() => {});
     }
     if (outcome) {
-      const written = await finishJob(prisma, lease, outcome, run.tracker.snapshot());
+      const written = await finishJob(prisma, lease, outcome, run.tracker.snapshot(), this.faults);
       log.info({ status: outcome.status, written }, 'job finished');
     }
   }
@@ -364,7 +388,9 @@ export class JobWorker {
   /** Heartbeat one run; learns about cancels and lost leases on the way. */
   private async beat(run: ActiveRun): Promise<void> {
     try {
+      this.faults.hit('heartbeat.before');
       const hb = await heartbeat(this.deps.prisma, run.lease);
+      this.faults.hit('heartbeat.after');
       if (!hb.held) run.abort('lease-lost');
       else if (hb.cancelRequested) run.abort('cancel');
     } catch (err) {
@@ -378,6 +404,7 @@ export class JobWorker {
       const r = await reapJobs(this.deps.prisma, this.deps.boss, {
         staleSeconds: this.settings.staleSeconds,
         maxAttempts: this.settings.maxAttempts,
+        lostDispatchSeconds: this.settings.lostDispatchSeconds,
       });
       if (r.requeued.length + r.failed.length + r.cancelled.length + r.redispatched.length > 0) this.log.warn(r, 'reaped orphaned jobs');
     } catch (err) {

@@ -3,6 +3,7 @@
 // that works on a laptop with no setup (embedded Postgres, blobs under .data/).
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { parseFaultPoint, type FaultPoint } from './faults.js';
 
 const seconds = (def: number) => z.coerce.number().positive().default(def);
 const bool = (def: boolean) =>
@@ -37,6 +38,19 @@ const EnvSchema = z.object({
   TICKETSMITH_MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(512 * 1024 * 1024),
   /** Let tenants name file:// datasets on the server's disk (single-user installs). */
   TICKETSMITH_ALLOW_FILE_DATASETS: bool(false),
+  /** Crash tests only: `<point>:<n>` makes the process SIGKILL itself at the n-th hit of that point (runtime/faults.ts). */
+  TICKETSMITH_FAULT_POINT: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined) return null;
+      try {
+        return parseFaultPoint(v);
+      } catch (e) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: (e as Error).message });
+        return z.NEVER;
+      }
+    }),
 });
 
 export interface Config {
@@ -55,6 +69,8 @@ export interface Config {
   };
   maxUploadBytes: number;
   allowFileDatasets: boolean;
+  /** Where this process kills itself (crash tests); null in normal operation. */
+  faultPoint: FaultPoint | null;
 }
 
 export class ConfigError extends Error {
@@ -86,5 +102,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     maxUploadBytes: e.TICKETSMITH_MAX_UPLOAD_BYTES,
     allowFileDatasets: e.TICKETSMITH_ALLOW_FILE_DATASETS,
+    faultPoint: e.TICKETSMITH_FAULT_POINT,
   };
 }

@@ -4,7 +4,7 @@
 // from the same table.
 import { SpecError } from '../engine/spec.js';
 import { Prisma } from '../store/db.js';
-import { BlobNotFoundError, BlobTooLargeError } from '../store/blobs.js';
+import { BlobNotFoundError, BlobStoreUnavailableError, BlobTooLargeError } from '../store/blobs.js';
 
 /** gRPC status codes (grpc/status.h), numeric so this module needs no gRPC import. */
 export const GRPC = Object.freeze({
@@ -102,6 +102,7 @@ export function toServiceError(e: unknown): ServiceError {
   }
   if (e instanceof BlobTooLargeError) return new ServiceError('PAYLOAD_TOO_LARGE', e.message);
   if (e instanceof BlobNotFoundError) return new ServiceError('UNAVAILABLE', 'artifact bytes are not reachable in the blob store');
+  if (e instanceof BlobStoreUnavailableError) return new ServiceError('UNAVAILABLE', e.message);
   if (e instanceof Prisma.PrismaClientKnownRequestError) {
     if (e.code === 'P2002') return new ServiceError('ALREADY_EXISTS', 'a resource with these identifiers exists already');
     if (e.code === 'P2025') return new ServiceError('NOT_FOUND', 'not found');
