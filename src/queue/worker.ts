@@ -17,7 +17,7 @@ import type { CheckpointSink, EngineEvent, RunResultRecord } from '../engine/sin
 import type { RunSpec } from '../engine/spec.js';
 import { NO_FAULTS, type Faults } from '../runtime/faults.js';
 import { childLogger, type Logger } from '../runtime/logger.js';
-import { BlobNotFoundError, blobStoreFault, type BlobStore } from '../store/blobs.js';
+import { BlobNotFoundError, BlobStoreUnavailableError, type BlobStore } from '../store/blobs.js';
 import { TX_OPTIONS, type PrismaClient } from '../store/db.js';
 import { appendEvent, JobGoneError } from '../store/events.js';
 import { CHANNELS, type Notifier } from '../store/notify.js';
@@ -93,9 +93,9 @@ type AbortReason = 'cancel' | 'shutdown' | 'lease-lost';
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 function classify(e: unknown): { code: JobErrorCode; message: string } {
-  // Tenants read job.error.message: a storage failure says what, never where.
-  const blob = blobStoreFault(e);
-  if (blob) return { code: 'UNAVAILABLE', message: blob.message };
+  // Tenants read job.error.message: a storage failure says what, never where. (Only the store's own
+  // errors count: an EACCES from the engine reading a dataset is not the blob store's.)
+  if (e instanceof BlobStoreUnavailableError) return { code: 'UNAVAILABLE', message: e.message };
   if (e instanceof BlobNotFoundError) return { code: 'UNAVAILABLE', message: 'artifact bytes are not reachable in the blob store' };
   const name = e instanceof Error ? e.name : '';
   if (name === 'SpecError' || name === 'DatasetError') return { code: 'INVALID_ARGUMENT', message: message(e) };
@@ -358,10 +358,9 @@ export class JobWorker {
         log.info({ released }, 'job handed back to the queue');
       } else if (reason === 'lease-lost') {
         log.warn('lease lost: another worker holds this job now; stopping without writes');
-      } else if (blobStoreFault(err) && lease.attempt < this.settings.maxAttempts) {
+      } else if (err instanceof BlobStoreUnavailableError && lease.attempt < this.settings.maxAttempts) {
         // Nothing of the failed round was recorded (blobs come before rows); the next attempt resumes after the last committed round.
-        const why = blobStoreFault(err)!.message;
-        const released = await releaseJob(prisma, this.deps.boss, lease, `${why}; retrying`, this.settings.blobRetrySeconds);
+        const released = await releaseJob(prisma, this.deps.boss, lease, `${err.message}; retrying`, this.settings.blobRetrySeconds);
         log.warn({ err, released, retryInSeconds: this.settings.blobRetrySeconds }, 'blob store unavailable: job handed back to the queue');
       } else {
         outcome = { status: 'failed', ...classify(err) };
