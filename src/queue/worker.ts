@@ -26,8 +26,9 @@ import type PgBoss from 'pg-boss';
 import { FILES_DISABLED, type DataAccess } from '../engine/data/access.js';
 import type { CheckpointSink, EngineEvent, RunResultRecord } from '../engine/sink.js';
 import type { RunSpec } from '../engine/spec.js';
+import { NO_FAULTS, type Faults } from '../runtime/faults.js';
 import { childLogger, type Logger } from '../runtime/logger.js';
-import type { BlobStore } from '../store/blobs.js';
+import { BlobNotFoundError, BlobStoreUnavailableError, type BlobStore } from '../store/blobs.js';
 import { TX_OPTIONS, type PrismaClient } from '../store/db.js';
 import { appendEvent, JobGoneError } from '../store/events.js';
 import { CHANNELS, type Notifier } from '../store/notify.js';
@@ -74,6 +75,8 @@ export interface WorkerDeps {
    * the guard without an allow list, and no server files.
    */
   data?: DataAccess;
+  /** Crash-test fault points (runtime/faults.ts); default none. */
+  faults?: Faults;
 }
 
 const NO_FILES: DataAccess = { files: { kind: 'none', reason: FILES_DISABLED } };
@@ -103,6 +106,10 @@ export interface WorkerOptions {
   tenantMaxRunning?: number;
   /** Wall-clock limit of a job from its first start (default 24 h); past it the run fails as DEADLINE_EXCEEDED. */
   jobTimeoutSeconds?: number;
+  /** A queued job whose dispatch ended, vanished or was fetched by a worker that died before claiming it, this long ago, is re-dispatched (default 60). */
+  lostDispatchSeconds?: number;
+  /** When the blob store fails (disk full, read-only), the job goes back to the queue for this long (default 30). */
+  blobRetrySeconds?: number;
 }
 
 type Settings = Required<Omit<WorkerOptions, 'id' | 'tenantMaxRunning'>> & Pick<WorkerOptions, 'tenantMaxRunning'>;
@@ -120,6 +127,8 @@ const DEFAULTS: Settings = {
   orphanMinAgeSeconds: 600,
   modelLimits: DEFAULT_MODEL_LIMITS,
   jobTimeoutSeconds: 24 * 60 * 60,
+  lostDispatchSeconds: 60,
+  blobRetrySeconds: 30,
 };
 
 type AbortReason = 'cancel' | 'shutdown' | 'lease-lost' | 'timeout';
@@ -127,6 +136,10 @@ type AbortReason = 'cancel' | 'shutdown' | 'lease-lost' | 'timeout';
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 function classify(e: unknown): { code: JobErrorCode; message: string } {
+  // Tenants read job.error.message: a storage failure says what, never where. (Only the store's own
+  // errors count: an EACCES from the engine reading a dataset is not the blob store's.)
+  if (e instanceof BlobStoreUnavailableError) return { code: 'UNAVAILABLE', message: e.message };
+  if (e instanceof BlobNotFoundError) return { code: 'UNAVAILABLE', message: 'artifact bytes are not reachable in the blob store' };
   const name = e instanceof Error ? e.name : '';
   if (name === 'SpecError' || name === 'DatasetError' || name === 'ModelBudgetError') return { code: 'INVALID_ARGUMENT', message: message(e) };
   return { code: 'ENGINE_ERROR', message: message(e) || 'engine failed' };
@@ -151,6 +164,7 @@ class ActiveRun {
     private readonly prisma: PrismaClient,
     private readonly log: Logger,
     private readonly progressIntervalMs: number,
+    private readonly faults: Faults,
   ) {}
 
   abort(reason: AbortReason): void {
@@ -200,6 +214,7 @@ class ActiveRun {
           await touchLease(tx, this.lease, progress);
           if (backend) await tx.job.update({ where: { id: this.lease.jobId }, data: { backend } });
           await appendEvent(tx, this.lease.jobId, kind, payload);
+          this.faults.hit('event.in-tx');
         }, TX_OPTIONS);
       try {
         // A lost progress line is superseded by the next one; other events wait for the database.
@@ -239,6 +254,7 @@ export class JobWorker {
   /** Heartbeats and reaps in flight: stop() waits for them so none outlives the connections. */
   private readonly background = new Set<Promise<void>>();
   private runner: EngineRunner | undefined;
+  private readonly faults: Faults;
 
   constructor(
     private readonly deps: WorkerDeps,
@@ -248,6 +264,7 @@ export class JobWorker {
     this.settings = { ...DEFAULTS, ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) } as Settings;
     this.log = childLogger({ module: 'worker', workerId: this.id });
     this.runner = deps.runner;
+    this.faults = deps.faults ?? NO_FAULTS;
   }
 
   /** Job ids this worker is running now. */
@@ -367,7 +384,9 @@ export class JobWorker {
         // Each deferral writes a new dispatch: not every poll, or a tenant's backlog would churn the queue table.
         deferSeconds: 5 * this.settings.pollSeconds,
         boss,
+        faults: this.faults,
       });
+      this.faults.hit('claim.after-commit');
       if (claim.kind === 'skip') {
         log.info({ reason: claim.reason }, 'delivery dropped');
       } else {
@@ -384,7 +403,7 @@ export class JobWorker {
 
   private async run(lease: Lease, storedSpec: RunSpec, startedAt: Date, log: Logger): Promise<void> {
     const { prisma, blobs } = this.deps;
-    const run = new ActiveRun(lease, prisma, log, this.settings.progressIntervalMs);
+    const run = new ActiveRun(lease, prisma, log, this.settings.progressIntervalMs, this.faults);
     this.runs.set(lease.jobId, run);
     if (this.stopping) run.abort('shutdown');
     const beatTimer = setInterval(() => this.inBackground(() => this.beat(run)), this.settings.heartbeatSeconds * 1000);
@@ -393,10 +412,17 @@ export class JobWorker {
     const deadlineTimer = setTimeout(() => run.abort('timeout'), Math.max(0, startedAt.getTime() + timeoutSeconds * 1000 - Date.now()));
     let outcome: Outcome | null = null;
     let prepared: Awaited<ReturnType<typeof prepareRun>> | null = null;
-    const sink = new PostgresSink(prisma, blobs, lease, run.tracker, {
-      signal: run.ac.signal,
-      onRetry: (err, attempt, delayMs) => log.warn({ event: 'db-retry', attempt, delayMs, code: (err as { code?: unknown }).code }, 'database unavailable; the run waits for it'),
-    });
+    const sink = new PostgresSink(
+      prisma,
+      blobs,
+      lease,
+      run.tracker,
+      {
+        signal: run.ac.signal,
+        onRetry: (err, attempt, delayMs) => log.warn({ event: 'db-retry', attempt, delayMs, code: (err as { code?: unknown }).code }, 'database unavailable; the run waits for it'),
+      },
+      this.faults,
+    );
     try {
       log.info({ attempt: lease.attempt }, 'job started');
       prepared = await prepareRun(prisma, blobs, lease.jobId, storedSpec);
@@ -436,6 +462,10 @@ export class JobWorker {
         // Not the job's fault: give it back to resume from its last committed round.
         const released = await this.patiently(() => releaseJob(prisma, this.deps.boss, lease, 'database unavailable'), log).catch(() => false);
         log.warn({ err, released }, 'database unavailable during the run; job handed back to the queue');
+      } else if (err instanceof BlobStoreUnavailableError && lease.attempt < this.settings.maxAttempts) {
+        // Nothing of the failed round was recorded (blobs come before rows); the next attempt resumes after the last committed round.
+        const released = await releaseJob(prisma, this.deps.boss, lease, `${err.message}; retrying`, this.settings.blobRetrySeconds);
+        log.warn({ err, released, retryInSeconds: this.settings.blobRetrySeconds }, 'blob store unavailable: job handed back to the queue');
       } else {
         outcome = { status: 'failed', ...redactError(classify(err), prepared) };
         log.warn({ err }, 'engine failed');
@@ -449,7 +479,7 @@ export class JobWorker {
     }
     if (outcome) {
       const progress = run.tracker.snapshot();
-      const written = await this.patiently(() => finishJob(prisma, lease, outcome, progress), log);
+      const written = await this.patiently(() => finishJob(prisma, lease, outcome, progress, this.faults), log);
       log.info({ status: outcome.status, written }, 'job finished');
     }
   }
@@ -475,7 +505,9 @@ export class JobWorker {
   /** Heartbeat one run; learns about cancels and lost leases on the way. */
   private async beat(run: ActiveRun): Promise<void> {
     try {
+      this.faults.hit('heartbeat.before');
       const hb = await heartbeat(this.deps.prisma, run.lease);
+      this.faults.hit('heartbeat.after');
       if (!hb.held) run.abort('lease-lost');
       else if (hb.cancelRequested) run.abort('cancel');
     } catch (err) {
@@ -489,6 +521,7 @@ export class JobWorker {
       const r = await reapJobs(this.deps.prisma, this.deps.boss, {
         staleSeconds: this.settings.staleSeconds,
         maxAttempts: this.settings.maxAttempts,
+        lostDispatchSeconds: this.settings.lostDispatchSeconds,
       });
       if (r.requeued.length + r.failed.length + r.cancelled.length + r.redispatched.length > 0) this.log.warn(r, 'reaped orphaned jobs');
     } catch (err) {

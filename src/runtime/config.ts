@@ -4,6 +4,7 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { parseAllowList } from './outbound.js';
+import { parseFaultPoint, type FaultPoint } from './faults.js';
 
 const seconds = (def: number) => z.coerce.number().positive().default(def);
 const bool = (def: boolean) =>
@@ -72,6 +73,19 @@ const EnvSchema = z.object({
   /** Requests per API key per window (0: no rate limit). */
   TICKETSMITH_RATE_LIMIT: z.coerce.number().int().min(0).default(600),
   TICKETSMITH_RATE_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
+  /** Crash tests only: `<point>:<n>` makes the process SIGKILL itself at the n-th hit of that point (runtime/faults.ts). */
+  TICKETSMITH_FAULT_POINT: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined) return null;
+      try {
+        return parseFaultPoint(v);
+      } catch (e) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: (e as Error).message });
+        return z.NEVER;
+      }
+    }),
 });
 
 const list = (raw: string) => raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
@@ -119,6 +133,8 @@ export interface Config {
   /** Caps on reading a tenant's dataset (the probe at the door; the worker's loaders read the same variables). */
   datasets: { maxBytes: number; maxRatio: number; probeSeconds: number };
   limits: Limits;
+  /** Where this process kills itself (crash tests); null in normal operation. */
+  faultPoint: FaultPoint | null;
 }
 
 export class ConfigError extends Error {
@@ -184,5 +200,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       rateLimit: e.TICKETSMITH_RATE_LIMIT,
       rateWindowSeconds: e.TICKETSMITH_RATE_WINDOW_SECONDS,
     },
+    faultPoint: e.TICKETSMITH_FAULT_POINT,
   };
 }

@@ -10,8 +10,9 @@ import { childLogger } from '../runtime/logger.js';
 import { startDatabase, type DatabaseHandle, type StartDatabaseOptions } from '../runtime/postgres.js';
 import { startBoss, type BossOptions } from '../queue/boss.js';
 import { JobWorker, type EngineRunner, type WorkerOptions } from '../queue/worker.js';
+import { faultsFor } from '../runtime/faults.js';
 import { tenantDataAccess } from './datasets.js';
-import { LocalBlobStore, type BlobStore } from '../store/blobs.js';
+import { guardBlobs, LocalBlobStore, type BlobStore } from '../store/blobs.js';
 import { createPrisma, type PrismaClient } from '../store/db.js';
 import { migrate } from '../store/migrate.js';
 import { Notifier } from '../store/notify.js';
@@ -81,13 +82,22 @@ export async function openService(opts: OpenServiceOptions = {}): Promise<Servic
     const notifier = new Notifier(db.url);
     await notifier.start();
     cleanups.push(() => notifier.stop());
-    const blobs = opts.blobs ?? new LocalBlobStore(config.blobDir);
+    const faults = faultsFor(config.faultPoint);
+    let store = opts.blobs;
+    if (!store) {
+      const local = new LocalBlobStore(config.blobDir, { faults });
+      // Temp files of writers killed between write and rename; nothing references them.
+      const swept = await local.sweepTemp();
+      if (swept > 0) log.info({ swept }, 'removed stale blob temp files');
+      store = local;
+    }
+    const blobs = guardBlobs(store);
     const ctx: ServiceContext = { prisma, blobs, boss, notifier, config };
 
     let worker: JobWorker | null = null;
     if (opts.worker) {
       worker = new JobWorker(
-        { prisma, blobs, boss, notifier, runner: opts.runner, data: tenantDataAccess(config) },
+        { prisma, blobs, boss, notifier, runner: opts.runner, data: tenantDataAccess(config), faults },
         workerOptions(config, opts.worker),
       );
       worker.start();

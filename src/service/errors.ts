@@ -5,7 +5,7 @@
 import { SpecError } from '../engine/spec.js';
 import { ModelBudgetError } from '../engine/models/budget.js';
 import { Prisma } from '../store/db.js';
-import { BlobNotFoundError, BlobTooLargeError } from '../store/blobs.js';
+import { BlobNotFoundError, BlobStoreUnavailableError, BlobTooLargeError } from '../store/blobs.js';
 import { isDatabaseUnavailable } from '../store/unavailable.js';
 
 /** gRPC status codes (grpc/status.h), numeric so this module needs no gRPC import. */
@@ -108,6 +108,7 @@ export function toServiceError(e: unknown): ServiceError {
   if (e instanceof ModelBudgetError) return new ServiceError('INVALID_ARGUMENT', e.message, e.field);
   if (e instanceof BlobTooLargeError) return new ServiceError('PAYLOAD_TOO_LARGE', e.message);
   if (e instanceof BlobNotFoundError) return new ServiceError('UNAVAILABLE', 'artifact bytes are not reachable in the blob store');
+  if (e instanceof BlobStoreUnavailableError) return new ServiceError('UNAVAILABLE', e.message);
   if (e instanceof Prisma.PrismaClientKnownRequestError) {
     if (e.code === 'P2002') return new ServiceError('ALREADY_EXISTS', 'a resource with these identifiers exists already');
     if (e.code === 'P2025') return new ServiceError('NOT_FOUND', 'not found');

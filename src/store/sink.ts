@@ -8,6 +8,7 @@
 // instead of writing next to its replacement. The unique (job, index) key is
 // the last line of defence against a duplicated round.
 import type { CheckpointSink, RoundMetrics, RoundRecord, RunResultRecord } from '../engine/sink.js';
+import { NO_FAULTS, type Faults } from '../runtime/faults.js';
 import { recordArtifacts, storeBlobs } from './artifacts.js';
 import type { BlobStore } from './blobs.js';
 import { Prisma, TX_OPTIONS, toJson, type PrismaClient } from './db.js';
@@ -64,6 +65,7 @@ export class PostgresSink implements CheckpointSink {
      * and retry instead of failing the run; these options bound the wait.
      */
     private readonly retry: RetryOptions = {},
+    private readonly faults: Faults = NO_FAULTS,
   ) {}
 
   private again<T>(fn: () => Promise<T>): Promise<T> {
@@ -106,6 +108,7 @@ export class PostgresSink implements CheckpointSink {
 
   async commitRound(round: RoundRecord): Promise<void> {
     const pending = await storeBlobs(this.blobs, round.artifacts, 'round', ROUND_PREFIX(round.index));
+    this.faults.hit('round.blobs-stored');
     const m = round.metrics;
     const progress = this.progress?.snapshot();
     if (progress) progress.roundsCompleted = Math.max(progress.roundsCompleted, round.index + 1);
@@ -140,6 +143,7 @@ export class PostgresSink implements CheckpointSink {
             },
             select: { id: true },
           });
+          this.faults.hit('round.in-tx');
           await recordArtifacts(tx, { tenant: this.lease.tenant, jobId: this.lease.jobId, roundId: row.id }, pending);
           await appendEvent(tx, this.lease.jobId, 'round', {
             round: round.index,
@@ -149,8 +153,10 @@ export class PostgresSink implements CheckpointSink {
             controls: Object.fromEntries(Object.entries(m.controls).map(([k, v]) => [k, v?.finalTestAccuracy ?? null])),
           });
           await tx.job.update({ where: { id: this.lease.jobId }, data: { backend: m.backend } });
+          this.faults.hit('round.before-commit');
         }, TX_OPTIONS);
         this.progress?.roundCommitted(round.index);
+        this.faults.hit('round.after-commit');
       } catch (e) {
         // Committed already (a retried commit whose first try did land): the round exists whole.
         if (e instanceof Prisma.PrismaClientKnownRequestError && e.code === 'P2002') {
@@ -173,6 +179,7 @@ export class PostgresSink implements CheckpointSink {
       ...(await storeBlobs(this.blobs, ticket, 'ticket')),
       ...(await storeBlobs(this.blobs, other, 'result')),
     ];
+    this.faults.hit('result.blobs-stored');
     await this.again(() => this.prisma.$transaction(async (tx) => {
       await touchLease(tx, this.lease, this.progress?.snapshot());
       await recordArtifacts(tx, { tenant: this.lease.tenant, jobId: this.lease.jobId }, pending);
@@ -181,7 +188,9 @@ export class PostgresSink implements CheckpointSink {
         data: { result: toJson({ name: result.name, verdict: result.verdict, summary: result.summary }) },
       });
       await appendEvent(tx, this.lease.jobId, 'result', { name: result.name, verdict: result.verdict, artifacts: pending.map((p) => p.name) });
+      this.faults.hit('result.in-tx');
     }, TX_OPTIONS));
+    this.faults.hit('result.after-commit');
     this.resultCommitted = true;
   }
 }
