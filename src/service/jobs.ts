@@ -163,10 +163,14 @@ export async function submitJob(ctx: ServiceContext, tenant: string, body: unkno
 
 /** The model or dataset was deleted between its lookup and the insert (foreign key violation): NOT_FOUND, as if looked up later. */
 function deletedMeanwhile(e: unknown): ServiceError | null {
-  const err = e as { code?: unknown; constraint?: unknown } | null;
-  if (err?.code !== '23503') return null;
-  if (err.constraint === 'job_dataset_id_fkey') return new ServiceError('NOT_FOUND', 'dataset: the registered dataset was deleted', 'dataset');
-  if (err.constraint === 'job_model_id_fkey') return new ServiceError('NOT_FOUND', 'model: the uploaded model was deleted', 'model');
+  // Raw SQL inside a Prisma transaction reports it as P2010 (the SQLSTATE in meta) or P2003; plain pg as 23503.
+  const err = e as { code?: unknown; constraint?: unknown; message?: unknown; meta?: Record<string, unknown> } | null;
+  const cause = (err?.meta?.driverAdapterError as { cause?: { originalCode?: unknown } } | undefined)?.cause;
+  const code = err?.code === 'P2010' ? (err.meta?.code ?? cause?.originalCode) : err?.code;
+  if (code !== '23503' && code !== 'P2003') return null;
+  const where = [err?.constraint, err?.meta?.constraint, err?.meta?.field_name, err?.meta?.message, err?.message].map((x) => (typeof x === 'string' ? x : '')).join(' ');
+  if (where.includes('job_dataset_id_fkey')) return new ServiceError('NOT_FOUND', 'dataset: the registered dataset was deleted', 'dataset');
+  if (where.includes('job_model_id_fkey')) return new ServiceError('NOT_FOUND', 'model: the uploaded model was deleted', 'model');
   return null;
 }
 

@@ -8,7 +8,8 @@
 import { estimateCost } from '../engine/cost.js';
 import type { RunSpec } from '../engine/spec.js';
 import type { Db } from '../store/db.js';
-import { hitRateLimit, tenantStorageBytes } from '../store/limits.js';
+import { tenantStorageBytes } from '../store/artifacts.js';
+import { hitRateLimit } from '../store/limits.js';
 import type { ServiceContext } from './context.js';
 import { invalid, ServiceError } from './errors.js';
 

@@ -21,12 +21,6 @@ export async function countTenantJobs(tx: Db, tenant: string, status: 'queued' |
   return rows[0]?.n ?? 0;
 }
 
-/** Bytes a tenant stores: every artifact row (uploaded models' files are artifacts too). */
-export async function tenantStorageBytes(tx: Db, tenant: string): Promise<number> {
-  const rows = await tx.$queryRaw<{ bytes: string }[]>`SELECT COALESCE(sum(size_bytes), 0)::text AS bytes FROM artifact WHERE tenant = ${tenant}`;
-  return Number(rows[0]?.bytes ?? 0);
-}
-
 export interface RateHit {
   /** Requests of this key in the current window, this one included. */
   hits: number;

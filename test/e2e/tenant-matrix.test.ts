@@ -41,6 +41,9 @@ const REST: Record<string, { path?: Kind; query?: Record<string, Kind>; body?: (
   registerDataset: { body: () => ({ reference: 'builtin:mnist' }) },
   listDatasets: {},
   getDataset: { path: 'dataset' },
+  deleteModel: { path: 'model' },
+  deleteDataset: { path: 'dataset' },
+  deleteJob: { path: 'job' },
   submitJob: { bodyId: 'model', body: (model) => ({ model, dataset: 'builtin:mnist', rounds: 1, iterations: 1 }) },
   listJobs: {},
   getJob: { path: 'job' },
@@ -65,6 +68,9 @@ const GRPC: Record<string, { ids: Record<string, Kind>; request: (field?: string
   WatchJob: { ids: { jobId: 'job' }, request: (_f, id) => ({ jobId: id ?? randomUUID() }) },
   ListArtifacts: { ids: { jobId: 'job', modelId: 'model' }, request: (f, id) => (f ? { [f]: id } : {}) },
   DownloadArtifact: { ids: { artifactId: 'artifact' }, request: (_f, id) => ({ artifactId: id ?? randomUUID() }) },
+  DeleteModel: { ids: { modelId: 'model' }, request: (_f, id) => ({ modelId: id ?? randomUUID() }) },
+  DeleteDataset: { ids: { datasetId: 'dataset' }, request: (_f, id) => ({ datasetId: id ?? randomUUID() }) },
+  DeleteJob: { ids: { jobId: 'job' }, request: (_f, id) => ({ jobId: id ?? randomUUID() }) },
 };
 
 let t: TestDb;

@@ -95,7 +95,7 @@ before(async () => {
   globex = new TicketsmithClient({ baseUrl: rest.url, apiKey: globexKey });
   acmeRpc = new TicketsmithGrpcClient({ address: `127.0.0.1:${rpc.port}`, apiKey: acmeKey });
   globexRpc = new TicketsmithGrpcClient({ address: `127.0.0.1:${rpc.port}`, apiKey: globexKey });
-  const model = tf.sequential({ layers: [tf.layers.dense({ units: 4, activation: 'relu', inputShape: [3], name: 'fc1' }), tf.layers.dense({ units: 2, name: 'out' })] });
+  const model = tf.sequential({ layers: [tf.layers.flatten({ inputShape: [28, 28, 1], name: 'flat' }), tf.layers.dense({ units: 4, activation: 'relu', name: 'fc1' }), tf.layers.dense({ units: 10, name: 'out' })] });
   modelFiles = await uploadFiles(model);
   model.dispose();
 });

@@ -68,8 +68,13 @@ const dataset = fc.oneof(
 const specLike = fc
   .record({ model, dataset, rest: fc.dictionary(fc.constantFrom(...SPEC_KEYS, 'bogus'), value, { maxKeys: 4 }) }, { requiredKeys: ['rest'] })
   .map(({ rest: fields, ...refs }) => ({ ...fields, ...refs }));
+/** Small valid jobs, so the run shows the property holds on both sides of the checks. */
+const valid = fc
+  .record({ rounds: fc.integer({ min: 0, max: 3 }), iterations: fc.integer({ min: 1, max: 200 }), seed: fc.nat(1000) })
+  .map((r) => ({ model: 'lenet-20-10', dataset: 'builtin:mnist', ...r }));
 const body = fc.oneof(
   { arbitrary: specLike, weight: 4 },
+  { arbitrary: valid, weight: 1 },
   { arbitrary: fc.jsonValue({ maxDepth: 3 }), weight: 1 },
   { arbitrary: fc.record({ model, dataset, spec: fc.oneof(fc.jsonValue({ maxDepth: 1 }), fc.dictionary(fc.constantFrom(...SPEC_KEYS), value, { maxKeys: 3 })) }), weight: 1 },
 );
