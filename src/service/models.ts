@@ -16,6 +16,7 @@ import type { ServiceContext } from './context.js';
 import { modelDto, type ModelDto } from './dto.js';
 import { invalid, notFound, ServiceError } from './errors.js';
 import { isUuid } from './ids.js';
+import { uploadPool, type CheckedUpload } from './upload-pool.js';
 
 export { MODEL_REF };
 
@@ -74,6 +75,9 @@ async function inspectModel(files: NamedFile[]): Promise<Json> {
       await mkdir(dirname(join(dir, f.name)), { recursive: true });
       await writeFile(join(dir, f.name), f.bytes);
     }
+    // Building the model needs an initialised TF.js backend; in a fresh process none is yet
+    // (initBackend keeps the one chosen earlier, e.g. the upload thread's cpu backend).
+    await (await import('../runtime/backend.js')).initBackend();
     const { loadModelFrom } = await import('../engine/models/load.js');
     const { describeModel } = await import('../engine/models/inspect.js');
     let model;
@@ -94,8 +98,13 @@ async function inspectModel(files: NamedFile[]): Promise<Json> {
   }
 }
 
-export async function uploadModel(ctx: ServiceContext, tenant: string, upload: ModelUpload, opts: { name?: string } = {}): Promise<ModelDto> {
-  const max = ctx.config.maxUploadBytes;
+/**
+ * Everything checked about an upload before anything is stored: the archive
+ * unpacks within the limit, names are safe, model.json and its weight files
+ * are there, TF.js builds the model. No database, no blob store: this runs in
+ * an upload worker thread (upload-pool.ts), off the event loop.
+ */
+export async function checkModelUpload(upload: ModelUpload, max: number): Promise<CheckedUpload> {
   let raw: NamedFile[];
   if ('archive' in upload) {
     if (upload.archive.byteLength > max) throw new ServiceError('PAYLOAD_TOO_LARGE', `upload exceeds ${max} bytes`, 'archive');
@@ -109,11 +118,17 @@ export async function uploadModel(ctx: ServiceContext, tenant: string, upload: M
       return { name: safeName(f.name, `files[${i}]`), bytes: f.bytes };
     });
   }
+  const { files } = selectModelFiles(raw);
+  return { files, architecture: await inspectModel(files) };
+}
+
+export async function uploadModel(ctx: ServiceContext, tenant: string, upload: ModelUpload, opts: { name?: string } = {}): Promise<ModelDto> {
+  const max = ctx.config.maxUploadBytes;
   const name = (opts.name ?? '').trim() || 'model';
   if (name.length > 200) throw invalid('name', 'name: at most 200 characters');
+  if ('archive' in upload && upload.archive.byteLength > max) throw new ServiceError('PAYLOAD_TOO_LARGE', `upload exceeds ${max} bytes`, 'archive');
 
-  const { files } = selectModelFiles(raw);
-  const architecture = await inspectModel(files);
+  const { files, architecture } = await uploadPool(ctx.config.uploadThreads).check(upload, max);
 
   const pending = await storeBlobs(ctx.blobs, Object.fromEntries(files.map((f) => [f.name, f.bytes])), 'model-file');
   const listing = pending.map((p) => ({ name: p.name, sha256: p.blob.sha256, size: p.blob.size })).sort((a, b) => a.name.localeCompare(b.name));
