@@ -1,7 +1,7 @@
 // Puts the REST app on a socket and takes it off again: stop() refuses new
 // connections, lets requests in flight finish for a grace period, then cuts
 // what is left (open SSE streams would otherwise hold shutdown forever).
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ServiceRuntime } from '../../service/index.js';
 import { createRestApp, type RestOptions } from './app.js';
@@ -23,13 +23,20 @@ export interface RestServerOptions extends RestOptions {
 
 export async function startRestServer(rt: ServiceRuntime, opts: RestServerOptions = {}): Promise<RestServer> {
   const host = opts.host ?? '127.0.0.1';
-  const app = createRestApp(rt, opts);
+  const closing = new AbortController();
+  const app = createRestApp(rt, { ...opts, closing: closing.signal });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(opts.port ?? 8080, host, (err?: Error) => (err ? reject(err) : resolve(s)));
     s.once('error', reject);
   });
   // Longer than common load balancers' idle timeouts, so they close first.
   server.keepAliveTimeout = 65_000;
+  // Responses under way, so stop() can close their connections once they are done.
+  const inFlight = new Set<ServerResponse>();
+  server.on('request', (_req, res: ServerResponse) => {
+    inFlight.add(res);
+    res.once('close', () => inFlight.delete(res));
+  });
   const port = (server.address() as AddressInfo).port;
   const shown = host.includes(':') ? `[${host}]` : host;
   let stopping: Promise<void> | null = null;
@@ -45,7 +52,13 @@ export async function startRestServer(rt: ServiceRuntime, opts: RestServerOption
           clearTimeout(force);
           resolve();
         });
+        // A keep-alive connection whose last request finishes now would otherwise idle
+        // until keepAliveTimeout and hold the close: close each one as it goes idle.
+        server.on('request', (_req, res: ServerResponse) => res.once('finish', () => setImmediate(() => server.closeIdleConnections())));
+        for (const res of inFlight) res.once('finish', () => setImmediate(() => server.closeIdleConnections()));
         server.closeIdleConnections();
+        // SSE streams never finish on their own: they end now, after what they have sent.
+        closing.abort();
       })),
   };
 }
