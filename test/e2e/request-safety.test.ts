@@ -168,7 +168,7 @@ describe('clients that leave midway', () => {
       const gone = await fetch(`${rest.url}/v1/artifacts/${weights.id}`, { headers: { authorization: `Bearer ${key}` } });
       assert.equal(gone.status, 503);
       // The gRPC download of the same missing blob ends with a status, not a crash.
-      await assert.rejects(async () => client.download(weights.id), (e: Error & { code?: number }) => e.code === grpc.status.UNAVAILABLE);
+      await assert.rejects(async () => client.download(weights.id), (e: Error & { status?: number }) => e.status === grpc.status.UNAVAILABLE);
       await stillServing();
     } finally {
       client.close();

@@ -149,7 +149,7 @@ test('SIGTERM: a slow upload in flight completes, an SSE stream ends, Postgres s
     await new Promise((r) => setTimeout(r, 1_000));
   });
   const answer = await upload;
-  assert.equal(answer.status, 201, answer.text.slice(0, 500));
+  assert.equal(answer.status, 201, `${answer.text.slice(0, 500)}\n${stderr.slice(-3000)}`);
   // The SSE stream ended (cleanly: the body is complete, not an error).
   const events = await sseText;
   assert.match(events, /shutting down/);

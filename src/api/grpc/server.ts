@@ -4,6 +4,7 @@
 // grpcurl and friends can discover the contract). Plaintext: put TLS in front
 // of it, or extend startGrpcServer with server credentials, when it leaves a
 // trusted network.
+import { setMaxListeners } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
@@ -34,6 +35,8 @@ export async function startGrpcServer(rt: ServiceRuntime, opts: { host?: string;
   const server = new grpc.Server();
   // Watch streams never finish on their own: on stop they end (UNAVAILABLE) so the drain can finish.
   const closing = new AbortController();
+  // Every WatchJob listens to it: as many listeners as streams is expected, not a leak.
+  setMaxListeners(0, closing.signal);
   server.addService(compressionService, { ...modelHandlers(rt.ctx), ...jobHandlers(rt.ctx, closing.signal), ...artifactHandlers(rt.ctx) });
   const health = new HealthImplementation({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });
   health.addToServer(server);
