@@ -1,5 +1,5 @@
 // The real `bin/ticketsmith serve` in its own process (embedded PostgreSQL in
-// a temp dir, REST, gRPC, an in-process worker), as an operator runs it:
+// a temp dir, REST, gRPC; --no-worker), as an operator runs it:
 // a fresh process accepts a model upload as its very first request (no job
 // has initialised TF.js yet); the cut-off multipart upload that used to kill
 // the process is answered 400 and the process keeps serving; and SIGTERM lets
@@ -48,7 +48,8 @@ before(async () => {
   env = { ...process.env, TICKETSMITH_DATA_DIR: dir, TICKETSMITH_SHUTDOWN_GRACE_SECONDS: String(GRACE_SECONDS), LOG_LEVEL: 'warn' };
   delete env.NODE_TEST_CONTEXT;
   delete env.DATABASE_URL;
-  serve = spawn(BIN, ['serve', '--port', '0', '--grpc-port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // No worker: a job stays queued, so SSE watches a job that does not finish by itself.
+  serve = spawn(BIN, ['serve', '--port', '0', '--grpc-port', '0', '--no-worker'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   exited = new Promise((resolve) => serve.once('exit', (code, signal) => resolve({ code, signal })));
   serve.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
   restUrl = await new Promise<string>((resolve, reject) => {
