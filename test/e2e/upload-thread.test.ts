@@ -30,7 +30,7 @@ after(async () => {
 });
 
 /** A tar of model.json + weights.bin for Dense(units) on `inputs` features (zero weights). */
-function bigModelTarGz(inputs: number, units: number): Uint8Array {
+function bigModelTarGz(inputs: number, units: number): Uint8Array<ArrayBuffer> {
   const weights = Buffer.alloc((inputs * units + units) * 4);
   const modelJson = Buffer.from(
     JSON.stringify({
@@ -61,7 +61,7 @@ function bigModelTarGz(inputs: number, units: number): Uint8Array {
     h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
     return Buffer.concat([h, data, Buffer.alloc((512 - (data.length % 512)) % 512)]);
   };
-  return gzipSync(Buffer.concat([entry('model.json', modelJson), entry('weights.bin', weights), Buffer.alloc(1024)]));
+  return Uint8Array.from(gzipSync(Buffer.concat([entry('model.json', modelJson), entry('weights.bin', weights), Buffer.alloc(1024)])));
 }
 
 test('a large upload is checked in a worker thread while /healthz keeps answering', async () => {
