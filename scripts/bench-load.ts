@@ -178,14 +178,15 @@ async function parent(opts: { seconds: number; sse: number; grpc: number; jobs: 
       await sleep(1000 / opts.submitRate);
     }
   })();
+  // Reads at a fixed pace (10/s), each timed on its own: a slow answer does not thin out the sample.
   const reader = (async () => {
-    let i = 0;
-    while (Date.now() < until) {
+    const pending: Promise<void>[] = [];
+    for (let i = 0; Date.now() < until; i++) {
       const t = performance.now();
-      await api('GET', `/v1/jobs/${jobIds[i++ % jobIds.length]}`);
-      latencies.push(performance.now() - t);
-      await sleep(20);
+      pending.push(api('GET', `/v1/jobs/${jobIds[i % jobIds.length]}`).then(() => void latencies.push(performance.now() - t)));
+      await sleep(100);
     }
+    await Promise.all(pending);
   })();
   let lastPrint = 0;
   while (Date.now() < until) {
