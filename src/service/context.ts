@@ -10,7 +10,9 @@ import { childLogger } from '../runtime/logger.js';
 import { startDatabase, type DatabaseHandle, type StartDatabaseOptions } from '../runtime/postgres.js';
 import { startBoss, type BossOptions } from '../queue/boss.js';
 import { JobWorker, type EngineRunner, type WorkerOptions } from '../queue/worker.js';
-import { LocalBlobStore, type BlobStore } from '../store/blobs.js';
+import { faultsFor } from '../runtime/faults.js';
+import { tenantDataAccess } from './datasets.js';
+import { guardBlobs, LocalBlobStore, type BlobStore } from '../store/blobs.js';
 import { createPrisma, type PrismaClient } from '../store/db.js';
 import { migrate } from '../store/migrate.js';
 import { Notifier } from '../store/notify.js';
@@ -55,6 +57,11 @@ function workerOptions(config: Config, opts: WorkerOptions | true): WorkerOption
     reapSeconds: w.reapSeconds,
     maxAttempts: w.maxAttempts,
     pollSeconds: w.pollSeconds,
+    retentionSeconds: config.storage.retentionDays * 86_400,
+    storageSweepSeconds: config.storage.sweepSeconds,
+    modelLimits: config.modelLimits,
+    tenantMaxRunning: config.limits.tenantMaxRunning,
+    jobTimeoutSeconds: config.limits.jobTimeoutSeconds,
     ...(opts === true ? {} : opts),
   };
 }
@@ -75,12 +82,24 @@ export async function openService(opts: OpenServiceOptions = {}): Promise<Servic
     const notifier = new Notifier(db.url);
     await notifier.start();
     cleanups.push(() => notifier.stop());
-    const blobs = opts.blobs ?? new LocalBlobStore(config.blobDir);
+    const faults = faultsFor(config.faultPoint);
+    let store = opts.blobs;
+    if (!store) {
+      const local = new LocalBlobStore(config.blobDir, { faults });
+      // Temp files of writers killed between write and rename; nothing references them.
+      const swept = await local.sweepTemp();
+      if (swept > 0) log.info({ swept }, 'removed stale blob temp files');
+      store = local;
+    }
+    const blobs = guardBlobs(store);
     const ctx: ServiceContext = { prisma, blobs, boss, notifier, config };
 
     let worker: JobWorker | null = null;
     if (opts.worker) {
-      worker = new JobWorker({ prisma, blobs, boss, notifier, runner: opts.runner }, workerOptions(config, opts.worker));
+      worker = new JobWorker(
+        { prisma, blobs, boss, notifier, runner: opts.runner, data: tenantDataAccess(config), faults },
+        workerOptions(config, opts.worker),
+      );
       worker.start();
       const w = worker;
       cleanups.push(() => w.stop());

@@ -9,6 +9,7 @@
 // the doors report as INTERNAL without its text.
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
+import type { ModelLimits } from '../engine/models/budget.js';
 import { childLogger } from '../runtime/logger.js';
 import type { NamedFile } from './archive.js';
 import { isErrorCode, ServiceError } from './errors.js';
@@ -23,7 +24,7 @@ export interface CheckedUpload {
   architecture: Record<string, unknown>;
 }
 
-export type ToUploadWorker = { id: number; upload: UploadInput; maxBytes: number };
+export type ToUploadWorker = { id: number; upload: UploadInput; maxBytes: number; limits: ModelLimits };
 export type FromUploadWorker =
   | { id: number; ok: true; result: CheckedUpload; threadId: number }
   | { id: number; ok: false; error: { name: string; message: string; code?: string; field?: string }; threadId: number };
@@ -64,9 +65,9 @@ export class UploadPool {
   constructor(readonly size: number) {}
 
   /** Checks an upload in a worker thread; rejects with the ServiceError the check threw. */
-  check(upload: UploadInput, maxBytes: number): Promise<CheckedUpload> {
+  check(upload: UploadInput, maxBytes: number, limits: ModelLimits): Promise<CheckedUpload> {
     return new Promise<CheckedUpload>((resolve, reject) => {
-      this.queue.push({ msg: { id: this.nextId++, upload, maxBytes }, resolve, reject });
+      this.queue.push({ msg: { id: this.nextId++, upload, maxBytes, limits }, resolve, reject });
       this.pump();
     });
   }

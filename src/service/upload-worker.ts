@@ -20,7 +20,7 @@ port.on('message', (msg: ToUploadWorker) => {
     let transfer: ArrayBuffer[] = [];
     try {
       await ready;
-      const result = await checkModelUpload(msg.upload, msg.maxBytes);
+      const result = await checkModelUpload(msg.upload, msg.maxBytes, msg.limits);
       reply = { id: msg.id, ok: true, result, threadId };
       transfer = transferables(result.files.map((f) => f.bytes));
     } catch (e) {

@@ -1,14 +1,16 @@
 // gRPC handlers for jobs: SubmitJob (the RunSpec message becomes the schema's
 // JSON and the service validates it), GetJob, ListJobs, ListRounds, CancelJob
-// and WatchJob (the service's event stream, written with flow control and
+// DeleteJob and WatchJob (the service's event stream, written with flow control and
 // stopped when the client cancels). Errors name fields by their path in the
 // request (spec.rounds, pageSize), not by their REST names.
 import type * as grpc from '@grpc/grpc-js';
-import { cancelJob, getJob, listJobs, listRounds, ServiceError, submitJob, watchJob, type ServiceContext } from '../../service/index.js';
+import { cancelJob, deleteJob, getJob, listJobs, listRounds, ServiceError, submitJob, watchJob, type ServiceContext } from '../../service/index.js';
 import { invalidArgument, renameField, required, serverStream, unary } from './call.js';
 import { eventToProto, jobStateFromProto, jobToProto, roundToProto, SPEC_FIELDS, specFromProto } from './mapping.js';
 import type {
   CancelJobRequest,
+  DeleteJobRequest,
+  DeleteResponse,
   GetJobRequest,
   JobEventMessage,
   JobMessage,
@@ -93,6 +95,10 @@ export function jobHandlers(ctx: ServiceContext, closing?: AbortSignal): grpc.Un
       rounds: (await listRounds(ctx, tenant, required(req.jobId, 'jobId'))).map(roundToProto),
     })),
     CancelJob: unary<CancelJobRequest, JobMessage>(ctx, 'CancelJob', async (req, tenant) => jobToProto(await cancelJob(ctx, tenant, required(req.jobId, 'jobId')))),
+    DeleteJob: unary<DeleteJobRequest, DeleteResponse>(ctx, 'DeleteJob', async (req, tenant) => {
+      await deleteJob(ctx, tenant, required(req.jobId, 'jobId'));
+      return {};
+    }),
     WatchJob: serverStream<WatchJobRequest, JobEventMessage>(ctx, 'WatchJob', async (req, tenant, out, signal) => {
       const jobId = required(req.jobId, 'jobId');
       const watch = eitherSignal(signal, closing);

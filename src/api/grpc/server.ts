@@ -14,6 +14,7 @@ import { artifactHandlers } from './artifacts.js';
 import { jobHandlers } from './jobs.js';
 import { modelHandlers } from './models.js';
 import { compressionService, reflectionDefinition, SERVICE_NAME } from './proto.js';
+import { strictService } from './wire.js';
 
 const log = childLogger({ module: 'grpc' });
 
@@ -37,7 +38,7 @@ export async function startGrpcServer(rt: ServiceRuntime, opts: { host?: string;
   const closing = new AbortController();
   // Every WatchJob listens to it: as many listeners as streams is expected, not a leak.
   setMaxListeners(0, closing.signal);
-  server.addService(compressionService, { ...modelHandlers(rt.ctx), ...jobHandlers(rt.ctx, closing.signal), ...artifactHandlers(rt.ctx) });
+  server.addService(strictService(compressionService), { ...modelHandlers(rt.ctx), ...jobHandlers(rt.ctx, closing.signal), ...artifactHandlers(rt.ctx) });
   const health = new HealthImplementation({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });
   health.addToServer(server);
   new ReflectionService(reflectionDefinition()).addToServer(server);

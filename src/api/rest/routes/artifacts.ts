@@ -4,7 +4,7 @@
 // from the blob store; the first chunk is read before the status line goes
 // out, so a missing blob is still an error response and not a cut-off body.
 import { posix } from 'node:path';
-import { checkRange, getArtifact, listArtifacts, ServiceError } from '../../../service/index.js';
+import { ARTIFACT_KINDS, checkRange, getArtifact, listArtifacts, ServiceError } from '../../../service/index.js';
 import { drained } from '../backpressure.js';
 import { ifRangeHolds, noneMatch, parseRange } from '../conditional.js';
 import { COMMON_ERRORS, pathParam, queryString, ref, tagJob, type RouteDef } from '../route.js';
@@ -25,7 +25,7 @@ export const artifactRoutes: RouteDef[] = [
     query: [
       { name: 'jobId', description: 'Only this job', schema: { type: 'string', format: 'uuid' } },
       { name: 'modelId', description: "Only this uploaded model's files", schema: { type: 'string', format: 'uuid' } },
-      { name: 'kind', description: "'round' | 'ticket' | 'result' | 'model-file'", schema: { type: 'string' } },
+      { name: 'kind', description: 'Only this kind (`state`: the engine\'s resume state, not listed otherwise)', schema: { type: 'string', enum: [...ARTIFACT_KINDS] } },
     ],
     responses: { 200: { description: 'Artifacts', content: { 'application/json': ref('ArtifactList') } } },
     errors: ['NOT_FOUND', 'INVALID_ARGUMENT', ...COMMON_ERRORS],
