@@ -4,8 +4,16 @@ import { join } from 'node:path';
 import { RunSpecSchema, resolveSpec, runName, SpecError } from '../engine/spec.js';
 import { runCompression } from '../engine/run.js';
 import { FileSink, type EngineEvent, type RoundMetrics } from '../engine/sink.js';
+import type { DataAccess } from '../engine/data/index.js';
 import { flagHelp, flagsOf, kebab, parseFlags } from './flags.js';
 import { roundsTable, type RoundRow } from './rounds-table.js';
+
+/**
+ * The operator runs prune on their own machine with their own references: no
+ * tenant is involved, so any file may be read and any URL fetched (plain fetch,
+ * not the outbound guard the worker applies to tenant input).
+ */
+const OPERATOR_ACCESS: DataAccess = { fetch: (url, init) => fetch(url, init), files: { kind: 'any' } };
 
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
 
@@ -79,7 +87,7 @@ export async function pruneCommand(argv: string[]): Promise<number> {
       process.stderr.write(`round ${e.round}: ${pct(e.density)} of weights remain\n`);
     }
   };
-  const result = await runCompression(spec, { sink: new FileSink(dir), onEvent });
+  const result = await runCompression(spec, { sink: new FileSink(dir), onEvent, data: OPERATOR_ACCESS });
   if (json) {
     process.stdout.write(`${JSON.stringify({ kind: 'result', name: result.name, dir, verdict: result.verdict, summary: result.summary })}\n`);
   } else {

@@ -58,6 +58,8 @@ export class GrpcError extends Error {
     readonly code: string,
     message: string,
     readonly field?: string,
+    /** From a rate-limited call's `retry-after` trailer: seconds to wait before retrying. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }
@@ -72,7 +74,14 @@ function toGrpcError(e: unknown): Error {
       const v = s.metadata?.get(key)[0];
       return typeof v === 'string' ? v : undefined;
     };
-    return new GrpcError(s.code, first(ERROR_CODE_KEY) ?? grpc.status[s.code] ?? 'UNKNOWN', s.details ?? s.message ?? '', first(ERROR_FIELD_KEY));
+    const retryAfter = first('retry-after');
+    return new GrpcError(
+      s.code,
+      first(ERROR_CODE_KEY) ?? grpc.status[s.code] ?? 'UNKNOWN',
+      s.details ?? s.message ?? '',
+      first(ERROR_FIELD_KEY),
+      retryAfter === undefined ? undefined : Number(retryAfter),
+    );
   }
   return e instanceof Error ? e : new Error(String(e));
 }
@@ -196,6 +205,16 @@ export class TicketsmithGrpcClient {
     return datasetFromProto(await this.unary<{ reference: string }, DatasetMessage>('RegisterDataset', { reference }));
   }
 
+  /** Deletes an uploaded model (FAILED_PRECONDITION while a queued or running job uses it). */
+  async deleteModel(id: string): Promise<void> {
+    await this.unary<{ modelId: string }, object>('DeleteModel', { modelId: id });
+  }
+
+  /** Deletes a registered dataset (FAILED_PRECONDITION while a queued or running job uses it). */
+  async deleteDataset(id: string): Promise<void> {
+    await this.unary<{ datasetId: string }, object>('DeleteDataset', { datasetId: id });
+  }
+
   /** Submits a run spec (the same JSON the REST API takes: enum fields as the schema's strings). */
   async submitJob(spec: RunSpecInput, opts: { idempotencyKey?: string } = {}): Promise<{ job: JobDto; created: boolean }> {
     let wireSpec;
@@ -227,6 +246,11 @@ export class TicketsmithGrpcClient {
 
   async cancelJob(jobId: string): Promise<JobDto> {
     return jobFromProto(await this.unary<{ jobId: string }, JobMessage>('CancelJob', { jobId }));
+  }
+
+  /** Deletes a finished job with its rounds, events and artifacts (FAILED_PRECONDITION while queued or running). */
+  async deleteJob(jobId: string): Promise<void> {
+    await this.unary<{ jobId: string }, object>('DeleteJob', { jobId });
   }
 
   async listArtifacts(q: { jobId?: string; modelId?: string; kind?: string } = {}): Promise<ArtifactDto[]> {

@@ -129,8 +129,18 @@ export class TicketsmithClient {
     return (await this.json<{ items: ModelDto[] }>('GET', '/v1/models')).data.items;
   }
 
+  /** Deletes an uploaded model (409 FAILED_PRECONDITION while a queued or running job uses it). */
+  async deleteModel(id: string): Promise<void> {
+    await this.raw('DELETE', `/v1/models/${enc(id)}`);
+  }
+
   async registerDataset(reference: string): Promise<DatasetDto> {
     return (await this.json<DatasetDto>('POST', '/v1/datasets', { reference })).data;
+  }
+
+  /** Deletes a registered dataset (409 FAILED_PRECONDITION while a queued or running job uses it). */
+  async deleteDataset(id: string): Promise<void> {
+    await this.raw('DELETE', `/v1/datasets/${enc(id)}`);
   }
 
   async submitJob(spec: SubmitJobRequest, opts: { idempotencyKey?: string } = {}): Promise<{ job: JobDto; created: boolean }> {
@@ -158,6 +168,11 @@ export class TicketsmithClient {
 
   async cancelJob(jobId: string): Promise<JobDto> {
     return (await this.json<JobDto>('POST', `/v1/jobs/${enc(jobId)}/cancel`)).data;
+  }
+
+  /** Deletes a finished job with its rounds, events and artifacts (409 FAILED_PRECONDITION while queued or running). */
+  async deleteJob(jobId: string): Promise<void> {
+    await this.raw('DELETE', `/v1/jobs/${enc(jobId)}`);
   }
 
   async listArtifacts(jobId: string, opts: { kind?: string } = {}): Promise<ArtifactDto[]> {

@@ -7,8 +7,9 @@ import * as tf from '@tensorflow/tfjs';
 import type { Dataset, Mask, WeightMap } from './types.js';
 import type { CheckpointSink, ControlKind, EngineEvent, RoundMetrics, RunResultRecord, TrainingMetrics, Verdict } from './sink.js';
 import { resolveSpec, rewindIteration, roundHasControls, runName, totalIterations, type RunSpec } from './spec.js';
-import { loadDataset, checkFits } from './data/index.js';
+import { loadDataset, checkFits, type DataAccess } from './data/index.js';
 import { createOrLoadModel } from './models/load.js';
+import type { ModelLimits } from './models/budget.js';
 import { modelToFiles } from './models/files.js';
 import { createModel, isZooModel } from './models/registry.js';
 import { countFlops, countParams, describeModel, getWeightMap, prunableWeights, setWeightMap } from './models/inspect.js';
@@ -32,11 +33,15 @@ export interface RunContext {
   onEvent?: (e: EngineEvent) => void;
   /** Pre-loaded dataset (tests, the service's validation step); otherwise loaded from the spec. */
   dataset?: Dataset;
+  /** What loading the spec's dataset may fetch and read (the worker passes the operator's policy for tenant input). */
+  data?: DataAccess;
   /**
    * Trainings run side by side (the ticket and its controls are independent).
    * Default: TICKETSMITH_WORKERS, else the number of cores (at most 3) when the run trains controls.
    */
   parallelism?: number;
+  /** Caps a model directory is checked against before it is built (default: budget.ts's). */
+  modelLimits?: ModelLimits;
 }
 
 function parallelism(spec: RunSpec, ctx: RunContext): number {
@@ -103,8 +108,8 @@ export async function runCompression(specInput: RunSpec | unknown, ctx: RunConte
   const emit = (e: EngineEvent) => ctx.onEvent?.(e);
   const backend = await initBackend();
   const name = runName(spec);
-  const ds = ctx.dataset ?? (await loadDataset(spec.dataset, { seed: spec.seed, maxTrain: spec.maxTrainExamples }));
-  const model = await createOrLoadModel(spec.model, { inputShape: ds.inputShape, numClasses: ds.numClasses, seed: spec.seed });
+  const ds = ctx.dataset ?? (await loadDataset(spec.dataset, { seed: spec.seed, maxTrain: spec.maxTrainExamples, access: ctx.data }));
+  const model = await createOrLoadModel(spec.model, { inputShape: ds.inputShape, numClasses: ds.numClasses, seed: spec.seed }, ctx.modelLimits);
   let disposeExecutor: () => Promise<void> = async () => undefined;
   try {
     checkFits(ds, describeModel(model));

@@ -10,6 +10,33 @@ import { z } from 'zod';
 
 const fraction = (desc: string) => z.number().gt(0).lt(1).describe(desc);
 
+/**
+ * Upper bounds of the spec's numbers, lists and strings. A spec is a tenant's
+ * request for compute, so nothing in it is unbounded: each bound lies well
+ * above what a paper run uses (LeNet: 50,000 iterations) and below what
+ * would tie a worker up for months or overflow a counter. The job's total
+ * cost is bounded separately (engine/cost.ts) and checked at submit.
+ */
+export const SPEC_LIMITS = Object.freeze({
+  rounds: 100,
+  iterations: 1_000_000,
+  epochs: 1_000,
+  batchSize: 4096,
+  evalEvery: 1_000_000,
+  warmupIterations: 1_000_000,
+  rewindIteration: 1_000_000,
+  fineTuneIterations: 1_000_000,
+  maxTrainExamples: 10_000_000,
+  filterSteps: 50,
+  /** Names and references: a URL or a path fits, a megabyte does not. */
+  refLength: 2048,
+  layerNameLength: 256,
+  /** Entries of skipLayers / filterFractions (a ResNet-1202 has about 1,200 conv layers). */
+  layers: 2000,
+} as const);
+
+const layerName = z.string().min(1).max(SPEC_LIMITS.layerNameLength);
+
 /** `conv1=0.5,conv8=0.5` (a CLI flag value) -> { conv1: 0.5, conv8: 0.5 }; objects pass through. */
 function parseLayerFractions(value: unknown): unknown {
   if (typeof value !== 'string') return value;
@@ -27,15 +54,17 @@ export const RunSpecSchema = z
     model: z
       .string()
       .min(1)
+      .max(SPEC_LIMITS.refLength)
       .default('lenet-300-100')
       .describe('Zoo model name (lenet-300-100, lenet-N-M, conv-2/4/6, vgg-11/16, resnet-20) or a model directory / URL'),
     dataset: z
       .string()
       .min(1)
+      .max(SPEC_LIMITS.refLength)
       .default('builtin:mnist')
       .describe('Dataset reference: builtin:mnist, builtin:fashion-mnist, file://..., http(s)://...'),
     method: z.enum(['imp', 'filter']).default('imp').describe('imp: iterative magnitude pruning; filter: L1 filter pruning'),
-    rounds: z.number().int().min(0).max(100).default(10).describe('Pruning rounds after the dense round 0'),
+    rounds: z.number().int().min(0).max(SPEC_LIMITS.rounds).default(10).describe('Pruning rounds after the dense round 0'),
     schedule: z
       .enum(['iterative', 'one-shot'])
       .default('iterative')
@@ -54,12 +83,12 @@ export const RunSpecSchema = z
     convFraction: fraction('Fraction of surviving conv weights pruned per round').default(0.15),
     denseFraction: fraction('Fraction of surviving hidden dense weights pruned per round').default(0.2),
     outputFraction: fraction('Fraction of surviving output-layer weights pruned per round').default(0.1),
-    skipLayers: z.array(z.string().min(1)).default([]).describe('Layer names never pruned'),
+    skipLayers: z.array(layerName).max(SPEC_LIMITS.layers).default([]).describe('Layer names never pruned'),
     rewind: z
       .enum(['init', 'iteration', 'fraction', 'learning-rate'])
       .default('init')
       .describe('init: reset survivors to initialisation; iteration/fraction: late resetting to iteration k; learning-rate: keep trained weights, replay the LR schedule'),
-    rewindIteration: z.number().int().min(0).default(0).describe('Iteration k to rewind to (rewind=iteration)'),
+    rewindIteration: z.number().int().min(0).max(SPEC_LIMITS.rewindIteration).default(0).describe('Iteration k to rewind to (rewind=iteration)'),
     rewindFraction: z.number().min(0).lt(1).default(0).describe('Rewind point as a fraction of training (rewind=fraction)'),
     controls: z
       .enum(['all', 'last', 'none'])
@@ -68,19 +97,20 @@ export const RunSpecSchema = z
     controlKinds: z
       .array(z.enum(['reinit', 'shuffle']))
       .min(1)
+      .max(2)
       .default(['reinit', 'shuffle'])
       .describe('reinit: same mask, fresh init; shuffle: each layer mask shuffled, original init kept'),
     optimizer: z.enum(['adam', 'sgd', 'momentum']).default('adam').describe('Optimiser'),
     learningRate: z.number().gt(0).lt(10).optional().describe('Learning rate (default: the paper value for the model)'),
     momentum: z.number().min(0).lt(1).default(0.9).describe('Momentum (optimizer=momentum)'),
     lrSchedule: z.enum(['constant', 'cosine', 'step']).default('constant').describe('Learning-rate schedule'),
-    warmupIterations: z.number().int().min(0).default(0).describe('Linear learning-rate warm-up'),
-    batchSize: z.number().int().min(1).max(4096).default(60).describe('Mini-batch size'),
-    iterations: z.number().int().min(1).optional().describe('Training iterations per round (default: the paper value for the model)'),
-    epochs: z.number().gt(0).optional().describe('Training length in epochs (overrides iterations)'),
-    evalEvery: z.number().int().min(1).default(100).describe('Evaluate validation loss every N iterations'),
-    maxTrainExamples: z.number().int().min(1).optional().describe('Cap the training set (quick runs)'),
-    seed: z.number().int().min(0).default(0).describe('Seed for initialisation, data order and controls'),
+    warmupIterations: z.number().int().min(0).max(SPEC_LIMITS.warmupIterations).default(0).describe('Linear learning-rate warm-up'),
+    batchSize: z.number().int().min(1).max(SPEC_LIMITS.batchSize).default(60).describe('Mini-batch size'),
+    iterations: z.number().int().min(1).max(SPEC_LIMITS.iterations).optional().describe('Training iterations per round (default: the paper value for the model)'),
+    epochs: z.number().gt(0).max(SPEC_LIMITS.epochs).optional().describe('Training length in epochs (overrides iterations)'),
+    evalEvery: z.number().int().min(1).max(SPEC_LIMITS.evalEvery).default(100).describe('Evaluate validation loss every N iterations'),
+    maxTrainExamples: z.number().int().min(1).max(SPEC_LIMITS.maxTrainExamples).optional().describe('Cap the training set (quick runs)'),
+    seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0).describe('Seed for initialisation, data order and controls'),
     float16: z.boolean().default(false).describe('Store the compressed export values as float16'),
     filterImportance: z
       .enum(['l1', 'l2', 'random'])
@@ -88,15 +118,17 @@ export const RunSpecSchema = z
       .describe('filter: rank filters by the l1 (Li et al. 2017) or l2 norm of their kernel weights, or randomly (control)'),
     filterFraction: fraction('filter: fraction of filters removed from every prunable conv layer (Li et al.: 0.5)').optional(),
     filterFractions: z
-      .preprocess(parseLayerFractions, z.record(z.string().min(1), z.number().min(0).lt(1)))
+      .preprocess(parseLayerFractions, z
+          .record(layerName, z.number().min(0).lt(1))
+          .refine((r) => Object.keys(r).length <= SPEC_LIMITS.layers, `at most ${SPEC_LIMITS.layers} layers`))
       .optional()
       .describe('filter: per-layer fractions, layer name -> fraction (CLI: conv1=0.5,conv8=0.5); overrides filterFraction for those layers'),
     filterSchedule: z
       .enum(['one-shot', 'iterative'])
       .default('one-shot')
       .describe('filter: one-shot: prune once, then fine-tune; iterative: prune a little and fine-tune, filterSteps times'),
-    filterSteps: z.number().int().min(1).max(50).default(4).describe('filter: prune-and-fine-tune steps of the iterative schedule'),
-    fineTuneIterations: z.number().int().min(0).default(1000).describe('filter: fine-tuning iterations after each pruning step'),
+    filterSteps: z.number().int().min(1).max(SPEC_LIMITS.filterSteps).default(4).describe('filter: prune-and-fine-tune steps of the iterative schedule'),
+    fineTuneIterations: z.number().int().min(0).max(SPEC_LIMITS.fineTuneIterations).default(1000).describe('filter: fine-tuning iterations after each pruning step'),
     pretrain: z
       .boolean()
       .default(true)

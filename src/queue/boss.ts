@@ -12,6 +12,7 @@
 import PgBoss from 'pg-boss';
 import { childLogger } from '../runtime/logger.js';
 import type { Prisma } from '../store/db.js';
+import { isDatabaseUnavailable } from '../store/unavailable.js';
 import { CHANNELS } from '../store/notify.js';
 
 const log = childLogger({ module: 'queue' });
@@ -57,6 +58,8 @@ export async function startBoss(url: string, opts: BossOptions = {}): Promise<Pg
     // 57P01: the server ended the session (database shutdown). pg's pool.end()
     // returns before its sockets close, so a stop right after ours lands here.
     if (err.code === '57P01') log.info({ code: err.code }, 'pg-boss connection closed by the server');
+    // The database restarting: pg-boss's pool reconnects by itself once it answers.
+    else if (isDatabaseUnavailable(err)) log.warn({ code: err.code, message: err.message }, 'pg-boss: database unavailable');
     else log.error({ err }, 'pg-boss error');
   });
   await boss.start();
@@ -80,11 +83,12 @@ export interface QueuedJobData {
 
 /**
  * Adds a dispatch for `jobId` in the caller's transaction, records it on the
- * job row, and wakes idle workers when the transaction commits.
+ * job row, and wakes idle workers when the transaction commits. With
+ * `startAfterSeconds` the dispatch is delivered only after that delay.
  */
-export async function enqueueInTx(boss: PgBoss, tx: Prisma.TransactionClient, jobId: string): Promise<string> {
+export async function enqueueInTx(boss: PgBoss, tx: Prisma.TransactionClient, jobId: string, opts: { startAfterSeconds?: number } = {}): Promise<string> {
   const data: QueuedJobData = { jobId };
-  const id = await boss.send(JOB_QUEUE, data, { db: txExecutor(tx) });
+  const id = await boss.send(JOB_QUEUE, data, { db: txExecutor(tx), ...(opts.startAfterSeconds ? { startAfter: opts.startAfterSeconds } : {}) });
   if (id === null) throw new Error(`pg-boss did not accept job ${jobId}`);
   await tx.job.update({ where: { id: jobId }, data: { queueJobId: id } });
   await tx.$executeRaw`SELECT pg_notify(${CHANNELS.jobs}, ${jobId})`;

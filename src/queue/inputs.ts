@@ -1,7 +1,10 @@
 // Turns a stored job spec into one the engine can run: an uploaded model
 // (`model:<id>`) is written from the blob store into a private temp directory,
 // a registered dataset (`dataset:<id>`) becomes its reference. Both were
-// checked to belong to the job's tenant at submit time.
+// checked to belong to the job's tenant at submit time. The temp directory is
+// the worker's business: `redact` puts `model:<id>` back wherever the engine
+// echoed the path (its result's spec, event payloads, error messages), so no
+// job row, event or result ever shows a server path.
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, normalize } from 'node:path';
@@ -15,11 +18,38 @@ export const DATASET_REF = 'dataset:';
 export interface PreparedRun {
   spec: RunSpec;
   cleanup(): Promise<void>;
+  /** `value` with the run's temp paths replaced by what the tenant named (plain objects, arrays and strings; bytes untouched). */
+  redact<T>(value: T): T;
+}
+
+/** Any temp folder this worker makes for a job, even one no run knows about any more. */
+const TEMP_PATH = new RegExp(`${escapeRegExp(join(tmpdir(), 'ticketsmith-'))}[^\\s'"\`,;)]*`, 'g');
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** Replaces `from` by `to` in every string inside `value`, and any leftover temp path by `fallback`. */
+export function redactPaths<T>(value: T, pairs: ReadonlyArray<readonly [string, string]>, fallback = 'the uploaded model'): T {
+  const fix = (s: string): string => {
+    let out = s;
+    for (const [from, to] of pairs) if (from !== '') out = out.split(from).join(to);
+    return out.replace(TEMP_PATH, fallback);
+  };
+  const walk = (v: unknown, depth: number): unknown => {
+    if (typeof v === 'string') return fix(v);
+    if (depth > 32 || v === null || typeof v !== 'object') return v;
+    if (Array.isArray(v)) return v.map((x) => walk(x, depth + 1));
+    if (Object.getPrototypeOf(v) !== Object.prototype) return v;
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x, depth + 1)]));
+  };
+  return walk(value, 0) as T;
 }
 
 export async function prepareRun(prisma: PrismaClient, blobs: BlobStore, jobId: string, stored: RunSpec): Promise<PreparedRun> {
   const spec: RunSpec = { ...stored };
   let dir: string | null = null;
+  const pairs: Array<readonly [string, string]> = [];
   const cleanup = async () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   };
@@ -35,6 +65,8 @@ export async function prepareRun(prisma: PrismaClient, blobs: BlobStore, jobId: 
         await mkdir(dirname(target), { recursive: true });
         await writeFile(target, await blobs.get(f.storageKey));
       }
+      // Longest first: the path with a trailing slash, then bare.
+      pairs.push([`${dir}/`, `${stored.model}/`], [dir, stored.model]);
       spec.model = dir;
     }
     if (spec.dataset.startsWith(DATASET_REF)) {
@@ -47,5 +79,5 @@ export async function prepareRun(prisma: PrismaClient, blobs: BlobStore, jobId: 
     await cleanup();
     throw e;
   }
-  return { spec, cleanup };
+  return { spec, cleanup, redact: (value) => redactPaths(value, pairs) };
 }

@@ -6,14 +6,16 @@
 // is finished or held by a live worker is dropped.
 import type PgBoss from 'pg-boss';
 import type { RunSpec } from '../engine/spec.js';
+import { NO_FAULTS, type Faults } from '../runtime/faults.js';
 import { TX_OPTIONS, toJson, type Prisma, type PrismaClient } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
 import type { Lease } from '../store/sink.js';
 import { isTerminal, type JobState } from '../store/states.js';
+import { countTenantJobs, lockTenant } from '../store/limits.js';
 import { JOB_QUEUE, cancelDispatchInTx, enqueueInTx } from './boss.js';
 
 /** Codes a worker records on a failed job; each is a row of service/errors.ts ERRORS. */
-export const JOB_ERROR_CODES = Object.freeze(['INVALID_ARGUMENT', 'ENGINE_ERROR', 'WORKER_LOST', 'INTERNAL'] as const);
+export const JOB_ERROR_CODES = Object.freeze(['INVALID_ARGUMENT', 'ENGINE_ERROR', 'WORKER_LOST', 'DEADLINE_EXCEEDED', 'UNAVAILABLE', 'INTERNAL'] as const);
 export type JobErrorCode = (typeof JOB_ERROR_CODES)[number];
 
 export interface ClaimOptions {
@@ -21,10 +23,18 @@ export interface ClaimOptions {
   queueJobId: string;
   staleSeconds: number;
   maxAttempts: number;
+  /**
+   * A tenant's running-jobs cap: a job whose tenant is at it stays queued and
+   * is dispatched again after `deferSeconds` (default 5; needs `boss`).
+   */
+  tenantMaxRunning?: number;
+  deferSeconds?: number;
+  boss?: PgBoss;
+  faults?: Faults;
 }
 
 export type Claim =
-  | { kind: 'run'; lease: Lease; spec: RunSpec; resumed: boolean }
+  | { kind: 'run'; lease: Lease; spec: RunSpec; resumed: boolean; startedAt: Date }
   | { kind: 'skip'; reason: string };
 
 interface LockedJob {
@@ -44,6 +54,23 @@ async function lockJob(tx: Prisma.TransactionClient, jobId: string, staleSeconds
            COALESCE(heartbeat_at > now() - make_interval(secs => ${staleSeconds}::float8), false) AS heartbeat_fresh
     FROM job WHERE id = ${jobId}::uuid FOR UPDATE`;
   return rows[0] ?? null;
+}
+
+/**
+ * The tenant's running-jobs cap, checked under a per-tenant advisory lock so
+ * two workers claiming at once cannot both take the last slot (the count is
+ * a statement after the lock: READ COMMITTED sees the other claim's commit).
+ * A job over the cap stays queued (a running one whose worker died goes back
+ * to queued) with a new dispatch delayed by `deferSeconds`.
+ */
+async function deferOverRunningCap(tx: Prisma.TransactionClient, jobId: string, job: LockedJob, opts: ClaimOptions): Promise<Claim | null> {
+  if (opts.tenantMaxRunning === undefined || !opts.boss) return null;
+  await lockTenant(tx, job.tenant, 'running');
+  const running = await countTenantJobs(tx, job.tenant, 'running', jobId);
+  if (running < opts.tenantMaxRunning) return null;
+  if (job.status === 'running') await tx.job.update({ where: { id: jobId }, data: { status: 'queued', workerId: null, heartbeatAt: null } });
+  await enqueueInTx(opts.boss, tx, jobId, { startAfterSeconds: opts.deferSeconds ?? 5 });
+  return { kind: 'skip', reason: `tenant has ${running} jobs running (cap ${opts.tenantMaxRunning}); dispatched again later` };
 }
 
 /** Takes a job for this worker, or says why this delivery is to be dropped. */
@@ -67,13 +94,17 @@ export async function claimJob(prisma: PrismaClient, jobId: string, opts: ClaimO
       await appendEvent(tx, jobId, 'finished', { status: 'failed', error: { code: 'WORKER_LOST', message } });
       return { kind: 'skip', reason: 'too many attempts' };
     }
+    const deferred = await deferOverRunningCap(tx, jobId, job, opts);
+    if (deferred) return deferred;
     const attempt = job.attempts + 1;
-    await tx.$executeRaw`
+    const [started] = await tx.$queryRaw<{ started_at: Date }[]>`
       UPDATE job SET status = 'running', attempts = ${attempt}, worker_id = ${opts.workerId},
         queue_job_id = ${opts.queueJobId}::uuid, heartbeat_at = now(), started_at = COALESCE(started_at, now())
-      WHERE id = ${jobId}::uuid`;
+      WHERE id = ${jobId}::uuid
+      RETURNING started_at`;
     await appendEvent(tx, jobId, 'started', { attempt, workerId: opts.workerId });
-    return { kind: 'run', lease: { jobId, tenant: job.tenant, attempt }, spec: job.spec as RunSpec, resumed: attempt > 1 };
+    (opts.faults ?? NO_FAULTS).hit('claim.in-tx');
+    return { kind: 'run', lease: { jobId, tenant: job.tenant, attempt }, spec: job.spec as RunSpec, resumed: attempt > 1, startedAt: started!.started_at };
   }, TX_OPTIONS);
 }
 
@@ -97,7 +128,7 @@ export type Outcome =
   | { status: 'failed'; code: JobErrorCode; message: string };
 
 /** Records the end of a run; false when the lease was lost meanwhile (nothing written). */
-export async function finishJob(prisma: PrismaClient, lease: Lease, outcome: Outcome, progress?: unknown): Promise<boolean> {
+export async function finishJob(prisma: PrismaClient, lease: Lease, outcome: Outcome, progress?: unknown, faults: Faults = NO_FAULTS): Promise<boolean> {
   return prisma.$transaction(async (tx) => {
     const { count } = await tx.job.updateMany({
       where: { id: lease.jobId, attempts: lease.attempt, status: 'running' },
@@ -115,20 +146,24 @@ export async function finishJob(prisma: PrismaClient, lease: Lease, outcome: Out
       status: outcome.status,
       ...(outcome.status === 'failed' ? { error: { code: outcome.code, message: outcome.message } } : {}),
     });
+    faults.hit('finish.in-tx');
     return true;
   }, TX_OPTIONS);
 }
 
-/** Hands a running job back to the queue (worker shutdown); it resumes from its last committed round. */
-export async function releaseJob(prisma: PrismaClient, boss: PgBoss, lease: Lease, reason: string): Promise<boolean> {
+/**
+ * Hands a running job back to the queue (worker shutdown, or a dependency
+ * down: then after `delaySeconds`); it resumes from its last committed round.
+ */
+export async function releaseJob(prisma: PrismaClient, boss: PgBoss, lease: Lease, reason: string, delaySeconds = 0): Promise<boolean> {
   return prisma.$transaction(async (tx) => {
     const { count } = await tx.job.updateMany({
       where: { id: lease.jobId, attempts: lease.attempt, status: 'running' },
       data: { status: 'queued', workerId: null, heartbeatAt: null },
     });
     if (count !== 1) return false;
-    await enqueueInTx(boss, tx, lease.jobId);
-    await appendEvent(tx, lease.jobId, 'requeued', { reason });
+    await enqueueInTx(boss, tx, lease.jobId, { startAfterSeconds: delaySeconds });
+    await appendEvent(tx, lease.jobId, 'requeued', { reason, ...(delaySeconds > 0 ? { retryInSeconds: delaySeconds } : {}) });
     return true;
   }, TX_OPTIONS);
 }
@@ -188,16 +223,20 @@ export async function reapJobs(prisma: PrismaClient, boss: PgBoss, opts: ReapOpt
     }
 
     const lostAfter = opts.lostDispatchSeconds ?? 60;
-    const lost = await tx.$queryRaw<{ id: string }[]>`
-      SELECT j.id::text AS id FROM job j
+    // A dispatch still 'active' for a queued job: the worker that fetched it died before its claim committed
+    // (a claim takes milliseconds); pg-boss would only expire it after expireInSeconds.
+    const lost = await tx.$queryRaw<{ id: string; stuck: string | null }[]>`
+      SELECT j.id::text AS id, CASE WHEN b.state = 'active' THEN b.id::text END AS stuck FROM job j
       LEFT JOIN pgboss.job b ON b.name = ${JOB_QUEUE} AND b.id = j.queue_job_id
       WHERE j.status = 'queued' AND j.cancel_requested_at IS NULL
-        AND (b.id IS NULL OR b.state >= 'completed')
+        AND (b.id IS NULL OR b.state >= 'completed'
+             OR (b.state = 'active' AND b.started_on < now() - make_interval(secs => ${lostAfter}::float8)))
         AND j.created_at < now() - make_interval(secs => ${lostAfter}::float8)
         AND (b.completed_on IS NULL OR b.completed_on < now() - make_interval(secs => ${lostAfter}::float8))
       LIMIT ${limit}
       FOR UPDATE OF j SKIP LOCKED`;
     for (const job of lost) {
+      await cancelDispatchInTx(boss, tx, job.stuck);
       await enqueueInTx(boss, tx, job.id);
       await appendEvent(tx, job.id, 'requeued', { reason: 'queue entry lost' });
       result.redispatched.push(job.id);

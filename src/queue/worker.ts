@@ -8,28 +8,47 @@
 // a killed worker's job resumes on another worker from its last committed
 // round. The attempt counter fences the old holder out if it was only slow.
 //
+// Every worker also runs the storage pass (store/retention.ts) on its own
+// timer: finished jobs past the retention are deleted and unreferenced blobs
+// collected; several workers doing it at once is safe.
+//
+// A database that goes away mid-run (restarted under us) does not fail the
+// job: the sink's reads and round commits wait for it and retry, event writes
+// retry, and a run that still fails on an unreachable database is handed back
+// to the queue once the database answers, to resume from its last committed
+// round. The job's outcome is written with the same patience.
+//
 // The engine runner is injected: the service passes the real engine
 // (src/engine/run.ts), tests may pass a small engine of their own.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type PgBoss from 'pg-boss';
+import { FILES_DISABLED, type DataAccess } from '../engine/data/access.js';
 import type { CheckpointSink, EngineEvent, RunResultRecord } from '../engine/sink.js';
 import type { RunSpec } from '../engine/spec.js';
+import { NO_FAULTS, type Faults } from '../runtime/faults.js';
 import { childLogger, type Logger } from '../runtime/logger.js';
-import type { BlobStore } from '../store/blobs.js';
+import { BlobNotFoundError, BlobStoreUnavailableError, type BlobStore } from '../store/blobs.js';
 import { TX_OPTIONS, type PrismaClient } from '../store/db.js';
 import { appendEvent, JobGoneError } from '../store/events.js';
 import { CHANNELS, type Notifier } from '../store/notify.js';
 import { ProgressTracker } from '../store/progress.js';
+import { storagePass } from '../store/retention.js';
 import { LeaseLostError, PostgresSink, touchLease, type Lease } from '../store/sink.js';
+import { isDatabaseUnavailable, whileUnavailable } from '../store/unavailable.js';
 import { JOB_QUEUE, type QueuedJobData } from './boss.js';
-import { prepareRun } from './inputs.js';
+import { DEFAULT_MODEL_LIMITS, type ModelLimits } from '../engine/models/budget.js';
+import { prepareRun, redactPaths, type PreparedRun } from './inputs.js';
 import { claimJob, finishJob, heartbeat, reapJobs, releaseJob, type JobErrorCode, type Outcome } from './lifecycle.js';
 
 export interface EngineContext {
   sink: CheckpointSink;
   signal?: AbortSignal;
   onEvent?: (e: EngineEvent) => void;
+  /** What the run's dataset load may fetch and read: the tenant policy. */
+  data: DataAccess;
+  /** Caps on an uploaded model, checked again as the engine loads it (the upload's settings). */
+  modelLimits?: ModelLimits;
 }
 
 /** One compression run: the engine's `runCompression`, or a test engine. */
@@ -50,7 +69,17 @@ export interface WorkerDeps {
   notifier?: Notifier;
   /** Default: the real engine (loadEngineRunner). */
   runner?: EngineRunner;
+  /**
+   * The operator's policy for tenant datasets (outbound guard with the allow
+   * list, file roots), built from the config by the service wiring. Default:
+   * the guard without an allow list, and no server files.
+   */
+  data?: DataAccess;
+  /** Crash-test fault points (runtime/faults.ts); default none. */
+  faults?: Faults;
 }
+
+const NO_FILES: DataAccess = { files: { kind: 'none', reason: FILES_DISABLED } };
 
 export interface WorkerOptions {
   id?: string;
@@ -65,9 +94,25 @@ export interface WorkerOptions {
   pollSeconds?: number;
   /** Least time between two progress writes of one job (default 500 ms: at most 2 per second). */
   progressIntervalMs?: number;
+  /** Finished jobs older than this are deleted by the storage pass; 0 keeps them forever. */
+  retentionSeconds?: number;
+  /** Storage pass period; 0 disables this worker's pass. */
+  storageSweepSeconds?: number;
+  /** The pass leaves blobs younger than this to a later one (spares writes in flight a second write). */
+  orphanMinAgeSeconds?: number;
+  /** Model caps the engine loads uploaded models under (default: engine/models/budget.ts's). */
+  modelLimits?: ModelLimits;
+  /** Jobs of one tenant running at once, over all workers (default: no cap). */
+  tenantMaxRunning?: number;
+  /** Wall-clock limit of a job from its first start (default 24 h); past it the run fails as DEADLINE_EXCEEDED. */
+  jobTimeoutSeconds?: number;
+  /** A queued job whose dispatch ended, vanished or was fetched by a worker that died before claiming it, this long ago, is re-dispatched (default 60). */
+  lostDispatchSeconds?: number;
+  /** When the blob store fails (disk full, read-only), the job goes back to the queue for this long (default 30). */
+  blobRetrySeconds?: number;
 }
 
-type Settings = Required<Omit<WorkerOptions, 'id'>>;
+type Settings = Required<Omit<WorkerOptions, 'id' | 'tenantMaxRunning'>> & Pick<WorkerOptions, 'tenantMaxRunning'>;
 
 const DEFAULTS: Settings = {
   concurrency: 1,
@@ -77,16 +122,32 @@ const DEFAULTS: Settings = {
   maxAttempts: 5,
   pollSeconds: 2,
   progressIntervalMs: 500,
+  retentionSeconds: 0,
+  storageSweepSeconds: 3600,
+  orphanMinAgeSeconds: 600,
+  modelLimits: DEFAULT_MODEL_LIMITS,
+  jobTimeoutSeconds: 24 * 60 * 60,
+  lostDispatchSeconds: 60,
+  blobRetrySeconds: 30,
 };
 
-type AbortReason = 'cancel' | 'shutdown' | 'lease-lost';
+type AbortReason = 'cancel' | 'shutdown' | 'lease-lost' | 'timeout';
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 function classify(e: unknown): { code: JobErrorCode; message: string } {
+  // Tenants read job.error.message: a storage failure says what, never where. (Only the store's own
+  // errors count: an EACCES from the engine reading a dataset is not the blob store's.)
+  if (e instanceof BlobStoreUnavailableError) return { code: 'UNAVAILABLE', message: e.message };
+  if (e instanceof BlobNotFoundError) return { code: 'UNAVAILABLE', message: 'artifact bytes are not reachable in the blob store' };
   const name = e instanceof Error ? e.name : '';
-  if (name === 'SpecError' || name === 'DatasetError') return { code: 'INVALID_ARGUMENT', message: message(e) };
+  if (name === 'SpecError' || name === 'DatasetError' || name === 'ModelBudgetError') return { code: 'INVALID_ARGUMENT', message: message(e) };
   return { code: 'ENGINE_ERROR', message: message(e) || 'engine failed' };
+}
+
+/** A failure's message without server paths: the run's own, or any job temp folder. */
+function redactError(e: { code: JobErrorCode; message: string }, prepared: PreparedRun | null): { code: JobErrorCode; message: string } {
+  return { code: e.code, message: prepared ? prepared.redact(e.message) : redactPaths(e.message, []) };
 }
 
 /** One job being run by this worker: its abort switch, progress and ordered event writes. */
@@ -103,6 +164,7 @@ class ActiveRun {
     private readonly prisma: PrismaClient,
     private readonly log: Logger,
     private readonly progressIntervalMs: number,
+    private readonly faults: Faults,
   ) {}
 
   abort(reason: AbortReason): void {
@@ -147,14 +209,20 @@ class ActiveRun {
     const progress = this.tracker.snapshot();
     this.chain = this.chain.then(async () => {
       if (this.reason === 'lease-lost') return;
-      try {
-        await this.prisma.$transaction(async (tx) => {
+      const tx = () =>
+        this.prisma.$transaction(async (tx) => {
           await touchLease(tx, this.lease, progress);
           if (backend) await tx.job.update({ where: { id: this.lease.jobId }, data: { backend } });
           await appendEvent(tx, this.lease.jobId, kind, payload);
+          this.faults.hit('event.in-tx');
         }, TX_OPTIONS);
+      try {
+        // A lost progress line is superseded by the next one; other events wait for the database.
+        await (kind === 'progress' ? tx() : whileUnavailable(tx, { signal: this.ac.signal }));
       } catch (err) {
         if (err instanceof LeaseLostError || err instanceof JobGoneError) this.abort('lease-lost');
+        // Ten progress lines a second while the database restarts would bury the one line that says so.
+        else if (kind === 'progress' && isDatabaseUnavailable(err)) this.log.debug({ code: (err as { code?: unknown }).code }, 'progress not recorded: database unavailable');
         else this.log.warn({ err, kind }, 'could not record engine event');
       }
     });
@@ -181,10 +249,12 @@ export class JobWorker {
   private loopDone: Promise<void> | null = null;
   private wakeLoop: (() => void) | null = null;
   private reapTimer: NodeJS.Timeout | null = null;
+  private storageTimer: NodeJS.Timeout | null = null;
   private unlisten: Array<() => void> = [];
   /** Heartbeats and reaps in flight: stop() waits for them so none outlives the connections. */
   private readonly background = new Set<Promise<void>>();
   private runner: EngineRunner | undefined;
+  private readonly faults: Faults;
 
   constructor(
     private readonly deps: WorkerDeps,
@@ -194,6 +264,7 @@ export class JobWorker {
     this.settings = { ...DEFAULTS, ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) } as Settings;
     this.log = childLogger({ module: 'worker', workerId: this.id });
     this.runner = deps.runner;
+    this.faults = deps.faults ?? NO_FAULTS;
   }
 
   /** Job ids this worker is running now. */
@@ -223,6 +294,15 @@ export class JobWorker {
       this.reapTimer = setInterval(reap, this.settings.reapSeconds * 1000);
       reap();
     }
+    if (this.settings.storageSweepSeconds > 0) {
+      let sweeping = false;
+      const sweep = () => {
+        if (sweeping) return;
+        sweeping = true;
+        this.inBackground(() => this.storagePass().finally(() => (sweeping = false)));
+      };
+      this.storageTimer = setInterval(sweep, this.settings.storageSweepSeconds * 1000);
+    }
     this.loopDone = this.loop();
     this.log.info({ concurrency: this.settings.concurrency }, 'worker started');
   }
@@ -235,6 +315,7 @@ export class JobWorker {
     if (this.stopping) return;
     this.stopping = true;
     if (this.reapTimer) clearInterval(this.reapTimer);
+    if (this.storageTimer) clearInterval(this.storageTimer);
     for (const off of this.unlisten) off();
     this.wakeLoop?.();
     for (const run of this.runs.values()) run.abort('shutdown');
@@ -299,13 +380,20 @@ export class JobWorker {
         queueJobId: delivery.id,
         staleSeconds: this.settings.staleSeconds,
         maxAttempts: this.settings.maxAttempts,
+        tenantMaxRunning: this.settings.tenantMaxRunning,
+        // Each deferral writes a new dispatch: not every poll, or a tenant's backlog would churn the queue table.
+        deferSeconds: 5 * this.settings.pollSeconds,
+        boss,
+        faults: this.faults,
       });
+      this.faults.hit('claim.after-commit');
       if (claim.kind === 'skip') {
         log.info({ reason: claim.reason }, 'delivery dropped');
       } else {
-        await this.run(claim.lease, claim.spec, log);
+        await this.run(claim.lease, claim.spec, claim.startedAt, log);
       }
-      await boss.complete(JOB_QUEUE, delivery.id);
+      // The job row is final already; a database blip must not leave its delivery active until expiry.
+      await whileUnavailable(() => boss.complete(JOB_QUEUE, delivery.id), { deadlineMs: 60_000 });
     } catch (err) {
       // pg-boss redelivers (retryLimit); the job row is left to the next claim or the reaper.
       log.error({ err }, 'job handling failed');
@@ -313,46 +401,99 @@ export class JobWorker {
     }
   }
 
-  private async run(lease: Lease, storedSpec: RunSpec, log: Logger): Promise<void> {
+  private async run(lease: Lease, storedSpec: RunSpec, startedAt: Date, log: Logger): Promise<void> {
     const { prisma, blobs } = this.deps;
-    const run = new ActiveRun(lease, prisma, log, this.settings.progressIntervalMs);
+    const run = new ActiveRun(lease, prisma, log, this.settings.progressIntervalMs, this.faults);
     this.runs.set(lease.jobId, run);
     if (this.stopping) run.abort('shutdown');
     const beatTimer = setInterval(() => this.inBackground(() => this.beat(run)), this.settings.heartbeatSeconds * 1000);
+    // The deadline counts from the job's first start, so a resumed job does not get a fresh day.
+    const timeoutSeconds = this.settings.jobTimeoutSeconds;
+    const deadlineTimer = setTimeout(() => run.abort('timeout'), Math.max(0, startedAt.getTime() + timeoutSeconds * 1000 - Date.now()));
     let outcome: Outcome | null = null;
     let prepared: Awaited<ReturnType<typeof prepareRun>> | null = null;
-    const sink = new PostgresSink(prisma, blobs, lease, run.tracker);
+    const sink = new PostgresSink(
+      prisma,
+      blobs,
+      lease,
+      run.tracker,
+      {
+        signal: run.ac.signal,
+        onRetry: (err, attempt, delayMs) => log.warn({ event: 'db-retry', attempt, delayMs, code: (err as { code?: unknown }).code }, 'database unavailable; the run waits for it'),
+      },
+      this.faults,
+    );
     try {
       log.info({ attempt: lease.attempt }, 'job started');
       prepared = await prepareRun(prisma, blobs, lease.jobId, storedSpec);
+      const { redact } = prepared;
       this.runner ??= await loadEngineRunner();
-      const result = await this.runner(prepared.spec, { sink, signal: run.ac.signal, onEvent: run.onEvent });
+      // The engine sees the model's temp path; what it writes back goes through redact.
+      const engineSink: CheckpointSink = {
+        finishedRounds: () => sink.finishedRounds(),
+        getState: (key) => sink.getState(key),
+        putState: (key, bytes) => sink.putState(key, bytes),
+        commitRound: (round) => sink.commitRound(round),
+        commitResult: (r) => sink.commitResult(redact(r)),
+      };
+      const onEvent = (e: EngineEvent) => run.onEvent(redact(e));
+      const result = await this.runner(prepared.spec, { sink: engineSink, signal: run.ac.signal, onEvent, data: this.deps.data ?? NO_FILES, modelLimits: this.settings.modelLimits });
       await run.drain();
-      if (!sink.resultCommitted) await sink.commitResult(result);
+      if (!sink.resultCommitted) await sink.commitResult(redact(result));
       outcome = { status: 'succeeded' };
     } catch (err) {
       await run.drain();
       const reason = run.reason ?? (err instanceof LeaseLostError ? 'lease-lost' : null);
       if (reason === 'cancel') outcome = { status: 'cancelled' };
+      else if (reason === 'timeout') {
+        const rounds = await prisma.round.count({ where: { jobId: lease.jobId } }).catch(() => null);
+        outcome = {
+          status: 'failed',
+          code: 'DEADLINE_EXCEEDED',
+          message: `job stopped: it ran longer than the job timeout of ${timeoutSeconds} s; ${rounds === null ? 'its' : `its ${rounds}`} finished rounds are kept`,
+        };
+      }
       else if (reason === 'shutdown') {
-        const released = await releaseJob(prisma, this.deps.boss, lease, 'worker shutting down');
+        const released = await this.patiently(() => releaseJob(prisma, this.deps.boss, lease, 'worker shutting down'), log, 30_000);
         log.info({ released }, 'job handed back to the queue');
       } else if (reason === 'lease-lost') {
         log.warn('lease lost: another worker holds this job now; stopping without writes');
+      } else if (isDatabaseUnavailable(err)) {
+        // Not the job's fault: give it back to resume from its last committed round.
+        const released = await this.patiently(() => releaseJob(prisma, this.deps.boss, lease, 'database unavailable'), log).catch(() => false);
+        log.warn({ err, released }, 'database unavailable during the run; job handed back to the queue');
+      } else if (err instanceof BlobStoreUnavailableError && lease.attempt < this.settings.maxAttempts) {
+        // Nothing of the failed round was recorded (blobs come before rows); the next attempt resumes after the last committed round.
+        const released = await releaseJob(prisma, this.deps.boss, lease, `${err.message}; retrying`, this.settings.blobRetrySeconds);
+        log.warn({ err, released, retryInSeconds: this.settings.blobRetrySeconds }, 'blob store unavailable: job handed back to the queue');
       } else {
-        outcome = { status: 'failed', ...classify(err) };
+        outcome = { status: 'failed', ...redactError(classify(err), prepared) };
         log.warn({ err }, 'engine failed');
       }
     } finally {
       clearInterval(beatTimer);
+      clearTimeout(deadlineTimer);
       run.dispose();
       this.runs.delete(lease.jobId);
       await prepared?.cleanup().catch(() => {});
     }
     if (outcome) {
-      const written = await finishJob(prisma, lease, outcome, run.tracker.snapshot());
+      const progress = run.tracker.snapshot();
+      const written = await this.patiently(() => finishJob(prisma, lease, outcome, progress, this.faults), log);
       log.info({ status: outcome.status, written }, 'job finished');
     }
+  }
+
+  /**
+   * A state change that must land: retried while the database is away. If
+   * it never comes back in time the job row stays running without a
+   * heartbeat, and a reaper requeues it later.
+   */
+  private patiently<T>(fn: () => Promise<T>, log: Logger, deadlineMs?: number): Promise<T> {
+    return whileUnavailable(fn, {
+      deadlineMs,
+      onRetry: (err, attempt, delayMs) => log.warn({ event: 'db-retry', attempt, delayMs, code: (err as { code?: unknown }).code }, 'database unavailable; retrying the job state change'),
+    });
   }
 
   private inBackground(fn: () => Promise<void>): void {
@@ -364,7 +505,9 @@ export class JobWorker {
   /** Heartbeat one run; learns about cancels and lost leases on the way. */
   private async beat(run: ActiveRun): Promise<void> {
     try {
+      this.faults.hit('heartbeat.before');
       const hb = await heartbeat(this.deps.prisma, run.lease);
+      this.faults.hit('heartbeat.after');
       if (!hb.held) run.abort('lease-lost');
       else if (hb.cancelRequested) run.abort('cancel');
     } catch (err) {
@@ -378,10 +521,26 @@ export class JobWorker {
       const r = await reapJobs(this.deps.prisma, this.deps.boss, {
         staleSeconds: this.settings.staleSeconds,
         maxAttempts: this.settings.maxAttempts,
+        lostDispatchSeconds: this.settings.lostDispatchSeconds,
       });
       if (r.requeued.length + r.failed.length + r.cancelled.length + r.redispatched.length > 0) this.log.warn(r, 'reaped orphaned jobs');
     } catch (err) {
       this.log.warn({ err }, 'reaper failed');
+    }
+  }
+
+  private async storagePass(): Promise<void> {
+    if (this.stopping) return;
+    try {
+      const r = await storagePass(this.deps.prisma, this.deps.blobs, {
+        retentionSeconds: this.settings.retentionSeconds,
+        sweep: { minAgeSeconds: this.settings.orphanMinAgeSeconds },
+      });
+      if (r.expiredJobs.length + r.blobsRemoved + r.tempRemoved > 0) {
+        this.log.info({ expiredJobs: r.expiredJobs.length, blobsRemoved: r.blobsRemoved, tempRemoved: r.tempRemoved }, 'storage pass');
+      }
+    } catch (err) {
+      this.log.warn({ err }, 'storage pass failed');
     }
   }
 }

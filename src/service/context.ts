@@ -10,7 +10,9 @@ import { childLogger } from '../runtime/logger.js';
 import { startDatabase, type DatabaseHandle, type StartDatabaseOptions } from '../runtime/postgres.js';
 import { startBoss, type BossOptions } from '../queue/boss.js';
 import { JobWorker, type EngineRunner, type WorkerOptions } from '../queue/worker.js';
-import { LocalBlobStore, type BlobStore } from '../store/blobs.js';
+import { faultsFor } from '../runtime/faults.js';
+import { tenantDataAccess } from './datasets.js';
+import { guardBlobs, LocalBlobStore, type BlobStore } from '../store/blobs.js';
 import { createPrisma, type PrismaClient } from '../store/db.js';
 import { migrate } from '../store/migrate.js';
 import { Notifier } from '../store/notify.js';
@@ -55,6 +57,11 @@ function workerOptions(config: Config, opts: WorkerOptions | true): WorkerOption
     reapSeconds: w.reapSeconds,
     maxAttempts: w.maxAttempts,
     pollSeconds: w.pollSeconds,
+    retentionSeconds: config.storage.retentionDays * 86_400,
+    storageSweepSeconds: config.storage.sweepSeconds,
+    modelLimits: config.modelLimits,
+    tenantMaxRunning: config.limits.tenantMaxRunning,
+    jobTimeoutSeconds: config.limits.jobTimeoutSeconds,
     ...(opts === true ? {} : opts),
   };
 }
@@ -75,12 +82,24 @@ export async function openService(opts: OpenServiceOptions = {}): Promise<Servic
     const notifier = new Notifier(db.url);
     await notifier.start();
     cleanups.push(() => notifier.stop());
-    const blobs = opts.blobs ?? new LocalBlobStore(config.blobDir);
+    const faults = faultsFor(config.faultPoint);
+    let store = opts.blobs;
+    if (!store) {
+      const local = new LocalBlobStore(config.blobDir, { faults });
+      // Temp files of writers killed between write and rename; nothing references them.
+      const swept = await local.sweepTemp();
+      if (swept > 0) log.info({ swept }, 'removed stale blob temp files');
+      store = local;
+    }
+    const blobs = guardBlobs(store);
     const ctx: ServiceContext = { prisma, blobs, boss, notifier, config };
 
     let worker: JobWorker | null = null;
     if (opts.worker) {
-      worker = new JobWorker({ prisma, blobs, boss, notifier, runner: opts.runner }, workerOptions(config, opts.worker));
+      worker = new JobWorker(
+        { prisma, blobs, boss, notifier, runner: opts.runner, data: tenantDataAccess(config), faults },
+        workerOptions(config, opts.worker),
+      );
       worker.start();
       const w = worker;
       cleanups.push(() => w.stop());
@@ -95,22 +114,46 @@ export async function openService(opts: OpenServiceOptions = {}): Promise<Servic
 }
 
 /**
- * Keeps a runtime up until SIGINT/SIGTERM, then runs `beforeStop` (close the
- * doors), stops the runtime and exits. For `ticketsmith serve` and `worker`.
+ * Keeps a runtime up until SIGINT/SIGTERM, then shuts down in order: run
+ * `beforeStop` (close the doors: stop accepting, let requests and calls in
+ * flight finish within the grace period, end open streams), stop the runtime
+ * (running jobs go back to the queue, then connections and an embedded
+ * database) and exit 0. Exits 1 if a step failed or the whole shutdown took
+ * longer than `hardLimitMs`, so a stuck step cannot keep the process up.
+ * For `ticketsmith serve` and `worker`.
  */
-export function stopOnSignals(rt: ServiceRuntime, beforeStop?: () => Promise<void>): void {
+export function stopOnSignals(rt: ServiceRuntime, beforeStop?: () => Promise<void>, opts: { hardLimitMs?: number } = {}): void {
   let done = false;
+  const hardLimitMs = opts.hardLimitMs ?? rt.ctx.config.shutdownGraceSeconds * 1000 + 45_000;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (done) return;
+    if (done) {
+      log.warn({ signal }, 'already shutting down');
+      return;
+    }
     done = true;
+    const started = Date.now();
     log.info({ signal }, 'shutting down');
+    const hard = setTimeout(() => {
+      log.error({ signal, ms: Date.now() - started }, 'shutdown took too long; exiting');
+      process.exit(1);
+    }, hardLimitMs);
+    hard.unref();
     void (async () => {
+      let code = 0;
       try {
         await beforeStop?.();
-      } finally {
-        await rt.stop();
-        process.exit(signal === 'SIGINT' ? 130 : 143);
+      } catch (err) {
+        log.error({ err }, 'closing the doors failed');
+        code = 1;
       }
+      try {
+        await rt.stop();
+      } catch (err) {
+        log.error({ err }, 'stopping the runtime failed');
+        code = 1;
+      }
+      log.info({ signal, code, ms: Date.now() - started }, 'stopped');
+      process.exit(code);
     })();
   };
   process.on('SIGINT', onSignal);

@@ -1,10 +1,22 @@
 // Dataset references a tenant registers (and jobs name as `dataset:<id>`), and
-// the reference policy shared with job submission: builtin and http(s)
-// references for everyone, file:// only where the operator allows reading the
-// server's disk (TICKETSMITH_ALLOW_FILE_DATASETS, single-user installs).
-// Registration parses the reference (no I/O); the data is read by the worker.
+// the reference policy shared with job submission and the worker: builtin
+// references for everyone; http(s) ones whose hosts resolve to public
+// addresses (the outbound guard, src/runtime/outbound.ts, with the operator's
+// TICKETSMITH_OUTBOUND_ALLOW); file:// only where the operator allows reading
+// the server's disk (TICKETSMITH_ALLOW_FILE_DATASETS) and only inside
+// TICKETSMITH_FILE_ROOTS. The door checks names and paths (DNS, realpath)
+// first; then registration probes the reference (engine/data/probe.ts:
+// headers, sizes, labels and counts read by streaming through the same guard
+// and file policy, under the configured caps) and stores the summary in
+// `shapes`; submit fits a model against that summary. The worker checks again
+// when it fetches (DNS may change).
+import { confineFile, FILES_DISABLED, type DataAccess } from '../engine/data/access.js';
 import { DatasetError } from '../engine/data/errors.js';
+import { probeDataset, type DatasetProbe } from '../engine/data/probe.js';
 import { parseReference, type DatasetReference } from '../engine/data/reference.js';
+import { childLocation, refusedUrl } from '../engine/data/source.js';
+import type { Config } from '../runtime/config.js';
+import { OutboundGuard, OutboundRefusedError } from '../runtime/outbound.js';
 import type { ServiceContext } from './context.js';
 import { datasetDto, type DatasetDto } from './dto.js';
 import { invalid, notFound, ServiceError } from './errors.js';
@@ -13,14 +25,52 @@ import { isUuid } from './ids.js';
 export { DATASET_REF } from '../queue/inputs.js';
 import { DATASET_REF } from '../queue/inputs.js';
 
-const KNOWN_SHAPES: Record<string, { inputShape: number[]; numClasses: number }> = {
-  mnist: { inputShape: [28, 28, 1], numClasses: 10 },
-  'fashion-mnist': { inputShape: [28, 28, 1], numClasses: 10 },
-  cifar10: { inputShape: [32, 32, 3], numClasses: 10 },
-};
+const guards = new WeakMap<Config, OutboundGuard>();
 
-/** Parses and vets a reference; `field` names the request field for errors. */
-export function checkReference(ctx: ServiceContext, reference: string, field: string): DatasetReference {
+/** The outbound guard of a configuration (one per config: the allow list is parsed once). */
+export function outboundGuard(config: Config): OutboundGuard {
+  let guard = guards.get(config);
+  if (!guard) {
+    guard = new OutboundGuard({ allow: config.outboundAllow });
+    guards.set(config, guard);
+  }
+  return guard;
+}
+
+/** What a tenant's dataset load may fetch and read: the worker hands this to the engine. */
+export function tenantDataAccess(config: Config): DataAccess {
+  return {
+    fetch: outboundGuard(config).fetch,
+    files: config.allowFileDatasets ? { kind: 'roots', roots: config.fileRoots } : { kind: 'none', reason: FILES_DISABLED },
+  };
+}
+
+const hasDotDot = (path: string) => path.split(/[\\/]/).includes('..');
+
+/** The raw path of a file: URL as written, before URL parsing folds `..` away. */
+function rawFilePath(reference: string): string {
+  const path = reference.trim().replace(/^file:/i, '').split(/[?#]/)[0] ?? '';
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
+}
+
+/** The names a reference's options give for its files (cifar10 `train` lists several). */
+function optionNames(parsed: Extract<DatasetReference, { kind: 'location' }>): string[] {
+  return Object.entries(parsed.files).flatMap(([role, value]) =>
+    value === undefined ? [] : role === 'train' ? value.split(',').map((s) => s.trim()).filter((s) => s !== '') : [value],
+  );
+}
+
+/**
+ * Parses and vets a reference; `field` names the request field for errors.
+ * http(s): the host and every file URL must resolve to public addresses (or
+ * allowed ones). file://: switched on, no `..`, and inside a file root after
+ * symlinks are resolved. Nothing is read.
+ */
+export async function checkReference(ctx: ServiceContext, reference: string, field: string): Promise<DatasetReference> {
   let parsed: DatasetReference;
   try {
     parsed = parseReference(reference);
@@ -28,29 +78,72 @@ export function checkReference(ctx: ServiceContext, reference: string, field: st
     if (e instanceof DatasetError) throw invalid(field, e.message);
     throw e;
   }
-  if (parsed.kind === 'location' && parsed.location.kind === 'file' && !ctx.config.allowFileDatasets) {
-    throw invalid(field, `${field}: file:// datasets are disabled on this server; register an http(s) reference or use a builtin one`);
+  if (parsed.kind !== 'location') return parsed;
+  const { location } = parsed;
+  const names = optionNames(parsed);
+  if (location.kind === 'file') {
+    if (!ctx.config.allowFileDatasets) throw invalid(field, `${field}: ${FILES_DISABLED}`);
+    if (hasDotDot(rawFilePath(reference)) || names.some(hasDotDot)) {
+      throw invalid(field, `${field}: '..' is not allowed in a file:// dataset path`);
+    }
+    const policy = { kind: 'roots', roots: ctx.config.fileRoots } as const;
+    try {
+      await confineFile(location.path, policy, field);
+      for (const name of names) {
+        const child = childLocation(location, name, field);
+        if (child.kind === 'file') await confineFile(child.path, policy, field);
+      }
+    } catch (e) {
+      if (e instanceof DatasetError) throw invalid(field, `${field}: ${e.message}`);
+      throw e;
+    }
+    return parsed;
+  }
+  const guard = outboundGuard(ctx.config);
+  try {
+    await guard.check(location.url);
+    for (const name of names) {
+      const child = childLocation(location, name, field);
+      if (child.kind === 'http') await guard.check(child.url);
+    }
+  } catch (e) {
+    if (e instanceof OutboundRefusedError) throw invalid(field, `${field}: ${refusedUrl(field).message}`);
+    if (e instanceof DatasetError) throw invalid(field, e.message);
+    throw e;
   }
   return parsed;
 }
 
-function describe(parsed: DatasetReference): { format: string; shapes: Record<string, unknown> } {
-  if (parsed.kind === 'builtin') return { format: 'builtin', shapes: { ...KNOWN_SHAPES[parsed.name] } };
-  const shapes: Record<string, unknown> = parsed.format ? { ...KNOWN_SHAPES[parsed.format] } : {};
-  if (parsed.classes !== undefined) shapes.numClasses = parsed.classes;
-  return { format: parsed.format ?? 'auto', shapes };
+/** Reads the reference's files under the configured caps; any problem is a 400 on `field`. */
+export async function probeReference(ctx: ServiceContext, parsed: DatasetReference, field: string): Promise<DatasetProbe> {
+  const { maxBytes, maxRatio, probeSeconds } = ctx.config.datasets;
+  try {
+    return await probeDataset(parsed, { maxBytes, maxRatio, timeoutMs: probeSeconds * 1000 }, tenantDataAccess(ctx.config));
+  } catch (e) {
+    if (e instanceof DatasetError) throw invalid(field, `${field}: ${e.message}`);
+    throw e;
+  }
 }
 
-/** Registers a reference for `tenant` (registering it again returns the same row). */
+/** A stored `shapes` value as a probe summary, or null for rows registered before the probe existed. */
+export function storedProbe(shapes: unknown): DatasetProbe | null {
+  const s = shapes as Partial<DatasetProbe> | null;
+  if (s === null || typeof s !== 'object' || !Array.isArray(s.inputShape) || typeof s.numClasses !== 'number' || typeof s.labels?.max !== 'number') return null;
+  return s as DatasetProbe;
+}
+
+/** Registers a reference for `tenant` after probing it (registering it again returns the same row, re-probed). */
 export async function registerDataset(ctx: ServiceContext, tenant: string, reference: unknown): Promise<DatasetDto> {
   if (typeof reference !== 'string' || reference.trim() === '') throw invalid('reference', 'reference: a dataset reference string is required');
   const ref = reference.trim();
   if (ref.length > 2048) throw invalid('reference', 'reference: at most 2048 characters');
-  const { format, shapes } = describe(checkReference(ctx, ref, 'reference'));
+  const probe = await probeReference(ctx, await checkReference(ctx, ref, 'reference'), 'reference');
+  const { sha256, ...shapes } = probe;
+  const data = { format: probe.format, shapes: shapes as object, sha256: sha256 ?? null };
   const row = await ctx.prisma.dataset.upsert({
     where: { tenant_reference: { tenant, reference: ref } },
-    create: { tenant, reference: ref, format, shapes: shapes as object },
-    update: {},
+    create: { tenant, reference: ref, ...data },
+    update: data,
   });
   return datasetDto(row);
 }
@@ -67,14 +160,22 @@ export async function listDatasets(ctx: ServiceContext, tenant: string): Promise
   return rows.map(datasetDto);
 }
 
-/** A job's dataset field: `dataset:<id>` of this tenant, or a reference allowed by the policy. */
-export async function resolveJobDataset(ctx: ServiceContext, tenant: string, value: string): Promise<{ datasetId: string | null }> {
+/**
+ * A job's dataset field: `dataset:<id>` of this tenant (its stored probe), or
+ * a reference allowed by the policy (probed now). `probe` is null for a row
+ * registered before probes were stored: the worker still checks the fit.
+ */
+export async function resolveJobDataset(
+  ctx: ServiceContext,
+  tenant: string,
+  value: string,
+): Promise<{ datasetId: string | null; probe: DatasetProbe | null }> {
   if (value.startsWith(DATASET_REF)) {
     const id = value.slice(DATASET_REF.length);
-    const row = isUuid(id) ? await ctx.prisma.dataset.findFirst({ where: { id, tenant }, select: { id: true } }) : null;
+    const row = isUuid(id) ? await ctx.prisma.dataset.findFirst({ where: { id, tenant }, select: { id: true, shapes: true } }) : null;
     if (!row) throw new ServiceError('NOT_FOUND', `dataset: no registered dataset ${id}`, 'dataset');
-    return { datasetId: row.id };
+    return { datasetId: row.id, probe: storedProbe(row.shapes) };
   }
-  checkReference(ctx, value, 'dataset');
-  return { datasetId: null };
+  const parsed = await checkReference(ctx, value, 'dataset');
+  return { datasetId: null, probe: await probeReference(ctx, parsed, 'spec.dataset') };
 }

@@ -3,8 +3,10 @@
 // never invent codes of their own. Job failure codes (job.error.code) come
 // from the same table.
 import { SpecError } from '../engine/spec.js';
+import { ModelBudgetError } from '../engine/models/budget.js';
 import { Prisma } from '../store/db.js';
-import { BlobNotFoundError, BlobTooLargeError } from '../store/blobs.js';
+import { BlobNotFoundError, BlobStoreUnavailableError, BlobTooLargeError } from '../store/blobs.js';
+import { isDatabaseUnavailable } from '../store/unavailable.js';
 
 /** gRPC status codes (grpc/status.h), numeric so this module needs no gRPC import. */
 export const GRPC = Object.freeze({
@@ -44,6 +46,8 @@ export const ERRORS = Object.freeze({
   PAYLOAD_TOO_LARGE: { http: 413, grpc: GRPC.RESOURCE_EXHAUSTED, description: 'Upload or request larger than the configured limit.' },
   RANGE_NOT_SATISFIABLE: { http: 416, grpc: GRPC.OUT_OF_RANGE, description: 'The requested byte range lies outside the artifact.' },
   RATE_LIMITED: { http: 429, grpc: GRPC.RESOURCE_EXHAUSTED, description: 'Too many requests; retry later.' },
+  QUOTA_EXCEEDED: { http: 429, grpc: GRPC.RESOURCE_EXHAUSTED, description: "A tenant quota (queued jobs, stored bytes) is used up; wait for jobs to finish or free storage." },
+  DEADLINE_EXCEEDED: { http: 504, grpc: GRPC.DEADLINE_EXCEEDED, description: 'The job ran longer than the job timeout and was stopped; its finished rounds are kept.' },
   ENGINE_ERROR: { http: 500, grpc: GRPC.INTERNAL, description: 'The compression run failed (job.error.message says why).' },
   WORKER_LOST: { http: 500, grpc: GRPC.ABORTED, description: 'Workers running the job kept dying; it was given up after the maximum attempts.' },
   INTERNAL: { http: 500, grpc: GRPC.INTERNAL, description: 'A bug or an unexpected failure; logged with a request id.' },
@@ -87,7 +91,8 @@ export class ServiceError extends Error {
 export const invalid = (field: string, message: string) => new ServiceError('INVALID_ARGUMENT', message, field);
 export const notFound = (what: string, id: string) => new ServiceError('NOT_FOUND', `${what} ${id} not found`);
 
-const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P03', '08006', '08001']);
+/** What both doors tell a client to wait before retrying an UNAVAILABLE answer (REST Retry-After, gRPC metadata). */
+export const RETRY_AFTER_SECONDS = 2;
 
 /**
  * Any error → a ServiceError. Known client mistakes keep their message; an
@@ -100,14 +105,15 @@ export function toServiceError(e: unknown): ServiceError {
   if (e instanceof Error && e.name === 'DatasetError') {
     return new ServiceError('INVALID_ARGUMENT', e.message, (e as Error & { field?: string }).field ?? 'dataset');
   }
+  if (e instanceof ModelBudgetError) return new ServiceError('INVALID_ARGUMENT', e.message, e.field);
   if (e instanceof BlobTooLargeError) return new ServiceError('PAYLOAD_TOO_LARGE', e.message);
   if (e instanceof BlobNotFoundError) return new ServiceError('UNAVAILABLE', 'artifact bytes are not reachable in the blob store');
+  if (e instanceof BlobStoreUnavailableError) return new ServiceError('UNAVAILABLE', e.message);
   if (e instanceof Prisma.PrismaClientKnownRequestError) {
     if (e.code === 'P2002') return new ServiceError('ALREADY_EXISTS', 'a resource with these identifiers exists already');
     if (e.code === 'P2025') return new ServiceError('NOT_FOUND', 'not found');
   }
-  if (e instanceof Prisma.PrismaClientInitializationError) return new ServiceError('UNAVAILABLE', 'database unavailable');
-  const code = (e as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && CONNECTION_CODES.has(code)) return new ServiceError('UNAVAILABLE', 'database unavailable');
+  // Every connection-class error of every layer (Prisma, its pg adapter, pg, pg-boss): see store/unavailable.ts.
+  if (isDatabaseUnavailable(e)) return new ServiceError('UNAVAILABLE', 'database unavailable; retry shortly');
   return new ServiceError('INTERNAL', 'internal error');
 }

@@ -1,13 +1,15 @@
 // The service's public surface: the use cases both doors (REST, gRPC) and the
 // CLI call, their result shapes, the error table, and the runtime wiring.
 export { openService, stopOnSignals, type OpenServiceOptions, type ServiceContext, type ServiceRuntime } from './context.js';
-export { ERRORS, ERROR_CODES, GRPC, ServiceError, invalid, notFound, isErrorCode, toServiceError, type ErrorCode } from './errors.js';
+export { ERRORS, ERROR_CODES, GRPC, RETRY_AFTER_SECONDS, ServiceError, invalid, notFound, isErrorCode, toServiceError, type ErrorCode } from './errors.js';
 export * from './dto.js';
 export { authenticate, createApiKey, listApiKeys, revokeApiKey, type Principal } from './keys.js';
 export { uploadModel, getModel, listModels, MODEL_REF, type ModelUpload } from './models.js';
 export { registerDataset, getDataset, listDatasets, DATASET_REF } from './datasets.js';
 export { submitJob, getJob, listJobs, listRounds, cancelJob, type ListJobsQuery, type SubmitResult } from './jobs.js';
+export { deleteModel, deleteDataset, deleteJob } from './deletion.js';
+export { checkRateLimit, RateLimitedError } from './limits.js';
 export { listEvents, waitForEvents, watchJob } from './events.js';
-export { listArtifacts, getArtifact, checkRange, type ArtifactDownload, type ListArtifactsQuery } from './artifacts.js';
+export { listArtifacts, getArtifact, checkRange, ARTIFACT_KINDS, type ArtifactDownload, type ListArtifactsQuery } from './artifacts.js';
 export { JOB_STATES, TERMINAL_STATES, isJobState, isTerminal, type JobState } from '../store/states.js';
 export type { NamedFile } from './archive.js';

@@ -10,11 +10,15 @@ import { appendEvent } from '../store/events.js';
 import { CHANNELS } from '../store/notify.js';
 import { isJobState, type JobState } from '../store/states.js';
 import type { ServiceContext } from './context.js';
+import { checkSubmission } from './checks.js';
 import { resolveJobDataset } from './datasets.js';
+import { checkFit } from './fit.js';
 import { jobDto, roundDto, type JobDto, type Page, type RoundDto } from './dto.js';
 import { invalid, notFound, ServiceError, toServiceError } from './errors.js';
 import { decodeCursor, encodeCursor, isUuid, pageLimit } from './ids.js';
+import { checkJobCost, checkStorageQuota, requireModelAndDataset } from './limits.js';
 import { resolveJobModel } from './models.js';
+import { countTenantJobs, lockTenant } from '../store/limits.js';
 
 export interface SubmitResult {
   job: JobDto;
@@ -36,9 +40,11 @@ const jobColumns = (t: string) =>
    ${t}.started_at AS "startedAt", ${t}.finished_at AS "finishedAt"`;
 
 /**
- * A submission in one statement, so one round trip and no BEGIN/COMMIT: the
+ * A submission in one statement: the
  * job row, its pg-boss dispatch, its first event and the workers' wake-up
- * commit together or not at all. With an Idempotency-Key already used by the
+ * commit together or not at all. (It was one round trip with no BEGIN/COMMIT;
+ * the tenant's queue quota now runs it inside a short transaction after a
+ * lock and a count, see submitWithinQuota.) With an Idempotency-Key already used by the
  * tenant the insert does nothing (so neither do the dispatch and the event,
  * which read its rows) and the earlier job comes back instead, `created`
  * false. The first event skips appendEvent's row lock: nobody else can see
@@ -85,11 +91,16 @@ function replay(existing: JobRow, requestHash: string): SubmitResult {
   return { job: jobDto(existing), created: false };
 }
 
-/** The uploaded model and registered dataset a spec names (lookups only for `model:`/`dataset:` ids), model errors first. */
+/**
+ * The uploaded model and registered dataset a spec names (lookups only for
+ * `model:`/`dataset:` ids; a raw dataset reference is probed), model errors
+ * first, then whether the dataset fits the model.
+ */
 async function resolveRefs(ctx: ServiceContext, tenant: string, spec: RunSpec): Promise<{ modelId: string | null; datasetId: string | null }> {
   const [model, dataset] = await Promise.allSettled([resolveJobModel(ctx, tenant, spec.model), resolveJobDataset(ctx, tenant, spec.dataset)]);
   if (model.status === 'rejected') throw model.reason;
   if (dataset.status === 'rejected') throw dataset.reason;
+  await checkFit(ctx, spec.model, model.value.modelId, dataset.value.probe);
   return { modelId: model.value.modelId, datasetId: dataset.value.datasetId };
 }
 
@@ -109,6 +120,9 @@ export async function submitJob(ctx: ServiceContext, tenant: string, body: unkno
   } catch (e) {
     throw toServiceError(e);
   }
+  // After the schema, so a malformed field is named first; before the defaults could stand in for them.
+  requireModelAndDataset(body);
+  checkJobCost(spec, ctx.config.limits.maxJobExamples);
   const requestHash = specHash(spec);
   let refs: { modelId: string | null; datasetId: string | null };
   try {
@@ -119,19 +133,25 @@ export async function submitJob(ctx: ServiceContext, tenant: string, body: unkno
     if (existing) return replay(existing, requestHash);
     throw e;
   }
+  await checkSubmission(ctx, spec, refs);
   const name = runName(spec);
-  const rows = await sqlQuery<JobRow & { created: boolean }>(ctx.prisma, SUBMIT_SQL, [
-    randomUUID(),
-    randomUUID(),
-    tenant,
-    JSON.stringify(spec),
-    requestHash,
-    name,
-    key,
-    refs.modelId,
-    refs.datasetId,
-    JSON.stringify({ runName: name }),
-  ]);
+  let rows: Array<JobRow & { created: boolean }>;
+  try {
+    rows = await submitWithinQuota(ctx, tenant, key, [
+      randomUUID(),
+      randomUUID(),
+      tenant,
+      JSON.stringify(spec),
+      requestHash,
+      name,
+      key,
+      refs.modelId,
+      refs.datasetId,
+      JSON.stringify({ runName: name }),
+    ]);
+  } catch (e) {
+    throw deletedMeanwhile(e) ?? e;
+  }
   const row = rows[0];
   if (row) return row.created ? { job: jobDto(row), created: true } : replay(row, requestHash);
   // Nothing inserted and nothing visible: a concurrent submission with this key
@@ -139,6 +159,41 @@ export async function submitJob(ctx: ServiceContext, tenant: string, body: unkno
   const existing = key ? await findByKey(ctx, tenant, key) : null;
   if (existing) return replay(existing, requestHash);
   throw new Error(`job not inserted: is pg-boss queue ${JOB_QUEUE} missing?`);
+}
+
+/** The model or dataset was deleted between its lookup and the insert (foreign key violation): NOT_FOUND, as if looked up later. */
+function deletedMeanwhile(e: unknown): ServiceError | null {
+  const err = e as { code?: unknown; constraint?: unknown } | null;
+  if (err?.code !== '23503') return null;
+  if (err.constraint === 'job_dataset_id_fkey') return new ServiceError('NOT_FOUND', 'dataset: the registered dataset was deleted', 'dataset');
+  if (err.constraint === 'job_model_id_fkey') return new ServiceError('NOT_FOUND', 'model: the uploaded model was deleted', 'model');
+  return null;
+}
+
+/**
+ * SUBMIT_SQL under the tenant's queued-jobs quota (TICKETSMITH_TENANT_MAX_QUEUED)
+ * and storage quota. The statement alone cannot count safely: its snapshot
+ * is taken when it starts, so two API processes would both see room for one
+ * more. Here a per-tenant advisory lock comes first and the count and the
+ * insert are later statements of the same transaction, which in READ
+ * COMMITTED see every submit that held the lock before. A full queue still
+ * answers a reused Idempotency-Key with its job (the caller's replay rules).
+ */
+async function submitWithinQuota(ctx: ServiceContext, tenant: string, key: string | null, params: unknown[]): Promise<Array<JobRow & { created: boolean }>> {
+  const max = ctx.config.limits.tenantMaxQueued;
+  return ctx.prisma.$transaction(async (tx) => {
+    await lockTenant(tx, tenant, 'submit');
+    const queued = await countTenantJobs(tx, tenant, 'queued');
+    if (queued >= max || key !== null) {
+      const existing = key === null ? null : await tx.job.findUnique({ where: { tenant_idempotencyKey: { tenant, idempotencyKey: key } } });
+      if (existing) return [{ ...existing, created: false }];
+      if (queued >= max) {
+        throw new ServiceError('QUOTA_EXCEEDED', `queued jobs: this tenant has ${queued} jobs waiting, the most it may queue is ${max}; submit again when some have started`);
+      }
+    }
+    await checkStorageQuota(tx, ctx, tenant);
+    return tx.$queryRawUnsafe<Array<JobRow & { created: boolean }>>(SUBMIT_SQL.text, ...params);
+  }, TX_OPTIONS);
 }
 
 export async function getJob(ctx: ServiceContext, tenant: string, id: string): Promise<JobDto> {

@@ -8,14 +8,18 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix } from 'node:path';
+import { checkModelJson, type ModelLimits } from '../engine/models/budget.js';
 import { MODEL_REF } from '../queue/inputs.js';
 import { recordArtifacts, storeBlobs } from '../store/artifacts.js';
 import { TX_OPTIONS, toJson } from '../store/db.js';
 import { unpackArchive, safeName, type NamedFile } from './archive.js';
 import type { ServiceContext } from './context.js';
 import { modelDto, type ModelDto } from './dto.js';
-import { invalid, notFound, ServiceError } from './errors.js';
+import { invalid, notFound, ServiceError, toServiceError } from './errors.js';
 import { isUuid } from './ids.js';
+import { uploadPool, type CheckedUpload } from './upload-pool.js';
+import { checkStorageQuota } from './limits.js';
+import { lockTenant } from '../store/limits.js';
 
 export { MODEL_REF };
 
@@ -27,7 +31,7 @@ type Json = Record<string, unknown>;
 const isObject = (x: unknown): x is Json => typeof x === 'object' && x !== null && !Array.isArray(x);
 
 /** The model.json and the files its manifest names, relative to model.json's directory. */
-function selectModelFiles(files: NamedFile[]): { modelJson: Json; files: NamedFile[] } {
+function selectModelFiles(files: NamedFile[], limits: ModelLimits): { modelJson: Json; files: NamedFile[] } {
   const candidates = files.filter((f) => posix.basename(f.name) === MODEL_JSON);
   if (candidates.length === 0) throw invalid('files', `files: no ${MODEL_JSON} in the upload`);
   if (candidates.length > 1) throw invalid('files', `files: more than one ${MODEL_JSON} (${candidates.map((c) => c.name).join(', ')})`);
@@ -51,6 +55,7 @@ function selectModelFiles(files: NamedFile[]): { modelJson: Json; files: NamedFi
   if (!Array.isArray(manifest)) throw invalid(`${MODEL_JSON}.weightsManifest`, `${MODEL_JSON}: 'weightsManifest' must be a list`);
 
   const keep: NamedFile[] = [byName.get(MODEL_JSON)!];
+  const sizes = new Map<string, number>();
   manifest.forEach((group: unknown, g) => {
     const paths = isObject(group) && Array.isArray(group.paths) ? group.paths : null;
     if (!paths) throw invalid(`${MODEL_JSON}.weightsManifest[${g}].paths`, `${MODEL_JSON}: weightsManifest[${g}].paths must be a list of file names`);
@@ -61,24 +66,34 @@ function selectModelFiles(files: NamedFile[]): { modelJson: Json; files: NamedFi
       const file = byName.get(name);
       if (!file) throw invalid(where, `${where}: weight file '${p}' is missing from the upload`);
       if (!keep.includes(file)) keep.push(file);
+      sizes.set(p, file.bytes.byteLength);
     });
   });
+  // What TF.js would allocate building it, from model.json alone: refused before anything is built.
+  try {
+    checkModelJson(modelJson, limits, sizes);
+  } catch (e) {
+    throw toServiceError(e);
+  }
   return { modelJson, files: keep };
 }
 
 /** Builds the model with the engine's loader (manifest vs bytes, layer classes) and summarises it. */
-async function inspectModel(files: NamedFile[]): Promise<Json> {
+async function inspectModel(files: NamedFile[], limits: ModelLimits): Promise<Json> {
   const dir = await mkdtemp(join(tmpdir(), 'ticketsmith-upload-'));
   try {
     for (const f of files) {
       await mkdir(dirname(join(dir, f.name)), { recursive: true });
       await writeFile(join(dir, f.name), f.bytes);
     }
+    // Building the model needs an initialised TF.js backend; in a fresh process none is yet
+    // (initBackend keeps the one chosen earlier, e.g. the upload thread's cpu backend).
+    await (await import('../runtime/backend.js')).initBackend();
     const { loadModelFrom } = await import('../engine/models/load.js');
     const { describeModel } = await import('../engine/models/inspect.js');
     let model;
     try {
-      model = await loadModelFrom(dir);
+      model = await loadModelFrom(dir, { limits });
     } catch (e) {
       throw invalid('files', (e as Error).message.replaceAll(dir + '/', '').replaceAll(dir, 'upload'));
     }
@@ -94,8 +109,13 @@ async function inspectModel(files: NamedFile[]): Promise<Json> {
   }
 }
 
-export async function uploadModel(ctx: ServiceContext, tenant: string, upload: ModelUpload, opts: { name?: string } = {}): Promise<ModelDto> {
-  const max = ctx.config.maxUploadBytes;
+/**
+ * Everything checked about an upload before anything is stored: the archive
+ * unpacks within the limit, names are safe, model.json and its weight files
+ * are there, TF.js builds the model. No database, no blob store: this runs in
+ * an upload worker thread (upload-pool.ts), off the event loop.
+ */
+export async function checkModelUpload(upload: ModelUpload, max: number, limits: ModelLimits): Promise<CheckedUpload> {
   let raw: NamedFile[];
   if ('archive' in upload) {
     if (upload.archive.byteLength > max) throw new ServiceError('PAYLOAD_TOO_LARGE', `upload exceeds ${max} bytes`, 'archive');
@@ -109,11 +129,19 @@ export async function uploadModel(ctx: ServiceContext, tenant: string, upload: M
       return { name: safeName(f.name, `files[${i}]`), bytes: f.bytes };
     });
   }
+  const { files } = selectModelFiles(raw, limits);
+  return { files, architecture: await inspectModel(files, limits) };
+}
+
+export async function uploadModel(ctx: ServiceContext, tenant: string, upload: ModelUpload, opts: { name?: string } = {}): Promise<ModelDto> {
+  const max = ctx.config.maxUploadBytes;
   const name = (opts.name ?? '').trim() || 'model';
   if (name.length > 200) throw invalid('name', 'name: at most 200 characters');
+  if ('archive' in upload && upload.archive.byteLength > max) throw new ServiceError('PAYLOAD_TOO_LARGE', `upload exceeds ${max} bytes`, 'archive');
 
-  const { files } = selectModelFiles(raw);
-  const architecture = await inspectModel(files);
+  // Before the costly part (unpacking and building the model): a tenant at its storage cap is refused at once.
+  await checkStorageQuota(ctx.prisma, ctx, tenant, 'archive' in upload ? upload.archive.byteLength : upload.files.reduce((n, f) => n + f.bytes.byteLength, 0));
+  const { files, architecture } = await uploadPool(ctx.config.uploadThreads).check(upload, max, ctx.config.modelLimits);
 
   const pending = await storeBlobs(ctx.blobs, Object.fromEntries(files.map((f) => [f.name, f.bytes])), 'model-file');
   const listing = pending.map((p) => ({ name: p.name, sha256: p.blob.sha256, size: p.blob.size })).sort((a, b) => a.name.localeCompare(b.name));
@@ -121,6 +149,8 @@ export async function uploadModel(ctx: ServiceContext, tenant: string, upload: M
   const size = listing.reduce((n, f) => n + f.size, 0);
 
   const row = await ctx.prisma.$transaction(async (tx) => {
+    await lockTenant(tx, tenant, 'storage');
+    await checkStorageQuota(tx, ctx, tenant, size);
     const model = await tx.model.create({
       data: { tenant, name, format: 'tfjs-layers', sha256, architecture: toJson(architecture), sizeBytes: BigInt(size), files: toJson(listing) },
     });
@@ -142,7 +172,7 @@ export async function listModels(ctx: ServiceContext, tenant: string): Promise<M
   return rows.map(modelDto);
 }
 
-let zoo: Promise<{ isZooModel(name: string): boolean; knownModelNames(): string }> | undefined;
+let zoo: Promise<{ isZooModel(name: string): boolean; knownModelNames(): string; zooNameProblem(name: string): string | null }> | undefined;
 
 /**
  * A job's model field: `model:<id>` of this tenant, or a zoo name. Paths and
@@ -157,6 +187,8 @@ export async function resolveJobModel(ctx: ServiceContext, tenant: string, value
   }
   zoo ??= import('../engine/models/registry.js');
   const registry = await zoo;
+  const problem = registry.zooNameProblem(value);
+  if (problem !== null) throw invalid('model', `model: ${problem}`);
   if (!registry.isZooModel(value)) {
     throw invalid('model', `model: '${value}' is neither a zoo model (${registry.knownModelNames()}) nor ${MODEL_REF}<id> of an uploaded model`);
   }

@@ -1,6 +1,10 @@
 // Recording artifacts: bytes into the blob store first (durable), then the
-// row. Shared by uploads (service/models.ts) and the round sink.
+// row. Shared by uploads (service/models.ts) and the round sink. The rows are
+// recorded under the blobs' shared locks, re-writing any blob the collector
+// removed meanwhile (the protocol is explained in blob-gc.ts). Also the
+// tenant's storage accounting.
 import { extname } from 'node:path';
+import { lockBlobsShared } from './blob-gc.js';
 import type { BlobRef, BlobStore } from './blobs.js';
 import type { Db } from './db.js';
 
@@ -31,20 +35,34 @@ export interface PendingArtifact {
   name: string;
   kind: string;
   blob: BlobRef;
+  /** Writes the bytes again if the blob is gone (the collector took it before the row committed). */
+  ensure(): Promise<void>;
 }
 
 /** Writes every file to the blob store; call before the transaction that records them. */
 export async function storeBlobs(blobs: BlobStore, files: Record<string, Uint8Array>, kind: string, prefix = ''): Promise<PendingArtifact[]> {
   const out: PendingArtifact[] = [];
   for (const [name, bytes] of Object.entries(files)) {
-    out.push({ name: `${prefix}${name}`, kind, blob: await blobs.put(bytes) });
+    const blob = await blobs.put(bytes);
+    const ensure = async () => {
+      if ((await blobs.size(blob.key)) !== blob.size) await blobs.put(bytes);
+    };
+    out.push({ name: `${prefix}${name}`, kind, blob, ensure });
   }
   return out;
 }
 
-/** Records artifact rows, replacing rows of the same (job, name) or (model, name). */
+/**
+ * Records artifact rows, replacing rows of the same (job, name) or (model,
+ * name). Takes the blobs' shared locks (held until the caller's transaction
+ * commits) and makes sure every blob exists under them. `tx` must be an
+ * interactive transaction: outside one the locks would end with their own
+ * statement, before the rows commit.
+ */
 export async function recordArtifacts(tx: Db, owner: ArtifactOwner, items: PendingArtifact[]): Promise<void> {
   if (items.length === 0) return;
+  await lockBlobsShared(tx, items.map((i) => i.blob.key));
+  for (const i of items) await i.ensure();
   const names = items.map((i) => i.name);
   if (owner.jobId) await tx.artifact.deleteMany({ where: { jobId: owner.jobId, name: { in: names } } });
   if (owner.modelId) await tx.artifact.deleteMany({ where: { modelId: owner.modelId, name: { in: names } } });
@@ -62,4 +80,17 @@ export async function recordArtifacts(tx: Db, owner: ArtifactOwner, items: Pendi
       mediaType: mediaTypeOf(i.name),
     })),
   });
+}
+
+/**
+ * The bytes a tenant's artifacts hold: each distinct blob the tenant
+ * references counted once (a model uploaded twice, or a ticket equal to a
+ * round's weights, costs its bytes once). Blobs shared with another tenant
+ * count for both: each would hold them alone. For per-tenant storage caps.
+ */
+export async function tenantStorageBytes(db: Db, tenant: string): Promise<number> {
+  const [row] = await db.$queryRaw<{ bytes: string }[]>`
+    SELECT COALESCE(sum(size_bytes), 0)::text AS bytes
+    FROM (SELECT DISTINCT ON (storage_key) size_bytes FROM artifact WHERE tenant = ${tenant} ORDER BY storage_key) AS blobs`;
+  return Number(row?.bytes ?? 0);
 }

@@ -21,7 +21,8 @@ const log = childLogger({ module: 'db' });
 const pools = new WeakMap<PrismaClient, pg.Pool>();
 
 export function createPrisma(url: string, opts: { poolSize?: number } = {}): PrismaClient {
-  const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 10, application_name: 'ticketsmith' });
+  // A connect that hangs (a database host gone silent) fails after 15 s, as UNAVAILABLE, instead of holding the request forever.
+  const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 10, application_name: 'ticketsmith', connectionTimeoutMillis: 15_000 });
   // An idle client dropped by the server must not crash the process (Prisma
   // attaches its own listener only once it connects). 57P01 is the server
   // shutting down, as at the end of every embedded-database run.

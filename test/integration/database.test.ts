@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { cp, readFile, writeFile, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { cp, readFile, readdir, writeFile, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -19,6 +19,11 @@ import { startTestDb, type TestDb } from './fixtures/harness.js';
 let t: TestDb;
 let prisma: PrismaClient;
 
+/** The migration folders in name order (what migrate() applies). */
+async function migrationNames(): Promise<string[]> {
+  return (await readdir(MIGRATIONS_DIR, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+}
+
 before(async () => {
   t = await startTestDb();
   prisma = createPrisma(t.db.url, { poolSize: 3 });
@@ -31,23 +36,29 @@ after(async () => {
 
 describe('migrations', () => {
   test('apply once, then are a no-op, recorded in _prisma_migrations with sha256 checksums', async () => {
+    const all = await migrationNames();
+    assert.equal(all[0], '20250601000000_init');
     const first = await migrate(t.db.url);
-    assert.deepEqual(first.applied, ['20250601000000_init']);
+    assert.deepEqual(first.applied, all);
     const second = await migrate(t.db.url);
     assert.deepEqual(second.applied, []);
-    assert.deepEqual(second.alreadyApplied, ['20250601000000_init']);
+    assert.deepEqual(second.alreadyApplied, all);
 
-    const sql = await readFile(join(MIGRATIONS_DIR, '20250601000000_init', 'migration.sql'));
     const rows = await prisma.$queryRaw<{ migration_name: string; checksum: string; finished: boolean }[]>`
-      SELECT migration_name, checksum, finished_at IS NOT NULL AS finished FROM "_prisma_migrations"`;
-    assert.deepEqual(rows, [{ migration_name: '20250601000000_init', checksum: createHash('sha256').update(sql).digest('hex'), finished: true }]);
+      SELECT migration_name, checksum, finished_at IS NOT NULL AS finished FROM "_prisma_migrations" ORDER BY migration_name`;
+    const expected = [];
+    for (const name of all) {
+      const sql = await readFile(join(MIGRATIONS_DIR, name, 'migration.sql'));
+      expected.push({ migration_name: name, checksum: createHash('sha256').update(sql).digest('hex'), finished: true });
+    }
+    assert.deepEqual(rows, expected);
   });
 
   test('concurrent starts apply each migration exactly once (advisory lock)', async () => {
     const results = await Promise.all([migrate(t.db.url), migrate(t.db.url), migrate(t.db.url)]);
     assert.equal(results.flatMap((r) => r.applied).length, 0);
     const n = await prisma.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM "_prisma_migrations"`;
-    assert.equal(Number(n[0]!.n), 1);
+    assert.equal(Number(n[0]!.n), (await migrationNames()).length);
   });
 
   test('a migration edited after it was applied is refused', async () => {

@@ -179,7 +179,8 @@ describe('models', () => {
     await assert.rejects(uploadModel(ctx, 'acme', { files: [modelJson] }), code('INVALID_ARGUMENT', 'model.json.weightsManifest[0].paths[0]'));
     await assert.rejects(
       uploadModel(ctx, 'acme', { files: [modelJson, { name: 'weights.bin', bytes: weights.bytes.slice(0, 20) }] }),
-      (e: unknown) => code('INVALID_ARGUMENT', 'files')(e) && /weights\.bin/.test((e as Error).message),
+      // Named at the first weight the bytes do not cover (engine/models/budget.ts).
+      (e: unknown) => code('INVALID_ARGUMENT', 'model.json.weightsManifest[0].weights[0]')(e) && /weights\.bin/.test((e as Error).message),
     );
     await assert.rejects(uploadModel(ctx, 'acme', { files: [{ name: '../model.json', bytes: modelJson.bytes }] }), code('INVALID_ARGUMENT', 'files[0]'));
     await assert.rejects(uploadModel(ctx, 'acme', { archive: new Uint8Array([1, 2, 3, 4]) }), code('INVALID_ARGUMENT', 'archive'));
@@ -195,7 +196,7 @@ describe('datasets', () => {
     const a = await registerDataset(ctx, 'acme', 'builtin:mnist');
     const b = await registerDataset(ctx, 'acme', 'builtin:mnist');
     assert.equal(a.id, b.id);
-    assert.deepEqual(a.shapes, { inputShape: [28, 28, 1], numClasses: 10 });
+    assert.deepEqual({ inputShape: a.shapes.inputShape, numClasses: a.shapes.numClasses, counts: a.shapes.counts }, { inputShape: [28, 28, 1], numClasses: 10, counts: { train: 8004, test: 1996 } });
     assert.equal(a.format, 'builtin');
     await assert.rejects(getDataset(ctx, 'other', a.id), code('NOT_FOUND'));
   });
@@ -276,7 +277,10 @@ describe('jobs', () => {
   });
 
   test('uploaded models and registered datasets are referenced as model:<id> / dataset:<id>, per tenant', async () => {
-    const m = await uploadModel(ctx, 'acme', { files: modelFiles });
+    // The shared upload takes 4x4 inputs: this test needs one that fits Fashion-MNIST.
+    const net = tf.sequential({ layers: [tf.layers.flatten({ inputShape: [28, 28, 1], name: 'flat' }), tf.layers.dense({ units: 10, name: 'out' })] });
+    const m = await uploadModel(ctx, 'acme', { files: await uploadFiles(net) });
+    net.dispose();
     const d = await registerDataset(ctx, 'acme', 'builtin:fashion-mnist');
     const { job } = await submitJob(ctx, 'acme', { ...tiny, model: `model:${m.id}`, dataset: `dataset:${d.id}` });
     assert.equal(job.modelId, m.id);

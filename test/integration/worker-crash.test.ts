@@ -3,9 +3,9 @@
 // completes from the last committed round, with every round exactly once.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import { getJob, listEvents, submitJob, type ServiceContext } from '../../src/service/index.js';
+import { startChildWorker } from './fixtures/child-worker.js';
 import { makeTestEngine } from './fixtures/test-engine.js';
 import { startTestDb, until, type TestDb } from './fixtures/harness.js';
 
@@ -22,40 +22,9 @@ after(async () => {
   await t?.stop();
 });
 
-function startChildWorker(): { proc: ChildProcess; lines: string[]; waitFor(line: string): Promise<void> } {
-  const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: t.db.url, TICKETSMITH_DATA_DIR: t.dir, STEP_MS: '30', LOG_LEVEL: 'warn' };
-  delete env.NODE_TEST_CONTEXT;
-  const script = fileURLToPath(new URL('./fixtures/crash-worker.ts', import.meta.url));
-  const proc = spawn(process.execPath, ['--import', 'tsx', script], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines: string[] = [];
-  const waiters: Array<{ line: string; resolve: () => void }> = [];
-  let buf = '';
-  proc.stdout!.on('data', (chunk: Buffer) => {
-    buf += chunk.toString();
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      lines.push(line);
-      for (const w of waiters.filter((x) => x.line === line)) w.resolve();
-    }
-  });
-  return {
-    proc,
-    lines,
-    waitFor: (line) =>
-      lines.includes(line)
-        ? Promise.resolve()
-        : new Promise((resolve, reject) => {
-            waiters.push({ line, resolve });
-            proc.once('exit', (code) => reject(new Error(`worker exited (${code}) before printing '${line}'`)));
-          }),
-  };
-}
-
 test('SIGKILL mid-round: a new worker resumes the job and each round exists exactly once', async () => {
   const { job } = await submitJob(ctx, 'acme', { model: 'lenet-300-100', dataset: 'builtin:mnist', rounds: 3, iterations: 25 });
-  const w = startChildWorker();
+  const w = startChildWorker(t);
   child = w.proc;
   await w.waitFor('ready');
   await w.waitFor('committed 1');

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { DatasetError, loadDataset } from '../../src/engine/data/index.js';
-import { listenLoopback, scratchDirs } from './fixtures/scratch.js';
+import { listenLoopback, scratchDirs, loopbackAccess } from './fixtures/scratch.js';
 import { encodeCifarBatch } from '../../src/engine/data/encode.js';
 
 /** Byte of channel c at plane position p of record r: distinct enough to catch any transposition. */
@@ -138,13 +138,13 @@ describe('CIFAR-10 over http (loopback)', () => {
   after(() => close());
 
   test('named batches under a base URL', async () => {
-    const ds = await loadDataset(`${base}/c/#format=cifar10&train=data_batch_1.bin`);
+    const ds = await loadDataset(`${base}/c/#format=cifar10&train=data_batch_1.bin`, { access: loopbackAccess });
     assert.equal(ds.test.n, 2);
     assert.equal(ds.name, 'c');
     assert.equal(ds.sha256, createHash('sha256').update(batch1).update(testBatch).digest('hex'));
   });
 
   test('without names the five standard batches are expected', async () => {
-    await rejects(loadDataset(`${base}/c/#format=cifar10`), 'train', /file not found/, `${base}/c/data_batch_2.bin`);
+    await rejects(loadDataset(`${base}/c/#format=cifar10`, { access: loopbackAccess }), 'train', /file not found/, `${base}/c/data_batch_2.bin`);
   });
 });

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'fflate';
 import { DatasetError, loadDataset } from '../../src/engine/data/index.js';
-import { listenLoopback, scratchDirs } from './fixtures/scratch.js';
+import { listenLoopback, scratchDirs, loopbackAccess } from './fixtures/scratch.js';
 import { encodeIdx } from '../../src/engine/data/encode.js';
 import type { Dataset } from '../../src/engine/types.js';
 
@@ -240,29 +240,29 @@ describe('IDX over http (loopback)', () => {
   test('standard .gz names under a base URL, cached in cacheDir, same data as from disk', async () => {
     const cacheDir = join(scratch.root(), 'cache');
     const ref = `${base}/mnist/#format=idx`;
-    const ds = await loadDataset(ref, { cacheDir, seed: 5 });
+    const ds = await loadDataset(ref, { cacheDir, seed: 5, access: loopbackAccess });
     const local = await loadDataset(url(await makeDir(files)), { seed: 5 });
     assert.deepEqual(ds.train, local.train);
     assert.deepEqual(ds.test, local.test);
     assert.equal(ds.name, 'mnist');
     assert.equal((await readdir(cacheDir)).length, 4);
     const before = hits.length;
-    const again = await loadDataset(ref, { cacheDir, seed: 5 });
+    const again = await loadDataset(ref, { cacheDir, seed: 5, access: loopbackAccess });
     assert.equal(hits.length, before, 'second load is served from the cache');
     assert.equal(again.sha256, ds.sha256);
   });
 
   test('HTTP 500 names the URL and the status', async () => {
     const u = `${base}/broken/train-images-idx3-ubyte.gz`;
-    await rejects(loadDataset(`${base}/broken/#format=idx`), 'train_images', /HTTP 500 Internal Server Error/, u);
+    await rejects(loadDataset(`${base}/broken/#format=idx`, { access: loopbackAccess }), 'train_images', /HTTP 500 Internal Server Error/, u);
   });
 
   test('file names of an http reference may not leave http(s)', async () => {
-    await rejects(loadDataset(`${base}/mnist/#train_images=file:///etc/hostname`), 'train_images', /file:\/\/\/etc\/hostname: files of an http\(s\) reference must be http\(s\) URLs/, 'file:///etc/hostname');
+    await rejects(loadDataset(`${base}/mnist/#train_images=file:///etc/hostname`, { access: loopbackAccess }), 'train_images', /file:\/\/\/etc\/hostname: files of an http\(s\) reference must be http\(s\) URLs/, 'file:///etc/hostname');
   });
 
   test('404 on every candidate is a missing file', async () => {
-    await rejects(loadDataset(`${base}/none/#format=idx`), 'train_images', /file not found/, `${base}/none/train-images-idx3-ubyte.gz`);
+    await rejects(loadDataset(`${base}/none/#format=idx`, { access: loopbackAccess }), 'train_images', /file not found/, `${base}/none/train-images-idx3-ubyte.gz`);
   });
 
   test('connection refused is a download failure, not a stack trace', async () => {
@@ -272,6 +272,6 @@ describe('IDX over http (loopback)', () => {
     assert.ok(addr !== null && typeof addr === 'object', "addr !== null && typeof addr === 'object'");
     await new Promise<void>((resolve) => probe.close(() => resolve()));
     const u = `http://127.0.0.1:${addr.port}/x/train-images-idx3-ubyte.gz`;
-    await rejects(loadDataset(`http://127.0.0.1:${addr.port}/x/#format=idx`), 'train_images', /download failed \(.*(ECONNREFUSED|fetch failed)/, u);
+    await rejects(loadDataset(`http://127.0.0.1:${addr.port}/x/#format=idx`, { access: loopbackAccess }), 'train_images', /download failed \(.*(ECONNREFUSED|fetch failed)/, u);
   });
 });

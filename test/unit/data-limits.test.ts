@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { gzipSync } from 'fflate';
 import { DatasetError, loadDataset } from '../../src/engine/data/index.js';
 import { maybeGunzip } from '../../src/engine/data/bytes.js';
-import { listenLoopback } from './fixtures/scratch.js';
+import { listenLoopback, loopbackAccess } from './fixtures/scratch.js';
 
 let server: { base: string; close(): Promise<void> };
 before(async () => {
@@ -27,7 +27,7 @@ after(async () => {
 
 test('a download over the limit is refused, declared or streamed', async () => {
   for (const path of ['/declared/x.npz', '/chunked/x.npz']) {
-    await assert.rejects(loadDataset(`${server.base}${path}`), (e: unknown) => {
+    await assert.rejects(loadDataset(`${server.base}${path}`, { access: loopbackAccess }), (e: unknown) => {
       assert.ok(e instanceof DatasetError, `DatasetError expected, got ${String(e)}`);
       assert.match(e.message, /larger than the 1000-byte limit/);
       return true;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync, zipSync } from 'fflate';
 import { DatasetError, loadDataset } from '../../src/engine/data/index.js';
-import { listenLoopback, scratchDirs } from './fixtures/scratch.js';
+import { listenLoopback, scratchDirs, loopbackAccess } from './fixtures/scratch.js';
 import { encodeIdx, encodeNpy } from '../../src/engine/data/encode.js';
 
 // Written by numpy 2.4 (np.savez / np.savez_compressed, which add zip64 extras):
@@ -240,18 +240,18 @@ describe('NPZ over http (loopback)', () => {
   after(() => close());
 
   test('an .npz URL', async () => {
-    const ds = await loadDataset(`${base}/sets/tiny.npz`);
+    const ds = await loadDataset(`${base}/sets/tiny.npz`, { access: loopbackAccess });
     assert.equal(ds.name, 'tiny');
     assert.equal(ds.sha256, createHash('sha256').update(NUMPY_NPZ_COMPRESSED).digest('hex'));
   });
 
   test("a signed URL keeps its query; options ride in the fragment, which is never sent", async () => {
-    const ds = await loadDataset(`${base}/get?id=7&sig=abc#format=npz&classes=4`);
+    const ds = await loadDataset(`${base}/get?id=7&sig=abc#format=npz&classes=4`, { access: loopbackAccess });
     assert.equal(ds.numClasses, 4);
     assert.ok(seen.includes('/get?id=7&sig=abc'), seen.join(' '));
   });
 
   test('404 is a missing file naming the URL', async () => {
-    await rejects(loadDataset(`${base}/sets/other.npz`), 'reference', /file not found/, `${base}/sets/other.npz`);
+    await rejects(loadDataset(`${base}/sets/other.npz`, { access: loopbackAccess }), 'reference', /file not found/, `${base}/sets/other.npz`);
   });
 });

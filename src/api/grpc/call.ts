@@ -7,9 +7,10 @@
 import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { childLogger } from '../../runtime/logger.js';
-import { authenticate, ServiceError, toServiceError, type ServiceContext } from '../../service/index.js';
+import { authenticate, checkRateLimit, RateLimitedError, RETRY_AFTER_SECONDS, ServiceError, toServiceError, type ServiceContext } from '../../service/index.js';
 import { WireError } from './mapping.js';
 import { ERROR_CODE_KEY, ERROR_FIELD_KEY } from './proto.js';
+import { MalformedRequest } from './wire.js';
 
 const log = childLogger({ module: 'grpc' });
 
@@ -29,6 +30,7 @@ export const invalidArgument = (field: string, message: string) => new ServiceEr
 
 export function asServiceError(e: unknown): ServiceError {
   if (e instanceof WireError) return invalidArgument(e.field, e.message);
+  if (e instanceof MalformedRequest) return new ServiceError('INVALID_ARGUMENT', e.message, e.field);
   return toServiceError(e);
 }
 
@@ -40,6 +42,8 @@ export function statusOf(e: unknown, method: string): grpc.StatusObject {
   const metadata = new grpc.Metadata();
   metadata.set(ERROR_CODE_KEY, se.code);
   if (se.field !== undefined) metadata.set(ERROR_FIELD_KEY, se.field);
+  if (se.code === 'UNAVAILABLE') metadata.set(RETRY_AFTER_KEY, String(RETRY_AFTER_SECONDS));
+  if (se instanceof RateLimitedError) metadata.set(RETRY_AFTER_KEY, String(se.retryAfterSeconds));
   return { code: se.grpcCode as grpc.status, details: se.message, metadata };
 }
 
@@ -62,8 +66,23 @@ interface SurfaceCall {
   on(event: 'cancelled', listener: () => void): unknown;
 }
 
+/** Trailer of a RESOURCE_EXHAUSTED for the rate limit: seconds until a retry can pass (as HTTP's Retry-After). */
+export const RETRY_AFTER_KEY = 'retry-after';
+
 async function tenantOf(ctx: ServiceContext, call: SurfaceCall): Promise<string> {
-  return (await authenticate(ctx, apiKeyOf(call.metadata))).tenant;
+  const principal = await authenticate(ctx, apiKeyOf(call.metadata));
+  await checkRateLimit(ctx, principal.keyId);
+  return principal.tenant;
+}
+
+/** The request as the handler may read it: a MalformedRequest (wire.ts) is thrown, after the key was checked. */
+function wellFormed<Req>(request: Req): Req {
+  if (request instanceof MalformedRequest) throw request;
+  return request;
+}
+
+async function* wellFormedStream<Req>(messages: AsyncIterable<Req>): AsyncIterable<Req> {
+  for await (const m of messages) yield wellFormed(m);
 }
 
 export function unary<Req, Res>(ctx: ServiceContext, method: string, fn: (req: Req, tenant: string) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
@@ -71,7 +90,7 @@ export function unary<Req, Res>(ctx: ServiceContext, method: string, fn: (req: R
     void (async () => {
       try {
         const tenant = await tenantOf(ctx, call);
-        callback(null, await fn(call.request, tenant));
+        callback(null, await fn(wellFormed(call.request), tenant));
       } catch (e) {
         callback(statusOf(e, method));
       }
@@ -114,7 +133,7 @@ export function serverStream<Req, Res>(
     void (async () => {
       try {
         const tenant = await tenantOf(ctx, call);
-        await fn(call.request, tenant, out, ac.signal);
+        await fn(wellFormed(call.request), tenant, out, ac.signal);
         if (!ac.signal.aborted) call.end();
       } catch (e) {
         // A cancelled call has no one left to tell.
@@ -139,7 +158,7 @@ export function clientStream<Req, Res>(
     void (async () => {
       try {
         const tenant = await tenantOf(ctx, call);
-        callback(null, await fn(call as AsyncIterable<Req>, tenant, ac.signal));
+        callback(null, await fn(wellFormedStream(call as AsyncIterable<Req>), tenant, ac.signal));
       } catch (e) {
         if (!ac.signal.aborted) callback(statusOf(e, method));
       } finally {

@@ -245,3 +245,18 @@ export interface DownloadArtifactResponse {
   chunk?: Uint8Array;
   part?: 'header' | 'chunk';
 }
+
+export interface DeleteModelRequest {
+  modelId: string;
+}
+
+export interface DeleteDatasetRequest {
+  datasetId: string;
+}
+
+export interface DeleteJobRequest {
+  jobId: string;
+}
+
+/** DeleteModelResponse, DeleteDatasetResponse, DeleteJobResponse: no fields (yet). */
+export type DeleteResponse = Record<string, never>;

@@ -1,11 +1,12 @@
 // gRPC handlers for models and datasets: UploadModel (a client stream of a
 // metadata message and then archive or file chunks, gathered under the upload
-// limit and handed to the service whole), GetModel and RegisterDataset.
+// limit and handed to the service whole), GetModel, RegisterDataset,
+// DeleteModel and DeleteDataset.
 import type * as grpc from '@grpc/grpc-js';
-import { getModel, registerDataset, ServiceError, uploadModel, type ModelUpload, type ServiceContext } from '../../service/index.js';
+import { deleteDataset, deleteModel, getModel, registerDataset, ServiceError, uploadModel, type ModelUpload, type ServiceContext } from '../../service/index.js';
 import { clientStream, invalidArgument, required, unary } from './call.js';
 import { datasetToProto, enumFromWire, modelToProto } from './mapping.js';
-import type { DatasetMessage, GetModelRequest, ModelMessage, RegisterDatasetRequest, UploadModelRequest } from './messages.js';
+import type { DatasetMessage, DeleteDatasetRequest, DeleteModelRequest, DeleteResponse, GetModelRequest, ModelMessage, RegisterDatasetRequest, UploadModelRequest } from './messages.js';
 
 type UploadFormat = 'files' | 'archive';
 
@@ -60,5 +61,13 @@ export function modelHandlers(ctx: ServiceContext): grpc.UntypedServiceImplement
     RegisterDataset: unary<RegisterDatasetRequest, DatasetMessage>(ctx, 'RegisterDataset', async (req, tenant) =>
       datasetToProto(await registerDataset(ctx, tenant, req.reference)),
     ),
+    DeleteModel: unary<DeleteModelRequest, DeleteResponse>(ctx, 'DeleteModel', async (req, tenant) => {
+      await deleteModel(ctx, tenant, required(req.modelId, 'modelId'));
+      return {};
+    }),
+    DeleteDataset: unary<DeleteDatasetRequest, DeleteResponse>(ctx, 'DeleteDataset', async (req, tenant) => {
+      await deleteDataset(ctx, tenant, required(req.datasetId, 'datasetId'));
+      return {};
+    }),
   };
 }

@@ -7,11 +7,12 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { childLogger } from '../../runtime/logger.js';
-import { authenticate, ServiceError, type ServiceRuntime } from '../../service/index.js';
+import { authenticate, checkRateLimit, RateLimitedError, ServiceError, type ServiceRuntime } from '../../service/index.js';
 import { dashboardRoutes } from '../../web/dashboard.js';
 import { classify, sendError } from './errors.js';
 import { HttpMetrics, serviceGauges } from './metrics.js';
 import { buildOpenApi } from './openapi.js';
+import { checkNoBody, checkQuery } from './query.js';
 import type { RouteDef } from './route.js';
 import { artifactRoutes } from './routes/artifacts.js';
 import { eventRoutes } from './routes/events.js';
@@ -35,6 +36,8 @@ export interface RestOptions {
   jsonLimit?: string;
   /** Serve the small dashboard at / (default true). */
   dashboard?: boolean;
+  /** Aborted when the server starts shutting down: long-lived streams (SSE) end. */
+  closing?: AbortSignal;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -57,11 +60,12 @@ function operationsRoutes(rt: ServiceRuntime, metrics: HttpMetrics, api: () => R
       path: '/healthz',
       operationId: 'health',
       tag: 'operations',
-      summary: 'Liveness: the process answers',
+      summary: 'Liveness: the process answers and can recover by itself (a database restart in progress is not a failure)',
       auth: false,
       responses: { 200: { description: 'Up', content: { 'application/json': { type: 'object', properties: { status: { const: 'ok' } } } } } },
-      errors: [],
+      errors: ['UNAVAILABLE'],
       async handler(_req, res) {
+        if (rt.db.health?.().state === 'failed') throw new ServiceError('UNAVAILABLE', 'the embedded database could not be restarted');
         res.json({ status: 'ok' });
       },
     },
@@ -75,6 +79,8 @@ function operationsRoutes(rt: ServiceRuntime, metrics: HttpMetrics, api: () => R
       responses: { 200: { description: 'Ready', content: { 'application/json': { type: 'object', properties: { status: { const: 'ready' } } } } } },
       errors: ['UNAVAILABLE'],
       async handler(_req, res) {
+        // The supervisor knows before a query times out that the embedded server is being restarted.
+        if (rt.db.health && rt.db.health().state !== 'up') throw new ServiceError('UNAVAILABLE', 'database unreachable');
         try {
           await rt.ctx.prisma.$queryRaw`SELECT 1`;
         } catch {
@@ -121,7 +127,7 @@ export function restRoutes(rt: ServiceRuntime, metrics: HttpMetrics, opts: RestO
     ...operationsRoutes(rt, metrics, () => all),
     ...modelRoutes,
     ...jobRoutes,
-    ...eventRoutes({ heartbeatMs: opts.sseHeartbeatMs ?? 15_000 }),
+    ...eventRoutes({ heartbeatMs: opts.sseHeartbeatMs ?? 15_000, closing: opts.closing }),
     ...artifactRoutes,
   );
   return all;
@@ -180,12 +186,17 @@ export function createRestApp(rt: ServiceRuntime, opts: RestOptions = {}): expre
     // The key is checked before the body is read: strangers get 401, not parse errors.
     if (needsKey) {
       handlers.push(async (req, res, next) => {
-        res.locals.tenant = (await authenticate(rt.ctx, apiKeyOf(req))).tenant;
+        const principal = await authenticate(rt.ctx, apiKeyOf(req));
+        res.locals.tenant = principal.tenant;
+        // Per key, counted in Postgres so every API process shares one limit; operations routes have no key and no limit.
+        await checkRateLimit(rt.ctx, principal.keyId);
         next();
       });
     }
     if (route.method === 'post' && !route.rawBody) handlers.push(json);
     handlers.push(async (req, res) => {
+      checkQuery(route, req);
+      checkNoBody(route, req);
       await route.handler(req, res, { ctx: rt.ctx, tenant: needsKey ? (res.locals.tenant as string) : '' });
     });
     app[route.method](route.path, ...handlers);
@@ -204,6 +215,7 @@ export function createRestApp(rt: ServiceRuntime, opts: RestOptions = {}): expre
       return;
     }
     if (error.code === 'UNAUTHENTICATED') res.setHeader('WWW-Authenticate', 'Bearer realm="ticketsmith"');
+    if (error instanceof RateLimitedError) res.setHeader('Retry-After', String(error.retryAfterSeconds));
     // The client gets nothing internal, only the id that finds the logged cause.
     sendError(res, expected ? error : new ServiceError(error.code, `${error.message} (request id ${String(res.locals.requestId)})`));
   });

@@ -3,7 +3,7 @@
 // errors (malformed JSON, oversized bodies, bad percent-encoding) become the
 // matching table entry, so bad input is a 4xx and never a 500.
 import type { Response } from 'express';
-import { ERRORS, ServiceError, toServiceError } from '../../service/index.js';
+import { ERRORS, RETRY_AFTER_SECONDS, ServiceError, toServiceError } from '../../service/index.js';
 
 /** What express/body-parser attach to their errors (http-errors). */
 interface HttpLikeError {
@@ -51,5 +51,7 @@ export function errorBody(error: ServiceError): { error: ReturnType<ServiceError
 export function sendError(res: Response, error: ServiceError): void {
   res.status(ERRORS[error.code].http);
   if (error.code === 'PAYLOAD_TOO_LARGE') res.setHeader('Connection', 'close');
+  // A dependency is away (the database restarting): tell clients when to come back instead of failing them.
+  if (error.code === 'UNAVAILABLE') res.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
   res.json(errorBody(error));
 }

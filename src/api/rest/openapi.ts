@@ -31,12 +31,15 @@ function schemaOf(s: z.ZodType, io: 'input' | 'output'): JsonSchema {
 function submitSchema(): JsonSchema {
   const spec = schemaOf(RunSpecSchema, 'input');
   const props = { ...(spec.properties as Record<string, JsonSchema>) };
-  props.model = { ...props.model, description: 'A zoo model name (lenet-300-100, lenet-N-M, conv-2/4/6, vgg-11/16, resnet-20), `model:<id>` or the bare id of an uploaded model' };
-  props.dataset = { ...props.dataset, description: 'A dataset reference (builtin:mnist, builtin:fashion-mnist, builtin:cifar10, http(s)://…), `dataset:<id>` or the bare id of a registered one' };
-  const flat = { ...spec, properties: props, description: 'The run spec, flat' };
+  // At the API a job names its model and dataset: the CLI's defaults for them do not apply here.
+  const { default: _m, ...model } = props.model as JsonSchema;
+  const { default: _d, ...dataset } = props.dataset as JsonSchema;
+  props.model = { ...model, description: 'Required. A zoo model name (lenet-300-100, lenet-N-M, conv-2/4/6, vgg-11/16, resnet-20), `model:<id>` or the bare id of an uploaded model' };
+  props.dataset = { ...dataset, description: 'Required. A dataset reference (builtin:mnist, builtin:fashion-mnist, builtin:cifar10, http(s)://…), `dataset:<id>` or the bare id of a registered one' };
+  const flat = { ...spec, properties: props, required: [...((spec.required as string[] | undefined) ?? []), 'model', 'dataset'], description: 'The run spec, flat' };
   const nested = {
     type: 'object',
-    description: 'The same, with the run-spec fields under `spec`',
+    description: 'The same, with the run-spec fields under `spec` (model and dataset beside it or inside it)',
     properties: { model: props.model, dataset: props.dataset, spec: { ...spec, description: 'Run-spec fields' } },
     required: ['spec'],
     additionalProperties: false,

@@ -32,7 +32,7 @@ export interface RouteCall {
 }
 
 export interface RouteDef {
-  method: 'get' | 'post';
+  method: 'get' | 'post' | 'delete';
   /** Express path, e.g. `/v1/jobs/:id`. */
   path: string;
   operationId: string;
@@ -53,7 +53,7 @@ export interface RouteDef {
 }
 
 /** Codes every authenticated route can answer with. */
-export const COMMON_ERRORS: ErrorCode[] = ['UNAUTHENTICATED', 'INTERNAL', 'UNAVAILABLE'];
+export const COMMON_ERRORS: ErrorCode[] = ['UNAUTHENTICATED', 'RATE_LIMITED', 'INTERNAL', 'UNAVAILABLE'];
 
 /** One query parameter as a string; repeating it is a client error, not a silent pick. */
 export function queryString(req: Request, name: string): string | undefined {

@@ -4,7 +4,7 @@
 
 import { Gunzip, gunzipSync } from 'fflate';
 import { DatasetError, describeError } from './errors.js';
-import { maxDatasetBytes } from './source.js';
+import { maxDatasetBytes, maxDatasetRatio, ratioAllowance } from './source.js';
 
 const CRC_TABLE = (() => {
   const table = new Uint32Array(256);
@@ -38,13 +38,16 @@ export function isZip(bytes: Uint8Array): boolean {
 export function maybeGunzip(bytes: Uint8Array, file: string, field: string): Uint8Array {
   if (!isGzip(bytes)) return bytes;
   // A trailer claiming more than the limit (a gzip bomb, or a truncated file whose last
-  // bytes are not a trailer) is inflated as a stream that stops at the limit.
+  // bytes are not a trailer) is inflated as a stream that stops at the limit. The limit
+  // is the byte cap or the ratio cap, whichever is smaller.
   const declaredSize = bytes.length >= 18 ? new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(bytes.length - 4, true) : 0;
   const max = maxDatasetBytes();
+  const ratio = maxDatasetRatio();
+  const limit = Math.min(max, ratioAllowance(bytes.length, ratio));
   let out: Uint8Array;
   try {
-    // gunzipSync allocates what the trailer claims, so a large claim is never handed to it.
-    out = declaredSize > max ? inflateCapped(bytes, max, file, field) : gunzipSync(bytes);
+    // gunzipSync allocates what the trailer claims (and writes no further), so a large claim is never handed to it.
+    out = declaredSize > limit ? inflateCapped(bytes, limit, file, field, limit < max ? ratio : undefined) : gunzipSync(bytes);
   } catch (err) {
     if (err instanceof DatasetError) throw err;
     throw new DatasetError(`${file}: corrupt or truncated gzip data (${describeError(err)})`, field, file, { cause: err });
@@ -66,29 +69,35 @@ export function maybeGunzip(bytes: Uint8Array, file: string, field: string): Uin
   return out;
 }
 
-/** Inflates as a stream and throws once the output passes `max`; corrupt data throws as gunzipSync would. */
-function inflateCapped(bytes: Uint8Array, max: number, file: string, field: string): Uint8Array {
+/** At most ~4 MiB of output per push, at deflate's best ratio (1032:1). */
+const PUSH_BYTES = 4096;
+
+/**
+ * For a trailer that claims more than `max`: inflates as a stream, counting
+ * only, and always throws. Past `max` it is a bomb; ending within `max` the
+ * trailer lied (a truncated or corrupt file). Nothing is kept, so memory stays
+ * at one chunk whatever the file claims.
+ */
+function inflateCapped(bytes: Uint8Array, max: number, file: string, field: string, ratio?: number): never {
   let total = 0;
-  const parts: Uint8Array[] = [];
-  const overLimit = new DatasetError(`${file}: unpacks to more than the ${max}-byte limit for a dataset file (TICKETSMITH_MAX_DATASET_BYTES)`, field, file);
+  const overLimit =
+    ratio === undefined
+      ? new DatasetError(`${file}: unpacks to more than the ${max}-byte limit for a dataset file (TICKETSMITH_MAX_DATASET_BYTES)`, field, file)
+      : new DatasetError(`${file}: expands more than ${ratio}-fold, the limit for compressed dataset files (TICKETSMITH_MAX_DATASET_RATIO)`, field, file);
   const stream = new Gunzip((chunk) => {
     total += chunk.length;
     if (total > max) throw overLimit;
-    parts.push(chunk);
   });
   try {
-    stream.push(bytes, true);
+    // Small pushes: fflate inflates a whole push before handing any of it on, so
+    // one 1 MiB push of a bomb would expand to a gigabyte in one buffer.
+    for (let at = 0; at < bytes.length; at += PUSH_BYTES) stream.push(bytes.subarray(at, at + PUSH_BYTES), at + PUSH_BYTES >= bytes.length);
   } catch (err) {
     if (err === overLimit) throw err;
     throw new DatasetError(`${file}: corrupt or truncated gzip data (${describeError(err)})`, field, file, { cause: err });
   }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  const declared = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(bytes.length - 4, true);
+  throw new DatasetError(`${file}: corrupt gzip data (trailer says ${declared} bytes, expanded to ${total})`, field, file);
 }
 
 /** First bytes as hex, for "wrong magic" messages. */

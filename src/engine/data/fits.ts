@@ -31,3 +31,30 @@ export function checkFits(ds: Dataset, model: { inputShape: number[]; numClasses
     );
   }
 }
+
+/**
+ * Why a probed dataset cannot feed a model, in one sentence, or null: the
+ * submit-time twin of checkFits, on summaries only (no tensors). Model dims of
+ * -1 (free in the stored architecture) match anything.
+ */
+export function misfit(
+  data: { inputShape: number[]; numClasses: number; maxLabel: number },
+  model: { inputShape: number[]; numClasses: number },
+  modelName: string,
+): string | null {
+  const squeeze = (s: number[]) => (s.length > 1 && s[s.length - 1] === 1 ? s.slice(0, -1) : s);
+  const d = squeeze(data.inputShape);
+  const w = squeeze(model.inputShape);
+  const same = d.length === w.length && d.every((x, i) => w[i] === -1 || w[i] === x);
+  const flat = model.inputShape.length === 1 && (model.inputShape[0] === -1 || model.inputShape[0] === product(data.inputShape));
+  if (!same && !flat) {
+    return `the dataset's examples are ${data.inputShape.join('x')} but ${modelName} expects input ${model.inputShape.map((x) => (x === -1 ? '?' : x)).join('x')}`;
+  }
+  if (data.maxLabel >= model.numClasses) {
+    return `the dataset has labels up to ${data.maxLabel} but ${modelName} outputs ${model.numClasses} classes`;
+  }
+  if (data.numClasses > model.numClasses) {
+    return `the dataset has ${data.numClasses} classes but ${modelName} outputs ${model.numClasses}`;
+  }
+  return null;
+}

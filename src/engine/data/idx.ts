@@ -7,13 +7,13 @@ import { DatasetError } from './errors.js';
 import type { Images } from './examples.js';
 import { product } from './examples.js';
 
-interface IdxType {
+export interface IdxType {
   name: string;
   size: number;
   get: (view: DataView, offset: number) => number;
 }
 
-const IDX_TYPES: Record<number, IdxType> = {
+export const IDX_TYPES: Record<number, IdxType> = {
   0x08: { name: 'ubyte', size: 1, get: (v, o) => v.getUint8(o) },
   0x09: { name: 'byte', size: 1, get: (v, o) => v.getInt8(o) },
   0x0b: { name: 'short', size: 2, get: (v, o) => v.getInt16(o, false) },
@@ -32,7 +32,22 @@ export interface IdxArray {
   payload: Uint8Array;
 }
 
-export function parseIdx(bytes: Uint8Array, file: string, field: string): IdxArray {
+/** What an IDX header says; `dataBytes` is what the payload must hold. */
+export interface IdxHeader {
+  type: IdxType;
+  /** The four magic bytes as one big-endian number, e.g. 0x00000803. */
+  magic: number;
+  dims: number[];
+  length: number;
+  headerSize: number;
+  dataBytes: number;
+}
+
+/**
+ * Parses the header at the start of `bytes` (the data need not follow), so a
+ * streaming reader can judge a file from its first bytes.
+ */
+export function parseIdxHeader(bytes: Uint8Array, file: string, field: string): IdxHeader {
   if (bytes.length < 4) {
     throw new DatasetError(`${file}: truncated IDX file (${bytes.length} bytes, header needs at least 4)`, field, file);
   }
@@ -59,7 +74,12 @@ export function parseIdx(bytes: Uint8Array, file: string, field: string): IdxArr
   const dims: number[] = [];
   for (let d = 0; d < rank; d++) dims.push(view.getUint32(4 + 4 * d, false));
   const length = product(dims);
-  const expected = length * type.size;
+  return { type, magic: view.getUint32(0, false), dims, length, headerSize, dataBytes: length * type.size };
+}
+
+export function parseIdx(bytes: Uint8Array, file: string, field: string): IdxArray {
+  const { type, dims, length, headerSize, dataBytes: expected } = parseIdxHeader(bytes, file, field);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const actual = bytes.length - headerSize;
   if (actual !== expected) {
     throw new DatasetError(

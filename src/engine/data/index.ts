@@ -3,6 +3,7 @@
 // and the builtin splits are documented in ./README.md.
 
 import type { Dataset } from '../types.js';
+import type { DataAccess } from './access.js';
 import { loadBuiltin } from './builtin.js';
 import { DatasetError, describeError } from './errors.js';
 import { loadLocation } from './loaders.js';
@@ -10,6 +11,7 @@ import { parseReference } from './reference.js';
 import { assemble, checkSplitOptions } from './split.js';
 
 export { DatasetError } from './errors.js';
+export { confineFile, FILES_DISABLED, type DataAccess, type FilePolicy } from './access.js';
 export { checkFits } from './fits.js';
 export { parseReference } from './reference.js';
 export type { DatasetReference, DatasetFormat, BuiltinName } from './reference.js';
@@ -25,14 +27,22 @@ export interface LoadDatasetOptions {
   maxTrain?: number;
   /** Keeps http(s) downloads here, keyed by URL; without it every load downloads again. */
   cacheDir?: string;
+  /**
+   * How http(s) files are fetched and which server files may be read (./access.ts).
+   * Default: the outbound guard without an allow list, and any file.
+   */
+  access?: DataAccess;
 }
 
 export async function loadDataset(reference: string, opts: LoadDatasetOptions = {}): Promise<Dataset> {
   try {
     const split = checkSplitOptions(opts);
     const ref = parseReference(reference);
-    const readOpts = { cacheDir: opts.cacheDir };
-    const loaded = ref.kind === 'builtin' ? await loadBuiltin(ref.name, readOpts) : await loadLocation(ref, readOpts);
+    // Builtin datasets live where the operator put them: the tenant's file policy does not apply.
+    const loaded =
+      ref.kind === 'builtin'
+        ? await loadBuiltin(ref.name, { cacheDir: opts.cacheDir })
+        : await loadLocation(ref, { cacheDir: opts.cacheDir, ...opts.access });
     return assemble(reference, loaded, split);
   } catch (err) {
     if (err instanceof DatasetError) throw err;

@@ -13,6 +13,7 @@ import type { Examples, Images, LoadedData } from './examples.js';
 import { idxImages, idxLabels, parseIdx } from './idx.js';
 import { npyImages, npyLabels, parseNpy, parseNpz } from './npy.js';
 import type { DatasetFormat, DatasetReference } from './reference.js';
+import { confineFile } from './access.js';
 import { childLocation, describeLocation, read, readFirst } from './source.js';
 import type { Location, ReadOptions } from './source.js';
 
@@ -32,7 +33,7 @@ class Digest {
 
 export async function loadLocation(ref: LocationReference, opts: ReadOptions): Promise<LoadedData> {
   let { location, format } = ref;
-  if (format === undefined) ({ location, format } = await detectFormat(location));
+  if (format === undefined) ({ location, format } = await detectFormat(location, opts));
   const loaded = await LOADERS[format](location, ref, opts);
   return { ...loaded, numClasses: ref.classes ?? loaded.numClasses };
 }
@@ -76,7 +77,7 @@ async function loadCifar(location: Location, ref: LocationReference, opts: ReadO
   const trainNames =
     ref.files.train !== undefined
       ? ref.files.train.split(',').map((s) => s.trim()).filter((s) => s !== '')
-      : await cifarTrainNames(location);
+      : await cifarTrainNames(location, opts);
   const readBatch = async (name: string, field: 'train' | 'test') => {
     const loc = childLocation(location, name, field);
     const file = describeLocation(loc);
@@ -96,9 +97,9 @@ async function loadCifar(location: Location, ref: LocationReference, opts: ReadO
 }
 
 /** data_batch_N.bin in numeric order; a server cannot be listed, so http gets the standard five. */
-async function cifarTrainNames(location: Location): Promise<string[]> {
+async function cifarTrainNames(location: Location, opts: ReadOptions): Promise<string[]> {
   if (location.kind === 'http') return [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`);
-  const names = (await listDir(location.path, 'train'))
+  const names = (await listDir(await confineFile(location.path, opts.files, 'train'), 'train', location.path))
     .map((n) => /^data_batch_(\d+)\.bin$/.exec(n))
     .filter((m): m is RegExpExecArray => m !== null)
     .sort((a, b) => Number(a[1]) - Number(b[1]))
@@ -174,26 +175,28 @@ function pair(
 }
 
 /** Decides the format of a `file:` reference that did not name one, from the names present. */
-async function detectFormat(location: Location): Promise<{ location: Location; format: DatasetFormat }> {
+async function detectFormat(location: Location, opts: ReadOptions): Promise<{ location: Location; format: DatasetFormat }> {
   if (location.kind === 'http') throw new Error('http references carry their format (checked when parsed)');
   const dir = location.path;
+  // I/O goes to the confined real path; messages name the path the reference gave.
+  const real = await confineFile(dir, opts.files, 'reference');
   let info: Stats;
   try {
-    info = await stat(dir);
+    info = await stat(real);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file or directory' : `cannot read (${describeError(err)})`;
+    const why = code === 'ENOENT' ? 'no such file or directory' : `cannot read (${describeError(err).split(real).join(dir)})`;
     throw new DatasetError(`${dir}: ${why}`, 'reference', dir, { cause: err });
   }
   if (info.isFile()) {
-    if (isZip(await readHead(dir))) return { location, format: 'npz' };
+    if (isZip(await readHead(real, dir))) return { location, format: 'npz' };
     throw new DatasetError(
       `${dir}: a single-file reference must be an .npz archive; for IDX, CIFAR-10 or NPY files give their directory`,
       'reference',
       dir,
     );
   }
-  const names = await listDir(dir, 'reference');
+  const names = await listDir(real, 'reference', dir);
   const found: { format: DatasetFormat; location: Location; why: string }[] = [];
   if (names.some((n) => /^train-images[.-]idx3-ubyte(\.gz)?$/.test(n))) {
     found.push({ format: 'idx', location, why: 'train-images-idx3-ubyte' });
@@ -203,7 +206,7 @@ async function detectFormat(location: Location): Promise<{ location: Location; f
   } else if (names.includes('cifar-10-batches-bin')) {
     // How the official tarball unpacks: accept the parent directory too.
     const sub = join(dir, 'cifar-10-batches-bin');
-    const inner = await listDir(sub, 'reference');
+    const inner = await listDir(await confineFile(sub, opts.files, 'reference'), 'reference', sub);
     if (inner.some((n) => /^data_batch_\d+\.bin$/.test(n))) {
       found.push({ format: 'cifar10', location: { kind: 'file', path: sub }, why: 'cifar-10-batches-bin/' });
     }
@@ -236,18 +239,23 @@ async function detectFormat(location: Location): Promise<{ location: Location; f
   return found[0];
 }
 
-async function listDir(dir: string, field: string): Promise<string[]> {
+/** Lists `dir`; messages name `shown` (the path as the reference gave it). */
+async function listDir(dir: string, field: string, shown = dir): Promise<string[]> {
   try {
     return await readdir(dir);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why =
-      code === 'ENOENT' ? 'directory not found' : code === 'ENOTDIR' ? 'not a directory' : `cannot list (${describeError(err)})`;
-    throw new DatasetError(`${dir}: ${why}`, field, dir, { cause: err });
+      code === 'ENOENT'
+        ? 'directory not found'
+        : code === 'ENOTDIR'
+          ? 'not a directory'
+          : `cannot list (${describeError(err).split(dir).join(shown)})`;
+    throw new DatasetError(`${shown}: ${why}`, field, shown, { cause: err });
   }
 }
 
-async function readHead(path: string): Promise<Uint8Array> {
+async function readHead(path: string, shown = path): Promise<Uint8Array> {
   try {
     const handle = await open(path, 'r');
     try {
@@ -258,6 +266,6 @@ async function readHead(path: string): Promise<Uint8Array> {
       await handle.close();
     }
   } catch (err) {
-    throw new DatasetError(`${path}: cannot read (${describeError(err)})`, 'reference', path, { cause: err });
+    throw new DatasetError(`${shown}: cannot read (${describeError(err).split(path).join(shown)})`, 'reference', shown, { cause: err });
   }
 }

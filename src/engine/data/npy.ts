@@ -5,7 +5,7 @@
 import { unzipSync } from 'fflate';
 import { hexPrefix, isZip } from './bytes.js';
 import { DatasetError, describeError } from './errors.js';
-import { maxDatasetBytes } from './source.js';
+import { maxDatasetBytes, maxDatasetRatio, ratioAllowance } from './source.js';
 import type { Images } from './examples.js';
 import { product } from './examples.js';
 
@@ -24,7 +24,30 @@ export interface NpyArray {
 
 const SUPPORTED: Record<string, number[]> = { f: [4, 8], u: [1, 2, 4, 8], i: [1, 2, 4, 8], b: [1] };
 
-export function parseNpy(bytes: Uint8Array, file: string, field: string): NpyArray {
+/** What an NPY header says: dtype, shape, and where the data starts. */
+export interface NpyHeader {
+  descr: string;
+  kind: NpyArray['kind'];
+  itemsize: number;
+  bigEndian: boolean;
+  shape: number[];
+  /** Offset of the first data byte (preamble + header). */
+  dataStart: number;
+}
+
+/** The longest header accepted: np.save writes well under 1 KiB; a huge one is a hostile file. */
+export const MAX_NPY_HEADER = 64 * 1024;
+
+/** Bytes needed before the header text can be read: 10 (v1) or 12 (v2, v3). */
+export function npyPreambleSize(major: number): number {
+  return major === 1 ? 10 : 12;
+}
+
+/**
+ * Parses the preamble and header at the start of `bytes` (which need hold no
+ * data), so a streaming reader can judge a file from its first bytes.
+ */
+export function parseNpyHeader(bytes: Uint8Array, file: string, field: string): NpyHeader {
   if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) {
     throw new DatasetError(
       `${file}: not an NPY file (magic bytes ${hexPrefix(bytes, 6)}; expected 93 4e 55 4d 50 59 = \\x93NUMPY)`,
@@ -46,6 +69,9 @@ export function parseNpy(bytes: Uint8Array, file: string, field: string): NpyArr
   } else {
     throw new DatasetError(`${file}: unsupported NPY format version ${major}.${bytes[7]}`, field, file);
   }
+  if (headerLen > MAX_NPY_HEADER) {
+    throw new DatasetError(`${file}: NPY header of ${headerLen} bytes is too long (at most ${MAX_NPY_HEADER})`, field, file);
+  }
   const dataStart = headerStart + headerLen;
   if (bytes.length < dataStart) {
     throw new DatasetError(
@@ -60,8 +86,9 @@ export function parseNpy(bytes: Uint8Array, file: string, field: string): NpyArr
   const fortranMatch = /['"]fortran_order['"]\s*:\s*(True|False)/.exec(header);
   const shapeMatch = /['"]shape['"]\s*:\s*\(([^)]*)\)/.exec(header);
   if (descrMatch === null || fortranMatch === null || shapeMatch === null) {
+    const shown = header.trim();
     throw new DatasetError(
-      `${file}: unsupported or corrupt NPY header ${JSON.stringify(header.trim())} (structured dtypes are not supported)`,
+      `${file}: unsupported or corrupt NPY header ${JSON.stringify(shown.length > 120 ? `${shown.slice(0, 120)}...` : shown)} (structured dtypes are not supported)`,
       field,
       file,
     );
@@ -89,6 +116,11 @@ export function parseNpy(bytes: Uint8Array, file: string, field: string): NpyArr
   if (shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
     throw new DatasetError(`${file}: bad shape (${shapeText}) in NPY header`, field, file);
   }
+  return { descr, kind, itemsize, bigEndian: dt[1] === '>', shape, dataStart };
+}
+
+export function parseNpy(bytes: Uint8Array, file: string, field: string): NpyArray {
+  const { descr, kind, itemsize, bigEndian, shape, dataStart } = parseNpyHeader(bytes, file, field);
   const length = product(shape);
   const expected = length * itemsize;
   const actual = bytes.length - dataStart;
@@ -101,7 +133,6 @@ export function parseNpy(bytes: Uint8Array, file: string, field: string): NpyArr
     );
   }
   const payload = bytes.subarray(dataStart);
-  const bigEndian = dt[1] === '>';
   return { descr, kind, itemsize, shape, length, payload, at: accessor(payload, kind, itemsize, bigEndian) };
 }
 
@@ -211,12 +242,16 @@ export function parseNpz(bytes: Uint8Array, file: string, field: string): Map<st
   }
   let members: Record<string, Uint8Array>;
   const max = maxDatasetBytes();
+  const ratio = maxDatasetRatio();
   let unpacked = 0;
   try {
     // Sizes from the zip directory are checked before anything is inflated (a zip bomb is refused unexpanded).
     members = unzipSync(bytes, {
       filter: (f) => {
         unpacked += f.originalSize;
+        if (f.compression !== 0 && f.originalSize > ratioAllowance(f.size, ratio)) {
+          throw new DatasetError(`${file}: member ${f.name} expands more than ${ratio}-fold, the limit for compressed dataset files (TICKETSMITH_MAX_DATASET_RATIO)`, field, file);
+        }
         if (unpacked > max) {
           throw new DatasetError(`${file}: unpacks to more than the ${max}-byte limit for a dataset file (TICKETSMITH_MAX_DATASET_BYTES)`, field, file);
         }

@@ -1,18 +1,25 @@
-// Where dataset bytes come from: local files or http(s) URLs (Node's global
-// fetch), with an optional on-disk cache for downloads. Every failure becomes a
-// DatasetError naming the path or URL.
+// Where dataset bytes come from: local files (confined by the caller's file
+// policy, ./access.ts) or http(s) URLs (through the outbound guard,
+// src/runtime/outbound.ts), with an optional on-disk cache for downloads. Every
+// failure becomes a DatasetError naming the path or URL; a refused URL or file
+// gets one message that says nothing about the target.
 
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { guardedFetch, OUTBOUND_REFUSED, OutboundRefusedError } from '../../runtime/outbound.js';
+import { confineFile, type DataAccess } from './access.js';
 import { DatasetError, describeError } from './errors.js';
 
 export type Location = { kind: 'file'; path: string } | { kind: 'http'; url: string };
 
-export interface ReadOptions {
+export interface ReadOptions extends DataAccess {
   /** Downloads are kept here, keyed by URL; absent = no cache. */
   cacheDir?: string;
 }
+
+/** The error of a refused URL: the field, never the target or why. */
+export const refusedUrl = (field: string) => new DatasetError(`dataset URL is not allowed: ${OUTBOUND_REFUSED}`, field);
 
 /** Big archives on slow links take minutes; a stuck server must not hang a job forever. */
 const FETCH_TIMEOUT_MS = 10 * 60 * 1000;
@@ -29,6 +36,31 @@ export function maxDatasetBytes(): number {
   if (!Number.isInteger(n) || n < 1) throw new Error(`TICKETSMITH_MAX_DATASET_BYTES must be a whole number >= 1, got '${raw}'`);
   return n;
 }
+
+/**
+ * The most a gzip file or zip member may expand relative to its compressed
+ * size (TICKETSMITH_MAX_DATASET_RATIO, default 200): real image data packs
+ * 2-20 fold, a decompression bomb a thousand fold.
+ */
+export function maxDatasetRatio(): number {
+  const raw = process.env.TICKETSMITH_MAX_DATASET_RATIO;
+  if (raw === undefined || raw.trim() === '') return DEFAULT_MAX_DATASET_RATIO;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 1) throw new Error(`TICKETSMITH_MAX_DATASET_RATIO must be a number >= 1, got '${raw}'`);
+  return n;
+}
+
+export const DEFAULT_MAX_DATASET_RATIO = 200;
+
+/**
+ * Output allowed for `compressed` input bytes under the ratio cap. Tiny inputs
+ * get a floor: a 40-byte gzip of a 9 KB label file is not a bomb.
+ */
+export function ratioAllowance(compressed: number, ratio: number): number {
+  return ratio * Math.max(compressed, RATIO_FLOOR_BYTES);
+}
+
+const RATIO_FLOOR_BYTES = 16 * 1024;
 
 export function describeLocation(loc: Location): string {
   return loc.kind === 'file' ? loc.path : loc.url;
@@ -51,7 +83,7 @@ export function childLocation(dir: Location, name: string, field: string): Locat
 
 /** The bytes at `loc`, or null when it does not exist (ENOENT, HTTP 404/410). */
 export async function tryRead(loc: Location, field: string, opts: ReadOptions): Promise<Uint8Array | null> {
-  return loc.kind === 'file' ? tryReadFile(loc.path, field) : tryFetch(loc.url, field, opts);
+  return loc.kind === 'file' ? tryReadFile(loc.path, field, opts) : tryFetch(loc.url, field, opts);
 }
 
 /** The bytes at `loc`; a missing file is a DatasetError. */
@@ -78,14 +110,23 @@ export async function readFirst(
   throw new DatasetError(`${names[0]}: file not found (tried ${names.join(', ')})`, field, names[0]);
 }
 
-async function tryReadFile(path: string, field: string): Promise<Uint8Array | null> {
+async function tryReadFile(path: string, field: string, opts: DataAccess): Promise<Uint8Array | null> {
+  const real = await confineFile(path, opts.files, field);
   try {
-    const buf = await readFile(path);
+    // Judged by its size before it is read: a file over the cap never enters memory.
+    const size = (await stat(real)).size;
+    const max = maxDatasetBytes();
+    if (size > max) {
+      throw new DatasetError(`${path}: larger than the ${max}-byte limit for a dataset file (TICKETSMITH_MAX_DATASET_BYTES)`, field, path);
+    }
+    const buf = await readFile(real);
     return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
   } catch (err) {
+    if (err instanceof DatasetError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return null;
-    const why = code === 'EISDIR' ? 'is a directory, not a file' : `cannot read (${describeError(err)})`;
+    // describeError names the path Node opened: the real one must not show.
+    const why = code === 'EISDIR' ? 'is a directory, not a file' : `cannot read (${describeError(err).split(real).join(path)})`;
     throw new DatasetError(`${path}: ${why}`, field, path, { cause: err });
   }
 }
@@ -93,13 +134,13 @@ async function tryReadFile(path: string, field: string): Promise<Uint8Array | nu
 async function tryFetch(url: string, field: string, opts: ReadOptions): Promise<Uint8Array | null> {
   const cachePath = opts.cacheDir === undefined ? undefined : join(opts.cacheDir, cacheName(url));
   if (cachePath !== undefined) {
-    const cached = await tryReadFile(cachePath, field);
+    const cached = await tryReadFile(cachePath, field, {});
     if (cached !== null) return cached;
   }
   let res: Response;
   let body: ArrayBuffer;
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), redirect: 'follow' });
+    res = await (opts.fetch ?? guardedFetch)(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
     if (res.status === 404 || res.status === 410) {
       await res.body?.cancel();
       return null;
@@ -111,6 +152,7 @@ async function tryFetch(url: string, field: string, opts: ReadOptions): Promise<
     body = await readCapped(res, url, field);
   } catch (err) {
     if (err instanceof DatasetError) throw err;
+    if (err instanceof OutboundRefusedError) throw refusedUrl(field);
     throw new DatasetError(`${url}: download failed (${describeError(err)})`, field, url, { cause: err });
   }
   const declared = res.headers.get('content-length');

@@ -103,8 +103,8 @@ export async function runFilterPruning(specInput: RunSpec | unknown, ctx: RunCon
   const backend = await initBackend();
   const name = runName(spec);
   const { sink } = ctx;
-  const ds: Dataset = ctx.dataset ?? (await loadDataset(spec.dataset, { seed: spec.seed, maxTrain: spec.maxTrainExamples }));
-  let model = await createOrLoadModel(spec.model, { inputShape: ds.inputShape, numClasses: ds.numClasses, seed: spec.seed });
+  const ds: Dataset = ctx.dataset ?? (await loadDataset(spec.dataset, { seed: spec.seed, maxTrain: spec.maxTrainExamples, access: ctx.data }));
+  let model = await createOrLoadModel(spec.model, { inputShape: ds.inputShape, numClasses: ds.numClasses, seed: spec.seed }, ctx.modelLimits);
   let data: TrainData | null = null;
   try {
     checkFits(ds, describeModel(model));

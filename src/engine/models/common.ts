@@ -29,7 +29,11 @@ export interface ModelFamily {
   /** Human-readable name patterns, for error messages, e.g. `lenet-N-M`. */
   patterns: string[];
   matches(name: string): boolean;
+  /** For a name of this family's pattern whose sizes are out of bounds: why (else null). */
+  problem?(name: string): string | null;
   build(name: string, opts: ModelOptions): tf.LayersModel;
+  /** Why `build` would refuse this example shape, or null; checked at submit without building (absent: any shape). */
+  inputProblem?(name: string, inputShape: number[]): string | null;
 }
 
 export function validateOptions(name: string, opts: ModelOptions): void {
@@ -91,11 +95,22 @@ export function batchNorm(name: string): tf.layers.Layer {
 
 /** Spatial size after `pools` 2x2/stride-2 valid max-pools; throws if it would reach 0. */
 export function checkPoolable(name: string, inputShape: number[], pools: number): void {
-  if (inputShape.length !== 3) {
-    throw new Error(`${name}: needs an image input [height, width, channels], got ${JSON.stringify(inputShape)}`);
-  }
+  const problem = poolProblem(name, inputShape, pools);
+  if (problem !== null) throw new Error(problem);
+}
+
+/** Why `pools` 2x2 max-pools cannot take `inputShape`, or null. */
+export function poolProblem(name: string, inputShape: number[], pools: number): string | null {
+  const image = imageProblem(name, inputShape);
+  if (image !== null) return image;
   const min = 2 ** pools;
   if (inputShape[0] < min || inputShape[1] < min) {
-    throw new Error(`${name}: ${pools} 2x2 max-pools need height and width >= ${min}, got ${inputShape[0]}x${inputShape[1]}`);
+    return `${name}: ${pools} 2x2 max-pools need height and width >= ${min}, got ${inputShape[0]}x${inputShape[1]}`;
   }
+  return null;
+}
+
+/** Why `inputShape` is not an image [height, width, channels], or null. */
+export function imageProblem(name: string, inputShape: number[]): string | null {
+  return inputShape.length === 3 ? null : `${name}: needs an image input [height, width, channels], got ${JSON.stringify(inputShape)}`;
 }

@@ -6,7 +6,7 @@
 // 2,262,602 parameters (weights + biases); the paper's figure rounds the first
 // two to 4.3M and 2.4M and lists 1.7M for Conv-6.
 import * as tf from '@tensorflow/tfjs';
-import { CIFAR_INPUT, checkPoolable, glorotNormal, validateOptions, type ModelFamily, type ModelOptions } from './common.js';
+import { CIFAR_INPUT, checkPoolable, glorotNormal, poolProblem, validateOptions, type ModelFamily, type ModelOptions } from './common.js';
 
 /** Filters of each conv pair, in order; one pool after each pair. */
 const BLOCKS: Record<string, number[]> = {
@@ -57,4 +57,5 @@ export const convFamily: ModelFamily = {
   patterns: ['conv-2', 'conv-4', 'conv-6'],
   matches: (name) => Object.hasOwn(BLOCKS, name),
   build,
+  inputProblem: (name, inputShape) => poolProblem(name, inputShape, BLOCKS[name]?.length ?? 0),
 };

@@ -5,15 +5,11 @@
 // with the same layer names live in one process.
 import * as tf from '@tensorflow/tfjs';
 import type { PrunableWeight, WeightKind, WeightMap } from '../types.js';
+import { CONV_CLASSES } from './classes.js';
 
 type Layer = tf.layers.Layer;
 type Shape = (number | null)[];
 
-/** Convolutions whose kernels are pruned with the `conv` fraction. */
-const CONV_CLASSES = new Set([
-  'Conv1D', 'Conv2D', 'Conv3D', 'Conv2DTranspose', 'Conv3DTranspose',
-  'DepthwiseConv2D', 'SeparableConv1D', 'SeparableConv2D',
-]);
 
 /** Layers of the model graph that hold weights, nested models flattened. */
 function leafLayers(model: tf.LayersModel): Layer[] {

@@ -6,13 +6,26 @@ import * as tf from '@tensorflow/tfjs';
 import { glorotNormal, validateOptions, type ModelFamily, type ModelOptions } from './common.js';
 
 const NAME = /^lenet((?:-[1-9]\d*)+)$/;
-const MAX_HIDDEN = 8;
+/** Bounds on a name's architecture: a zoo name is tenant input, and 8 x 2048 units is already ~30M weights. */
+export const LENET_LIMITS = Object.freeze({ hidden: 8, width: 2048 });
+
+function parse(name: string): number[] | null {
+  const m = NAME.exec(name);
+  return m === null ? null : m[1].slice(1).split('-').map(Number);
+}
+
+/** Why a lenet-N-M... name is out of bounds (null: fine, or not a LeNet name). */
+function problem(name: string): string | null {
+  const ws = parse(name);
+  if (ws === null) return null;
+  if (ws.length > LENET_LIMITS.hidden) return `${name}: at most ${LENET_LIMITS.hidden} hidden layers (got ${ws.length})`;
+  const wide = ws.find((w) => w > LENET_LIMITS.width);
+  if (wide !== undefined) return `${name}: hidden widths are at most ${LENET_LIMITS.width} units (got ${wide})`;
+  return null;
+}
 
 function widths(name: string): number[] | null {
-  const m = NAME.exec(name);
-  if (m === null) return null;
-  const ws = m[1].slice(1).split('-').map(Number);
-  return ws.length <= MAX_HIDDEN ? ws : null;
+  return problem(name) === null ? parse(name) : null;
 }
 
 function build(name: string, opts: ModelOptions): tf.LayersModel {
@@ -45,5 +58,6 @@ export const lenetFamily: ModelFamily = {
   ],
   patterns: ['lenet-N', 'lenet-N-M', 'lenet-N-M-K'],
   matches: (name) => widths(name) !== null,
+  problem,
   build,
 };

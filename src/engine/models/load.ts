@@ -7,6 +7,7 @@ import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
+import { checkModelJson, DEFAULT_MODEL_LIMITS, type ModelLimits } from './budget.js';
 import { describeModel } from './inspect.js';
 import { createModel, isZooModel, knownModelNames, type ModelOptions } from './registry.js';
 
@@ -175,8 +176,10 @@ async function resolveSource(uri: string): Promise<Source> {
   return localSource(isDir ? path.join(p, MODEL_JSON) : p);
 }
 
-async function readArtifacts(src: Source): Promise<tf.io.ModelArtifacts> {
+async function readArtifacts(src: Source, limits: ModelLimits): Promise<tf.io.ModelArtifacts> {
   const modelJSON = parseModelJSON(await src.readModelJSON(), src.where);
+  // What building it would cost, before any weight file is read or any layer built.
+  checkModelJson(modelJSON, limits);
   checkLayerClasses(modelJSON.modelTopology as Json, src.where);
   const specs: tf.io.WeightsManifestEntry[] = [];
   const chunks: Uint8Array[] = [];
@@ -211,10 +214,12 @@ async function readArtifacts(src: Source): Promise<tf.io.ModelArtifacts> {
  * Loads a Layers model (Sequential or functional) from a directory or file://
  * URI holding model.json and its weight files, or from an http(s) URL of a
  * model.json (a URL not ending in .json gets `/model.json` appended).
+ * model.json is checked against `opts.limits` (budget.ts) before anything is
+ * built: TF.js allocates every weight of a layer as it builds it.
  */
-export async function loadModelFrom(uri: string): Promise<tf.LayersModel> {
+export async function loadModelFrom(uri: string, opts: { limits?: ModelLimits } = {}): Promise<tf.LayersModel> {
   const src = await resolveSource(uri);
-  const artifacts = await readArtifacts(src);
+  const artifacts = await readArtifacts(src, opts.limits ?? DEFAULT_MODEL_LIMITS);
   try {
     return await tf.loadLayersModel({ load: async () => artifacts }, { strict: true });
   } catch (e) {
@@ -282,13 +287,13 @@ function checkAgainstOptions(model: tf.LayersModel, ref: string, opts: ModelOpti
  * weights are kept, `opts.seed` is unused), so a mismatch fails here with a
  * clear message rather than deep inside training.
  */
-export async function createOrLoadModel(ref: string, opts: ModelOptions): Promise<tf.LayersModel> {
+export async function createOrLoadModel(ref: string, opts: ModelOptions, limits?: ModelLimits): Promise<tf.LayersModel> {
   if (isZooModel(ref)) return createModel(ref, opts);
   if (!isUri(ref)) {
     const exists = await stat(ref).then(() => true, () => false);
     if (!exists) throw new Error(`'${ref}' is neither a zoo model (${knownModelNames()}) nor an existing path`);
   }
-  const model = await loadModelFrom(ref);
+  const model = await loadModelFrom(ref, { limits });
   try {
     checkAgainstOptions(model, ref, opts);
   } catch (e) {

@@ -16,6 +16,15 @@ export function isZooModel(name: string): boolean {
   return FAMILIES.some((f) => f.matches(name));
 }
 
+/** Why `name` is not a zoo model although it has a family's pattern (sizes out of bounds), else null. */
+export function zooNameProblem(name: string): string | null {
+  for (const f of FAMILIES) {
+    const p = f.problem?.(name) ?? null;
+    if (p !== null) return p;
+  }
+  return null;
+}
+
 /** Known names and accepted patterns, for "unknown model" messages. */
 export function knownModelNames(): string {
   const names = new Set<string>();
@@ -27,6 +36,16 @@ export function knownModelNames(): string {
 }
 
 /**
+ * Why the zoo model `name` cannot take examples of `inputShape` (one
+ * sentence), or null. No model is built: submit asks this for every job.
+ */
+export function zooInputProblem(name: string, inputShape: number[]): string | null {
+  const family = FAMILIES.find((f) => f.matches(name));
+  if (family === undefined) return `unknown model '${name}'`;
+  return family.inputProblem?.(name, inputShape) ?? null;
+}
+
+/**
  * Builds a freshly initialised zoo model. Outputs are logits. Every layer has
  * a stable name and every initialiser a seed derived from `opts.seed`, so
  * equal (name, opts) give identical weights.
@@ -34,7 +53,8 @@ export function knownModelNames(): string {
 export function createModel(name: string, opts: ModelOptions): tf.LayersModel {
   const family = FAMILIES.find((f) => f.matches(name));
   if (family === undefined) {
-    throw new Error(`unknown model '${name}'; known models: ${knownModelNames()}`);
+    const problem = zooNameProblem(name);
+    throw new Error(`unknown model '${name}'${problem === null ? '' : ` (${problem})`}; known models: ${knownModelNames()}`);
   }
   return family.build(name, opts);
 }

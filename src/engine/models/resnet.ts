@@ -8,17 +8,26 @@
 // resnet-20 on 32x32x3 / 10 classes: 274,042 params (paper: 0.27M).
 // Functional API, so residual structure is visible to graph-walking code.
 import * as tf from '@tensorflow/tfjs';
-import { CIFAR_INPUT, batchNorm, glorotUniform, heNormal, validateOptions, type ModelFamily, type ModelOptions } from './common.js';
+import { CIFAR_INPUT, batchNorm, glorotUniform, heNormal, imageProblem, validateOptions, type ModelFamily, type ModelOptions } from './common.js';
 
 const NAME = /^resnet-([1-9]\d*)$/;
 const WIDTHS = [16, 32, 64];
+/** He et al.'s deepest CIFAR ResNet; deeper names are refused. */
+const MAX_DEPTH = 1202;
 
 /** Blocks per stage for `resnet-(6n+2)`, or null if the depth is not of that form. */
 function blocksPerStage(name: string): number | null {
   const m = NAME.exec(name);
   if (m === null) return null;
   const depth = Number(m[1]);
-  return depth >= 8 && (depth - 2) % 6 === 0 && depth <= 1202 ? (depth - 2) / 6 : null;
+  return depth >= 8 && (depth - 2) % 6 === 0 && depth <= MAX_DEPTH ? (depth - 2) / 6 : null;
+}
+
+/** Why a resnet-N name is refused: a depth of the wrong form or beyond the bound. */
+function problem(name: string): string | null {
+  const m = NAME.exec(name);
+  if (m === null || blocksPerStage(name) !== null) return null;
+  return `${name}: depth must be 6n+2 between 8 and ${MAX_DEPTH} (resnet-20, resnet-32, resnet-56, ...)`;
 }
 
 type Sym = tf.SymbolicTensor;
@@ -82,5 +91,7 @@ export const resnetFamily: ModelFamily = {
   ],
   patterns: ['resnet-(6n+2), e.g. resnet-20, resnet-32, resnet-56'],
   matches: (name) => blocksPerStage(name) !== null,
+  problem,
   build,
+  inputProblem: imageProblem,
 };

@@ -10,7 +10,7 @@
 // (Li et al. report 1.5e7 and 3.13e8).
 import * as tf from '@tensorflow/tfjs';
 import {
-  CIFAR_INPUT, batchNorm, checkPoolable, glorotUniform, heNormal, validateOptions,
+  CIFAR_INPUT, batchNorm, checkPoolable, poolProblem, glorotUniform, heNormal, validateOptions,
   type ModelFamily, type ModelOptions,
 } from './common.js';
 
@@ -66,4 +66,5 @@ export const vggFamily: ModelFamily = {
   patterns: ['vgg-11', 'vgg-16'],
   matches: (name) => Object.hasOwn(CFGS, name),
   build,
+  inputProblem: (name, inputShape) => poolProblem(name, inputShape, (CFGS[name] ?? []).filter((c) => c === 'M').length),
 };

@@ -1,7 +1,7 @@
 // /v1/jobs: submit (Idempotency-Key honoured), get, list with a keyset
-// cursor (in the body and a Link header), rounds, cancel, artifacts.
+// cursor (in the body and a Link header), rounds, cancel, artifacts, delete.
 import type { Request } from 'express';
-import { cancelJob, getJob, invalid, listArtifacts, listJobs, listRounds, submitJob, JOB_STATES, ServiceError } from '../../../service/index.js';
+import { ARTIFACT_KINDS, cancelJob, deleteJob, getJob, invalid, listArtifacts, listJobs, listRounds, submitJob, JOB_STATES, ServiceError } from '../../../service/index.js';
 import { COMMON_ERRORS, pathParam, itemsOf, queryString, ref, tagJob, type RouteDef } from '../route.js';
 
 const jobId = { name: 'id', description: 'Job id', schema: { type: 'string', format: 'uuid' } };
@@ -61,7 +61,7 @@ export const jobRoutes: RouteDef[] = [
       201: { description: 'Queued', content: { 'application/json': ref('Job') }, headers: { Location: 'The job URL' } },
       200: { description: 'Replay of an earlier submission with this Idempotency-Key', content: { 'application/json': ref('Job') }, headers: { 'Idempotent-Replayed': 'true' } },
     },
-    errors: ['INVALID_ARGUMENT', 'NOT_FOUND', 'IDEMPOTENCY_KEY_REUSED', 'PAYLOAD_TOO_LARGE', ...COMMON_ERRORS],
+    errors: ['INVALID_ARGUMENT', 'NOT_FOUND', 'IDEMPOTENCY_KEY_REUSED', 'PAYLOAD_TOO_LARGE', 'QUOTA_EXCEEDED', ...COMMON_ERRORS],
     async handler(req, res, { ctx, tenant }) {
       const { flat, specPrefix } = submitBody(req.body);
       let result;
@@ -115,6 +115,22 @@ export const jobRoutes: RouteDef[] = [
     },
   },
   {
+    method: 'delete',
+    path: '/v1/jobs/:id',
+    operationId: 'deleteJob',
+    tag: 'jobs',
+    summary: 'Delete a finished job with its rounds, events and artifacts (409 while it is queued or running: cancel it first)',
+    params: [jobId],
+    responses: { 204: { description: 'Deleted' } },
+    errors: ['NOT_FOUND', 'FAILED_PRECONDITION', ...COMMON_ERRORS],
+    async handler(req, res, { ctx, tenant }) {
+      const id = pathParam(req, 'id');
+      tagJob(res, id);
+      await deleteJob(ctx, tenant, id);
+      res.status(204).end();
+    },
+  },
+  {
     method: 'get',
     path: '/v1/jobs/:id/rounds',
     operationId: 'listRounds',
@@ -155,9 +171,9 @@ export const jobRoutes: RouteDef[] = [
     tag: 'artifacts',
     summary: "A job's artifacts (per-round masks and weights, the ticket, the result)",
     params: [jobId],
-    query: [{ name: 'kind', description: "Only this kind ('round', 'ticket', 'result')", schema: { type: 'string' } }],
+    query: [{ name: 'kind', description: 'Only this kind', schema: { type: 'string', enum: [...ARTIFACT_KINDS] } }],
     responses: { 200: { description: 'Artifacts', content: { 'application/json': ref('ArtifactList') } } },
-    errors: ['NOT_FOUND', ...COMMON_ERRORS],
+    errors: ['NOT_FOUND', 'INVALID_ARGUMENT', ...COMMON_ERRORS],
     async handler(req, res, { ctx, tenant }) {
       const id = pathParam(req, 'id');
       tagJob(res, id);

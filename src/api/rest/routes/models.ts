@@ -1,6 +1,7 @@
 // /v1/models (TF.js Layers uploads: multipart files or one archive) and
 // /v1/datasets (dataset references). The service validates both in full.
-import { getDataset, getModel, listDatasets, listModels, registerDataset, uploadModel, invalid } from '../../../service/index.js';
+// DELETE answers 204; see service/deletion.ts for when it is refused.
+import { deleteDataset, deleteModel, getDataset, getModel, listDatasets, listModels, registerDataset, uploadModel, invalid } from '../../../service/index.js';
 import { COMMON_ERRORS, itemsOf, pathParam, ref, type RouteDef } from '../route.js';
 import { readModelUpload } from '../upload.js';
 
@@ -30,7 +31,7 @@ export const modelRoutes: RouteDef[] = [
       content: { 'multipart/form-data': multipart, 'application/zip': binary, 'application/gzip': binary, 'application/x-tar': binary },
     },
     responses: { 201: { description: 'Stored', content: { 'application/json': ref('Model') }, headers: { Location: 'The model URL' } } },
-    errors: ['INVALID_ARGUMENT', 'PAYLOAD_TOO_LARGE', ...COMMON_ERRORS],
+    errors: ['INVALID_ARGUMENT', 'PAYLOAD_TOO_LARGE', 'QUOTA_EXCEEDED', ...COMMON_ERRORS],
     async handler(req, res, { ctx, tenant }) {
       const { upload, name } = await readModelUpload(req, ctx.config.maxUploadBytes);
       const model = await uploadModel(ctx, tenant, upload, { name });
@@ -64,6 +65,20 @@ export const modelRoutes: RouteDef[] = [
     },
   },
   {
+    method: 'delete',
+    path: '/v1/models/:id',
+    operationId: 'deleteModel',
+    tag: 'models',
+    summary: 'Delete an uploaded model and its files (409 while a queued or running job uses it; finished jobs keep their results)',
+    params: [id('Model')],
+    responses: { 204: { description: 'Deleted' } },
+    errors: ['NOT_FOUND', 'FAILED_PRECONDITION', ...COMMON_ERRORS],
+    async handler(req, res, { ctx, tenant }) {
+      await deleteModel(ctx, tenant, pathParam(req, 'id'));
+      res.status(204).end();
+    },
+  },
+  {
     method: 'post',
     path: '/v1/datasets',
     operationId: 'registerDataset',
@@ -75,6 +90,8 @@ export const modelRoutes: RouteDef[] = [
     async handler(req, res, { ctx, tenant }) {
       const body: unknown = req.body;
       if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('body', 'body: expected a JSON object { "reference": "..." }');
+      const unknown = Object.keys(body).find((k) => k !== 'reference');
+      if (unknown !== undefined) throw invalid(unknown, `${unknown}: unknown field (a dataset registration takes only 'reference')`);
       const dataset = await registerDataset(ctx, tenant, (body as { reference?: unknown }).reference);
       res.setHeader('Location', `/v1/datasets/${dataset.id}`);
       res.status(201).json(dataset);
@@ -103,6 +120,20 @@ export const modelRoutes: RouteDef[] = [
     errors: ['NOT_FOUND', ...COMMON_ERRORS],
     async handler(req, res, { ctx, tenant }) {
       res.json(await getDataset(ctx, tenant, pathParam(req, 'id')));
+    },
+  },
+  {
+    method: 'delete',
+    path: '/v1/datasets/:id',
+    operationId: 'deleteDataset',
+    tag: 'datasets',
+    summary: 'Delete a registered dataset (409 while a queued or running job uses it; finished jobs keep their results)',
+    params: [id('Dataset')],
+    responses: { 204: { description: 'Deleted' } },
+    errors: ['NOT_FOUND', 'FAILED_PRECONDITION', ...COMMON_ERRORS],
+    async handler(req, res, { ctx, tenant }) {
+      await deleteDataset(ctx, tenant, pathParam(req, 'id'));
+      res.status(204).end();
     },
   },
 ];

@@ -1,0 +1,42 @@
+// Submit-time fit of a job's model to its dataset, from summaries only: the
+// dataset's stored (or fresh) probe against a zoo family's input rule or an
+// uploaded model's stored architecture. A mismatch is a 400 on `spec.dataset`
+// before anything is queued, instead of a failed job minutes later.
+import type { DatasetProbe } from '../engine/data/probe.js';
+import { misfit } from '../engine/data/fits.js';
+import type { ServiceContext } from './context.js';
+import { invalid } from './errors.js';
+import { MODEL_REF } from '../queue/inputs.js';
+
+let zoo: Promise<{ zooInputProblem(name: string, inputShape: number[]): string | null }> | undefined;
+
+interface StoredArchitecture {
+  inputShape: number[];
+  numClasses: number;
+}
+
+function architectureOf(value: unknown): StoredArchitecture | null {
+  const a = value as Partial<StoredArchitecture> | null;
+  if (a === null || typeof a !== 'object' || !Array.isArray(a.inputShape) || typeof a.numClasses !== 'number') return null;
+  return { inputShape: a.inputShape, numClasses: a.numClasses };
+}
+
+/** Throws INVALID_ARGUMENT (field `spec.dataset`) when the dataset cannot feed the model. */
+export async function checkFit(ctx: ServiceContext, model: string, modelId: string | null, probe: DatasetProbe | null): Promise<void> {
+  if (probe === null) return;
+  const shape = probe.inputShape.join('x');
+  if (modelId !== null) {
+    const row = await ctx.prisma.model.findUnique({ where: { id: modelId }, select: { architecture: true } });
+    const arch = architectureOf(row?.architecture ?? null);
+    if (arch === null) return;
+    const problem = misfit({ inputShape: probe.inputShape, numClasses: probe.numClasses, maxLabel: probe.labels.max }, arch, `${MODEL_REF}${modelId}`);
+    if (problem !== null) throw invalid('spec.dataset', `spec.dataset: ${problem}`);
+    return;
+  }
+  zoo ??= import('../engine/models/registry.js');
+  const problem = (await zoo).zooInputProblem(model, probe.inputShape);
+  if (problem !== null) {
+    const why = problem.startsWith(`${model}: `) ? problem.slice(model.length + 2) : problem;
+    throw invalid('spec.dataset', `spec.dataset: the dataset's examples are ${shape}, which ${model} cannot take (${why})`);
+  }
+}
