@@ -13,7 +13,7 @@ import { assertJob } from './jobs.js';
 function afterCursor(afterId: unknown): bigint {
   if (afterId === undefined || afterId === null || afterId === '') return 0n;
   const s = String(afterId);
-  if (!/^\d{1,18}$/.test(s)) throw invalid('afterId', 'afterId: the id of the last event seen (a non-negative integer)');
+  if (!/^\d{1,18}$/.test(s)) throw invalid('afterId', 'afterId (the Last-Event-ID header or ?after=): the id of the last event seen, a non-negative integer');
   return BigInt(s);
 }
 

@@ -11,6 +11,7 @@ import {
   encodeIdx,
   encodeNpy,
   goodModel,
+  gzipIdxBomb,
   gzipZeros,
   idxSet,
   npySet,
@@ -70,12 +71,12 @@ export const DATASETS: Record<string, NamedBytes[]> = {
   'idx-count-mismatch': idxSet(40, { trainLabels: 39 }),
   'idx-shape-mismatch': idxSet(40, { rows: 20, cols: 20 }),
   'idx-huge-dims': replaceFile(idxSet(), 'train-images-idx3-ubyte', encodeIdx('ubyte', [0xffffffff, 0xffff, 0xffff], [])),
-  'idx-gzip-bomb': replaceFile(idxSet(), 'train-images-idx3-ubyte', gzipZeros(1024 ** 3)),
+  'idx-gzip-bomb': replaceFile(idxSet(), 'train-images-idx3-ubyte', gzipIdxBomb(1024 ** 3)),
   'idx-gzip-truncated': replaceFile(idxSet(), 'train-images-idx3-ubyte', gzipSync(encodeIdx('ubyte', [40, 28, 28], new Array(40 * 784).fill(3))).subarray(0, 60)),
   'npy-wrong-magic': npySet(40, { xBytes: utf8('NOTNUMPY' + ' '.repeat(120)) }),
   'npy-huge-shape': npySet(40, { xBytes: encodeNpy('|u1', [2 ** 40, 28, 28], []) }),
   'npy-labels-out-of-range': npySet(40, { yValues: Array.from({ length: 40 }, (_, i) => (i === 3 ? -5 : i % 10)) }),
-  'npy-count-mismatch': npySet(40, { xShape: [41, 28, 28] }),
+  'npy-count-mismatch': npySet(40, { xShape: [41, 28, 28], xBytes: encodeNpy('|u1', [41, 28, 28], new Array(41 * 784).fill(5)) }),
   'cifar-truncated': cifarSet(20, { truncate: 100 }),
   'cifar-label-out-of-range': cifarSet(20, { label: 200 }),
   'cifar-into-lenet': cifarSet(20),
@@ -188,7 +189,7 @@ rest('unknown skip layer', () => json('/v1/jobs', { ...base, skipLayers: ['fc9']
 rest('unknown filterFractions layer', (env) => json('/v1/jobs', { ...base, model: `model:${env.modelId}`, method: 'filter', filterFractions: { conv9: 0.5 } }), invalid(/filterFractions|method/, /conv9|conv/));
 rest('filter pruning on a model without conv layers', () => json('/v1/jobs', { ...base, method: 'filter', filterFraction: 0.5 }), invalid(/method/, /conv/));
 rest('maxTrainExamples too small to split', () => json('/v1/jobs', { ...base, maxTrainExamples: 1 }), invalid(/maxTrainExamples/, /maxTrainExamples/));
-rest('job larger than the compute budget', () => json('/v1/jobs', { ...base, rounds: 100, iterations: 10_000_000, batchSize: 4096, controls: 'all' }), invalid(/iterations|rounds|spec|budget/, /budget|examples|limit/i));
+rest('job larger than the compute budget', () => json('/v1/jobs', { ...base, rounds: 100, iterations: 1_000_000, batchSize: 4096, controls: 'all' }), invalid(/iterations|rounds|spec|budget/, /budget|examples|limit/i));
 rest('Idempotency-Key too long', () => json('/v1/jobs', base, { 'idempotency-key': 'k'.repeat(300) }), invalid('idempotencyKey', /Idempotency-Key/));
 rest('Idempotency-Key with spaces', () => json('/v1/jobs', base, { 'idempotency-key': 'a b' }), invalid('idempotencyKey', /Idempotency-Key/));
 
@@ -239,7 +240,7 @@ const BAD_DATA: Array<[string, RegExp, string?]> = [
   ['idx-truncated-images', /truncat|short|bytes/i],
   ['idx-count-mismatch', /count|labels|match/i],
   ['idx-huge-dims', /large|limit|bytes|dims/i],
-  ['idx-gzip-bomb', /large|limit|bytes|expand/i],
+  ['idx-gzip-bomb', /expand|fold|ratio|limit/i],
   ['idx-gzip-truncated', /gzip|truncat|corrupt/i],
   ['npy-wrong-magic', /NPY|magic/i],
   ['npy-huge-shape', /large|limit|bytes|shape/i],
@@ -255,8 +256,10 @@ for (const [name, message, options] of BAD_DATA.filter((_, i) => i % 3 === 0)) {
   rest(`submit dataset ${name}`, (env) => json('/v1/jobs', { ...base, dataset: env.ds(name, options) }), invalid(/dataset/, message));
   grpc(`gRPC RegisterDataset ${name}`, (env) => env.grpc.registerDataset(env.ds(name, options)), invalid('reference', message));
 }
-rest('dataset images that do not fit the model', (env) => json('/v1/jobs', { ...base, dataset: env.ds('idx-shape-mismatch') }), invalid(/dataset|model/, /shape|input|fit/i));
-rest('CIFAR images into LeNet', (env) => json('/v1/jobs', { ...base, dataset: env.ds('cifar-into-lenet') }), invalid(/dataset|model/, /shape|input|fit/i));
+// Zoo models are built for the dataset's shape; an uploaded model (784 inputs, 10 classes) is not.
+rest('20x20 images into a 28x28 uploaded model', (env) => json('/v1/jobs', { ...base, model: `model:${env.modelId}`, dataset: env.ds('idx-shape-mismatch') }), invalid(/dataset|model/, /expects|shape|input/i));
+rest('CIFAR images into a 28x28 uploaded model', (env) => json('/v1/jobs', { ...base, model: `model:${env.modelId}`, dataset: env.ds('cifar-into-lenet') }), invalid(/dataset|model/, /expects|shape|input/i));
+rest('labels beyond an uploaded model\'s classes', (env) => json('/v1/jobs', { ...base, model: `model:${env.modelId}`, dataset: env.ds('idx-labels-out-of-range') }), invalid(/dataset|model/, /label|class/i));
 
 // ---- model uploads: files ----
 rest('model.json is not JSON', () => upload([{ name: 'model.json', bytes: utf8('{"modelTopology": ') }]), invalid(/model\.json/, /JSON/));
@@ -322,7 +325,7 @@ grpc('SubmitJob with an empty spec', (env) => env.grpc.submitJob({} as never), i
 grpc('SubmitJob with a huge zoo name', (env) => env.grpc.submitJob({ ...base, model: 'lenet-99999999-99999999' } as never), invalid(/model/, /lenet|width|units|large/i));
 grpc('SubmitJob with an unknown skip layer', (env) => env.grpc.submitJob({ ...base, skipLayers: ['fc9'] } as never), invalid(/skipLayers/, /fc9/));
 grpc('SubmitJob filter on an MLP', (env) => env.grpc.submitJob({ ...base, method: 'filter', filterFraction: 0.5 } as never), invalid(/method/, /conv/));
-grpc('SubmitJob over the compute budget', (env) => env.grpc.submitJob({ ...base, rounds: 100, iterations: 10_000_000, batchSize: 4096, controls: 'all' } as never), invalid(/iterations|rounds|spec|budget/, /budget|examples|limit/i));
+grpc('SubmitJob over the compute budget', (env) => env.grpc.submitJob({ ...base, rounds: 100, iterations: 1_000_000, batchSize: 4096, controls: 'all' } as never), invalid(/iterations|rounds|spec|budget/, /budget|examples|limit/i));
 grpc('SubmitJob without a key', (env) => env.grpcNoKey.submitJob(base as never), { status: 401, code: 'UNAUTHENTICATED', message: /key/i });
 grpc('GetJob with a bad id', (env) => env.grpc.getJob('../../etc'), notFound(/job/));
 grpc('ListArtifacts with kind=bogus', (env) => env.grpc.listArtifacts({ kind: 'bogus' }), invalid('kind', /kind/));
@@ -332,7 +335,7 @@ grpc('UploadModel zip with traversal', (env) => env.grpc.uploadModel({ archive: 
 grpc('UploadModel tar with a symlink', (env) => env.grpc.uploadModel({ archive: tarOf([{ name: 'model.json', bytes: new Uint8Array(0), type: '2', link: '/etc/passwd' }]) }), invalid(/archive/, /link|symlink|type/i));
 grpc('UploadModel over the size limit', (env) => env.grpc.uploadModel({ files: [goodModel()[0]!, { name: 'weights.bin', bytes: new Uint8Array(2 * 1024 * 1024) }] }), { status: 413, code: 'PAYLOAD_TOO_LARGE', message: /exceeds|large/ });
 for (const m of ['GetJob', 'SubmitJob', 'RegisterDataset', 'ListJobs', 'ListArtifacts']) {
-  grpc(`${m} with a malformed protobuf`, (env) => env.grpcRaw(m, new Uint8Array([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01])), invalid(/body|request|message/, /malformed|protobuf|decode|invalid/i));
+  grpc(`${m} with a malformed protobuf`, (env) => env.grpcRaw(m, new Uint8Array([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01])), { status: 400, code: 'INVALID_ARGUMENT', message: /runs past|wire type|malformed|protobuf|decode/i });
 }
 
 export const CASES: readonly Case[] = Object.freeze(cases);

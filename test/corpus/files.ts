@@ -122,6 +122,19 @@ export function gzipZeros(bytes: number): Uint8Array {
   return out;
 }
 
+/**
+ * An IDX image file, gzipped, whose header honestly declares `bytes` of
+ * pixels (all zeros): under the byte cap, but expanding about a thousand-fold,
+ * so only the ratio cap, checked while streaming, stops it.
+ */
+export function gzipIdxBomb(bytes: number): Uint8Array {
+  const rows = 28;
+  const n = Math.floor(bytes / (rows * rows));
+  const header = encodeIdx('ubyte', [n, rows, rows], []);
+  const first = gzipSync(Buffer.concat([Buffer.from(header), Buffer.alloc(16 * 1024 * 1024 - header.length)]), { level: 9 });
+  return new Uint8Array(Buffer.concat([Buffer.from(first), Buffer.from(gzipZeros(n * rows * rows + header.length - 16 * 1024 * 1024))]));
+}
+
 // ---- datasets (one folder per case, each under the corpus's file root) ----
 
 const pixels = (n: number, d: number) => Array.from({ length: n * d }, (_, i) => (i * 7) % 256);
