@@ -1,11 +1,14 @@
 // `ticketsmith serve`: the service on one machine. Opens the runtime
 // (embedded Postgres unless DATABASE_URL is set), puts the REST and gRPC
 // doors on it, runs an in-process worker unless --no-worker, prints where it
-// listens, and on SIGINT/SIGTERM closes the doors before the runtime (the
-// worker hands its job back to the queue) and the database.
+// listens, and on SIGINT/SIGTERM drains the doors (requests in flight finish
+// within TICKETSMITH_SHUTDOWN_GRACE_SECONDS, streams end) before the runtime
+// (the worker hands its job back to the queue) and the database, then exits 0.
 import { parseArgs } from 'node:util';
 import { startGrpcServer } from '../api/grpc/server.js';
 import { startRestServer } from '../api/rest/server.js';
+import { installCrashGuard } from '../runtime/crash-guard.js';
+import { childLogger } from '../runtime/logger.js';
 import { openService, stopOnSignals, type OpenServiceOptions, type ServiceRuntime } from '../service/index.js';
 
 export const serveUsage = () => `usage: ticketsmith serve [flags]
@@ -41,17 +44,19 @@ export interface StartServiceOptions {
 export async function startService(opts: StartServiceOptions = {}): Promise<StartedService> {
   const host = opts.host ?? '127.0.0.1';
   const rt = await openService({ ...opts.service, worker: opts.worker ?? true });
+  const graceMs = rt.ctx.config.shutdownGraceSeconds * 1000;
   const closers: Array<() => Promise<void>> = [];
   const stop = async () => {
-    for (const close of closers.reverse()) await close().catch(() => {});
+    // Both doors drain at once, each within the grace period.
+    await Promise.all(closers.map((close) => close().catch(() => {})));
     await rt.stop();
   };
   try {
     const rest = await startRestServer(rt, { host, port: opts.port ?? 8080 });
-    closers.push(() => rest.stop());
+    closers.push(() => rest.stop(graceMs));
     let grpcAddress: string | null = null;
     if (opts.grpcPort !== null) {
-      const grpc = await startGrpcServer(rt, { host, port: opts.grpcPort ?? 50051 });
+      const grpc = await startGrpcServer(rt, { host, port: opts.grpcPort ?? 50051, graceMs });
       closers.push(() => grpc.stop());
       grpcAddress = `${host.includes(':') ? `[${host}]` : host}:${grpc.port}`;
     }
@@ -91,6 +96,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.stderr.write(`error: ${(e as Error).message}\n`);
     return 2;
   }
+  // From here on an error no handler caught is logged and counted, not fatal (see crash-guard.ts).
+  installCrashGuard(childLogger({ module: 'serve' }));
   const svc = await startService({ host: values.host, port: restPort, grpcPort, worker: !values['no-worker'] });
   process.stdout.write(
     [

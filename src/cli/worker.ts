@@ -3,6 +3,8 @@
 // (`serve --no-worker`); each job goes to one worker at a time. SIGINT/SIGTERM
 // hands running jobs back to the queue before exiting.
 import { parseArgs } from 'node:util';
+import { installCrashGuard } from '../runtime/crash-guard.js';
+import { childLogger } from '../runtime/logger.js';
 import { openService, stopOnSignals } from '../service/index.js';
 
 export const workerUsage = () => `usage: ticketsmith worker [flags]
@@ -28,6 +30,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
       return 2;
     }
   }
+  installCrashGuard(childLogger({ module: 'worker' }));
   const rt = await openService({ worker: { ...(concurrency ? { concurrency } : {}), ...(values.id ? { id: values.id } : {}) } });
   process.stdout.write(`worker ${rt.worker?.id ?? '?'} running on ${rt.db.embedded ? 'the embedded PostgreSQL' : 'DATABASE_URL'}; Ctrl-C stops it.\n`);
   stopOnSignals(rt);

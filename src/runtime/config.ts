@@ -41,6 +41,10 @@ const EnvSchema = z.object({
   TICKETSMITH_MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(512 * 1024 * 1024),
   /** Let tenants name file:// datasets on the server's disk (single-user installs). */
   TICKETSMITH_ALLOW_FILE_DATASETS: bool(false),
+  /** On SIGTERM/SIGINT: how long requests, gRPC calls and downloads in flight may take to finish before they are cut. */
+  TICKETSMITH_SHUTDOWN_GRACE_SECONDS: seconds(10),
+  /** Worker threads that unpack and check model uploads (off the event loop); further uploads wait their turn. */
+  TICKETSMITH_UPLOAD_THREADS: z.coerce.number().int().min(1).max(16).default(2),
   /** Folders file:// datasets must resolve inside (comma-separated); required when file datasets are on. */
   TICKETSMITH_FILE_ROOTS: z.string().default(''),
   /** Internal hosts and CIDR ranges the outbound guard lets tenant URLs reach (comma-separated). */
@@ -119,6 +123,8 @@ export interface Config {
   };
   maxUploadBytes: number;
   allowFileDatasets: boolean;
+  shutdownGraceSeconds: number;
+  uploadThreads: number;
   /** Absolute folders tenants' file:// datasets must lie in (realpath); non-empty when allowFileDatasets. */
   fileRoots: string[];
   /** TICKETSMITH_OUTBOUND_ALLOW entries (host names, CIDRs), checked at load. */
@@ -180,6 +186,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     maxUploadBytes: e.TICKETSMITH_MAX_UPLOAD_BYTES,
     allowFileDatasets: e.TICKETSMITH_ALLOW_FILE_DATASETS,
+    shutdownGraceSeconds: e.TICKETSMITH_SHUTDOWN_GRACE_SECONDS,
+    uploadThreads: e.TICKETSMITH_UPLOAD_THREADS,
     fileRoots,
     outboundAllow,
     storage: { retentionDays: e.TICKETSMITH_RETENTION_DAYS, sweepSeconds: e.TICKETSMITH_STORAGE_SWEEP_SECONDS },

@@ -72,6 +72,9 @@ function field(block: Uint8Array, start: number, length: number): string {
   return new TextDecoder().decode(end === -1 ? raw : raw.subarray(0, end));
 }
 
+/** Tar entry types refused outright (ustar typeflags). */
+const LINK_OR_DEVICE: Record<string, string> = { '1': 'hard link', '2': 'symbolic link', '3': 'character device', '4': 'block device', '6': 'named pipe' };
+
 function untar(tar: Uint8Array, maxBytes: number): NamedFile[] {
   const out: NamedFile[] = [];
   let offset = 0;
@@ -95,12 +98,15 @@ function untar(tar: Uint8Array, maxBytes: number): NamedFile[] {
     } else if (type === 'x') {
       const path = /(?:^|\n)\d+ path=([^\n]*)\n/.exec(new TextDecoder().decode(data));
       if (path) longName = path[1]!;
-    } else if (type === '0' || type === '\0') {
+    } else if (type === '0' || type === '\0' || type === '7') {
       total += size;
       if (total > maxBytes) throw tooLarge(maxBytes);
       out.push({ name: safeName(name, 'archive'), bytes: data.slice() });
+    } else if (LINK_OR_DEVICE[type]) {
+      // A link could make a later reader follow it out of the upload; a model never needs one.
+      throw invalid('archive', `archive: '${name}' is a ${LINK_OR_DEVICE[type]}; only regular files and folders are accepted`);
     }
-    // Directories, links and other entry types carry nothing a model needs.
+    // Folders and pax/GNU metadata entries carry nothing a model needs.
   }
   return out;
 }

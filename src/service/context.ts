@@ -114,22 +114,46 @@ export async function openService(opts: OpenServiceOptions = {}): Promise<Servic
 }
 
 /**
- * Keeps a runtime up until SIGINT/SIGTERM, then runs `beforeStop` (close the
- * doors), stops the runtime and exits. For `ticketsmith serve` and `worker`.
+ * Keeps a runtime up until SIGINT/SIGTERM, then shuts down in order: run
+ * `beforeStop` (close the doors: stop accepting, let requests and calls in
+ * flight finish within the grace period, end open streams), stop the runtime
+ * (running jobs go back to the queue, then connections and an embedded
+ * database) and exit 0. Exits 1 if a step failed or the whole shutdown took
+ * longer than `hardLimitMs`, so a stuck step cannot keep the process up.
+ * For `ticketsmith serve` and `worker`.
  */
-export function stopOnSignals(rt: ServiceRuntime, beforeStop?: () => Promise<void>): void {
+export function stopOnSignals(rt: ServiceRuntime, beforeStop?: () => Promise<void>, opts: { hardLimitMs?: number } = {}): void {
   let done = false;
+  const hardLimitMs = opts.hardLimitMs ?? rt.ctx.config.shutdownGraceSeconds * 1000 + 45_000;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (done) return;
+    if (done) {
+      log.warn({ signal }, 'already shutting down');
+      return;
+    }
     done = true;
+    const started = Date.now();
     log.info({ signal }, 'shutting down');
+    const hard = setTimeout(() => {
+      log.error({ signal, ms: Date.now() - started }, 'shutdown took too long; exiting');
+      process.exit(1);
+    }, hardLimitMs);
+    hard.unref();
     void (async () => {
+      let code = 0;
       try {
         await beforeStop?.();
-      } finally {
-        await rt.stop();
-        process.exit(signal === 'SIGINT' ? 130 : 143);
+      } catch (err) {
+        log.error({ err }, 'closing the doors failed');
+        code = 1;
       }
+      try {
+        await rt.stop();
+      } catch (err) {
+        log.error({ err }, 'stopping the runtime failed');
+        code = 1;
+      }
+      log.info({ signal, code, ms: Date.now() - started }, 'stopped');
+      process.exit(code);
     })();
   };
   process.on('SIGINT', onSignal);

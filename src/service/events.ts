@@ -13,7 +13,7 @@ import { assertJob } from './jobs.js';
 function afterCursor(afterId: unknown): bigint {
   if (afterId === undefined || afterId === null || afterId === '') return 0n;
   const s = String(afterId);
-  if (!/^\d{1,18}$/.test(s)) throw invalid('afterId', 'afterId: the id of the last event seen (a non-negative integer)');
+  if (!/^\d{1,18}$/.test(s)) throw invalid('afterId', 'afterId (the Last-Event-ID header or ?after=): the id of the last event seen, a non-negative integer');
   return BigInt(s);
 }
 
@@ -60,6 +60,28 @@ export async function waitForEvents(
 }
 
 /**
+ * Watchers of one job wake on the same NOTIFY and read the same rows: a read
+ * that another watcher has in flight is shared instead of repeated, so a
+ * thousand watchers on twenty jobs cost the database about twenty reads per
+ * event, not a thousand. A watcher joins only a read that started after it
+ * began listening, so a shared read never misses a commit it was woken for.
+ */
+let readSeq = 0;
+const inflight = new Map<string, { seq: number; p: Promise<unknown> }>();
+
+/** `fn`'s result, from a read of `key` started after `since` (joined or new), with that read's start mark. */
+async function sharedRead<T>(key: string, since: number, fn: () => Promise<T>): Promise<{ value: T; seq: number }> {
+  const cur = inflight.get(key);
+  if (cur && cur.seq > since) return { value: (await cur.p) as T, seq: cur.seq };
+  const entry = { seq: ++readSeq, p: undefined as unknown as Promise<T> };
+  entry.p = fn().finally(() => {
+    if (inflight.get(key) === entry) inflight.delete(key);
+  });
+  inflight.set(key, entry);
+  return { value: await entry.p, seq: entry.seq };
+}
+
+/**
  * Every event of a job after `afterId`, as they are committed; finishes after
  * the job reached a final state and everything up to then was yielded, or
  * when `signal` aborts.
@@ -75,14 +97,18 @@ export async function* watchJob(
   await assertJob(ctx, tenant, jobId);
   while (!opts.signal?.aborted) {
     const woke = ctx.notifier.wait(CHANNELS.events, jobId, { timeoutMs: 5_000, signal: opts.signal });
-    const status = (await ctx.prisma.job.findUnique({ where: { id: jobId }, select: { status: true } }))?.status as JobState | undefined;
-    let events = await page(ctx, jobId, after, 500);
+    const listening = ++readSeq;
+    const read = await sharedRead(`status:${jobId}`, listening, () => ctx.prisma.job.findUnique({ where: { id: jobId }, select: { status: true } }));
+    const status = read.value?.status as JobState | undefined;
+    // Pages read after the status read started: a final status then has no events after them.
+    const nextPage = () => sharedRead(`page:${jobId}:${after}`, read.seq, () => page(ctx, jobId, after, 500)).then((r) => r.value);
+    let events = await nextPage();
     while (events.length > 0) {
       for (const e of events) {
         yield e;
         after = BigInt(e.id);
       }
-      events = await page(ctx, jobId, after, 500);
+      events = await nextPage();
     }
     // Status was read before the last page: a final job has no events after it.
     if (status === undefined || isTerminal(status)) return;

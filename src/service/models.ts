@@ -17,6 +17,7 @@ import type { ServiceContext } from './context.js';
 import { modelDto, type ModelDto } from './dto.js';
 import { invalid, notFound, ServiceError, toServiceError } from './errors.js';
 import { isUuid } from './ids.js';
+import { uploadPool, type CheckedUpload } from './upload-pool.js';
 import { checkStorageQuota } from './limits.js';
 import { lockTenant } from '../store/limits.js';
 
@@ -85,6 +86,9 @@ async function inspectModel(files: NamedFile[], limits: ModelLimits): Promise<Js
       await mkdir(dirname(join(dir, f.name)), { recursive: true });
       await writeFile(join(dir, f.name), f.bytes);
     }
+    // Building the model needs an initialised TF.js backend; in a fresh process none is yet
+    // (initBackend keeps the one chosen earlier, e.g. the upload thread's cpu backend).
+    await (await import('../runtime/backend.js')).initBackend();
     const { loadModelFrom } = await import('../engine/models/load.js');
     const { describeModel } = await import('../engine/models/inspect.js');
     let model;
@@ -105,8 +109,13 @@ async function inspectModel(files: NamedFile[], limits: ModelLimits): Promise<Js
   }
 }
 
-export async function uploadModel(ctx: ServiceContext, tenant: string, upload: ModelUpload, opts: { name?: string } = {}): Promise<ModelDto> {
-  const max = ctx.config.maxUploadBytes;
+/**
+ * Everything checked about an upload before anything is stored: the archive
+ * unpacks within the limit, names are safe, model.json and its weight files
+ * are there, TF.js builds the model. No database, no blob store: this runs in
+ * an upload worker thread (upload-pool.ts), off the event loop.
+ */
+export async function checkModelUpload(upload: ModelUpload, max: number, limits: ModelLimits): Promise<CheckedUpload> {
   let raw: NamedFile[];
   if ('archive' in upload) {
     if (upload.archive.byteLength > max) throw new ServiceError('PAYLOAD_TOO_LARGE', `upload exceeds ${max} bytes`, 'archive');
@@ -120,14 +129,19 @@ export async function uploadModel(ctx: ServiceContext, tenant: string, upload: M
       return { name: safeName(f.name, `files[${i}]`), bytes: f.bytes };
     });
   }
+  const { files } = selectModelFiles(raw, limits);
+  return { files, architecture: await inspectModel(files, limits) };
+}
+
+export async function uploadModel(ctx: ServiceContext, tenant: string, upload: ModelUpload, opts: { name?: string } = {}): Promise<ModelDto> {
+  const max = ctx.config.maxUploadBytes;
   const name = (opts.name ?? '').trim() || 'model';
   if (name.length > 200) throw invalid('name', 'name: at most 200 characters');
+  if ('archive' in upload && upload.archive.byteLength > max) throw new ServiceError('PAYLOAD_TOO_LARGE', `upload exceeds ${max} bytes`, 'archive');
 
-  const { files } = selectModelFiles(raw, ctx.config.modelLimits);
-  // Before the costly part (building the model); checked again, under the tenant's lock, as the rows are written.
-  const adding = files.reduce((n, f) => n + f.bytes.byteLength, 0);
-  await checkStorageQuota(ctx.prisma, ctx, tenant, adding);
-  const architecture = await inspectModel(files, ctx.config.modelLimits);
+  // Before the costly part (unpacking and building the model): a tenant at its storage cap is refused at once.
+  await checkStorageQuota(ctx.prisma, ctx, tenant, 'archive' in upload ? upload.archive.byteLength : upload.files.reduce((n, f) => n + f.bytes.byteLength, 0));
+  const { files, architecture } = await uploadPool(ctx.config.uploadThreads).check(upload, max, ctx.config.modelLimits);
 
   const pending = await storeBlobs(ctx.blobs, Object.fromEntries(files.map((f) => [f.name, f.bytes])), 'model-file');
   const listing = pending.map((p) => ({ name: p.name, sha256: p.blob.sha256, size: p.blob.size })).sort((a, b) => a.name.localeCompare(b.name));

@@ -20,7 +20,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { NO_FAULTS, type Faults } from '../runtime/faults.js';
 
 export interface BlobRef {
@@ -248,7 +248,23 @@ export class LocalBlobStore implements BlobStore {
   }
 
   open(key: string, range?: ByteRange): Readable {
-    return createReadStream(this.pathOf(key), range ? { start: range.start, end: range.end } : {});
+    const file = createReadStream(this.pathOf(key), range ? { start: range.start, end: range.end } : {});
+    const root = this.root;
+    // A blob gone from disk is BlobNotFoundError (UNAVAILABLE to clients), like get(), not
+    // a bare ENOENT; and destroying the returned stream closes the file.
+    return Readable.from(
+      (async function* () {
+        try {
+          for await (const chunk of file as AsyncIterable<Buffer>) yield chunk;
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new BlobNotFoundError(`blob ${key} is missing from ${root}`);
+          throw e;
+        } finally {
+          file.destroy();
+        }
+      })(),
+      { objectMode: false },
+    );
   }
 
   async size(key: string): Promise<number | null> {

@@ -48,7 +48,25 @@ function specPath(e: unknown, topLevel: Set<string>): unknown {
   return renameField(e, e.field, `spec.${e.field}`);
 }
 
-export function jobHandlers(ctx: ServiceContext): grpc.UntypedServiceImplementation {
+/** One signal for "the client cancelled or the server is shutting down", with its listeners removed by `done`. */
+function eitherSignal(a: AbortSignal, b?: AbortSignal): { signal: AbortSignal; done(): void } {
+  if (!b) return { signal: a, done: () => {} };
+  const ac = new AbortController();
+  const stop = () => ac.abort();
+  a.addEventListener('abort', stop, { once: true });
+  b.addEventListener('abort', stop, { once: true });
+  if (a.aborted || b.aborted) stop();
+  return {
+    signal: ac.signal,
+    done: () => {
+      a.removeEventListener('abort', stop);
+      b.removeEventListener('abort', stop);
+    },
+  };
+}
+
+/** `closing` fires when the server shuts down: WatchJob streams then end with UNAVAILABLE (watch again with after_id). */
+export function jobHandlers(ctx: ServiceContext, closing?: AbortSignal): grpc.UntypedServiceImplementation {
   return {
     SubmitJob: unary<SubmitJobRequest, SubmitJobResponse>(ctx, 'SubmitJob', async (req, tenant) => {
       const { body, topLevel } = submitBody(req);
@@ -83,9 +101,16 @@ export function jobHandlers(ctx: ServiceContext): grpc.UntypedServiceImplementat
     }),
     WatchJob: serverStream<WatchJobRequest, JobEventMessage>(ctx, 'WatchJob', async (req, tenant, out, signal) => {
       const jobId = required(req.jobId, 'jobId');
-      for await (const event of watchJob(ctx, tenant, jobId, { afterId: req.afterId === 0 ? null : req.afterId, signal })) {
-        await out.write(eventToProto(event));
+      const watch = eitherSignal(signal, closing);
+      try {
+        for await (const event of watchJob(ctx, tenant, jobId, { afterId: req.afterId === 0 ? null : req.afterId, signal: watch.signal })) {
+          await out.write(eventToProto(event));
+        }
+      } finally {
+        watch.done();
       }
+      // Ending with OK would tell the client the job had finished.
+      if (closing?.aborted && !signal.aborted) throw new ServiceError('UNAVAILABLE', 'the server is shutting down; watch again with after_id to resume', 'jobId');
     }),
   };
 }

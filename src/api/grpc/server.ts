@@ -4,6 +4,7 @@
 // grpcurl and friends can discover the contract). Plaintext: put TLS in front
 // of it, or extend startGrpcServer with server credentials, when it leaves a
 // trusted network.
+import { setMaxListeners } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
@@ -17,7 +18,7 @@ import { strictService } from './wire.js';
 
 const log = childLogger({ module: 'grpc' });
 
-/** How long stop() lets calls in flight finish before cutting them (watch streams never finish on their own). */
+/** How long stop() lets calls in flight finish before cutting them, unless told otherwise. */
 const SHUTDOWN_GRACE_MS = 3_000;
 
 export interface GrpcServerHandle {
@@ -31,9 +32,13 @@ function bind(server: grpc.Server, address: string): Promise<number> {
   });
 }
 
-export async function startGrpcServer(rt: ServiceRuntime, opts: { host?: string; port?: number } = {}): Promise<GrpcServerHandle> {
+export async function startGrpcServer(rt: ServiceRuntime, opts: { host?: string; port?: number; graceMs?: number } = {}): Promise<GrpcServerHandle> {
   const server = new grpc.Server();
-  server.addService(strictService(compressionService), { ...modelHandlers(rt.ctx), ...jobHandlers(rt.ctx), ...artifactHandlers(rt.ctx) });
+  // Watch streams never finish on their own: on stop they end (UNAVAILABLE) so the drain can finish.
+  const closing = new AbortController();
+  // Every WatchJob listens to it: as many listeners as streams is expected, not a leak.
+  setMaxListeners(0, closing.signal);
+  server.addService(strictService(compressionService), { ...modelHandlers(rt.ctx), ...jobHandlers(rt.ctx, closing.signal), ...artifactHandlers(rt.ctx) });
   const health = new HealthImplementation({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });
   health.addToServer(server);
   new ReflectionService(reflectionDefinition()).addToServer(server);
@@ -51,11 +56,12 @@ export async function startGrpcServer(rt: ServiceRuntime, opts: { host?: string;
       const timer = setTimeout(() => {
         server.forceShutdown();
         resolve();
-      }, SHUTDOWN_GRACE_MS);
+      }, opts.graceMs ?? SHUTDOWN_GRACE_MS);
       server.tryShutdown(() => {
         clearTimeout(timer);
         resolve();
       });
+      closing.abort();
     }));
   return { port, stop };
 }

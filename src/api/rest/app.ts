@@ -36,6 +36,8 @@ export interface RestOptions {
   jsonLimit?: string;
   /** Serve the small dashboard at / (default true). */
   dashboard?: boolean;
+  /** Aborted when the server starts shutting down: long-lived streams (SSE) end. */
+  closing?: AbortSignal;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -125,7 +127,7 @@ export function restRoutes(rt: ServiceRuntime, metrics: HttpMetrics, opts: RestO
     ...operationsRoutes(rt, metrics, () => all),
     ...modelRoutes,
     ...jobRoutes,
-    ...eventRoutes({ heartbeatMs: opts.sseHeartbeatMs ?? 15_000 }),
+    ...eventRoutes({ heartbeatMs: opts.sseHeartbeatMs ?? 15_000, closing: opts.closing }),
     ...artifactRoutes,
   );
   return all;

@@ -12,6 +12,17 @@ interface HttpLikeError {
   type?: string;
   expose?: boolean;
   message?: string;
+  /** body-parser: the raw body it failed on. */
+  body?: unknown;
+}
+
+function isJsonScalar(text: string): boolean {
+  try {
+    const v: unknown = JSON.parse(text);
+    return v === null || typeof v !== 'object';
+  } catch {
+    return false;
+  }
 }
 
 function fromHttpError(e: HttpLikeError): ServiceError | null {
@@ -19,6 +30,8 @@ function fromHttpError(e: HttpLikeError): ServiceError | null {
   if (typeof status !== 'number' || status < 400 || status >= 500) return null;
   switch (e.type) {
     case 'entity.parse.failed':
+      // Strict JSON parsing refuses valid JSON that is not an object or array (null, 3, "x"): say what is wrong with it.
+      if (typeof e.body === 'string' && isJsonScalar(e.body)) return new ServiceError('INVALID_ARGUMENT', 'body: expected a JSON object', 'body');
       return new ServiceError('INVALID_ARGUMENT', `body: malformed JSON (${e.message ?? 'parse error'})`, 'body');
     case 'entity.too.large':
       return new ServiceError('PAYLOAD_TOO_LARGE', 'body: larger than this endpoint accepts', 'body');

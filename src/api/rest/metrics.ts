@@ -4,6 +4,7 @@
 // raw paths, so label cardinality stays bounded whatever clients send.
 import type PgBoss from 'pg-boss';
 import { JOB_QUEUE } from '../../queue/boss.js';
+import { renderCrashMetrics } from '../../runtime/crash-guard.js';
 import { JOB_STATES, type ServiceContext } from '../../service/index.js';
 
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -46,7 +47,7 @@ export class HttpMetrics {
       lines.push(`ticketsmith_http_request_duration_seconds_sum{${s.labels}} ${s.sum}`);
       lines.push(`ticketsmith_http_request_duration_seconds_count{${s.labels}} ${s.count}`);
     }
-    return lines.join('\n') + '\n';
+    return lines.join('\n') + '\n' + renderCrashMetrics();
   }
 }
 

@@ -29,15 +29,30 @@ function checkDeclaredLength(req: Request, max: number): void {
   if (Number.isFinite(declared) && declared > max + ENVELOPE) throw tooLarge(max);
 }
 
-async function readRaw(req: Request, max: number): Promise<Uint8Array> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    total += chunk.length;
-    if (total > max) throw tooLarge(max);
-    chunks.push(chunk);
-  }
-  return new Uint8Array(Buffer.concat(chunks));
+function readRaw(req: Request, max: number): Promise<Uint8Array> {
+  return new Promise<Uint8Array>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    let failed = false;
+    const fail = (e: ServiceError) => {
+      if (failed) return;
+      failed = true;
+      chunks.length = 0;
+      reject(e);
+    };
+    // Past the limit the rest is read and dropped, so the client gets our 413 rather than a reset.
+    req.on('data', (chunk: Buffer) => {
+      if (failed) return;
+      total += chunk.length;
+      if (total > max) return fail(tooLarge(max));
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (!failed) resolve(new Uint8Array(Buffer.concat(chunks)));
+    });
+    req.on('aborted', () => fail(invalid('body', 'body: the upload ended early')));
+    req.on('error', () => fail(invalid('body', 'body: the upload ended early')));
+  });
 }
 
 function readMultipart(req: Request, max: number): Promise<ParsedUpload> {
@@ -76,6 +91,9 @@ function readMultipart(req: Request, max: number): Promise<ParsedUpload> {
     bb.on('file', (field, stream, info) => {
       pending++;
       const chunks: Buffer[] = [];
+      // A part cut off mid-file errors on its own stream, not on busboy's: without a
+      // listener that one request would be an uncaught exception and end the process.
+      stream.on('error', (e: Error) => fail(invalid('body', `body: malformed multipart data (${e.message})`)));
       stream.on('data', (chunk: Buffer) => {
         total += chunk.length;
         if (total > max) {
@@ -110,6 +128,7 @@ function readMultipart(req: Request, max: number): Promise<ParsedUpload> {
       settle();
     });
     req.on('aborted', () => fail(invalid('body', 'body: the upload ended early')));
+    req.on('error', () => fail(invalid('body', 'body: the upload ended early')));
     req.pipe(bb);
   });
 }

@@ -4,27 +4,10 @@
 // from the blob store; the first chunk is read before the status line goes
 // out, so a missing blob is still an error response and not a cut-off body.
 import { posix } from 'node:path';
-import type { Response } from 'express';
 import { ARTIFACT_KINDS, checkRange, getArtifact, listArtifacts, ServiceError } from '../../../service/index.js';
+import { drained } from '../backpressure.js';
 import { ifRangeHolds, noneMatch, parseRange } from '../conditional.js';
 import { COMMON_ERRORS, pathParam, queryString, ref, tagJob, type RouteDef } from '../route.js';
-
-/** Waits for 'drain' unless the client went away first; false when it did. */
-async function drained(res: Response): Promise<boolean> {
-  if (res.destroyed) return false;
-  // Both listeners go once either fires: a big download waits for 'drain' many times.
-  return new Promise((resolve) => {
-    const settle = (ok: boolean) => {
-      res.off('drain', onDrain);
-      res.off('close', onClose);
-      resolve(ok);
-    };
-    const onDrain = () => settle(true);
-    const onClose = () => settle(false);
-    res.once('drain', onDrain);
-    res.once('close', onClose);
-  });
-}
 
 function contentDisposition(name: string): string {
   const base = posix.basename(name) || 'artifact';
@@ -113,11 +96,14 @@ export const artifactRoutes: RouteDef[] = [
       try {
         first = await chunks.next();
       } catch (e) {
+        stream.destroy();
         // Nothing was sent yet: answer with the error instead of a truncated body.
         for (const h of ['Content-Type', 'Content-Disposition', 'Content-Length', 'Content-Range', 'ETag', 'X-Content-SHA256', 'Cache-Control']) res.removeHeader(h);
         throw e;
       }
-      res.on('close', () => stream.destroy());
+      // A client that leaves mid-download ends the read (and frees the file) at once.
+      const stop = () => stream.destroy();
+      res.once('close', stop);
       try {
         for (let r = first; !r.done; r = await chunks.next()) {
           if (!res.write(r.value) && !(await drained(res))) return;
@@ -126,6 +112,10 @@ export const artifactRoutes: RouteDef[] = [
       } catch {
         // Headers are out: all that is left is to cut the connection so the client sees a short body.
         res.destroy();
+      } finally {
+        // Also when the client left before the first chunk came: 'close' had fired already.
+        res.off('close', stop);
+        stream.destroy();
       }
     },
   },

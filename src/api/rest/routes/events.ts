@@ -3,27 +3,20 @@
 // where it stopped; comment heartbeats keep proxies from closing an idle
 // stream; a final `end` event carries the job's status and the stream closes
 // once the job has finished. `Accept: application/json` gets one page instead.
-import { once } from 'node:events';
-import type { Response } from 'express';
 import { getJob, listEvents, watchJob, type EventDto } from '../../../service/index.js';
+import { send } from '../backpressure.js';
 import { classify, errorBody } from '../errors.js';
 import { COMMON_ERRORS, pathParam, itemsOf, queryString, tagJob, type RouteDef } from '../route.js';
 
 export interface SseOptions {
   /** Heartbeat comment interval (default 15 s). */
   heartbeatMs: number;
+  /** Fires when the server shuts down: open streams end (clients resume elsewhere with Last-Event-ID). */
+  closing?: AbortSignal;
 }
 
 function frame(e: EventDto): string {
   return `id: ${e.id}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`;
-}
-
-/** Writes, waiting for the socket to drain; false once the client is gone. */
-async function send(res: Response, text: string): Promise<boolean> {
-  if (res.destroyed || res.writableEnded) return false;
-  if (res.write(text)) return true;
-  const closed = once(res, 'close').then(() => false);
-  return Promise.race([closed, once(res, 'drain').then(() => true)]);
 }
 
 export function eventRoutes(opts: SseOptions): RouteDef[] {
@@ -60,7 +53,10 @@ export function eventRoutes(opts: SseOptions): RouteDef[] {
         await listEvents(ctx, tenant, id, { afterId, limit: 1 });
 
         const abort = new AbortController();
-        res.on('close', () => abort.abort());
+        const stop = () => abort.abort();
+        res.once('close', stop);
+        opts.closing?.addEventListener('abort', stop, { once: true });
+        if (opts.closing?.aborted) stop();
         res.status(200);
         res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
         res.setHeader('Cache-Control', 'no-cache, no-transform');
@@ -76,7 +72,10 @@ export function eventRoutes(opts: SseOptions): RouteDef[] {
           for await (const e of watchJob(ctx, tenant, id, { afterId, signal: abort.signal })) {
             if (!(await send(res, frame(e)))) return;
           }
-          if (abort.signal.aborted) return;
+          if (abort.signal.aborted) {
+            if (opts.closing?.aborted) await send(res, ': server shutting down; reconnect with Last-Event-ID\n\n');
+            return;
+          }
           const job = await getJob(ctx, tenant, id);
           await send(res, `event: end\ndata: ${JSON.stringify({ status: job.status })}\n\n`);
         } catch (e) {
@@ -86,6 +85,8 @@ export function eventRoutes(opts: SseOptions): RouteDef[] {
           await send(res, `event: error\ndata: ${JSON.stringify(errorBody(error))}\n\n`);
         } finally {
           clearInterval(heartbeat);
+          res.off('close', stop);
+          opts.closing?.removeEventListener('abort', stop);
           if (!res.writableEnded) res.end();
         }
       },
