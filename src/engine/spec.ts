@@ -174,7 +174,13 @@ export function resolveSpec(input: unknown): RunSpec {
   const parsed = RunSpecSchema.safeParse(input ?? {});
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    const field = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(',') : 'spec');
+    if (issue.code === 'unrecognized_keys' && issue.path.length === 0) {
+      // Name the first few only: an answer must not grow with what the client sent.
+      const shown = issue.keys.slice(0, 5).map((k) => (k.length > 64 ? `${k.slice(0, 64)}…` : k));
+      const more = issue.keys.length > shown.length ? ` and ${issue.keys.length - shown.length} more` : '';
+      throw new SpecError(`${shown.join(', ')}${more}: unknown field${issue.keys.length > 1 ? 's' : ''}`, shown[0]!);
+    }
+    const field = issue.path.join('.') || 'spec';
     throw new SpecError(`${field}: ${issue.message}`, field);
   }
   const s = parsed.data;

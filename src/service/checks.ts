@@ -131,10 +131,13 @@ async function factsOfZoo(ctx: ServiceContext, name: string): Promise<ModelFacts
   let facts = zooFacts.get(name);
   if (!facts) {
     facts = (async () => {
-      const [{ createModel }, { describeModel, prunableWeights }] = await Promise.all([
+      const [{ createModel }, { describeModel, prunableWeights }, { initBackend }] = await Promise.all([
         import('../engine/models/registry.js'),
         import('../engine/models/inspect.js'),
+        import('../runtime/backend.js'),
       ]);
+      // Building a model needs a TF.js backend; in an API process no job may have chosen one yet.
+      await initBackend();
       const model = createModel(name, { inputShape: name.startsWith('lenet') ? ZOO_INPUT.lenet : ZOO_INPUT.other, numClasses: 10, seed: 0 });
       try {
         const layers = new Map(describeModel(model).layers.map((l) => [l.name, l.className]));

@@ -118,7 +118,11 @@ export async function checkReference(ctx: ServiceContext, reference: string, fie
 export async function probeReference(ctx: ServiceContext, parsed: DatasetReference, field: string): Promise<DatasetProbe> {
   const { maxBytes, maxRatio, probeSeconds } = ctx.config.datasets;
   try {
-    return await probeDataset(parsed, { maxBytes, maxRatio, timeoutMs: probeSeconds * 1000 }, tenantDataAccess(ctx.config));
+    const probe = await probeDataset(parsed, { maxBytes, maxRatio, timeoutMs: probeSeconds * 1000 }, tenantDataAccess(ctx.config));
+    if (probe.numClasses < 2) {
+      throw invalid(field, `${field}: the dataset has a single class (every label is ${probe.labels.max}); training needs at least 2`);
+    }
+    return probe;
   } catch (e) {
     if (e instanceof DatasetError) throw invalid(field, `${field}: ${e.message}`);
     throw e;

@@ -89,7 +89,8 @@ export class ServiceError extends Error {
 }
 
 export const invalid = (field: string, message: string) => new ServiceError('INVALID_ARGUMENT', message, field);
-export const notFound = (what: string, id: string) => new ServiceError('NOT_FOUND', `${what} ${id} not found`);
+/** NOT_FOUND for an id the client sent; a long one is shown cut, so the answer does not grow with the request. */
+export const notFound = (what: string, id: string) => new ServiceError('NOT_FOUND', `${what} ${id.length > 80 ? `${id.slice(0, 80)}…` : id} not found`);
 
 /** What both doors tell a client to wait before retrying an UNAVAILABLE answer (REST Retry-After, gRPC metadata). */
 export const RETRY_AFTER_SECONDS = 2;

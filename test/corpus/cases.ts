@@ -80,6 +80,7 @@ export const DATASETS: Record<string, NamedBytes[]> = {
   'cifar-truncated': cifarSet(20, { truncate: 100 }),
   'cifar-label-out-of-range': cifarSet(20, { label: 200 }),
   'cifar-into-lenet': cifarSet(20),
+  'npy-single-class': npySet(40, { yValues: new Array(40).fill(0) }),
 };
 
 const invalid = (field: string | RegExp, message: RegExp): Expect => ({ status: 400, code: 'INVALID_ARGUMENT', field, message });
@@ -177,6 +178,8 @@ rest('body is an array', () => json('/v1/jobs', [base]), invalid('body', /object
 rest('body is not JSON', () => json('/v1/jobs', '{"model": "lenet'), invalid('body', /JSON/i));
 rest('body is form data', () => ({ method: 'POST', path: '/v1/jobs', body: 'model=lenet', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), invalid(/body|content-type/, /JSON/i));
 rest('unknown spec field', () => json('/v1/jobs', { ...base, turbo: true }), invalid('turbo', /turbo/));
+rest('50,000 unknown fields (the answer does not grow with them)', () => json('/v1/jobs', { ...base, ...Object.fromEntries(Array.from({ length: 50_000 }, (_, i) => [`k${i}`, 1])) }), invalid('k0', /k0.*and 49995 more: unknown fields/));
+rest('a 10,000-character job id', () => ({ method: 'GET', path: `/v1/jobs/${'a'.repeat(10_000)}` }), notFound(/job/));
 rest('only a model', () => json('/v1/jobs', { model: 'lenet-20-10' }), invalid(/dataset/, /dataset/));
 rest('zoo name with huge widths', () => json('/v1/jobs', { ...base, model: 'lenet-99999999-99999999' }), invalid(/model/, /lenet|width|units|large/i));
 rest('unknown zoo name', () => json('/v1/jobs', { ...base, model: 'gpt-5' }), invalid(/model/, /zoo|model/));
@@ -225,6 +228,9 @@ for (const [label, url] of REFUSED_URLS.filter((_, i) => i % 3 === 0)) {
 rest('file outside the roots: /etc/passwd', () => json('/v1/datasets', { reference: 'file:///etc/passwd' }), invalid('reference', /not allowed|root/i));
 rest('file outside the roots: /proc/self/environ', () => json('/v1/datasets', { reference: 'file:///proc/self/environ' }), invalid('reference', /not allowed|root/i));
 rest('file escaping a root with ..', (env) => json('/v1/datasets', { reference: env.ds('good').replace(/good$/, 'good/../../../etc') }), invalid('reference', /not allowed|root|\.\./i));
+rest('malformed percent-escape in a URL', () => json('/v1/datasets', { reference: 'https://example.com/%zz' }), invalid('reference', /percent-escape/));
+rest('malformed percent-escape at submit', () => json('/v1/jobs', { ...base, dataset: 'https://example.com/a%E0%A4%A#format=idx' }), invalid(/dataset/, /percent-escape/));
+grpc('RegisterDataset malformed percent-escape', (env) => env.grpc.registerDataset('https://example.com/%zz'), invalid('reference', /percent-escape/));
 rest('ftp reference', () => json('/v1/datasets', { reference: 'ftp://example.com/mnist' }), invalid('reference', /ftp|scheme|reference/i));
 rest('reference missing', () => json('/v1/datasets', {}), invalid('reference', /reference/));
 rest('reference not a string', () => json('/v1/datasets', { reference: 42 }), invalid('reference', /reference/));
@@ -248,6 +254,7 @@ const BAD_DATA: Array<[string, RegExp, string?]> = [
   ['npy-count-mismatch', /count|match|labels/i],
   ['cifar-truncated', /truncat|records|bytes|3073/i],
   ['cifar-label-out-of-range', /label/i],
+  ['npy-single-class', /single class/i],
 ];
 for (const [name, message, options] of BAD_DATA) {
   rest(`register dataset ${name}`, (env) => json('/v1/datasets', { reference: env.ds(name, options) }), invalid('reference', message));
@@ -256,7 +263,7 @@ for (const [name, message, options] of BAD_DATA.filter((_, i) => i % 3 === 0)) {
   rest(`submit dataset ${name}`, (env) => json('/v1/jobs', { ...base, dataset: env.ds(name, options) }), invalid(/dataset/, message));
   grpc(`gRPC RegisterDataset ${name}`, (env) => env.grpc.registerDataset(env.ds(name, options)), invalid('reference', message));
 }
-// Zoo models are built for the dataset's shape; an uploaded model (784 inputs, 10 classes) is not.
+// Zoo models are built for the dataset's shape; an uploaded model (28x28x1 in, 10 classes out) is not.
 rest('20x20 images into a 28x28 uploaded model', (env) => json('/v1/jobs', { ...base, model: `model:${env.modelId}`, dataset: env.ds('idx-shape-mismatch') }), invalid(/dataset|model/, /expects|shape|input/i));
 rest('CIFAR images into a 28x28 uploaded model', (env) => json('/v1/jobs', { ...base, model: `model:${env.modelId}`, dataset: env.ds('cifar-into-lenet') }), invalid(/dataset|model/, /expects|shape|input/i));
 rest('labels beyond an uploaded model\'s classes', (env) => json('/v1/jobs', { ...base, model: `model:${env.modelId}`, dataset: env.ds('idx-labels-out-of-range') }), invalid(/dataset|model/, /label|class/i));

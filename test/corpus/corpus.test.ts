@@ -104,6 +104,8 @@ function checkError(name: string, got: { code?: string; message?: string; field?
     const ok = typeof expect.field === 'string' ? got.field === expect.field : got.field !== undefined && expect.field.test(got.field);
     assert.ok(ok, `${name}: field ${JSON.stringify(got.field)} should be ${expect.field}`);
   }
+  // The answer does not grow with the request (ids, field lists are cut).
+  assert.ok(got.message.length <= 1000 && (got.field ?? '').length <= 200, `${name}: a ${got.message.length}-character message`);
   // No server paths: not the temp folder the data and blobs live in, not the dataset root.
   assert.ok(!got.message.includes(t.dir) && !got.message.includes(root), `${name}: the message leaks a server path: ${got.message}`);
 }

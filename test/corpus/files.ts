@@ -15,8 +15,10 @@ export interface NamedBytes {
 }
 
 /** A Keras-style Sequential topology of Dense layers on a flat input, as TF.js saves it. */
-export function denseTopology(inputDim: number, units: number[], opts: { className?: string; inputShape?: unknown } = {}) {
-  const layers = units.map((u, i) => ({
+export function denseTopology(inputDim: number, units: number[], opts: { className?: string; inputShape?: unknown; image?: number[] } = {}) {
+  // An image input goes through a Flatten first (no weights): what a model for MNIST-shaped data looks like.
+  const flatten = opts.image ? [{ class_name: 'Flatten', config: { name: 'flat', batch_input_shape: [null, ...opts.image], dtype: 'float32', trainable: true } }] : [];
+  const dense = units.map((u, i) => ({
     class_name: i === 0 && opts.className ? opts.className : 'Dense',
     config: {
       name: `d${i}`,
@@ -25,16 +27,17 @@ export function denseTopology(inputDim: number, units: number[], opts: { classNa
       use_bias: true,
       kernel_initializer: { class_name: 'GlorotUniform', config: { seed: null } },
       bias_initializer: { class_name: 'Zeros', config: {} },
-      ...(i === 0 ? { batch_input_shape: opts.inputShape ?? [null, inputDim] } : {}),
+      ...(i === 0 && !opts.image ? { batch_input_shape: opts.inputShape ?? [null, inputDim] } : {}),
       dtype: 'float32',
       trainable: true,
     },
   }));
+  const layers = [...flatten, ...dense];
   return { class_name: 'Sequential', config: { name: 'seq', layers }, keras_version: 'tfjs-layers 4.22.0', backend: 'tensor_flow.js' };
 }
 
 /** model.json + weights.bin for `denseTopology`, with every weight listed in the manifest. */
-export function denseModel(inputDim: number, units: number[], opts: { className?: string; inputShape?: unknown; dropBytes?: number; extraBytes?: number } = {}): NamedBytes[] {
+export function denseModel(inputDim: number, units: number[], opts: { className?: string; inputShape?: unknown; image?: number[]; dropBytes?: number; extraBytes?: number } = {}): NamedBytes[] {
   const weights: { name: string; shape: number[]; dtype: 'float32' }[] = [];
   let fanIn = inputDim;
   let count = 0;
@@ -60,8 +63,8 @@ export function denseModel(inputDim: number, units: number[], opts: { className?
   ];
 }
 
-/** The valid small model every "one thing wrong" case starts from: 784 → 16 → 10. */
-export const goodModel = () => denseModel(784, [16, 10]);
+/** The valid small model every "one thing wrong" case starts from: 28x28x1 → flatten → 16 → 10. */
+export const goodModel = () => denseModel(784, [16, 10], { image: [28, 28, 1] });
 
 export function withModelJson(files: NamedBytes[], edit: (j: Record<string, unknown>) => unknown): NamedBytes[] {
   const j = JSON.parse(new TextDecoder().decode(files[0]!.bytes)) as Record<string, unknown>;

@@ -164,7 +164,8 @@ describe('clients that leave midway', () => {
       // Cut off by the client right after the headers.
       const cut = await raw(`GET /v1/artifacts/${weights.id} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${key}\r\n\r\n`, '', { abortAfterBody: true, waitMs: 200 });
       assert.ok(cut.status === null || cut.status === 200);
-      await rm((rt.ctx.blobs as LocalBlobStore).pathOf(weights.sha256));
+      // The service wraps its store (guardBlobs); the file lives where a plain store on the same folder says.
+      await rm(new LocalBlobStore(rt.ctx.config.blobDir).pathOf(weights.sha256));
       const gone = await fetch(`${rest.url}/v1/artifacts/${weights.id}`, { headers: { authorization: `Bearer ${key}` } });
       assert.equal(gone.status, 503);
       // The gRPC download of the same missing blob ends with a status, not a crash.

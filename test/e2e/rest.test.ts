@@ -93,6 +93,9 @@ describe('operations', () => {
     const r = await call('GET', '/readyz', { key: null, headers: { 'x-request-id': 'trace-42' } });
     assert.equal(r.status, 200);
     assert.equal(r.res.headers.get('x-request-id'), 'trace-42');
+    // Probes that add a query string of their own are still answered.
+    assert.equal((await call('GET', '/healthz?probe=lb&t=1', { key: null })).status, 200);
+    assert.equal((await call('GET', '/readyz?from=k8s', { key: null })).status, 200);
   });
 
   test('openapi.json is generated from the route table, the run-spec schema and the error table', async () => {

@@ -169,12 +169,24 @@ describe('submit', () => {
     const ref = await folder(idx());
     await assert.rejects(submitJob(ctx, 'acme', job('conv-6', ref)), bad('spec.dataset', /examples are 4x4x1, which conv-6 cannot take \(3 2x2 max-pools need height and width >= 8, got 4x4\)/));
     served['flat.npz'] = zipSync({
-      'x_train.npy': encodeNpy('|u1', [1, 3], [1, 2, 3]),
-      'y_train.npy': encodeNpy('|u1', [1], [0]),
-      'x_test.npy': encodeNpy('|u1', [1, 3], [1, 2, 3]),
-      'y_test.npy': encodeNpy('|u1', [1], [0]),
+      'x_train.npy': encodeNpy('|u1', [2, 3], [1, 2, 3, 4, 5, 6]),
+      'y_train.npy': encodeNpy('|u1', [2], [0, 1]),
+      'x_test.npy': encodeNpy('|u1', [2, 3], [1, 2, 3, 4, 5, 6]),
+      'y_test.npy': encodeNpy('|u1', [2], [1, 0]),
     });
     await assert.rejects(submitJob(ctx, 'acme', job('resnet-20', `${server.base}/flat.npz`)), bad('spec.dataset', /examples are 3, which resnet-20 cannot take/));
+  });
+
+  test('a dataset of a single class is refused at registration and at submit', async () => {
+    served['one.npz'] = zipSync({
+      'x_train.npy': encodeNpy('|u1', [2, 3], [1, 2, 3, 4, 5, 6]),
+      'y_train.npy': encodeNpy('|u1', [2], [0, 0]),
+      'x_test.npy': encodeNpy('|u1', [2, 3], [1, 2, 3, 4, 5, 6]),
+      'y_test.npy': encodeNpy('|u1', [2], [0, 0]),
+    });
+    const ref = `${server.base}/one.npz`;
+    await assert.rejects(registerDataset(ctx, 'acme', ref), bad('reference', /single class \(every label is 0\); training needs at least 2/));
+    await assert.rejects(submitJob(ctx, 'acme', job('lenet-20-10', ref)), bad('spec.dataset', /single class/));
   });
 
   test('a broken raw reference is refused at submit as at registration', async () => {

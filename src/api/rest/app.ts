@@ -195,7 +195,8 @@ export function createRestApp(rt: ServiceRuntime, opts: RestOptions = {}): expre
     }
     if (route.method === 'post' && !route.rawBody) handlers.push(json);
     handlers.push(async (req, res) => {
-      checkQuery(route, req);
+      // Probes and scrapers (load balancers, Prometheus) add query strings of their own: operations routes ignore them.
+      if (route.tag !== 'operations') checkQuery(route, req);
       checkNoBody(route, req);
       await route.handler(req, res, { ctx: rt.ctx, tenant: needsKey ? (res.locals.tenant as string) : '' });
     });

@@ -33,27 +33,29 @@ export function checkFits(ds: Dataset, model: { inputShape: number[]; numClasses
 }
 
 /**
- * Why a probed dataset cannot feed a model, in one sentence, or null: the
- * submit-time twin of checkFits, on summaries only (no tensors). Model dims of
- * -1 (free in the stored architecture) match anything.
+ * Why a probed dataset cannot feed an uploaded model, in one sentence, or
+ * null: the submit-time twin of the loader's check (models/load.ts
+ * checkAgainstOptions), on summaries only. The loader runs first on the
+ * worker and takes a model only when its input has the data's rank and dims
+ * (a -1 dim, free in the stored architecture, matches anything) and its
+ * output has exactly the data's classes, so the door asks the same.
  */
 export function misfit(
   data: { inputShape: number[]; numClasses: number; maxLabel: number },
   model: { inputShape: number[]; numClasses: number },
   modelName: string,
 ): string | null {
-  const squeeze = (s: number[]) => (s.length > 1 && s[s.length - 1] === 1 ? s.slice(0, -1) : s);
-  const d = squeeze(data.inputShape);
-  const w = squeeze(model.inputShape);
+  if (data.numClasses < 2) return `the dataset has a single class (every label is ${data.maxLabel}); training needs at least 2`;
+  const d = data.inputShape;
+  const w = model.inputShape;
   const same = d.length === w.length && d.every((x, i) => w[i] === -1 || w[i] === x);
-  const flat = model.inputShape.length === 1 && (model.inputShape[0] === -1 || model.inputShape[0] === product(data.inputShape));
-  if (!same && !flat) {
-    return `the dataset's examples are ${data.inputShape.join('x')} but ${modelName} expects input ${model.inputShape.map((x) => (x === -1 ? '?' : x)).join('x')}`;
+  if (!same) {
+    return `the dataset's examples are ${d.join('x')} but ${modelName} expects input ${w.map((x) => (x === -1 ? '?' : x)).join('x')}`;
   }
   if (data.maxLabel >= model.numClasses) {
     return `the dataset has labels up to ${data.maxLabel} but ${modelName} outputs ${model.numClasses} classes`;
   }
-  if (data.numClasses > model.numClasses) {
+  if (data.numClasses !== model.numClasses) {
     return `the dataset has ${data.numClasses} classes but ${modelName} outputs ${model.numClasses}`;
   }
   return null;

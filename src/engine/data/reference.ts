@@ -91,7 +91,13 @@ export function parseReference(reference: string): DatasetReference {
     const options = mergeOptions(ref, new URLSearchParams(url.hash.slice(1)));
     const bare = new URL(url.href);
     bare.hash = '';
-    return describeLocation(ref, { kind: 'http', url: bare.href }, decodeURIComponent(bare.pathname), options);
+    let path: string;
+    try {
+      path = decodeURIComponent(bare.pathname);
+    } catch {
+      throw new DatasetError(`${ref}: the URL's path has a malformed percent-escape`, 'reference');
+    }
+    return describeLocation(ref, { kind: 'http', url: bare.href }, path, options);
   }
 
   throw new DatasetError(
