@@ -22,6 +22,7 @@ import { dirname, join, resolve } from 'node:path';
 import pg from 'pg';
 import { loadConfig } from './config.js';
 import { childLogger } from './logger.js';
+import { isAlive } from './process.js';
 
 const log = childLogger({ module: 'postgres' });
 
@@ -135,14 +136,6 @@ async function freePort(): Promise<number> {
   });
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** The postmaster pid recorded in the data directory, if any. */
 async function postmasterPid(dataDir: string): Promise<number | null> {
@@ -611,14 +604,7 @@ class Supervisor {
     if (this.childAlive()) await this.server.stop();
     // Whatever postmaster.pid names is ours too (a restart's server whose handle was replaced): stop it as well.
     const pid = await postmasterPid(this.dataDir);
-    if (pid !== null && isAlive(pid)) {
-      try {
-        process.kill(pid, 'SIGINT');
-      } catch {
-        return;
-      }
-      for (let i = 0; i < 100 && isAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
-    }
+    if (pid !== null && isAlive(pid)) await stopByPid(pid, 10_000);
   }
 }
 

@@ -22,6 +22,7 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { NO_FAULTS, type Faults } from '../runtime/faults.js';
+import { isAlive } from '../runtime/process.js';
 
 export interface BlobRef {
   /** sha256 of the bytes, hex; also the key. */
@@ -140,14 +141,6 @@ const HEX64 = /^[0-9a-f]{64}$/;
 const HOST = hostname().replace(/[^A-Za-z0-9.-]/g, '_') || 'host';
 const TEMP_NAME = /^(.+)~(\d+)~[0-9a-f]+$/;
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -184,7 +177,7 @@ export class LocalBlobStore implements BlobStore {
     for (const name of names) {
       const m = TEMP_NAME.exec(name);
       const path = join(tmpDir, name);
-      let dead = m !== null && m[1] === HOST && Number(m[2]) !== process.pid && !processAlive(Number(m[2]));
+      let dead = m !== null && m[1] === HOST && Number(m[2]) !== process.pid && !isAlive(Number(m[2]));
       if (!dead) dead = await stat(path).then((s) => now - s.mtimeMs > staleMs, () => false);
       if (dead && (await rm(path, { force: true }).then(() => true, () => false))) removed += 1;
     }

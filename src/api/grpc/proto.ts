@@ -67,7 +67,8 @@ export interface FieldDescriptor {
   map: { key: string; value: string } | null;
 }
 
-interface RawField {
+/** A field as the loaded descriptor lists it (wire.ts reads the same shape). */
+export interface RawField {
   name: string;
   number: number;
   type: string;
@@ -76,7 +77,7 @@ interface RawField {
   oneofIndex?: number;
 }
 
-interface RawMessage {
+export interface RawMessage {
   name: string;
   field: RawField[];
   oneofDecl: { name: string }[];

@@ -8,7 +8,7 @@
 // handler as a MalformedRequest, which the call wrappers (call.ts) turn into
 // INVALID_ARGUMENT with the field in the trailer, after the API key is checked.
 import type { ServiceDefinition } from '@grpc/proto-loader';
-import { PACKAGE, packageDefinition } from './proto.js';
+import { PACKAGE, packageDefinition, type RawField, type RawMessage } from './proto.js';
 
 /** Longest string any request field needs (references are 2 KiB, names 200 characters). */
 export const MAX_STRING_BYTES = 64 * 1024;
@@ -30,20 +30,6 @@ class WireProblem extends Error {
   ) {
     super(message);
   }
-}
-
-interface RawField {
-  name: string;
-  number: number;
-  type: string;
-  typeName: string;
-  label: string;
-}
-
-interface RawMessage {
-  name: string;
-  field: RawField[];
-  nestedType: RawMessage[];
 }
 
 /** Wire types each declared type may arrive with (a repeated scalar may also come packed, as wire type 2). */
