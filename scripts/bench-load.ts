@@ -42,7 +42,9 @@ async function child(stepMs: number, jobs: number): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'ticketsmith-load-'));
   await chmod(dir, 0o755);
   const db = await startDatabase({ dataDir: join(dir, 'pg'), ephemeral: true });
-  const config = loadConfig({ TICKETSMITH_DATA_DIR: dir, DATABASE_URL: db.url });
+  // One key drives all the load: its rate limit would measure the limiter, not the service.
+  // (and its tenant caps would hold the long jobs in the queue).
+  const config = loadConfig({ TICKETSMITH_DATA_DIR: dir, DATABASE_URL: db.url, TICKETSMITH_RATE_LIMIT: '0', TICKETSMITH_TENANT_MAX_RUNNING: '1000', TICKETSMITH_TENANT_MAX_QUEUED: '100000' });
   const rt = await openService({
     config,
     database: { url: db.url },
@@ -100,6 +102,10 @@ async function parent(opts: { seconds: number; sse: number; grpc: number; jobs: 
   const proc = spawn(process.execPath, ['--import', 'tsx', self, '--child', '--step-ms', String(opts.stepMs), '--jobs', String(opts.jobs)], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' },
+  });
+  // Whatever ends this process (an error included) takes the service with it: SIGTERM runs its stop.
+  process.on('exit', () => {
+    if (proc.exitCode === null) proc.kill('SIGTERM');
   });
   const lines = createInterface({ input: proc.stdout! });
   const mem: MemSample[] = [];
