@@ -123,5 +123,5 @@ say(`  REST       ${svc.restUrl}   dashboard ${svc.restUrl}/   OpenAPI ${svc.res
 say(`  gRPC       ${svc.grpcAddress}`);
 say(`  API key    ${key}   (tenant '${values.tenant}')`);
 say(`  try        curl -H 'Authorization: Bearer ${key}' ${svc.restUrl}/v1/jobs/${job.id}/rounds`);
-say(`             TICKETSMITH_URL=${svc.restUrl} TICKETSMITH_API_KEY=${key} npx tsx src/cli/main.ts submit --model lenet-300-100 --rounds 1 --iterations 300 --watch`);
+say(`             TICKETSMITH_URL=${svc.restUrl} TICKETSMITH_API_KEY=${key} npx tsx src/cli/main.ts submit --model lenet-300-100 --dataset builtin:mnist --rounds 1 --iterations 300 --watch`);
 say('Ctrl-C stops it.');
