@@ -97,6 +97,22 @@ test('each rule fires on an import that breaks it', async () => {
   }
 });
 
+test('nothing in src/ names a file under scripts/ or test/ to load or spawn', async () => {
+  // Imports are depcruise's; this catches a path handed to spawn, new URL or resolve
+  // (a string literal that starts with scripts/ or test/, or climbs to them).
+  const src = join(REPO, 'src');
+  const files = (await readdir(src, { recursive: true })).filter((f) => /\.(ts|mjs|js)$/.test(f) && !f.startsWith('generated'));
+  assert.ok(files.length > 100, `${files.length} files`);
+  const found: string[] = [];
+  for (const f of files) {
+    const text = await readFile(join(src, f), 'utf8');
+    text.split('\n').forEach((line, i) => {
+      if (/['"`](\.\.\/)*(scripts|test)\//.test(line)) found.push(`src/${f}:${i + 1}: ${line.trim()}`);
+    });
+  }
+  assert.deepEqual(found, []);
+});
+
 async function folders(root: string): Promise<string[]> {
   const out: string[] = [];
   for (const entry of await readdir(root, { withFileTypes: true })) {
