@@ -45,7 +45,13 @@ function num(options: Record<string, string | boolean>, key: string, def: number
   return n;
 }
 
-/** The `bench` verb; `invokedAs` names the command in the report (scripts/bench-train.ts passes `npm run bench:train`, whose flags follow `--`). */
+/** The command as the report names it: an npm script takes its flags after `--`. */
+export function commandLine(invokedAs: string, argv: string[]): string {
+  if (invokedAs.startsWith('npm ')) return [invokedAs, ...(argv.length > 0 ? ['--', ...argv] : [])].join(' ');
+  return [invokedAs, ...argv].join(' ');
+}
+
+/** The `bench` verb; `invokedAs` names the command in the report (scripts/bench-train.ts passes `npm run bench:train`). */
 export async function benchCommand(argv: string[], invokedAs = 'ticketsmith bench'): Promise<number> {
   const { options, positional } = parseFlags(argv, [], {
     quick: 'boolean',
@@ -82,7 +88,7 @@ export async function benchCommand(argv: string[], invokedAs = 'ticketsmith benc
     batchSize: Math.round(num(options, 'batch', 60)),
     python: options['no-torch'] === true ? null : typeof options.python === 'string' ? options.python : 'python3',
     bothCores: options['no-pool'] !== true,
-    command: invokedAs.startsWith('npm ') ? [invokedAs, ...(argv.length > 0 ? ['--', ...argv] : [])].join(' ') : [invokedAs, ...argv].join(' '),
+    command: commandLine(invokedAs, argv),
   });
   process.stdout.write(options.json === true ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report, false)}\n`);
   if (options.write === true) {

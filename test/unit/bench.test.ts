@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { BENCH_MODELS, benchMask, measureParallelTrials, measureTraining, median, syntheticDataset } from '../../src/engine/training/bench.js';
 import { createModel } from '../../src/engine/models/registry.js';
 import { getWeightMap } from '../../src/engine/models/inspect.js';
-import { benchCommand } from '../../src/cli/bench.js';
+import { benchCommand, commandLine } from '../../src/cli/bench.js';
 import { markdownReport } from '../../src/bench/markdown.js';
 import { planBackend, variants, type BenchOptions } from '../../src/bench/plan.js';
 import { formatReport, mergeMeasurements, targets, type BenchReport, type Measurement } from '../../src/bench/report.js';
@@ -245,6 +245,12 @@ describe('bench plan', () => {
     assert.ok(child!.plan.filter((p) => p.model === 'conv-2').every((p) => p.seconds === 12));
     // 150 s of start-up slack plus 4x the measured time: 10 x 6 s + 2 x 12 s = 84 s.
     assert.equal(child!.limit, 150 + 4 * 84);
+  });
+
+  test('the report names the command as it was typed: the CLI verb, or the npm script with its flags after --', () => {
+    assert.equal(commandLine('ticketsmith bench', ['--quick', '--write']), 'ticketsmith bench --quick --write');
+    assert.equal(commandLine('npm run bench:train', ['--quick', '--write']), 'npm run bench:train -- --quick --write');
+    assert.equal(commandLine('npm run bench:train', []), 'npm run bench:train');
   });
 
   test('planBackend on cpu, quick: LeNet in one slice, Conv-2 in a capped child of its own that may take 2 steps', () => {
