@@ -11,7 +11,7 @@ import { startDatabase, type DatabaseHandle, type StartDatabaseOptions } from '.
 import { startBoss, type BossOptions } from '../queue/boss.js';
 import { JobWorker, type EngineRunner, type WorkerOptions } from '../queue/worker.js';
 import { faultsFor } from '../runtime/faults.js';
-import { tenantDataAccess } from './datasets.js';
+import { tenantDataAccess } from './data-access.js';
 import { guardBlobs, LocalBlobStore, type BlobStore } from '../store/blobs.js';
 import { createPrisma, type PrismaClient } from '../store/db.js';
 import { migrate } from '../store/migrate.js';

@@ -10,40 +10,21 @@
 // and file policy, under the configured caps) and stores the summary in
 // `shapes`; submit fits a model against that summary. The worker checks again
 // when it fetches (DNS may change).
-import { confineFile, FILES_DISABLED, type DataAccess } from '../engine/data/access.js';
+import { confineFile, FILES_DISABLED } from '../engine/data/access.js';
 import { DatasetError } from '../engine/data/errors.js';
 import { probeDataset, type DatasetProbe } from '../engine/data/probe.js';
 import { parseReference, type DatasetReference } from '../engine/data/reference.js';
 import { childLocation, refusedUrl } from '../engine/data/source.js';
-import type { Config } from '../runtime/config.js';
-import { OutboundGuard, OutboundRefusedError } from '../runtime/outbound.js';
+import { OutboundRefusedError } from '../runtime/outbound.js';
 import type { ServiceContext } from './context.js';
+import { outboundGuard, tenantDataAccess } from './data-access.js';
 import { datasetDto, type DatasetDto } from './dto.js';
 import { invalid, notFound, ServiceError } from './errors.js';
 import { isUuid } from './ids.js';
 
 export { DATASET_REF } from '../queue/inputs.js';
+export { outboundGuard, tenantDataAccess } from './data-access.js';
 import { DATASET_REF } from '../queue/inputs.js';
-
-const guards = new WeakMap<Config, OutboundGuard>();
-
-/** The outbound guard of a configuration (one per config: the allow list is parsed once). */
-export function outboundGuard(config: Config): OutboundGuard {
-  let guard = guards.get(config);
-  if (!guard) {
-    guard = new OutboundGuard({ allow: config.outboundAllow });
-    guards.set(config, guard);
-  }
-  return guard;
-}
-
-/** What a tenant's dataset load may fetch and read: the worker hands this to the engine. */
-export function tenantDataAccess(config: Config): DataAccess {
-  return {
-    fetch: outboundGuard(config).fetch,
-    files: config.allowFileDatasets ? { kind: 'roots', roots: config.fileRoots } : { kind: 'none', reason: FILES_DISABLED },
-  };
-}
 
 const hasDotDot = (path: string) => path.split(/[\\/]/).includes('..');
 

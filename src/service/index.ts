@@ -13,3 +13,4 @@ export { listEvents, waitForEvents, watchJob } from './events.js';
 export { listArtifacts, getArtifact, checkRange, ARTIFACT_KINDS, type ArtifactDownload, type ListArtifactsQuery } from './artifacts.js';
 export { JOB_STATES, TERMINAL_STATES, isJobState, isTerminal, type JobState } from '../store/states.js';
 export type { NamedFile } from './archive.js';
+export type { ByteRange } from '../store/blobs.js';

@@ -11,7 +11,10 @@ import * as tf from '@tensorflow/tfjs';
 import { BENCH_MODELS, benchMask, measureParallelTrials, measureTraining, median, syntheticDataset } from '../../src/engine/training/bench.js';
 import { createModel } from '../../src/engine/models/registry.js';
 import { getWeightMap } from '../../src/engine/models/inspect.js';
-import { benchCommand, formatReport, markdownReport, mergeMeasurements, targets, type BenchReport, type Measurement } from '../../src/cli/bench.js';
+import { benchCommand, commandLine } from '../../src/cli/bench.js';
+import { markdownReport } from '../../src/bench/markdown.js';
+import { planBackend, variants, type BenchOptions } from '../../src/bench/plan.js';
+import { formatReport, mergeMeasurements, targets, type BenchReport, type Measurement } from '../../src/bench/report.js';
 
 before(async () => {
   await tf.setBackend('cpu');
@@ -210,4 +213,51 @@ describe('bench report', () => {
 
 test('the benchmark knows both paper models', () => {
   assert.deepEqual(Object.keys(BENCH_MODELS), ['lenet-300-100', 'conv-2']);
+});
+
+describe('bench plan', () => {
+  const options = (extra: Partial<BenchOptions> = {}): BenchOptions => ({
+    quick: false,
+    backends: ['wasm', 'cpu'],
+    models: ['lenet-300-100', 'conv-2'],
+    densities: [0.05],
+    seconds: 12,
+    batchSize: 60,
+    python: null,
+    ...extra,
+  });
+  const byId = (id: string) => variants(2).find((v) => v.id === id)!;
+
+  test('variants: WASM single-threaded and on every core, the threaded one only with more than one core', () => {
+    assert.deepEqual(variants(2).map((v) => `${v.id}:${v.backend}:${v.wasmThreads}`), ['tensorflow-gpu:tensorflow-gpu:1', 'tensorflow:tensorflow:1', 'wasm:wasm:1', 'wasm-threads:wasm:2', 'cpu:cpu:1']);
+    assert.equal(variants(1).some((v) => v.id === 'wasm-threads'), false);
+  });
+
+  test('planBackend on wasm: LeNet configurations in 2 alternating slices of 6 s, Conv-2 dense in 2 slices of 12 s, one child', () => {
+    const [child, ...more] = planBackend(options(), byId('wasm'));
+    assert.equal(more.length, 0);
+    assert.equal(child!.capped, false);
+    const lenet = ['1', '1 tfjs', '1 zeros0', '0.05', '0.05 tfjs'];
+    const key = (p: { model: string; density: number; tfjsLoop?: boolean; zeroFraction?: number }) =>
+      `${p.model} ${p.density}${p.tfjsLoop ? ' tfjs' : ''}${p.zeroFraction === 0 ? ' zeros0' : ''}`;
+    assert.deepEqual(child!.plan.map(key), [...lenet, ...lenet].map((c) => `lenet-300-100 ${c}`).concat(['conv-2 1', 'conv-2 1']));
+    assert.ok(child!.plan.filter((p) => p.model === 'lenet-300-100').every((p) => p.seconds === 6));
+    assert.ok(child!.plan.filter((p) => p.model === 'conv-2').every((p) => p.seconds === 12));
+    // 150 s of start-up slack plus 4x the measured time: 10 x 6 s + 2 x 12 s = 84 s.
+    assert.equal(child!.limit, 150 + 4 * 84);
+  });
+
+  test('the report names the command as it was typed: the CLI verb, or the npm script with its flags after --', () => {
+    assert.equal(commandLine('ticketsmith bench', ['--quick', '--write']), 'ticketsmith bench --quick --write');
+    assert.equal(commandLine('npm run bench:train', ['--quick', '--write']), 'npm run bench:train -- --quick --write');
+    assert.equal(commandLine('npm run bench:train', []), 'npm run bench:train');
+  });
+
+  test('planBackend on cpu, quick: LeNet in one slice, Conv-2 in a capped child of its own that may take 2 steps', () => {
+    const children = planBackend(options({ quick: true, seconds: 1.5 }), byId('cpu'));
+    assert.equal(children.length, 2);
+    assert.equal(children[0]!.plan.length, 5);
+    assert.ok(children[0]!.plan.every((p) => p.model === 'lenet-300-100' && p.seconds === 1.5 && p.warmup === 2));
+    assert.deepEqual(children[1], { plan: [{ model: 'conv-2', density: 1, seconds: 3, warmup: 1, maxSteps: 2 }], limit: 8, capped: true });
+  });
 });

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch baseline for scripts/bench-train.ts (`ticketsmith bench`).
+"""PyTorch baseline for the training benchmark (src/bench/, `ticketsmith bench`).
 
 Trains the same model (LeNet-300-100 or the Lottery Ticket paper's Conv-2)
 with the same loop as Ticketsmith's trainModel: synthetic data held as

@@ -1,0 +1,76 @@
+// Child processes of the benchmark: start one (a measuring worker, or
+// PyTorch), collect the JSON lines it prints, and kill it when it runs past
+// its limit, noting how long after 'ready' that was (a capped run proves a
+// bound from it). Nothing here knows what is measured.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { WorkerJob, WorkerLine } from './protocol.js';
+
+/** The measuring child: a module of this layer, started by path under tsx. */
+const WORKER_ENTRY = fileURLToPath(new URL('./worker.ts', import.meta.url));
+
+export interface ChildOutcome {
+  lines: WorkerLine[];
+  stdout: string;
+  code: number | null;
+  /** Seconds after the child reported ready at which it was killed for running past its limit. */
+  killedAfter?: number;
+  stderr: string;
+  spawnError?: string;
+}
+
+export function runChild(cmd: string, args: string[], limitSeconds: number, env: NodeJS.ProcessEnv = process.env): Promise<ChildOutcome> {
+  return new Promise((done) => {
+    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const lines: WorkerLine[] = [];
+    let stdout = '';
+    let stderr = '';
+    let pending = '';
+    let readyAt = performance.now();
+    let killedAfter: number | undefined;
+    const timer = setTimeout(() => {
+      killedAfter = (performance.now() - readyAt) / 1000;
+      child.kill('SIGKILL');
+    }, limitSeconds * 1000);
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      pending += chunk.toString();
+      let nl: number;
+      while ((nl = pending.indexOf('\n')) >= 0) {
+        const text = pending.slice(0, nl).trim();
+        pending = pending.slice(nl + 1);
+        if (!text.startsWith('{"type"')) continue;
+        try {
+          const line = JSON.parse(text) as WorkerLine;
+          if (line.type === 'ready') readyAt = performance.now();
+          lines.push(line);
+        } catch {
+          // A library printed something brace-shaped; not ours.
+        }
+      }
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-4000);
+    });
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      done({ lines, stdout, code: null, stderr, spawnError: err.message });
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      done({ lines, stdout, code, killedAfter, stderr });
+    });
+  });
+}
+
+/** A measuring child (worker.ts) on one backend, given its job. */
+export function runWorkerChild(job: WorkerJob, limitSeconds: number, env?: NodeJS.ProcessEnv): Promise<ChildOutcome> {
+  return runChild(process.execPath, ['--import', import.meta.resolve('tsx'), WORKER_ENTRY, JSON.stringify(job)], limitSeconds, env);
+}
+
+/** The last line a child wrote on stderr, or its exit status. */
+export const lastLine = (r: ChildOutcome) => r.stderr.trim().split('\n').at(-1) || `exit ${r.code}`;
+
+export function lineOf<T extends WorkerLine['type']>(r: ChildOutcome, type: T): Extract<WorkerLine, { type: T }> | undefined {
+  return r.lines.find((l): l is Extract<WorkerLine, { type: T }> => l.type === type);
+}

@@ -1,0 +1,264 @@
+// The benchmark's results and how they read: the measurements (merged over
+// slices), the PyTorch baseline of each model, the targets of issue #3 met or
+// not, and the throughput, sparse and both-cores tables as plain text or
+// markdown (markdown.ts wraps them into the results page). Pure: no process,
+// no file, no clock.
+import { BENCH_MODELS, type ParallelResult } from '../engine/training/bench.js';
+import { CSR_DENSITY_THRESHOLD } from '../engine/training/mlp.js';
+
+/** Issue #3's targets. */
+export const TARGETS = {
+  wasm: { 'lenet-300-100': 0.5, 'conv-2': 0.3 } as Readonly<Record<string, number>>,
+  native: 1.0,
+  /** A LeNet round at <= sparseDensity of the weights vs the dense round. */
+  sparse: 2.0,
+  sparseDensity: 0.05,
+};
+
+export interface Measurement {
+  model: string;
+  /** `pytorch-<n>t` or a Variant id. */
+  system: string;
+  label: string;
+  /** Nominal fraction of prunable weights kept. */
+  density: number;
+  /** true where the MLP engines were turned off on purpose (TF.js kernels). */
+  tfjsLoop: boolean;
+  /** Fraction of zero input pixels, where not the model's usual one (LeNet with dense inputs). */
+  zeroFraction?: number;
+  /** Loop trainModel took ('tfjs', 'mlp-simd' or 'mlp-csr'); absent for PyTorch. */
+  path?: string;
+  examplesPerSecond?: number;
+  medianStepMs?: number;
+  steps?: number;
+  /** Why there is no number, or the bound a capped run proved. */
+  note?: string;
+}
+
+export interface BenchReport {
+  date: string;
+  machine: { cores: number; cpu: string; node: string; tfjs: string; torch?: string; loadStart: number[]; loadEnd: number[] };
+  settings: { quick: boolean; batchSize: number; seconds: number; densities: number[]; command: string };
+  measurements: Measurement[];
+  parallel?: ParallelResult & { backend: string };
+  unavailable: { system: string; message: string }[];
+  torchMissing?: string;
+  wallSeconds: number;
+}
+
+/** A measurement of what trainModel does by default, on the model's usual inputs. */
+export const isDefault = (m: Measurement) => !m.tfjsLoop && m.zeroFraction === undefined;
+
+/** The same configuration measured in several slices, as one throughput over all of them. */
+export function mergeMeasurements(ms: Measurement[]): Measurement[] {
+  const out: Measurement[] = [];
+  for (const m of ms) {
+    const same = out.find((x) => x.system === m.system && x.model === m.model && x.density === m.density && x.tfjsLoop === m.tfjsLoop && x.zeroFraction === m.zeroFraction);
+    if (!same) {
+      out.push({ ...m });
+      continue;
+    }
+    if (m.examplesPerSecond === undefined || m.steps === undefined) continue;
+    if (same.examplesPerSecond === undefined || same.steps === undefined) {
+      Object.assign(same, { examplesPerSecond: m.examplesPerSecond, steps: m.steps, medianStepMs: m.medianStepMs, note: undefined });
+      continue;
+    }
+    const seconds = same.steps / same.examplesPerSecond + m.steps / m.examplesPerSecond;
+    const steps = same.steps + m.steps;
+    // Step-weighted mean of the slices' medians: near the overall median without shipping every step time.
+    same.medianStepMs = ((same.medianStepMs ?? 0) * same.steps + (m.medianStepMs ?? 0) * m.steps) / steps;
+    same.examplesPerSecond = steps / seconds;
+    same.steps = steps;
+  }
+  return out;
+}
+
+
+export const pct = (x: number) => `${+(x * 100).toFixed(1)}%`;
+export const fmtEps = (x: number) => (x >= 100 ? Math.round(x).toLocaleString('en-US') : x >= 1 ? x.toFixed(1) : x.toFixed(2));
+const fmtRatio = (x: number) => `${x >= 10 ? x.toFixed(0) : x >= 0.1 ? x.toFixed(2) : x.toPrecision(2)}×`;
+
+/** The PyTorch baseline of a model: its fastest thread setting. */
+export function baseline(report: BenchReport, model: string): Measurement | undefined {
+  return report.measurements
+    .filter((m) => m.model === model && m.system.startsWith('pytorch') && m.examplesPerSecond !== undefined)
+    .sort((a, b) => b.examplesPerSecond! - a.examplesPerSecond!)[0];
+}
+
+function targetFor(system: string, model: string): number | undefined {
+  if (system === 'wasm' || system === 'wasm-threads') return TARGETS.wasm[model];
+  if (system === 'tensorflow' || system === 'tensorflow-gpu') return TARGETS.native;
+  return undefined;
+}
+
+export interface SparseRow {
+  system: string;
+  label: string;
+  density: number;
+  dense: number;
+  /** TF.js kernels under the mask (the MLP engines turned off). */
+  masked?: number;
+  /** What trainModel does by default, and which loop that was. */
+  engine?: number;
+  enginePath?: string;
+}
+
+export function sparseRows(report: BenchReport): SparseRow[] {
+  const rows: SparseRow[] = [];
+  const ms = report.measurements;
+  for (const d of ms) {
+    if (d.model !== 'lenet-300-100' || d.density !== 1 || !isDefault(d) || d.examplesPerSecond === undefined || d.system.startsWith('pytorch')) continue;
+    for (const density of report.settings.densities) {
+      const at = (tfjsLoop: boolean) => ms.find((m) => m.model === d.model && m.system === d.system && m.density === density && m.tfjsLoop === tfjsLoop && m.zeroFraction === undefined);
+      const engine = at(false);
+      const masked = at(true);
+      if (engine?.examplesPerSecond === undefined && masked?.examplesPerSecond === undefined) continue;
+      rows.push({ system: d.system, label: d.label, density, dense: d.examplesPerSecond, masked: masked?.examplesPerSecond, engine: engine?.examplesPerSecond, enginePath: engine?.path });
+    }
+  }
+  return rows;
+}
+
+export interface Target {
+  what: string;
+  /** null: not measurable in this run. */
+  met: boolean | null;
+  detail: string;
+}
+
+/** Every target of issue #3: met, not met, or not measured here. */
+export function targets(report: BenchReport): Target[] {
+  const out: Target[] = [];
+  const ratioOf = (system: string, model: string) => {
+    const b = baseline(report, model);
+    const m = report.measurements.find((x) => x.system === system && x.model === model && x.density === 1 && isDefault(x) && x.examplesPerSecond !== undefined);
+    return b && m ? m.examplesPerSecond! / b.examplesPerSecond! : undefined;
+  };
+  const models = Object.keys(BENCH_MODELS).filter((model) => report.measurements.some((m) => m.model === model));
+  for (const [kind, systems] of [['WASM', ['wasm', 'wasm-threads']], ['native', ['tensorflow', 'tensorflow-gpu']]] as const) {
+    for (const model of models) {
+      const goal = kind === 'WASM' ? TARGETS.wasm[model]! : TARGETS.native;
+      const what = `${kind} ≥ ${goal}× PyTorch on ${model}`;
+      const ratios: Array<[string, number]> = [];
+      for (const s of systems) {
+        const r = ratioOf(s, model);
+        if (r !== undefined) ratios.push([s, r]);
+      }
+      if (ratios.length === 0) {
+        const why = !baseline(report, model) ? 'no PyTorch baseline' : kind === 'native' ? 'tfjs-node is not installed here, see `npm run native-backend`' : 'no WASM measurement';
+        out.push({ what, met: null, detail: why });
+        continue;
+      }
+      out.push({ what, met: ratios.some(([, r]) => r >= goal), detail: ratios.map(([s, r]) => `${s} ${fmtRatio(r)}`).join(', ') });
+    }
+  }
+  const sparse = sparseRows(report).filter((s) => s.density <= TARGETS.sparseDensity && s.engine !== undefined);
+  if (sparse.length > 0) {
+    out.push({
+      what: `LeNet round at ≤ ${pct(TARGETS.sparseDensity)} weights ≥ ${TARGETS.sparse}× faster than the dense round`,
+      met: sparse.every((s) => s.engine! / s.dense >= TARGETS.sparse),
+      detail: sparse.map((s) => `${s.system} ${fmtRatio(s.engine! / s.dense)} at ${pct(s.density)}`).join(', '),
+    });
+  }
+  return out;
+}
+
+function table(head: string[], rows: string[][], markdown: boolean, right: boolean[]): string {
+  if (markdown) return [head, right.map((r) => (r ? '---:' : '---')), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (right[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+/** ", simd MLP engine" etc.: which loop a TF.js measurement took, and unusual inputs. */
+export function loopLabel(m: Measurement): string {
+  const parts: string[] = [];
+  if (m.path === 'mlp-simd') parts.push('simd MLP engine');
+  else if (m.path === 'mlp-csr') parts.push('csr MLP engine');
+  else if (m.path === 'tfjs' && (m.tfjsLoop || m.model === 'lenet-300-100')) parts.push('TF.js kernels');
+  if (m.zeroFraction === 0) parts.push('inputs without zeros');
+  return parts.map((p) => `, ${p}`).join('');
+}
+
+const mark = (met: boolean | null) => (met === null ? 'not measured' : met ? 'met' : 'not met');
+
+/** The throughput, sparse and both-cores tables with the targets, as plain text or markdown. */
+export function formatReport(report: BenchReport, markdown: boolean): string {
+  const out: string[] = [];
+  const h = (s: string) => out.push(markdown ? `\n## ${s}\n` : `\n${s}\n${'='.repeat(s.length)}`);
+  const para = (s: string) => out.push(markdown ? `\n${s}` : s);
+
+  h(`Training throughput (examples/s, batch ${report.settings.batchSize})`);
+  const order = Object.keys(BENCH_MODELS);
+  const dense = report.measurements
+    .filter((m) => m.density === 1)
+    .sort((a, b) => order.indexOf(a.model) - order.indexOf(b.model));
+  const rows = dense.map((m) => {
+    const b = baseline(report, m.model);
+    const ratio = m.examplesPerSecond !== undefined && b ? m.examplesPerSecond / b.examplesPerSecond! : undefined;
+    const goal = isDefault(m) ? targetFor(m.system, m.model) : undefined;
+    return [
+      m.model,
+      m.label + loopLabel(m) + (b === m ? ' (baseline)' : ''),
+      m.examplesPerSecond !== undefined ? fmtEps(m.examplesPerSecond) : (m.note ?? '-'),
+      m.medianStepMs !== undefined ? m.medianStepMs.toFixed(1) : '-',
+      ratio !== undefined ? fmtRatio(ratio) : '-',
+      goal === undefined ? '' : `≥ ${goal}×: ${ratio === undefined ? 'not measured' : mark(ratio >= goal)}`,
+    ];
+  });
+  out.push(table(['model', 'backend', 'examples/s', 'median step ms', 'vs PyTorch', 'target'], rows, markdown, [false, false, true, true, true, false]));
+
+  const sparse = sparseRows(report);
+  if (sparse.length > 0) {
+    h('Sparse rounds: LeNet-300-100 with a magnitude mask vs the dense round');
+    const r = (x: number | undefined, d: number) => (x === undefined ? '-' : `${fmtEps(x)} (${fmtRatio(x / d)})`);
+    out.push(
+      table(
+        ['backend', 'weights', 'dense ex/s', 'TF.js kernels, masked', 'trainModel default', 'loop taken', `target ≥ ${TARGETS.sparse}×`],
+        sparse.map((s) => [
+          s.label,
+          pct(s.density),
+          fmtEps(s.dense),
+          r(s.masked, s.dense),
+          r(s.engine, s.dense),
+          s.enginePath ?? '-',
+          s.density > TARGETS.sparseDensity || s.engine === undefined ? '' : mark(s.engine / s.dense >= TARGETS.sparse),
+        ]),
+        markdown,
+        [false, true, true, true, true, false, false],
+      ),
+    );
+    para(
+      '"TF.js kernels, masked" forces the TF.js loop (TICKETSMITH_MLP=tfjs): pruned weights are multiplied by zero, so it does a dense round\'s work. ' +
+        '"trainModel default" is what a pruning round runs: the simd MLP engine, or below ' +
+        `${pct(CSR_DENSITY_THRESHOLD)} of weights the csr engine, which trains only the surviving weights (src/engine/training/mlp*.ts).`,
+    );
+  }
+
+  const p = report.parallel;
+  if (p) {
+    h(`Both cores: a round's ticket + ${p.trials.length - 1} controls`);
+    out.push(
+      table(
+        ['model', 'backend', 'trials', 'steps each', 'sequential ex/s', `WorkerPool(${p.parallelism}) ex/s`, 'speed-up', 'ideal'],
+        [[p.model, p.backend, p.trials.join(', '), String(p.stepsPerTrial), fmtEps(p.sequential.examplesPerSecond), fmtEps(p.pool.examplesPerSecond), fmtRatio(p.speedup), fmtRatio(p.idealSpeedup)]],
+        markdown,
+        [false, false, false, true, true, true, true, true],
+      ),
+    );
+    para(
+      `Examples/s of all ${p.trials.length} trials together per wall-clock second (sequential and pool timings alternate ${p.repeats}×); ` +
+        `"ideal" is ${p.trials.length} equal trials on ${p.parallelism} workers: ${p.trials.length} / ceil(${p.trials.length}/${p.parallelism}). ` +
+        'On a loaded machine more threads also win a larger share of contended cores, so the speed-up can land on either side of the ideal.',
+    );
+  }
+
+  h('Targets (issue #3)');
+  for (const t of targets(report)) out.push(`- ${t.what}: ${markdown ? `**${mark(t.met)}**` : mark(t.met)}; ${t.detail}`);
+  if (report.unavailable.length > 0 || report.torchMissing) {
+    h('Not measured');
+    for (const u of report.unavailable) out.push(`- ${u.system}: ${u.message}`);
+    if (report.torchMissing) out.push(`- PyTorch: ${report.torchMissing.replace(/\s*\n\s*/g, ' ')}`);
+  }
+  return out.join('\n');
+}
