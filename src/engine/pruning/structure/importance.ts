@@ -13,8 +13,6 @@ import { nodeByName, producerKernel, type ChannelGroup, type DependencyGraph } f
 
 export type ImportanceKind = 'l1' | 'l2' | 'random';
 
-export const IMPORTANCE_KINDS: readonly ImportanceKind[] = ['l1', 'l2', 'random'];
-
 /** Per-index norm along `axis` of a row-major tensor: the norm of every slice `t[..., i, ...]`. */
 export function sliceNorms(values: Float32Array, shape: readonly number[], axis: number, kind: 'l1' | 'l2'): Float64Array {
   if (axis < 0 || axis >= shape.length) throw new Error(`sliceNorms: axis ${axis} out of range for shape ${JSON.stringify(shape)}`);
