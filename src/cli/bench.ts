@@ -17,6 +17,7 @@ import { parseFlags, UsageError } from './flags.js';
 import { initBackend, BackendUnavailableError, type BackendInfo, type BackendName } from '../runtime/backend.js';
 import { BENCH_MODELS, benchModel, measureParallelTrials, measureTraining, type ParallelResult, type ThroughputResult } from '../engine/training/bench.js';
 import { CSR_DENSITY_THRESHOLD, mlpEnginesByDefault } from '../engine/training/mlp.js';
+import { pct } from '../engine/report/format.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 /** What the worker children run: a plain script, so workers start the same whether or not the CLI verb is wired. */
@@ -362,7 +363,7 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchReport> {
   const add = (m: Measurement) => {
     raw.push(m);
     const what = m.examplesPerSecond !== undefined ? `${fmtEps(m.examplesPerSecond)} ex/s (median step ${m.medianStepMs?.toFixed(1)} ms, ${m.steps} steps)` : m.note;
-    log(`  ${m.model} @ ${pct(m.density)} on ${m.label}${loopLabel(m)}: ${what}`);
+    log(`  ${m.model} @ ${pct(m.density, DENSITY)} on ${m.label}${loopLabel(m)}: ${what}`);
   };
 
   // PyTorch at 2 threads (torch.set_num_threads(2), as a 2-core machine
@@ -510,7 +511,8 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchReport> {
 
 // ------------------------------------------------------------------ reporting
 
-const pct = (x: number) => `${+(x * 100).toFixed(1)}%`;
+/** Densities in bench output: one decimal, trailing zeros dropped ("5%", "12.5%"). */
+const DENSITY = { digits: 1, trim: true };
 export const fmtEps = (x: number) => (x >= 100 ? Math.round(x).toLocaleString('en-US') : x >= 1 ? x.toFixed(1) : x.toFixed(2));
 const fmtRatio = (x: number) => `${x >= 10 ? x.toFixed(0) : x >= 0.1 ? x.toFixed(2) : x.toPrecision(2)}×`;
 
@@ -591,9 +593,9 @@ export function targets(report: BenchReport): Target[] {
   const sparse = sparseRows(report).filter((s) => s.density <= TARGETS.sparseDensity && s.engine !== undefined);
   if (sparse.length > 0) {
     out.push({
-      what: `LeNet round at ≤ ${pct(TARGETS.sparseDensity)} weights ≥ ${TARGETS.sparse}× faster than the dense round`,
+      what: `LeNet round at ≤ ${pct(TARGETS.sparseDensity, DENSITY)} weights ≥ ${TARGETS.sparse}× faster than the dense round`,
       met: sparse.every((s) => s.engine! / s.dense >= TARGETS.sparse),
-      detail: sparse.map((s) => `${s.system} ${fmtRatio(s.engine! / s.dense)} at ${pct(s.density)}`).join(', '),
+      detail: sparse.map((s) => `${s.system} ${fmtRatio(s.engine! / s.dense)} at ${pct(s.density, DENSITY)}`).join(', '),
     });
   }
   return out;
@@ -653,7 +655,7 @@ export function formatReport(report: BenchReport, markdown: boolean): string {
         ['backend', 'weights', 'dense ex/s', 'TF.js kernels, masked', 'trainModel default', 'loop taken', `target ≥ ${TARGETS.sparse}×`],
         sparse.map((s) => [
           s.label,
-          pct(s.density),
+          pct(s.density, DENSITY),
           fmtEps(s.dense),
           r(s.masked, s.dense),
           r(s.engine, s.dense),
@@ -667,7 +669,7 @@ export function formatReport(report: BenchReport, markdown: boolean): string {
     para(
       '"TF.js kernels, masked" forces the TF.js loop (TICKETSMITH_MLP=tfjs): pruned weights are multiplied by zero, so it does a dense round\'s work. ' +
         '"trainModel default" is what a pruning round runs: the simd MLP engine, or below ' +
-        `${pct(CSR_DENSITY_THRESHOLD)} of weights the csr engine, which trains only the surviving weights (src/engine/training/mlp*.ts).`,
+        `${pct(CSR_DENSITY_THRESHOLD, DENSITY)} of weights the csr engine, which trains only the surviving weights (src/engine/training/mlp*.ts).`,
     );
   }
 
