@@ -236,6 +236,14 @@ export function buildGraph(model: tf.LayersModel): DependencyGraph {
       g.info[id]!.blocked.push(node.reason);
       node.outLayout = { positions: 1, segments: [{ group: id, size: channels, mult: 1 }] };
     };
+    /** Inputs joined channel by channel (an elementwise merge, a spatial concat): their groups become one. */
+    const sameChannels = (verb: string): void => {
+      const first = inLayouts[0]!;
+      if (!inLayouts.every((l) => sameStructure(l, first))) return unsupported(`${verb} tensors whose channels are laid out differently`);
+      node.role = 'merge';
+      for (const l of inLayouts.slice(1)) l.segments.forEach((s, i) => g.union(first.segments[i]!.group, s.group, layer.name));
+      node.outLayout = first;
+    };
 
     const problem = layer instanceof tf.LayersModel ? 'is a nested model' : configProblem(cls, cfg, outShape.length);
     if (cls === 'InputLayer') {
@@ -294,13 +302,7 @@ export function buildGraph(model: tf.LayersModel): DependencyGraph {
         node.outLayout = single();
       }
     } else if (MERGE.has(cls)) {
-      const first = inLayouts[0]!;
-      if (!inLayouts.every((l) => sameStructure(l, first))) unsupported('merges tensors whose channels are laid out differently');
-      else {
-        node.role = 'merge';
-        for (const l of inLayouts.slice(1)) l.segments.forEach((s, i) => g.union(first.segments[i]!.group, s.group, layer.name));
-        node.outLayout = first;
-      }
+      sameChannels('merges');
     } else if (cls === 'Concatenate') {
       const axis = Number(cfg.axis ?? -1);
       const channelAxis = axis === -1 || axis === outShape.length - 1;
@@ -312,13 +314,7 @@ export function buildGraph(model: tf.LayersModel): DependencyGraph {
         }
       } else {
         // Stacking along a spatial axis: every input keeps the same channels.
-        const first = inLayouts[0]!;
-        if (!inLayouts.every((l) => sameStructure(l, first))) unsupported('concatenates tensors whose channels are laid out differently');
-        else {
-          node.role = 'merge';
-          for (const l of inLayouts.slice(1)) l.segments.forEach((s, i) => g.union(first.segments[i]!.group, s.group, layer.name));
-          node.outLayout = first;
-        }
+        sameChannels('concatenates');
       }
     } else {
       unsupported('cannot be pruned through');
