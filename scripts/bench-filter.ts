@@ -23,6 +23,7 @@ import { resolveSpec, runName } from '../src/engine/spec.js';
 import { loadDataset } from '../src/engine/data/index.js';
 import type { Dataset, Split } from '../src/engine/types.js';
 import { initBackend } from '../src/runtime/backend.js';
+import { pct } from '../src/engine/report/format.js';
 
 const args = process.argv.slice(2);
 const num = (name: string, def: number): number => {
@@ -131,7 +132,7 @@ const loadEnd = loadavg()[0]!;
 
 const bf = before.filter!;
 const af = after.filter!;
-const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+const ONE = { digits: 1 };
 const ms = (s: LatencySample) => `${s.medianMs.toFixed(s.medianMs < 100 ? 1 : 0)} (min ${s.minMs.toFixed(s.minMs < 100 ? 1 : 0)})`;
 const speed64 = lat64[0]!.medianMs / lat64[1]!.medianMs;
 const speed1 = lat1[0]!.medianMs / lat1[1]!.medianMs;
@@ -158,17 +159,17 @@ Removing a filter also removes its BatchNormalization entries and the matching i
 The dense net trains ${iterations} iterations (Adam 1e-3, batch ${batchSize}); after pruning it is fine-tuned
 ${fineTune} iterations with the same settings. Li et al. train 160 epochs on CIFAR-10 and retrain 40; a VGG-16 training
 step takes seconds on this CPU. ${bf.accuracyAfterFineTuning < 0.9
-  ? `The dense net is far from trained after ${iterations} iterations (${pct(bf.accuracyAfterFineTuning)}) and fine-tuning is more training, so the pruned net can end above it: this run shows that the pruned net still trains and works, not how much accuracy pruning costs (use a larger --iterations for that).`
+  ? `The dense net is far from trained after ${iterations} iterations (${pct(bf.accuracyAfterFineTuning, ONE)}) and fine-tuning is more training, so the pruned net can end above it: this run shows that the pruned net still trains and works, not how much accuracy pruning costs (use a larger --iterations for that).`
   : 'The accuracies compare the trained dense net with the pruned net right after surgery and after fine-tuning.'}
 
 | | before | after | after / before |
 |---|---|---|---|
-| parameters | ${bf.params.toLocaleString('en-US')} | ${af.params.toLocaleString('en-US')} | ${pct(af.params / bf.params)} |
-| FLOPs (multiply-adds, batch 1) | ${bf.flops.toLocaleString('en-US')} | ${af.flops.toLocaleString('en-US')} | ${pct(af.flops / bf.flops)} |
-| model bytes (model.json + weights.bin) | ${bf.modelBytes.toLocaleString('en-US')} | ${af.modelBytes.toLocaleString('en-US')} | ${pct(af.modelBytes / bf.modelBytes)} |
+| parameters | ${bf.params.toLocaleString('en-US')} | ${af.params.toLocaleString('en-US')} | ${pct(af.params / bf.params, ONE)} |
+| FLOPs (multiply-adds, batch 1) | ${bf.flops.toLocaleString('en-US')} | ${af.flops.toLocaleString('en-US')} | ${pct(af.flops / bf.flops, ONE)} |
+| model bytes (model.json + weights.bin) | ${bf.modelBytes.toLocaleString('en-US')} | ${af.modelBytes.toLocaleString('en-US')} | ${pct(af.modelBytes / bf.modelBytes, ONE)} |
 | latency batch 1, ms (median of ${lat1[0]!.repeats}, interleaved) | ${ms(lat1[0]!)} | ${ms(lat1[1]!)} | **${speed1.toFixed(2)}× faster** |
 | latency batch 64, ms (median of ${lat64[0]!.repeats}, interleaved) | ${ms(lat64[0]!)} | ${ms(lat64[1]!)} | **${speed64.toFixed(2)}× faster** |
-| test accuracy | ${pct(bf.accuracyAfterFineTuning)} (dense, trained) | ${pct(af.accuracyAfterPruning)} right after pruning, ${pct(af.accuracyAfterFineTuning)} after fine-tuning | |
+| test accuracy | ${pct(bf.accuracyAfterFineTuning, ONE)} (dense, trained) | ${pct(af.accuracyAfterPruning, ONE)} right after pruning, ${pct(af.accuracyAfterFineTuning, ONE)} after fine-tuning | |
 
 Target: ≥ 1.5× faster at batch 64 on this machine — **${speed64 >= 1.5 ? 'met' : 'not met'}** (${speed64.toFixed(2)}× on medians;
 ${(lat64[0]!.minMs / lat64[1]!.minMs).toFixed(2)}× comparing the fastest pass of each).

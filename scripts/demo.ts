@@ -12,8 +12,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { TicketsmithClient } from '../src/client/index.js';
-import { describeEvent, roundRows } from '../src/cli/client-verbs.js';
-import { roundsTable } from '../src/cli/rounds-table.js';
+import { describeEvent } from '../src/cli/client-verbs.js';
+import { roundRows, roundsTable } from '../src/cli/rounds-table.js';
+import { pct } from '../src/engine/report/format.js';
 import { startService } from '../src/cli/serve.js';
 import { loadConfig } from '../src/runtime/config.js';
 import { embeddedBinariesDir, openTraversal } from '../src/runtime/postgres.js';
@@ -22,7 +23,6 @@ import { getWeightMap, prunableWeights } from '../src/engine/models/inspect.js';
 import { createApiKey, stopOnSignals } from '../src/service/index.js';
 
 const say = (s = '') => process.stdout.write(`${s}\n`);
-const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
 
 /** The port if it is free, else 0 (any free one): a demo should not fail on a busy 8080. */
 async function freeOr0(host: string, port: number): Promise<number> {

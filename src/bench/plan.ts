@@ -15,7 +15,7 @@ import { mlpEnginesByDefault } from '../engine/training/mlp.js';
 import { lastLine, lineOf, runWorkerChild } from './child.js';
 import type { PlanItem, WorkerLine } from './protocol.js';
 import { measureTorch } from './pytorch.js';
-import { fmtEps, isDefault, loopLabel, mergeMeasurements, pct, type BenchReport, type Measurement } from './report.js';
+import { fmtEps, isDefault, loopLabel, mergeMeasurements, densityPct, type BenchReport, type Measurement } from './report.js';
 
 /** A backend as benchmarked: WASM once single-threaded and once with XNNPACK threads on every core. */
 export interface Variant {
@@ -164,7 +164,7 @@ class BenchRun {
   add(m: Measurement): void {
     this.raw.push(m);
     const what = m.examplesPerSecond !== undefined ? `${fmtEps(m.examplesPerSecond)} ex/s (median step ${m.medianStepMs?.toFixed(1)} ms, ${m.steps} steps)` : m.note;
-    log(`  ${m.model} @ ${pct(m.density)} on ${m.label}${loopLabel(m)}: ${what}`);
+    log(`  ${m.model} @ ${densityPct(m.density)} on ${m.label}${loopLabel(m)}: ${what}`);
   }
 }
 

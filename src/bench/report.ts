@@ -5,6 +5,7 @@
 // no file, no clock.
 import { BENCH_MODELS, type ParallelResult } from '../engine/training/bench.js';
 import { CSR_DENSITY_THRESHOLD } from '../engine/training/mlp.js';
+import { pct } from '../engine/report/format.js';
 
 /** Issue #3's targets. */
 export const TARGETS = {
@@ -74,7 +75,9 @@ export function mergeMeasurements(ms: Measurement[]): Measurement[] {
 }
 
 
-export const pct = (x: number) => `${+(x * 100).toFixed(1)}%`;
+const DENSITY = { digits: 1, trim: true };
+/** A density as the bench reports write it (one decimal, trailing zeros dropped). */
+export const densityPct = (x: number) => pct(x, DENSITY);
 export const fmtEps = (x: number) => (x >= 100 ? Math.round(x).toLocaleString('en-US') : x >= 1 ? x.toFixed(1) : x.toFixed(2));
 const fmtRatio = (x: number) => `${x >= 10 ? x.toFixed(0) : x >= 0.1 ? x.toFixed(2) : x.toPrecision(2)}×`;
 
@@ -155,9 +158,9 @@ export function targets(report: BenchReport): Target[] {
   const sparse = sparseRows(report).filter((s) => s.density <= TARGETS.sparseDensity && s.engine !== undefined);
   if (sparse.length > 0) {
     out.push({
-      what: `LeNet round at ≤ ${pct(TARGETS.sparseDensity)} weights ≥ ${TARGETS.sparse}× faster than the dense round`,
+      what: `LeNet round at ≤ ${densityPct(TARGETS.sparseDensity)} weights ≥ ${TARGETS.sparse}× faster than the dense round`,
       met: sparse.every((s) => s.engine! / s.dense >= TARGETS.sparse),
-      detail: sparse.map((s) => `${s.system} ${fmtRatio(s.engine! / s.dense)} at ${pct(s.density)}`).join(', '),
+      detail: sparse.map((s) => `${s.system} ${fmtRatio(s.engine! / s.dense)} at ${densityPct(s.density)}`).join(', '),
     });
   }
   return out;
@@ -217,7 +220,7 @@ export function formatReport(report: BenchReport, markdown: boolean): string {
         ['backend', 'weights', 'dense ex/s', 'TF.js kernels, masked', 'trainModel default', 'loop taken', `target ≥ ${TARGETS.sparse}×`],
         sparse.map((s) => [
           s.label,
-          pct(s.density),
+          densityPct(s.density),
           fmtEps(s.dense),
           r(s.masked, s.dense),
           r(s.engine, s.dense),
@@ -231,7 +234,7 @@ export function formatReport(report: BenchReport, markdown: boolean): string {
     para(
       '"TF.js kernels, masked" forces the TF.js loop (TICKETSMITH_MLP=tfjs): pruned weights are multiplied by zero, so it does a dense round\'s work. ' +
         '"trainModel default" is what a pruning round runs: the simd MLP engine, or below ' +
-        `${pct(CSR_DENSITY_THRESHOLD)} of weights the csr engine, which trains only the surviving weights (src/engine/training/mlp*.ts).`,
+        `${densityPct(CSR_DENSITY_THRESHOLD)} of weights the csr engine, which trains only the surviving weights (src/engine/training/mlp*.ts).`,
     );
   }
 

@@ -8,9 +8,12 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { basename, dirname, resolve, sep } from 'node:path';
 import { RunSpecSchema } from '../engine/spec.js';
-import { ApiError, TicketsmithClient, type EventDto, type JobDto, type RoundDto } from '../client/index.js';
+import { ApiError, TicketsmithClient, type EventDto, type JobDto } from '../client/index.js';
 import { flagHelp, flagsOf, parseFlags, UsageError } from './flags.js';
-import { roundsTable, type RoundRow } from './rounds-table.js';
+import { pct } from '../engine/report/format.js';
+import { roundRows, roundsTable } from './rounds-table.js';
+
+export { roundRows } from './rounds-table.js';
 
 export interface VerbIo {
   out(text: string): void;
@@ -84,27 +87,6 @@ async function run(io: VerbIo, usage: () => string, body: () => Promise<number>)
     }
     throw e;
   }
-}
-
-const pct = (x: unknown) => (typeof x === 'number' ? `${(x * 100).toFixed(2)}%` : '-');
-
-/** Service round DTOs as table rows. */
-export function roundRows(rounds: RoundDto[]): RoundRow[] {
-  const controlAcc = (r: RoundDto, k: string) => {
-    const c = r.controls[k] as { finalTestAccuracy?: unknown } | undefined;
-    return typeof c?.finalTestAccuracy === 'number' ? c.finalTestAccuracy : undefined;
-  };
-  return rounds.map((r) => ({
-    round: r.index,
-    density: r.density,
-    testAccuracy: r.testAccuracy,
-    earlyStopIteration: r.earlyStopIteration,
-    earlyStopTestAccuracy: r.earlyStopTestAccuracy,
-    reinitAccuracy: controlAcc(r, 'reinit'),
-    shuffleAccuracy: controlAcc(r, 'shuffle'),
-    examplesPerSecond: r.examplesPerSecond,
-    compressedBytes: r.compressedBytes,
-  }));
 }
 
 type Payload = Record<string, unknown>;

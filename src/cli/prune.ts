@@ -6,7 +6,8 @@ import { runCompression } from '../engine/run.js';
 import { FileSink, type EngineEvent, type RoundMetrics } from '../engine/sink.js';
 import type { DataAccess } from '../engine/data/index.js';
 import { flagHelp, flagsOf, kebab, parseFlags } from './flags.js';
-import { roundsTable, type RoundRow } from './rounds-table.js';
+import { pct } from '../engine/report/format.js';
+import { roundRows, roundsTable } from './rounds-table.js';
 
 /**
  * The operator runs prune on their own machine with their own references: no
@@ -14,23 +15,6 @@ import { roundsTable, type RoundRow } from './rounds-table.js';
  * not the outbound guard the worker applies to tenant input).
  */
 const OPERATOR_ACCESS: DataAccess = { fetch: (url, init) => fetch(url, init), files: { kind: 'any' } };
-
-const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
-
-/** Engine round metrics as table rows. */
-export function roundRows(rounds: RoundMetrics[]): RoundRow[] {
-  return rounds.map((r) => ({
-    round: r.round,
-    density: r.density,
-    testAccuracy: r.finalTestAccuracy,
-    earlyStopIteration: r.earlyStopIteration,
-    earlyStopTestAccuracy: r.earlyStopTestAccuracy,
-    reinitAccuracy: r.controls.reinit?.finalTestAccuracy,
-    shuffleAccuracy: r.controls.shuffle?.finalTestAccuracy,
-    examplesPerSecond: r.examplesPerSecond,
-    compressedBytes: r.compressedBytes,
-  }));
-}
 
 function progressBar(e: Extract<EngineEvent, { kind: 'progress' }>): string {
   const width = 30;

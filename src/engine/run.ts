@@ -14,6 +14,7 @@ import { modelToFiles } from './models/files.js';
 import { createModel, isZooModel } from './models/registry.js';
 import { countFlops, countParams, describeModel, getWeightMap, prunableWeights, setWeightMap } from './models/inspect.js';
 import { getStrategy } from './pruning/registry.js';
+import { pct } from './report/format.js';
 import { applyMaskTo, countAlive, deserializeMask, globalDensity, layerDensity, onesMask, serializeMask } from './pruning/mask.js';
 import { shuffleMask } from './pruning/random.js';
 import { childSeed, mulberry32 } from './rng.js';
@@ -93,12 +94,11 @@ export function verdictOf(rounds: RoundMetrics[]): Verdict {
   const wins = compared.filter((r) =>
     Object.values(r.controls).every((c) => c !== undefined && r.finalTestAccuracy > c.finalTestAccuracy),
   );
-  const pct = (d: number) => `${(d * 100).toFixed(1)}%`;
   const summary =
     compared.length === 0
       ? 'no controls were trained, so no verdict'
       : `ticket beat every control in ${wins.length} of ${compared.length} compared rounds` +
-        (wins.length > 0 ? ` (densities ${wins.map((r) => pct(r.density)).join(', ')})` : '');
+        (wins.length > 0 ? ` (densities ${wins.map((r) => pct(r.density, { digits: 1 })).join(', ')})` : '');
   return { ticketBeatsControls: wins.map((r) => r.round), roundsCompared: compared.map((r) => r.round), summary };
 }
 

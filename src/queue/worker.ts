@@ -18,8 +18,10 @@
 // to the queue once the database answers, to resume from its last committed
 // round. The job's outcome is written with the same patience.
 //
-// The engine runner is injected: the service passes the real engine
-// (src/engine/run.ts), tests may pass a small engine of their own.
+// The engine runner may be injected (tests pass a small engine of their own
+// through the service's `runner` option); without one, which is how the
+// service runs, the worker imports the real engine (src/engine/run.ts) on its
+// first job.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type PgBoss from 'pg-boss';

@@ -205,18 +205,10 @@ async function stopByPid(pid: number, timeoutMs = 30_000): Promise<boolean> {
  */
 async function adopt(dataDir: string, port: number, url: string, pid: number, previousOwner: number): Promise<DatabaseHandle> {
   await claimOwnership(dataDir);
-  const handle: DatabaseHandle = {
-    url,
-    embedded: true,
-    async stop() {
-      if (!running.has(handle)) return;
-      running.delete(handle);
-      const gone = await stopByPid(pid);
-      log.info({ event: 'postgres-orphan-stopped', dataDir, pid, gone }, 'adopted embedded Postgres stopped');
-    },
-  };
-  running.set(handle, pid);
-  installExitHandlers();
+  const handle = ownedHandle(url, pid, async () => {
+    const gone = await stopByPid(pid);
+    log.info({ event: 'postgres-orphan-stopped', dataDir, pid, gone }, 'adopted embedded Postgres stopped');
+  });
   log.warn({ event: 'postgres-orphan-adopted', dataDir, port, pid, previousOwner }, 'adopted an orphaned embedded Postgres (its owner process is gone); it stops with this process');
   return handle;
 }
@@ -324,6 +316,27 @@ function installExitHandlers(): void {
 }
 
 /**
+ * The handle of an embedded server this process now owns: listed in `running`
+ * under its postmaster pid, so the exit handlers stop it too, and stopped by
+ * `stopServer` once however often `stop` is called.
+ */
+function ownedHandle(url: string, pid: number | null, stopServer: () => Promise<void>, health?: () => DatabaseHealth): DatabaseHandle {
+  const handle: DatabaseHandle = {
+    url,
+    embedded: true,
+    async stop() {
+      if (!running.has(handle)) return;
+      running.delete(handle);
+      await stopServer();
+    },
+    ...(health === undefined ? {} : { health }),
+  };
+  running.set(handle, pid);
+  installExitHandlers();
+  return handle;
+}
+
+/**
  * Returns a database to use: `opts.url`, else DATABASE_URL, else an embedded
  * server (initialised on first use; reused on later starts).
  */
@@ -413,22 +426,18 @@ export async function startDatabase(opts: StartDatabaseOptions = {}): Promise<Da
   const supervisor = new Supervisor(server, dataDir, chosenPort, url, opts.supervise === false ? null : { ...opts.supervise, maxAttempts: opts.supervise?.maxAttempts ?? config.postgresRestartAttempts }, () => recent.slice(-4).join(' | '));
   await supervisor.watch();
 
-  const handle: DatabaseHandle = {
+  const handle = ownedHandle(
     url,
-    embedded: true,
-    async stop() {
-      if (!running.has(handle)) return;
-      running.delete(handle);
+    supervisor.pid,
+    async () => {
       await supervisor.stop();
       log.info({ dataDir }, 'embedded Postgres stopped');
     },
-    health: () => supervisor.health(),
-  };
-  running.set(handle, supervisor.pid);
+    () => supervisor.health(),
+  );
   supervisor.onPid = (pid) => {
     if (running.has(handle)) running.set(handle, pid);
   };
-  installExitHandlers();
   try {
     await ensureDatabase(url);
   } catch (e) {

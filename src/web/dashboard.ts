@@ -1,6 +1,9 @@
 // A one-page dashboard at `/`: paste an API key (kept in the browser's
 // localStorage) and see the tenant's jobs, read through the public REST API
-// like any other client. No server-side state, no build step.
+// like any other client. No server-side state, no build step: the script's
+// percentage helper is report/format.ts's pct, embedded as source.
+import { pct } from '../engine/report/format.js';
+
 export interface StaticRoute {
   path: string;
   type: string;
@@ -42,7 +45,7 @@ const keyInput = document.getElementById('key');
 const msg = document.getElementById('msg');
 const table = document.getElementById('jobs');
 keyInput.value = localStorage.getItem('ticketsmith-key') || '';
-const pct = (x) => (typeof x === 'number' ? (100 * x).toFixed(2) + '%' : '');
+const pct = (x) => (${String(pct)})(x, { missing: '' });
 function cell(row, text, cls) {
   const td = row.insertCell();
   td.textContent = text == null ? '' : String(text);

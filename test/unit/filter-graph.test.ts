@@ -88,6 +88,22 @@ describe('buildGraph', () => {
     m.dispose();
   });
 
+  test('Concatenate along a spatial axis couples its inputs like an Add, and blocks when their channels are laid out differently', () => {
+    const input = tf.input({ shape: [4, 4, 2] });
+    const conv = (filters: number, name: string) => tf.layers.conv2d({ filters, kernelSize: 1, name }).apply(input) as S;
+    const rows = tf.layers.concatenate({ axis: 1, name: 'rows' }).apply([conv(3, 'a'), conv(3, 'b')]) as S;
+    const split = tf.layers.concatenate({ name: 'split' }).apply([conv(1, 'e'), conv(2, 'f')]) as S;
+    const skew = tf.layers.concatenate({ axis: 1, name: 'skew' }).apply([conv(3, 'd'), split]) as S;
+    const gap = (t: S, name: string) => tf.layers.globalAveragePooling2d({ name }).apply(t) as S;
+    const m = tf.model({ inputs: input, outputs: [gap(rows, 'gap1'), gap(skew, 'gap2')] });
+    const g = buildGraph(m);
+    assert.equal(nodeByName(g, 'rows').role, 'merge');
+    assert.deepEqual(groupOfLayer(g, 'b')!.producers, ['a', 'b'], 'a and b lose the same channels');
+    assert.equal(nodeByName(g, 'skew').role, 'unsupported');
+    assert.match(nodeByName(g, 'skew').reason!, /layer 'skew' \(Concatenate\) concatenates tensors whose channels are laid out differently/);
+    m.dispose();
+  });
+
   test('blocking layers are named: Reshape, softmax across channels, LayerNormalization', () => {
     const build = (mid: tf.layers.Layer) => {
       const m = tf.sequential();

@@ -2,7 +2,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pruneGlobal, pruneLayerwise, pruneToDensity, layerFractions } from '../../src/engine/pruning/magnitude.js';
-import { shuffleMask, pruneRandom } from '../../src/engine/pruning/random.js';
+import { shuffleMask } from '../../src/engine/pruning/random.js';
 import { countAlive, deserializeMask, globalDensity, layerDensity, serializeMask } from '../../src/engine/pruning/mask.js';
 import { getStrategy } from '../../src/engine/pruning/registry.js';
 import type { PrunableWeight } from '../../src/engine/types.js';
@@ -87,14 +87,6 @@ describe('random controls', () => {
     assert.equal(countAlive(s.b!), 7);
     assert.notDeepEqual([...s.a!], [...mask.a!]);
     assert.deepEqual([...shuffleMask(mask, 42).a!], [...s.a!], 'same seed, same shuffle');
-  });
-
-  test('random pruning removes the requested count among survivors only', () => {
-    const mask = { a: f(1, 0, 1, 1, 0, 1, 1, 1, 1, 1) };
-    const m = pruneRandom(mask, { a: 0.25 }, 3);
-    assert.equal(countAlive(m.a!), 6);
-    assert.equal(m.a![1], 0);
-    assert.equal(m.a![4], 0);
   });
 });
 

@@ -29,6 +29,3 @@ export interface LoadedData {
   test: Examples;
 }
 
-export function product(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}

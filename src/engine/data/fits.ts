@@ -3,7 +3,7 @@
 
 import type { Dataset } from '../types.js';
 import { DatasetError } from './errors.js';
-import { product } from './examples.js';
+import { product } from '../shapes.js';
 
 /**
  * Fits when the example shape equals the model input, ignoring a trailing

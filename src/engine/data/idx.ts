@@ -5,7 +5,7 @@
 import { hexPrefix } from './bytes.js';
 import { DatasetError } from './errors.js';
 import type { Images } from './examples.js';
-import { product } from './examples.js';
+import { product } from '../shapes.js';
 
 export interface IdxType {
   name: string;

@@ -7,7 +7,7 @@ import { hexPrefix, isZip } from './bytes.js';
 import { DatasetError, describeError } from './errors.js';
 import { maxDatasetBytes, maxDatasetRatio, ratioAllowance } from './source.js';
 import type { Images } from './examples.js';
-import { product } from './examples.js';
+import { product } from '../shapes.js';
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 

@@ -5,7 +5,7 @@
 import type { Dataset, Split } from '../types.js';
 import { DatasetError } from './errors.js';
 import type { Examples, LoadedData } from './examples.js';
-import { product } from './examples.js';
+import { product } from '../shapes.js';
 import { permutation } from '../rng.js';
 
 export interface SplitOptions {

@@ -22,6 +22,7 @@ import { checkFits, loadDataset } from '../data/index.js';
 import { createOrLoadModel, saveModelTo } from '../models/load.js';
 import { countFlops, countParams, describeModel, getWeightMap, prunableWeights } from '../models/inspect.js';
 import { childSeed } from '../rng.js';
+import { pct } from '../report/format.js';
 import { compressTicket } from '../export.js';
 import { evaluate, RunCancelled, toTensors, trainConfigFor, trainModel, type TrainConfig, type TrainData } from '../training/train.js';
 import { buildGraph, filtersPerLayer, type DependencyGraph } from '../pruning/structure/graph.js';
@@ -334,7 +335,7 @@ export async function runFilterPruning(specInput: RunSpec | unknown, ctx: RunCon
 }
 
 function filterVerdict(before: RoundMetrics, after: RoundMetrics): Verdict {
-  const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+  const ONE = { digits: 1 };
   const ratio = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}x` : '-');
   const b = before.filter;
   const a = after.filter;
@@ -343,8 +344,8 @@ function filterVerdict(before: RoundMetrics, after: RoundMetrics): Verdict {
     ticketBeatsControls: [],
     roundsCompared: [],
     summary:
-      `filter pruning: ${before.paramsRemaining} -> ${after.paramsRemaining} parameters (${pct(after.paramsRemaining / before.paramsRemaining)}), ` +
-      `${before.flops} -> ${after.flops} FLOPs (${pct(after.flops / before.flops)})${speed}; ` +
-      `test accuracy ${pct(before.finalTestAccuracy)} -> ${pct(after.finalTestAccuracy)} after fine-tuning`,
+      `filter pruning: ${before.paramsRemaining} -> ${after.paramsRemaining} parameters (${pct(after.paramsRemaining / before.paramsRemaining, ONE)}), ` +
+      `${before.flops} -> ${after.flops} FLOPs (${pct(after.flops / before.flops, ONE)})${speed}; ` +
+      `test accuracy ${pct(before.finalTestAccuracy, ONE)} -> ${pct(after.finalTestAccuracy, ONE)} after fine-tuning`,
   };
 }

@@ -12,7 +12,9 @@
 // (activations, initialisers, whether the manifest's weights match the
 // layers); it only bounds the cost of letting TF.js try. Counts for
 // spatial dimensions follow Keras's rules; where a figure is unknown until
-// run time (a `null` dimension) only what is known is bounded.
+// run time (a `null` dimension) only what is known is bounded. Shapes here
+// are one example's (no batch axis).
+import { product, type Shape } from '../shapes.js';
 
 export interface ModelLimits {
   /** Parameters of the whole model (topology), and elements of the whole manifest. */
@@ -68,13 +70,10 @@ export interface ModelBudget {
 }
 
 type Json = Record<string, unknown>;
-/** One example's shape (no batch axis); null where unknown until run time. */
-type Shape = (number | null)[];
 
 const FIELD = 'model.json';
 const isObject = (x: unknown): x is Json => typeof x === 'object' && x !== null && !Array.isArray(x);
 const fmt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : String(n));
-const product = (xs: readonly number[]): number => xs.reduce((a, b) => a * b, 1);
 const known = (s: Shape): number[] | null => (s.every((d) => d !== null) ? (s as number[]) : null);
 
 interface Walk {

@@ -1,6 +1,6 @@
 // Shared pieces of the model zoo: the options every family takes, the family
-// interface the registry holds, and seeded initialisers so that a zoo model is
-// a pure function of (name, options).
+// interface the registry holds, seeded initialisers so that a zoo model is a
+// pure function of (name, options), and the dense classifier head.
 import * as tf from '@tensorflow/tfjs';
 
 export type Initializer = ReturnType<typeof tf.initializers.glorotNormal>;
@@ -19,10 +19,10 @@ export interface ZooEntry {
   defaultInput: number[];
 }
 
-/** One family of zoo models (one file each); the registry only dispatches. */
 /** CIFAR-10 images (NHWC): the default input of the conv, VGG and ResNet families. */
 export const CIFAR_INPUT: readonly number[] = [32, 32, 3];
 
+/** One family of zoo models (one file each); the registry only dispatches. */
 export interface ModelFamily {
   /** Names shown by listModels(); a family may accept more (e.g. lenet-N-M). */
   entries: ZooEntry[];
@@ -93,7 +93,41 @@ export function batchNorm(name: string): tf.layers.Layer {
   return tf.layers.batchNormalization({ name, momentum: 0.9, epsilon: 1e-5 });
 }
 
-/** Spatial size after `pools` 2x2/stride-2 valid max-pools; throws if it would reach 0. */
+/** The dense classifier that ends the lenet, conv and vgg families. */
+export interface DenseHead {
+  /** Units of each hidden layer, named fc1, fc2, ...; the output layer `out` follows. */
+  hidden: number[];
+  init: (seed: number, layerName: string) => Initializer;
+  /**
+   * Hidden layers as Dense without bias -> batch norm `bn_fcN` -> ReLU
+   * `relu_fcN` (VGG) instead of Dense with ReLU and a zero bias (LeNet, Conv-N).
+   */
+  batchNorm?: boolean;
+  /** Example shape for fc1 when it is the model's first layer (a LeNet on flat input). */
+  inputShape?: number[];
+}
+
+/** Appends `head`'s hidden layers and the logits layer `out` (no softmax: the training loop owns the loss). */
+export function addDenseHead(model: tf.Sequential, head: DenseHead, opts: ModelOptions): void {
+  head.hidden.forEach((units, i) => {
+    const name = `fc${i + 1}`;
+    const input = i === 0 && head.inputShape !== undefined ? { inputShape: head.inputShape } : {};
+    const kernelInitializer = head.init(opts.seed, name);
+    if (head.batchNorm === true) {
+      model.add(tf.layers.dense({ ...input, units, useBias: false, name, kernelInitializer }));
+      model.add(batchNorm(`bn_${name}`));
+      model.add(tf.layers.activation({ activation: 'relu', name: `relu_${name}` }));
+    } else {
+      model.add(tf.layers.dense({ ...input, units, activation: 'relu', name, kernelInitializer, biasInitializer: 'zeros' }));
+    }
+  });
+  model.add(tf.layers.dense({
+    units: opts.numClasses, name: 'out',
+    kernelInitializer: head.init(opts.seed, 'out'), biasInitializer: 'zeros',
+  }));
+}
+
+/** Throws unless the image `inputShape` keeps a spatial size of at least 1 after `pools` 2x2/stride-2 max-pools. */
 export function checkPoolable(name: string, inputShape: number[], pools: number): void {
   const problem = poolProblem(name, inputShape, pools);
   if (problem !== null) throw new Error(problem);

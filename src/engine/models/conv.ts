@@ -6,7 +6,7 @@
 // 2,262,602 parameters (weights + biases); the paper's figure rounds the first
 // two to 4.3M and 2.4M and lists 1.7M for Conv-6.
 import * as tf from '@tensorflow/tfjs';
-import { CIFAR_INPUT, checkPoolable, glorotNormal, poolProblem, validateOptions, type ModelFamily, type ModelOptions } from './common.js';
+import { CIFAR_INPUT, addDenseHead, checkPoolable, glorotNormal, poolProblem, validateOptions, type ModelFamily, type ModelOptions } from './common.js';
 
 /** Filters of each conv pair, in order; one pool after each pair. */
 const BLOCKS: Record<string, number[]> = {
@@ -35,16 +35,7 @@ function build(name: string, opts: ModelOptions): tf.LayersModel {
     model.add(tf.layers.maxPooling2d({ poolSize: 2, strides: 2, name: `pool${b + 1}` }));
   });
   model.add(tf.layers.flatten({ name: 'flatten' }));
-  for (const layer of ['fc1', 'fc2']) {
-    model.add(tf.layers.dense({
-      units: 256, activation: 'relu', name: layer,
-      kernelInitializer: glorotNormal(opts.seed, layer), biasInitializer: 'zeros',
-    }));
-  }
-  model.add(tf.layers.dense({
-    units: opts.numClasses, name: 'out',
-    kernelInitializer: glorotNormal(opts.seed, 'out'), biasInitializer: 'zeros',
-  }));
+  addDenseHead(model, { hidden: [256, 256], init: glorotNormal }, opts);
   return model;
 }
 

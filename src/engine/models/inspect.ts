@@ -5,11 +5,11 @@
 // with the same layer names live in one process.
 import * as tf from '@tensorflow/tfjs';
 import type { PrunableWeight, WeightKind, WeightMap } from '../types.js';
+import { product, shapesOf, type Shape } from '../shapes.js';
 import { CONV_CLASSES } from './classes.js';
+import { layerFlops } from './flops.js';
 
 type Layer = tf.layers.Layer;
-type Shape = (number | null)[];
-
 
 /** Layers of the model graph that hold weights, nested models flattened. */
 function leafLayers(model: tf.LayersModel): Layer[] {
@@ -93,8 +93,6 @@ function outputProducers(model: tf.LayersModel): Set<Layer> {
   return found;
 }
 
-const product = (xs: readonly number[]): number => xs.reduce((a, b) => a * b, 1);
-
 /**
  * Every convolution and Dense kernel (including depthwise and pointwise kernels of
  * separable convs), in layer order. Biases and batch-norm parameters are not
@@ -125,74 +123,11 @@ export function countParams(model: tf.LayersModel): number {
   return n;
 }
 
-function shapesOf(s: Shape | Shape[]): Shape[] {
-  return s.length > 0 && Array.isArray(s[0]) ? (s as Shape[]) : [s as Shape];
-}
-
-/** Dimensions after the batch axis, which must all be known. */
-function fixedDims(layer: Layer, s: Shape): number[] {
-  const dims = s.slice(1);
-  if (dims.some((d) => d === null)) {
-    throw new Error(`countFlops: layer '${layer.name}' has an unknown dimension in shape ${JSON.stringify(s)}; FLOPs need a fixed input shape`);
-  }
-  return dims as number[];
-}
-
-function kernelShape(layer: Layer, short: string): number[] {
-  const v = layer.weights.find((w) => shortName(layer, w) === short);
-  if (v === undefined) throw new Error(`countFlops: layer '${layer.name}' has no '${short}' weight`);
-  return v.shape as number[];
-}
-
-/** Multiply-adds of one call of `layer` (one inbound node) at batch 1. */
-function layerFlops(layer: Layer, nodeIndex: number): number {
-  const cls = layer.getClassName();
-  if (cls !== 'Dense' && !CONV_CLASSES.has(cls)) return 0;
-  const node = layer.inboundNodes[nodeIndex];
-  const out = fixedDims(layer, shapesOf(node.outputShapes)[0]);
-  const inp = fixedDims(layer, shapesOf(node.inputShapes)[0]);
-  switch (cls) {
-    case 'Dense': {
-      // Applied along the last axis: every output element costs in_dim MACs.
-      return kernelShape(layer, 'kernel')[0] * product(out);
-    }
-    case 'Conv2DTranspose':
-    case 'Conv3DTranspose': {
-      // Each input pixel is scattered through the whole kernel: [k..., out, in].
-      const k = kernelShape(layer, 'kernel');
-      return product(k) * product(inp) / k[k.length - 1];
-    }
-    case 'DepthwiseConv2D': {
-      const k = kernelShape(layer, 'depthwise_kernel');
-      const outChannels = k[k.length - 2] * k[k.length - 1];
-      return product(k) * product(out) / outChannels;
-    }
-    case 'SeparableConv1D':
-    case 'SeparableConv2D': {
-      const dk = kernelShape(layer, 'depthwise_kernel');
-      const pk = kernelShape(layer, 'pointwise_kernel');
-      const spatial = product(out) / pk[pk.length - 1];
-      return (product(dk) + product(pk)) * spatial;
-    }
-    default: {
-      // Conv1D/2D/3D, kernel [k..., in, out]: k_h*k_w*c_in*c_out per output position.
-      const k = kernelShape(layer, 'kernel');
-      return product(k) * product(out) / k[k.length - 1];
-    }
-  }
-}
-
-/**
- * Multiply-adds of one forward pass at batch 1: Conv*, DepthwiseConv2D,
- * SeparableConv* and Dense only (k_h*k_w*c_in*c_out*out_h*out_w for Conv2D,
- * in*units for Dense). Biases, batch norm, pooling, activations and residual
- * adds are ignored; they are a rounding error next to the convolutions and the
- * filter-pruning literature (Li et al. 2017) counts the same way.
- */
+/** Multiply-adds of one forward pass at batch 1, every layer call counted as flops.ts says. */
 export function countFlops(model: tf.LayersModel): number {
   let total = 0;
   for (const layer of leafLayers(model)) {
-    for (let i = 0; i < layer.inboundNodes.length; i++) total += layerFlops(layer, i);
+    for (let i = 0; i < layer.inboundNodes.length; i++) total += layerFlops(layer, i, 'countFlops');
   }
   return total;
 }

@@ -3,7 +3,7 @@
 // `lenet-N-M`, `lenet-N-M-K`, ... give one hidden Dense layer per width.
 // Output is logits (no softmax); the training loop owns the loss.
 import * as tf from '@tensorflow/tfjs';
-import { glorotNormal, validateOptions, type ModelFamily, type ModelOptions } from './common.js';
+import { addDenseHead, glorotNormal, validateOptions, type ModelFamily, type ModelOptions } from './common.js';
 
 const NAME = /^lenet((?:-[1-9]\d*)+)$/;
 /** Bounds on a name's architecture: a zoo name is tenant input, and 8 x 2048 units is already ~30M weights. */
@@ -36,18 +36,7 @@ function build(name: string, opts: ModelOptions): tf.LayersModel {
   // tfjs's Flatten rejects rank-1 input, which is already flat.
   const flat = opts.inputShape.length === 1;
   if (!flat) model.add(tf.layers.flatten({ inputShape: opts.inputShape, name: 'flatten' }));
-  hidden.forEach((units, i) => {
-    const layer = `fc${i + 1}`;
-    model.add(tf.layers.dense({
-      ...(flat && i === 0 ? { inputShape: opts.inputShape } : {}),
-      units, activation: 'relu', name: layer,
-      kernelInitializer: glorotNormal(opts.seed, layer), biasInitializer: 'zeros',
-    }));
-  });
-  model.add(tf.layers.dense({
-    units: opts.numClasses, name: 'out',
-    kernelInitializer: glorotNormal(opts.seed, 'out'), biasInitializer: 'zeros',
-  }));
+  addDenseHead(model, { hidden, init: glorotNormal, ...(flat ? { inputShape: opts.inputShape } : {}) }, opts);
   return model;
 }
 

@@ -10,7 +10,7 @@
 // (Li et al. report 1.5e7 and 3.13e8).
 import * as tf from '@tensorflow/tfjs';
 import {
-  CIFAR_INPUT, batchNorm, checkPoolable, poolProblem, glorotUniform, heNormal, validateOptions,
+  CIFAR_INPUT, addDenseHead, batchNorm, checkPoolable, poolProblem, glorotUniform, heNormal, validateOptions,
   type ModelFamily, type ModelOptions,
 } from './common.js';
 
@@ -46,15 +46,7 @@ function build(name: string, opts: ModelOptions): tf.LayersModel {
     model.add(tf.layers.activation({ activation: 'relu', name: `relu${conv}` }));
   }
   model.add(tf.layers.flatten({ name: 'flatten' }));
-  model.add(tf.layers.dense({
-    units: 512, useBias: false, name: 'fc1', kernelInitializer: glorotUniform(opts.seed, 'fc1'),
-  }));
-  model.add(batchNorm('bn_fc1'));
-  model.add(tf.layers.activation({ activation: 'relu', name: 'relu_fc1' }));
-  model.add(tf.layers.dense({
-    units: opts.numClasses, name: 'out',
-    kernelInitializer: glorotUniform(opts.seed, 'out'), biasInitializer: 'zeros',
-  }));
+  addDenseHead(model, { hidden: [512], init: glorotUniform, batchNorm: true }, opts);
   return model;
 }
 

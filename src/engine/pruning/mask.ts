@@ -1,10 +1,11 @@
 // Masks are data: weight name -> 0/1 Float32Array in the weight's row-major
 // order. Helpers to make, measure, apply and (de)serialise them.
 import type { Mask, PrunableWeight, WeightMap } from '../types.js';
+import { product } from '../shapes.js';
 
 export function onesMask(weights: PrunableWeight[]): Mask {
   const mask: Mask = {};
-  for (const w of weights) mask[w.name] = new Float32Array(w.shape.reduce((a, b) => a * b, 1)).fill(1);
+  for (const w of weights) mask[w.name] = new Float32Array(product(w.shape)).fill(1);
   return mask;
 }
 

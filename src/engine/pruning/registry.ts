@@ -3,7 +3,6 @@
 // the kind itself.
 import type { Mask, PrunableWeight } from '../types.js';
 import { layerFractions, pruneGlobal, pruneLayerwise, pruneToDensity, type FractionSettings, type Weights } from './magnitude.js';
-import { pruneRandom } from './random.js';
 
 export interface PruneRequest extends FractionSettings {
   weights: Weights;
@@ -33,15 +32,7 @@ const magnitude: Strategy = {
   },
 };
 
-const random: Strategy = {
-  name: 'random',
-  description: 'Drop surviving weights uniformly at random (Liu et al. baseline)',
-  prune(req) {
-    return pruneRandom(req.mask, layerFractions(req.prunable, req), req.seed);
-  },
-};
-
-const strategies = new Map<string, Strategy>([magnitude, random].map((s) => [s.name, s]));
+const strategies = new Map<string, Strategy>([magnitude].map((s) => [s.name, s]));
 
 export function getStrategy(name: string): Strategy {
   const s = strategies.get(name);

@@ -115,7 +115,8 @@ function keptWidth(l: ChannelLayout, kept: Map<number, number>): number {
 /**
  * Multiply-adds at batch 1 if each named group kept `kept[name]` channels,
  * without building the model: every layer's cost scales with the share of its
- * input and / or output channels left (same counting as countFlops).
+ * input and / or output channels left (the graph keeps each layer's cost
+ * terms from models/flops.ts, the ones countFlops sums).
  */
 export function estimateFlops(graph: DependencyGraph, kept: Record<string, number>): number {
   const byId = new Map<number, number>();

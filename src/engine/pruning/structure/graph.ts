@@ -14,9 +14,10 @@
 // segment being the channels of one group, each repeated `mult` times in a
 // row (a DepthwiseConv2D with depth multiplier m emits channel c as c*m..c*m+m-1).
 import * as tf from '@tensorflow/tfjs';
+import { fixedDims, product, shapesOf, type Shape } from '../../shapes.js';
+import { layerCost, type CostTerm } from '../../models/flops.js';
 
 type Layer = tf.layers.Layer;
-type Shape = (number | null)[];
 
 export interface ChannelSegment {
   /** Channel group id (index into DependencyGraph.groups). */
@@ -44,13 +45,6 @@ export type NodeRole =
   | 'merge'
   | 'concat'
   | 'unsupported';
-
-/** Multiply-adds of one part of a layer, and whether they shrink with its kept input / output channels. */
-export interface CostTerm {
-  macs: number;
-  input: boolean;
-  output: boolean;
-}
 
 export interface GraphNode {
   name: string;
@@ -107,19 +101,7 @@ const MIXING_ACTIVATIONS = new Set(['softmax', 'logSoftmax']);
 
 export const isTransposeConv = (cls: string): boolean => cls === 'Conv2DTranspose' || cls === 'Conv3DTranspose';
 
-const product = (xs: readonly number[]): number => xs.reduce((a, b) => a * b, 1);
-
-function shapesOf(s: Shape | Shape[]): Shape[] {
-  return s.length > 0 && Array.isArray(s[0]) ? (s as Shape[]) : [s as Shape];
-}
-
-function dims(layer: Layer, s: Shape): number[] {
-  const d = s.slice(1);
-  if (d.some((x) => x === null)) {
-    throw new Error(`filter pruning: layer '${layer.name}' has an unknown dimension in shape ${JSON.stringify(s)}; a fixed input shape is needed`);
-  }
-  return d as number[];
-}
+const dims = (layer: Layer, s: Shape): number[] => fixedDims(s, `filter pruning: layer '${layer.name}'`);
 
 export function layoutWidth(l: ChannelLayout): number {
   return l.positions * l.segments.reduce((a, s) => a + s.size * s.mult, 0);
@@ -210,12 +192,6 @@ function topological(model: tf.LayersModel): Visit[] {
   return order;
 }
 
-function kernelShape(layer: Layer, short: string): number[] {
-  const v = layer.weights.find((w) => w.originalName.split('/').at(-1) === short);
-  if (v === undefined) throw new Error(`filter pruning: layer '${layer.name}' has no '${short}' weight`);
-  return v.shape as number[];
-}
-
 /** Why a layer's config stops channel tracking, or null. */
 function configProblem(cls: string, cfg: Record<string, unknown>, outRank: number): string | null {
   if (cfg.dataFormat === 'channelsFirst') return 'uses channels-first data, which filter pruning does not handle';
@@ -260,6 +236,14 @@ export function buildGraph(model: tf.LayersModel): DependencyGraph {
       g.info[id]!.blocked.push(node.reason);
       node.outLayout = { positions: 1, segments: [{ group: id, size: channels, mult: 1 }] };
     };
+    /** Inputs joined channel by channel (an elementwise merge, a spatial concat): their groups become one. */
+    const sameChannels = (verb: string): void => {
+      const first = inLayouts[0]!;
+      if (!inLayouts.every((l) => sameStructure(l, first))) return unsupported(`${verb} tensors whose channels are laid out differently`);
+      node.role = 'merge';
+      for (const l of inLayouts.slice(1)) l.segments.forEach((s, i) => g.union(first.segments[i]!.group, s.group, layer.name));
+      node.outLayout = first;
+    };
 
     const problem = layer instanceof tf.LayersModel ? 'is a nested model' : configProblem(cls, cfg, outShape.length);
     if (cls === 'InputLayer') {
@@ -272,33 +256,22 @@ export function buildGraph(model: tf.LayersModel): DependencyGraph {
     } else if (CONV_PRODUCERS.has(cls) || cls === 'Dense') {
       node.role = 'producer';
       const inL = single();
-      const kernel = kernelShape(layer, 'kernel');
       const id = g.create(channels, cls === 'Dense' ? 'dense' : 'conv', layer.name);
       g.consume(inL, layer.name);
       if (MIXING_ACTIVATIONS.has(String(cfg.activation))) g.info[id]!.blocked.push(`layer '${layer.name}' applies ${String(cfg.activation)} across its outputs`);
       node.produces = id;
       node.outLayout = { positions: 1, segments: [{ group: id, size: channels, mult: 1 }] };
-      let macs: number;
-      if (cls === 'Dense') macs = kernel[0]! * product(outDims);
-      else if (isTransposeConv(cls)) macs = (product(kernel) * product(dims(layer, inShape))) / kernel.at(-1)!;
-      else macs = (product(kernel) * product(outDims)) / kernel.at(-1)!;
-      node.cost = [{ macs, input: true, output: true }];
+      node.cost = layerCost(layer, nodeIndex, 'filter pruning');
     } else if (SEPARABLE.has(cls)) {
       node.role = 'separable';
       const inL = single();
       if (inL.positions !== 1) unsupported('reads a flattened tensor');
       else {
-        const dk = kernelShape(layer, 'depthwise_kernel');
-        const pk = kernelShape(layer, 'pointwise_kernel');
         const id = g.create(channels, 'conv', layer.name);
         g.consume(inL, layer.name);
         node.produces = id;
         node.outLayout = { positions: 1, segments: [{ group: id, size: channels, mult: 1 }] };
-        const spatial = product(outDims) / channels;
-        node.cost = [
-          { macs: product(dk) * spatial, input: true, output: false },
-          { macs: product(pk) * spatial, input: true, output: true },
-        ];
+        node.cost = layerCost(layer, nodeIndex, 'filter pruning');
       }
     } else if (cls === 'DepthwiseConv2D') {
       const inL = single();
@@ -308,8 +281,7 @@ export function buildGraph(model: tf.LayersModel): DependencyGraph {
         const m = Number(cfg.depthMultiplier ?? 1);
         g.consume(inL, layer.name);
         node.outLayout = { positions: 1, segments: inL.segments.map((s) => ({ ...s, mult: s.mult * m })) };
-        const dk = kernelShape(layer, 'depthwise_kernel');
-        node.cost = [{ macs: dk[0]! * dk[1]! * product(outDims), input: true, output: false }];
+        node.cost = layerCost(layer, nodeIndex, 'filter pruning');
       }
     } else if (cls === 'BatchNormalization') {
       node.role = 'batchnorm';
@@ -330,13 +302,7 @@ export function buildGraph(model: tf.LayersModel): DependencyGraph {
         node.outLayout = single();
       }
     } else if (MERGE.has(cls)) {
-      const first = inLayouts[0]!;
-      if (!inLayouts.every((l) => sameStructure(l, first))) unsupported('merges tensors whose channels are laid out differently');
-      else {
-        node.role = 'merge';
-        for (const l of inLayouts.slice(1)) l.segments.forEach((s, i) => g.union(first.segments[i]!.group, s.group, layer.name));
-        node.outLayout = first;
-      }
+      sameChannels('merges');
     } else if (cls === 'Concatenate') {
       const axis = Number(cfg.axis ?? -1);
       const channelAxis = axis === -1 || axis === outShape.length - 1;
@@ -348,13 +314,7 @@ export function buildGraph(model: tf.LayersModel): DependencyGraph {
         }
       } else {
         // Stacking along a spatial axis: every input keeps the same channels.
-        const first = inLayouts[0]!;
-        if (!inLayouts.every((l) => sameStructure(l, first))) unsupported('concatenates tensors whose channels are laid out differently');
-        else {
-          node.role = 'merge';
-          for (const l of inLayouts.slice(1)) l.segments.forEach((s, i) => g.union(first.segments[i]!.group, s.group, layer.name));
-          node.outLayout = first;
-        }
+        sameChannels('concatenates');
       }
     } else {
       unsupported('cannot be pruned through');

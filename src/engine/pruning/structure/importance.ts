@@ -9,17 +9,16 @@
 // say. Pure math on weight values; higher score = more important.
 import type { WeightMap } from '../../types.js';
 import { childSeed, mulberry32 } from '../../rng.js';
+import { product } from '../../shapes.js';
 import { nodeByName, producerKernel, type ChannelGroup, type DependencyGraph } from './graph.js';
 
 export type ImportanceKind = 'l1' | 'l2' | 'random';
-
-export const IMPORTANCE_KINDS: readonly ImportanceKind[] = ['l1', 'l2', 'random'];
 
 /** Per-index norm along `axis` of a row-major tensor: the norm of every slice `t[..., i, ...]`. */
 export function sliceNorms(values: Float32Array, shape: readonly number[], axis: number, kind: 'l1' | 'l2'): Float64Array {
   if (axis < 0 || axis >= shape.length) throw new Error(`sliceNorms: axis ${axis} out of range for shape ${JSON.stringify(shape)}`);
   const n = shape[axis]!;
-  const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const inner = product(shape.slice(axis + 1));
   const out = new Float64Array(n);
   for (let i = 0; i < values.length; i++) {
     const c = Math.floor(i / inner) % n;

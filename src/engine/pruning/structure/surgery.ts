@@ -9,6 +9,7 @@
 // zeroes the same channels in place so that each of them emits exactly zero.
 import * as tf from '@tensorflow/tfjs';
 import type { WeightMap } from '../../types.js';
+import { product } from '../../shapes.js';
 import { getWeightMap, setWeightMap } from '../../models/inspect.js';
 import { buildGraph, describeGroups, isTransposeConv, type ChannelLayout, type DependencyGraph, type GraphNode } from './graph.js';
 
@@ -64,8 +65,8 @@ export function takeAlong(
 ): { shape: number[]; values: Float32Array } {
   const { shape, values } = t;
   const n = shape[axis]!;
-  const outer = shape.slice(0, axis).reduce((a, b) => a * b, 1);
-  const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const outer = product(shape.slice(0, axis));
+  const inner = product(shape.slice(axis + 1));
   const out = new Float32Array(outer * indices.length * inner);
   let o = 0;
   for (let a = 0; a < outer; a++) {
@@ -84,7 +85,7 @@ export function takeAlong(
 /** Zero `t[..., i, ...]` along `axis` for every i NOT in `keep` (a copy). */
 function zeroAlong(t: { shape: number[]; values: Float32Array }, axis: number, keep: Int32Array): { shape: number[]; values: Float32Array } {
   const n = t.shape[axis]!;
-  const inner = t.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const inner = product(t.shape.slice(axis + 1));
   const alive = new Uint8Array(n);
   for (const k of keep) alive[k] = 1;
   const values = Float32Array.from(t.values);
