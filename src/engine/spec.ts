@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { DATA_FIELDS } from './spec/data.js';
 import { SpecError } from './spec/errors.js';
 import { EXPORT_FIELDS } from './spec/export.js';
+import { describeFields, type FieldDescriptor, type JsonSchema } from './spec/fields.js';
 import { checkFilter, FILTER_FIELDS } from './spec/filter.js';
 import { checkImp, IMP_FIELDS } from './spec/imp.js';
 import { METHOD_FIELDS } from './spec/method.js';
@@ -22,6 +23,8 @@ export { SPEC_LIMITS } from './spec/limits.js';
 export { SpecError } from './spec/errors.js';
 export { rewindIteration, roundHasControls } from './spec/imp.js';
 export { totalIterations } from './spec/training.js';
+export { describeFields } from './spec/fields.js';
+export type { Bound, FieldDescriptor, FieldKind, JsonSchema, ScalarKind } from './spec/fields.js';
 
 /**
  * The concerns, in the order their fields are listed (OpenAPI document, README
@@ -41,6 +44,17 @@ export type SpecConcern = keyof typeof SPEC_CONCERNS;
 export const RunSpecSchema = z
   .object({ ...MODEL_FIELDS, ...DATA_FIELDS, ...METHOD_FIELDS, ...IMP_FIELDS, ...TRAINING_FIELDS, ...EXPORT_FIELDS, ...FILTER_FIELDS })
   .strict();
+
+const concernOf = (name: string): SpecConcern | null =>
+  (Object.keys(SPEC_CONCERNS) as SpecConcern[]).find((c) => Object.hasOwn(SPEC_CONCERNS[c], name)) ?? null;
+
+const reflection = describeFields(RunSpecSchema, concernOf);
+/** Every run-spec field described once (spec/fields.ts): what the CLI, gRPC, OpenAPI and README read. */
+export const RUN_SPEC_FIELDS: readonly FieldDescriptor[] = Object.freeze(reflection.fields);
+/** Spec fields no descriptor kind fits (none today; proto-contract.test.ts keeps it so). */
+export const UNSUPPORTED_SPEC_FIELDS: readonly string[] = Object.freeze(reflection.unsupported);
+/** The run spec's JSON Schema as a client sends it: the OpenAPI document's RunSpec. */
+export const RUN_SPEC_JSON_SCHEMA: JsonSchema = reflection.jsonSchema;
 
 export type RunSpecInput = z.input<typeof RunSpecSchema>;
 export type ParsedSpec = z.output<typeof RunSpecSchema>;
