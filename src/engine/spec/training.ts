@@ -1,8 +1,9 @@
 // Run-spec fields of the training concern: the optimiser and its schedule,
-// how long each training runs, the training pool's cap and the seed. Also
-// the paper's per-model defaults for the two fields that have none of their
-// own (learning rate, iterations).
+// how long each training runs, the training pool (its cap and the share held
+// out for validation) and the seed. Also the paper's per-model defaults for
+// the two fields that have none of their own (learning rate, iterations).
 import { z } from 'zod';
+import { DEFAULT_VALIDATION_FRACTION } from '../data/split.js';
 import { SPEC_LIMITS } from './limits.js';
 
 export const TRAINING_FIELDS = {
@@ -16,6 +17,13 @@ export const TRAINING_FIELDS = {
   epochs: z.number().gt(0).max(SPEC_LIMITS.epochs).optional().describe('Training length in epochs (overrides iterations)'),
   evalEvery: z.number().int().min(1).max(SPEC_LIMITS.evalEvery).default(100).describe('Evaluate validation loss every N iterations'),
   maxTrainExamples: z.number().int().min(1).max(SPEC_LIMITS.maxTrainExamples).optional().describe('Cap the training set (quick runs)'),
+  // Bounded away from 0 (early stopping needs a validation set) and from 1 (the rest trains).
+  validationFraction: z
+    .number()
+    .min(0.01)
+    .max(0.5)
+    .default(DEFAULT_VALIDATION_FRACTION)
+    .describe('Share of the training set held out for validation (early stopping, the validation curve)'),
   seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0).describe('Seed for initialisation, data order and controls'),
 };
 
