@@ -1,6 +1,7 @@
 // The run spec: one zod schema is the single source of truth for what a
 // compression run can be asked to do. REST validation, the gRPC mapping, the
-// CLI flags, the OpenAPI document and the run's name all derive from it.
+// CLI flags, the OpenAPI document and the run's name all derive from it; the
+// doors read it through one reflection, RUN_SPEC_FIELDS (spec/fields.ts).
 // Its fields are written one file per concern under spec/ and composed here;
 // every other module imports the spec from this file.
 //
