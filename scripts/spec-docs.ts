@@ -1,14 +1,23 @@
 // Prints the run-spec table that README.md embeds between the
-// `<!-- spec-table -->` markers; `--write` updates README.md in place.
+// `<!-- spec-table -->` markers, one row per field descriptor
+// (src/engine/spec/fields.ts); `--write` updates README.md in place, `--check`
+// exits 1 when README.md's table is not the one the schema gives.
 import { readFile, writeFile } from 'node:fs/promises';
-import { RunSpecSchema } from '../src/engine/spec.js';
-import { flagsOf, flagTableMarkdown } from '../src/cli/flags.js';
+import { RUN_SPEC_FIELDS } from '../src/engine/spec.js';
+import { flagOf, flagTableMarkdown } from '../src/cli/flags.js';
 
-const table = flagTableMarkdown(flagsOf(RunSpecSchema));
+const table = flagTableMarkdown(RUN_SPEC_FIELDS.map(flagOf));
+const block = `<!-- spec-table -->\n${table}\n<!-- /spec-table -->`;
+const markers = /<!-- spec-table -->[\s\S]*<!-- \/spec-table -->/;
 if (process.argv.includes('--write')) {
   const readme = await readFile('README.md', 'utf8');
-  const next = readme.replace(/<!-- spec-table -->[\s\S]*<!-- \/spec-table -->/, `<!-- spec-table -->\n${table}\n<!-- /spec-table -->`);
-  await writeFile('README.md', next);
+  await writeFile('README.md', readme.replace(markers, block));
+} else if (process.argv.includes('--check')) {
+  const readme = await readFile('README.md', 'utf8');
+  if (readme.match(markers)?.[0] !== block) {
+    process.stderr.write('README.md: the run-spec table is stale; run `npm run docs:spec`\n');
+    process.exit(1);
+  }
 } else {
   process.stdout.write(`${table}\n`);
 }

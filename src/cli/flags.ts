@@ -1,7 +1,9 @@
 // CLI flags generated from the run-spec schema: every field is a
-// `--kebab-case` flag with its type, default and description taken from zod,
-// so the CLI can never drift from what REST and gRPC accept.
-import { z } from 'zod';
+// `--kebab-case` flag with its type, default and description taken from the
+// schema's field descriptors (engine/spec/fields.ts), the same ones REST and
+// gRPC are generated from, so the CLI can never drift from what they accept.
+import type { z } from 'zod';
+import { describeFields, type FieldDescriptor } from '../engine/spec.js';
 
 export interface FlagInfo {
   key: string;
@@ -12,39 +14,29 @@ export interface FlagInfo {
   description: string;
 }
 
-type Def = { type: string; innerType?: z.ZodType; element?: z.ZodType; entries?: Record<string, string>; defaultValue?: unknown };
-
-const defOf = (s: z.ZodType): Def => (s as unknown as { _zod: { def: Def } })._zod.def;
-
 export const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/** A map field is one string on the command line (`conv1=0.5,conv8=0.5`): the schema parses it. */
+const FLAG_TYPES: Record<FieldDescriptor['kind'], FlagInfo['type']> = {
+  number: 'number',
+  int: 'number',
+  boolean: 'boolean',
+  enum: 'enum',
+  string: 'string',
+  list: 'list',
+  map: 'string',
+};
+
+/** One field descriptor (engine/spec/fields.ts) as a CLI flag. */
+export function flagOf(f: FieldDescriptor): FlagInfo {
+  const info: FlagInfo = { key: f.name, flag: `--${kebab(f.name)}`, type: FLAG_TYPES[f.kind], description: f.description, defaultValue: f.default };
+  if ((f.kind === 'enum' || f.kind === 'list') && f.values) info.choices = [...f.values];
+  return info;
+}
 
 /** Describe each field of an object schema as a CLI flag. */
 export function flagsOf(schema: z.ZodObject): FlagInfo[] {
-  const out: FlagInfo[] = [];
-  for (const [key, field] of Object.entries(schema.shape) as Array<[string, z.ZodType]>) {
-    let s = field;
-    let description = s.description ?? '';
-    let defaultValue: unknown;
-    for (let d = defOf(s); d.type === 'default' || d.type === 'optional'; d = defOf(s)) {
-      if (d.type === 'default') defaultValue = d.defaultValue;
-      s = d.innerType!;
-      description ||= s.description ?? '';
-    }
-    const d = defOf(s);
-    const info: FlagInfo = { key, flag: `--${kebab(key)}`, type: 'string', description, defaultValue };
-    if (d.type === 'number') info.type = 'number';
-    else if (d.type === 'boolean') info.type = 'boolean';
-    else if (d.type === 'enum') {
-      info.type = 'enum';
-      info.choices = Object.values(d.entries!);
-    } else if (d.type === 'array') {
-      info.type = 'list';
-      const e = defOf(d.element!);
-      if (e.type === 'enum') info.choices = Object.values(e.entries!);
-    }
-    out.push(info);
-  }
-  return out;
+  return describeFields(schema).fields.map(flagOf);
 }
 
 export class UsageError extends Error {}

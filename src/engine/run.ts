@@ -108,7 +108,7 @@ export async function runCompression(specInput: RunSpec | unknown, ctx: RunConte
   const emit = (e: EngineEvent) => ctx.onEvent?.(e);
   const backend = await initBackend();
   const name = runName(spec);
-  const ds = ctx.dataset ?? (await loadDataset(spec.dataset, { seed: spec.seed, maxTrain: spec.maxTrainExamples, access: ctx.data }));
+  const ds = ctx.dataset ?? (await loadDataset(spec.dataset, { seed: spec.seed, maxTrain: spec.maxTrainExamples, validationFraction: spec.validationFraction, access: ctx.data }));
   const model = await createOrLoadModel(spec.model, { inputShape: ds.inputShape, numClasses: ds.numClasses, seed: spec.seed }, ctx.modelLimits);
   let disposeExecutor: () => Promise<void> = async () => undefined;
   try {

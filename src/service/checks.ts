@@ -9,7 +9,7 @@
 // stored at upload (engine/models/inspect.ts describeModel); for a zoo model
 // one built once per name (no training) and cached. Numeric bounds, quotas and
 // dataset fit are checked elsewhere.
-import { DEFAULT_VALIDATION_FRACTION } from '../engine/data/split.js';
+import { validationSize } from '../engine/data/split.js';
 import { CONV_CLASSES, isPrunableClass } from '../engine/models/classes.js';
 import type { RunSpec } from '../engine/spec.js';
 import type { ServiceContext } from './context.js';
@@ -30,16 +30,16 @@ const ZOO_INPUT = { lenet: [28, 28, 1], other: [32, 32, 3] };
 const quote = (s: string) => `'${s.length > 100 ? `${s.slice(0, 100)}…` : s}'`;
 
 /** Training examples left after the validation carve (engine/data/split.ts assemble), for a pool of `n`. */
-function trainExamples(n: number): number {
-  return n - Math.min(n, Math.max(1, Math.round(DEFAULT_VALIDATION_FRACTION * n)));
+function trainExamples(n: number, validationFraction: number): number {
+  return n - validationSize(n, validationFraction);
 }
 
 /** Contradictions within the spec alone. */
 export function checkSpecFields(spec: RunSpec): void {
   if (spec.maxTrainExamples !== undefined) {
-    const train = trainExamples(spec.maxTrainExamples);
+    const train = trainExamples(spec.maxTrainExamples, spec.validationFraction);
     if (train < 1) {
-      throw invalid('maxTrainExamples', `maxTrainExamples: ${spec.maxTrainExamples} example(s) cannot be split into training and validation (${Math.round(DEFAULT_VALIDATION_FRACTION * 100)}% held out, at least one each); give at least 2`);
+      throw invalid('maxTrainExamples', `maxTrainExamples: ${spec.maxTrainExamples} example(s) cannot be split into training and validation (${Math.round(spec.validationFraction * 100)}% held out, at least one each); give at least 2`);
     }
     if (spec.batchSize > train) {
       throw invalid('batchSize', `batchSize: ${spec.batchSize} is more than the ${train} training examples maxTrainExamples ${spec.maxTrainExamples} leaves after the validation split`);

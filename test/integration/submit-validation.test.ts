@@ -11,6 +11,7 @@ import { startGrpcServer, type GrpcServerHandle } from '../../src/api/grpc/serve
 import { startRestServer, type RestServer } from '../../src/api/rest/server.js';
 import { GrpcError, TicketsmithGrpcClient } from '../../src/client/grpc.js';
 import { createApiKey, type ServiceRuntime } from '../../src/service/index.js';
+import { resolveSpec, runName } from '../../src/engine/spec.js';
 import { startTestDb, uploadFiles, type TestDb } from './fixtures/harness.js';
 
 let t: TestDb;
@@ -90,6 +91,9 @@ const CASES: Array<[string, Record<string, unknown>, string]> = [
   ['targetDensity with zero rounds', { rounds: 0, targetDensity: 0.5 }, 'targetDensity'],
   ['a filter-only field on an imp job', { filterFraction: 0.5 }, 'filterFraction'],
   ['a lenet width over the model caps', { model: 'lenet-40000000' }, 'model'],
+  ['validationFraction above its bound', { validationFraction: 0.9 }, 'validationFraction'],
+  ['validationFraction below its bound', { validationFraction: 0 }, 'validationFraction'],
+  ['batchSize above what validationFraction leaves', { maxTrainExamples: 20, batchSize: 15, validationFraction: 0.5 }, 'batchSize'],
 ];
 
 describe('submit refuses what can only fail later, over REST and gRPC', () => {
@@ -118,6 +122,22 @@ describe('submit refuses what can only fail later, over REST and gRPC', () => {
     assert.equal(ok.status, 201, JSON.stringify(ok.json));
     const filter = await call('POST', '/v1/jobs', { ...spec, method: 'filter', filterFractions: { hidden: 0.5 } });
     assert.equal(filter.status, 201, JSON.stringify(filter.json));
+  });
+
+  test('a valid validationFraction crosses both doors into the job and its run name', async () => {
+    const spec = { model: 'lenet-300-100', ...tiny, seed: 7, validationFraction: 0.2 };
+    const { seed: _s, ...sameAsDefault } = { ...spec, validationFraction: 0.1 };
+    const r = await call('POST', '/v1/jobs', spec);
+    assert.equal(r.status, 201, JSON.stringify(r.json));
+    assert.equal((r.json.spec as { validationFraction: number }).validationFraction, 0.2);
+    assert.equal(r.json.runName, runName(resolveSpec(spec)));
+    assert.notEqual(r.json.runName, runName(resolveSpec({ ...spec, validationFraction: 0.1 })));
+    const g = await client.submitJob({ ...spec, seed: 8 });
+    assert.equal(g.job.spec.validationFraction, 0.2);
+    assert.equal(g.job.runName, runName(resolveSpec({ ...spec, seed: 8 })));
+    // At its default the field leaves the name as it was before it existed (computed then).
+    const d = await client.submitJob(sameAsDefault);
+    assert.equal(d.job.runName, 'imp_a47926c017d5');
   });
 
   test('valid zoo specs with layer names are accepted', async () => {

@@ -1,15 +1,16 @@
 // The one translation between ticketsmith.v1 messages and the service's JSON
 // shapes, both ways (the server answers with it, the client reads with it):
 // the RunSpec message <-> RunSpecSchema JSON, derived field by field from the
-// zod schema itself so a new spec field needs only a proto field; proto enums
+// schema's field descriptors (engine/spec/fields.ts) so a new spec field needs
+// only a proto field; proto enums
 // <-> schema strings by name; google.protobuf.Struct/Value <-> JSON; and each
 // DTO (job, round, event, artifact, model, dataset) <-> its message.
 //
 // This module imports no service code at run time (only types), so the client
 // can use it without pulling in the database layer. Bad input raises
 // WireError naming the field; the server turns it into INVALID_ARGUMENT.
-import { z } from 'zod';
-import { RunSpecSchema } from '../../engine/spec.js';
+import type { z } from 'zod';
+import { describeFields, RUN_SPEC_FIELDS, RunSpecSchema, UNSUPPORTED_SPEC_FIELDS, type FieldDescriptor, type ScalarKind } from '../../engine/spec.js';
 import { JOB_STATES, type JobState } from '../../store/states.js';
 import type { ArtifactDto, DatasetDto, EventDto, JobDto, ModelDto, RoundDto } from '../../service/dto.js';
 import { messageFields } from './proto.js';
@@ -91,50 +92,25 @@ export interface SpecField {
   options: readonly string[] | null;
 }
 
-function scalarOf(s: z.ZodType): { scalar: SpecScalar; options: readonly string[] | null } | null {
-  if (s instanceof z.ZodString) return { scalar: 'string', options: null };
-  if (s instanceof z.ZodBoolean) return { scalar: 'bool', options: null };
-  if (s instanceof z.ZodNumber) return { scalar: s.isInt ? 'int' : 'double', options: null };
-  if (s instanceof z.ZodEnum) return { scalar: 'enum', options: s.options.map(String) };
-  return null;
-}
+const SCALARS: Record<ScalarKind, SpecScalar> = { string: 'string', int: 'int', number: 'double', boolean: 'bool', enum: 'enum' };
 
-/** The schema a field's value must finally satisfy: defaults, optionals and input preprocessing peeled off. */
-function valueSchema(raw: z.ZodType): z.ZodType {
-  let s = raw;
-  for (;;) {
-    if (s instanceof z.ZodDefault || s instanceof z.ZodOptional) s = s.unwrap() as z.ZodType;
-    // z.preprocess(): the wire carries what comes out of the preprocessing (e.g. CLI strings -> objects).
-    else if (s instanceof z.ZodPipe && s.in instanceof z.ZodTransform) s = s.out as z.ZodType;
-    else return s;
-  }
+/** A field descriptor as the wire sees it: lists are repeated fields, maps proto maps. */
+export function specFieldOf(f: FieldDescriptor): SpecField {
+  return { key: f.name, repeated: f.kind === 'list', map: f.kind === 'map', scalar: SCALARS[f.item], options: f.values };
 }
 
 /**
  * The wire view of every field of a zod object schema (RunSpecSchema by
- * default), and the keys whose zod type has no wire form yet (extend
- * scalarOf; the contract test fails while any is left, the service runs).
+ * default), and the keys whose type has no wire form yet (no descriptor kind
+ * fits it; the contract test fails while any is left, the service runs).
  */
 export function specFields(schema: z.ZodObject = RunSpecSchema): { fields: SpecField[]; unmapped: string[] } {
-  const fields: SpecField[] = [];
-  const unmapped: string[] = [];
-  for (const [key, raw] of Object.entries(schema.shape)) {
-    const s = valueSchema(raw as z.ZodType);
-    const shape =
-      s instanceof z.ZodArray
-        ? { repeated: true, map: false, inner: scalarOf(s.element as z.ZodType) }
-        : s instanceof z.ZodRecord && s.keyType instanceof z.ZodString
-          ? { repeated: false, map: true, inner: scalarOf(s.valueType as z.ZodType) }
-          : { repeated: false, map: false, inner: scalarOf(s) };
-    if (shape.inner === null) unmapped.push(key);
-    else fields.push({ key, repeated: shape.repeated, map: shape.map, ...shape.inner });
-  }
-  return { fields, unmapped };
+  const { fields, unsupported } = describeFields(schema);
+  return { fields: fields.map(specFieldOf), unmapped: unsupported };
 }
 
-const derived = specFields();
-export const SPEC_FIELDS: readonly SpecField[] = Object.freeze(derived.fields);
-export const UNMAPPED_SPEC_FIELDS: readonly string[] = Object.freeze(derived.unmapped);
+export const SPEC_FIELDS: readonly SpecField[] = Object.freeze(RUN_SPEC_FIELDS.map(specFieldOf));
+export const UNMAPPED_SPEC_FIELDS: readonly string[] = UNSUPPORTED_SPEC_FIELDS;
 
 /** RunSpec enum fields -> their proto enum type, read from the contract. */
 const SPEC_ENUM_TYPES: ReadonlyMap<string, string> = new Map(

@@ -1,10 +1,10 @@
 // GET /openapi.json: the OpenAPI 3.1 document, generated from the route table
 // the app serves and from the same zod schemas the service validates and
-// answers with (the run spec from engine/spec.ts, the DTOs from service/dto.ts,
-// the error codes from service/errors.ts). Nothing here is written by hand
-// twice.
+// answers with (the run spec through its field descriptors, engine/spec/fields.ts;
+// the DTOs from service/dto.ts; the error codes from service/errors.ts).
+// Nothing here is written by hand twice.
 import { z } from 'zod';
-import { RunSpecSchema } from '../../engine/spec.js';
+import { RUN_SPEC_FIELDS, RUN_SPEC_JSON_SCHEMA } from '../../engine/spec.js';
 import {
   ApiKeySchema,
   ArtifactSchema,
@@ -27,9 +27,14 @@ function schemaOf(s: z.ZodType, io: 'input' | 'output'): JsonSchema {
   return out;
 }
 
+/** The run spec as a client sends it, its properties the field descriptors' own JSON Schemas. */
+function runSpecSchema(): JsonSchema {
+  return { ...RUN_SPEC_JSON_SCHEMA, properties: Object.fromEntries(RUN_SPEC_FIELDS.map((f) => [f.name, f.jsonSchema])) };
+}
+
 /** The submit body: the run spec's fields, with the two references described as the service takes them. */
 function submitSchema(): JsonSchema {
-  const spec = schemaOf(RunSpecSchema, 'input');
+  const spec = runSpecSchema();
   const props = { ...(spec.properties as Record<string, JsonSchema>) };
   // At the API a job names its model and dataset: the CLI's defaults for them do not apply here.
   const { default: _m, ...model } = props.model as JsonSchema;
@@ -49,7 +54,7 @@ function submitSchema(): JsonSchema {
 
 export function components(): Record<string, JsonSchema> {
   return {
-    RunSpec: schemaOf(RunSpecSchema, 'input'),
+    RunSpec: runSpecSchema(),
     SubmitJobRequest: submitSchema(),
     RegisterDatasetRequest: { type: 'object', properties: { reference: { type: 'string', description: 'builtin:…, http(s)://… (file:// where the operator allows it)' } }, required: ['reference'] },
     Job: schemaOf(JobSchema, 'output'),

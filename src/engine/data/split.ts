@@ -33,6 +33,12 @@ export function checkSplitOptions(opts: { validationFraction?: number; seed?: nu
   return { validationFraction, seed, maxTrain };
 }
 
+/** Examples of a training pool of `pool` held out for validation. */
+export function validationSize(pool: number, validationFraction: number): number {
+  // At least one whenever one was asked for: early stopping needs something to measure.
+  return validationFraction === 0 ? 0 : Math.min(pool, Math.max(1, Math.round(validationFraction * pool)));
+}
+
 export function assemble(reference: string, data: LoadedData, opts: SplitOptions): Dataset {
   const { train, test } = data;
   for (const split of [train, test]) {
@@ -53,8 +59,7 @@ export function assemble(reference: string, data: LoadedData, opts: SplitOptions
 
   const perm = permutation(train.n, opts.seed);
   const pool = Math.min(train.n, opts.maxTrain ?? train.n);
-  // At least one validation example whenever one was asked for: early stopping needs something to measure.
-  const nVal = opts.validationFraction === 0 ? 0 : Math.min(pool, Math.max(1, Math.round(opts.validationFraction * pool)));
+  const nVal = validationSize(pool, opts.validationFraction);
   if (pool - nVal === 0) {
     throw new DatasetError(
       `${train.imageFile}: empty split: no training examples left after holding out ${nVal} of ${pool} for validation`,

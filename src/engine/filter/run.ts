@@ -104,7 +104,7 @@ export async function runFilterPruning(specInput: RunSpec | unknown, ctx: RunCon
   const backend = await initBackend();
   const name = runName(spec);
   const { sink } = ctx;
-  const ds: Dataset = ctx.dataset ?? (await loadDataset(spec.dataset, { seed: spec.seed, maxTrain: spec.maxTrainExamples, access: ctx.data }));
+  const ds: Dataset = ctx.dataset ?? (await loadDataset(spec.dataset, { seed: spec.seed, maxTrain: spec.maxTrainExamples, validationFraction: spec.validationFraction, access: ctx.data }));
   let model = await createOrLoadModel(spec.model, { inputShape: ds.inputShape, numClasses: ds.numClasses, seed: spec.seed }, ctx.modelLimits);
   let data: TrainData | null = null;
   try {

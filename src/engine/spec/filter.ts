@@ -1,0 +1,65 @@
+// Run-spec fields of L1 filter pruning (Li et al. 2017): how filters are
+// ranked and how many go, the prune / fine-tune schedule, the sensitivity
+// analysis, and "then IMP" on the shrunken model. Also the rules between them.
+import { z } from 'zod';
+import { SpecError } from './errors.js';
+import { fraction, layerName, SPEC_LIMITS } from './limits.js';
+
+/** `conv1=0.5,conv8=0.5` (a CLI flag value) -> { conv1: 0.5, conv8: 0.5 }; objects pass through. */
+function parseLayerFractions(value: unknown): unknown {
+  if (typeof value !== 'string') return value;
+  const out: Record<string, number> = {};
+  for (const part of value.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const eq = part.lastIndexOf('=');
+    if (eq <= 0) return value;
+    out[part.slice(0, eq).trim()] = Number(part.slice(eq + 1));
+  }
+  return out;
+}
+
+export const FILTER_FIELDS = {
+  filterImportance: z
+    .enum(['l1', 'l2', 'random'])
+    .default('l1')
+    .describe('filter: rank filters by the l1 (Li et al. 2017) or l2 norm of their kernel weights, or randomly (control)'),
+  filterFraction: fraction('filter: fraction of filters removed from every prunable conv layer (Li et al.: 0.5)').optional(),
+  filterFractions: z
+    .preprocess(parseLayerFractions, z
+        .record(layerName, z.number().min(0).lt(1))
+        .refine((r) => Object.keys(r).length <= SPEC_LIMITS.layers, `at most ${SPEC_LIMITS.layers} layers`))
+    .optional()
+    .describe('filter: per-layer fractions, layer name -> fraction (CLI: conv1=0.5,conv8=0.5); overrides filterFraction for those layers'),
+  filterSchedule: z
+    .enum(['one-shot', 'iterative'])
+    .default('one-shot')
+    .describe('filter: one-shot: prune once, then fine-tune; iterative: prune a little and fine-tune, filterSteps times'),
+  filterSteps: z.number().int().min(1).max(SPEC_LIMITS.filterSteps).default(4).describe('filter: prune-and-fine-tune steps of the iterative schedule'),
+  fineTuneIterations: z.number().int().min(0).max(SPEC_LIMITS.fineTuneIterations).default(1000).describe('filter: fine-tuning iterations after each pruning step'),
+  pretrain: z
+    .boolean()
+    .default(true)
+    .describe('filter: train the model for `iterations` before pruning (turn off for an uploaded model that is already trained)'),
+  sensitivity: z
+    .boolean()
+    .default(false)
+    .describe('filter: prune each layer alone at 25/50/75% and record the accuracy without retraining (metrics and a plot)'),
+  targetFlopReduction: fraction('filter: pick per-layer fractions from the sensitivity analysis so FLOPs drop by at least this fraction').optional(),
+  thenImp: z
+    .boolean()
+    .default(false)
+    .describe('filter: afterwards run IMP rounds (rounds, schedule and fractions as for imp) on the shrunken model'),
+};
+
+export type FilterSpec = z.output<z.ZodObject<typeof FILTER_FIELDS>>;
+
+/** A filter run says how many filters go: by fraction(s) or by a FLOP target, not both. */
+export function checkFilter(spec: FilterSpec & { method: string }): void {
+  if (spec.method !== 'filter') return;
+  const explicit = spec.filterFraction !== undefined || spec.filterFractions !== undefined;
+  if (!explicit && spec.targetFlopReduction === undefined) {
+    throw new SpecError('filterFraction: method filter needs filterFraction, filterFractions or targetFlopReduction', 'filterFraction');
+  }
+  if (explicit && spec.targetFlopReduction !== undefined) {
+    throw new SpecError('targetFlopReduction: picks the per-layer fractions itself; do not combine it with filterFraction / filterFractions', 'targetFlopReduction');
+  }
+}
