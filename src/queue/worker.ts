@@ -189,7 +189,9 @@ class ActiveRun {
     }
     this.flushProgress();
     const { kind, ...rest } = e;
-    const payload = e.kind === 'trial-end' || e.kind === 'round-end' ? { ...rest, metrics: { ...e.metrics, curve: undefined } } : rest;
+    // run-start keeps `rounds` (the last round's index), the name it had on the wire before lastRound.
+    const payload = e.kind === 'trial-end' || e.kind === 'round-end' ? { ...rest, metrics: { ...e.metrics, curve: undefined } }
+      : e.kind === 'run-start' ? { ...rest, rounds: e.lastRound } : rest;
     this.write(kind, payload, e.kind === 'run-start' ? e.backend : undefined);
   };
 
