@@ -26,7 +26,11 @@ function parallelism(spec: RunSpec, ctx: RunContext): number {
 }
 
 export async function runCompression(specInput: RunSpec | unknown, ctx: RunContext): Promise<RunResultRecord> {
-  const spec = resolveSpec(specInput);
+  return runResolved(resolveSpec(specInput), ctx);
+}
+
+/** runCompression for a spec resolveSpec already checked and filled in. */
+export async function runResolved(spec: RunSpec, ctx: RunContext): Promise<RunResultRecord> {
   const method = getMethod(spec.method);
   const session = await openSession(spec, ctx, () => parallelism(spec, ctx));
   const result = await method.run(session);

@@ -42,6 +42,7 @@ export interface RunContext {
 
 export interface SessionParts {
   spec: RunSpec;
+  name: string;
   dataset: Dataset;
   source: ModelSource;
   backend: BackendInfo;
@@ -72,7 +73,7 @@ export class RunSession {
 
   constructor(parts: SessionParts, nested?: { firstRound: number; statePrefix: string; spec: RunSpec }) {
     this.spec = nested?.spec ?? parts.spec;
-    this.name = runName(parts.spec);
+    this.name = parts.name;
     this.dataset = parts.dataset;
     this.source = parts.source;
     this.backend = parts.backend;
@@ -131,5 +132,5 @@ export async function openSession(spec: RunSpec, ctx: RunContext, parallelism: (
   const source = modelSourceFor(spec.model, ctx.model);
   const backend = await initBackend();
   const dataset = ctx.dataset ?? (await loadDataset(ctx.datasetReference ?? spec.dataset, { seed: spec.seed, maxTrain: spec.maxTrainExamples, access: ctx.data }));
-  return new RunSession({ spec, dataset, source, backend, ctx, parallelism });
+  return new RunSession({ spec, name: runName(spec), dataset, source, backend, ctx, parallelism });
 }
