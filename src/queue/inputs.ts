@@ -54,8 +54,7 @@ export function redactPaths<T>(value: T, pairs: ReadonlyArray<readonly [string, 
   return walk(value, 0) as T;
 }
 
-export async function prepareRun(prisma: PrismaClient, blobs: BlobStore, jobId: string, stored: RunSpec): Promise<PreparedRun> {
-  const spec: RunSpec = { ...stored };
+export async function prepareRun(prisma: PrismaClient, blobs: BlobStore, jobId: string, spec: RunSpec): Promise<PreparedRun> {
   let dir: string | null = null;
   let model: ModelSource | undefined;
   let datasetReference: string | undefined;
@@ -76,8 +75,8 @@ export async function prepareRun(prisma: PrismaClient, blobs: BlobStore, jobId: 
         await writeFile(target, await blobs.get(f.storageKey));
       }
       // Longest first: the path with a trailing slash, then bare.
-      pairs.push([`${dir}/`, `${stored.model}/`], [dir, stored.model]);
-      model = { kind: 'files', dir, ref: stored.model };
+      pairs.push([`${dir}/`, `${spec.model}/`], [dir, spec.model]);
+      model = { kind: 'files', dir, ref: spec.model };
     }
     if (spec.dataset.startsWith(DATASET_REF)) {
       const id = spec.dataset.slice(DATASET_REF.length);

@@ -444,15 +444,7 @@ export class JobWorker {
         commitResult: (r) => sink.commitResult(redact(r)),
       };
       const onEvent = (e: EngineEvent) => run.onEvent(redact(e));
-      const result = await this.runner(prepared.spec, {
-        sink: engineSink,
-        signal: run.ac.signal,
-        onEvent,
-        data: this.deps.data ?? NO_FILES,
-        modelLimits: this.settings.modelLimits,
-        model: prepared.model,
-        datasetReference: prepared.datasetReference,
-      });
+      const result = await this.runner(prepared.spec, { sink: engineSink, signal: run.ac.signal, onEvent, data: this.deps.data ?? NO_FILES, modelLimits: this.settings.modelLimits, model: prepared.model, datasetReference: prepared.datasetReference });
       await run.drain();
       if (!sink.resultCommitted) await sink.commitResult(redact(result));
       outcome = { status: 'succeeded' };
