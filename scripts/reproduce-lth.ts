@@ -9,7 +9,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCompression } from '../src/engine/run.js';
-import { FileSink, type RoundMetrics } from '../src/engine/sink.js';
+import type { RoundMetrics } from '../src/engine/sink.js';
+import { FileSink } from '../src/engine/sinks/file.js';
 import { resolveSpec, runName } from '../src/engine/spec.js';
 import { lineChartSvg, type Series } from '../src/engine/report/plot.js';
 import { getBackendInfo } from '../src/runtime/backend.js';

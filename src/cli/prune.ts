@@ -3,7 +3,8 @@
 import { join } from 'node:path';
 import { RunSpecSchema, resolveSpec, runName, SpecError } from '../engine/spec.js';
 import { runCompression } from '../engine/run.js';
-import { FileSink, type EngineEvent, type RoundMetrics } from '../engine/sink.js';
+import type { EngineEvent, RoundMetrics } from '../engine/sink.js';
+import { FileSink } from '../engine/sinks/file.js';
 import type { DataAccess } from '../engine/data/index.js';
 import { flagHelp, flagsOf, kebab, parseFlags } from './flags.js';
 import { pct } from '../engine/report/format.js';
@@ -63,7 +64,7 @@ export async function pruneCommand(argv: string[]): Promise<number> {
         process.stderr.write(`${progressBar(e)}\n`);
       }
     } else if (e.kind === 'run-start') {
-      process.stderr.write(`run ${e.name} on ${e.backend}: ${e.rounds} pruning rounds${e.resumedFrom ? `, resuming after round ${e.resumedFrom - 1}` : ''}\n`);
+      process.stderr.write(`run ${e.name} on ${e.backend}: ${e.lastRound} pruning rounds${e.resumedFrom ? `, resuming after round ${e.resumedFrom - 1}` : ''}\n`);
     } else if (e.kind === 'trial-end') {
       if (tty) process.stderr.write('\n');
       process.stderr.write(`round ${e.round} ${e.trial}: test accuracy ${pct(e.metrics.finalTestAccuracy)}, early stop at ${e.metrics.earlyStopIteration}\n`);

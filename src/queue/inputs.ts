@@ -1,13 +1,16 @@
-// Turns a stored job spec into one the engine can run: an uploaded model
-// (`model:<id>`) is written from the blob store into a private temp directory,
-// a registered dataset (`dataset:<id>`) becomes its reference. Both were
-// checked to belong to the job's tenant at submit time. The temp directory is
-// the worker's business: `redact` puts `model:<id>` back wherever the engine
-// echoed the path (its result's spec, event payloads, error messages), so no
-// job row, event or result ever shows a server path.
+// Resolves what a stored job spec names for the engine: an uploaded model
+// (`model:<id>`) is written from the blob store into a private temp directory
+// and handed over as a model source that keeps the reference; a registered
+// dataset (`dataset:<id>`) is looked up to its reference. Both were checked to
+// belong to the job's tenant at submit time. The spec itself is not rewritten:
+// the engine hashes the run name from the references (the job's runName) and
+// names the model `model:<id>` in what it reports. `redact` is the last guard:
+// it puts `model:<id>` back wherever a server temp path still shows (an error
+// from deep inside a library), so no job row, event or result shows one.
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, normalize } from 'node:path';
+import type { ModelSource } from '../engine/models/source.js';
 import type { RunSpec } from '../engine/spec.js';
 import type { BlobStore } from '../store/blobs.js';
 import type { PrismaClient } from '../store/db.js';
@@ -16,7 +19,12 @@ export const MODEL_REF = 'model:';
 export const DATASET_REF = 'dataset:';
 
 export interface PreparedRun {
+  /** The stored spec, references unchanged (what the job's runName hashes). */
   spec: RunSpec;
+  /** The uploaded model's files, named by the spec's `model:<id>`; absent for a zoo model. */
+  model?: ModelSource;
+  /** What the registered dataset `dataset:<id>` refers to; absent for a plain reference. */
+  datasetReference?: string;
   cleanup(): Promise<void>;
   /** `value` with the run's temp paths replaced by what the tenant named (plain objects, arrays and strings; bytes untouched). */
   redact<T>(value: T): T;
@@ -46,9 +54,10 @@ export function redactPaths<T>(value: T, pairs: ReadonlyArray<readonly [string, 
   return walk(value, 0) as T;
 }
 
-export async function prepareRun(prisma: PrismaClient, blobs: BlobStore, jobId: string, stored: RunSpec): Promise<PreparedRun> {
-  const spec: RunSpec = { ...stored };
+export async function prepareRun(prisma: PrismaClient, blobs: BlobStore, jobId: string, spec: RunSpec): Promise<PreparedRun> {
   let dir: string | null = null;
+  let model: ModelSource | undefined;
+  let datasetReference: string | undefined;
   const pairs: Array<readonly [string, string]> = [];
   const cleanup = async () => {
     if (dir) await rm(dir, { recursive: true, force: true });
@@ -66,18 +75,18 @@ export async function prepareRun(prisma: PrismaClient, blobs: BlobStore, jobId: 
         await writeFile(target, await blobs.get(f.storageKey));
       }
       // Longest first: the path with a trailing slash, then bare.
-      pairs.push([`${dir}/`, `${stored.model}/`], [dir, stored.model]);
-      spec.model = dir;
+      pairs.push([`${dir}/`, `${spec.model}/`], [dir, spec.model]);
+      model = { kind: 'files', dir, ref: spec.model };
     }
     if (spec.dataset.startsWith(DATASET_REF)) {
       const id = spec.dataset.slice(DATASET_REF.length);
       const ds = await prisma.dataset.findUnique({ where: { id }, select: { reference: true } });
       if (!ds) throw new Error(`registered dataset ${id} no longer exists`);
-      spec.dataset = ds.reference;
+      datasetReference = ds.reference;
     }
   } catch (e) {
     await cleanup();
     throw e;
   }
-  return { spec, cleanup, redact: (value) => redactPaths(value, pairs) };
+  return { spec, model, datasetReference, cleanup, redact: (value) => redactPaths(value, pairs) };
 }

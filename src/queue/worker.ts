@@ -27,6 +27,7 @@ import { hostname } from 'node:os';
 import type PgBoss from 'pg-boss';
 import { FILES_DISABLED, type DataAccess } from '../engine/data/access.js';
 import type { CheckpointSink, EngineEvent, RunResultRecord } from '../engine/sink.js';
+import type { ModelSource } from '../engine/models/source.js';
 import type { RunSpec } from '../engine/spec.js';
 import { NO_FAULTS, type Faults } from '../runtime/faults.js';
 import { childLogger, type Logger } from '../runtime/logger.js';
@@ -51,6 +52,10 @@ export interface EngineContext {
   data: DataAccess;
   /** Caps on an uploaded model, checked again as the engine loads it (the upload's settings). */
   modelLimits?: ModelLimits;
+  /** An uploaded model's unpacked files, named by the spec's `model:<id>` (the spec is not rewritten). */
+  model?: ModelSource;
+  /** What the spec's registered `dataset:<id>` refers to. */
+  datasetReference?: string;
 }
 
 /** One compression run: the engine's `runCompression`, or a test engine. */
@@ -191,7 +196,9 @@ class ActiveRun {
     }
     this.flushProgress();
     const { kind, ...rest } = e;
-    const payload = e.kind === 'trial-end' || e.kind === 'round-end' ? { ...rest, metrics: { ...e.metrics, curve: undefined } } : rest;
+    // run-start keeps `rounds` (the last round's index), the name it had on the wire before lastRound.
+    const payload = e.kind === 'trial-end' || e.kind === 'round-end' ? { ...rest, metrics: { ...e.metrics, curve: undefined } }
+      : e.kind === 'run-start' ? { ...rest, rounds: e.lastRound } : rest;
     this.write(kind, payload, e.kind === 'run-start' ? e.backend : undefined);
   };
 
@@ -430,7 +437,7 @@ export class JobWorker {
       prepared = await prepareRun(prisma, blobs, lease.jobId, storedSpec);
       const { redact } = prepared;
       this.runner ??= await loadEngineRunner();
-      // The engine sees the model's temp path; what it writes back goes through redact.
+      // The spec keeps its references (the run name is the job's); redact is the last guard against a server path.
       const engineSink: CheckpointSink = {
         finishedRounds: () => sink.finishedRounds(),
         getState: (key) => sink.getState(key),
@@ -439,7 +446,7 @@ export class JobWorker {
         commitResult: (r) => sink.commitResult(redact(r)),
       };
       const onEvent = (e: EngineEvent) => run.onEvent(redact(e));
-      const result = await this.runner(prepared.spec, { sink: engineSink, signal: run.ac.signal, onEvent, data: this.deps.data ?? NO_FILES, modelLimits: this.settings.modelLimits });
+      const result = await this.runner(prepared.spec, { sink: engineSink, signal: run.ac.signal, onEvent, data: this.deps.data ?? NO_FILES, modelLimits: this.settings.modelLimits, model: prepared.model, datasetReference: prepared.datasetReference });
       await run.drain();
       if (!sink.resultCommitted) await sink.commitResult(redact(result));
       outcome = { status: 'succeeded' };

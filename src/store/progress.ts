@@ -1,7 +1,7 @@
 // A running job's progress as shown to clients (job.progress): where it is,
 // how fast it goes, and when it should end. One tracker per running job; the
 // worker feeds it engine events and the sink stamps finished rounds.
-import type { EngineEvent, TrialKind } from '../engine/sink.js';
+import { roundCount, type EngineEvent, type TrialKind } from '../engine/events.js';
 
 export interface JobProgress {
   /** Round being trained (0 = dense). */
@@ -41,8 +41,7 @@ export class ProgressTracker {
     const s = this.state;
     switch (e.kind) {
       case 'run-start':
-        // The engine reports its last round's index; round 0 is the dense one.
-        s.rounds = e.rounds + 1;
+        s.rounds = roundCount(e);
         s.roundsCompleted = Math.max(s.roundsCompleted, e.resumedFrom);
         s.round = e.resumedFrom;
         break;

@@ -10,6 +10,23 @@ export interface StaticRoute {
   body: string;
 }
 
+/** What the job's progress says, as the REST API returns it (store/progress.ts). */
+export interface ProgressShown {
+  roundsCompleted: number;
+  /** Rounds in the run, round 0 included; null until the engine says. */
+  rounds: number | null;
+}
+
+/**
+ * The "round" column: rounds committed / rounds in the run (both count round
+ * 0). The page runs this very function (its source goes into dashboard.js),
+ * so it must stay plain JavaScript once its types are stripped.
+ */
+export function roundsShown(p: ProgressShown | null): string {
+  if (!p) return '';
+  return p.roundsCompleted + '/' + (p.rounds == null ? '?' : p.rounds);
+}
+
 const HTML = `<!doctype html>
 <html lang="en">
 <head>
@@ -46,6 +63,7 @@ const msg = document.getElementById('msg');
 const table = document.getElementById('jobs');
 keyInput.value = localStorage.getItem('ticketsmith-key') || '';
 const pct = (x) => (${String(pct)})(x, { missing: '' });
+${roundsShown.toString()}
 function cell(row, text, cls) {
   const td = row.insertCell();
   td.textContent = text == null ? '' : String(text);
@@ -70,7 +88,7 @@ async function load() {
     cell(r, j.status, j.status);
     cell(r, j.spec.model);
     cell(r, j.spec.dataset);
-    cell(r, p ? p.roundsCompleted + '/' + ((p.rounds == null ? '?' : p.rounds + 1)) : '', 'num');
+    cell(r, roundsShown(p), 'num');
     cell(r, p && p.totalSteps ? Math.round((100 * p.step) / p.totalSteps) + '%' : '', 'num');
     cell(r, pct(summary.density), 'num');
     cell(r, pct(summary.finalTestAccuracy), 'num');

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { runCompression, rewindSource, verdictOf } from '../../src/engine/run.js';
-import { FileSink, type EngineEvent, type RoundMetrics } from '../../src/engine/sink.js';
+import type { EngineEvent, RoundMetrics } from '../../src/engine/sink.js';
+import { FileSink } from '../../src/engine/sinks/file.js';
 import { resolveSpec } from '../../src/engine/spec.js';
 import { loadModelFrom } from '../../src/engine/models/load.js';
 import { decompressTicket } from '../../src/engine/export.js';
@@ -85,7 +86,7 @@ describe('runCompression', () => {
       const again: EngineEvent[] = [];
       await runCompression(spec, { sink: new FileSink(dir), parallelism: 1, onEvent: (e) => again.push(e) });
       assert.equal(again.filter((e) => e.kind === 'progress').length, 0);
-      assert.deepEqual(again.find((e) => e.kind === 'run-start'), { kind: 'run-start', name: result.name, backend: rounds[0]!.backend, rounds: 2, resumedFrom: 3 });
+      assert.deepEqual(again.find((e) => e.kind === 'run-start'), { kind: 'run-start', name: result.name, backend: rounds[0]!.backend, lastRound: 2, resumedFrom: 3 });
 
       // Lose the last round: only it is trained again, from the same mask.
       await rm(join(dir, 'round_2'), { recursive: true });

@@ -59,7 +59,7 @@ const rejectsOn = (field: string) => (e: unknown) => {
 
 /** A runner that loads the job's dataset the way the engine does (with the worker's policy), then runs the test engine. */
 const loadingRunner: EngineRunner = async (spec, ctx) => {
-  await loadDataset(spec.dataset, { access: ctx.data });
+  await loadDataset(ctx.datasetReference ?? spec.dataset, { access: ctx.data });
   return makeTestEngine({ stepMs: 1 })(spec, ctx);
 };
 

@@ -13,7 +13,8 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/runtime/backend.js';
 import { runCompression } from '../../src/engine/run.js';
 import { runFilterPruning } from '../../src/engine/filter/run.js';
-import { FileSink, type EngineEvent, type RoundMetrics } from '../../src/engine/sink.js';
+import type { EngineEvent, RoundMetrics } from '../../src/engine/sink.js';
+import { FileSink } from '../../src/engine/sinks/file.js';
 import { SpecError } from '../../src/engine/spec.js';
 import { loadModelFrom, saveModelTo } from '../../src/engine/models/load.js';
 import { countParams } from '../../src/engine/models/inspect.js';
@@ -157,7 +158,7 @@ describe('runFilterPruning', () => {
       assert.deepEqual((await sink.finishedRounds()).map((r) => r.index), [0, 1]);
       const events: EngineEvent[] = [];
       const result = await runFilterPruning(spec, { sink, dataset: ds, onEvent: (e) => events.push(e) });
-      assert.deepEqual(events[0], { kind: 'run-start', name: result.name, backend: (await initBackend()).name, rounds: 2, resumedFrom: 2 } as EngineEvent);
+      assert.deepEqual(events[0], { kind: 'run-start', name: result.name, backend: (await initBackend()).name, lastRound: 2, resumedFrom: 2 } as EngineEvent);
       assert.deepEqual(events.filter((e) => e.kind === 'round-start').map((e) => (e as { round: number }).round), [2]);
       const rounds = result.summary.rounds as RoundMetrics[];
       // 8 filters, 50% in two steps: 6 after step 1, 4 after step 2.

@@ -1,0 +1,229 @@
+// Iterative magnitude pruning with rewinding (method `imp`): round 0 trains
+// the dense net; each later round prunes the previous round's trained
+// weights, resets the survivors to the rewind point and retrains, next to the
+// random controls (controls/). Every finished round goes to the checkpoint
+// sink whole, so a rerun resumes after the last one.
+//
+// Rounds are numbered from the session's firstRound (0, or after the filter
+// steps when filter pruning runs IMP on its shrunken model); the seeds and the
+// dense-round logic use the round's number within IMP.
+import type * as tf from '@tensorflow/tfjs';
+import type { Dataset, Mask, WeightMap } from '../types.js';
+import type { ControlKind, RoundMetrics, TrainingMetrics, Verdict } from '../metrics.js';
+import type { RunResultRecord } from '../sink.js';
+import { rewindIteration, roundHasControls, totalIterations, type RunSpec } from '../spec.js';
+import { checkFits } from '../data/index.js';
+import { modelToFiles } from '../models/files.js';
+import type { ModelSource } from '../models/source.js';
+import { countFlops, countParams, describeModel, getWeightMap, prunableWeights, setWeightMap } from '../models/inspect.js';
+import { getStrategy } from '../pruning/registry.js';
+import { applyMaskTo, countAlive, deserializeMask, globalDensity, layerDensity, onesMask, serializeMask } from '../pruning/mask.js';
+import { childSeed } from '../rng.js';
+import { RunCancelled, trainConfigFor } from '../training/train.js';
+import { TrialRunner, WorkerPool, type ModelSource as TrialModel, type TrialExecutor, type TrialJob, type TrialResult } from '../training/trial.js';
+import { decodeWeights, encodeWeights, packWeights, unpackWeights } from '../checkpoint.js';
+import { compressTicket } from '../export.js';
+import type { RunSession } from '../session.js';
+import { getControl } from './controls/registry.js';
+import type { RunMethod } from './method.js';
+import { pct } from '../report/format.js';
+
+/** How trial threads build the architecture: the zoo model by name, anything else from its topology. */
+function trialModel(source: ModelSource, spec: RunSpec, model: tf.LayersModel, ds: Dataset): TrialModel {
+  if (source.kind === 'zoo') return { zoo: source.name, inputShape: ds.inputShape, numClasses: ds.numClasses, seed: spec.seed };
+  return { topology: model.toJSON(null, false) };
+}
+
+/**
+ * The weights survivors are reset to before round `round` trains: the
+ * initialisation (rewind=init, and always in round 0), the weights at
+ * iteration k (late resetting), or the previous round's trained weights
+ * (learning-rate rewinding, which only replays the schedule).
+ */
+export function rewindSource(
+  spec: RunSpec,
+  round: number,
+  w: { init: WeightMap; rewind: WeightMap | null; trained: WeightMap | null },
+): WeightMap {
+  if (round === 0) return w.init;
+  if (spec.rewind === 'learning-rate') return w.trained!;
+  if ((spec.rewind === 'iteration' || spec.rewind === 'fraction') && w.rewind) return w.rewind;
+  return w.init;
+}
+
+function maskOf(artifacts: Record<string, Uint8Array>): Mask {
+  return deserializeMask(artifacts['mask.json']!);
+}
+
+function weightsOf(artifacts: Record<string, Uint8Array>): WeightMap {
+  return decodeWeights(artifacts['weights.bin']!, artifacts['weights.json']!);
+}
+
+/** Compare the ticket with its controls on final test accuracy. */
+export function verdictOf(rounds: RoundMetrics[]): Verdict {
+  const compared = rounds.filter((r) => Object.keys(r.controls).length > 0);
+  const wins = compared.filter((r) =>
+    Object.values(r.controls).every((c) => c !== undefined && r.finalTestAccuracy > c.finalTestAccuracy),
+  );
+  const summary =
+    compared.length === 0
+      ? 'no controls were trained, so no verdict'
+      : `ticket beat every control in ${wins.length} of ${compared.length} compared rounds` +
+        (wins.length > 0 ? ` (densities ${wins.map((r) => pct(r.density, { digits: 1 })).join(', ')})` : '');
+  return { ticketBeatsControls: wins.map((r) => r.round), roundsCompared: compared.map((r) => r.round), summary };
+}
+
+/** IMP's last round within the method (round 0 is the dense one). */
+export function impLastRound(spec: RunSpec): number {
+  return spec.schedule === 'one-shot' ? 1 : spec.rounds;
+}
+
+export const imp: RunMethod = {
+  async run(s: RunSession): Promise<RunResultRecord> {
+    const { spec, dataset: ds, backend } = s;
+    const { model, owned } = await s.openModel();
+    let disposeExecutor: () => Promise<void> = async () => undefined;
+    try {
+      checkFits(ds, describeModel(model));
+      const prunable = prunableWeights(model);
+      const paramsTotal = countParams(model);
+      const flops = countFlops(model);
+      const prunableTotal = prunable.reduce((a, w) => a + w.shape.reduce((x, y) => x * y, 1), 0);
+      const iterations = totalIterations(spec, ds.train.n);
+      const k = rewindIteration(spec, iterations);
+      const lastRound = impLastRound(spec);
+      const first = s.firstRound;
+
+      // The initial weights are state of the run: stored once, so a resumed run
+      // rewinds to the very same values.
+      let init = await s.getState('init.weights');
+      if (!init) {
+        init = packWeights(getWeightMap(model));
+        await s.putState('init.weights', init);
+      }
+      const initWeights = unpackWeights(init);
+
+      const finished = await s.finishedRounds();
+      s.runStarted(first + lastRound, finished.length);
+      const workers = s.parallelism();
+      const source = trialModel(s.source, spec, model, ds);
+      const executor: TrialExecutor = workers > 1 ? new WorkerPool(workers, ds, source, backend.name) : new TrialRunner(ds, source);
+      disposeExecutor = () => executor.dispose();
+
+      const baseCfg = trainConfigFor(spec, iterations, childSeed(spec.seed, 'data'));
+      const lateReset = spec.rewind === 'iteration' || spec.rewind === 'fraction';
+
+      const train = async (job: TrialJob): Promise<TrialResult> => {
+        const r = await executor.run(job, {
+          signal: s.signal,
+          onProgress: (p) => s.emit({ kind: 'progress', round: job.round, trial: job.trial, ...p }),
+        });
+        s.emit({ kind: 'trial-end', round: job.round, trial: job.trial, metrics: r.metrics });
+        return r;
+      };
+
+      let prevMask = finished.length ? maskOf(finished.at(-1)!.artifacts) : onesMask(prunable);
+      let prevWeights = finished.length ? weightsOf(finished.at(-1)!.artifacts) : null;
+      // `r`: the round within IMP (seeds, the dense round); `index`: its number in the run.
+      for (let r = finished.length; r <= lastRound; r++) {
+        if (s.signal?.aborted) throw new RunCancelled();
+        const index = first + r;
+        // The mask for this round: all ones for the dense round, else prune the last round's trained weights.
+        let mask: Mask;
+        if (r === 0) mask = onesMask(prunable);
+        else {
+          if (spec.targetDensity !== undefined && spec.schedule === 'iterative' && globalDensity(prevMask) <= spec.targetDensity) break;
+          const values: Record<string, Float32Array> = {};
+          for (const w of prunable) values[w.name] = prevWeights![w.name]!.values;
+          mask = getStrategy('magnitude').prune({
+            ...spec,
+            weights: values,
+            mask: prevMask,
+            prunable,
+            toDensity: spec.schedule === 'one-shot' ? spec.targetDensity : undefined,
+            seed: childSeed(spec.seed, 'prune', r),
+          });
+        }
+        const density = globalDensity(mask);
+        s.emit({ kind: 'round-start', round: index, density });
+
+        const rewindState = r > 0 && lateReset && k > 0 ? await s.getState('rewind.weights') : null;
+        if (r > 0 && lateReset && k > 0 && !rewindState) throw new Error(`rewind point (iteration ${k}) is missing from the run's state`);
+        const rewindTo = rewindSource(spec, r, { init: initWeights, rewind: rewindState ? unpackWeights(rewindState) : null, trained: prevWeights });
+        const cfg = { ...baseCfg, startIteration: r > 0 && lateReset ? k : 0 };
+
+        const jobs: TrialJob[] = [
+          { round: index, trial: 'ticket', start: applyMaskTo(rewindTo, mask), mask, cfg, captureAt: r === 0 && lateReset && k > 0 ? k : undefined },
+        ];
+        if (roundHasControls(spec, r, lastRound)) {
+          for (const kind of spec.controlKinds) {
+            const c = getControl(kind).start({ spec, round: r, mask, rewindTo, model, source: s.source, dataset: ds });
+            jobs.push({ round: index, trial: kind, start: c.start, mask: c.mask, cfg });
+          }
+        }
+        const results = await Promise.all(jobs.map(train));
+        const ticket = results[0]!.metrics;
+        const trained = results[0]!.weights;
+        if (results[0]!.captured) await s.putState('rewind.weights', packWeights(results[0]!.captured));
+        const controls: Partial<Record<ControlKind, TrainingMetrics>> = {};
+        jobs.forEach((j, i) => {
+          if (j.trial !== 'ticket') controls[j.trial] = results[i]!.metrics;
+        });
+
+        let alive = 0;
+        for (const m of Object.values(mask)) alive += countAlive(m);
+        const { bin, json } = encodeWeights(trained);
+        const metrics: RoundMetrics = {
+          round: index,
+          ...ticket,
+          density,
+          layerDensity: layerDensity(mask),
+          paramsRemaining: paramsTotal - prunableTotal + alive,
+          paramsTotal,
+          flops,
+          denseBytes: paramsTotal * 4,
+          compressedBytes: compressTicket(trained, mask, { float16: spec.float16 }).length,
+          backend: backend.name,
+          controls,
+        };
+        await s.sink.commitRound({
+          index,
+          metrics,
+          artifacts: { 'mask.json': serializeMask(mask), 'weights.bin': bin, 'weights.json': json },
+        });
+        s.emit({ kind: 'round-end', round: index, metrics });
+        prevMask = mask;
+        prevWeights = trained;
+      }
+
+      // The winning ticket: the sparsest committed round, as a Layers model with zeros in place.
+      const rounds = await s.finishedRounds();
+      const last = rounds.at(-1)!;
+      const ticketWeights = weightsOf(last.artifacts);
+      const ticketMask = maskOf(last.artifacts);
+      setWeightMap(model, ticketWeights, { requireAll: true });
+      const files = await modelToFiles(model);
+      return {
+        name: s.name,
+        verdict: verdictOf(rounds.map((r) => r.metrics)),
+        artifacts: {
+          'ticket/model.json': files.json,
+          'ticket/weights.bin': files.bin,
+          'ticket/mask.json': serializeMask(ticketMask),
+          'ticket/compressed.bin': compressTicket(ticketWeights, ticketMask, { float16: spec.float16 }),
+        },
+        summary: {
+          spec,
+          backend,
+          ticketRound: last.index,
+          density: last.metrics.density,
+          finalTestAccuracy: last.metrics.finalTestAccuracy,
+          rounds: rounds.map((r) => r.metrics),
+        },
+      };
+    } finally {
+      await disposeExecutor();
+      if (owned) model.dispose();
+    }
+  },
+};

@@ -1,0 +1,10 @@
+// What a compression method is: given a run session, train its rounds
+// (committing each to the session's sink as it finishes, so a rerun resumes)
+// and return the run's result. The pipeline (run.ts) commits the result and
+// ends the run, so one method can run another inside its own run.
+import type { RunSession } from '../session.js';
+import type { RunResultRecord } from '../sink.js';
+
+export interface RunMethod {
+  run(session: RunSession): Promise<RunResultRecord>;
+}
