@@ -9,14 +9,13 @@ import type { RunSpec } from '../engine/spec.js';
 import { NO_FAULTS, type Faults } from '../runtime/faults.js';
 import { TX_OPTIONS, toJson, type Prisma, type PrismaClient } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
+import type { JobErrorCode } from '../store/errors.js';
 import type { Lease } from '../store/sink.js';
 import { isTerminal, type JobState } from '../store/states.js';
 import { countTenantJobs, lockTenant } from '../store/limits.js';
 import { JOB_QUEUE, cancelDispatchInTx, enqueueInTx } from './boss.js';
 
-/** Codes a worker records on a failed job; each is a row of service/errors.ts ERRORS. */
-export const JOB_ERROR_CODES = Object.freeze(['INVALID_ARGUMENT', 'ENGINE_ERROR', 'WORKER_LOST', 'DEADLINE_EXCEEDED', 'UNAVAILABLE', 'INTERNAL'] as const);
-export type JobErrorCode = (typeof JOB_ERROR_CODES)[number];
+export { JOB_ERROR_CODES, type JobErrorCode } from '../store/errors.js';
 
 export interface ClaimOptions {
   workerId: string;

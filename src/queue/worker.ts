@@ -28,8 +28,9 @@ import type { CheckpointSink, EngineEvent, RunResultRecord } from '../engine/sin
 import type { RunSpec } from '../engine/spec.js';
 import { NO_FAULTS, type Faults } from '../runtime/faults.js';
 import { childLogger, type Logger } from '../runtime/logger.js';
-import { BlobNotFoundError, BlobStoreUnavailableError, type BlobStore } from '../store/blobs.js';
+import { BlobStoreUnavailableError, type BlobStore } from '../store/blobs.js';
 import { TX_OPTIONS, type PrismaClient } from '../store/db.js';
+import { jobFailure, type JobErrorCode } from '../store/errors.js';
 import { appendEvent, JobGoneError } from '../store/events.js';
 import { CHANNELS, type Notifier } from '../store/notify.js';
 import { ProgressTracker } from '../store/progress.js';
@@ -39,7 +40,7 @@ import { isDatabaseUnavailable, whileUnavailable } from '../store/unavailable.js
 import { JOB_QUEUE, type QueuedJobData } from './boss.js';
 import { DEFAULT_MODEL_LIMITS, type ModelLimits } from '../engine/models/budget.js';
 import { prepareRun, redactPaths, type PreparedRun } from './inputs.js';
-import { claimJob, finishJob, heartbeat, reapJobs, releaseJob, type JobErrorCode, type Outcome } from './lifecycle.js';
+import { claimJob, finishJob, heartbeat, reapJobs, releaseJob, type Outcome } from './lifecycle.js';
 
 export interface EngineContext {
   sink: CheckpointSink;
@@ -134,16 +135,6 @@ const DEFAULTS: Settings = {
 type AbortReason = 'cancel' | 'shutdown' | 'lease-lost' | 'timeout';
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
-
-function classify(e: unknown): { code: JobErrorCode; message: string } {
-  // Tenants read job.error.message: a storage failure says what, never where. (Only the store's own
-  // errors count: an EACCES from the engine reading a dataset is not the blob store's.)
-  if (e instanceof BlobStoreUnavailableError) return { code: 'UNAVAILABLE', message: e.message };
-  if (e instanceof BlobNotFoundError) return { code: 'UNAVAILABLE', message: 'artifact bytes are not reachable in the blob store' };
-  const name = e instanceof Error ? e.name : '';
-  if (name === 'SpecError' || name === 'DatasetError' || name === 'ModelBudgetError') return { code: 'INVALID_ARGUMENT', message: message(e) };
-  return { code: 'ENGINE_ERROR', message: message(e) || 'engine failed' };
-}
 
 /** A failure's message without server paths: the run's own, or any job temp folder. */
 function redactError(e: { code: JobErrorCode; message: string }, prepared: PreparedRun | null): { code: JobErrorCode; message: string } {
@@ -467,7 +458,7 @@ export class JobWorker {
         const released = await releaseJob(prisma, this.deps.boss, lease, `${err.message}; retrying`, this.settings.blobRetrySeconds);
         log.warn({ err, released, retryInSeconds: this.settings.blobRetrySeconds }, 'blob store unavailable: job handed back to the queue');
       } else {
-        outcome = { status: 'failed', ...redactError(classify(err), prepared) };
+        outcome = { status: 'failed', ...redactError(jobFailure(err), prepared) };
         log.warn({ err }, 'engine failed');
       }
     } finally {
