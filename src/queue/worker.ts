@@ -40,7 +40,7 @@ import { isDatabaseUnavailable, whileUnavailable } from '../store/unavailable.js
 import { JOB_QUEUE, type QueuedJobData } from './boss.js';
 import { DEFAULT_MODEL_LIMITS, type ModelLimits } from '../engine/models/budget.js';
 import { prepareRun, redactPaths, type PreparedRun } from './inputs.js';
-import { claimJob, finishJob, heartbeat, reapJobs, releaseJob, type Outcome } from './lifecycle.js';
+import { claimJob, finishJob, heartbeat, reapJobs, releaseJob, type Outcome } from '../store/lifecycle.js';
 
 export interface EngineContext {
   sink: CheckpointSink;

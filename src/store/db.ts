@@ -65,3 +65,23 @@ export const TX_OPTIONS = { maxWait: 10_000, timeout: 30_000 } as const;
 export function toJson(value: unknown): Prisma.InputJsonValue {
   return JSON.parse(JSON.stringify(value ?? null)) as Prisma.InputJsonValue;
 }
+
+/** Runs `fn` in one interactive transaction (TX_OPTIONS), for a use case that composes several repository calls. */
+export function inTransaction<T>(prisma: PrismaClient, fn: (tx: Prisma.TransactionClient) => Promise<T>): Promise<T> {
+  return prisma.$transaction(fn, TX_OPTIONS);
+}
+
+/** Closes a client made by createPrisma (and its pool). */
+export async function closePrisma(prisma: PrismaClient): Promise<void> {
+  await prisma.$disconnect();
+}
+
+/** Whether the database answers a trivial query now (readiness). */
+export async function databaseAnswers(prisma: PrismaClient): Promise<boolean> {
+  try {
+    await prisma.$queryRaw`SELECT 1`;
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -3,19 +3,20 @@
 // (running → queued on shutdown) and reap (stale running → queued, or failed
 // after too many attempts). The job row, not the pg-boss entry, is the truth:
 // pg-boss only delivers "look at job X" messages, and a message for a job that
-// is finished or held by a live worker is dropped.
+// is finished or held by a live worker is dropped. The worker (queue/worker.ts)
+// decides when; this file is the SQL of each change.
 import type PgBoss from 'pg-boss';
 import type { RunSpec } from '../engine/spec.js';
 import { NO_FAULTS, type Faults } from '../runtime/faults.js';
-import { TX_OPTIONS, toJson, type Prisma, type PrismaClient } from '../store/db.js';
-import { appendEvent } from '../store/events.js';
-import type { JobErrorCode } from '../store/errors.js';
-import type { Lease } from '../store/sink.js';
-import { isTerminal, type JobState } from '../store/states.js';
-import { countTenantJobs, lockTenant } from '../store/limits.js';
-import { JOB_QUEUE, cancelDispatchInTx, enqueueInTx } from './boss.js';
+import { TX_OPTIONS, toJson, type Prisma, type PrismaClient } from './db.js';
+import { JOB_QUEUE, cancelDispatchInTx, enqueueInTx } from './dispatch.js';
+import { appendEvent } from './events.js';
+import type { JobErrorCode } from './errors.js';
+import type { Lease } from './sink.js';
+import { isTerminal, type JobState } from './states.js';
+import { countTenantJobs, lockTenant } from './limits.js';
 
-export { JOB_ERROR_CODES, type JobErrorCode } from '../store/errors.js';
+export { JOB_ERROR_CODES, type JobErrorCode } from './errors.js';
 
 export interface ClaimOptions {
   workerId: string;
