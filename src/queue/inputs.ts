@@ -11,6 +11,8 @@ import { dirname, join, normalize } from 'node:path';
 import type { RunSpec } from '../engine/spec.js';
 import type { BlobStore } from '../store/blobs.js';
 import type { PrismaClient } from '../store/db.js';
+import { datasetReference } from '../store/datasets.js';
+import { modelFiles } from '../store/models.js';
 
 export const MODEL_REF = 'model:';
 export const DATASET_REF = 'dataset:';
@@ -56,7 +58,7 @@ export async function prepareRun(prisma: PrismaClient, blobs: BlobStore, jobId: 
   try {
     if (spec.model.startsWith(MODEL_REF)) {
       const modelId = spec.model.slice(MODEL_REF.length);
-      const files = await prisma.artifact.findMany({ where: { modelId, kind: 'model-file' }, select: { name: true, storageKey: true } });
+      const files = await modelFiles(prisma, modelId);
       if (files.length === 0) throw new Error(`uploaded model ${modelId} has no files`);
       dir = await mkdtemp(join(tmpdir(), `ticketsmith-${jobId.slice(0, 8)}-`));
       for (const f of files) {
@@ -71,9 +73,9 @@ export async function prepareRun(prisma: PrismaClient, blobs: BlobStore, jobId: 
     }
     if (spec.dataset.startsWith(DATASET_REF)) {
       const id = spec.dataset.slice(DATASET_REF.length);
-      const ds = await prisma.dataset.findUnique({ where: { id }, select: { reference: true } });
-      if (!ds) throw new Error(`registered dataset ${id} no longer exists`);
-      spec.dataset = ds.reference;
+      const reference = await datasetReference(prisma, id);
+      if (reference === null) throw new Error(`registered dataset ${id} no longer exists`);
+      spec.dataset = reference;
     }
   } catch (e) {
     await cleanup();
