@@ -29,18 +29,19 @@ import type { RunSpec } from '../engine/spec.js';
 import { NO_FAULTS, type Faults } from '../runtime/faults.js';
 import { childLogger, type Logger } from '../runtime/logger.js';
 import { BlobStoreUnavailableError, type BlobStore } from '../store/blobs.js';
-import { TX_OPTIONS, type PrismaClient } from '../store/db.js';
+import type { PrismaClient } from '../store/db.js';
 import { jobFailure, type JobErrorCode } from '../store/errors.js';
-import { appendEvent, JobGoneError } from '../store/events.js';
+import { JobGoneError } from '../store/events.js';
+import { countRounds } from '../store/jobs.js';
 import { CHANNELS, type Notifier } from '../store/notify.js';
 import { ProgressTracker } from '../store/progress.js';
 import { storagePass } from '../store/retention.js';
-import { LeaseLostError, PostgresSink, touchLease, type Lease } from '../store/sink.js';
+import { LeaseLostError, PostgresSink, type Lease } from '../store/sink.js';
 import { isDatabaseUnavailable, whileUnavailable } from '../store/unavailable.js';
 import { JOB_QUEUE, type QueuedJobData } from './boss.js';
 import { DEFAULT_MODEL_LIMITS, type ModelLimits } from '../engine/models/budget.js';
 import { prepareRun, redactPaths, type PreparedRun } from './inputs.js';
-import { claimJob, finishJob, heartbeat, reapJobs, releaseJob, type Outcome } from '../store/lifecycle.js';
+import { claimJob, finishJob, heartbeat, reapJobs, recordRunEvent, releaseJob, type Outcome } from '../store/lifecycle.js';
 
 export interface EngineContext {
   sink: CheckpointSink;
@@ -200,13 +201,7 @@ class ActiveRun {
     const progress = this.tracker.snapshot();
     this.chain = this.chain.then(async () => {
       if (this.reason === 'lease-lost') return;
-      const tx = () =>
-        this.prisma.$transaction(async (tx) => {
-          await touchLease(tx, this.lease, progress);
-          if (backend) await tx.job.update({ where: { id: this.lease.jobId }, data: { backend } });
-          await appendEvent(tx, this.lease.jobId, kind, payload);
-          this.faults.hit('event.in-tx');
-        }, TX_OPTIONS);
+      const tx = () => recordRunEvent(this.prisma, this.lease, { kind, payload, progress, backend }, this.faults);
       try {
         // A lost progress line is superseded by the next one; other events wait for the database.
         await (kind === 'progress' ? tx() : whileUnavailable(tx, { signal: this.ac.signal }));
@@ -437,7 +432,7 @@ export class JobWorker {
       const reason = run.reason ?? (err instanceof LeaseLostError ? 'lease-lost' : null);
       if (reason === 'cancel') outcome = { status: 'cancelled' };
       else if (reason === 'timeout') {
-        const rounds = await prisma.round.count({ where: { jobId: lease.jobId } }).catch(() => null);
+        const rounds = await countRounds(prisma, lease.jobId).catch(() => null);
         outcome = {
           status: 'failed',
           code: 'DEADLINE_EXCEEDED',

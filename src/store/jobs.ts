@@ -144,11 +144,6 @@ export async function countJobsByStatus(db: Db): Promise<Map<string, number>> {
   return new Map(groups.map((g) => [String(g.status), g._count._all]));
 }
 
-/** Records the backend a run started on (the engine's run-start event), inside the caller's transaction. */
-export async function setJobBackend(tx: Db, id: string, backend: string): Promise<void> {
-  await tx.job.update({ where: { id }, data: { backend } });
-}
-
 export type CancelOutcome =
   | { kind: 'missing' }
   | { kind: 'finished'; status: 'succeeded' | 'failed' }

@@ -12,7 +12,7 @@ import { TX_OPTIONS, toJson, type Prisma, type PrismaClient } from './db.js';
 import { JOB_QUEUE, cancelDispatchInTx, enqueueInTx } from './dispatch.js';
 import { appendEvent } from './events.js';
 import type { JobErrorCode } from './errors.js';
-import type { Lease } from './sink.js';
+import { touchLease, type Lease } from './sink.js';
 import { isTerminal, type JobState } from './states.js';
 import { countTenantJobs, lockTenant } from './limits.js';
 
@@ -105,6 +105,27 @@ export async function claimJob(prisma: PrismaClient, jobId: string, opts: ClaimO
     await appendEvent(tx, jobId, 'started', { attempt, workerId: opts.workerId });
     (opts.faults ?? NO_FAULTS).hit('claim.in-tx');
     return { kind: 'run', lease: { jobId, tenant: job.tenant, attempt }, spec: job.spec as RunSpec, resumed: attempt > 1, startedAt: started!.started_at };
+  }, TX_OPTIONS);
+}
+
+/**
+ * Records one engine event of a run held under `lease`: the lease is checked
+ * and stamped with `progress`, the run's backend noted when the event names
+ * one, and the event row appended, in one transaction. Throws LeaseLostError
+ * (sink.ts) when another worker holds the job now, JobGoneError (events.ts)
+ * when it was deleted.
+ */
+export async function recordRunEvent(
+  prisma: PrismaClient,
+  lease: Lease,
+  event: { kind: string; payload: unknown; progress?: unknown; backend?: string },
+  faults: Faults = NO_FAULTS,
+): Promise<void> {
+  await prisma.$transaction(async (tx) => {
+    await touchLease(tx, lease, event.progress);
+    if (event.backend) await tx.job.update({ where: { id: lease.jobId }, data: { backend: event.backend } });
+    await appendEvent(tx, lease.jobId, event.kind, event.payload);
+    faults.hit('event.in-tx');
   }, TX_OPTIONS);
 }
 
