@@ -10,8 +10,7 @@
 // WireError naming the field; the server turns it into INVALID_ARGUMENT.
 import { z } from 'zod';
 import { RunSpecSchema } from '../../engine/spec.js';
-import { JOB_STATES, type JobState } from '../../store/states.js';
-import type { ArtifactDto, DatasetDto, EventDto, JobDto, ModelDto, RoundDto } from '../../service/dto.js';
+import { JOB_STATES, type ArtifactDto, type DatasetDto, type EventDto, type JobDto, type JobState, type ModelDto, type RoundDto } from '../../service/index.js';
 import { messageFields } from './proto.js';
 import type {
   ArtifactMessage,

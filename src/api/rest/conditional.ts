@@ -2,7 +2,7 @@
 // If-None-Match against the strong ETag (the sha256), If-Range, and one
 // `bytes=` range. Only syntax lives here; whether a range fits the artifact
 // is the service's checkRange.
-import type { ByteRange } from '../../store/blobs.js';
+import type { ByteRange } from '../../service/index.js';
 
 /** True when an If-None-Match header matches `etag` (weak comparison, as RFC 9110 asks for this header). */
 export function noneMatch(header: string | undefined, etag: string): boolean {
