@@ -1,9 +1,11 @@
 // The Prisma client (generated into src/generated/prisma by
 // scripts/prisma-generate.sh) over the node-postgres driver adapter; Prisma 7
 // has no query-engine binary, so the adapter is how it reaches Postgres.
-// Hot paths (job submit and read) skip the ORM and send one SQL statement on
-// the same pg pool: each Prisma call costs a few hundred microseconds of CPU
-// on the API's one thread before it reaches the socket.
+// Hot paths (the job submit statement, the ownership check every job-scoped
+// read starts with) send one SQL statement of their own: each Prisma call
+// costs a few hundred microseconds of CPU on the API's one thread before it
+// reaches the socket. Rows are still read through Prisma, so no query
+// restates the schema's column list.
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { Prisma, PrismaClient } from '../generated/prisma/client.js';
