@@ -3,10 +3,7 @@
 // script can capture it; it is shown this once and never stored.
 // Works beside a running `serve` on the embedded database (it attaches to it).
 import { parseArgs } from 'node:util';
-import { startDatabase } from '../runtime/postgres.js';
-import { createPrisma } from '../store/db.js';
-import { migrate } from '../store/migrate.js';
-import { createApiKey, listApiKeys, revokeApiKey } from '../service/keys.js';
+import { createApiKey, listApiKeys, revokeApiKey, withKeysDatabase } from '../service/keys.js';
 import { ServiceError } from '../service/errors.js';
 
 export interface KeysIo {
@@ -34,32 +31,28 @@ export async function keysCommand(argv: string[], io: KeysIo = { out: (l) => con
     io.err(USAGE);
     return 2;
   }
-  const db = await startDatabase();
-  const prisma = createPrisma(db.url, { poolSize: 2 });
+  const tenant = values.tenant;
   try {
-    await migrate(db.url);
-    const ctx = { prisma };
-    if (verb === 'create') {
-      const { key, id, prefix } = await createApiKey(ctx, values.tenant);
-      io.err(`created key ${id} (${prefix}…) for tenant '${values.tenant}'; it is shown once:`);
-      io.out(key);
-    } else if (verb === 'list') {
-      for (const k of await listApiKeys(ctx, values.tenant)) {
-        io.out(`${k.id}  ${k.prefix}…  created ${k.createdAt}${k.revokedAt ? `  revoked ${k.revokedAt}` : ''}`);
+    return await withKeysDatabase(async (ctx) => {
+      if (verb === 'create') {
+        const { key, id, prefix } = await createApiKey(ctx, tenant);
+        io.err(`created key ${id} (${prefix}…) for tenant '${tenant}'; it is shown once:`);
+        io.out(key);
+      } else if (verb === 'list') {
+        for (const k of await listApiKeys(ctx, tenant)) {
+          io.out(`${k.id}  ${k.prefix}…  created ${k.createdAt}${k.revokedAt ? `  revoked ${k.revokedAt}` : ''}`);
+        }
+      } else {
+        const k = await revokeApiKey(ctx, tenant, values.id!);
+        io.out(`revoked ${k.id} (${k.prefix}…)`);
       }
-    } else {
-      const k = await revokeApiKey(ctx, values.tenant, values.id!);
-      io.out(`revoked ${k.id} (${k.prefix}…)`);
-    }
-    return 0;
+      return 0;
+    });
   } catch (e) {
     if (e instanceof ServiceError) {
       io.err(`error: ${e.message}`);
       return 1;
     }
     throw e;
-  } finally {
-    await prisma.$disconnect();
-    await db.stop();
   }
 }

@@ -14,6 +14,8 @@ import type { ModelSource } from '../engine/models/source.js';
 import type { RunSpec } from '../engine/spec.js';
 import type { BlobStore } from '../store/blobs.js';
 import type { PrismaClient } from '../store/db.js';
+import { datasetReference as registeredDatasetReference } from '../store/datasets.js';
+import { modelFiles } from '../store/models.js';
 
 export const MODEL_REF = 'model:';
 export const DATASET_REF = 'dataset:';
@@ -65,7 +67,7 @@ export async function prepareRun(prisma: PrismaClient, blobs: BlobStore, jobId: 
   try {
     if (spec.model.startsWith(MODEL_REF)) {
       const modelId = spec.model.slice(MODEL_REF.length);
-      const files = await prisma.artifact.findMany({ where: { modelId, kind: 'model-file' }, select: { name: true, storageKey: true } });
+      const files = await modelFiles(prisma, modelId);
       if (files.length === 0) throw new Error(`uploaded model ${modelId} has no files`);
       dir = await mkdtemp(join(tmpdir(), `ticketsmith-${jobId.slice(0, 8)}-`));
       for (const f of files) {
@@ -80,9 +82,9 @@ export async function prepareRun(prisma: PrismaClient, blobs: BlobStore, jobId: 
     }
     if (spec.dataset.startsWith(DATASET_REF)) {
       const id = spec.dataset.slice(DATASET_REF.length);
-      const ds = await prisma.dataset.findUnique({ where: { id }, select: { reference: true } });
-      if (!ds) throw new Error(`registered dataset ${id} no longer exists`);
-      datasetReference = ds.reference;
+      const found = await registeredDatasetReference(prisma, id);
+      if (found === null) throw new Error(`registered dataset ${id} no longer exists`);
+      datasetReference = found;
     }
   } catch (e) {
     await cleanup();

@@ -31,18 +31,20 @@ import type { ModelSource } from '../engine/models/source.js';
 import type { RunSpec } from '../engine/spec.js';
 import { NO_FAULTS, type Faults } from '../runtime/faults.js';
 import { childLogger, type Logger } from '../runtime/logger.js';
-import { BlobNotFoundError, BlobStoreUnavailableError, type BlobStore } from '../store/blobs.js';
-import { TX_OPTIONS, type PrismaClient } from '../store/db.js';
-import { appendEvent, JobGoneError } from '../store/events.js';
+import { BlobStoreUnavailableError, type BlobStore } from '../store/blobs.js';
+import type { PrismaClient } from '../store/db.js';
+import { jobFailure, type JobErrorCode } from '../store/errors.js';
+import { JobGoneError } from '../store/events.js';
+import { countRounds } from '../store/jobs.js';
 import { CHANNELS, type Notifier } from '../store/notify.js';
 import { ProgressTracker } from '../store/progress.js';
 import { storagePass } from '../store/retention.js';
-import { LeaseLostError, PostgresSink, touchLease, type Lease } from '../store/sink.js';
+import { LeaseLostError, PostgresSink, type Lease } from '../store/sink.js';
 import { isDatabaseUnavailable, whileUnavailable } from '../store/unavailable.js';
 import { JOB_QUEUE, type QueuedJobData } from './boss.js';
 import { DEFAULT_MODEL_LIMITS, type ModelLimits } from '../engine/models/budget.js';
 import { prepareRun, redactPaths, type PreparedRun } from './inputs.js';
-import { claimJob, finishJob, heartbeat, reapJobs, releaseJob, type JobErrorCode, type Outcome } from './lifecycle.js';
+import { claimJob, finishJob, heartbeat, reapJobs, recordRunEvent, releaseJob, type Outcome } from '../store/lifecycle.js';
 
 export interface EngineContext {
   sink: CheckpointSink;
@@ -142,16 +144,6 @@ type AbortReason = 'cancel' | 'shutdown' | 'lease-lost' | 'timeout';
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
-function classify(e: unknown): { code: JobErrorCode; message: string } {
-  // Tenants read job.error.message: a storage failure says what, never where. (Only the store's own
-  // errors count: an EACCES from the engine reading a dataset is not the blob store's.)
-  if (e instanceof BlobStoreUnavailableError) return { code: 'UNAVAILABLE', message: e.message };
-  if (e instanceof BlobNotFoundError) return { code: 'UNAVAILABLE', message: 'artifact bytes are not reachable in the blob store' };
-  const name = e instanceof Error ? e.name : '';
-  if (name === 'SpecError' || name === 'DatasetError' || name === 'ModelBudgetError') return { code: 'INVALID_ARGUMENT', message: message(e) };
-  return { code: 'ENGINE_ERROR', message: message(e) || 'engine failed' };
-}
-
 /** A failure's message without server paths: the run's own, or any job temp folder. */
 function redactError(e: { code: JobErrorCode; message: string }, prepared: PreparedRun | null): { code: JobErrorCode; message: string } {
   return { code: e.code, message: prepared ? prepared.redact(e.message) : redactPaths(e.message, []) };
@@ -218,13 +210,7 @@ class ActiveRun {
     const progress = this.tracker.snapshot();
     this.chain = this.chain.then(async () => {
       if (this.reason === 'lease-lost') return;
-      const tx = () =>
-        this.prisma.$transaction(async (tx) => {
-          await touchLease(tx, this.lease, progress);
-          if (backend) await tx.job.update({ where: { id: this.lease.jobId }, data: { backend } });
-          await appendEvent(tx, this.lease.jobId, kind, payload);
-          this.faults.hit('event.in-tx');
-        }, TX_OPTIONS);
+      const tx = () => recordRunEvent(this.prisma, this.lease, { kind, payload, progress, backend }, this.faults);
       try {
         // A lost progress line is superseded by the next one; other events wait for the database.
         await (kind === 'progress' ? tx() : whileUnavailable(tx, { signal: this.ac.signal }));
@@ -455,7 +441,7 @@ export class JobWorker {
       const reason = run.reason ?? (err instanceof LeaseLostError ? 'lease-lost' : null);
       if (reason === 'cancel') outcome = { status: 'cancelled' };
       else if (reason === 'timeout') {
-        const rounds = await prisma.round.count({ where: { jobId: lease.jobId } }).catch(() => null);
+        const rounds = await countRounds(prisma, lease.jobId).catch(() => null);
         outcome = {
           status: 'failed',
           code: 'DEADLINE_EXCEEDED',
@@ -476,7 +462,7 @@ export class JobWorker {
         const released = await releaseJob(prisma, this.deps.boss, lease, `${err.message}; retrying`, this.settings.blobRetrySeconds);
         log.warn({ err, released, retryInSeconds: this.settings.blobRetrySeconds }, 'blob store unavailable: job handed back to the queue');
       } else {
-        outcome = { status: 'failed', ...redactError(classify(err), prepared) };
+        outcome = { status: 'failed', ...redactError(jobFailure(err), prepared) };
         log.warn({ err }, 'engine failed');
       }
     } finally {

@@ -3,7 +3,7 @@
 // doors stream `open()` and never load whole blobs unless asked.
 import type { Readable } from 'node:stream';
 import type { ByteRange } from '../store/blobs.js';
-import type { Prisma } from '../store/db.js';
+import { findArtifact, listArtifactRows } from '../store/artifacts.js';
 import type { ServiceContext } from './context.js';
 import { artifactDto, type ArtifactDto } from './dto.js';
 import { invalid, notFound, ServiceError } from './errors.js';
@@ -25,22 +25,9 @@ export async function listArtifacts(ctx: ServiceContext, tenant: string, query: 
   if (query.kind !== undefined && !(ARTIFACT_KINDS as readonly string[]).includes(query.kind)) {
     throw invalid('kind', `kind: one of ${ARTIFACT_KINDS.join(', ')}`);
   }
-  const where: Prisma.ArtifactWhereInput = { tenant };
-  if (query.jobId !== undefined) {
-    await assertJob(ctx, tenant, query.jobId);
-    where.jobId = query.jobId;
-  }
-  if (query.modelId !== undefined) {
-    if (!isUuid(query.modelId)) throw notFound('model', query.modelId);
-    where.modelId = query.modelId;
-  }
-  where.kind = query.kind ? query.kind : { not: 'state' };
-  const rows = await ctx.prisma.artifact.findMany({
-    where,
-    orderBy: [{ createdAt: 'asc' }, { name: 'asc' }],
-    include: { round: { select: { index: true } } },
-    take: 5000,
-  });
+  if (query.jobId !== undefined) await assertJob(ctx, tenant, query.jobId);
+  if (query.modelId !== undefined && !isUuid(query.modelId)) throw notFound('model', query.modelId);
+  const rows = await listArtifactRows(ctx.prisma, tenant, query);
   return rows.map(artifactDto);
 }
 
@@ -58,7 +45,7 @@ export interface ArtifactDownload {
 
 export async function getArtifact(ctx: ServiceContext, tenant: string, id: string): Promise<ArtifactDownload> {
   if (!isUuid(id)) throw notFound('artifact', id);
-  const row = await ctx.prisma.artifact.findFirst({ where: { id, tenant }, include: { round: { select: { index: true } } } });
+  const row = await findArtifact(ctx.prisma, tenant, id);
   if (!row) throw notFound('artifact', id);
   const dto = artifactDto(row);
   const key = row.storageKey;

@@ -12,6 +12,7 @@
 import { validationSize } from '../engine/data/split.js';
 import { CONV_CLASSES, isPrunableClass } from '../engine/models/classes.js';
 import type { RunSpec } from '../engine/spec.js';
+import { modelArchitecture } from '../store/models.js';
 import type { ServiceContext } from './context.js';
 import { invalid } from './errors.js';
 
@@ -183,8 +184,7 @@ export async function checkSubmission(ctx: ServiceContext, spec: RunSpec, refs: 
   checkSpecFields(spec);
   let facts: ModelFacts | null;
   if (refs.modelId !== null) {
-    const row = await ctx.prisma.model.findUnique({ where: { id: refs.modelId }, select: { architecture: true } });
-    facts = factsFromSummary(row?.architecture);
+    facts = factsFromSummary(await modelArchitecture(ctx.prisma, refs.modelId));
   } else {
     facts = await factsOfZoo(ctx, spec.model);
   }

@@ -13,7 +13,7 @@ import { JobWorker, type EngineRunner, type WorkerOptions } from '../queue/worke
 import { faultsFor } from '../runtime/faults.js';
 import { tenantDataAccess } from './data-access.js';
 import { guardBlobs, LocalBlobStore, type BlobStore } from '../store/blobs.js';
-import { createPrisma, type PrismaClient } from '../store/db.js';
+import { closePrisma, createPrisma, type PrismaClient } from '../store/db.js';
 import { migrate } from '../store/migrate.js';
 import { Notifier } from '../store/notify.js';
 
@@ -76,7 +76,7 @@ export async function openService(opts: OpenServiceOptions = {}): Promise<Servic
   try {
     await migrate(db.url);
     const prisma = createPrisma(db.url);
-    cleanups.push(() => prisma.$disconnect());
+    cleanups.push(() => closePrisma(prisma));
     const boss = await startBoss(db.url, opts.boss);
     cleanups.push(() => boss.stop({ graceful: false, close: true }));
     const notifier = new Notifier(db.url);

@@ -16,6 +16,7 @@ import { probeDataset, type DatasetProbe } from '../engine/data/probe.js';
 import { parseReference, type DatasetReference } from '../engine/data/reference.js';
 import { childLocation, refusedUrl } from '../engine/data/source.js';
 import { OutboundRefusedError } from '../runtime/outbound.js';
+import { findDataset, findDatasetShapes, listDatasetRows, upsertDataset } from '../store/datasets.js';
 import type { ServiceContext } from './context.js';
 import { outboundGuard, tenantDataAccess } from './data-access.js';
 import { datasetDto, type DatasetDto } from './dto.js';
@@ -125,23 +126,19 @@ export async function registerDataset(ctx: ServiceContext, tenant: string, refer
   const probe = await probeReference(ctx, await checkReference(ctx, ref, 'reference'), 'reference');
   const { sha256, ...shapes } = probe;
   const data = { format: probe.format, shapes: shapes as object, sha256: sha256 ?? null };
-  const row = await ctx.prisma.dataset.upsert({
-    where: { tenant_reference: { tenant, reference: ref } },
-    create: { tenant, reference: ref, ...data },
-    update: data,
-  });
+  const row = await upsertDataset(ctx.prisma, tenant, ref, data);
   return datasetDto(row);
 }
 
 export async function getDataset(ctx: ServiceContext, tenant: string, id: string): Promise<DatasetDto> {
   if (!isUuid(id)) throw notFound('dataset', id);
-  const row = await ctx.prisma.dataset.findFirst({ where: { id, tenant } });
+  const row = await findDataset(ctx.prisma, tenant, id);
   if (!row) throw notFound('dataset', id);
   return datasetDto(row);
 }
 
 export async function listDatasets(ctx: ServiceContext, tenant: string): Promise<DatasetDto[]> {
-  const rows = await ctx.prisma.dataset.findMany({ where: { tenant }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], take: 1000 });
+  const rows = await listDatasetRows(ctx.prisma, tenant);
   return rows.map(datasetDto);
 }
 
@@ -157,7 +154,7 @@ export async function resolveJobDataset(
 ): Promise<{ datasetId: string | null; probe: DatasetProbe | null }> {
   if (value.startsWith(DATASET_REF)) {
     const id = value.slice(DATASET_REF.length);
-    const row = isUuid(id) ? await ctx.prisma.dataset.findFirst({ where: { id, tenant }, select: { id: true, shapes: true } }) : null;
+    const row = isUuid(id) ? await findDatasetShapes(ctx.prisma, tenant, id) : null;
     if (!row) throw new ServiceError('NOT_FOUND', `dataset: no registered dataset ${id}`, 'dataset');
     return { datasetId: row.id, probe: storedProbe(row.shapes) };
   }

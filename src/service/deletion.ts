@@ -12,14 +12,12 @@
 // goes (their spec still names `model:<id>`; model_id / dataset_id become null).
 import { childLogger } from '../runtime/logger.js';
 import { collectBlobs } from '../store/blob-gc.js';
-import { TX_OPTIONS, type Prisma } from '../store/db.js';
+import { deleteDatasetRow, deleteJobRow, deleteModelRow } from '../store/deletion.js';
 import type { ServiceContext } from './context.js';
 import { notFound, ServiceError } from './errors.js';
 import { isUuid } from './ids.js';
 
 const log = childLogger({ module: 'deletion' });
-
-const ACTIVE = ['queued', 'running'] as const;
 
 /**
  * The rows are gone (committed) by the time this runs, so the delete has
@@ -34,62 +32,36 @@ async function collectAfterDelete(ctx: ServiceContext, keys: string[], what: str
   }
 }
 
-/** A queued or running job that uses the model / dataset, if any (read after the row lock, so it sees every committed submit). */
-async function activeUser(tx: Prisma.TransactionClient, column: 'model_id' | 'dataset_id', id: string): Promise<{ id: string; status: string } | null> {
-  const rows =
-    column === 'model_id'
-      ? await tx.$queryRaw<{ id: string; status: string }[]>`
-          SELECT id::text AS id, status::text AS status FROM job WHERE model_id = ${id}::uuid AND status::text = ANY(${[...ACTIVE]}::text[]) LIMIT 1`
-      : await tx.$queryRaw<{ id: string; status: string }[]>`
-          SELECT id::text AS id, status::text AS status FROM job WHERE dataset_id = ${id}::uuid AND status::text = ANY(${[...ACTIVE]}::text[]) LIMIT 1`;
-  return rows[0] ?? null;
-}
-
 /**
  * Deletes an uploaded model and its files. A submit that names the model
- * concurrently either commits first (its job is then seen here: 409) or
- * fails its foreign-key check after this commit (NOT_FOUND): the row lock
- * taken here conflicts with the key-share lock the job insert takes.
+ * concurrently either commits first (its job is then seen: 409) or fails
+ * its foreign-key check after this commit (NOT_FOUND); see store/deletion.ts.
  */
 export async function deleteModel(ctx: ServiceContext, tenant: string, id: string): Promise<void> {
   if (!isUuid(id)) throw notFound('model', id);
-  const keys = await ctx.prisma.$transaction(async (tx) => {
-    const rows = await tx.$queryRaw<{ id: string }[]>`SELECT id::text AS id FROM model WHERE id = ${id}::uuid AND tenant = ${tenant} FOR UPDATE`;
-    if (rows.length === 0) throw notFound('model', id);
-    const user = await activeUser(tx, 'model_id', id);
-    if (user) throw new ServiceError('FAILED_PRECONDITION', `model ${id} is used by job ${user.id}, which is ${user.status}; cancel it or let it finish, then delete the model`);
-    const files = await tx.artifact.findMany({ where: { modelId: id }, select: { storageKey: true } });
-    await tx.model.delete({ where: { id } });
-    return files.map((f) => f.storageKey);
-  }, TX_OPTIONS);
-  await collectAfterDelete(ctx, keys, `model ${id}`);
+  const done = await deleteModelRow(ctx.prisma, tenant, id);
+  if (done.kind === 'missing') throw notFound('model', id);
+  if (done.kind === 'blocked') {
+    throw new ServiceError('FAILED_PRECONDITION', `model ${id} is used by job ${done.job.id}, which is ${done.job.status}; cancel it or let it finish, then delete the model`);
+  }
+  await collectAfterDelete(ctx, done.blobKeys, `model ${id}`);
 }
 
 /** Deletes a registered dataset reference (no bytes are stored for it). */
 export async function deleteDataset(ctx: ServiceContext, tenant: string, id: string): Promise<void> {
   if (!isUuid(id)) throw notFound('dataset', id);
-  await ctx.prisma.$transaction(async (tx) => {
-    const rows = await tx.$queryRaw<{ id: string }[]>`SELECT id::text AS id FROM dataset WHERE id = ${id}::uuid AND tenant = ${tenant} FOR UPDATE`;
-    if (rows.length === 0) throw notFound('dataset', id);
-    const user = await activeUser(tx, 'dataset_id', id);
-    if (user) throw new ServiceError('FAILED_PRECONDITION', `dataset ${id} is used by job ${user.id}, which is ${user.status}; cancel it or let it finish, then delete the dataset`);
-    await tx.dataset.delete({ where: { id } });
-  }, TX_OPTIONS);
+  const done = await deleteDatasetRow(ctx.prisma, tenant, id);
+  if (done.kind === 'missing') throw notFound('dataset', id);
+  if (done.kind === 'blocked') {
+    throw new ServiceError('FAILED_PRECONDITION', `dataset ${id} is used by job ${done.job.id}, which is ${done.job.status}; cancel it or let it finish, then delete the dataset`);
+  }
 }
 
 /** Deletes a finished job with its rounds, events and artifacts. */
 export async function deleteJob(ctx: ServiceContext, tenant: string, id: string): Promise<void> {
   if (!isUuid(id)) throw notFound('job', id);
-  const keys = await ctx.prisma.$transaction(async (tx) => {
-    const rows = await tx.$queryRaw<{ status: string }[]>`SELECT status::text AS status FROM job WHERE id = ${id}::uuid AND tenant = ${tenant} FOR UPDATE`;
-    const job = rows[0];
-    if (!job) throw notFound('job', id);
-    if ((ACTIVE as readonly string[]).includes(job.status)) {
-      throw new ServiceError('FAILED_PRECONDITION', `job ${id} is ${job.status}; cancel it first, then delete it once it is cancelled`);
-    }
-    const artifacts = await tx.artifact.findMany({ where: { jobId: id }, select: { storageKey: true } });
-    await tx.job.delete({ where: { id } });
-    return artifacts.map((a) => a.storageKey);
-  }, TX_OPTIONS);
-  await collectAfterDelete(ctx, keys, `job ${id}`);
+  const done = await deleteJobRow(ctx.prisma, tenant, id);
+  if (done.kind === 'missing') throw notFound('job', id);
+  if (done.kind === 'blocked') throw new ServiceError('FAILED_PRECONDITION', `job ${id} is ${done.job.status}; cancel it first, then delete it once it is cancelled`);
+  await collectAfterDelete(ctx, done.blobKeys, `job ${id}`);
 }

@@ -2,7 +2,13 @@
 // document and the proto mapping from them) and the mappers from database
 // rows. Plain JSON only: ids are strings, counts are numbers, times ISO 8601.
 import { z } from 'zod';
+import type { ArtifactRow } from '../store/artifacts.js';
+import type { DatasetRow } from '../store/datasets.js';
 import type { Prisma } from '../store/db.js';
+import type { EventRow } from '../store/events.js';
+import type { JobRow, RoundRow } from '../store/jobs.js';
+import type { ApiKeyRow } from '../store/keys.js';
+import type { ModelRow } from '../store/models.js';
 import { JOB_STATES, type JobState } from '../store/states.js';
 
 const isoTime = z.string().describe('ISO 8601 time');
@@ -140,13 +146,6 @@ const iso = (d: Date | null) => (d === null ? null : d.toISOString());
 const num = (b: bigint | null) => (b === null ? null : Number(b));
 const obj = (v: Prisma.JsonValue | null) => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null);
 
-type JobRow = Prisma.JobGetPayload<object>;
-type RoundRow = Prisma.RoundGetPayload<object>;
-type ArtifactRow = Prisma.ArtifactGetPayload<{ include: { round: { select: { index: true } } } }>;
-type EventRow = Prisma.EventGetPayload<object>;
-type ModelRow = Prisma.ModelGetPayload<object>;
-type DatasetRow = Prisma.DatasetGetPayload<object>;
-type ApiKeyRow = Prisma.ApiKeyGetPayload<object>;
 
 export function jobDto(j: JobRow): JobDto {
   return {

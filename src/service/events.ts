@@ -2,8 +2,10 @@
 // returns as soon as something new is committed (LISTEN/NOTIFY, with a poll as
 // fallback), and watchJob, the stream behind SSE and gRPC WatchJob, which ends
 // once the job has finished and its last event was delivered.
+import { eventsAfter } from '../store/events.js';
+import { jobStatus } from '../store/jobs.js';
 import { CHANNELS } from '../store/notify.js';
-import { isTerminal, type JobState } from '../store/states.js';
+import { isTerminal } from '../store/states.js';
 import type { ServiceContext } from './context.js';
 import { eventDto, type EventDto } from './dto.js';
 import { invalid, notFound } from './errors.js';
@@ -18,7 +20,7 @@ function afterCursor(afterId: unknown): bigint {
 }
 
 async function page(ctx: ServiceContext, jobId: string, after: bigint, limit: number): Promise<EventDto[]> {
-  const rows = await ctx.prisma.event.findMany({ where: { jobId, id: { gt: after } }, orderBy: { id: 'asc' }, take: limit });
+  const rows = await eventsAfter(ctx.prisma, jobId, after, limit);
   return rows.map(eventDto);
 }
 
@@ -98,8 +100,8 @@ export async function* watchJob(
   while (!opts.signal?.aborted) {
     const woke = ctx.notifier.wait(CHANNELS.events, jobId, { timeoutMs: 5_000, signal: opts.signal });
     const listening = ++readSeq;
-    const read = await sharedRead(`status:${jobId}`, listening, () => ctx.prisma.job.findUnique({ where: { id: jobId }, select: { status: true } }));
-    const status = read.value?.status as JobState | undefined;
+    const read = await sharedRead(`status:${jobId}`, listening, () => jobStatus(ctx.prisma, jobId));
+    const status = read.value ?? undefined;
     // Pages read after the status read started: a final status then has no events after them.
     const nextPage = () => sharedRead(`page:${jobId}:${after}`, read.seq, () => page(ctx, jobId, after, 500)).then((r) => r.value);
     let events = await nextPage();

@@ -4,6 +4,7 @@
 // before anything is queued, instead of a failed job minutes later.
 import type { DatasetProbe } from '../engine/data/probe.js';
 import { misfit } from '../engine/data/fits.js';
+import { modelArchitecture } from '../store/models.js';
 import type { ServiceContext } from './context.js';
 import { invalid } from './errors.js';
 import { MODEL_REF } from '../queue/inputs.js';
@@ -26,8 +27,7 @@ export async function checkFit(ctx: ServiceContext, model: string, modelId: stri
   if (probe === null) return;
   const shape = probe.inputShape.join('x');
   if (modelId !== null) {
-    const row = await ctx.prisma.model.findUnique({ where: { id: modelId }, select: { architecture: true } });
-    const arch = architectureOf(row?.architecture ?? null);
+    const arch = architectureOf(await modelArchitecture(ctx.prisma, modelId));
     if (arch === null) return;
     const problem = misfit({ inputShape: probe.inputShape, numClasses: probe.numClasses, maxLabel: probe.labels.max }, arch, `${MODEL_REF}${modelId}`);
     if (problem !== null) throw invalid('spec.dataset', `spec.dataset: ${problem}`);

@@ -1,7 +1,7 @@
 // The service's public surface: the use cases both doors (REST, gRPC) and the
 // CLI call, their result shapes, the error table, and the runtime wiring.
 export { openService, stopOnSignals, type OpenServiceOptions, type ServiceContext, type ServiceRuntime } from './context.js';
-export { ERRORS, ERROR_CODES, GRPC, RETRY_AFTER_SECONDS, ServiceError, invalid, notFound, isErrorCode, toServiceError, type ErrorCode } from './errors.js';
+export { ERRORS, ERROR_CODES, GRPC, RETRY_AFTER_SECONDS, ServiceError, classifyError, invalid, notFound, isErrorCode, toServiceError, type Classified, type ErrorCode } from './errors.js';
 export * from './dto.js';
 export { authenticate, createApiKey, listApiKeys, revokeApiKey, type Principal } from './keys.js';
 export { uploadModel, getModel, listModels, MODEL_REF, type ModelUpload } from './models.js';
@@ -10,6 +10,7 @@ export { submitJob, getJob, listJobs, listRounds, cancelJob, type ListJobsQuery,
 export { deleteModel, deleteDataset, deleteJob } from './deletion.js';
 export { checkRateLimit, RateLimitedError } from './limits.js';
 export { listEvents, waitForEvents, watchJob } from './events.js';
+export { databaseReady, jobGauges, type JobGauges } from './operations.js';
 export { listArtifacts, getArtifact, checkRange, ARTIFACT_KINDS, type ArtifactDownload, type ListArtifactsQuery } from './artifacts.js';
 export { JOB_STATES, TERMINAL_STATES, isJobState, isTerminal, type JobState } from '../store/states.js';
 export type { NamedFile } from './archive.js';

@@ -3,6 +3,10 @@
 // cached briefly in memory, so a revoked key may work for up to
 // AUTH_CACHE_MS more in processes that saw it recently.
 import { createHash, randomBytes } from 'node:crypto';
+import { startDatabase } from '../runtime/postgres.js';
+import { closePrisma, createPrisma } from '../store/db.js';
+import { migrate } from '../store/migrate.js';
+import { findApiKeyByHash, insertApiKey, listApiKeyRows, revokeApiKeyRow, touchApiKey } from '../store/keys.js';
 import type { ServiceContext } from './context.js';
 import { apiKeyDto, type ApiKeyDto } from './dto.js';
 import { invalid, notFound, ServiceError } from './errors.js';
@@ -43,7 +47,7 @@ export function checkTenant(tenant: string): void {
 export async function createApiKey(ctx: KeysContext, tenant: string): Promise<{ key: string; id: string; prefix: string }> {
   checkTenant(tenant);
   const key = KEY_PREFIX + randomBytes(32).toString('base64url');
-  const row = await ctx.prisma.apiKey.create({ data: { tenant, prefix: key.slice(0, SHOWN_PREFIX), hash: hashKey(key) } });
+  const row = await insertApiKey(ctx.prisma, { tenant, prefix: key.slice(0, SHOWN_PREFIX), hash: hashKey(key) });
   return { key, id: row.id, prefix: row.prefix };
 }
 
@@ -60,7 +64,7 @@ export async function authenticate(ctx: KeysContext, key: string | null | undefi
   if (hit && hit.until > now) {
     principal = hit.principal;
   } else {
-    const row = await ctx.prisma.apiKey.findUnique({ where: { hash }, select: { id: true, tenant: true, revokedAt: true } });
+    const row = await findApiKeyByHash(ctx.prisma, hash);
     principal = row && row.revokedAt === null ? { tenant: row.tenant, keyId: row.id } : null;
     if (cache.size > 10_000) cache.clear();
     cache.set(hash, { principal, until: now + AUTH_CACHE_MS });
@@ -69,21 +73,37 @@ export async function authenticate(ctx: KeysContext, key: string | null | undefi
   // last_used_at is informational: at most one write per key per minute.
   if ((touched.get(principal.keyId) ?? 0) + TOUCH_EVERY_MS < now) {
     touched.set(principal.keyId, now);
-    void ctx.prisma.apiKey.update({ where: { id: principal.keyId }, data: { lastUsedAt: new Date() } }).catch(() => {});
+    void touchApiKey(ctx.prisma, principal.keyId).catch(() => {});
   }
   return principal;
 }
 
 export async function listApiKeys(ctx: KeysContext, tenant: string): Promise<ApiKeyDto[]> {
-  const rows = await ctx.prisma.apiKey.findMany({ where: { tenant }, orderBy: { createdAt: 'asc' } });
+  const rows = await listApiKeyRows(ctx.prisma, tenant);
   return rows.map(apiKeyDto);
 }
 
 export async function revokeApiKey(ctx: KeysContext, tenant: string, id: string): Promise<ApiKeyDto> {
   if (!isUuid(id)) throw notFound('API key', id);
-  const { count } = await ctx.prisma.apiKey.updateMany({ where: { id, tenant, revokedAt: null }, data: { revokedAt: new Date() } });
-  const row = await ctx.prisma.apiKey.findFirst({ where: { id, tenant } });
+  const { row, revoked } = await revokeApiKeyRow(ctx.prisma, tenant, id);
   if (!row) throw notFound('API key', id);
-  if (count === 1) caches.get(ctx)?.clear();
+  if (revoked) caches.get(ctx)?.clear();
   return apiKeyDto(row);
+}
+
+/**
+ * Runs `fn` with the key operations on the embedded database (attaching to
+ * the one a running `serve` started, if any), migrated first; closes both
+ * after. For the CLI's `keys` verb, which needs no queue, blobs or worker.
+ */
+export async function withKeysDatabase<T>(fn: (ctx: KeysContext) => Promise<T>): Promise<T> {
+  const db = await startDatabase();
+  const prisma = createPrisma(db.url, { poolSize: 2 });
+  try {
+    await migrate(db.url);
+    return await fn({ prisma });
+  } finally {
+    await closePrisma(prisma);
+    await db.stop();
+  }
 }

@@ -4,7 +4,7 @@
 // the per-key rate limit. Each check is its own function so submit, upload
 // and the doors call only what they need. The queued-jobs quota sits with the
 // submit statement it guards (service/jobs.ts), the running-jobs cap with the
-// claim (queue/lifecycle.ts).
+// claim (store/lifecycle.ts).
 import { estimateCost } from '../engine/cost.js';
 import type { RunSpec } from '../engine/spec.js';
 import type { Db } from '../store/db.js';

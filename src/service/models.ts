@@ -11,7 +11,8 @@ import { dirname, join, posix } from 'node:path';
 import { checkModelJson, type ModelLimits } from '../engine/models/budget.js';
 import { MODEL_REF } from '../queue/inputs.js';
 import { recordArtifacts, storeBlobs } from '../store/artifacts.js';
-import { TX_OPTIONS, toJson } from '../store/db.js';
+import { inTransaction, toJson } from '../store/db.js';
+import { findModel, insertModel, listModelRows, modelExists } from '../store/models.js';
 import { unpackArchive, safeName, type NamedFile } from './archive.js';
 import type { ServiceContext } from './context.js';
 import { modelDto, type ModelDto } from './dto.js';
@@ -148,27 +149,25 @@ export async function uploadModel(ctx: ServiceContext, tenant: string, upload: M
   const sha256 = createHash('sha256').update(listing.map((f) => `${f.name}\0${f.sha256}\n`).join('')).digest('hex');
   const size = listing.reduce((n, f) => n + f.size, 0);
 
-  const row = await ctx.prisma.$transaction(async (tx) => {
+  const row = await inTransaction(ctx.prisma, async (tx) => {
     await lockTenant(tx, tenant, 'storage');
     await checkStorageQuota(tx, ctx, tenant, size);
-    const model = await tx.model.create({
-      data: { tenant, name, format: 'tfjs-layers', sha256, architecture: toJson(architecture), sizeBytes: BigInt(size), files: toJson(listing) },
-    });
+    const model = await insertModel(tx, { tenant, name, format: 'tfjs-layers', sha256, architecture: toJson(architecture), sizeBytes: BigInt(size), files: toJson(listing) });
     await recordArtifacts(tx, { tenant, modelId: model.id }, pending);
     return model;
-  }, TX_OPTIONS);
+  });
   return modelDto(row);
 }
 
 export async function getModel(ctx: ServiceContext, tenant: string, id: string): Promise<ModelDto> {
   if (!isUuid(id)) throw notFound('model', id);
-  const row = await ctx.prisma.model.findFirst({ where: { id, tenant } });
+  const row = await findModel(ctx.prisma, tenant, id);
   if (!row) throw notFound('model', id);
   return modelDto(row);
 }
 
 export async function listModels(ctx: ServiceContext, tenant: string): Promise<ModelDto[]> {
-  const rows = await ctx.prisma.model.findMany({ where: { tenant }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], take: 1000 });
+  const rows = await listModelRows(ctx.prisma, tenant);
   return rows.map(modelDto);
 }
 
@@ -181,9 +180,8 @@ let zoo: Promise<{ isZooModel(name: string): boolean; knownModelNames(): string;
 export async function resolveJobModel(ctx: ServiceContext, tenant: string, value: string): Promise<{ modelId: string | null }> {
   if (value.startsWith(MODEL_REF)) {
     const id = value.slice(MODEL_REF.length);
-    const row = isUuid(id) ? await ctx.prisma.model.findFirst({ where: { id, tenant }, select: { id: true } }) : null;
-    if (!row) throw new ServiceError('NOT_FOUND', `model: no uploaded model ${id}`, 'model');
-    return { modelId: row.id };
+    if (!isUuid(id) || !(await modelExists(ctx.prisma, tenant, id))) throw new ServiceError('NOT_FOUND', `model: no uploaded model ${id}`, 'model');
+    return { modelId: id };
   }
   zoo ??= import('../engine/models/registry.js');
   const registry = await zoo;

@@ -6,7 +6,7 @@
 import { extname } from 'node:path';
 import { lockBlobsShared } from './blob-gc.js';
 import type { BlobRef, BlobStore } from './blobs.js';
-import type { Db } from './db.js';
+import type { Db, Prisma } from './db.js';
 
 const MEDIA_TYPES: Record<string, string> = {
   '.json': 'application/json',
@@ -93,4 +93,24 @@ export async function tenantStorageBytes(db: Db, tenant: string): Promise<number
     SELECT COALESCE(sum(size_bytes), 0)::text AS bytes
     FROM (SELECT DISTINCT ON (storage_key) size_bytes FROM artifact WHERE tenant = ${tenant} ORDER BY storage_key) AS blobs`;
   return Number(row?.bytes ?? 0);
+}
+
+/** An artifact row with its round's index (what service/dto.ts artifactDto takes). */
+export type ArtifactRow = Prisma.ArtifactGetPayload<{ include: { round: { select: { index: true } } } }>;
+
+/**
+ * `tenant`'s artifacts, oldest first (5000 at most), optionally of one job
+ * or model; of `kind`, or of every kind but the engine's internal `state`.
+ */
+export function listArtifactRows(db: Db, tenant: string, filter: { jobId?: string; modelId?: string; kind?: string }): Promise<ArtifactRow[]> {
+  const where: Prisma.ArtifactWhereInput = { tenant };
+  if (filter.jobId !== undefined) where.jobId = filter.jobId;
+  if (filter.modelId !== undefined) where.modelId = filter.modelId;
+  where.kind = filter.kind ? filter.kind : { not: 'state' };
+  return db.artifact.findMany({ where, orderBy: [{ createdAt: 'asc' }, { name: 'asc' }], include: { round: { select: { index: true } } }, take: 5000 });
+}
+
+/** `tenant`'s artifact `id`, or null (another tenant's is null too). */
+export function findArtifact(db: Db, tenant: string, id: string): Promise<ArtifactRow | null> {
+  return db.artifact.findFirst({ where: { id, tenant }, include: { round: { select: { index: true } } } });
 }

@@ -1,9 +1,11 @@
 // The Prisma client (generated into src/generated/prisma by
 // scripts/prisma-generate.sh) over the node-postgres driver adapter; Prisma 7
 // has no query-engine binary, so the adapter is how it reaches Postgres.
-// Hot paths (job submit and read) skip the ORM and send one SQL statement on
-// the same pg pool: each Prisma call costs a few hundred microseconds of CPU
-// on the API's one thread before it reaches the socket.
+// Hot paths (the job submit statement, the ownership check every job-scoped
+// read starts with) send one SQL statement of their own: each Prisma call
+// costs a few hundred microseconds of CPU on the API's one thread before it
+// reaches the socket. Rows are still read through Prisma, so no query
+// restates the schema's column list.
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { Prisma, PrismaClient } from '../generated/prisma/client.js';
@@ -64,4 +66,24 @@ export const TX_OPTIONS = { maxWait: 10_000, timeout: 30_000 } as const;
 /** Plain JSON for a Json column: drops undefined, turns NaN/Infinity into null (as JSON does). */
 export function toJson(value: unknown): Prisma.InputJsonValue {
   return JSON.parse(JSON.stringify(value ?? null)) as Prisma.InputJsonValue;
+}
+
+/** Runs `fn` in one interactive transaction (TX_OPTIONS), for a use case that composes several repository calls. */
+export function inTransaction<T>(prisma: PrismaClient, fn: (tx: Prisma.TransactionClient) => Promise<T>): Promise<T> {
+  return prisma.$transaction(fn, TX_OPTIONS);
+}
+
+/** Closes a client made by createPrisma (and its pool). */
+export async function closePrisma(prisma: PrismaClient): Promise<void> {
+  await prisma.$disconnect();
+}
+
+/** Whether the database answers a trivial query now (readiness). */
+export async function databaseAnswers(prisma: PrismaClient): Promise<boolean> {
+  try {
+    await prisma.$queryRaw`SELECT 1`;
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -3,8 +3,7 @@
 // (a transaction that took id 10 may commit after the one that took 11, and a
 // reader at cursor 11 would never see 10). Every insert therefore first locks
 // its job's row, so for any one job ids are taken in commit order.
-import type { Db } from './db.js';
-import { toJson } from './db.js';
+import { toJson, type Db, type Prisma } from './db.js';
 
 export class JobGoneError extends Error {
   override name = 'JobGoneError';
@@ -16,4 +15,11 @@ export async function appendEvent(tx: Db, jobId: string, kind: string, payload: 
   if (locked.length === 0) throw new JobGoneError(`job ${jobId} does not exist`);
   const event = await tx.event.create({ data: { jobId, kind, payload: toJson(payload) }, select: { id: true } });
   return event.id;
+}
+
+export type EventRow = Prisma.EventGetPayload<object>;
+
+/** A job's events with ids above `after`, oldest first, `limit` at most. */
+export function eventsAfter(db: Db, jobId: string, after: bigint, limit: number): Promise<EventRow[]> {
+  return db.event.findMany({ where: { jobId, id: { gt: after } }, orderBy: { id: 'asc' }, take: limit });
 }

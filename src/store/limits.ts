@@ -1,5 +1,5 @@
 // SQL behind the tenant quotas and the rate limit (SQL only; the rules live in
-// service/limits.ts and queue/lifecycle.ts). Counts that gate an insert are
+// service/limits.ts and store/lifecycle.ts). Counts that gate an insert are
 // taken under a per-tenant advisory lock held to the end of the caller's
 // transaction: in READ COMMITTED each statement after the lock sees every
 // transaction that held it before, so two API processes (or two workers)

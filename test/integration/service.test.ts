@@ -11,7 +11,7 @@ import { zipSync } from 'fflate';
 import * as tf from '@tensorflow/tfjs';
 import { keysCommand } from '../../src/cli/keys.js';
 import { enqueueInTx } from '../../src/queue/boss.js';
-import { JOB_ERROR_CODES } from '../../src/queue/lifecycle.js';
+import { JOB_ERROR_CODES } from '../../src/store/lifecycle.js';
 import { recordArtifacts, storeBlobs } from '../../src/store/artifacts.js';
 import { JOB_STATES } from '../../src/store/states.js';
 import {

@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { resolveSpec } from '../../src/engine/spec.js';
-import { claimJob, reapJobs } from '../../src/queue/lifecycle.js';
+import { claimJob, reapJobs } from '../../src/store/lifecycle.js';
 import type { WorkerOptions } from '../../src/queue/worker.js';
 import { LeaseLostError, PostgresSink } from '../../src/store/sink.js';
 import { cancelJob, getJob, listArtifacts, listEvents, listRounds, submitJob, watchJob, type ServiceContext } from '../../src/service/index.js';

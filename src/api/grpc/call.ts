@@ -1,13 +1,15 @@
 // What every gRPC handler does the same way: read the API key from metadata
-// and authenticate it, run the use case, and turn any failure into a status
-// through the service's one error table (code from ERRORS, the message as
-// details, the table's code name and the faulty field as trailing metadata).
+// and authenticate it, run the use case, and turn any failure into a status:
+// the service's one classifier (classifyError) says which error it is, and
+// this file writes it as gRPC (code from ERRORS, the message as details, the
+// table's code name and the faulty field as trailing metadata). The one step
+// before it is this door's own request-decoding errors (WireError, MalformedRequest).
 // Streams get an AbortSignal that fires when the client cancels, and a
 // writer that respects flow control.
 import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { childLogger } from '../../runtime/logger.js';
-import { authenticate, checkRateLimit, RateLimitedError, RETRY_AFTER_SECONDS, ServiceError, toServiceError, type ServiceContext } from '../../service/index.js';
+import { authenticate, checkRateLimit, classifyError, RateLimitedError, RETRY_AFTER_SECONDS, ServiceError, type Classified, type ServiceContext } from '../../service/index.js';
 import { WireError } from './mapping.js';
 import { ERROR_CODE_KEY, ERROR_FIELD_KEY } from './proto.js';
 import { MalformedRequest } from './wire.js';
@@ -28,14 +30,15 @@ export function apiKeyOf(md: grpc.Metadata): string | null {
 
 export const invalidArgument = (field: string, message: string) => new ServiceError('INVALID_ARGUMENT', message, field);
 
-export function asServiceError(e: unknown): ServiceError {
-  if (e instanceof WireError) return invalidArgument(e.field, e.message);
-  if (e instanceof MalformedRequest) return new ServiceError('INVALID_ARGUMENT', e.message, e.field);
-  return toServiceError(e);
+/** This door's own decoding errors first, then the service's classifier. */
+function classify(e: unknown): Classified {
+  if (e instanceof WireError) return { error: invalidArgument(e.field, e.message), expected: true };
+  if (e instanceof MalformedRequest) return { error: new ServiceError('INVALID_ARGUMENT', e.message, e.field), expected: true };
+  return classifyError(e);
 }
 
 export function statusOf(e: unknown, method: string): grpc.StatusObject {
-  const se = asServiceError(e);
+  const se = classify(e).error;
   // Client mistakes are the client's to read; failures on our side are ours to log.
   if (se.code === 'INTERNAL') log.error({ err: e, method }, 'gRPC call failed');
   else if (se.code === 'UNAVAILABLE') log.warn({ err: e, method }, 'gRPC call failed: a dependency is unavailable');

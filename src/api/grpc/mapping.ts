@@ -11,8 +11,7 @@
 // WireError naming the field; the server turns it into INVALID_ARGUMENT.
 import type { z } from 'zod';
 import { describeFields, RUN_SPEC_FIELDS, RunSpecSchema, UNSUPPORTED_SPEC_FIELDS, type FieldDescriptor, type ScalarKind } from '../../engine/spec.js';
-import { JOB_STATES, type JobState } from '../../store/states.js';
-import type { ArtifactDto, DatasetDto, EventDto, JobDto, ModelDto, RoundDto } from '../../service/dto.js';
+import { JOB_STATES, type ArtifactDto, type DatasetDto, type EventDto, type JobDto, type JobState, type ModelDto, type RoundDto } from '../../service/index.js';
 import { messageFields } from './proto.js';
 import type {
   ArtifactMessage,

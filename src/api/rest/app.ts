@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { childLogger } from '../../runtime/logger.js';
-import { authenticate, checkRateLimit, RateLimitedError, ServiceError, type ServiceRuntime } from '../../service/index.js';
+import { authenticate, checkRateLimit, databaseReady, RateLimitedError, ServiceError, type ServiceRuntime } from '../../service/index.js';
 import { dashboardRoutes } from '../../web/dashboard.js';
 import { classify, sendError } from './errors.js';
 import { HttpMetrics, serviceGauges } from './metrics.js';
@@ -81,11 +81,7 @@ function operationsRoutes(rt: ServiceRuntime, metrics: HttpMetrics, api: () => R
       async handler(_req, res) {
         // The supervisor knows before a query times out that the embedded server is being restarted.
         if (rt.db.health && rt.db.health().state !== 'up') throw new ServiceError('UNAVAILABLE', 'database unreachable');
-        try {
-          await rt.ctx.prisma.$queryRaw`SELECT 1`;
-        } catch {
-          throw new ServiceError('UNAVAILABLE', 'database unreachable');
-        }
+        if (!(await databaseReady(rt.ctx))) throw new ServiceError('UNAVAILABLE', 'database unreachable');
         res.json({ status: 'ready' });
       },
     },

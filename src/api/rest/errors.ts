@@ -1,9 +1,11 @@
-// Every failure a REST client sees goes through here: service errors keep
-// their code, status and field from the one error table; express's own
-// errors (malformed JSON, oversized bodies, bad percent-encoding) become the
-// matching table entry, so bad input is a 4xx and never a 500.
+// Every failure a REST client sees goes through here: the service's one
+// classifier (store/errors.ts classifyError) says which error it is, and this
+// file only writes it as an HTTP status and JSON body. The one step before
+// it is express's own errors (malformed JSON, oversized bodies, bad
+// percent-encoding), which become the matching table entry, so bad input is
+// a 4xx and never a 500.
 import type { Response } from 'express';
-import { ERRORS, RETRY_AFTER_SECONDS, ServiceError, toServiceError } from '../../service/index.js';
+import { ERRORS, RETRY_AFTER_SECONDS, ServiceError, classifyError, type Classified } from '../../service/index.js';
 
 /** What express/body-parser attach to their errors (http-errors). */
 interface HttpLikeError {
@@ -49,12 +51,9 @@ function fromHttpError(e: HttpLikeError): ServiceError | null {
 }
 
 /** The ServiceError a thrown value answers as, and whether it was expected. */
-export function classify(e: unknown): { error: ServiceError; expected: boolean } {
-  if (e instanceof ServiceError) return { error: e, expected: true };
-  const http = typeof e === 'object' && e !== null ? fromHttpError(e as HttpLikeError) : null;
-  if (http) return { error: http, expected: true };
-  const error = toServiceError(e);
-  return { error, expected: error.code !== 'INTERNAL' };
+export function classify(e: unknown): Classified {
+  const http = typeof e === 'object' && e !== null && !(e instanceof ServiceError) ? fromHttpError(e as HttpLikeError) : null;
+  return http ? { error: http, expected: true } : classifyError(e);
 }
 
 export function errorBody(error: ServiceError): { error: ReturnType<ServiceError['toJSON']> } {

@@ -2,10 +2,8 @@
 // histogram per (method, route pattern, status), plus gauges read at scrape
 // time (jobs per state, queue depth). Route *patterns* are the labels, never
 // raw paths, so label cardinality stays bounded whatever clients send.
-import type PgBoss from 'pg-boss';
-import { JOB_QUEUE } from '../../queue/boss.js';
 import { renderCrashMetrics } from '../../runtime/crash-guard.js';
-import { JOB_STATES, type ServiceContext } from '../../service/index.js';
+import { JOB_STATES, jobGauges, type ServiceContext } from '../../service/index.js';
 
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -51,20 +49,14 @@ export class HttpMetrics {
   }
 }
 
-async function queueDepth(boss: PgBoss): Promise<number> {
-  return boss.getQueueSize(JOB_QUEUE);
-}
-
 /** Gauges from the database; a failed read is reported as such rather than failing the scrape. */
 export async function serviceGauges(ctx: ServiceContext): Promise<string> {
   const lines: string[] = [];
   try {
-    const groups = await ctx.prisma.job.groupBy({ by: ['status'], _count: { _all: true } });
-    const counts = new Map(groups.map((g) => [String(g.status), g._count._all]));
+    const g = await jobGauges(ctx);
     lines.push('# HELP ticketsmith_jobs Jobs in the database, by state (all tenants).', '# TYPE ticketsmith_jobs gauge');
-    for (const state of JOB_STATES) lines.push(`ticketsmith_jobs{state="${state}"} ${counts.get(state) ?? 0}`);
-    const depth = await queueDepth(ctx.boss);
-    lines.push('# HELP ticketsmith_queue_depth Dispatches waiting in the job queue.', '# TYPE ticketsmith_queue_depth gauge', `ticketsmith_queue_depth ${depth}`);
+    for (const state of JOB_STATES) lines.push(`ticketsmith_jobs{state="${state}"} ${g.jobs[state]}`);
+    lines.push('# HELP ticketsmith_queue_depth Dispatches waiting in the job queue.', '# TYPE ticketsmith_queue_depth gauge', `ticketsmith_queue_depth ${g.queueDepth}`);
     lines.push('# HELP ticketsmith_scrape_ok 1 when the gauges above were read from the database.', '# TYPE ticketsmith_scrape_ok gauge', 'ticketsmith_scrape_ok 1');
   } catch {
     lines.push('# HELP ticketsmith_scrape_ok 1 when the gauges above were read from the database.', '# TYPE ticketsmith_scrape_ok gauge', 'ticketsmith_scrape_ok 0');

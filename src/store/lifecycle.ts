@@ -3,20 +3,20 @@
 // (running → queued on shutdown) and reap (stale running → queued, or failed
 // after too many attempts). The job row, not the pg-boss entry, is the truth:
 // pg-boss only delivers "look at job X" messages, and a message for a job that
-// is finished or held by a live worker is dropped.
+// is finished or held by a live worker is dropped. The worker (queue/worker.ts)
+// decides when; this file is the SQL of each change.
 import type PgBoss from 'pg-boss';
 import type { RunSpec } from '../engine/spec.js';
 import { NO_FAULTS, type Faults } from '../runtime/faults.js';
-import { TX_OPTIONS, toJson, type Prisma, type PrismaClient } from '../store/db.js';
-import { appendEvent } from '../store/events.js';
-import type { Lease } from '../store/sink.js';
-import { isTerminal, type JobState } from '../store/states.js';
-import { countTenantJobs, lockTenant } from '../store/limits.js';
-import { JOB_QUEUE, cancelDispatchInTx, enqueueInTx } from './boss.js';
+import { TX_OPTIONS, toJson, type Prisma, type PrismaClient } from './db.js';
+import { JOB_QUEUE, cancelDispatchInTx, enqueueInTx } from './dispatch.js';
+import { appendEvent } from './events.js';
+import type { JobErrorCode } from './errors.js';
+import { touchLease, type Lease } from './sink.js';
+import { isTerminal, type JobState } from './states.js';
+import { countTenantJobs, lockTenant } from './limits.js';
 
-/** Codes a worker records on a failed job; each is a row of service/errors.ts ERRORS. */
-export const JOB_ERROR_CODES = Object.freeze(['INVALID_ARGUMENT', 'ENGINE_ERROR', 'WORKER_LOST', 'DEADLINE_EXCEEDED', 'UNAVAILABLE', 'INTERNAL'] as const);
-export type JobErrorCode = (typeof JOB_ERROR_CODES)[number];
+export { JOB_ERROR_CODES, type JobErrorCode } from './errors.js';
 
 export interface ClaimOptions {
   workerId: string;
@@ -105,6 +105,27 @@ export async function claimJob(prisma: PrismaClient, jobId: string, opts: ClaimO
     await appendEvent(tx, jobId, 'started', { attempt, workerId: opts.workerId });
     (opts.faults ?? NO_FAULTS).hit('claim.in-tx');
     return { kind: 'run', lease: { jobId, tenant: job.tenant, attempt }, spec: job.spec as RunSpec, resumed: attempt > 1, startedAt: started!.started_at };
+  }, TX_OPTIONS);
+}
+
+/**
+ * Records one engine event of a run held under `lease`: the lease is checked
+ * and stamped with `progress`, the run's backend noted when the event names
+ * one, and the event row appended, in one transaction. Throws LeaseLostError
+ * (sink.ts) when another worker holds the job now, JobGoneError (events.ts)
+ * when it was deleted.
+ */
+export async function recordRunEvent(
+  prisma: PrismaClient,
+  lease: Lease,
+  event: { kind: string; payload: unknown; progress?: unknown; backend?: string },
+  faults: Faults = NO_FAULTS,
+): Promise<void> {
+  await prisma.$transaction(async (tx) => {
+    await touchLease(tx, lease, event.progress);
+    if (event.backend) await tx.job.update({ where: { id: lease.jobId }, data: { backend: event.backend } });
+    await appendEvent(tx, lease.jobId, event.kind, event.payload);
+    faults.hit('event.in-tx');
   }, TX_OPTIONS);
 }
 

@@ -1,0 +1,36 @@
+// The dataset table (SQL only; probing and the reference policy are
+// service/datasets.ts's): a tenant's registered references and their
+// stored probe summaries.
+import type { Db, Prisma } from './db.js';
+
+export type DatasetRow = Prisma.DatasetGetPayload<object>;
+
+/** Registers `reference` for `tenant`, or updates the row it has already. */
+export function upsertDataset(db: Db, tenant: string, reference: string, data: { format: string; shapes: object; sha256: string | null }): Promise<DatasetRow> {
+  return db.dataset.upsert({
+    where: { tenant_reference: { tenant, reference } },
+    create: { tenant, reference, ...data },
+    update: data,
+  });
+}
+
+/** `tenant`'s dataset `id`, or null (another tenant's is null too). */
+export function findDataset(db: Db, tenant: string, id: string): Promise<DatasetRow | null> {
+  return db.dataset.findFirst({ where: { id, tenant } });
+}
+
+/** `tenant`'s dataset `id` with its stored probe summary, or null. */
+export function findDatasetShapes(db: Db, tenant: string, id: string): Promise<{ id: string; shapes: Prisma.JsonValue } | null> {
+  return db.dataset.findFirst({ where: { id, tenant }, select: { id: true, shapes: true } });
+}
+
+/** `tenant`'s datasets, newest first (1000 at most). */
+export function listDatasetRows(db: Db, tenant: string): Promise<DatasetRow[]> {
+  return db.dataset.findMany({ where: { tenant }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], take: 1000 });
+}
+
+/** The reference registered as dataset `id` (any tenant: for a job's stored spec), or null once deleted. */
+export async function datasetReference(db: Db, id: string): Promise<string | null> {
+  const row = await db.dataset.findUnique({ where: { id }, select: { reference: true } });
+  return row?.reference ?? null;
+}
