@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { RunSpecSchema, resolveSpec, runName, SpecError } from '../engine/spec.js';
 import { runCompression } from '../engine/run.js';
 import { FileSink, type EngineEvent, type RoundMetrics } from '../engine/sink.js';
-import type { DataAccess } from '../engine/data/index.js';
+import { withEngineConfig, type DataAccess } from '../engine/data/index.js';
+import { loadEngineConfig } from '../runtime/config.js';
 import { flagHelp, flagsOf, kebab, parseFlags } from './flags.js';
 import { roundsTable, type RoundRow } from './rounds-table.js';
 
@@ -87,7 +88,8 @@ export async function pruneCommand(argv: string[]): Promise<number> {
       process.stderr.write(`round ${e.round}: ${pct(e.density)} of weights remain\n`);
     }
   };
-  const result = await runCompression(spec, { sink: new FileSink(dir), onEvent, data: OPERATOR_ACCESS });
+  const engine = loadEngineConfig();
+  const result = await runCompression(spec, { sink: new FileSink(dir), onEvent, data: withEngineConfig(OPERATOR_ACCESS, engine), engine });
   if (json) {
     process.stdout.write(`${JSON.stringify({ kind: 'result', name: result.name, dir, verdict: result.verdict, summary: result.summary })}\n`);
   } else {

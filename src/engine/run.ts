@@ -23,6 +23,7 @@ import { availableParallelism } from 'node:os';
 import { decodeWeights, encodeWeights, packWeights, unpackWeights } from './checkpoint.js';
 import { compressTicket } from './export.js';
 import { initBackend } from '../runtime/backend.js';
+import type { EngineConfig } from '../runtime/engine-config.js';
 import { runFilterPruning } from './filter/run.js';
 
 export { RunCancelled };
@@ -37,21 +38,22 @@ export interface RunContext {
   data?: DataAccess;
   /**
    * Trainings run side by side (the ticket and its controls are independent).
-   * Default: TICKETSMITH_WORKERS, else the number of cores (at most 3) when the run trains controls.
+   * Default: the engine config's `workers`, else the number of cores (at most 3) when the run trains controls.
    */
   parallelism?: number;
   /** Caps a model directory is checked against before it is built (default: budget.ts's). */
   modelLimits?: ModelLimits;
+  /**
+   * The engine's settings, loaded from the environment by the caller (runtime/config.ts).
+   * Default: DEFAULT_ENGINE_CONFIG. Its dataset caps reach the loaders through `data` (withEngineConfig).
+   */
+  engine?: EngineConfig;
 }
 
 function parallelism(spec: RunSpec, ctx: RunContext): number {
   if (ctx.parallelism !== undefined) return Math.max(1, ctx.parallelism);
-  const raw = process.env.TICKETSMITH_WORKERS;
-  if (raw !== undefined && raw.trim() !== '') {
-    const env = Number(raw);
-    if (!Number.isInteger(env) || env < 1) throw new Error(`TICKETSMITH_WORKERS must be a whole number >= 1, got '${raw}'`);
-    return env;
-  }
+  const workers = ctx.engine?.workers;
+  if (workers !== undefined) return Math.max(1, workers);
   if (spec.controls === 'none') return 1;
   return Math.max(1, Math.min(3, availableParallelism()));
 }

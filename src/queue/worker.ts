@@ -23,10 +23,12 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type PgBoss from 'pg-boss';
-import { FILES_DISABLED, type DataAccess } from '../engine/data/access.js';
+import { FILES_DISABLED, withEngineConfig, type DataAccess } from '../engine/data/access.js';
 import type { CheckpointSink, EngineEvent, RunResultRecord } from '../engine/sink.js';
 import type { RunSpec } from '../engine/spec.js';
 import { NO_FAULTS, type Faults } from '../runtime/faults.js';
+import { loadEngineConfig } from '../runtime/config.js';
+import type { EngineConfig } from '../runtime/engine-config.js';
 import { childLogger, type Logger } from '../runtime/logger.js';
 import { BlobNotFoundError, BlobStoreUnavailableError, type BlobStore } from '../store/blobs.js';
 import { TX_OPTIONS, type PrismaClient } from '../store/db.js';
@@ -49,6 +51,8 @@ export interface EngineContext {
   data: DataAccess;
   /** Caps on an uploaded model, checked again as the engine loads it (the upload's settings). */
   modelLimits?: ModelLimits;
+  /** The engine's settings (parallel trainings, training loop; the dataset ones are also in `data`). */
+  engine?: EngineConfig;
 }
 
 /** One compression run: the engine's `runCompression`, or a test engine. */
@@ -77,6 +81,8 @@ export interface WorkerDeps {
   data?: DataAccess;
   /** Crash-test fault points (runtime/faults.ts); default none. */
   faults?: Faults;
+  /** The engine's settings, from the service's config; default: read from the environment when a job runs. */
+  engine?: EngineConfig;
 }
 
 const NO_FILES: DataAccess = { files: { kind: 'none', reason: FILES_DISABLED } };
@@ -437,7 +443,9 @@ export class JobWorker {
         commitResult: (r) => sink.commitResult(redact(r)),
       };
       const onEvent = (e: EngineEvent) => run.onEvent(redact(e));
-      const result = await this.runner(prepared.spec, { sink: engineSink, signal: run.ac.signal, onEvent, data: this.deps.data ?? NO_FILES, modelLimits: this.settings.modelLimits });
+      const engine = this.deps.engine ?? loadEngineConfig();
+      const data = withEngineConfig(this.deps.data ?? NO_FILES, engine);
+      const result = await this.runner(prepared.spec, { sink: engineSink, signal: run.ac.signal, onEvent, data, modelLimits: this.settings.modelLimits, engine });
       await run.drain();
       if (!sink.resultCommitted) await sink.commitResult(redact(result));
       outcome = { status: 'succeeded' };
