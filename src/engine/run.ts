@@ -141,7 +141,7 @@ export async function runCompression(specInput: RunSpec | unknown, ctx: RunConte
         : new TrialRunner(ds, modelSource(spec, model, ds));
     disposeExecutor = () => executor.dispose();
 
-    const baseCfg = trainConfigFor(spec, iterations, childSeed(spec.seed, 'data'));
+    const baseCfg = trainConfigFor(spec, iterations, childSeed(spec.seed, 'data'), ctx.engine?.loop);
     const lateReset = spec.rewind === 'iteration' || spec.rewind === 'fraction';
 
     const train = async (job: TrialJob): Promise<TrialResult> => {

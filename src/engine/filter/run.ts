@@ -122,7 +122,7 @@ export async function runFilterPruning(specInput: RunSpec | unknown, ctx: RunCon
     const impRounds = spec.thenImp ? (spec.schedule === 'one-shot' ? 2 : spec.rounds + 1) : 0;
     emit({ kind: 'run-start', name, backend: backend.name, rounds: steps + impRounds, resumedFrom: finished.length });
 
-    const cfgFor = (iterations: number, seed: number): TrainConfig => trainConfigFor(spec, iterations, seed);
+    const cfgFor = (iterations: number, seed: number): TrainConfig => trainConfigFor(spec, iterations, seed, ctx.engine?.loop);
     const train = async (round: number, iterations: number, seed: number): Promise<TrainingMetrics> => {
       const m = iterations > 0
         ? await trainModel(model, data!, null, cfgFor(iterations, seed), {
