@@ -34,8 +34,6 @@ export function datasetLimits(access: Pick<DataAccess, 'limits'> | undefined): D
   return access?.limits ?? DEFAULT_DATASET_LIMITS;
 }
 
-export const DEFAULT_MAX_DATASET_RATIO = DEFAULT_DATASET_LIMITS.maxRatio;
-
 /**
  * Output allowed for `compressed` input bytes under the ratio cap. Tiny inputs
  * get a floor: a 40-byte gzip of a 9 KB label file is not a bomb.
