@@ -15,6 +15,10 @@ import { resolveSpec, runName } from '../src/engine/spec.js';
 import { lineChartSvg, type Series } from '../src/engine/report/plot.js';
 import { getBackendInfo } from '../src/runtime/backend.js';
 import { mlpEnginesByDefault } from '../src/engine/training/mlp.js';
+import { withEngineConfig } from '../src/engine/data/index.js';
+import { loadEngineConfig } from '../src/runtime/config.js';
+
+const engine = loadEngineConfig();
 
 const args = process.argv.slice(2);
 const arg = (name: string, def: number) => {
@@ -52,6 +56,8 @@ for (let seed = 0; seed < seeds; seed++) {
   process.stderr.write(`seed ${seed}: ${runName(spec)} (${dir})\n`);
   const result = await runCompression(spec, {
     sink: new FileSink(dir),
+    engine,
+    data: withEngineConfig({}, engine),
     onEvent: (e) => {
       if (e.kind === 'round-end') {
         const m = e.metrics;
@@ -117,7 +123,7 @@ await writeFile(
 );
 const md = `# Lottery tickets on LeNet-300-100 (builtin MNIST)
 
-Produced by \`npm run reproduce:lth -- ${args.join(' ')}\` (${minutes} min on backend \`${backend?.name ?? '?'}\`${backend && mlpEnginesByDefault(backend.name) && process.env.TICKETSMITH_MLP !== 'tfjs' ? ', where LeNet trains on the MLP engines of src/engine/training/mlp.ts' : ''}).
+Produced by \`npm run reproduce:lth -- ${args.join(' ')}\` (${minutes} min on backend \`${backend?.name ?? '?'}\`${backend && mlpEnginesByDefault(backend.name) && engine.loop !== 'tfjs' ? ', where LeNet trains on the MLP engines of src/engine/training/mlp.ts' : ''}).
 
 Setup: LeNet-300-100, \`builtin:mnist\` (npm \`mnist\`: 10,000 digits; see README for the split), Adam
 1.2e-3, batch 60, **${iterations} iterations per round** (the paper trains 50,000 on 60,000 digits),

@@ -5,6 +5,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { initBackend, BackendUnavailableError, type BackendInfo } from '../runtime/backend.js';
+import { loadEngineConfig } from '../runtime/config.js';
 import { measureParallelTrials, measureTraining } from '../engine/training/bench.js';
 import type { WorkerJob, WorkerLine } from './protocol.js';
 
@@ -19,6 +20,8 @@ export async function runWorker(job: WorkerJob): Promise<number> {
     return 1;
   }
   emit({ type: 'ready', backend });
+  // TICKETSMITH_MLP reaches the measured loop as it reaches a run's (the "TF.js kernels" rows force tfjs).
+  const { loop } = loadEngineConfig();
   try {
     if (job.kind === 'parallel') {
       const result = await measureParallelTrials({
@@ -28,6 +31,7 @@ export async function runWorker(job: WorkerJob): Promise<number> {
         parallelism: job.parallelism,
         repeats: job.repeats,
         backend: backend.name,
+        loop,
       });
       emit({ type: 'parallel', result });
       return 0;
@@ -41,6 +45,7 @@ export async function runWorker(job: WorkerJob): Promise<number> {
         maxSteps: item.maxSteps ?? 1e6,
         warmupSteps: item.warmup,
         tfjsLoop: item.tfjsLoop,
+        loop,
         zeroFraction: item.zeroFraction,
         onStep: job.everyStep === true ? ({ step }) => emit({ type: 'step', model: item.model, step }) : undefined,
       });

@@ -5,7 +5,8 @@ import { RunSpecSchema, resolveSpec, runName, SpecError } from '../engine/spec.j
 import { runCompression } from '../engine/run.js';
 import type { EngineEvent, RoundMetrics } from '../engine/sink.js';
 import { FileSink } from '../engine/sinks/file.js';
-import type { DataAccess } from '../engine/data/index.js';
+import { withEngineConfig, type DataAccess } from '../engine/data/index.js';
+import { loadEngineConfig } from '../runtime/config.js';
 import { flagHelp, flagsOf, kebab, parseFlags } from './flags.js';
 import { pct } from '../engine/report/format.js';
 import { roundRows, roundsTable } from './rounds-table.js';
@@ -72,7 +73,8 @@ export async function pruneCommand(argv: string[]): Promise<number> {
       process.stderr.write(`round ${e.round}: ${pct(e.density)} of weights remain\n`);
     }
   };
-  const result = await runCompression(spec, { sink: new FileSink(dir), onEvent, data: OPERATOR_ACCESS });
+  const engine = loadEngineConfig();
+  const result = await runCompression(spec, { sink: new FileSink(dir), onEvent, data: withEngineConfig(OPERATOR_ACCESS, engine), engine });
   if (json) {
     process.stdout.write(`${JSON.stringify({ kind: 'result', name: result.name, dir, verdict: result.verdict, summary: result.summary })}\n`);
   } else {

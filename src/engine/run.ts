@@ -15,12 +15,8 @@ export { rewindSource, verdictOf } from './methods/imp.js';
 
 function parallelism(spec: RunSpec, ctx: RunContext): number {
   if (ctx.parallelism !== undefined) return Math.max(1, ctx.parallelism);
-  const raw = process.env.TICKETSMITH_WORKERS;
-  if (raw !== undefined && raw.trim() !== '') {
-    const env = Number(raw);
-    if (!Number.isInteger(env) || env < 1) throw new Error(`TICKETSMITH_WORKERS must be a whole number >= 1, got '${raw}'`);
-    return env;
-  }
+  const workers = ctx.engine?.workers;
+  if (workers !== undefined) return Math.max(1, workers);
   if (spec.controls === 'none') return 1;
   return Math.max(1, Math.min(3, availableParallelism()));
 }

@@ -14,6 +14,7 @@ import type { ModelLimits } from './models/budget.js';
 import { modelSourceFor, openModel, type ModelSource } from './models/source.js';
 import type { CheckpointSink, RoundRecord } from './sink.js';
 import { runName, type RunSpec } from './spec.js';
+import type { EngineConfig } from '../runtime/engine-config.js';
 
 export interface RunContext {
   sink: CheckpointSink;
@@ -33,11 +34,16 @@ export interface RunContext {
   datasetReference?: string;
   /**
    * Trainings run side by side (the ticket and its controls are independent).
-   * Default: TICKETSMITH_WORKERS, else the number of cores (at most 3) when the run trains controls.
+   * Default: the engine config's `workers`, else the number of cores (at most 3) when the run trains controls.
    */
   parallelism?: number;
   /** Caps a model directory is checked against before it is built (default: budget.ts's). */
   modelLimits?: ModelLimits;
+  /**
+   * The engine's settings, loaded from the environment by the caller (runtime/config.ts).
+   * Default: DEFAULT_ENGINE_CONFIG. Its dataset caps reach the loaders through `data` (withEngineConfig).
+   */
+  engine?: EngineConfig;
 }
 
 export interface SessionParts {
@@ -62,6 +68,8 @@ export class RunSession {
   readonly signal: AbortSignal | undefined;
   readonly modelLimits: ModelLimits | undefined;
   readonly parallelism: () => number;
+  /** The training loop the engine config asks for (TrainConfig.loop; default: chosen per round). */
+  readonly loop: EngineConfig['loop'] | undefined;
   /** Index of this session's first round (0, or the one after the filter steps for "then IMP"). */
   readonly firstRound: number;
   /** Prefix of this session's state keys in the sink (a nested method keeps its own). */
@@ -82,6 +90,7 @@ export class RunSession {
     this.onEvent = parts.ctx.onEvent;
     this.modelLimits = parts.ctx.modelLimits;
     this.parallelism = parts.parallelism;
+    this.loop = parts.ctx.engine?.loop;
     this.firstRound = nested?.firstRound ?? 0;
     this.statePrefix = nested?.statePrefix ?? '';
     this.root = nested === undefined;

@@ -25,11 +25,13 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type PgBoss from 'pg-boss';
-import { FILES_DISABLED, type DataAccess } from '../engine/data/access.js';
+import { FILES_DISABLED, withEngineConfig, type DataAccess } from '../engine/data/access.js';
 import type { CheckpointSink, EngineEvent, RunResultRecord } from '../engine/sink.js';
 import type { ModelSource } from '../engine/models/source.js';
 import type { RunSpec } from '../engine/spec.js';
 import { NO_FAULTS, type Faults } from '../runtime/faults.js';
+import { loadEngineConfig } from '../runtime/config.js';
+import type { EngineConfig } from '../runtime/engine-config.js';
 import { childLogger, type Logger } from '../runtime/logger.js';
 import { BlobStoreUnavailableError, type BlobStore } from '../store/blobs.js';
 import type { PrismaClient } from '../store/db.js';
@@ -58,6 +60,8 @@ export interface EngineContext {
   model?: ModelSource;
   /** What the spec's registered `dataset:<id>` refers to. */
   datasetReference?: string;
+  /** The engine's settings (parallel trainings, training loop; the dataset ones are also in `data`). */
+  engine?: EngineConfig;
 }
 
 /** One compression run: the engine's `runCompression`, or a test engine. */
@@ -86,6 +90,8 @@ export interface WorkerDeps {
   data?: DataAccess;
   /** Crash-test fault points (runtime/faults.ts); default none. */
   faults?: Faults;
+  /** The engine's settings, from the service's config; default: read from the environment when a job runs. */
+  engine?: EngineConfig;
 }
 
 const NO_FILES: DataAccess = { files: { kind: 'none', reason: FILES_DISABLED } };
@@ -432,7 +438,9 @@ export class JobWorker {
         commitResult: (r) => sink.commitResult(redact(r)),
       };
       const onEvent = (e: EngineEvent) => run.onEvent(redact(e));
-      const result = await this.runner(prepared.spec, { sink: engineSink, signal: run.ac.signal, onEvent, data: this.deps.data ?? NO_FILES, modelLimits: this.settings.modelLimits, model: prepared.model, datasetReference: prepared.datasetReference });
+      const engine = this.deps.engine ?? loadEngineConfig();
+      const data = withEngineConfig(this.deps.data ?? NO_FILES, engine);
+      const result = await this.runner(prepared.spec, { sink: engineSink, signal: run.ac.signal, onEvent, data, modelLimits: this.settings.modelLimits, engine, model: prepared.model, datasetReference: prepared.datasetReference });
       await run.drain();
       if (!sink.resultCommitted) await sink.commitResult(redact(result));
       outcome = { status: 'succeeded' };

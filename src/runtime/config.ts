@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { parseAllowList } from './outbound.js';
 import { parseFaultPoint, type FaultPoint } from './faults.js';
+import { ENGINE_ENV, EngineEnvSchema, engineConfigOf, type EngineConfig } from './engine-config.js';
 
 const seconds = (def: number) => z.coerce.number().positive().default(def);
 const bool = (def: boolean) =>
@@ -14,6 +15,8 @@ const bool = (def: boolean) =>
     .transform((v) => v === '1' || v === 'true' || v === 'yes');
 
 const EnvSchema = z.object({
+  /** The engine's settings (engine-config.ts): workers, training loop, dataset caps, Fashion-MNIST folder. */
+  ...ENGINE_ENV,
   /** An external Postgres; unset means: start the embedded one. */
   DATABASE_URL: z.string().url().optional(),
   TICKETSMITH_DATA_DIR: z.string().default('.data'),
@@ -58,10 +61,6 @@ const EnvSchema = z.object({
   TICKETSMITH_MAX_LAYER_PARAMS: z.coerce.number().int().positive().default(25_000_000),
   TICKETSMITH_MAX_MODEL_LAYERS: z.coerce.number().int().positive().default(1000),
   TICKETSMITH_MAX_LAYER_OUTPUT: z.coerce.number().int().positive().default(16_777_216),
-  /** The most one dataset file may download or unpack to (the worker's loaders read the same variable). */
-  TICKETSMITH_MAX_DATASET_BYTES: z.coerce.number().int().min(1).default(2 * 1024 ** 3),
-  /** The most a gzip file or zip member may expand relative to its compressed size. */
-  TICKETSMITH_MAX_DATASET_RATIO: z.coerce.number().min(1).default(200),
   /** Time budget for reading a dataset's files at registration or submit. */
   TICKETSMITH_DATASET_PROBE_SECONDS: seconds(120),
   /** Most training examples one job may ask for (see engine/cost.ts); the paper's LeNet run is ~1e8. */
@@ -136,8 +135,10 @@ export interface Config {
   };
   /** Caps on an uploaded model, by its model.json (the weight bytes cap is maxUploadBytes). */
   modelLimits: { maxParams: number; maxLayerParams: number; maxLayers: number; maxLayerOutput: number; maxBytes: number };
-  /** Caps on reading a tenant's dataset (the probe at the door; the worker's loaders read the same variables). */
+  /** Caps on reading a tenant's dataset at the door (the probe); the worker's loaders get the same caps in `engine`. */
   datasets: { maxBytes: number; maxRatio: number; probeSeconds: number };
+  /** What the worker hands the engine (workers, training loop, dataset caps, Fashion-MNIST folder). */
+  engine: EngineConfig;
   limits: Limits;
   /** Where this process kills itself (crash tests); null in normal operation. */
   faultPoint: FaultPoint | null;
@@ -147,14 +148,30 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-/** Reads the configuration from `env`; relative paths resolve against the working directory. */
-export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
-  const parsed = EnvSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== '')));
+type Env = Record<string, string | undefined>;
+
+/** `env` parsed by `schema` (unset and empty variables alike take their defaults); the first problem as a ConfigError. */
+function parseEnv<T extends z.ZodType>(schema: T, env: Env): z.infer<T> {
+  const parsed = schema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== '')));
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new ConfigError(`environment variable ${issue.path.join('.')}: ${issue.message}`);
   }
-  const e = parsed.data;
+  return parsed.data;
+}
+
+/**
+ * Only the engine's settings, for processes that run the engine without the
+ * service (the CLI's prune and bench, scripts/): the service's variables are
+ * neither read nor checked.
+ */
+export function loadEngineConfig(env: Env = process.env): EngineConfig {
+  return engineConfigOf(parseEnv(EngineEnvSchema, env));
+}
+
+/** Reads the configuration from `env`; relative paths resolve against the working directory. */
+export function loadConfig(env: Env = process.env): Config {
+  const e = parseEnv(EnvSchema, env);
   const dataDir = resolve(e.TICKETSMITH_DATA_DIR);
   const outboundAllow = list(e.TICKETSMITH_OUTBOUND_ALLOW);
   try {
@@ -199,6 +216,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxBytes: e.TICKETSMITH_MAX_UPLOAD_BYTES,
     },
     datasets: { maxBytes: e.TICKETSMITH_MAX_DATASET_BYTES, maxRatio: e.TICKETSMITH_MAX_DATASET_RATIO, probeSeconds: e.TICKETSMITH_DATASET_PROBE_SECONDS },
+    engine: engineConfigOf(e),
     limits: {
       maxJobExamples: e.TICKETSMITH_MAX_JOB_EXAMPLES,
       tenantMaxRunning: e.TICKETSMITH_TENANT_MAX_RUNNING,

@@ -97,7 +97,7 @@ export async function openService(opts: OpenServiceOptions = {}): Promise<Servic
     let worker: JobWorker | null = null;
     if (opts.worker) {
       worker = new JobWorker(
-        { prisma, blobs, boss, notifier, runner: opts.runner, data: tenantDataAccess(config), faults },
+        { prisma, blobs, boss, notifier, runner: opts.runner, data: tenantDataAccess(config), faults, engine: config.engine },
         workerOptions(config, opts.worker),
       );
       worker.start();

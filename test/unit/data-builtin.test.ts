@@ -80,21 +80,19 @@ describe('builtin:mnist', () => {
 
 describe('builtin:fashion-mnist', () => {
   let root: string;
-  const saved = process.env[FASHION_MNIST_DIR_ENV];
+  // The folder comes with the load's DataAccess (the runtime reads it from TICKETSMITH_FASHION_MNIST_DIR).
+  const at = (fashionMnistDir: string) => ({ access: { fashionMnistDir } });
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'ts-data-fashion-'));
   });
   after(async () => {
-    if (saved === undefined) delete process.env[FASHION_MNIST_DIR_ENV];
-    else process.env[FASHION_MNIST_DIR_ENV] = saved;
     await rm(root, { recursive: true, force: true });
   });
 
   test('without the Debian files: a DatasetError that names the install command', async () => {
     const empty = join(root, 'empty');
     await mkdir(empty);
-    process.env[FASHION_MNIST_DIR_ENV] = empty;
-    await assert.rejects(loadDataset('builtin:fashion-mnist'), (err: unknown) => {
+    await assert.rejects(loadDataset('builtin:fashion-mnist', at(empty)), (err: unknown) => {
       assert.ok(err instanceof DatasetError, String(err));
       assert.equal(err.field, 'reference');
       assert.match(err.message, /apt-get install dataset-fashion-mnist/);
@@ -121,8 +119,7 @@ describe('builtin:fashion-mnist', () => {
   test('reads the four gzipped IDX files of the package layout; 10 classes whatever the labels', async () => {
     const dir = join(root, 'debian');
     const files = await debianLayout(dir);
-    process.env[FASHION_MNIST_DIR_ENV] = dir;
-    const ds = await loadDataset('builtin:fashion-mnist', { validationFraction: 0 });
+    const ds = await loadDataset('builtin:fashion-mnist', { validationFraction: 0, ...at(dir) });
     assert.equal(ds.name, 'fashion-mnist');
     assert.equal(ds.numClasses, 10);
     assert.deepEqual(ds.inputShape, [28, 28, 1]);
@@ -139,8 +136,7 @@ describe('builtin:fashion-mnist', () => {
   test('images that are not 28x28 are rejected with the file named', async () => {
     const dir = join(root, 'small');
     await debianLayout(dir, 8);
-    process.env[FASHION_MNIST_DIR_ENV] = dir;
-    await assert.rejects(loadDataset('builtin:fashion-mnist'), (err: unknown) => {
+    await assert.rejects(loadDataset('builtin:fashion-mnist', at(dir)), (err: unknown) => {
       assert.ok(err instanceof DatasetError, "err instanceof DatasetError");
       assert.match(err.message, /train-images-idx3-ubyte\.gz: Fashion-MNIST images must be 28x28, got 8x8x1/);
       return true;

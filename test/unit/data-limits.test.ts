@@ -7,9 +7,11 @@ import { DatasetError, loadDataset } from '../../src/engine/data/index.js';
 import { maybeGunzip } from '../../src/engine/data/bytes.js';
 import { listenLoopback, loopbackAccess } from './fixtures/scratch.js';
 
+// The caps come with the load (DataAccess.limits; the runtime reads TICKETSMITH_MAX_DATASET_BYTES into them).
+const limits = { maxBytes: 1000, maxRatio: 200 };
+
 let server: { base: string; close(): Promise<void> };
 before(async () => {
-  process.env.TICKETSMITH_MAX_DATASET_BYTES = '1000';
   const big = new Uint8Array(5000);
   server = await listenLoopback((req, res) => {
     if (req.url === '/declared/x.npz') res.writeHead(200, { 'content-length': big.length }).end(big);
@@ -21,13 +23,12 @@ before(async () => {
   });
 });
 after(async () => {
-  delete process.env.TICKETSMITH_MAX_DATASET_BYTES;
   await server.close();
 });
 
 test('a download over the limit is refused, declared or streamed', async () => {
   for (const path of ['/declared/x.npz', '/chunked/x.npz']) {
-    await assert.rejects(loadDataset(`${server.base}${path}`, { access: loopbackAccess }), (e: unknown) => {
+    await assert.rejects(loadDataset(`${server.base}${path}`, { access: { ...loopbackAccess, limits } }), (e: unknown) => {
       assert.ok(e instanceof DatasetError, `DatasetError expected, got ${String(e)}`);
       assert.match(e.message, /larger than the 1000-byte limit/);
       return true;
@@ -38,8 +39,8 @@ test('a download over the limit is refused, declared or streamed', async () => {
 test('a gzip stream that would expand past the limit is refused before inflating', () => {
   const bomb = gzipSync(new Uint8Array(4000));
   assert.ok(bomb.length < 1000, `compressed ${bomb.length} bytes`);
-  assert.throws(() => maybeGunzip(bomb, 'bomb.gz', 'train_images'), /unpacks to more than the 1000-byte limit/);
-  assert.equal(maybeGunzip(gzipSync(new Uint8Array(500)), 'ok.gz', 'train_images').length, 500);
+  assert.throws(() => maybeGunzip(bomb, 'bomb.gz', 'train_images', limits), /unpacks to more than the 1000-byte limit/);
+  assert.equal(maybeGunzip(gzipSync(new Uint8Array(500)), 'ok.gz', 'train_images', limits).length, 500);
 });
 
 test('an NPZ archive whose members unpack past the limit is refused before inflating', async () => {
@@ -47,5 +48,5 @@ test('an NPZ archive whose members unpack past the limit is refused before infla
   const { parseNpz } = await import('../../src/engine/data/npy.js');
   const npz = zipSync({ 'x_train.npy': new Uint8Array(3000) }, { level: 9 });
   assert.ok(npz.length < 1000, `archive ${npz.length} bytes`);
-  assert.throws(() => parseNpz(npz, 'bomb.npz', 'reference'), /unpacks to more than the 1000-byte limit/);
+  assert.throws(() => parseNpz(npz, 'bomb.npz', 'reference', limits), /unpacks to more than the 1000-byte limit/);
 });

@@ -12,6 +12,10 @@ import { loadDataset } from '../../src/engine/data/index.js';
 import { pruneToDensity } from '../../src/engine/pruning/magnitude.js';
 import { onesMask } from '../../src/engine/pruning/mask.js';
 import type { Mask } from '../../src/engine/types.js';
+import { loadEngineConfig } from '../../src/runtime/config.js';
+
+/** The loop TICKETSMITH_MLP=`value` picks, as the runtime reads it for the engine. */
+const envLoop = (value: string) => loadEngineConfig({ TICKETSMITH_MLP: value }).loop;
 
 before(async () => {
   await tf.setBackend('cpu');
@@ -39,14 +43,10 @@ test('plain MLPs take the simd engine, sparse ones the csr engine, other nets an
   assert.equal(mlpPath(lenet, sparse, 'tensorflow'), 'csr');
   assert.equal(mlpPath(lenet, sparse, 'tensorflow-gpu'), null);
   assert.equal(mlpPath(conv, onesMask(prunableWeights(conv)), 'wasm'), null);
-  process.env.TICKETSMITH_MLP = 'tfjs';
-  assert.equal(mlpPath(lenet, dense, 'wasm'), null);
-  process.env.TICKETSMITH_MLP = 'csr';
-  assert.equal(mlpPath(lenet, dense, 'tensorflow-gpu'), 'csr');
-  assert.equal(mlpPath(conv, null, 'wasm'), null);
-  process.env.TICKETSMITH_MLP = 'fast';
-  assert.throws(() => mlpPath(lenet, dense, 'wasm'), /TICKETSMITH_MLP must be one of simd, csr, tfjs; got 'fast'/);
-  delete process.env.TICKETSMITH_MLP;
+  assert.equal(mlpPath(lenet, dense, 'wasm', envLoop('tfjs')), null);
+  assert.equal(mlpPath(lenet, dense, 'tensorflow-gpu', envLoop('csr')), 'csr');
+  assert.equal(mlpPath(conv, null, 'wasm', envLoop('csr')), null);
+  assert.throws(() => mlpPath(lenet, dense, 'wasm', envLoop('fast')), /TICKETSMITH_MLP must be one of simd, csr, tfjs; got 'fast'/);
   lenet.dispose();
   conv.dispose();
 });
@@ -85,9 +85,7 @@ for (const [path, optimizer, density] of cases) {
     const viaEngine = await trainMlp(model, data.source, mask, cfg, {}, path);
     const engineW = getWeightMap(model);
     setWeightMap(model, masked);
-    process.env.TICKETSMITH_MLP = 'tfjs';
-    const viaTf = await trainModel(model, data, mask, cfg);
-    delete process.env.TICKETSMITH_MLP;
+    const viaTf = await trainModel(model, data, mask, { ...cfg, loop: 'tfjs' });
     const tfW = getWeightMap(model);
     let maxDiff = 0;
     for (const n of Object.keys(tfW)) {

@@ -1,14 +1,17 @@
-// What a dataset load may touch: how http(s) files are fetched and which files
-// on the server's disk may be read. The worker passes the operator's policy
+// What a dataset load may touch: how http(s) files are fetched, which files
+// on the server's disk may be read, how large one file may be, and where the
+// operator's builtin:fashion-mnist lives. The worker passes the operator's policy
 // (tenant input); the operator's own CLI passes none and may read any file.
 // Checks resolve symlinks (realpath), so a link inside an allowed folder that
 // leads out is refused; refusals never name the resolved path.
 //
 // It does not read settings: the caller (src/queue/worker.ts via the service
-// wiring) builds the policy from src/runtime/config.ts.
+// wiring, the CLI) builds the policy from src/runtime/config.ts, and
+// withEngineConfig adds the engine's dataset settings to it.
 import { realpath } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import type { GuardedFetch } from '../../runtime/outbound.js';
+import type { DatasetLimits, EngineConfig } from '../../runtime/engine-config.js';
 import { DatasetError } from './errors.js';
 
 /** Which server files a load may read: any (the operator's CLI), those under `roots`, or none. */
@@ -22,6 +25,15 @@ export interface DataAccess {
   fetch?: GuardedFetch;
   /** Default: any file (callers with tenant input always pass one). */
   files?: FilePolicy;
+  /** Caps on one file, downloaded or unpacked (TICKETSMITH_MAX_DATASET_BYTES / _RATIO). Default: DEFAULT_DATASET_LIMITS. */
+  limits?: DatasetLimits;
+  /** Where builtin:fashion-mnist is read from (TICKETSMITH_FASHION_MNIST_DIR). Default: the Debian package's folder. */
+  fashionMnistDir?: string;
+}
+
+/** `access` with the engine config's dataset caps and Fashion-MNIST folder. */
+export function withEngineConfig(access: DataAccess, engine: Pick<EngineConfig, 'datasets' | 'fashionMnistDir'>): DataAccess {
+  return { ...access, limits: engine.datasets, fashionMnistDir: engine.fashionMnistDir };
 }
 
 export const FILES_DISABLED = 'file:// datasets are disabled on this server; use an http(s) or builtin reference';

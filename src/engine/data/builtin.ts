@@ -21,14 +21,19 @@ import type { Examples, LoadedData } from './examples.js';
 import { loadIdx } from './loaders.js';
 import type { BuiltinName } from './reference.js';
 import type { ReadOptions } from './source.js';
+import { FASHION_MNIST_DEFAULT_DIR } from '../../runtime/engine-config.js';
 
 export const MNIST_SHA256 = '34b86aa3c0321bfd52282cf88656e438edc3a47cea3ffda8d3f649e957961d4f';
 export const MNIST_TRAIN_COUNT = 8004;
 export const MNIST_TEST_COUNT = 1996;
 
-/** Where the Debian package puts the files; the env var points elsewhere (tests, other distros). */
+/**
+ * Where the Debian package puts the files is FASHION_MNIST_DEFAULT_DIR; the
+ * caller's DataAccess.fashionMnistDir, which the runtime reads from this
+ * variable, points elsewhere (tests, other distros).
+ */
 export const FASHION_MNIST_DIR_ENV = 'TICKETSMITH_FASHION_MNIST_DIR';
-export const FASHION_MNIST_DEFAULT_DIR = '/usr/share/datasets/fashion-mnist';
+export { FASHION_MNIST_DEFAULT_DIR };
 
 const PIXELS = 28 * 28;
 const CLASSES = 10;
@@ -111,7 +116,7 @@ async function decodeMnist(): Promise<LoadedData> {
 }
 
 async function loadFashionMnist(opts: ReadOptions): Promise<LoadedData> {
-  const dir = process.env[FASHION_MNIST_DIR_ENV] || FASHION_MNIST_DEFAULT_DIR;
+  const dir = opts.fashionMnistDir || FASHION_MNIST_DEFAULT_DIR;
   let loaded: LoadedData;
   try {
     loaded = await loadIdx({ kind: 'file', path: dir }, { kind: 'location', location: { kind: 'file', path: dir }, files: {}, name: 'fashion-mnist' }, opts);

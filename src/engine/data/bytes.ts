@@ -4,7 +4,8 @@
 
 import { Gunzip, gunzipSync } from 'fflate';
 import { DatasetError, describeError } from './errors.js';
-import { maxDatasetBytes, maxDatasetRatio, ratioAllowance } from './source.js';
+import { ratioAllowance } from './source.js';
+import { DEFAULT_DATASET_LIMITS, type DatasetLimits } from '../../runtime/engine-config.js';
 
 const CRC_TABLE = (() => {
   const table = new Uint32Array(256);
@@ -35,14 +36,13 @@ export function isZip(bytes: Uint8Array): boolean {
  * fflate checks neither the CRC nor the length in the gzip trailer, so a
  * flipped bit inside a stored block would pass silently; both are checked here.
  */
-export function maybeGunzip(bytes: Uint8Array, file: string, field: string): Uint8Array {
+export function maybeGunzip(bytes: Uint8Array, file: string, field: string, limits: DatasetLimits = DEFAULT_DATASET_LIMITS): Uint8Array {
   if (!isGzip(bytes)) return bytes;
   // A trailer claiming more than the limit (a gzip bomb, or a truncated file whose last
   // bytes are not a trailer) is inflated as a stream that stops at the limit. The limit
   // is the byte cap or the ratio cap, whichever is smaller.
   const declaredSize = bytes.length >= 18 ? new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(bytes.length - 4, true) : 0;
-  const max = maxDatasetBytes();
-  const ratio = maxDatasetRatio();
+  const { maxBytes: max, maxRatio: ratio } = limits;
   const limit = Math.min(max, ratioAllowance(bytes.length, ratio));
   let out: Uint8Array;
   try {

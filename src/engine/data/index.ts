@@ -11,7 +11,7 @@ import { parseReference } from './reference.js';
 import { assemble, checkSplitOptions } from './split.js';
 
 export { DatasetError } from './errors.js';
-export { confineFile, FILES_DISABLED, type DataAccess, type FilePolicy } from './access.js';
+export { confineFile, FILES_DISABLED, withEngineConfig, type DataAccess, type FilePolicy } from './access.js';
 export { checkFits } from './fits.js';
 export { parseReference } from './reference.js';
 export type { DatasetReference, DatasetFormat, BuiltinName } from './reference.js';
@@ -41,7 +41,7 @@ export async function loadDataset(reference: string, opts: LoadDatasetOptions = 
     // Builtin datasets live where the operator put them: the tenant's file policy does not apply.
     const loaded =
       ref.kind === 'builtin'
-        ? await loadBuiltin(ref.name, { cacheDir: opts.cacheDir })
+        ? await loadBuiltin(ref.name, { cacheDir: opts.cacheDir, limits: opts.access?.limits, fashionMnistDir: opts.access?.fashionMnistDir })
         : await loadLocation(ref, { cacheDir: opts.cacheDir, ...opts.access });
     return assemble(reference, loaded, split);
   } catch (err) {

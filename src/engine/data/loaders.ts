@@ -14,7 +14,7 @@ import { idxImages, idxLabels, parseIdx } from './idx.js';
 import { npyImages, npyLabels, parseNpy, parseNpz } from './npy.js';
 import type { DatasetFormat, DatasetReference } from './reference.js';
 import { confineFile } from './access.js';
-import { childLocation, describeLocation, read, readFirst } from './source.js';
+import { childLocation, datasetLimits, describeLocation, read, readFirst } from './source.js';
 import type { Location, ReadOptions } from './source.js';
 
 type LocationReference = Extract<DatasetReference, { kind: 'location' }>;
@@ -58,7 +58,7 @@ export async function loadIdx(location: Location, ref: LocationReference, opts: 
     const names = given !== undefined ? [given] : [`${std}.gz`, std, std.replace('-idx', '.idx')];
     const { loc, bytes } = await readFirst(names.map((n) => childLocation(location, n, role)), role, opts);
     const file = describeLocation(loc);
-    return { file, bytes: maybeGunzip(digest.add(bytes), file, role) };
+    return { file, bytes: maybeGunzip(digest.add(bytes), file, role, datasetLimits(opts)) };
   };
   const split = async (images: 'train_images' | 'test_images', labels: 'train_labels' | 'test_labels') => {
     const img = await readRole(images);
@@ -81,7 +81,7 @@ async function loadCifar(location: Location, ref: LocationReference, opts: ReadO
   const readBatch = async (name: string, field: 'train' | 'test') => {
     const loc = childLocation(location, name, field);
     const file = describeLocation(loc);
-    const bytes = maybeGunzip(digest.add(await read(loc, field, opts)), file, field);
+    const bytes = maybeGunzip(digest.add(await read(loc, field, opts)), file, field, datasetLimits(opts));
     return { file, batch: parseCifarBatch(bytes, file, field) };
   };
   const trainBatches = [];
@@ -116,7 +116,7 @@ async function loadNpy(location: Location, ref: LocationReference, opts: ReadOpt
   const readRole = async (role: 'x_train' | 'y_train' | 'x_test' | 'y_test') => {
     const loc = childLocation(location, ref.files[role] ?? `${role}.npy`, role);
     const file = describeLocation(loc);
-    const bytes = maybeGunzip(digest.add(await read(loc, role, opts)), file, role);
+    const bytes = maybeGunzip(digest.add(await read(loc, role, opts)), file, role, datasetLimits(opts));
     return { file, arr: parseNpy(bytes, file, role) };
   };
   const split = async (xRole: 'x_train' | 'x_test', yRole: 'y_train' | 'y_test') => {
@@ -133,7 +133,7 @@ async function loadNpy(location: Location, ref: LocationReference, opts: ReadOpt
 async function loadNpz(location: Location, ref: LocationReference, opts: ReadOptions): Promise<LoadedData> {
   const file = describeLocation(location);
   const raw = await read(location, 'reference', opts);
-  const members = parseNpz(raw, file, 'reference');
+  const members = parseNpz(raw, file, 'reference', datasetLimits(opts));
   const array = (key: 'x_train' | 'y_train' | 'x_test' | 'y_test') => {
     const bytes = members.get(key);
     const where = `${file}[${key}.npy]`;

@@ -5,7 +5,8 @@
 import { unzipSync } from 'fflate';
 import { hexPrefix, isZip } from './bytes.js';
 import { DatasetError, describeError } from './errors.js';
-import { maxDatasetBytes, maxDatasetRatio, ratioAllowance } from './source.js';
+import { ratioAllowance } from './source.js';
+import { DEFAULT_DATASET_LIMITS, type DatasetLimits } from '../../runtime/engine-config.js';
 import type { Images } from './examples.js';
 import { product } from '../shapes.js';
 
@@ -232,7 +233,7 @@ export function npyLabels(arr: NpyArray, file: string, field: string): Int32Arra
 }
 
 /** The members of an .npz archive by key (member name without `.npy`). */
-export function parseNpz(bytes: Uint8Array, file: string, field: string): Map<string, Uint8Array> {
+export function parseNpz(bytes: Uint8Array, file: string, field: string, limits: DatasetLimits = DEFAULT_DATASET_LIMITS): Map<string, Uint8Array> {
   if (!isZip(bytes)) {
     throw new DatasetError(
       `${file}: not an NPZ (zip) archive (magic bytes ${hexPrefix(bytes)}; expected 50 4b 03 04)`,
@@ -241,8 +242,7 @@ export function parseNpz(bytes: Uint8Array, file: string, field: string): Map<st
     );
   }
   let members: Record<string, Uint8Array>;
-  const max = maxDatasetBytes();
-  const ratio = maxDatasetRatio();
+  const { maxBytes: max, maxRatio: ratio } = limits;
   let unpacked = 0;
   try {
     // Sizes from the zip directory are checked before anything is inflated (a zip bomb is refused unexpanded).

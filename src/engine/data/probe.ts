@@ -29,12 +29,13 @@ import { MAX_NPY_HEADER, npyPreambleSize, parseNpyHeader, type NpyHeader } from 
 import { parseReference, type DatasetFormat, type DatasetReference } from './reference.js';
 import { guardedFetch, OutboundRefusedError } from '../../runtime/outbound.js';
 import { confineFile, type DataAccess } from './access.js';
-import { maxDatasetBytes, maxDatasetRatio, ratioAllowance, refusedUrl, type Location } from './source.js';
+import { ratioAllowance, refusedUrl, type Location } from './source.js';
+import { DEFAULT_DATASET_LIMITS } from '../../runtime/engine-config.js';
 
 export interface ProbeLimits {
-  /** Most bytes one file may have, downloaded or unpacked (default: TICKETSMITH_MAX_DATASET_BYTES). */
+  /** Most bytes one file may have, downloaded or unpacked (default: DEFAULT_DATASET_LIMITS; the service passes TICKETSMITH_MAX_DATASET_BYTES). */
   maxBytes: number;
-  /** Most a compressed file or member may expand (default: TICKETSMITH_MAX_DATASET_RATIO). */
+  /** Most a compressed file or member may expand (default: DEFAULT_DATASET_LIMITS; the service passes TICKETSMITH_MAX_DATASET_RATIO). */
   maxRatio: number;
   /** The whole probe's time budget. */
   timeoutMs: number;
@@ -91,7 +92,7 @@ function builtinProbe(train: number, test: number): DatasetProbe {
 }
 
 export function defaultProbeLimits(): ProbeLimits {
-  return { maxBytes: maxDatasetBytes(), maxRatio: maxDatasetRatio(), timeoutMs: DEFAULT_PROBE_TIMEOUT_MS };
+  return { maxBytes: DEFAULT_DATASET_LIMITS.maxBytes, maxRatio: DEFAULT_DATASET_LIMITS.maxRatio, timeoutMs: DEFAULT_PROBE_TIMEOUT_MS };
 }
 
 /**

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { guardedFetch, OUTBOUND_REFUSED, OutboundRefusedError } from '../../runtime/outbound.js';
+import { DEFAULT_DATASET_LIMITS, type DatasetLimits } from '../../runtime/engine-config.js';
 import { confineFile, type DataAccess } from './access.js';
 import { DatasetError, describeError } from './errors.js';
 
@@ -25,32 +26,13 @@ export const refusedUrl = (field: string) => new DatasetError(`dataset URL is no
 const FETCH_TIMEOUT_MS = 10 * 60 * 1000;
 
 /**
- * The most bytes one dataset file may have, downloaded or unpacked
- * (TICKETSMITH_MAX_DATASET_BYTES, default 2 GiB): a tenant's URL must not be
- * able to exhaust a worker's memory.
+ * The caps on one dataset file a load runs under (TICKETSMITH_MAX_DATASET_BYTES
+ * and _RATIO, passed in by the caller; default 2 GiB and 200-fold): a tenant's
+ * URL must not be able to exhaust a worker's memory.
  */
-export function maxDatasetBytes(): number {
-  const raw = process.env.TICKETSMITH_MAX_DATASET_BYTES;
-  if (raw === undefined || raw.trim() === '') return 2 * 1024 ** 3;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`TICKETSMITH_MAX_DATASET_BYTES must be a whole number >= 1, got '${raw}'`);
-  return n;
+export function datasetLimits(access: Pick<DataAccess, 'limits'> | undefined): DatasetLimits {
+  return access?.limits ?? DEFAULT_DATASET_LIMITS;
 }
-
-/**
- * The most a gzip file or zip member may expand relative to its compressed
- * size (TICKETSMITH_MAX_DATASET_RATIO, default 200): real image data packs
- * 2-20 fold, a decompression bomb a thousand fold.
- */
-export function maxDatasetRatio(): number {
-  const raw = process.env.TICKETSMITH_MAX_DATASET_RATIO;
-  if (raw === undefined || raw.trim() === '') return DEFAULT_MAX_DATASET_RATIO;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < 1) throw new Error(`TICKETSMITH_MAX_DATASET_RATIO must be a number >= 1, got '${raw}'`);
-  return n;
-}
-
-export const DEFAULT_MAX_DATASET_RATIO = 200;
 
 /**
  * Output allowed for `compressed` input bytes under the ratio cap. Tiny inputs
@@ -115,7 +97,7 @@ async function tryReadFile(path: string, field: string, opts: DataAccess): Promi
   try {
     // Judged by its size before it is read: a file over the cap never enters memory.
     const size = (await stat(real)).size;
-    const max = maxDatasetBytes();
+    const max = datasetLimits(opts).maxBytes;
     if (size > max) {
       throw new DatasetError(`${path}: larger than the ${max}-byte limit for a dataset file (TICKETSMITH_MAX_DATASET_BYTES)`, field, path);
     }
@@ -134,7 +116,7 @@ async function tryReadFile(path: string, field: string, opts: DataAccess): Promi
 async function tryFetch(url: string, field: string, opts: ReadOptions): Promise<Uint8Array | null> {
   const cachePath = opts.cacheDir === undefined ? undefined : join(opts.cacheDir, cacheName(url));
   if (cachePath !== undefined) {
-    const cached = await tryReadFile(cachePath, field, {});
+    const cached = await tryReadFile(cachePath, field, { limits: opts.limits });
     if (cached !== null) return cached;
   }
   let res: Response;
@@ -149,7 +131,7 @@ async function tryFetch(url: string, field: string, opts: ReadOptions): Promise<
       await res.body?.cancel();
       throw new DatasetError(`${url}: HTTP ${res.status} ${res.statusText}`.trimEnd(), field, url);
     }
-    body = await readCapped(res, url, field);
+    body = await readCapped(res, url, field, datasetLimits(opts).maxBytes);
   } catch (err) {
     if (err instanceof DatasetError) throw err;
     if (err instanceof OutboundRefusedError) throw refusedUrl(field);
@@ -169,9 +151,8 @@ async function tryFetch(url: string, field: string, opts: ReadOptions): Promise<
   return bytes;
 }
 
-/** The response body, refused as soon as it is declared or found to exceed maxDatasetBytes(). */
-async function readCapped(res: Response, url: string, field: string): Promise<ArrayBuffer> {
-  const max = maxDatasetBytes();
+/** The response body, refused as soon as it is declared or found to exceed `max` bytes. */
+async function readCapped(res: Response, url: string, field: string, max: number): Promise<ArrayBuffer> {
   const tooBig = () => new DatasetError(`${url}: larger than the ${max}-byte limit for a dataset file (TICKETSMITH_MAX_DATASET_BYTES)`, field, url);
   const declared = Number(res.headers.get('content-length') ?? NaN);
   if (declared > max) {

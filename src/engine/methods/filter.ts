@@ -83,7 +83,7 @@ async function runFilter(s: RunSession): Promise<RunResultRecord> {
     // IMP's rounds (its dense round 0 included) follow the filter steps.
     s.runStarted(steps + (spec.thenImp ? impLastRound(spec) + 1 : 0), finished.length);
 
-    const cfgFor = (iterations: number, seed: number): TrainConfig => trainConfigFor(spec, iterations, seed);
+    const cfgFor = (iterations: number, seed: number): TrainConfig => trainConfigFor(spec, iterations, seed, s.loop);
     const train = async (round: number, iterations: number, seed: number): Promise<TrainingMetrics> => {
       const m = iterations > 0
         ? await trainModel(model, data!, null, cfgFor(iterations, seed), {

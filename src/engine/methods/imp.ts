@@ -110,7 +110,7 @@ export const imp: RunMethod = {
       const executor: TrialExecutor = workers > 1 ? new WorkerPool(workers, ds, source, backend.name) : new TrialRunner(ds, source);
       disposeExecutor = () => executor.dispose();
 
-      const baseCfg = trainConfigFor(spec, iterations, childSeed(spec.seed, 'data'));
+      const baseCfg = trainConfigFor(spec, iterations, childSeed(spec.seed, 'data'), s.loop);
       const lateReset = spec.rewind === 'iteration' || spec.rewind === 'fraction';
 
       const train = async (job: TrialJob): Promise<TrialResult> => {

@@ -16,7 +16,7 @@ import { globalDensity, onesMask } from '../pruning/mask.js';
 import { pruneToDensity } from '../pruning/magnitude.js';
 import { shuffleMask } from '../pruning/random.js';
 import { childSeed, mulberry32 } from '../rng.js';
-import { toTensors, trainConfigFor, trainModel, RunCancelled, type TrainConfig } from './train.js';
+import { toTensors, trainConfigFor, trainModel, RunCancelled, type TrainConfig, type TrainingLoopChoice } from './train.js';
 import { mlpPath } from './mlp.js';
 import { TrialRunner, WorkerPool, type ModelSource, type TrialExecutor, type TrialJob } from './trial.js';
 
@@ -111,8 +111,10 @@ export interface ThroughputOptions {
   seed?: number;
   /** Called after every step, warm-up included (`step` counts from 1). */
   onStep?: (info: StepInfo) => void;
-  /** Keep TF.js kernels even where trainModel would take an MLP engine (TICKETSMITH_MLP=tfjs). */
+  /** Keep TF.js kernels even where trainModel would take an MLP engine (loop 'tfjs'; wins over `loop`). */
   tfjsLoop?: boolean;
+  /** The training loop (the engine config's; TICKETSMITH_MLP for the CLI); default 'auto'. */
+  loop?: TrainingLoopChoice;
   /** Fraction of zero input pixels; default the model's BenchModel.zeroFraction. */
   zeroFraction?: number;
 }
@@ -145,9 +147,9 @@ export interface ThroughputResult {
 }
 
 /** The paper's Adam at a constant rate for `iterations` steps, evaluating only at the end. */
-function benchConfig(spec: BenchModel, batchSize: number, iterations: number, seed: number): TrainConfig {
+function benchConfig(spec: BenchModel, batchSize: number, iterations: number, seed: number, loop: TrainingLoopChoice = 'auto'): TrainConfig {
   const settings = { optimizer: 'adam', learningRate: spec.learningRate, momentum: 0, lrSchedule: 'constant', warmupIterations: 0, batchSize, evalEvery: iterations } as const;
-  return trainConfigFor(settings, iterations, seed);
+  return trainConfigFor(settings, iterations, seed, loop);
 }
 
 export function median(xs: readonly number[]): number {
@@ -173,14 +175,12 @@ export async function measureTraining(opts: ThroughputOptions): Promise<Throughp
   const ds = syntheticDataset(spec.inputShape, spec.numClasses, opts.examples ?? bs * 20, bs, seed, zeroFraction);
   const model = createModel(spec.name, { inputShape: spec.inputShape, numClasses: spec.numClasses, seed });
   const mask = benchMask(model, opts.density ?? 1);
-  // The engine's own switch, read at each trainModel call.
-  const engineSetting = process.env.TICKETSMITH_MLP;
-  if (opts.tfjsLoop) process.env.TICKETSMITH_MLP = 'tfjs';
-  const engine = mlpPath(model, mask, tf.getBackend());
+  const loop = opts.tfjsLoop ? 'tfjs' : (opts.loop ?? 'auto');
+  const engine = mlpPath(model, mask, tf.getBackend(), loop);
   const path = engine ? (`mlp-${engine}` as const) : 'tfjs';
   const data = toTensors(ds);
   const maxSteps = Math.max(1, opts.maxSteps);
-  const cfg = benchConfig(spec, bs, warmup + maxSteps + 1, seed);
+  const cfg = benchConfig(spec, bs, warmup + maxSteps + 1, seed, loop);
   const stop = new AbortController();
   const stepMs: number[] = [];
   let t0 = 0;
@@ -205,8 +205,6 @@ export async function measureTraining(opts: ThroughputOptions): Promise<Throughp
   } catch (err) {
     if (!(err instanceof RunCancelled)) throw err;
   } finally {
-    if (engineSetting === undefined) delete process.env.TICKETSMITH_MLP;
-    else process.env.TICKETSMITH_MLP = engineSetting;
     data.dispose();
     model.dispose();
   }
@@ -238,6 +236,8 @@ export interface ParallelOptions {
   seed?: number;
   /** Sequential and pool timings alternate this many times (default 1). */
   repeats?: number;
+  /** The training loop of every trial; default 'auto'. */
+  loop?: TrainingLoopChoice;
 }
 
 export interface ExecutorTiming {
@@ -296,7 +296,7 @@ export async function measureParallelTrials(opts: ParallelOptions): Promise<Para
   const source: ModelSource = { zoo: spec.name, inputShape: spec.inputShape, numClasses: spec.numClasses, seed };
   const model = createModel(spec.name, source);
   const fresh = createModel(spec.name, { ...source, seed: childSeed(seed, 'reinit') });
-  const cfg = (steps: number) => benchConfig(spec, bs, steps, seed);
+  const cfg = (steps: number) => benchConfig(spec, bs, steps, seed, opts.loop);
   const jobs = roundJobs(model, fresh, opts.density ?? 1, cfg(opts.steps), seed);
   const warmJobs = roundJobs(model, fresh, opts.density ?? 1, cfg(spec.warmupSteps), seed);
   model.dispose();

@@ -4,10 +4,10 @@
 // survivor's work is a few SIMD operations across the batch), so a step's work
 // scales with the number of survivors, and the optimiser touches only
 // surviving weights: pruned weights stay exactly zero by construction.
-// Driven by trainMlp (mlp.ts).
+// Driven by mlpStepper (mlp.ts).
 import type { Mask, WeightMap } from '../types.js';
-import type { TrainConfig } from './train.js';
-import type { DenseConfig, MlpEngine } from './mlp.js';
+import type { TrainConfig } from './config.js';
+import type { DenseConfig, MlpEngine } from './mlp-engine.js';
 import { MlpKernels, wasmOptimiser } from '../../runtime/simd/mlp-kernels.js';
 
 interface CsrLayer {

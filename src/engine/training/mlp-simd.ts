@@ -2,10 +2,10 @@
 // live in one WebAssembly memory and are trained by the SIMD kernels of
 // src/runtime/simd/mlp.c, one call per layer and pass instead of TF.js's
 // dozens of kernels per layer. Masks zero pruned gradients inside the
-// optimiser call, so pruned weights stay exactly zero. Driven by trainMlp (mlp.ts).
+// optimiser call, so pruned weights stay exactly zero. Driven by mlpStepper (mlp.ts).
 import type { Mask, WeightMap } from '../types.js';
-import type { TrainConfig } from './train.js';
-import type { DenseConfig, MlpEngine } from './mlp.js';
+import type { TrainConfig } from './config.js';
+import type { DenseConfig, MlpEngine } from './mlp-engine.js';
 import { MlpKernels, wasmOptimiser } from '../../runtime/simd/mlp-kernels.js';
 
 interface SimdLayer {

@@ -1,0 +1,83 @@
+// The engine's settings as one object: how many trainings a job runs side by
+// side, which training loop trains plain MLPs, how much one dataset file may
+// hold, and where builtin:fashion-mnist lives. The runtime reads them from the
+// environment (config.ts: loadConfig for the service, loadEngineConfig for the
+// CLI and scripts) and the callers hand them to the engine (RunContext,
+// DataAccess, TrainConfig); the engine itself reads no environment variable.
+import { z } from 'zod';
+
+/**
+ * Which loop trains a model: `auto` picks by backend and mask density (an MLP
+ * engine for plain MLPs on CPU backends, TF.js kernels otherwise); `tfjs`
+ * keeps TF.js kernels; `mlp-simd` / `mlp-csr` force that MLP engine for
+ * plain MLPs (other models always train on TF.js kernels).
+ */
+export type TrainingLoopChoice = 'auto' | 'tfjs' | 'mlp-simd' | 'mlp-csr';
+export const TRAINING_LOOPS: readonly TrainingLoopChoice[] = ['auto', 'tfjs', 'mlp-simd', 'mlp-csr'];
+
+/** Caps on one dataset file, downloaded or unpacked: a tenant's URL must not exhaust a worker's memory. */
+export interface DatasetLimits {
+  /** The most bytes one dataset file may have, downloaded or unpacked. */
+  maxBytes: number;
+  /** The most a gzip file or zip member may expand relative to its compressed size. */
+  maxRatio: number;
+}
+
+export interface EngineConfig {
+  /** Trainings one job runs side by side; undefined: the cores (at most 3) when the run trains controls, else 1. */
+  workers?: number;
+  loop: TrainingLoopChoice;
+  datasets: DatasetLimits;
+  /** Where builtin:fashion-mnist is read from (the Debian package's folder by default). */
+  fashionMnistDir: string;
+}
+
+/** Real image data packs 2-20 fold, a decompression bomb a thousand fold. */
+export const DEFAULT_DATASET_LIMITS: Readonly<DatasetLimits> = Object.freeze({ maxBytes: 2 * 1024 ** 3, maxRatio: 200 });
+export const FASHION_MNIST_DEFAULT_DIR = '/usr/share/datasets/fashion-mnist';
+
+/** What the engine does when nobody passes a config: every setting's default, nothing from the environment. */
+export const DEFAULT_ENGINE_CONFIG: Readonly<EngineConfig> = Object.freeze({
+  loop: 'auto',
+  datasets: DEFAULT_DATASET_LIMITS,
+  fashionMnistDir: FASHION_MNIST_DEFAULT_DIR,
+});
+
+/** TICKETSMITH_MLP's values (the names the README documents) and the loop each picks. */
+const LOOP_BY_ENV: Readonly<Record<string, TrainingLoopChoice>> = { simd: 'mlp-simd', csr: 'mlp-csr', tfjs: 'tfjs' };
+
+/** The engine's environment variables, as zod fields (config.ts parses them with the rest). */
+export const ENGINE_ENV = {
+  /** Parallel trainings per job (the ticket and its controls). */
+  TICKETSMITH_WORKERS: z.coerce.number().int().min(1).optional(),
+  /** `tfjs` keeps TF.js kernels for MLPs; `simd` or `csr` forces that MLP engine; unset: automatic. */
+  TICKETSMITH_MLP: z
+    .string()
+    .optional()
+    .transform((v, ctx): TrainingLoopChoice => {
+      if (v === undefined) return 'auto';
+      const loop = LOOP_BY_ENV[v];
+      if (loop !== undefined) return loop;
+      ctx.addIssue({ code: 'custom', message: `TICKETSMITH_MLP must be one of ${Object.keys(LOOP_BY_ENV).join(', ')}; got '${v}'` });
+      return z.NEVER;
+    }),
+  /** The most one dataset file may download or unpack to (the door's probe and the worker's loaders alike). */
+  TICKETSMITH_MAX_DATASET_BYTES: z.coerce.number().int().min(1).default(DEFAULT_DATASET_LIMITS.maxBytes),
+  /** The most a gzip file or zip member may expand relative to its compressed size. */
+  TICKETSMITH_MAX_DATASET_RATIO: z.coerce.number().min(1).default(DEFAULT_DATASET_LIMITS.maxRatio),
+  /** Where builtin:fashion-mnist is read from. */
+  TICKETSMITH_FASHION_MNIST_DIR: z.string().default(FASHION_MNIST_DEFAULT_DIR),
+};
+
+export const EngineEnvSchema = z.object(ENGINE_ENV);
+export type EngineEnv = z.infer<typeof EngineEnvSchema>;
+
+/** The EngineConfig of parsed environment variables. */
+export function engineConfigOf(e: EngineEnv): EngineConfig {
+  return {
+    workers: e.TICKETSMITH_WORKERS,
+    loop: e.TICKETSMITH_MLP,
+    datasets: { maxBytes: e.TICKETSMITH_MAX_DATASET_BYTES, maxRatio: e.TICKETSMITH_MAX_DATASET_RATIO },
+    fashionMnistDir: e.TICKETSMITH_FASHION_MNIST_DIR,
+  };
+}
