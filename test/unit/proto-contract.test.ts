@@ -59,7 +59,7 @@ describe('RunSpec', () => {
 
   test('has exactly one field per RunSpecSchema field, and every schema field has a wire form', () => {
     assert.deepEqual([...proto.keys()].sort(), Object.keys(RunSpecSchema.shape).sort());
-    assert.deepEqual(UNMAPPED_SPEC_FIELDS, [], 'zod types with no wire mapping: extend scalarOf in src/api/grpc/mapping.ts');
+    assert.deepEqual(UNMAPPED_SPEC_FIELDS, [], 'zod types with no wire mapping: extend scalarOf in src/engine/spec/fields.ts');
     assert.equal(SPEC_FIELDS.length, Object.keys(RunSpecSchema.shape).length);
   });
 
