@@ -11,13 +11,13 @@
 // the filter steps.
 import type * as tf from '@tensorflow/tfjs';
 import type { FilterRoundMetrics, FilterSensitivity, RoundMetrics, TrainingMetrics, Verdict } from '../metrics.js';
-import type { RunResultRecord } from '../sink.js';
-import { totalIterations } from '../spec.js';
+import type { RoundRecord, RunResultRecord } from '../sink.js';
+import { totalIterations, type RunSpec } from '../spec.js';
 import { checkFits } from '../data/index.js';
 import { countFlops, countParams, describeModel, getWeightMap, prunableWeights } from '../models/inspect.js';
 import { childSeed } from '../rng.js';
 import { compressTicket } from '../export.js';
-import { evaluate, RunCancelled, toTensors, trainConfigFor, trainModel, type TrainConfig, type TrainData } from '../training/train.js';
+import { evaluate, RunCancelled, toTensors, trainConfigFor, trainModel, type TrainData } from '../training/train.js';
 import { buildGraph, filtersPerLayer, type DependencyGraph } from '../pruning/structure/graph.js';
 import { planStep, resolveTargets, type FilterTargets } from '../pruning/structure/algorithm.js';
 import { shrinkModel } from '../pruning/structure/surgery.js';
@@ -55,197 +55,261 @@ export const filter: RunMethod = {
 };
 
 async function runFilter(s: RunSession): Promise<RunResultRecord> {
-  const { spec, dataset: ds, backend, name, sink } = s;
-  const emit = s.emit.bind(s);
-  const opened = await s.openModel();
-  let model = opened.model;
-  /** Whether `model` is ours to dispose (a step's smaller model always is). */
-  let ownsModel = opened.owned;
-  const replaceModel = (next: tf.LayersModel) => {
-    if (ownsModel) model.dispose();
-    model = next;
-    ownsModel = true;
-  };
-  let data: TrainData | null = null;
+  const run = new FilterRun(s, await s.openModel());
   try {
-    checkFits(ds, describeModel(model));
-    data = toTensors(ds);
-    const steps = spec.filterSchedule === 'one-shot' ? 1 : spec.filterSteps;
-    const graph0 = buildGraph(model);
-    const filtersTotal = filtersPerLayer(graph0);
-    const originalSizes = Object.fromEntries(graph0.groups.map((g) => [g.name, g.size]));
-    const kernelSizes = new Map(prunableWeights(model).map((w) => [w.name, w.shape.reduce((a, b) => a * b, 1)]));
-    const prunableTotal = [...kernelSizes.values()].reduce((a, b) => a + b, 0);
-    const paramsTotal = countParams(model);
-    const latencyOpts: LatencyOptions = { warmup: 1, minRepeats: 3, minSeconds: 0.5 };
+    const done = await run.start();
+    if (done.length === 0) await run.denseRound();
+    else await run.resume(done);
+    for (let step = Math.max(1, done.length); step <= run.steps; step++) await run.step(step);
+    return await run.finish();
+  } finally {
+    run.dispose();
+  }
+}
+
+/** What the dense model fixes for every step: the sizes densities are measured against, and the filter counts. */
+interface DenseProfile {
+  graph: DependencyGraph;
+  filtersTotal: Record<string, number>;
+  originalSizes: Record<string, number>;
+  kernelSizes: Map<string, number>;
+  prunableTotal: number;
+  paramsTotal: number;
+}
+
+function profileOf(model: tf.LayersModel): DenseProfile {
+  const graph = buildGraph(model);
+  const kernelSizes = new Map(prunableWeights(model).map((w) => [w.name, w.shape.reduce((a, b) => a * b, 1)]));
+  return {
+    graph,
+    filtersTotal: filtersPerLayer(graph),
+    originalSizes: Object.fromEntries(graph.groups.map((g) => [g.name, g.size])),
+    kernelSizes,
+    prunableTotal: [...kernelSizes.values()].reduce((a, b) => a + b, 0),
+    paramsTotal: countParams(model),
+  };
+}
+
+/** The filter numbers a round states; measure() adds the ones read off the model. */
+type StepFacts = Omit<FilterRoundMetrics, 'params' | 'flops' | 'modelBytes' | 'latencyBatch1Ms' | 'latencyBatch64Ms' | 'filtersKept' | 'filtersTotal' | 'accuracyAfterFineTuning'>;
+
+/**
+ * One filter run's state, shared by its steps: the current model (each step
+ * replaces it with a smaller one), the data as tensors, what the dense model
+ * fixed, the targets round 0 chose, and the rounds to compare.
+ */
+class FilterRun {
+  readonly steps: number;
+  private readonly spec: RunSpec;
+  private model: tf.LayersModel;
+  /** Whether `model` is ours to dispose (a step's smaller model always is). */
+  private ownsModel: boolean;
+  private data: TrainData | null = null;
+  private dense!: DenseProfile;
+  private targets!: FilterTargets;
+  /** Round 0's metrics and the last filter round's (the before and after of the summary). */
+  private round0!: RoundMetrics;
+  private previous!: RoundMetrics;
+  private readonly latencyOpts: LatencyOptions = { warmup: 1, minRepeats: 3, minSeconds: 0.5 };
+
+  constructor(
+    private readonly s: RunSession,
+    opened: { model: tf.LayersModel; owned: boolean },
+  ) {
+    this.spec = s.spec;
+    this.steps = s.spec.filterSchedule === 'one-shot' ? 1 : s.spec.filterSteps;
+    this.model = opened.model;
+    this.ownsModel = opened.owned;
+  }
+
+  /** Checks the model, profiles it, starts the run; returns the filter rounds already committed. */
+  async start(): Promise<RoundRecord[]> {
+    const { s, spec } = this;
+    checkFits(s.dataset, describeModel(this.model));
+    this.data = toTensors(s.dataset);
+    this.dense = profileOf(this.model);
     const finished = await s.finishedRounds();
-    const filterRounds = finished.filter((r) => r.index <= steps);
     // IMP's rounds (its dense round 0 included) follow the filter steps.
-    s.runStarted(steps + (spec.thenImp ? impLastRound(spec) + 1 : 0), finished.length);
+    s.runStarted(this.steps + (spec.thenImp ? impLastRound(spec) + 1 : 0), finished.length);
+    return finished.filter((r) => r.index <= this.steps);
+  }
 
-    const cfgFor = (iterations: number, seed: number): TrainConfig => trainConfigFor(spec, iterations, seed, s.loop);
-    const train = async (round: number, iterations: number, seed: number): Promise<TrainingMetrics> => {
-      const m = iterations > 0
-        ? await trainModel(model, data!, null, cfgFor(iterations, seed), {
-            signal: s.signal,
-            onProgress: (p) => emit({ kind: 'progress', round, trial: 'ticket', ...p }),
-          })
-        : evalOnly(model, data!);
-      emit({ kind: 'trial-end', round, trial: 'ticket', metrics: m });
-      return m;
-    };
+  /** Round 0: the dense model, trained unless it comes trained; the targets are fixed here. */
+  async denseRound(): Promise<void> {
+    const { s, spec } = this;
+    s.emit({ kind: 'round-start', round: 0, density: 1 });
+    const training = spec.pretrain ? await this.train(0, totalIterations(spec, s.dataset.train.n), childSeed(spec.seed, 'data')) : await this.train(0, 0, 0);
+    const extra: Record<string, Uint8Array> = {};
+    const sensitivity = spec.sensitivity || spec.targetFlopReduction !== undefined ? await this.sensitivity(extra) : undefined;
+    const { graph } = this.dense;
+    const targets = spec.targetFlopReduction !== undefined
+      ? resolveTargets(graph, { fractions: fractionsForFlopTarget(graph, sensitivity!, spec.targetFlopReduction), skip: spec.skipLayers })
+      : resolveTargets(graph, { fraction: spec.filterFraction, fractions: spec.filterFractions, skip: spec.skipLayers });
+    if (Object.keys(targets.fractions).length === 0) {
+      throw new Error(`filter pruning: no layer of '${this.model.name}' would be pruned: ${Object.entries(targets.skipped).map(([g, why]) => `${g}: ${why}`).join('; ')}`);
+    }
+    this.targets = targets;
+    const acc = training.finalTestAccuracy;
+    const r = await this.measure(0, training, {
+      step: 0,
+      steps: this.steps,
+      importance: spec.filterImportance,
+      accuracyBeforePruning: acc,
+      accuracyAfterPruning: acc,
+      targets: targets.fractions,
+      skipped: targets.skipped,
+      ...(sensitivity ? { sensitivity } : {}),
+    });
+    await s.sink.commitRound({ index: 0, metrics: r.metrics, artifacts: { ...r.artifacts, ...extra } });
+    s.emit({ kind: 'round-end', round: 0, metrics: r.metrics });
+    this.round0 = r.metrics;
+    this.previous = r.metrics;
+  }
 
-    /** RoundMetrics of the current model after its training / fine-tuning. */
-    const measure = async (
-      round: number,
-      training: TrainingMetrics,
-      f: Omit<FilterRoundMetrics, 'params' | 'flops' | 'modelBytes' | 'latencyBatch1Ms' | 'latencyBatch64Ms' | 'filtersKept' | 'filtersTotal' | 'accuracyAfterFineTuning'>,
-    ): Promise<{ metrics: RoundMetrics; artifacts: Record<string, Uint8Array> }> => {
-      const files = await modelToFiles(model, ROUND_WEIGHTS);
-      const weights = getWeightMap(model);
-      const latency = await latencyProfile(model, latencyOpts);
-      const params = countParams(model);
-      const flops = countFlops(model);
-      const layerDensity: Record<string, number> = {};
-      let prunableNow = 0;
-      for (const w of prunableWeights(model)) {
-        const size = w.shape.reduce((a, b) => a * b, 1);
-        prunableNow += size;
-        layerDensity[w.name] = size / (kernelSizes.get(w.name) ?? size);
-      }
-      const metrics: RoundMetrics = {
-        round,
-        ...training,
-        density: prunableNow / prunableTotal,
-        layerDensity,
-        paramsRemaining: params,
-        paramsTotal,
-        flops,
-        denseBytes: params * 4,
-        compressedBytes: compressTicket(weights, {}, { float16: spec.float16 }).length,
-        backend: backend.name,
-        controls: {},
-        filter: {
-          ...f,
-          params,
-          flops,
-          modelBytes: files.json.length + files.bin.length,
-          latencyBatch1Ms: latency.batch1Ms,
-          latencyBatch64Ms: latency.batch64Ms,
-          accuracyAfterFineTuning: training.finalTestAccuracy,
-          filtersKept: filtersPerLayer(buildGraph(model)),
-          filtersTotal,
-        },
-      };
-      return { metrics, artifacts: { [ROUND_MODEL]: files.json, [ROUND_WEIGHTS]: files.bin } };
-    };
+  /** Each layer's accuracy with a share of its filters cut, on the validation split (else test); its plot goes into `extra`. */
+  private async sensitivity(extra: Record<string, Uint8Array>): Promise<FilterSensitivity> {
+    const { s, spec, data } = this;
+    const { graph } = this.dense;
+    const candidates = resolveTargets(graph, { fraction: 0.5, skip: spec.skipLayers });
+    const split = data!.validation.n > 0 ? data!.validation : data!.test;
+    const a = await analyseSensitivity(this.model, graph, split, {
+      groups: Object.keys(candidates.fractions),
+      importance: spec.filterImportance,
+      seed: childSeed(spec.seed, 'filter'),
+      maxExamples: SENSITIVITY_EXAMPLES,
+      signal: s.signal,
+    });
+    extra['sensitivity.svg'] = new TextEncoder().encode(sensitivitySvg(a));
+    return { fractions: a.fractions, baselineAccuracy: a.baselineAccuracy, examples: a.examples, groups: a.groups };
+  }
 
-    // Round 0: the dense model, trained unless it comes trained; the targets are fixed here.
-    let targets: FilterTargets;
-    let round0: RoundMetrics;
-    if (filterRounds.length === 0) {
-      emit({ kind: 'round-start', round: 0, density: 1 });
-      const training = spec.pretrain ? await train(0, totalIterations(spec, ds.train.n), childSeed(spec.seed, 'data')) : await train(0, 0, 0);
-      let sensitivity: FilterSensitivity | undefined;
-      const extra: Record<string, Uint8Array> = {};
-      if (spec.sensitivity || spec.targetFlopReduction !== undefined) {
-        const candidates = resolveTargets(graph0, { fraction: 0.5, skip: spec.skipLayers });
-        const split = data.validation.n > 0 ? data.validation : data.test;
-        const a = await analyseSensitivity(model, graph0, split, {
-          groups: Object.keys(candidates.fractions),
-          importance: spec.filterImportance,
-          seed: childSeed(spec.seed, 'filter'),
-          maxExamples: SENSITIVITY_EXAMPLES,
+  /** A resumed run: the targets from round 0 in the sink, the model of the last committed step. */
+  async resume(done: RoundRecord[]): Promise<void> {
+    this.round0 = done[0]!.metrics;
+    const f = this.round0.filter;
+    if (f === undefined) throw new Error(`run '${this.s.name}': round 0 in the sink has no filter metrics; is it an IMP run's checkpoint?`);
+    this.targets = { fractions: f.targets, skipped: f.skipped };
+    const last = done.at(-1)!;
+    this.replaceModel(await modelFromFiles({ json: last.artifacts[ROUND_MODEL]!, bin: last.artifacts[ROUND_WEIGHTS]! }));
+    this.previous = last.metrics;
+  }
+
+  /** One pruning step: rank filters, cut them out (a smaller model), evaluate, fine-tune, measure and commit. */
+  async step(step: number): Promise<void> {
+    const { s, spec } = this;
+    if (s.signal?.aborted) throw new RunCancelled();
+    const graph = buildGraph(this.model);
+    const plan = planStep(graph, getWeightMap(this.model), {
+      targets: this.targets,
+      originalSizes: this.dense.originalSizes,
+      step,
+      steps: this.steps,
+      importance: spec.filterImportance,
+      seed: childSeed(spec.seed, 'filter'),
+    });
+    this.replaceModel(await shrinkModel(this.model, plan, graph));
+    const density = prunableWeights(this.model).reduce((a, w) => a + w.shape.reduce((x, y) => x * y, 1), 0) / this.dense.prunableTotal;
+    s.emit({ kind: 'round-start', round: step, density });
+    const afterPruning = evaluate(this.model, this.data!.test).accuracy;
+    const training = await this.train(step, spec.fineTuneIterations, childSeed(spec.seed, 'finetune', step));
+    const r = await this.measure(step, training, {
+      step,
+      steps: this.steps,
+      importance: spec.filterImportance,
+      accuracyBeforePruning: this.previous.finalTestAccuracy,
+      accuracyAfterPruning: afterPruning,
+      targets: this.targets.fractions,
+      skipped: this.targets.skipped,
+    });
+    await s.sink.commitRound({ index: step, metrics: r.metrics, artifacts: r.artifacts });
+    s.emit({ kind: 'round-end', round: step, metrics: r.metrics });
+    this.previous = r.metrics;
+  }
+
+  /** Trains the current model (or only evaluates it, for 0 iterations) as the round's ticket trial. */
+  private async train(round: number, iterations: number, seed: number): Promise<TrainingMetrics> {
+    const { s } = this;
+    const m = iterations > 0
+      ? await trainModel(this.model, this.data!, null, trainConfigFor(this.spec, iterations, seed, s.loop), {
           signal: s.signal,
-        });
-        sensitivity = { fractions: a.fractions, baselineAccuracy: a.baselineAccuracy, examples: a.examples, groups: a.groups };
-        extra['sensitivity.svg'] = new TextEncoder().encode(sensitivitySvg(a));
-      }
-      targets = spec.targetFlopReduction !== undefined
-        ? resolveTargets(graph0, { fractions: fractionsForFlopTarget(graph0, sensitivity!, spec.targetFlopReduction), skip: spec.skipLayers })
-        : resolveTargets(graph0, { fraction: spec.filterFraction, fractions: spec.filterFractions, skip: spec.skipLayers });
-      if (Object.keys(targets.fractions).length === 0) {
-        throw new Error(`filter pruning: no layer of '${model.name}' would be pruned: ${Object.entries(targets.skipped).map(([g, why]) => `${g}: ${why}`).join('; ')}`);
-      }
-      const acc = training.finalTestAccuracy;
-      const r = await measure(0, training, {
-        step: 0,
-        steps,
-        importance: spec.filterImportance,
-        accuracyBeforePruning: acc,
-        accuracyAfterPruning: acc,
-        targets: targets.fractions,
-        skipped: targets.skipped,
-        ...(sensitivity ? { sensitivity } : {}),
-      });
-      await sink.commitRound({ index: 0, metrics: r.metrics, artifacts: { ...r.artifacts, ...extra } });
-      emit({ kind: 'round-end', round: 0, metrics: r.metrics });
-      round0 = r.metrics;
-    } else {
-      round0 = filterRounds[0]!.metrics;
-      const f = round0.filter;
-      if (f === undefined) throw new Error(`run '${name}': round 0 in the sink has no filter metrics; is it an IMP run's checkpoint?`);
-      targets = { fractions: f.targets, skipped: f.skipped };
-      const last = filterRounds.at(-1)!;
-      replaceModel(await modelFromFiles({ json: last.artifacts[ROUND_MODEL]!, bin: last.artifacts[ROUND_WEIGHTS]! }));
-    }
+          onProgress: (p) => s.emit({ kind: 'progress', round, trial: 'ticket', ...p }),
+        })
+      : evalOnly(this.model, this.data!);
+    s.emit({ kind: 'trial-end', round, trial: 'ticket', metrics: m });
+    return m;
+  }
 
-    let previous = filterRounds.at(-1)?.metrics ?? round0;
-    for (let step = Math.max(1, filterRounds.length); step <= steps; step++) {
-      if (s.signal?.aborted) throw new RunCancelled();
-      const graph: DependencyGraph = buildGraph(model);
-      const plan = planStep(graph, getWeightMap(model), {
-        targets,
-        originalSizes,
-        step,
-        steps,
-        importance: spec.filterImportance,
-        seed: childSeed(spec.seed, 'filter'),
-      });
-      replaceModel(await shrinkModel(model, plan, graph));
-      const density = prunableWeights(model).reduce((a, w) => a + w.shape.reduce((x, y) => x * y, 1), 0) / prunableTotal;
-      emit({ kind: 'round-start', round: step, density });
-      const afterPruning = evaluate(model, data.test).accuracy;
-      const training = await train(step, spec.fineTuneIterations, childSeed(spec.seed, 'finetune', step));
-      const r = await measure(step, training, {
-        step,
-        steps,
-        importance: spec.filterImportance,
-        accuracyBeforePruning: previous.finalTestAccuracy,
-        accuracyAfterPruning: afterPruning,
-        targets: targets.fractions,
-        skipped: targets.skipped,
-      });
-      await sink.commitRound({ index: step, metrics: r.metrics, artifacts: r.artifacts });
-      emit({ kind: 'round-end', round: step, metrics: r.metrics });
-      previous = r.metrics;
+  /** RoundMetrics of the current model after its training / fine-tuning, and its files. */
+  private async measure(round: number, training: TrainingMetrics, f: StepFacts): Promise<{ metrics: RoundMetrics; artifacts: Record<string, Uint8Array> }> {
+    const { model } = this;
+    const { kernelSizes, prunableTotal, paramsTotal, filtersTotal } = this.dense;
+    const files = await modelToFiles(model, ROUND_WEIGHTS);
+    const weights = getWeightMap(model);
+    const latency = await latencyProfile(model, this.latencyOpts);
+    const params = countParams(model);
+    const flops = countFlops(model);
+    const layerDensity: Record<string, number> = {};
+    let prunableNow = 0;
+    for (const w of prunableWeights(model)) {
+      const size = w.shape.reduce((a, b) => a * b, 1);
+      prunableNow += size;
+      layerDensity[w.name] = size / (kernelSizes.get(w.name) ?? size);
     }
+    const metrics: RoundMetrics = {
+      round,
+      ...training,
+      density: prunableNow / prunableTotal,
+      layerDensity,
+      paramsRemaining: params,
+      paramsTotal,
+      flops,
+      denseBytes: params * 4,
+      compressedBytes: compressTicket(weights, {}, { float16: this.spec.float16 }).length,
+      backend: this.s.backend.name,
+      controls: {},
+      filter: {
+        ...f,
+        params,
+        flops,
+        modelBytes: files.json.length + files.bin.length,
+        latencyBatch1Ms: latency.batch1Ms,
+        latencyBatch64Ms: latency.batch64Ms,
+        accuracyAfterFineTuning: training.finalTestAccuracy,
+        filtersKept: filtersPerLayer(buildGraph(model)),
+        filtersTotal,
+      },
+    };
+    return { metrics, artifacts: { [ROUND_MODEL]: files.json, [ROUND_WEIGHTS]: files.bin } };
+  }
 
-    const filterFiles = await modelToFiles(model, 'weights.bin');
+  /** The shrunken model as the ticket (with IMP's ticket over it when thenImp), the verdict and the summary. */
+  async finish(): Promise<RunResultRecord> {
+    const { s } = this;
+    const filterFiles = await modelToFiles(this.model, 'weights.bin');
     const artifacts: Record<string, Uint8Array> = { 'ticket/model.json': filterFiles.json, 'ticket/weights.bin': filterFiles.bin };
-    const svg = (await sink.finishedRounds()).find((r) => r.index === 0)?.artifacts['sensitivity.svg'];
+    const svg = (await s.sink.finishedRounds()).find((r) => r.index === 0)?.artifacts['sensitivity.svg'];
     if (svg) artifacts['sensitivity.svg'] = svg;
-    let verdict: Verdict = filterVerdict(round0, previous);
-    let impSummary: Record<string, unknown> | undefined;
+    const verdict = filterVerdict(this.round0, this.previous);
+    if (!this.spec.thenImp) return this.result(artifacts, verdict);
 
-    if (spec.thenImp) {
-      // IMP on the shrunken model, in this run: its rounds follow the filter steps, its state keys apart.
-      const sub = s.withModel(model, { firstRound: steps + 1, statePrefix: 'imp.', spec: { ...spec, method: 'imp' } });
-      const impResult = await imp.run(sub);
-      Object.assign(artifacts, impResult.artifacts);
-      verdict = { ...impResult.verdict, summary: `${verdict.summary}; then IMP: ${impResult.verdict.summary}` };
-      impSummary = impResult.summary;
-    }
+    // IMP on the shrunken model, in this run: its rounds follow the filter steps, its state keys apart.
+    const sub = s.withModel(this.model, { firstRound: this.steps + 1, statePrefix: 'imp.', spec: { ...this.spec, method: 'imp' } });
+    const impResult = await imp.run(sub);
+    Object.assign(artifacts, impResult.artifacts);
+    return this.result(artifacts, { ...impResult.verdict, summary: `${verdict.summary}; then IMP: ${impResult.verdict.summary}` }, impResult.summary);
+  }
 
-    const rounds = (await sink.finishedRounds()).map((r) => r.metrics);
+  private async result(artifacts: Record<string, Uint8Array>, verdict: Verdict, impSummary?: Record<string, unknown>): Promise<RunResultRecord> {
+    const { s, spec, round0, previous } = this;
+    const rounds = (await s.sink.finishedRounds()).map((r) => r.metrics);
     const last = rounds.at(-1)!;
     return {
-      name,
+      name: s.name,
       verdict,
       artifacts,
       summary: {
         spec,
-        backend,
+        backend: s.backend,
         method: 'filter',
         ticketRound: last.round,
         density: last.density,
@@ -265,9 +329,17 @@ async function runFilter(s: RunSession): Promise<RunResultRecord> {
         rounds,
       },
     };
-  } finally {
-    data?.dispose();
-    if (ownsModel) model.dispose();
+  }
+
+  private replaceModel(next: tf.LayersModel): void {
+    if (this.ownsModel) this.model.dispose();
+    this.model = next;
+    this.ownsModel = true;
+  }
+
+  dispose(): void {
+    this.data?.dispose();
+    if (this.ownsModel) this.model.dispose();
   }
 }
 

@@ -19,7 +19,7 @@ import { countFlops, countParams, describeModel, getWeightMap, prunableWeights, 
 import { getStrategy } from '../pruning/registry.js';
 import { applyMaskTo, countAlive, deserializeMask, globalDensity, layerDensity, onesMask, serializeMask } from '../pruning/mask.js';
 import { childSeed } from '../rng.js';
-import { RunCancelled, trainConfigFor } from '../training/train.js';
+import { RunCancelled, trainConfigFor, type TrainConfig } from '../training/train.js';
 import { TrialRunner, WorkerPool, type ModelSource as TrialModel, type TrialExecutor, type TrialJob, type TrialResult } from '../training/trial.js';
 import { decodeWeights, encodeWeights, packWeights, unpackWeights } from '../checkpoint.js';
 import { compressTicket } from '../export.js';
@@ -80,150 +80,235 @@ export function impLastRound(spec: RunSpec): number {
 
 export const imp: RunMethod = {
   async run(s: RunSession): Promise<RunResultRecord> {
-    const { spec, dataset: ds, backend } = s;
-    const { model, owned } = await s.openModel();
-    let disposeExecutor: () => Promise<void> = async () => undefined;
+    const run = new ImpRun(s, await s.openModel());
     try {
-      checkFits(ds, describeModel(model));
-      const prunable = prunableWeights(model);
-      const paramsTotal = countParams(model);
-      const flops = countFlops(model);
-      const prunableTotal = prunable.reduce((a, w) => a + w.shape.reduce((x, y) => x * y, 1), 0);
-      const iterations = totalIterations(spec, ds.train.n);
-      const k = rewindIteration(spec, iterations);
-      const lastRound = impLastRound(spec);
-      const first = s.firstRound;
-
-      // The initial weights are state of the run: stored once, so a resumed run
-      // rewinds to the very same values.
-      let init = await s.getState('init.weights');
-      if (!init) {
-        init = packWeights(getWeightMap(model));
-        await s.putState('init.weights', init);
+      const resumeAt = await run.start();
+      for (let r = resumeAt; r <= run.lastRound; r++) {
+        if (!(await run.round(r))) break;
       }
-      const initWeights = unpackWeights(init);
-
-      const finished = await s.finishedRounds();
-      s.runStarted(first + lastRound, finished.length);
-      const workers = s.parallelism();
-      const source = trialModel(s.source, spec, model, ds);
-      const executor: TrialExecutor = workers > 1 ? new WorkerPool(workers, ds, source, backend.name) : new TrialRunner(ds, source);
-      disposeExecutor = () => executor.dispose();
-
-      const baseCfg = trainConfigFor(spec, iterations, childSeed(spec.seed, 'data'), s.loop);
-      const lateReset = spec.rewind === 'iteration' || spec.rewind === 'fraction';
-
-      const train = async (job: TrialJob): Promise<TrialResult> => {
-        const r = await executor.run(job, {
-          signal: s.signal,
-          onProgress: (p) => s.emit({ kind: 'progress', round: job.round, trial: job.trial, ...p }),
-        });
-        s.emit({ kind: 'trial-end', round: job.round, trial: job.trial, metrics: r.metrics });
-        return r;
-      };
-
-      let prevMask = finished.length ? maskOf(finished.at(-1)!.artifacts) : onesMask(prunable);
-      let prevWeights = finished.length ? weightsOf(finished.at(-1)!.artifacts) : null;
-      // `r`: the round within IMP (seeds, the dense round); `index`: its number in the run.
-      for (let r = finished.length; r <= lastRound; r++) {
-        if (s.signal?.aborted) throw new RunCancelled();
-        const index = first + r;
-        // The mask for this round: all ones for the dense round, else prune the last round's trained weights.
-        let mask: Mask;
-        if (r === 0) mask = onesMask(prunable);
-        else {
-          if (spec.targetDensity !== undefined && spec.schedule === 'iterative' && globalDensity(prevMask) <= spec.targetDensity) break;
-          const values: Record<string, Float32Array> = {};
-          for (const w of prunable) values[w.name] = prevWeights![w.name]!.values;
-          mask = getStrategy('magnitude').prune({
-            ...spec,
-            weights: values,
-            mask: prevMask,
-            prunable,
-            toDensity: spec.schedule === 'one-shot' ? spec.targetDensity : undefined,
-            seed: childSeed(spec.seed, 'prune', r),
-          });
-        }
-        const density = globalDensity(mask);
-        s.emit({ kind: 'round-start', round: index, density });
-
-        const rewindState = r > 0 && lateReset && k > 0 ? await s.getState('rewind.weights') : null;
-        if (r > 0 && lateReset && k > 0 && !rewindState) throw new Error(`rewind point (iteration ${k}) is missing from the run's state`);
-        const rewindTo = rewindSource(spec, r, { init: initWeights, rewind: rewindState ? unpackWeights(rewindState) : null, trained: prevWeights });
-        const cfg = { ...baseCfg, startIteration: r > 0 && lateReset ? k : 0 };
-
-        const jobs: TrialJob[] = [
-          { round: index, trial: 'ticket', start: applyMaskTo(rewindTo, mask), mask, cfg, captureAt: r === 0 && lateReset && k > 0 ? k : undefined },
-        ];
-        if (roundHasControls(spec, r, lastRound)) {
-          for (const kind of spec.controlKinds) {
-            const c = getControl(kind).start({ spec, round: r, mask, rewindTo, model, source: s.source, dataset: ds });
-            jobs.push({ round: index, trial: kind, start: c.start, mask: c.mask, cfg });
-          }
-        }
-        const results = await Promise.all(jobs.map(train));
-        const ticket = results[0]!.metrics;
-        const trained = results[0]!.weights;
-        if (results[0]!.captured) await s.putState('rewind.weights', packWeights(results[0]!.captured));
-        const controls: Partial<Record<ControlKind, TrainingMetrics>> = {};
-        jobs.forEach((j, i) => {
-          if (j.trial !== 'ticket') controls[j.trial] = results[i]!.metrics;
-        });
-
-        let alive = 0;
-        for (const m of Object.values(mask)) alive += countAlive(m);
-        const { bin, json } = encodeWeights(trained);
-        const metrics: RoundMetrics = {
-          round: index,
-          ...ticket,
-          density,
-          layerDensity: layerDensity(mask),
-          paramsRemaining: paramsTotal - prunableTotal + alive,
-          paramsTotal,
-          flops,
-          denseBytes: paramsTotal * 4,
-          compressedBytes: compressTicket(trained, mask, { float16: spec.float16 }).length,
-          backend: backend.name,
-          controls,
-        };
-        await s.sink.commitRound({
-          index,
-          metrics,
-          artifacts: { 'mask.json': serializeMask(mask), 'weights.bin': bin, 'weights.json': json },
-        });
-        s.emit({ kind: 'round-end', round: index, metrics });
-        prevMask = mask;
-        prevWeights = trained;
-      }
-
-      // The winning ticket: the sparsest committed round, as a Layers model with zeros in place.
-      const rounds = await s.finishedRounds();
-      const last = rounds.at(-1)!;
-      const ticketWeights = weightsOf(last.artifacts);
-      const ticketMask = maskOf(last.artifacts);
-      setWeightMap(model, ticketWeights, { requireAll: true });
-      const files = await modelToFiles(model);
-      return {
-        name: s.name,
-        verdict: verdictOf(rounds.map((r) => r.metrics)),
-        artifacts: {
-          'ticket/model.json': files.json,
-          'ticket/weights.bin': files.bin,
-          'ticket/mask.json': serializeMask(ticketMask),
-          'ticket/compressed.bin': compressTicket(ticketWeights, ticketMask, { float16: spec.float16 }),
-        },
-        summary: {
-          spec,
-          backend,
-          ticketRound: last.index,
-          density: last.metrics.density,
-          finalTestAccuracy: last.metrics.finalTestAccuracy,
-          rounds: rounds.map((r) => r.metrics),
-        },
-      };
+      return await run.result();
     } finally {
-      await disposeExecutor();
-      if (owned) model.dispose();
+      await run.dispose();
     }
   },
 };
+
+/** What the model fixes for every round: its prunable weights and its dense size. */
+interface ModelProfile {
+  prunable: ReturnType<typeof prunableWeights>;
+  paramsTotal: number;
+  prunableTotal: number;
+  flops: number;
+}
+
+/**
+ * One IMP run's state, shared by its steps: the model, the trial executor,
+ * the initial weights, and the previous round's mask and trained weights
+ * (what the next round prunes from).
+ */
+class ImpRun {
+  private readonly spec: RunSpec;
+  readonly lastRound: number;
+  /** The iteration survivors are reset to (0 = init); late resetting captures it in round 0. */
+  private readonly k: number;
+  private readonly lateReset: boolean;
+  private readonly baseCfg: TrainConfig;
+  private readonly model: tf.LayersModel;
+  private readonly ownsModel: boolean;
+  private profile!: ModelProfile;
+  private initWeights!: WeightMap;
+  private executor: TrialExecutor | null = null;
+  private prevMask!: Mask;
+  private prevWeights: WeightMap | null = null;
+
+  constructor(
+    private readonly s: RunSession,
+    opened: { model: tf.LayersModel; owned: boolean },
+  ) {
+    const spec = s.spec;
+    this.spec = spec;
+    this.model = opened.model;
+    this.ownsModel = opened.owned;
+    const iterations = totalIterations(spec, s.dataset.train.n);
+    this.k = rewindIteration(spec, iterations);
+    this.lastRound = impLastRound(spec);
+    this.lateReset = spec.rewind === 'iteration' || spec.rewind === 'fraction';
+    this.baseCfg = trainConfigFor(spec, iterations, childSeed(spec.seed, 'data'), s.loop);
+  }
+
+  /** Checks the model, loads or stores the initial weights, starts the run and its executor; returns the round to resume at. */
+  async start(): Promise<number> {
+    const { s, model } = this;
+    const ds = s.dataset;
+    checkFits(ds, describeModel(model));
+    const prunable = prunableWeights(model);
+    this.profile = {
+      prunable,
+      paramsTotal: countParams(model),
+      flops: countFlops(model),
+      prunableTotal: prunable.reduce((a, w) => a + w.shape.reduce((x, y) => x * y, 1), 0),
+    };
+
+    // The initial weights are state of the run: stored once, so a resumed run
+    // rewinds to the very same values.
+    let init = await s.getState('init.weights');
+    if (!init) {
+      init = packWeights(getWeightMap(model));
+      await s.putState('init.weights', init);
+    }
+    this.initWeights = unpackWeights(init);
+
+    const finished = await s.finishedRounds();
+    s.runStarted(s.firstRound + this.lastRound, finished.length);
+    const workers = s.parallelism();
+    const source = trialModel(s.source, this.spec, model, ds);
+    this.executor = workers > 1 ? new WorkerPool(workers, ds, source, s.backend.name) : new TrialRunner(ds, source);
+
+    this.prevMask = finished.length ? maskOf(finished.at(-1)!.artifacts) : onesMask(prunable);
+    this.prevWeights = finished.length ? weightsOf(finished.at(-1)!.artifacts) : null;
+    return finished.length;
+  }
+
+  /**
+   * Trains and commits round `r` (the round within IMP; its number in the run
+   * is firstRound + r). False when the target density is already reached.
+   */
+  async round(r: number): Promise<boolean> {
+    const { s } = this;
+    if (s.signal?.aborted) throw new RunCancelled();
+    const index = s.firstRound + r;
+    const mask = this.maskFor(r);
+    if (!mask) return false;
+    const density = globalDensity(mask);
+    s.emit({ kind: 'round-start', round: index, density });
+
+    const jobs = await this.trials(r, index, mask);
+    const results = await Promise.all(jobs.map((j) => this.train(j)));
+    const trained = results[0]!.weights;
+    if (results[0]!.captured) await s.putState('rewind.weights', packWeights(results[0]!.captured));
+    const controls: Partial<Record<ControlKind, TrainingMetrics>> = {};
+    jobs.forEach((j, i) => {
+      if (j.trial !== 'ticket') controls[j.trial] = results[i]!.metrics;
+    });
+
+    const { bin, json } = encodeWeights(trained);
+    const metrics = this.roundMetrics(index, mask, density, results[0]!.metrics, trained, controls);
+    await s.sink.commitRound({
+      index,
+      metrics,
+      artifacts: { 'mask.json': serializeMask(mask), 'weights.bin': bin, 'weights.json': json },
+    });
+    s.emit({ kind: 'round-end', round: index, metrics });
+    this.prevMask = mask;
+    this.prevWeights = trained;
+    return true;
+  }
+
+  /** The mask for round `r`: all ones for the dense round, else the previous round's trained weights pruned; none once an iterative run reached its target. */
+  private maskFor(r: number): Mask | null {
+    const { spec, prevMask } = this;
+    const { prunable } = this.profile;
+    if (r === 0) return onesMask(prunable);
+    if (spec.targetDensity !== undefined && spec.schedule === 'iterative' && globalDensity(prevMask) <= spec.targetDensity) return null;
+    const values: Record<string, Float32Array> = {};
+    for (const w of prunable) values[w.name] = this.prevWeights![w.name]!.values;
+    return getStrategy('magnitude').prune({
+      ...spec,
+      weights: values,
+      mask: prevMask,
+      prunable,
+      toDensity: spec.schedule === 'one-shot' ? spec.targetDensity : undefined,
+      seed: childSeed(spec.seed, 'prune', r),
+    });
+  }
+
+  /** Round `r`'s trials: the ticket (reset to its rewind point; round 0 captures the late-reset point), then the controls the spec asks for. */
+  private async trials(r: number, index: number, mask: Mask): Promise<TrialJob[]> {
+    const { s, spec, lateReset, k } = this;
+    const rewindState = r > 0 && lateReset && k > 0 ? await s.getState('rewind.weights') : null;
+    if (r > 0 && lateReset && k > 0 && !rewindState) throw new Error(`rewind point (iteration ${k}) is missing from the run's state`);
+    const rewindTo = rewindSource(spec, r, { init: this.initWeights, rewind: rewindState ? unpackWeights(rewindState) : null, trained: this.prevWeights });
+    const cfg = { ...this.baseCfg, startIteration: r > 0 && lateReset ? k : 0 };
+
+    const jobs: TrialJob[] = [
+      { round: index, trial: 'ticket', start: applyMaskTo(rewindTo, mask), mask, cfg, captureAt: r === 0 && lateReset && k > 0 ? k : undefined },
+    ];
+    if (roundHasControls(spec, r, this.lastRound)) {
+      for (const kind of spec.controlKinds) {
+        const c = getControl(kind).start({ spec, round: r, mask, rewindTo, model: this.model, source: s.source, dataset: s.dataset });
+        jobs.push({ round: index, trial: kind, start: c.start, mask: c.mask, cfg });
+      }
+    }
+    return jobs;
+  }
+
+  private async train(job: TrialJob): Promise<TrialResult> {
+    const { s } = this;
+    const r = await this.executor!.run(job, {
+      signal: s.signal,
+      onProgress: (p) => s.emit({ kind: 'progress', round: job.round, trial: job.trial, ...p }),
+    });
+    s.emit({ kind: 'trial-end', round: job.round, trial: job.trial, metrics: r.metrics });
+    return r;
+  }
+
+  private roundMetrics(
+    index: number,
+    mask: Mask,
+    density: number,
+    ticket: TrainingMetrics,
+    trained: WeightMap,
+    controls: Partial<Record<ControlKind, TrainingMetrics>>,
+  ): RoundMetrics {
+    const { paramsTotal, prunableTotal, flops } = this.profile;
+    let alive = 0;
+    for (const m of Object.values(mask)) alive += countAlive(m);
+    return {
+      round: index,
+      ...ticket,
+      density,
+      layerDensity: layerDensity(mask),
+      paramsRemaining: paramsTotal - prunableTotal + alive,
+      paramsTotal,
+      flops,
+      denseBytes: paramsTotal * 4,
+      compressedBytes: compressTicket(trained, mask, { float16: this.spec.float16 }).length,
+      backend: this.s.backend.name,
+      controls,
+    };
+  }
+
+  /** The winning ticket: the sparsest committed round, as a Layers model with zeros in place; the verdict and the summary. */
+  async result(): Promise<RunResultRecord> {
+    const { s, spec, model } = this;
+    const rounds = await s.finishedRounds();
+    const last = rounds.at(-1)!;
+    const ticketWeights = weightsOf(last.artifacts);
+    const ticketMask = maskOf(last.artifacts);
+    setWeightMap(model, ticketWeights, { requireAll: true });
+    const files = await modelToFiles(model);
+    return {
+      name: s.name,
+      verdict: verdictOf(rounds.map((r) => r.metrics)),
+      artifacts: {
+        'ticket/model.json': files.json,
+        'ticket/weights.bin': files.bin,
+        'ticket/mask.json': serializeMask(ticketMask),
+        'ticket/compressed.bin': compressTicket(ticketWeights, ticketMask, { float16: spec.float16 }),
+      },
+      summary: {
+        spec,
+        backend: s.backend,
+        ticketRound: last.index,
+        density: last.metrics.density,
+        finalTestAccuracy: last.metrics.finalTestAccuracy,
+        rounds: rounds.map((r) => r.metrics),
+      },
+    };
+  }
+
+  async dispose(): Promise<void> {
+    await this.executor?.dispose();
+    if (this.ownsModel) this.model.dispose();
+  }
+}
