@@ -138,8 +138,10 @@ shuffled, original init). ${seeds} seed(s); cells are mean ± standard deviation
 |---|---|---|---|---|---|---|---|---|
 ${rows.join('\n')}
 
-Summary: dense test accuracy ${fmt(dense)}%; best ticket between 9% and 25% of weights ${fmt(bestSparse)}%;
-the ticket beat random reinitialisation in ${beats.filter(Boolean).length} of ${beats.length} (seed, round) pairs at ≤ 25% of weights.
+Summary: dense test accuracy ${fmt(dense)}%; ${beats.length === 0
+  ? `no round reached 25% of weights or fewer (${rounds} rounds), so there is no sparse ticket to judge.`
+  : `best ticket between 9% and 25% of weights ${fmt(bestSparse)}%;
+the ticket beat random reinitialisation in ${beats.filter(Boolean).length} of ${beats.length} (seed, round) pairs at ≤ 25% of weights.`}
 `;
 await writeFile(join(outDir, 'lth-lenet.md'), md);
 process.stdout.write(md);
