@@ -4,12 +4,10 @@
 // magnitude pruning with rewinding; filter: structured filter pruning).
 import type { RunResultRecord } from './sink.js';
 import { resolveSpec, type RunSpec } from './spec.js';
-import { RunCancelled } from './training/train.js';
 import { availableParallelism } from 'node:os';
 import { openSession, type RunContext } from './session.js';
 import { getMethod } from './methods/registry.js';
 
-export { RunCancelled };
 export type { RunContext };
 export { rewindSource, verdictOf } from './methods/imp.js';
 

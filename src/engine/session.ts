@@ -20,7 +20,7 @@ export interface RunContext {
   sink: CheckpointSink;
   signal?: AbortSignal;
   onEvent?: (e: EngineEvent) => void;
-  /** Pre-loaded dataset (tests, the service's validation step); otherwise loaded from the spec. */
+  /** Pre-loaded dataset (tests, scripts/bench-filter.ts); otherwise loaded from the spec. */
   dataset?: Dataset;
   /** What loading the spec's dataset may fetch and read (the worker passes the operator's policy for tenant input). */
   data?: DataAccess;

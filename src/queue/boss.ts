@@ -1,7 +1,8 @@
 // pg-boss setup: the one queue compression jobs travel through and its
 // settings. Its SQL (a dispatch written inside the caller's Prisma
 // transaction, so a job row and its queue entry appear together or not at
-// all) is store/dispatch.ts's, re-exported here.
+// all) is store/dispatch.ts's; the queue name and enqueueInTx are re-exported here
+// for the worker and the tests.
 //
 // pg-boss is pinned to the 10.x line: it supports Node 20 (11.x declares
 // Node >= 22). pg-boss expires an active job after `expireInSeconds` (default
@@ -17,7 +18,7 @@ import { isDatabaseUnavailable } from '../store/unavailable.js';
 
 const log = childLogger({ module: 'queue' });
 
-export { BOSS_SCHEMA, JOB_QUEUE, cancelDispatchInTx, enqueueInTx, insertDispatchSql, txExecutor, type QueuedJobData } from '../store/dispatch.js';
+export { JOB_QUEUE, enqueueInTx, type QueuedJobData } from '../store/dispatch.js';
 
 export interface QueueSettings {
   /** Backstop only (see above); must stay below 24 h in pg-boss 10. */

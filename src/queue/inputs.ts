@@ -6,7 +6,9 @@
 // the engine hashes the run name from the references (the job's runName) and
 // names the model `model:<id>` in what it reports. `redact` is the last guard:
 // it puts `model:<id>` back wherever a server temp path still shows (an error
-// from deep inside a library), so no job row, event or result shows one.
+// from deep inside a library), and a dataset reference where an operator's
+// folder shows (builtin:fashion-mnist's), so no job row, event or result
+// shows one.
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, normalize } from 'node:path';
@@ -56,7 +58,18 @@ export function redactPaths<T>(value: T, pairs: ReadonlyArray<readonly [string, 
   return walk(value, 0) as T;
 }
 
-export async function prepareRun(prisma: PrismaClient, blobs: BlobStore, jobId: string, spec: RunSpec): Promise<PreparedRun> {
+/**
+ * `serverFolders`: the operator's folders the engine reads for the job, each
+ * with what a tenant is told instead (builtin:fashion-mnist's folder from the
+ * engine config: the loader names the files it tried there).
+ */
+export async function prepareRun(
+  prisma: PrismaClient,
+  blobs: BlobStore,
+  jobId: string,
+  spec: RunSpec,
+  serverFolders: ReadonlyArray<readonly [string, string]> = [],
+): Promise<PreparedRun> {
   let dir: string | null = null;
   let model: ModelSource | undefined;
   let datasetReference: string | undefined;
@@ -89,6 +102,11 @@ export async function prepareRun(prisma: PrismaClient, blobs: BlobStore, jobId: 
   } catch (e) {
     await cleanup();
     throw e;
+  }
+  // After the temp folder's pairs: longest first. A folder as short as `/` would mangle every message: left to the fallback.
+  for (const [folder, name] of serverFolders) {
+    const bare = folder.replace(/\/+$/, '');
+    if (bare.length > 1) pairs.push([`${bare}/`, `${name}/`], [bare, name]);
   }
   return { spec, model, datasetReference, cleanup, redact: (value) => redactPaths(value, pairs) };
 }

@@ -426,7 +426,8 @@ export class JobWorker {
     );
     try {
       log.info({ attempt: lease.attempt }, 'job started');
-      prepared = await prepareRun(prisma, blobs, lease.jobId, storedSpec);
+      const engine = this.deps.engine ?? loadEngineConfig();
+      prepared = await prepareRun(prisma, blobs, lease.jobId, storedSpec, [[engine.fashionMnistDir, 'builtin:fashion-mnist']]);
       const { redact } = prepared;
       this.runner ??= await loadEngineRunner();
       // The spec keeps its references (the run name is the job's); redact is the last guard against a server path.
@@ -438,7 +439,6 @@ export class JobWorker {
         commitResult: (r) => sink.commitResult(redact(r)),
       };
       const onEvent = (e: EngineEvent) => run.onEvent(redact(e));
-      const engine = this.deps.engine ?? loadEngineConfig();
       const data = withEngineConfig(this.deps.data ?? NO_FILES, engine);
       const result = await this.runner(prepared.spec, { sink: engineSink, signal: run.ac.signal, onEvent, data, modelLimits: this.settings.modelLimits, engine, model: prepared.model, datasetReference: prepared.datasetReference });
       await run.drain();

@@ -11,6 +11,9 @@ import type { ApiKeyRow } from '../store/keys.js';
 import type { ModelRow } from '../store/models.js';
 import { JOB_STATES, type JobState } from '../store/states.js';
 
+/** For the doors' wire mappings, which import this module and not the service's index (the client shares them). */
+export { JOB_STATES };
+
 const isoTime = z.string().describe('ISO 8601 time');
 const json = z.unknown();
 

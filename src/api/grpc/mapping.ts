@@ -6,12 +6,14 @@
 // <-> schema strings by name; google.protobuf.Struct/Value <-> JSON; and each
 // DTO (job, round, event, artifact, model, dataset) <-> its message.
 //
-// This module imports no service code at run time (only types), so the client
-// can use it without pulling in the database layer. Bad input raises
+// From the service this module loads only dto.ts at run time (the job states;
+// the rest is types), so the client can use it without pulling in the
+// database layer (test/unit/client-imports.test.ts). Bad input raises
 // WireError naming the field; the server turns it into INVALID_ARGUMENT.
 import type { z } from 'zod';
 import { describeFields, RUN_SPEC_FIELDS, RunSpecSchema, UNSUPPORTED_SPEC_FIELDS, type FieldDescriptor, type ScalarKind } from '../../engine/spec.js';
-import { JOB_STATES, type ArtifactDto, type DatasetDto, type EventDto, type JobDto, type JobState, type ModelDto, type RoundDto } from '../../service/index.js';
+import type { ArtifactDto, DatasetDto, EventDto, JobDto, JobState, ModelDto, RoundDto } from '../../service/index.js';
+import { JOB_STATES } from '../../service/dto.js';
 import { messageFields } from './proto.js';
 import type {
   ArtifactMessage,

@@ -33,7 +33,6 @@ export const MNIST_TEST_COUNT = 1996;
  * variable, points elsewhere (tests, other distros).
  */
 export const FASHION_MNIST_DIR_ENV = 'TICKETSMITH_FASHION_MNIST_DIR';
-export { FASHION_MNIST_DEFAULT_DIR };
 
 const PIXELS = 28 * 28;
 const CLASSES = 10;

@@ -33,13 +33,6 @@ export function modelSourceFor(ref: string, given?: ModelSource): ModelSource {
   return isZooModel(ref) ? { kind: 'zoo', name: ref } : { kind: 'files', dir: ref, ref };
 }
 
-/** What a source is called in messages and summaries. */
-export function sourceLabel(source: ModelSource): string {
-  if (source.kind === 'zoo') return source.name;
-  if (source.kind === 'files') return source.ref;
-  return source.model.name;
-}
-
 /**
  * Builds or loads the model. `owned`: the caller disposes it (a memory
  * source's model belongs to whoever made it). Load errors name the model by

@@ -5,7 +5,7 @@
 // synthetic so the benchmark runs offline; dense kernels do not care about
 // pixel values, but the MLP engines skip zero inputs, so LeNet's images
 // carry MNIST's share of zeros. Backend selection and child processes live in
-// the CLI.
+// src/bench/ (plan.ts, worker.ts).
 import * as tf from '@tensorflow/tfjs';
 import type { Dataset, Mask, Split } from '../types.js';
 import type { TrialKind } from '../sink.js';
