@@ -349,11 +349,27 @@ export async function startDatabase(opts: StartDatabaseOptions = {}): Promise<Da
   const port = opts.port ?? config.postgresPort;
   await ensureParent(dataDir);
   await checkReachable(dataDir);
+  const attached = await adoptRunning(dataDir, opts.attach !== false);
+  if (attached) return attached;
 
+  const initialised = await clusterExists(dataDir);
+  const embedded = await configureServer(dataDir, port, initialised, opts.ephemeral === true);
+  if (!initialised) await initCluster(embedded);
+  await startServer(embedded);
+  const policy = opts.supervise === false ? null : { ...opts.supervise, maxAttempts: opts.supervise?.maxAttempts ?? config.postgresRestartAttempts };
+  return superviseServer(embedded, policy);
+}
+
+/**
+ * The handle on a server already running on `dataDir` (shared, or an orphan
+ * adopted), or null when none runs there; a live postmaster that does not
+ * answer (or `attach` false) is an error.
+ */
+async function adoptRunning(dataDir: string, attachAllowed: boolean): Promise<DatabaseHandle | null> {
   const stalePid = await postmasterPid(dataDir);
   if (stalePid !== null && isAlive(stalePid)) {
     // Another process (say `ticketsmith serve`) runs this cluster: share it.
-    const attached = opts.attach === false ? null : await attach(dataDir);
+    const attached = attachAllowed ? await attach(dataDir) : null;
     if (attached) return attached;
     throw new DatabaseStartError(
       `${join(dataDir, 'postmaster.pid')} says Postgres (pid ${stalePid}) is running on this data directory, but it cannot be reached. ` +
@@ -362,12 +378,30 @@ export async function startDatabase(opts: StartDatabaseOptions = {}): Promise<Da
     );
   }
   if (stalePid !== null) log.warn({ dataDir, stalePid }, 'stale postmaster.pid from a crashed server; Postgres will replace it');
+  return null;
+}
 
+/** Whether `dataDir` holds a cluster; a non-empty folder without one is an error. */
+async function clusterExists(dataDir: string): Promise<boolean> {
   const initialised = existsSync(join(dataDir, 'PG_VERSION'));
   if (!initialised && existsSync(dataDir) && (await readdir(dataDir)).length > 0) {
     throw new DatabaseStartError(`${dataDir} exists, is not empty and holds no Postgres cluster (no PG_VERSION); choose an empty directory`);
   }
+  return initialised;
+}
 
+/** An embedded server not yet started, with what starting and supervising it need. */
+interface ConfiguredServer {
+  server: EmbeddedServer;
+  dataDir: string;
+  port: number;
+  password: string;
+  /** The server's last log lines, for error messages. */
+  recent: string[];
+}
+
+/** The server object for `dataDir`: its password (stored, or new for a new cluster), port and flags. */
+async function configureServer(dataDir: string, port: number, initialised: boolean, ephemeral: boolean): Promise<ConfiguredServer> {
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const password = initialised
     ? (await readFile(join(dataDir, PASSWORD_FILE), 'utf8').catch(() => {
@@ -398,32 +432,42 @@ export async function startDatabase(opts: StartDatabaseOptions = {}): Promise<Da
       '-c', 'unix_socket_directories=',
       // synchronous_commit stays on: without fsync it costs a write() per commit, and a server that is
       // killed (not the machine) then keeps every commit it acknowledged; the supervision tests rely on it.
-      ...(opts.ephemeral ? ['-c', 'fsync=off', '-c', 'full_page_writes=off'] : []),
+      ...(ephemeral ? ['-c', 'fsync=off', '-c', 'full_page_writes=off'] : []),
     ],
     onLog: remember,
     onError: remember,
   });
+  return { server, dataDir, port: chosenPort, password, recent };
+}
 
-  if (!initialised) {
-    log.info({ dataDir }, 'initialising embedded Postgres cluster');
-    try {
-      await server.initialise();
-    } catch (e) {
-      throw new DatabaseStartError(`initdb failed in ${dataDir}: ${e instanceof Error ? e.message : String(e)}`);
-    }
-    await writeFile(join(dataDir, PASSWORD_FILE), `${password}\n`, { mode: 0o600 });
+/** initdb, then the password file beside the cluster. */
+async function initCluster({ server, dataDir, password }: ConfiguredServer): Promise<void> {
+  log.info({ dataDir }, 'initialising embedded Postgres cluster');
+  try {
+    await server.initialise();
+  } catch (e) {
+    throw new DatabaseStartError(`initdb failed in ${dataDir}: ${e instanceof Error ? e.message : String(e)}`);
   }
+  await writeFile(join(dataDir, PASSWORD_FILE), `${password}\n`, { mode: 0o600 });
+}
 
+async function startServer({ server, dataDir, port, recent }: ConfiguredServer): Promise<void> {
   try {
     await server.start();
   } catch (e) {
     const detail = e instanceof Error ? e.message : recent.slice(-8).join(' | ');
-    throw new DatabaseStartError(`embedded Postgres did not start on 127.0.0.1:${chosenPort} (${dataDir}): ${detail || 'exited early'}`);
+    throw new DatabaseStartError(`embedded Postgres did not start on 127.0.0.1:${port} (${dataDir}): ${detail || 'exited early'}`);
   }
+}
 
-  const url = `postgresql://${USER}:${encodeURIComponent(password)}@127.0.0.1:${chosenPort}/${DB_NAME}`;
+/**
+ * Owns the started server: records this process as its owner, puts it under
+ * a Supervisor (`policy` null: none), and creates the service's database.
+ */
+async function superviseServer({ server, dataDir, port, password, recent }: ConfiguredServer, policy: SuperviseOptions | null): Promise<DatabaseHandle> {
+  const url = `postgresql://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${DB_NAME}`;
   await claimOwnership(dataDir);
-  const supervisor = new Supervisor(server, dataDir, chosenPort, url, opts.supervise === false ? null : { ...opts.supervise, maxAttempts: opts.supervise?.maxAttempts ?? config.postgresRestartAttempts }, () => recent.slice(-4).join(' | '));
+  const supervisor = new Supervisor(server, dataDir, port, url, policy, () => recent.slice(-4).join(' | '));
   await supervisor.watch();
 
   const handle = ownedHandle(
@@ -444,7 +488,7 @@ export async function startDatabase(opts: StartDatabaseOptions = {}): Promise<Da
     await handle.stop();
     throw new DatabaseStartError(`embedded Postgres started but database '${DB_NAME}' could not be created: ${e instanceof Error ? e.message : String(e)}`);
   }
-  log.info({ dataDir, port: chosenPort }, 'embedded Postgres ready');
+  log.info({ dataDir, port }, 'embedded Postgres ready');
   return handle;
 }
 

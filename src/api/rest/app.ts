@@ -1,8 +1,8 @@
 // The REST door: an express 5 app over a ServiceRuntime. Middleware order is
-// the contract: request id → per-request log line and metrics → operations
-// routes (no key) → JSON body → API key → /v1 routes from the route table →
-// 404 → error mapping through the one error table. Handlers only parse,
-// call the service and shape the response.
+// the contract: request id → per-request log line and metrics → dashboard →
+// the route table (operations routes, no key; then /v1 routes, each checking
+// the API key before reading a JSON body) → 404 → error mapping through the
+// one error table. Handlers only parse, call the service and shape the response.
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import express, { type NextFunction, type Request, type Response } from 'express';
@@ -129,6 +129,7 @@ export function restRoutes(rt: ServiceRuntime, metrics: HttpMetrics, opts: RestO
   return all;
 }
 
+/** The app, its middleware in contract order (see the top of this file). */
 export function createRestApp(rt: ServiceRuntime, opts: RestOptions = {}): express.Express {
   const app = express();
   app.disable('x-powered-by');
@@ -137,7 +138,19 @@ export function createRestApp(rt: ServiceRuntime, opts: RestOptions = {}): expre
   const metrics = new HttpMetrics();
   const routes = restRoutes(rt, metrics, opts);
 
-  app.use((req: Request, res: Response, next: NextFunction) => {
+  app.use(requestLog(metrics));
+  if (opts.dashboard !== false) mountDashboard(app);
+  mountRoutes(app, rt, routes, opts);
+  app.use((req: Request, _res: Response, next: NextFunction) => {
+    next(new ServiceError('NOT_FOUND', `no route ${req.method} ${req.path}`));
+  });
+  app.use(sendServiceError);
+  return app;
+}
+
+/** Gives each request an id (the client's, if well-formed), then one log line and one metrics sample when it closes. */
+function requestLog(metrics: HttpMetrics): express.RequestHandler {
+  return (req: Request, res: Response, next: NextFunction) => {
     const start = process.hrtime.bigint();
     const given = req.get('x-request-id');
     const requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
@@ -163,60 +176,58 @@ export function createRestApp(rt: ServiceRuntime, opts: RestOptions = {}): expre
       else log.info(line, 'request');
     });
     next();
-  });
-
-  if (opts.dashboard !== false) {
-    for (const r of dashboardRoutes()) {
-      app.get(r.path, (_req, res) => {
-        res.setHeader('Content-Security-Policy', "default-src 'self'; style-src 'self' 'unsafe-inline'");
-        res.type(r.type).send(r.body);
-      });
-    }
-  }
-
-  const json = express.json({ limit: opts.jsonLimit ?? '1mb', type: ['application/json', 'application/*+json'] });
-
-  for (const route of routes) {
-    const needsKey = route.auth !== false;
-    const handlers: express.RequestHandler[] = [];
-    // The key is checked before the body is read: strangers get 401, not parse errors.
-    if (needsKey) {
-      handlers.push(async (req, res, next) => {
-        const principal = await authenticate(rt.ctx, apiKeyOf(req));
-        res.locals.tenant = principal.tenant;
-        // Per key, counted in Postgres so every API process shares one limit; operations routes have no key and no limit.
-        await checkRateLimit(rt.ctx, principal.keyId);
-        next();
-      });
-    }
-    if (route.method === 'post' && !route.rawBody) handlers.push(json);
-    handlers.push(async (req, res) => {
-      // Probes and scrapers (load balancers, Prometheus) add query strings of their own: operations routes ignore them.
-      if (route.tag !== 'operations') checkQuery(route, req);
-      checkNoBody(route, req);
-      await route.handler(req, res, { ctx: rt.ctx, tenant: needsKey ? (res.locals.tenant as string) : '' });
-    });
-    app[route.method](route.path, ...handlers);
-  }
-
-  app.use((req: Request, _res: Response, next: NextFunction) => {
-    next(new ServiceError('NOT_FOUND', `no route ${req.method} ${req.path}`));
-  });
-
-  // express recognises an error handler by its four parameters.
-  app.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
-    const { error, expected } = classify(err);
-    if (!expected) res.locals.error = err;
-    if (res.headersSent) {
-      next(err);
-      return;
-    }
-    if (error.code === 'UNAUTHENTICATED') res.setHeader('WWW-Authenticate', 'Bearer realm="ticketsmith"');
-    if (error instanceof RateLimitedError) res.setHeader('Retry-After', String(error.retryAfterSeconds));
-    // The client gets nothing internal, only the id that finds the logged cause.
-    sendError(res, expected ? error : new ServiceError(error.code, `${error.message} (request id ${String(res.locals.requestId)})`));
-  });
-
-  return app;
+  };
 }
 
+function mountDashboard(app: express.Express): void {
+  for (const r of dashboardRoutes()) {
+    app.get(r.path, (_req, res) => {
+      res.setHeader('Content-Security-Policy', "default-src 'self'; style-src 'self' 'unsafe-inline'");
+      res.type(r.type).send(r.body);
+    });
+  }
+}
+
+/** Every route of the table, in table order (operations routes first). */
+function mountRoutes(app: express.Express, rt: ServiceRuntime, routes: RouteDef[], opts: RestOptions): void {
+  const json = express.json({ limit: opts.jsonLimit ?? '1mb', type: ['application/json', 'application/*+json'] });
+  for (const route of routes) app[route.method](route.path, ...routeHandlers(rt, route, json));
+}
+
+/** One route's chain: API key and rate limit (unless the route needs no key), JSON body for posts, then the handler. */
+function routeHandlers(rt: ServiceRuntime, route: RouteDef, json: express.RequestHandler): express.RequestHandler[] {
+  const needsKey = route.auth !== false;
+  const handlers: express.RequestHandler[] = [];
+  // The key is checked before the body is read: strangers get 401, not parse errors.
+  if (needsKey) {
+    handlers.push(async (req, res, next) => {
+      const principal = await authenticate(rt.ctx, apiKeyOf(req));
+      res.locals.tenant = principal.tenant;
+      // Per key, counted in Postgres so every API process shares one limit; operations routes have no key and no limit.
+      await checkRateLimit(rt.ctx, principal.keyId);
+      next();
+    });
+  }
+  if (route.method === 'post' && !route.rawBody) handlers.push(json);
+  handlers.push(async (req, res) => {
+    // Probes and scrapers (load balancers, Prometheus) add query strings of their own: operations routes ignore them.
+    if (route.tag !== 'operations') checkQuery(route, req);
+    checkNoBody(route, req);
+    await route.handler(req, res, { ctx: rt.ctx, tenant: needsKey ? (res.locals.tenant as string) : '' });
+  });
+  return handlers;
+}
+
+/** The error handler (express knows one by its four parameters): maps through the one error table. */
+function sendServiceError(err: unknown, _req: Request, res: Response, next: NextFunction): void {
+  const { error, expected } = classify(err);
+  if (!expected) res.locals.error = err;
+  if (res.headersSent) {
+    next(err);
+    return;
+  }
+  if (error.code === 'UNAUTHENTICATED') res.setHeader('WWW-Authenticate', 'Bearer realm="ticketsmith"');
+  if (error instanceof RateLimitedError) res.setHeader('Retry-After', String(error.retryAfterSeconds));
+  // The client gets nothing internal, only the id that finds the logged cause.
+  sendError(res, expected ? error : new ServiceError(error.code, `${error.message} (request id ${String(res.locals.requestId)})`));
+}

@@ -203,132 +203,158 @@ function configProblem(cls: string, cfg: Record<string, unknown>, outRank: numbe
   return null;
 }
 
-/**
- * The channel groups of a model and how every layer sees them. Layers whose
- * channels cannot be followed (Reshape, LayerNormalization, softmax across
- * channels, nested models, unknown classes) block the groups that flow into
- * them, with a reason naming the layer; groups reaching a model output are
- * blocked too (the classifier keeps its classes).
- */
-export function buildGraph(model: tf.LayersModel): DependencyGraph {
-  const g = new Groups();
-  const nodes: GraphNode[] = [];
-  const layoutOf = new Map<string, ChannelLayout>();
+/** One layer being added to the graph: what a handler reads, and the node it fills in. */
+interface LayerStep {
+  layer: Layer;
+  nodeIndex: number;
+  cls: string;
+  cfg: Record<string, unknown>;
+  node: GraphNode;
+  inLayouts: ChannelLayout[];
+  inShape: Shape;
+  outShape: Shape;
+  channels: number;
+  g: Groups;
+}
 
-  for (const { layer, nodeIndex } of topological(model)) {
-    const cls = layer.getClassName();
-    const inbound = cls === 'InputLayer' ? [] : (layer.inboundNodes[nodeIndex]?.inputTensors ?? []);
-    const inputs = inbound.map((t) => t.sourceLayer.name);
-    const inLayouts = inputs.map((n) => layoutOf.get(n)!);
-    const boundary = layer.inboundNodes[nodeIndex]!;
-    const outShape = shapesOf(boundary.outputShapes)[0]!;
-    const inShape = shapesOf(boundary.inputShapes)[0] ?? outShape;
-    const outDims = dims(layer, outShape);
-    const channels = outDims.at(-1) ?? 1;
-    const cfg = (layer instanceof tf.LayersModel ? {} : layer.getConfig()) as Record<string, unknown>;
-    const node: GraphNode = { name: layer.name, className: cls, role: 'unsupported', inputs, inLayouts, outLayout: { positions: 1, segments: [] }, cost: [] };
-    const single = (): ChannelLayout => inLayouts[0]!;
-    const unsupported = (why: string): void => {
-      node.role = 'unsupported';
-      node.reason = `layer '${layer.name}' (${cls}) ${why}`;
-      for (const l of inLayouts) g.block(l, node.reason);
-      const id = g.create(channels, 'opaque');
-      g.info[id]!.blocked.push(node.reason);
-      node.outLayout = { positions: 1, segments: [{ group: id, size: channels, mult: 1 }] };
-    };
-    /** Inputs joined channel by channel (an elementwise merge, a spatial concat): their groups become one. */
-    const sameChannels = (verb: string): void => {
-      const first = inLayouts[0]!;
-      if (!inLayouts.every((l) => sameStructure(l, first))) return unsupported(`${verb} tensors whose channels are laid out differently`);
-      node.role = 'merge';
-      for (const l of inLayouts.slice(1)) l.segments.forEach((s, i) => g.union(first.segments[i]!.group, s.group, layer.name));
-      node.outLayout = first;
-    };
+type LayerHandler = (s: LayerStep) => void;
 
-    const problem = layer instanceof tf.LayersModel ? 'is a nested model' : configProblem(cls, cfg, outShape.length);
-    if (cls === 'InputLayer') {
-      node.role = 'input';
-      const id = g.create(channels, 'input');
-      g.info[id]!.blocked.push('it is the model input');
-      node.outLayout = { positions: 1, segments: [{ group: id, size: channels, mult: 1 }] };
-    } else if (problem !== null) {
-      unsupported(problem);
-    } else if (CONV_PRODUCERS.has(cls) || cls === 'Dense') {
-      node.role = 'producer';
-      const inL = single();
-      const id = g.create(channels, cls === 'Dense' ? 'dense' : 'conv', layer.name);
-      g.consume(inL, layer.name);
-      if (MIXING_ACTIVATIONS.has(String(cfg.activation))) g.info[id]!.blocked.push(`layer '${layer.name}' applies ${String(cfg.activation)} across its outputs`);
-      node.produces = id;
-      node.outLayout = { positions: 1, segments: [{ group: id, size: channels, mult: 1 }] };
-      node.cost = layerCost(layer, nodeIndex, 'filter pruning');
-    } else if (SEPARABLE.has(cls)) {
-      node.role = 'separable';
-      const inL = single();
-      if (inL.positions !== 1) unsupported('reads a flattened tensor');
-      else {
-        const id = g.create(channels, 'conv', layer.name);
-        g.consume(inL, layer.name);
-        node.produces = id;
-        node.outLayout = { positions: 1, segments: [{ group: id, size: channels, mult: 1 }] };
-        node.cost = layerCost(layer, nodeIndex, 'filter pruning');
-      }
-    } else if (cls === 'DepthwiseConv2D') {
-      const inL = single();
-      if (inL.positions !== 1) unsupported('reads a flattened tensor');
-      else {
-        node.role = 'depthwise';
-        const m = Number(cfg.depthMultiplier ?? 1);
-        g.consume(inL, layer.name);
-        node.outLayout = { positions: 1, segments: inL.segments.map((s) => ({ ...s, mult: s.mult * m })) };
-        node.cost = layerCost(layer, nodeIndex, 'filter pruning');
-      }
-    } else if (cls === 'BatchNormalization') {
-      node.role = 'batchnorm';
-      g.consume(single(), layer.name);
-      node.outLayout = single();
-    } else if (PASSTHROUGH.has(cls)) {
-      node.role = 'passthrough';
-      node.outLayout = single();
-    } else if (cls === 'Flatten') {
-      node.role = 'flatten';
-      const inL = single();
-      const inDims = dims(layer, inShape);
-      node.outLayout = { positions: inL.positions * product(inDims.slice(0, -1)), segments: inL.segments };
-    } else if (GLOBAL_POOL.has(cls)) {
-      if (single().positions !== 1) unsupported('pools a flattened tensor');
-      else {
-        node.role = 'global-pool';
-        node.outLayout = single();
-      }
-    } else if (MERGE.has(cls)) {
-      sameChannels('merges');
-    } else if (cls === 'Concatenate') {
-      const axis = Number(cfg.axis ?? -1);
-      const channelAxis = axis === -1 || axis === outShape.length - 1;
-      if (channelAxis) {
-        if (inLayouts.some((l) => l.positions !== 1)) unsupported('concatenates flattened tensors');
-        else {
-          node.role = 'concat';
-          node.outLayout = { positions: 1, segments: inLayouts.flatMap((l) => l.segments) };
-        }
-      } else {
-        // Stacking along a spatial axis: every input keeps the same channels.
-        sameChannels('concatenates');
-      }
-    } else {
-      unsupported('cannot be pruned through');
-    }
-    layoutOf.set(layer.name, node.outLayout);
-    nodes.push(node);
-  }
+const single = (s: LayerStep): ChannelLayout => s.inLayouts[0]!;
 
-  for (const t of model.outputs) {
-    const l = layoutOf.get(t.sourceLayer.name)!;
-    g.block(l, `its channels reach the model output through layer '${t.sourceLayer.name}'`);
-  }
+/** A layout of one fresh group, as a producer (or an opaque layer) emits it. */
+const ownLayout = (id: number, channels: number): ChannelLayout => ({ positions: 1, segments: [{ group: id, size: channels, mult: 1 }] });
 
-  // Resolve provisional ids to roots, numbered by first appearance.
+/** Blocks every group flowing in and gives the output a fresh, blocked group. */
+function unsupported(s: LayerStep, why: string): void {
+  const { node, g } = s;
+  node.role = 'unsupported';
+  node.reason = `layer '${s.layer.name}' (${s.cls}) ${why}`;
+  for (const l of s.inLayouts) g.block(l, node.reason);
+  const id = g.create(s.channels, 'opaque');
+  g.info[id]!.blocked.push(node.reason);
+  node.outLayout = ownLayout(id, s.channels);
+}
+
+/** Inputs joined channel by channel (an elementwise merge, a spatial concat): their groups become one. */
+function sameChannels(s: LayerStep, verb: string): void {
+  const first = s.inLayouts[0]!;
+  if (!s.inLayouts.every((l) => sameStructure(l, first))) return unsupported(s, `${verb} tensors whose channels are laid out differently`);
+  s.node.role = 'merge';
+  for (const l of s.inLayouts.slice(1)) l.segments.forEach((seg, i) => s.g.union(first.segments[i]!.group, seg.group, s.layer.name));
+  s.node.outLayout = first;
+}
+
+function inputLayer(s: LayerStep): void {
+  s.node.role = 'input';
+  const id = s.g.create(s.channels, 'input');
+  s.g.info[id]!.blocked.push('it is the model input');
+  s.node.outLayout = ownLayout(id, s.channels);
+}
+
+function producer(s: LayerStep): void {
+  const { node, g, layer, cfg } = s;
+  node.role = 'producer';
+  const inL = single(s);
+  const id = g.create(s.channels, s.cls === 'Dense' ? 'dense' : 'conv', layer.name);
+  g.consume(inL, layer.name);
+  if (MIXING_ACTIVATIONS.has(String(cfg.activation))) g.info[id]!.blocked.push(`layer '${layer.name}' applies ${String(cfg.activation)} across its outputs`);
+  node.produces = id;
+  node.outLayout = ownLayout(id, s.channels);
+  node.cost = layerCost(layer, s.nodeIndex, 'filter pruning');
+}
+
+function separable(s: LayerStep): void {
+  const { node, g, layer } = s;
+  node.role = 'separable';
+  const inL = single(s);
+  if (inL.positions !== 1) return unsupported(s, 'reads a flattened tensor');
+  const id = g.create(s.channels, 'conv', layer.name);
+  g.consume(inL, layer.name);
+  node.produces = id;
+  node.outLayout = ownLayout(id, s.channels);
+  node.cost = layerCost(layer, s.nodeIndex, 'filter pruning');
+}
+
+function depthwise(s: LayerStep): void {
+  const { node, layer } = s;
+  const inL = single(s);
+  if (inL.positions !== 1) return unsupported(s, 'reads a flattened tensor');
+  node.role = 'depthwise';
+  const m = Number(s.cfg.depthMultiplier ?? 1);
+  s.g.consume(inL, layer.name);
+  node.outLayout = { positions: 1, segments: inL.segments.map((seg) => ({ ...seg, mult: seg.mult * m })) };
+  node.cost = layerCost(layer, s.nodeIndex, 'filter pruning');
+}
+
+function batchNorm(s: LayerStep): void {
+  s.node.role = 'batchnorm';
+  s.g.consume(single(s), s.layer.name);
+  s.node.outLayout = single(s);
+}
+
+function passthrough(s: LayerStep): void {
+  s.node.role = 'passthrough';
+  s.node.outLayout = single(s);
+}
+
+function flatten(s: LayerStep): void {
+  s.node.role = 'flatten';
+  const inL = single(s);
+  const inDims = dims(s.layer, s.inShape);
+  s.node.outLayout = { positions: inL.positions * product(inDims.slice(0, -1)), segments: inL.segments };
+}
+
+function globalPool(s: LayerStep): void {
+  if (single(s).positions !== 1) return unsupported(s, 'pools a flattened tensor');
+  s.node.role = 'global-pool';
+  s.node.outLayout = single(s);
+}
+
+function concatenate(s: LayerStep): void {
+  const axis = Number(s.cfg.axis ?? -1);
+  // Stacking along a spatial axis: every input keeps the same channels.
+  if (!(axis === -1 || axis === s.outShape.length - 1)) return sameChannels(s, 'concatenates');
+  if (s.inLayouts.some((l) => l.positions !== 1)) return unsupported(s, 'concatenates flattened tensors');
+  s.node.role = 'concat';
+  s.node.outLayout = { positions: 1, segments: s.inLayouts.flatMap((l) => l.segments) };
+}
+
+/** Layer class to the handler that follows its channels; a class not listed cannot be pruned through. */
+const HANDLERS = new Map<string, LayerHandler>([
+  ...[...CONV_PRODUCERS, 'Dense'].map((c) => [c, producer] as const),
+  ...[...SEPARABLE].map((c) => [c, separable] as const),
+  ['DepthwiseConv2D', depthwise],
+  ['BatchNormalization', batchNorm],
+  ...[...PASSTHROUGH].map((c) => [c, passthrough] as const),
+  ['Flatten', flatten],
+  ...[...GLOBAL_POOL].map((c) => [c, globalPool] as const),
+  ...[...MERGE].map((c) => [c, (s: LayerStep) => sameChannels(s, 'merges')] as const),
+  ['Concatenate', concatenate],
+]);
+
+/** The node of one layer, its groups created or joined in `g`; `layoutOf` holds the layouts of earlier layers. */
+function addLayer(g: Groups, layoutOf: Map<string, ChannelLayout>, { layer, nodeIndex }: Visit): GraphNode {
+  const cls = layer.getClassName();
+  const inbound = cls === 'InputLayer' ? [] : (layer.inboundNodes[nodeIndex]?.inputTensors ?? []);
+  const inputs = inbound.map((t) => t.sourceLayer.name);
+  const inLayouts = inputs.map((n) => layoutOf.get(n)!);
+  const boundary = layer.inboundNodes[nodeIndex]!;
+  const outShape = shapesOf(boundary.outputShapes)[0]!;
+  const inShape = shapesOf(boundary.inputShapes)[0] ?? outShape;
+  const channels = dims(layer, outShape).at(-1) ?? 1;
+  const cfg = (layer instanceof tf.LayersModel ? {} : layer.getConfig()) as Record<string, unknown>;
+  const node: GraphNode = { name: layer.name, className: cls, role: 'unsupported', inputs, inLayouts, outLayout: { positions: 1, segments: [] }, cost: [] };
+  const step: LayerStep = { layer, nodeIndex, cls, cfg, node, inLayouts, inShape, outShape, channels, g };
+
+  const problem = layer instanceof tf.LayersModel ? 'is a nested model' : configProblem(cls, cfg, outShape.length);
+  if (cls === 'InputLayer') inputLayer(step);
+  else if (problem !== null) unsupported(step, problem);
+  else (HANDLERS.get(cls) ?? ((s: LayerStep) => unsupported(s, 'cannot be pruned through')))(step);
+  return node;
+}
+
+/** Renumbers the provisional group ids of every node to roots, by first appearance; returns the groups. */
+function resolveGroups(g: Groups, nodes: GraphNode[]): ChannelGroup[] {
   const idOf = new Map<number, number>();
   const groups: ChannelGroup[] = [];
   const resolve = (raw: number): number => {
@@ -363,7 +389,30 @@ export function buildGraph(model: tf.LayersModel): DependencyGraph {
     grp.consumers.sort((a, b) => rank.get(a)! - rank.get(b)!);
     if (grp.producers.length > 0) grp.name = grp.producers[0]!;
   }
-  return { model: model.name, nodes, groups };
+  return groups;
+}
+
+/**
+ * The channel groups of a model and how every layer sees them. Layers whose
+ * channels cannot be followed (Reshape, LayerNormalization, softmax across
+ * channels, nested models, unknown classes) block the groups that flow into
+ * them, with a reason naming the layer; groups reaching a model output are
+ * blocked too (the classifier keeps its classes).
+ */
+export function buildGraph(model: tf.LayersModel): DependencyGraph {
+  const g = new Groups();
+  const nodes: GraphNode[] = [];
+  const layoutOf = new Map<string, ChannelLayout>();
+  for (const visit of topological(model)) {
+    const node = addLayer(g, layoutOf, visit);
+    layoutOf.set(node.name, node.outLayout);
+    nodes.push(node);
+  }
+  for (const t of model.outputs) {
+    const l = layoutOf.get(t.sourceLayer.name)!;
+    g.block(l, `its channels reach the model output through layer '${t.sourceLayer.name}'`);
+  }
+  return { model: model.name, nodes, groups: resolveGroups(g, nodes) };
 }
 
 export function nodeByName(graph: DependencyGraph, name: string): GraphNode {
