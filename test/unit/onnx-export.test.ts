@@ -10,6 +10,7 @@ import { exportOnnx, ONNX_OPSET } from '../../src/engine/export/onnx.ts';
 import { createModel } from '../../src/engine/models/registry.ts';
 import { getWeightMap, prunableWeights, setWeightMap } from '../../src/engine/models/inspect.ts';
 import { applyMaskTo } from '../../src/engine/pruning/mask.ts';
+import { shrinkModel } from '../../src/engine/pruning/structure/surgery.ts';
 import { mulberry32 } from '../../src/engine/rng.ts';
 import type { Mask, WeightMap } from '../../src/engine/types.ts';
 
@@ -123,6 +124,36 @@ test('a pruned ticket keeps its zeros in the ONNX initializers and still matches
   assert.ok(maskZeros > 0.7 * Object.values(mask).reduce((a, m) => a + m.length, 0));
   const diff = await maxDiff(model, bytes);
   assert.ok(diff <= 1e-4, `pruned conv-2: max abs diff ${diff}`);
+  model.dispose();
+});
+
+function initializerScalars(bytes: Uint8Array): number {
+  let n = 0;
+  for (const v of initializerValues(bytes).values()) n += v.length;
+  return n;
+}
+
+test('a filter-pruned resnet-8 exports a smaller graph that still matches its TF.js model', async () => {
+  const model = createModel('resnet-8', { inputShape: [12, 12, 3], numClasses: 10, seed: 4 });
+  randomizeNonKernels(model, 17);
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i * 2);
+  const small = await shrinkModel(model, { s1b1_conv1: range(8), s2b1_conv1: range(16), s3b1_conv1: range(32) });
+  const big = exportOnnx(model);
+  const bytes = exportOnnx(small);
+  assert.ok(initializerScalars(bytes) < initializerScalars(big) - 10_000, 'the pruned graph holds fewer weights');
+  const conv = decode(bytes).graph?.initializer?.find((t) => t.name === 's2b1_conv1/kernel');
+  assert.deepEqual(conv?.dims?.map(Number), [16, 16, 3, 3], 'the pruned conv has 16 filters, OIHW');
+  const diff = await maxDiff(small, bytes);
+  assert.ok(diff <= 1e-4, `filter-pruned resnet-8: max abs diff ${diff}`);
+  small.dispose();
+  model.dispose();
+});
+
+test('exporting leaks no tensors', () => {
+  const model = createModel('conv-2', { inputShape: [8, 8, 3], numClasses: 10, seed: 1 });
+  const before = tf.memory().numTensors;
+  exportOnnx(model);
+  assert.equal(tf.memory().numTensors, before);
   model.dispose();
 });
 
