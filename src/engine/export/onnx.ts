@@ -211,7 +211,6 @@ function emitLayer(g: GraphBuilder, layer: Layer, inputs: Value[], inShape: (num
   };
   switch (cls) {
     case 'Dropout':
-    case 'SpatialDropout1D':
       one();
       return x;
     case 'Dense': {
