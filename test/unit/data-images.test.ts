@@ -4,6 +4,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PNG } from 'pngjs';
 import jpeg from 'jpeg-js';
+import { crc32, deflateSync } from 'node:zlib';
 import { DatasetError } from '../../src/engine/data/errors.js';
 import { decodeImage, type DecodedImage } from '../../src/engine/data/images/decode.js';
 import { fitChannels, LUMA, resizeBilinear, toInput } from '../../src/engine/data/images/resize.js';
@@ -13,6 +14,24 @@ function png(width: number, height: number, colorType: 0 | 2 | 4 | 6, data: numb
   const image = new PNG({ width, height, colorType, inputColorType: colorType, inputHasAlpha: colorType === 4 || colorType === 6 });
   image.data = Buffer.from(data);
   return new Uint8Array(PNG.sync.write(image, { colorType, inputColorType: colorType, inputHasAlpha: colorType === 4 || colorType === 6 }));
+}
+
+/** A gray 8-bit Adam7-interlaced PNG whose IDAT inflates to `raw` (pngjs writes no interlaced files). */
+function interlacedPng(width: number, height: number, raw: Uint8Array): Uint8Array {
+  const chunk = (type: string, data: Uint8Array) => {
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const out = Buffer.alloc(body.length + 8);
+    out.writeUInt32BE(data.length, 0);
+    body.copy(out, 4);
+    out.writeUInt32BE(crc32(body), body.length + 4);
+    return out;
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 0, 0, 0, 1], 8);
+  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  return new Uint8Array(Buffer.concat([signature, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', new Uint8Array(0))]));
 }
 
 /** A uniform RGB JPEG (jpeg-js writes three components). */
@@ -71,6 +90,16 @@ describe('decode', () => {
     );
     assert.throws(() => decodeImage(jpg(16, 16, [0, 0, 0]), 'big.jpg', { maxPixels: 255 }), refusal(/^big\.jpg: image is 16x16 = 256 pixels, over the cap of 255$/));
     assert.equal(decodeImage(grayPng(0, 10), 'ok.png', { maxPixels: 100 }).width, 10);
+  });
+});
+
+describe('interlaced PNG', () => {
+  test('decodes, and a decompression bomb in one stops at the bound', () => {
+    // 1x1: Adam7's first pass holds the only pixel, after its filter byte.
+    assert.deepEqual(decodeImage(interlacedPng(1, 1, new Uint8Array([0, 77])), 'one.png').pixels, new Uint8Array([77]));
+    const bomb = interlacedPng(4, 4, new Uint8Array(64 * 2 ** 20));
+    assert.ok(bomb.length < 200_000, `${bomb.length} bytes`);
+    assert.throws(() => decodeImage(bomb, 'cat/bomb.png'), refusal(/^cat\/bomb\.png: cannot decode image: its pixel data inflates past the \d+ bytes a 4x4 image needs$/, 'cat/bomb.png'));
   });
 });
 

@@ -2,6 +2,7 @@
 // only its header to refuse an image over the pixel cap before any pixel is
 // allocated: a small file must not be able to ask for gigabytes.
 
+import { inflateSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 import jpeg from 'jpeg-js';
 import { DatasetError, describeError } from '../errors.js';
@@ -77,7 +78,7 @@ export function decodeImage(
   checkPixels(header, file, limits.maxPixels, field);
   let image: DecodedImage;
   try {
-    image = header.format === 'png' ? decodePng(bytes) : decodeJpeg(bytes, header, limits.maxPixels);
+    image = header.format === 'png' ? decodePng(bytes, header) : decodeJpeg(bytes, header, limits.maxPixels);
   } catch (err) {
     throw new DatasetError(`${file}: cannot decode image: ${describeError(err)}`, field, file, { cause: err });
   }
@@ -99,7 +100,37 @@ function checkPixels(size: { width: number; height: number }, file: string, maxP
   }
 }
 
-function decodePng(bytes: Uint8Array): DecodedImage {
+/** Samples a pixel by PNG colour type. */
+const PNG_SAMPLES: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+
+/**
+ * pngjs bounds its inflate by the image size only for non-interlaced files; an
+ * interlaced one is inflated here first with a bound, so a bomb stops at it.
+ */
+function checkInterlacedInflate(bytes: Uint8Array, header: ImageHeader): void {
+  if (bytes[28] !== 1) return;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const idat: Uint8Array[] = [];
+  for (let i = 8; i + 8 <= bytes.length; ) {
+    const length = view.getUint32(i);
+    const type = String.fromCharCode(...bytes.subarray(i + 4, i + 8));
+    if (type === 'IDAT') idat.push(bytes.subarray(i + 8, i + 8 + length));
+    if (type === 'IEND') break;
+    i += 12 + length;
+  }
+  const bitsPerPixel = (PNG_SAMPLES[bytes[25]] ?? 4) * bytes[24];
+  // Adam7 adds at most one filter byte per row of each of its 7 passes, and pads each row to a byte.
+  const bound = Math.ceil((header.width * bitsPerPixel) / 8) * header.height + 7 * (header.height + 1) * 2 + 64;
+  try {
+    inflateSync(Buffer.concat(idat), { maxOutputLength: bound });
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== 'ERR_BUFFER_TOO_LARGE') throw err;
+    throw new Error(`its pixel data inflates past the ${bound} bytes a ${header.width}x${header.height} image needs`);
+  }
+}
+
+function decodePng(bytes: Uint8Array, header: ImageHeader): DecodedImage {
+  checkInterlacedInflate(bytes, header);
   const png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   // pngjs always hands back RGBA; keep only the channels the file has.
   const channels = (png.color ? 3 : 1) + (png.alpha ? 1 : 0);
