@@ -1,5 +1,6 @@
 // Image-folder datasets: PNG and JPEG bytes made here with pngjs and jpeg-js,
-// decoded, fitted to the model's channels and resized, with each refusal's message.
+// decoded, fitted to the model's channels, resized, and laid out as ImageFolder
+// trees (`class/img.png`, optional train/ val/ test/), with each refusal's message.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PNG } from 'pngjs';
@@ -8,6 +9,7 @@ import { crc32, deflateSync } from 'node:zlib';
 import { DatasetError } from '../../src/engine/data/errors.js';
 import { decodeImage, type DecodedImage } from '../../src/engine/data/images/decode.js';
 import { fitChannels, LUMA, resizeBilinear, toInput } from '../../src/engine/data/images/resize.js';
+import { loadImageFolder, type FolderEntry, type ImageFolderOptions } from '../../src/engine/data/images/folder.js';
 
 /** PNG of colour type 0 (gray, 1 byte a pixel), 2 (RGB, 3), 4 (gray + alpha, 2) or 6 (RGBA, 4). */
 function png(width: number, height: number, colorType: 0 | 2 | 4 | 6, data: number[]): Uint8Array {
@@ -41,7 +43,7 @@ function jpg(width: number, height: number, rgb: [number, number, number]): Uint
   return new Uint8Array(jpeg.encode({ width, height, data }, 100).data);
 }
 
-/** A uniform gray PNG of one value. */
+/** A uniform gray PNG of one value: each class gets its own so labels can be checked through pixels. */
 const grayPng = (value: number, size = 2) => png(size, size, 0, new Array<number>(size * size).fill(value));
 
 function refusal(pattern: RegExp, file?: string) {
@@ -52,6 +54,15 @@ function refusal(pattern: RegExp, file?: string) {
     return true;
   };
 }
+
+const options = (extra: Partial<ImageFolderOptions> = {}): ImageFolderOptions => ({
+  reference: 'file:///data/pets',
+  name: 'pets',
+  maxFiles: 100,
+  validationFraction: 0,
+  seed: 0,
+  ...extra,
+});
 
 describe('decode', () => {
   test('PNG keeps its values and its channels', () => {
@@ -133,5 +144,126 @@ describe('resize and channels', () => {
     assert.deepEqual([...fitChannels(grayAlpha, 3).values], [40, 40, 40, 90, 90, 90]);
     assert.deepEqual([...fitChannels(grayAlpha, 1).values], [40, 90]);
     assert.throws(() => fitChannels(grayAlpha, 4, 'x.png'), refusal(/^x\.png: the model takes 4 channels/));
+  });
+});
+
+describe('image folder', () => {
+  // Class k's images are gray k * 50 + 10, so a label can be read back from the pixels.
+  const value = (k: number) => k * 50 + 10;
+  const tree = (splits: Record<string, Record<string, number>>): FolderEntry[] => {
+    const entries: FolderEntry[] = [];
+    for (const [split, classes] of Object.entries(splits)) {
+      for (const [cls, n] of Object.entries(classes)) {
+        const k = ['bird', 'cat', 'dog'].indexOf(cls);
+        for (let i = 0; i < n; i++) entries.push({ path: `${split}${cls}/${i}.png`, bytes: grayPng(value(k)) });
+      }
+    }
+    return entries;
+  };
+  const labelsMatchPixels = (split: { x: Float32Array; y: Int32Array; n: number }, size: number, classNames: string[] = ['bird', 'cat', 'dog']) => {
+    for (let i = 0; i < split.n; i++) {
+      const k = ['bird', 'cat', 'dog'].indexOf(classNames[split.y[i]]);
+      assert.ok(Math.abs(split.x[i * size] - value(k) / 255) < 1e-6, `example ${i}`);
+    }
+  };
+
+  test('train/ and test/ beside each other: classes sorted, counts and labels', async () => {
+    // Listed out of order, classes too: the result must not depend on it.
+    const entries = tree({ 'test/': { dog: 2, bird: 1, cat: 3 }, 'train/': { dog: 4, cat: 5, bird: 6 } }).reverse();
+    const ds = await loadImageFolder(entries, options());
+    assert.deepEqual(ds.classNames, ['bird', 'cat', 'dog']);
+    assert.equal(ds.numClasses, 3);
+    assert.deepEqual(ds.inputShape, [2, 2, 1]);
+    assert.equal(ds.train.n, 15);
+    assert.equal(ds.validation.n, 0);
+    assert.equal(ds.test.n, 6);
+    const count = (y: Int32Array, k: number) => y.filter((v) => v === k).length;
+    assert.deepEqual([0, 1, 2].map((k) => count(ds.train.y, k)), [6, 5, 4]);
+    assert.deepEqual([...ds.test.y], [0, 1, 1, 1, 2, 2]);
+    labelsMatchPixels(ds.train, 4);
+    labelsMatchPixels(ds.test, 4);
+    assert.equal(ds.reference, 'file:///data/pets');
+    assert.match(ds.sha256, /^[0-9a-f]{64}$/);
+    const again = await loadImageFolder(tree({ 'train/': { bird: 6, cat: 5, dog: 4 }, 'test/': { bird: 1, cat: 3, dog: 2 } }), options());
+    assert.equal(again.sha256, ds.sha256);
+  });
+
+  test('val/ replaces the carve; entries read lazily; one wrapping folder is dropped', async () => {
+    const entries = tree({ 'pets/train/': { cat: 3, dog: 3 }, 'pets/val/': { cat: 1, dog: 1 }, 'pets/test/': { cat: 1, dog: 2 } }).map(
+      ({ path, bytes }): FolderEntry => ({ path, read: async () => bytes as Uint8Array }),
+    );
+    entries.push({ path: 'pets/' }, { path: 'pets/README.txt', bytes: new Uint8Array([1]) }, { path: 'pets/.DS_Store', bytes: new Uint8Array([2]) });
+    const ds = await loadImageFolder(entries, options({ validationFraction: 0.5 }));
+    assert.deepEqual(ds.classNames, ['cat', 'dog']);
+    assert.deepEqual([ds.train.n, ds.validation.n, ds.test.n], [6, 2, 3]);
+    assert.deepEqual([...ds.validation.y], [0, 1]);
+    labelsMatchPixels(ds.validation, 4, ds.classNames);
+    labelsMatchPixels(ds.train, 4, ds.classNames);
+  });
+
+  test('class folders at the top: test and validation carved by seed, resized to the model and made RGB', async () => {
+    const entries = tree({ '': { bird: 10, cat: 10 } });
+    // One JPEG of another size among the PNGs: resizing brings it to the model's size.
+    entries.push({ path: 'cat/big.jpg', bytes: jpg(8, 8, [value(1), value(1), value(1)]) });
+    const ds = await loadImageFolder(entries, options({ inputShape: [3, 3, 3], validationFraction: 0.25, testFraction: 0.2 }));
+    assert.deepEqual(ds.inputShape, [3, 3, 3]);
+    assert.deepEqual([ds.train.n, ds.validation.n, ds.test.n], [13, 4, 4]);
+    assert.equal(ds.train.x.length, 13 * 27);
+    for (const split of [ds.train, ds.validation, ds.test]) {
+      for (let i = 0; i < split.n; i++) {
+        for (let j = 0; j < 27; j++) assert.ok(Math.abs(split.x[i * 27 + j] - value(split.y[i]) / 255) < 4 / 255);
+      }
+    }
+    const again = await loadImageFolder(entries, options({ inputShape: [3, 3, 3], validationFraction: 0.25, testFraction: 0.2 }));
+    assert.deepEqual(again.test.y, ds.test.y);
+    assert.deepEqual(again.train.y, ds.train.y);
+  });
+
+  describe('refusals', () => {
+    const refuse = (entries: FolderEntry[], pattern: RegExp, file?: string, extra: Partial<ImageFolderOptions> = {}) =>
+      assert.rejects(loadImageFolder(entries, options(extra)), refusal(pattern, file));
+
+    test('no class folders', async () => {
+      await refuse([{ path: 'a.png', bytes: grayPng(1) }], /^a\.png: not inside a class folder$/, 'a.png');
+      await refuse([{ path: 'notes.txt', bytes: new Uint8Array([1]) }], /no class folders in the top folder/);
+      await refuse(tree({ 'test/': { cat: 1, dog: 1 } }), /^no class folders in train\//, 'train/');
+    });
+
+    test('one class only', async () => {
+      await refuse(tree({ '': { cat: 3 } }), /^cat\/: only one class; a classifier needs at least two class folders$/, 'cat/');
+      await refuse(tree({ 'train/': { cat: 3 }, 'test/': { cat: 1 } }), /^train\/cat\/: only one class/, 'train/cat/');
+    });
+
+    test('an empty class', async () => {
+      await refuse([...tree({ '': { cat: 2, dog: 2 } }), { path: 'bird/' }], /^bird\/: empty class folder \(no PNG or JPEG images\)$/, 'bird/');
+      await refuse([...tree({ 'train/': { cat: 2, dog: 2 } }), { path: 'train/bird/notes.txt', bytes: new Uint8Array([1]) }], /^train\/bird\/: empty class folder/, 'train/bird/');
+    });
+
+    test('mixed sizes when resizing is off', async () => {
+      const entries = [...tree({ '': { cat: 2, dog: 2 } }), { path: 'dog/wide.png', bytes: png(3, 2, 0, new Array<number>(6).fill(0)) }];
+      await refuse(entries, /^dog\/wide\.png: image is 2x3, not 2x2 like cat\/0\.png, and resizing is off$/, 'dog/wide.png', { resize: false });
+      await refuse(tree({ '': { cat: 1, dog: 1 } }), /^cat\/0\.png: image is 2x2, not the model's 4x4, and resizing is off$/, 'cat/0.png', { resize: false, inputShape: [4, 4, 1] });
+      // Resizing on, the same tree loads.
+      const ds = await loadImageFolder(entries, options({ inputShape: [2, 2, 1] }));
+      assert.equal(ds.train.n + ds.test.n, 5);
+    });
+
+    test('too many files', async () => {
+      const entries = tree({ '': { cat: 3, dog: 3 } });
+      await refuse(entries, /^dog\/2\.png: too many files: more than the cap of 5$/, 'dog/2.png', { maxFiles: 5 });
+      assert.equal((await loadImageFolder(entries, options({ maxFiles: 6 }))).classNames?.length, 2);
+    });
+
+    test('an image over the pixel cap', async () => {
+      const entries = [...tree({ '': { cat: 2, dog: 2 } }), { path: 'dog/huge.png', bytes: grayPng(0, 20) }];
+      await refuse(entries, /^dog\/huge\.png: image is 20x20 = 400 pixels, over the cap of 399$/, 'dog/huge.png', { maxPixels: 399 });
+    });
+
+    test('an undecodable image, a stray image, a class unknown to train/', async () => {
+      await refuse([...tree({ '': { cat: 2, dog: 2 } }), { path: 'dog/bad.jpg', bytes: new Uint8Array([0xff, 0xd8, 0xff, 0xd9]) }], /^dog\/bad\.jpg: cannot decode image/, 'dog/bad.jpg');
+      await refuse([...tree({ 'train/': { cat: 2, dog: 2 } }), { path: 'extra/x.png', bytes: grayPng(0) }], /^extra\/x\.png: outside train\/, val\/ and test\/$/);
+      await refuse([...tree({ '': { cat: 2, dog: 2 } }), { path: 'dog/deeper/x.png', bytes: grayPng(0) }], /^dog\/deeper\/x\.png: nested below its class folder/);
+      await refuse(tree({ 'train/': { cat: 2, dog: 2 }, 'test/': { bird: 1 } }), /^test\/bird\/: class not in train\/ \(classes: cat, dog\)$/, 'test/bird/');
+    });
   });
 });
