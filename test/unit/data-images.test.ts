@@ -257,6 +257,9 @@ describe('image folder', () => {
     test('an image over the pixel cap', async () => {
       const entries = [...tree({ '': { cat: 2, dog: 2 } }), { path: 'dog/huge.png', bytes: grayPng(0, 20) }];
       await refuse(entries, /^dog\/huge\.png: image is 20x20 = 400 pixels, over the cap of 399$/, 'dog/huge.png', { maxPixels: 399 });
+      // And over the cap for the whole folder: four 2x2 images before it, in class then path order.
+      await refuse(entries, /^dog\/huge\.png: images up to here hold 416 pixels, over the cap of 415 for the whole folder$/, 'dog/huge.png', { maxTotalPixels: 415 });
+      assert.equal((await loadImageFolder(entries, options({ maxTotalPixels: 416 }))).classNames?.length, 2);
     });
 
     test('an undecodable image, a stray image, a class unknown to train/', async () => {

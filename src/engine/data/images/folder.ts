@@ -10,7 +10,7 @@ import { DatasetError } from '../errors.js';
 import type { Examples } from '../examples.js';
 import { assemble, validationSize, type SplitOptions } from '../split.js';
 import { permutation } from '../../rng.js';
-import { decodeImage, DEFAULT_MAX_PIXELS, type DecodedImage } from './decode.js';
+import { decodeImage, DEFAULT_MAX_PIXELS, readHeader, type DecodedImage } from './decode.js';
 import { toInput } from './resize.js';
 
 /** One file or folder of the tree; a path ending in `/` is a folder. */
@@ -32,11 +32,14 @@ export interface ImageFolderOptions extends SplitOptions {
   maxFiles: number;
   /** Largest width * height of one image. Default 4096 * 4096. */
   maxPixels?: number;
+  /** Largest sum of width * height over all images, decoded ones held at once. Default 2^28. */
+  maxTotalPixels?: number;
   /** Fraction of the training pool carved as test when there is no `test` folder. Default 0.2. */
   testFraction?: number;
 }
 
 export const DEFAULT_TEST_FRACTION = 0.2;
+export const DEFAULT_MAX_TOTAL_PIXELS = 2 ** 28;
 
 const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg'];
 const SPLIT_FOLDERS = ['train', 'val', 'test'] as const;
@@ -56,11 +59,19 @@ export async function loadImageFolder(entries: FolderEntry[], opts: ImageFolderO
 
   const digest = createHash('sha256');
   const decoded: { file: ImageFile; image: DecodedImage }[] = [];
+  const maxTotal = opts.maxTotalPixels ?? DEFAULT_MAX_TOTAL_PIXELS;
+  let total = 0;
   for (const file of files) {
     const bytes = file.entry.bytes ?? (file.entry.read ? await file.entry.read() : undefined);
     if (bytes === undefined) throw new DatasetError(`${file.path}: no bytes to read`, 'reference', file.path);
     // Path and length frame each file so the digest names the tree, not just the concatenated bytes.
     digest.update(`${file.path}\0${bytes.length}\0`).update(bytes);
+    // Every image is held decoded until the target shape is known: the header's size counts before decoding.
+    const header = readHeader(bytes, file.path);
+    total += header.width * header.height;
+    if (total > maxTotal) {
+      throw new DatasetError(`${file.path}: images up to here hold ${total} pixels, over the cap of ${maxTotal} for the whole folder`, 'reference', file.path);
+    }
     decoded.push({ file, image: decodeImage(bytes, file.path, { maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS }) });
   }
 
