@@ -24,6 +24,8 @@ export interface Dataset {
   /** Carved from training data; used for early stopping only. */
   validation: Split;
   test: Split;
+  /** Class names in label order, when the data names them (image folders). */
+  classNames?: string[];
 }
 
 /** How a prunable weight is treated by the per-kind pruning fractions. */
