@@ -42,6 +42,7 @@ interface ErrorDef {
 
 export const ERRORS = Object.freeze({
   INVALID_ARGUMENT: { http: 400, grpc: GRPC.INVALID_ARGUMENT, description: 'A request field is malformed or out of range; `field` names it.' },
+  UNSUPPORTED_MODEL: { http: 400, grpc: GRPC.INVALID_ARGUMENT, description: 'An uploaded ONNX or Keras model uses an op, layer or feature Ticketsmith cannot convert; the message names it and the first node that uses it.' },
   UNAUTHENTICATED: { http: 401, grpc: GRPC.UNAUTHENTICATED, description: 'No API key, or an unknown or revoked one.' },
   NOT_FOUND: { http: 404, grpc: GRPC.NOT_FOUND, description: "No such resource for this tenant (another tenant's resources are not found either)." },
   ALREADY_EXISTS: { http: 409, grpc: GRPC.ALREADY_EXISTS, description: 'The resource exists already.' },
@@ -141,6 +142,11 @@ function recognise(e: unknown): ServiceError | null {
     // A DatasetError that names no field is about the dataset as a whole.
     return new ServiceError('INVALID_ARGUMENT', e.message, fieldOf(e) ?? (e.name === 'DatasetError' ? 'dataset' : undefined));
   }
+  // engine/models/import/errors.ts, by name for the same reason as above; it carries its own code.
+  if (e instanceof Error && e.name === 'ModelImportError') {
+    const code = (e as Error & { code?: unknown }).code === 'UNSUPPORTED_MODEL' ? 'UNSUPPORTED_MODEL' : 'INVALID_ARGUMENT';
+    return new ServiceError(code, e.message, fieldOf(e) ?? 'files');
+  }
   if (e instanceof BlobTooLargeError) return new ServiceError('PAYLOAD_TOO_LARGE', e.message);
   // A storage failure says what, never where.
   if (e instanceof BlobNotFoundError) return new ServiceError('UNAVAILABLE', 'artifact bytes are not reachable in the blob store');
@@ -170,6 +176,7 @@ export function jobFailure(e: unknown): { code: JobErrorCode; message: string } 
   const { error } = classifyError(e);
   const own = e instanceof Error ? e.message : String(e);
   const blobStore = e instanceof BlobNotFoundError || e instanceof BlobStoreUnavailableError;
+  if (error.code === 'UNSUPPORTED_MODEL') return { code: 'INVALID_ARGUMENT', message: error.message };
   if (error.code === 'INVALID_ARGUMENT' || (error.code === 'UNAVAILABLE' && blobStore)) return { code: error.code, message: error.message };
   return { code: 'ENGINE_ERROR', message: own || 'engine failed' };
 }

@@ -31,7 +31,7 @@ export const modelRoutes: RouteDef[] = [
       content: { 'multipart/form-data': multipart, 'application/zip': binary, 'application/gzip': binary, 'application/x-tar': binary },
     },
     responses: { 201: { description: 'Stored', content: { 'application/json': ref('Model') }, headers: { Location: 'The model URL' } } },
-    errors: ['INVALID_ARGUMENT', 'PAYLOAD_TOO_LARGE', 'QUOTA_EXCEEDED', ...COMMON_ERRORS],
+    errors: ['INVALID_ARGUMENT', 'UNSUPPORTED_MODEL', 'PAYLOAD_TOO_LARGE', 'QUOTA_EXCEEDED', ...COMMON_ERRORS],
     async handler(req, res, { ctx, tenant }) {
       const { upload, name } = await readModelUpload(req, ctx.config.maxUploadBytes);
       const model = await uploadModel(ctx, tenant, upload, { name });
