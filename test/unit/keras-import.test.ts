@@ -159,6 +159,46 @@ test("Keras 3 weight groups are found by Keras's own class numbering when the va
   model.dispose();
 });
 
+/** A Keras 3 model_config rewritten the way tf.keras 2 wrote it (nested-list inbound nodes, batch_input_shape, dtype strings). */
+function asKeras2(config: Json): Json {
+  const strip = (x: any): any => {
+    if (Array.isArray(x)) return x.map(strip);
+    if (x === null || typeof x !== 'object') return x;
+    if (x.class_name === 'DTypePolicy') return x.config.name;
+    const out: Json = {};
+    for (const [k, v] of Object.entries(x)) if (!['module', 'registered_name', 'build_config', 'shared_object_id'].includes(k)) out[k] = strip(v);
+    return out;
+  };
+  const c = strip(config) as Json;
+  for (const layer of c.config.layers as Json[]) {
+    if (layer.class_name === 'InputLayer') {
+      layer.config.batch_input_shape = layer.config.batch_shape;
+      delete layer.config.batch_shape;
+      delete layer.config.optional;
+    }
+    layer.inbound_nodes = (layer.inbound_nodes as Json[]).map((call) =>
+      [call.args].flat(2).map((t: Json) => [...(t.config.keras_history as unknown[]), {}]));
+  }
+  c.config.input_layers = [c.config.input_layers];
+  c.config.output_layers = [c.config.output_layers];
+  c.keras_version = '2.15.0';
+  return c;
+}
+
+test('a legacy .h5 whose model_config is in tf.keras 2 form imports the same', async () => {
+  let converted: Json = {};
+  const h5 = await editHdf5(fixture('keras-functional.h5'), (f) => {
+    converted = asKeras2(JSON.parse(String(f.attrs.model_config!.value)) as Json);
+    f.delete_attribute('model_config');
+    f.create_attribute('model_config', JSON.stringify(converted));
+  });
+  const add = (converted.config.layers as Json[]).find((l) => l.name === 'res_add')!;
+  assert.deepEqual(add.inbound_nodes, [[['stem_relu', 0, 0, {}], ['res_bn', 0, 0, {}]]]);
+  const model = await importKeras(h5, 'keras2.h5');
+  assert.ok(maxDiffToKeras(model, 'keras-functional') < 1e-4);
+  model.dispose();
+});
+
 test('format detection: isKerasArchive on unpacked names, isHdf5 on bytes', () => {
   assert.equal(isKerasArchive([{ name: 'config.json' }, { name: 'metadata.json' }, { name: 'model.weights.h5' }]), true);
   assert.equal(isKerasArchive([{ name: 'model.json' }, { name: 'weights.bin' }]), false);
