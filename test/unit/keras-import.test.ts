@@ -17,6 +17,7 @@ import { prunableWeights } from '../../src/engine/models/inspect.ts';
 import { ModelImportError } from '../../src/engine/models/import/errors.ts';
 import { importKeras, isHdf5, isKerasArchive, KERAS_LAYER_CLASSES } from '../../src/engine/models/keras/index.ts';
 import { kerasSnakeCase } from '../../src/engine/models/keras/weights.ts';
+import { mulberry32 } from '../../src/engine/rng.ts';
 
 const DIR = new URL('../fixtures/models/', import.meta.url);
 const fixture = (name: string): Uint8Array => new Uint8Array(readFileSync(new URL(name, DIR)));
@@ -209,6 +210,15 @@ test('format detection: isKerasArchive on unpacked names, isHdf5 on bytes', () =
   assert.equal(isHdf5(fixture('mlp-gemm.onnx')), false);
 });
 
+test('a ReLU with a negative slope is built as a LeakyReLU with that slope', async () => {
+  const model = await importKeras(editArchive((c) => { layerOf(c, 'res_relu').config.negative_slope = 0.25; }), 'slope.keras');
+  const layer = model.getLayer('res_relu');
+  assert.equal(layer.getClassName(), 'LeakyReLU');
+  const y = tf.tidy(() => (layer.apply(tf.tensor1d([-2, 3])) as tf.Tensor).dataSync());
+  assert.deepEqual(Array.from(y), [-0.5, 3]);
+  model.dispose();
+});
+
 test('unsupported layer classes are refused as UNSUPPORTED_MODEL, each named with its first layer, with the supported set', async () => {
   const bytes = editArchive((c) => {
     layerOf(c, 'branch_a').class_name = 'MyAttention';
@@ -227,6 +237,7 @@ test('settings TF.js lacks are refused by layer: channels_first, grouped convolu
   await refusal(editArchive((c) => { layerOf(c, 'branch_b').config.groups = 2; }), 'groups.keras', 'UNSUPPORTED_MODEL', /layer 'branch_b'/, /groups=2/);
   await refusal(editArchive((c) => { layerOf(c, 'probs').config.dtype.config.name = 'mixed_float16'; }), 'mixed.keras', 'UNSUPPORTED_MODEL', /layer 'probs'/, /mixed_float16/);
   await refusal(editArchive((c) => { layerOf(c, 'branch_a').config.activation = 'hard_sigmoid'; }), 'act.keras', 'UNSUPPORTED_MODEL', /layer 'branch_a'/, /activation 'hard_sigmoid'/);
+  await refusal(editArchive((c) => { layerOf(c, 'stem_relu').config.threshold = 0.5; }), 'threshold.keras', 'UNSUPPORTED_MODEL', /layer 'stem_relu' \(ReLU\) sets threshold=0\.5/);
 });
 
 test('a model with two inputs or two outputs is refused, naming them', async () => {
@@ -253,6 +264,9 @@ test('a corrupt zip, a corrupt or foreign HDF5 file and an archive without weigh
   const scrambled = new Uint8Array(h5);
   for (let i = 2048; i < scrambled.length; i++) scrambled[i] = (i * 31) & 255;
   await refusal(scrambled, 'scrambled.h5', 'INVALID_ARGUMENT', /scrambled\.h5: /, /HDF5/);
+  // HDF5 may abort() inside its WebAssembly build on such bytes; the reader must still work after.
+  const after = await importKeras(h5, 'after.h5');
+  after.dispose();
   await refusal(fixture('mlp-gemm.onnx'), 'model.h5', 'INVALID_ARGUMENT', /model\.h5: not an HDF5 file/);
 
   const files = unzipSync(zip);
@@ -262,6 +276,29 @@ test('a corrupt zip, a corrupt or foreign HDF5 file and an archive without weigh
   await refusal(editArchive(() => {}, { 'config.json': null }), 'noconfig.keras', 'INVALID_ARGUMENT', /noconfig\.keras: the archive has no config\.json/);
   const weightsOnly = await editHdf5(h5, (f) => f.delete_attribute('model_config'));
   await refusal(weightsOnly, 'weights-only.h5', 'INVALID_ARGUMENT', /weights-only\.h5: the HDF5 file has no 'model_config'/);
+});
+
+test('flipped bytes in a .keras or .h5 give a model or a ModelImportError, nothing else, and leak no tensors', async () => {
+  const next = mulberry32(11);
+  const before = tf.memory().numTensors;
+  const outcomes = { ok: 0, refused: 0 };
+  for (const file of ['keras-functional.keras', 'keras-functional.h5']) {
+    const good = fixture(file);
+    for (let k = 0; k < 25; k++) {
+      const bytes = new Uint8Array(good);
+      for (let j = 0; j < 8; j++) bytes[Math.floor(next() * bytes.length)] ^= 1 + Math.floor(next() * 255);
+      try {
+        (await importKeras(bytes, file)).dispose();
+        outcomes.ok++;
+      } catch (e) {
+        assert.ok(e instanceof ModelImportError, `${file} flip ${k}: ${String(e)}`);
+        outcomes.refused++;
+      }
+    }
+  }
+  assert.ok(outcomes.refused > 0, JSON.stringify(outcomes));
+  assert.equal(tf.memory().numTensors, before);
+  (await importKeras(fixture('keras-functional.h5'), 'keras-functional.h5')).dispose();
 });
 
 test('weights that do not fit the config, and a layer missing from the weights file, are refused naming the layer', async () => {

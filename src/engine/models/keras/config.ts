@@ -99,8 +99,16 @@ const ACTIVATIONS: Record<string, string> = {
 
 const CONV_KEYS = ['kernel_size', 'strides', 'padding', 'dilation_rate', 'use_bias'];
 
+/** A layer TF.js builds under another class (Keras's ReLU with a negative slope is TF.js's LeakyReLU). */
+class Retyped {
+  constructor(
+    readonly cls: string,
+    readonly config: Json,
+  ) {}
+}
+
 /** A layer's TF.js config (name, trainable and dtype are added by the caller). */
-type Converter = (layer: Source) => Json;
+type Converter = (layer: Source) => Json | Retyped;
 
 const conv = (extra: string[]): Converter => (l) => {
   l.channelsLast();
@@ -137,9 +145,14 @@ const CONVERTERS: Record<string, Converter> = {
   Activation: (l) => ({ activation: l.activation() }),
   ReLU: (l) => {
     l.zero('threshold');
-    l.zero('negative_slope');
     const max = l.config.max_value;
     if (max !== undefined && max !== null && (typeof max !== 'number' || !(max > 0))) l.invalid(`max_value must be a positive number, got ${JSON.stringify(max)}`);
+    const slope = l.config.negative_slope ?? 0;
+    if (typeof slope !== 'number') l.invalid(`negative_slope must be a number, got ${JSON.stringify(slope)}`);
+    if (slope !== 0) {
+      if (max !== undefined && max !== null) l.refuse(`sets both negative_slope=${slope} and max_value=${max}`);
+      return new Retyped('LeakyReLU', { alpha: slope });
+    }
     return max === undefined || max === null ? {} : { max_value: max };
   },
   LeakyReLU: (l) => {
@@ -260,7 +273,9 @@ function convertLayer(l: Source): Json {
   const convert = CONVERTERS[l.cls];
   if (convert === undefined) throw new Error(`no converter for ${l.cls}`);
   const trainable = l.config.trainable === false ? false : true;
-  return { class_name: l.cls, config: { ...convert(l), name: l.name, trainable, dtype: dtypeOf(l) } };
+  const out = convert(l);
+  const [cls, config] = out instanceof Retyped ? [out.cls, out.config] : [l.cls, out];
+  return { class_name: cls, config: { ...config, name: l.name, trainable, dtype: dtypeOf(l) } };
 }
 
 /**
