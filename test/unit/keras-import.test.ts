@@ -15,7 +15,7 @@ import { exportOnnx } from '../../src/engine/export/onnx.ts';
 import { modelFromFiles, modelToFiles } from '../../src/engine/models/files.ts';
 import { prunableWeights } from '../../src/engine/models/inspect.ts';
 import { ModelImportError } from '../../src/engine/models/import/errors.ts';
-import { importKeras, isHdf5, isKerasArchive, KERAS_LAYER_CLASSES } from '../../src/engine/models/keras/index.ts';
+import { importKeras, importKerasFiles, isHdf5, isKerasArchive, KERAS_LAYER_CLASSES } from '../../src/engine/models/keras/index.ts';
 import { kerasSnakeCase } from '../../src/engine/models/keras/weights.ts';
 import { mulberry32 } from '../../src/engine/rng.ts';
 
@@ -198,6 +198,18 @@ test('a legacy .h5 whose model_config is in tf.keras 2 form imports the same', a
   const model = await importKeras(h5, 'keras2.h5');
   assert.ok(maxDiffToKeras(model, 'keras-functional') < 1e-4);
   model.dispose();
+});
+
+test('an archive already unpacked (the files isKerasArchive accepts) imports the same, and refuses a missing weights file', async () => {
+  const files = Object.entries(unzipSync(fixture('keras-functional.keras'))).map(([name, bytes]) => ({ name, bytes }));
+  assert.equal(isKerasArchive(files), true);
+  const model = await importKerasFiles(files, 'upload');
+  assert.ok(maxDiffToKeras(model, 'keras-functional') < 1e-4);
+  model.dispose();
+  const err = await importKerasFiles(files.filter((f) => f.name !== 'model.weights.h5'), 'upload').catch((e: unknown) => e);
+  assert.ok(err instanceof ModelImportError);
+  assert.equal(err.code, 'INVALID_ARGUMENT');
+  assert.match(err.message, /upload: the archive has no model\.weights\.h5/);
 });
 
 test('format detection: isKerasArchive on unpacked names, isHdf5 on bytes', () => {

@@ -96,8 +96,7 @@ async function withWeights(model: tf.LayersModel, bytes: Uint8Array, label: stri
   }
 }
 
-async function importArchive(bytes: Uint8Array, fileName: string, opts: Required<KerasImportOptions>): Promise<tf.LayersModel> {
-  const entries = unpackKeras(bytes, fileName, opts.maxBytes);
+async function importEntries(entries: ReadonlyMap<string, Uint8Array>, fileName: string, opts: Required<KerasImportOptions>): Promise<tf.LayersModel> {
   const config = entries.get(CONFIG);
   if (config === undefined) throw invalid(`${fileName}: the archive has no ${CONFIG}; a Keras 3 .keras file holds ${CONFIG}, ${METADATA} and ${WEIGHTS}`, fileName);
   const weights = entries.get(WEIGHTS);
@@ -107,6 +106,30 @@ async function importArchive(bytes: Uint8Array, fileName: string, opts: Required
   const model = await build(converted, where, opts.limits);
   const label = `${fileName} ${WEIGHTS}`;
   return withWeights(model, weights, label, converted, (f) => keras3Locator(f, converted.layers, label));
+}
+
+const resolve = (options: KerasImportOptions): Required<KerasImportOptions> => {
+  const limits = options.limits ?? DEFAULT_MODEL_LIMITS;
+  return { limits, maxBytes: options.maxBytes ?? limits.maxBytes + 16 * 1024 * 1024 };
+};
+
+/**
+ * A TF.js Layers model from a Keras 3 archive already unpacked (an upload
+ * whose files isKerasArchive accepts): config.json and model.weights.h5 at
+ * the root; `label` names the upload in messages. Throws ModelImportError.
+ */
+export async function importKerasFiles(files: readonly { name: string; bytes: Uint8Array }[], label: string, options: KerasImportOptions = {}): Promise<tf.LayersModel> {
+  const opts = resolve(options);
+  const entries = new Map<string, Uint8Array>();
+  let total = 0;
+  for (const f of files) {
+    const name = f.name.replace(/^\.\//, '');
+    if (!ARCHIVE_ENTRIES.has(name)) continue;
+    total += f.bytes.byteLength;
+    if (total > opts.maxBytes) throw invalid(`${label}: the Keras files hold more than ${opts.maxBytes} bytes`, label);
+    entries.set(name, f.bytes);
+  }
+  return importEntries(entries, label, opts);
 }
 
 async function importHdf5(bytes: Uint8Array, fileName: string, opts: Required<KerasImportOptions>): Promise<tf.LayersModel> {
@@ -124,11 +147,10 @@ async function importHdf5(bytes: Uint8Array, fileName: string, opts: Required<Ke
  * the file in messages. Throws ModelImportError.
  */
 export async function importKeras(bytes: Uint8Array, fileName: string, options: KerasImportOptions = {}): Promise<tf.LayersModel> {
-  const limits = options.limits ?? DEFAULT_MODEL_LIMITS;
-  const opts: Required<KerasImportOptions> = { limits, maxBytes: options.maxBytes ?? limits.maxBytes + 16 * 1024 * 1024 };
+  const opts = resolve(options);
   if (bytes.byteLength > opts.maxBytes) throw invalid(`${fileName}: ${bytes.byteLength} bytes is over the ${opts.maxBytes}-byte limit for a Keras model`, fileName);
   const lower = fileName.toLowerCase();
-  if (lower.endsWith('.keras') || (!/\.(h5|hdf5)$/.test(lower) && isZip(bytes))) return importArchive(bytes, fileName, opts);
+  if (lower.endsWith('.keras') || (!/\.(h5|hdf5)$/.test(lower) && isZip(bytes))) return importEntries(unpackKeras(bytes, fileName, opts.maxBytes), fileName, opts);
   if (/\.(h5|hdf5)$/.test(lower) || isHdf5(bytes)) return importHdf5(bytes, fileName, opts);
   throw invalid(`${fileName}: not a Keras model (expected a .keras archive or an HDF5 .h5 file)`, fileName);
 }
