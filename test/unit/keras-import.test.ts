@@ -244,12 +244,13 @@ test('unsupported layer classes are refused as UNSUPPORTED_MODEL, each named wit
   }
 });
 
-test('settings TF.js lacks are refused by layer: channels_first, grouped convolution, mixed precision, an unknown activation', async () => {
+test('settings TF.js lacks are refused by layer: channels_first, grouped convolution, mixed precision, an unknown activation, a ReLU threshold, a dynamic input size', async () => {
   await refusal(editArchive((c) => { layerOf(c, 'res_conv').config.data_format = 'channels_first'; }), 'cf.keras', 'UNSUPPORTED_MODEL', /layer 'res_conv' \(Conv2D\)/, /channels_first/);
   await refusal(editArchive((c) => { layerOf(c, 'branch_b').config.groups = 2; }), 'groups.keras', 'UNSUPPORTED_MODEL', /layer 'branch_b'/, /groups=2/);
   await refusal(editArchive((c) => { layerOf(c, 'probs').config.dtype.config.name = 'mixed_float16'; }), 'mixed.keras', 'UNSUPPORTED_MODEL', /layer 'probs'/, /mixed_float16/);
   await refusal(editArchive((c) => { layerOf(c, 'branch_a').config.activation = 'hard_sigmoid'; }), 'act.keras', 'UNSUPPORTED_MODEL', /layer 'branch_a'/, /activation 'hard_sigmoid'/);
   await refusal(editArchive((c) => { layerOf(c, 'stem_relu').config.threshold = 0.5; }), 'threshold.keras', 'UNSUPPORTED_MODEL', /layer 'stem_relu' \(ReLU\) sets threshold=0\.5/);
+  await refusal(editArchive((c) => { layerOf(c, 'input').config.batch_shape = [null, null, null, 3]; }), 'dynamic.keras', 'UNSUPPORTED_MODEL', /layer 'input' \(InputLayer\) has input shape \[null,null,null,3\] with a dynamic \(None\) size/);
 });
 
 test('a model with two inputs or two outputs is refused, naming them', async () => {

@@ -42,8 +42,8 @@ class Source {
     readonly config: Json,
   ) {}
 
-  refuse(what: string): never {
-    throw unsupported(`${this.where}: layer '${this.name}' (${this.cls}) ${what}; Ticketsmith builds Keras models with TF.js Layers, which lacks this`);
+  refuse(what: string, why = 'Ticketsmith builds Keras models with TF.js Layers, which lacks this'): never {
+    throw unsupported(`${this.where}: layer '${this.name}' (${this.cls}) ${what}; ${why}`);
   }
 
   invalid(what: string): never {
@@ -260,7 +260,7 @@ function inputShape(l: Source, fallback?: unknown): (number | null)[] {
   const dims = raw.slice(1);
   if (!dims.every((d) => d === null || (Number.isInteger(d) && (d as number) > 0))) l.invalid(`input shape ${JSON.stringify(raw)} must hold positive integers`);
   if (dims.some((d) => d === null)) {
-    l.refuse(`has input shape ${JSON.stringify(raw)} with a dynamic (None) size; re-save the model with a fixed input size`);
+    l.refuse(`has input shape ${JSON.stringify(raw)} with a dynamic (None) size`, 'pruning needs a fixed input size: re-save the model with one');
   }
   return dims as number[];
 }
