@@ -1,0 +1,156 @@
+// Keras models in: a Keras 3 `.keras` archive (zip of config.json,
+// metadata.json and model.weights.h5) or a legacy `.h5` (HDF5 with a
+// `model_config` attribute and a `model_weights` group), rebuilt as a TF.js
+// Layers model with the file's weights. The config is converted first
+// (config.ts), its cost bounded by the same budget as an uploaded model.json
+// (budget.ts) before TF.js allocates anything, then the weights are read by
+// shape-checked position (weights.ts). Refusals are ModelImportErrors: a
+// broken or incomplete file INVALID_ARGUMENT, a layer or setting TF.js cannot
+// build UNSUPPORTED_MODEL, each naming the file and the layer.
+import * as tf from '@tensorflow/tfjs';
+import { unzipSync } from 'fflate';
+import { checkModelJson, DEFAULT_MODEL_LIMITS, ModelBudgetError, type ModelLimits } from '../budget.js';
+import { ModelImportError } from '../import/errors.js';
+import { convertKerasConfig, type ConvertedModel } from './config.js';
+import { isHdf5, stringAttr, withHdf5, type H5File } from './hdf5.js';
+import { keras3Locator, legacyLocator, loadKerasWeights, type WeightLocator } from './weights.js';
+
+export { isHdf5 } from './hdf5.js';
+export { KERAS_LAYER_CLASSES } from './config.js';
+
+export interface KerasImportOptions {
+  /** Bytes the archive's entries may unpack to (default: the model budget's weight bytes plus 16 MiB for the config). */
+  maxBytes?: number;
+  /** Budget for the converted topology (default DEFAULT_MODEL_LIMITS). */
+  limits?: ModelLimits;
+}
+
+const CONFIG = 'config.json';
+const METADATA = 'metadata.json';
+const WEIGHTS = 'model.weights.h5';
+const ARCHIVE_ENTRIES = new Set([CONFIG, METADATA, WEIGHTS]);
+
+const invalid = (msg: string, field?: string): ModelImportError => new ModelImportError('INVALID_ARGUMENT', msg, field);
+const isZip = (b: Uint8Array): boolean => b.length >= 4 && b[0] === 0x50 && b[1] === 0x4b && b[2] === 0x03 && b[3] === 0x04;
+const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+/** Whether an unpacked upload is a Keras 3 archive's content (config.json and model.weights.h5 at its root). */
+export function isKerasArchive(files: readonly { name: string }[]): boolean {
+  const names = new Set(files.map((f) => f.name.replace(/^\.\//, '')));
+  return names.has(CONFIG) && names.has(WEIGHTS);
+}
+
+/** The archive's three known entries (others, like assets/, are not read), unpacked within `maxBytes`. */
+function unpackKeras(bytes: Uint8Array, fileName: string, maxBytes: number): Map<string, Uint8Array> {
+  const tooLarge = (): ModelImportError => invalid(`${fileName}: the archive unpacks to more than ${maxBytes} bytes`, fileName);
+  let declared = 0;
+  let entries: Record<string, Uint8Array>;
+  try {
+    entries = unzipSync(bytes, {
+      filter: (f) => {
+        if (!ARCHIVE_ENTRIES.has(f.name)) return false;
+        declared += f.originalSize;
+        if (declared > maxBytes) throw tooLarge();
+        return true;
+      },
+    });
+  } catch (e) {
+    if (e instanceof ModelImportError) throw e;
+    throw invalid(`${fileName}: not a valid .keras archive (zip: ${message(e)})`, fileName);
+  }
+  const total = Object.values(entries).reduce((n, d) => n + d.byteLength, 0);
+  if (total > maxBytes) throw tooLarge();
+  return new Map(Object.entries(entries));
+}
+
+function parseJson(bytes: Uint8Array | string, where: string, field: string): unknown {
+  try {
+    return JSON.parse(typeof bytes === 'string' ? bytes : new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch (e) {
+    throw invalid(`${where}: not valid JSON (${message(e)})`, field);
+  }
+}
+
+/** Bounds the converted topology, then lets TF.js build it (weights still initial). */
+async function build(converted: ConvertedModel, where: string, limits: ModelLimits): Promise<tf.LayersModel> {
+  try {
+    checkModelJson({ modelTopology: converted.topology, weightsManifest: [] }, limits);
+  } catch (e) {
+    if (e instanceof ModelBudgetError) throw invalid(`${where}: ${e.message.replace(/^model\.json: /, '')}`);
+    throw e;
+  }
+  try {
+    return await tf.models.modelFromJSON({ modelTopology: converted.topology } as unknown as tf.io.ModelJSON);
+  } catch (e) {
+    throw invalid(`${where}: TF.js could not build the model (${message(e)})`);
+  }
+}
+
+async function withWeights(model: tf.LayersModel, bytes: Uint8Array, label: string, converted: ConvertedModel, locator: (root: H5File) => WeightLocator): Promise<tf.LayersModel> {
+  try {
+    await withHdf5(bytes, label, (f) => loadKerasWeights(model, converted.layers, locator(f), label));
+    return model;
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+async function importEntries(entries: ReadonlyMap<string, Uint8Array>, fileName: string, opts: Required<KerasImportOptions>): Promise<tf.LayersModel> {
+  const config = entries.get(CONFIG);
+  if (config === undefined) throw invalid(`${fileName}: the archive has no ${CONFIG}; a Keras 3 .keras file holds ${CONFIG}, ${METADATA} and ${WEIGHTS}`, fileName);
+  const weights = entries.get(WEIGHTS);
+  if (weights === undefined) throw invalid(`${fileName}: the archive has no ${WEIGHTS} (was the model saved without weights?)`, fileName);
+  const where = `${fileName} ${CONFIG}`;
+  const converted = convertKerasConfig(parseJson(config, where, fileName), where);
+  const model = await build(converted, where, opts.limits);
+  const label = `${fileName} ${WEIGHTS}`;
+  return withWeights(model, weights, label, converted, (f) => keras3Locator(f, converted.layers, label));
+}
+
+const resolve = (options: KerasImportOptions): Required<KerasImportOptions> => {
+  const limits = options.limits ?? DEFAULT_MODEL_LIMITS;
+  return { limits, maxBytes: options.maxBytes ?? limits.maxBytes + 16 * 1024 * 1024 };
+};
+
+/**
+ * A TF.js Layers model from a Keras 3 archive already unpacked (an upload
+ * whose files isKerasArchive accepts): config.json and model.weights.h5 at
+ * the root; `label` names the upload in messages. Throws ModelImportError.
+ */
+export async function importKerasFiles(files: readonly { name: string; bytes: Uint8Array }[], label: string, options: KerasImportOptions = {}): Promise<tf.LayersModel> {
+  const opts = resolve(options);
+  const entries = new Map<string, Uint8Array>();
+  let total = 0;
+  for (const f of files) {
+    const name = f.name.replace(/^\.\//, '');
+    if (!ARCHIVE_ENTRIES.has(name)) continue;
+    total += f.bytes.byteLength;
+    if (total > opts.maxBytes) throw invalid(`${label}: the Keras files hold more than ${opts.maxBytes} bytes`, label);
+    entries.set(name, f.bytes);
+  }
+  return importEntries(entries, label, opts);
+}
+
+async function importHdf5(bytes: Uint8Array, fileName: string, opts: Required<KerasImportOptions>): Promise<tf.LayersModel> {
+  const where = `${fileName} model_config`;
+  const text = await withHdf5(bytes, fileName, (f) => stringAttr(f, 'model_config'));
+  if (text === null) throw invalid(`${fileName}: the HDF5 file has no 'model_config' attribute (a weights-only file?); save the whole model`, fileName);
+  const converted = convertKerasConfig(parseJson(text, where, fileName), where);
+  const model = await build(converted, where, opts.limits);
+  return withWeights(model, bytes, fileName, converted, (f) => legacyLocator(f, fileName));
+}
+
+/**
+ * A TF.js Layers model from a Keras file: `.keras` (or any zip) as a Keras 3
+ * archive, `.h5`/`.hdf5` (or any HDF5) as a legacy model. `fileName` names
+ * the file in messages. Throws ModelImportError.
+ */
+export async function importKeras(bytes: Uint8Array, fileName: string, options: KerasImportOptions = {}): Promise<tf.LayersModel> {
+  const opts = resolve(options);
+  if (bytes.byteLength > opts.maxBytes) throw invalid(`${fileName}: ${bytes.byteLength} bytes is over the ${opts.maxBytes}-byte limit for a Keras model`, fileName);
+  const lower = fileName.toLowerCase();
+  if (lower.endsWith('.keras') || (!/\.(h5|hdf5)$/.test(lower) && isZip(bytes))) return importEntries(unpackKeras(bytes, fileName, opts.maxBytes), fileName, opts);
+  if (/\.(h5|hdf5)$/.test(lower) || isHdf5(bytes)) return importHdf5(bytes, fileName, opts);
+  throw invalid(`${fileName}: not a Keras model (expected a .keras archive or an HDF5 .h5 file)`, fileName);
+}
