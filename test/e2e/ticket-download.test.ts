@@ -129,6 +129,8 @@ describe('model.onnx and ticket.zip through the doors', () => {
     const summary = (impJob.result as { summary: { density: number; onnx: OnnxFileMetrics } }).summary;
     const files = await ticketFiles(impJob.id);
     assert.ok(files['model.onnx'], `ticket files: ${Object.keys(files).join(', ')}`);
+    const listed = (await client.listArtifacts(impJob.id, { kind: 'ticket' })).find((a) => a.name === 'ticket/model.onnx')!;
+    assert.equal(listed.mediaType, 'application/octet-stream');
     const bytes = files['model.onnx'];
     assert.equal(sha(bytes), summary.onnx.sha256);
     assert.equal(bytes.length, summary.onnx.bytes);
@@ -165,6 +167,10 @@ describe('model.onnx and ticket.zip through the doors', () => {
     assert.equal(listed?.sha256, d.sha256, 'the listing shows the same archive');
     const again = await client.downloadTicketZip(impJob.id, { ifNoneMatch: d.etag! });
     assert.equal(again.status, 304);
+    const doc = (await (await fetch(`${rest.url}/openapi.json`)).json()) as { paths: Record<string, Record<string, { operationId: string; responses: Record<string, unknown> }>> };
+    const op = doc.paths['/v1/jobs/{id}/ticket.zip']?.get;
+    assert.equal(op?.operationId, 'downloadTicket');
+    for (const status of ['200', '304', '404', '409']) assert.ok(op.responses[status], `OpenAPI documents ${status}`);
 
     const files = unzipSync(d.bytes);
     const manifest = JSON.parse(new TextDecoder().decode(files['MANIFEST.json']!)) as BundleManifest;
