@@ -1,7 +1,8 @@
 // ticket/model.onnx from real runs (the engine with a FileSink, as the CLI
 // runs it): the IMP ticket's ONNX file gives the TF.js ticket's outputs in
 // onnxruntime-node within 1e-4 with the ticket's zeros in place; a filter
-// run's file has the smaller parameter count the summary reports; a model
+// run's file has the smaller parameter count the summary reports (with
+// thenImp, IMP's ticket over the shrunken model replaces it); a model
 // exportOnnx refuses still succeeds, with no file and the reason in the
 // summary; ticket.zip lands beside the result.
 import { before, test } from 'node:test';
@@ -161,6 +162,28 @@ test('filter: model.onnx has the reported, smaller parameter count', async () =>
     const diff = await maxDiff(ticket, bytes);
     ticket.dispose();
     assert.ok(diff <= 1e-4, `ONNX vs TF.js filter-pruned model: max |diff| ${diff}`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('filter then IMP: model.onnx is IMP\'s ticket over the shrunken model, zeros in place', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ts-onnx-'));
+  try {
+    const model = await saved(dir);
+    const result = await runCompression(
+      { ...base, method: 'filter', model, filterFraction: 0.5, fineTuneIterations: 20, thenImp: true, rounds: 1, iterations: 30 },
+      { sink: new FileSink(join(dir, 'run')), dataset: ds, parallelism: 1 },
+    );
+    const bytes = new Uint8Array(await readFile(join(dir, 'run', 'result', 'ticket', 'model.onnx')));
+    const summary = result.summary.onnx as OnnxFileMetrics;
+    assert.equal(summary.sha256, sha256(bytes), 'the summary describes the file that was written');
+    assert.equal(summary.params, 395, 'the shrunken architecture');
+    assert.ok(summary.nonzeroParams < summary.params, `IMP's zeros are in the file (${summary.nonzeroParams} of ${summary.params} nonzero)`);
+    const ticket = await loadModelFrom(join(dir, 'run', 'result', 'ticket'));
+    const diff = await maxDiff(ticket, bytes);
+    ticket.dispose();
+    assert.ok(diff <= 1e-4, `ONNX vs TF.js ticket: max |diff| ${diff}`);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
