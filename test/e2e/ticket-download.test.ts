@@ -241,4 +241,15 @@ describe('model.onnx and ticket.zip through the doors', () => {
     const zip = unzipSync((await client.downloadTicketZip(done.id)).bytes);
     assert.equal(sha(zip['model.onnx']!), summary.onnx.sha256);
   });
+
+  test('a succeeded job whose result has no archive (stored before there was one): 404 saying so', async () => {
+    await rt.ctx.prisma.artifact.deleteMany({ where: { jobId: impJob.id, name: 'ticket.zip' } });
+    await assert.rejects(client.downloadTicketZip(impJob.id), (e: unknown) => {
+      assert.ok(e instanceof ApiError, String(e));
+      assert.equal(e.status, 404);
+      assert.equal(e.code, 'NOT_FOUND');
+      assert.match(e.message, /has no ticket\.zip/);
+      return true;
+    });
+  });
 });
