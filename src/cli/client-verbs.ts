@@ -1,7 +1,7 @@
 // Client verbs for scripts and CI, over the REST API with the typed client:
 //   ticketsmith submit [run-spec flags]   queue a job, print its id
 //   ticketsmith watch JOB_ID              follow it (Server-Sent Events) to the end
-//   ticketsmith download JOB_ID           fetch the ticket, checking every sha256
+//   ticketsmith download JOB_ID           fetch the ticket, checking every sha256 (--zip: one archive)
 // The server is --url (or TICKETSMITH_URL, default http://127.0.0.1:8080), the
 // key --key (or TICKETSMITH_API_KEY). Exit codes: 0 done/succeeded, 1 the job
 // or the call failed, 2 bad usage. `keys create --tenant NAME` is src/cli/keys.ts.
@@ -49,12 +49,14 @@ Follows a job's events until it finishes; exit code 0 when it succeeded, 1 other
 ${connectionHelp}
 `;
 
-export const downloadUsage = () => `usage: ticketsmith download JOB_ID [--out DIR] [--kind KIND] | --artifact ID [--out DIR]
+export const downloadUsage = () => `usage: ticketsmith download JOB_ID [--out DIR] [--kind KIND] | JOB_ID --zip [--out FILE] | --artifact ID [--out DIR]
 
-Downloads a job's artifacts of one kind (default: ticket, i.e. model.json, weights.bin, mask.json,
-compressed.bin) into DIR (default ./<job id>), checking each file's sha256; or one artifact by id.
-  --out <dir>          target directory
+Downloads a job's artifacts of one kind (default: ticket, i.e. model.json, weights.bin, model.onnx,
+mask.json, compressed.bin) into DIR (default ./<job id>), checking each file's sha256; or one artifact by id.
+  --out <dir>          target directory (with --zip: the file, default ./<job id>.ticket.zip)
   --kind <kind>        ticket | round | result (default ticket)
+  --zip                the job's ticket.zip instead: one archive with the model, model.onnx, the mask
+                       (.json and .npz), result.json, plots and MANIFEST.json; its sha256 is verified
   --artifact <id>      one artifact instead
 ${connectionHelp}
 `;
@@ -191,8 +193,18 @@ async function save(dir: string, name: string, bytes: Uint8Array): Promise<strin
 
 export async function downloadCommand(argv: string[], io: VerbIo = stdio): Promise<number> {
   return run(io, downloadUsage, async () => {
-    const { options, positional } = parseFlags(argv, [], { ...CONNECTION, out: 'string', kind: 'string', artifact: 'string' });
+    const { options, positional } = parseFlags(argv, [], { ...CONNECTION, out: 'string', kind: 'string', artifact: 'string', zip: 'boolean' });
     const c = client(options);
+    if (options.zip === true) {
+      if (positional.length !== 1 || options.artifact !== undefined || options.kind !== undefined) throw new UsageError('--zip takes exactly one JOB_ID (no --artifact or --kind)');
+      const jobId = positional[0]!;
+      const { bytes, sha256 } = await c.downloadTicketZipVerified(jobId);
+      const out = resolve(String(options.out ?? `${jobId}.ticket.zip`));
+      const path = await save(dirname(out), basename(out), bytes);
+      io.out(`${path}\n`);
+      io.err(`${bytes.length} bytes, sha256 ${sha256} verified\n`);
+      return 0;
+    }
     if (options.artifact !== undefined) {
       if (positional.length > 0) throw new UsageError('give either JOB_ID or --artifact');
       const id = String(options.artifact);

@@ -24,6 +24,7 @@ import type {
   DatasetMessage,
   DownloadArtifactRequest,
   DownloadArtifactResponse,
+  DownloadTicketRequest,
   DownloadHeaderMessage,
   JobEventMessage,
   JobMessage,
@@ -265,15 +266,25 @@ export class TicketsmithGrpcClient {
 
   /** An artifact's bytes from `offset` (default 0) to its end, with the header the server sent first. */
   async download(artifactId: string, opts: { offset?: number; signal?: AbortSignal } = {}): Promise<ArtifactDownload> {
+    const req: DownloadArtifactRequest = { artifactId, offset: opts.offset ?? 0 };
+    return this.collectDownload('DownloadArtifact', req, `artifact ${artifactId}`, opts.signal);
+  }
+
+  /** A succeeded job's ticket.zip (FAILED_PRECONDITION before), from `offset` (default 0), as `download` sends an artifact. */
+  async downloadTicket(jobId: string, opts: { offset?: number; signal?: AbortSignal } = {}): Promise<ArtifactDownload> {
+    const req: DownloadTicketRequest = { jobId, offset: opts.offset ?? 0 };
+    return this.collectDownload('DownloadTicket', req, `job ${jobId}: ticket.zip`, opts.signal);
+  }
+
+  private async collectDownload<Req>(method: string, req: Req, what: string, signal?: AbortSignal): Promise<ArtifactDownload> {
     let header: DownloadHeaderMessage | null = null;
     const parts: Uint8Array[] = [];
-    const req: DownloadArtifactRequest = { artifactId, offset: opts.offset ?? 0 };
-    for await (const msg of this.stream<DownloadArtifactRequest, DownloadArtifactResponse>('DownloadArtifact', req, opts.signal)) {
+    for await (const msg of this.stream<Req, DownloadArtifactResponse>(method, req, signal)) {
       if (msg.part === 'header' && msg.header) header = msg.header;
       else if (msg.part === 'chunk' && msg.chunk) parts.push(msg.chunk);
     }
-    opts.signal?.throwIfAborted();
-    if (!header?.artifact) throw new GrpcError(grpc.status.DATA_LOSS, 'DATA_LOSS', `artifact ${artifactId}: the stream had no header`);
+    signal?.throwIfAborted();
+    if (!header?.artifact) throw new GrpcError(grpc.status.DATA_LOSS, 'DATA_LOSS', `${what}: the stream had no header`);
     return {
       artifact: artifactFromProto(header.artifact),
       size: header.size,

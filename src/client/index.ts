@@ -39,6 +39,11 @@ export interface ModelFile {
   bytes: Uint8Array;
 }
 
+export interface DownloadOptions {
+  range?: { start: number; end?: number };
+  ifNoneMatch?: string;
+}
+
 export interface Download {
   status: 200 | 206 | 304;
   bytes: Uint8Array;
@@ -181,11 +186,28 @@ export class TicketsmithClient {
   }
 
   /** An artifact's bytes, or a byte range of them; `ifNoneMatch` may answer 304 with no bytes. */
-  async download(artifactId: string, opts: { range?: { start: number; end?: number }; ifNoneMatch?: string } = {}): Promise<Download> {
+  async download(artifactId: string, opts: DownloadOptions = {}): Promise<Download> {
+    return this.fetchDownload(`/v1/artifacts/${enc(artifactId)}`, opts);
+  }
+
+  /** A succeeded job's ticket.zip (409 FAILED_PRECONDITION before), as `download` sends an artifact. */
+  async downloadTicketZip(jobId: string, opts: DownloadOptions = {}): Promise<Download> {
+    return this.fetchDownload(`/v1/jobs/${enc(jobId)}/ticket.zip`, opts);
+  }
+
+  /** The whole ticket.zip, checked against the sha256 the server reports. */
+  async downloadTicketZipVerified(jobId: string): Promise<{ bytes: Uint8Array; sha256: string }> {
+    const d = await this.downloadTicketZip(jobId);
+    const sha256 = await sha256Hex(d.bytes);
+    if (d.sha256 !== sha256) throw new ApiError(0, 'DATA_LOSS', `job ${jobId}: ticket.zip sha256 ${sha256} does not match ${d.sha256}`);
+    return { bytes: d.bytes, sha256 };
+  }
+
+  private async fetchDownload(path: string, opts: DownloadOptions): Promise<Download> {
     const headers: Record<string, string> = {};
     if (opts.range) headers.range = `bytes=${opts.range.start}-${opts.range.end ?? ''}`;
     if (opts.ifNoneMatch) headers['if-none-match'] = opts.ifNoneMatch;
-    const res = await this.raw('GET', `/v1/artifacts/${enc(artifactId)}`, { headers });
+    const res = await this.raw('GET', path, { headers });
     return {
       status: res.status as Download['status'],
       bytes: new Uint8Array(await res.arrayBuffer()),

@@ -1,12 +1,14 @@
 // One compression run: resolve the spec once, open a session (dataset, model
 // source, backend, sink, events), look the method up and run it, then commit
-// its result and end the run. The methods live in methods/ (imp: iterative
-// magnitude pruning with rewinding; filter: structured filter pruning).
+// its result (with ticket.zip, built by report/bundle.ts) and end the run.
+// The methods live in methods/ (imp: iterative magnitude pruning with
+// rewinding; filter: structured filter pruning).
 import type { RunResultRecord } from './sink.js';
 import { resolveSpec, type RunSpec } from './spec.js';
 import { availableParallelism } from 'node:os';
 import { openSession, type RunContext } from './session.js';
 import { getMethod } from './methods/registry.js';
+import { TICKET_ZIP, ticketBundle } from './report/bundle.js';
 
 export type { RunContext };
 export { rewindSource, verdictOf } from './methods/imp.js';
@@ -27,8 +29,15 @@ export async function runCompression(specInput: RunSpec | unknown, ctx: RunConte
 export async function runResolved(spec: RunSpec, ctx: RunContext): Promise<RunResultRecord> {
   const method = getMethod(spec.method);
   const session = await openSession(spec, ctx, () => parallelism(spec, ctx));
-  const result = await method.run(session);
+  const result = withBundle(await method.run(session), session.dataset.classNames);
   await ctx.sink.commitResult(result);
   session.emit({ kind: 'run-end', name: result.name, verdict: result.verdict });
   return result;
+}
+
+/** The result with the dataset's class names in its summary (when it has them) and `ticket.zip` built from it, committed with the rest. */
+function withBundle(result: RunResultRecord, classNames: string[] | undefined): RunResultRecord {
+  const summary = classNames ? { ...result.summary, classNames } : result.summary;
+  const out = { ...result, summary };
+  return { ...out, artifacts: { ...result.artifacts, [TICKET_ZIP]: ticketBundle(out) } };
 }

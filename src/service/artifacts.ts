@@ -8,7 +8,8 @@ import type { ServiceContext } from './context.js';
 import { artifactDto, type ArtifactDto } from './dto.js';
 import { invalid, notFound, ServiceError } from './errors.js';
 import { isUuid } from './ids.js';
-import { assertJob } from './jobs.js';
+import { assertJob, getJob } from './jobs.js';
+import { TICKET_ZIP } from '../engine/report/bundle.js';
 
 export interface ListArtifactsQuery {
   jobId?: string;
@@ -61,6 +62,21 @@ export async function getArtifact(ctx: ServiceContext, tenant: string, id: strin
     },
     bytes: () => ctx.blobs.get(key),
   };
+}
+
+/**
+ * A job's ticket.zip (engine/report/bundle.ts), stored with its result: the
+ * same download as any artifact. FAILED_PRECONDITION until the job has
+ * succeeded; NOT_FOUND for a job that finished before archives were made.
+ */
+export async function getTicketBundle(ctx: ServiceContext, tenant: string, jobId: string): Promise<ArtifactDownload> {
+  const job = await getJob(ctx, tenant, jobId);
+  if (job.status !== 'succeeded') {
+    throw new ServiceError('FAILED_PRECONDITION', `job ${jobId} is ${job.status}; its ${TICKET_ZIP} exists once it has succeeded`);
+  }
+  const row = (await listArtifactRows(ctx.prisma, tenant, { jobId, kind: 'result' })).find((a) => a.name === TICKET_ZIP);
+  if (!row) throw new ServiceError('NOT_FOUND', `job ${jobId} has no ${TICKET_ZIP} (its result was stored without one); download its artifacts one by one`);
+  return getArtifact(ctx, tenant, row.id);
 }
 
 /** RANGE_NOT_SATISFIABLE unless 0 ≤ start ≤ end < size. */

@@ -70,7 +70,7 @@ test('submit --watch, watch and download: a job from the command line to a ticke
   const d = io();
   assert.equal(await downloadCommand([jobId, ...conn, '--out', dir], d), 0, d.stderr.join(''));
   const files = (await readdir(dir)).sort();
-  assert.deepEqual(files, ['compressed.bin', 'mask.json', 'model.json', 'weights.bin']);
+  assert.deepEqual(files, ['compressed.bin', 'mask.json', 'model.json', 'model.onnx', 'weights.bin']);
   const stored = await listArtifacts(rt.ctx, 'pipeline', { jobId, kind: 'ticket' });
   for (const a of stored) {
     const bytes = await readFile(join(dir, a.name.replace(/^ticket\//, '')));

@@ -53,6 +53,7 @@ const REST: Record<string, { path?: Kind; query?: Record<string, Kind>; body?: (
   watchJob: { path: 'job' },
   listArtifacts: { query: { jobId: 'job', modelId: 'model' } },
   downloadArtifact: { path: 'artifact' },
+  downloadTicket: { path: 'job' },
 };
 
 /** The same for gRPC methods: request fields holding ids, and a request builder. */
@@ -68,6 +69,7 @@ const GRPC: Record<string, { ids: Record<string, Kind>; request: (field?: string
   WatchJob: { ids: { jobId: 'job' }, request: (_f, id) => ({ jobId: id ?? randomUUID() }) },
   ListArtifacts: { ids: { jobId: 'job', modelId: 'model' }, request: (f, id) => (f ? { [f]: id } : {}) },
   DownloadArtifact: { ids: { artifactId: 'artifact' }, request: (_f, id) => ({ artifactId: id ?? randomUUID() }) },
+  DownloadTicket: { ids: { jobId: 'job' }, request: (_f, id) => ({ jobId: id ?? randomUUID() }) },
   DeleteModel: { ids: { modelId: 'model' }, request: (_f, id) => ({ modelId: id ?? randomUUID() }) },
   DeleteDataset: { ids: { datasetId: 'dataset' }, request: (_f, id) => ({ datasetId: id ?? randomUUID() }) },
   DeleteJob: { ids: { jobId: 'job' }, request: (_f, id) => ({ jobId: id ?? randomUUID() }) },

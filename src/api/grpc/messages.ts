@@ -232,6 +232,11 @@ export interface DownloadArtifactRequest {
   offset: number;
 }
 
+export interface DownloadTicketRequest {
+  jobId: string;
+  offset: number;
+}
+
 export interface DownloadHeaderMessage {
   artifact: ArtifactMessage | null;
   size: number;

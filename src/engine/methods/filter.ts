@@ -17,6 +17,7 @@ import { checkFits } from '../data/index.js';
 import { countFlops, countParams, describeModel, getWeightMap, prunableWeights } from '../models/inspect.js';
 import { childSeed } from '../rng.js';
 import { compressTicket } from '../export.js';
+import { ONNX_TICKET, onnxTicket, type OnnxSummary } from '../export/onnx-ticket.js';
 import { evaluate, RunCancelled, toTensors, trainConfigFor, trainModel, type TrainData } from '../training/train.js';
 import { buildGraph, filtersPerLayer, type DependencyGraph } from '../pruning/structure/graph.js';
 import { planStep, resolveTargets, type FilterTargets } from '../pruning/structure/algorithm.js';
@@ -290,16 +291,21 @@ class FilterRun {
     const svg = (await s.sink.finishedRounds()).find((r) => r.index === 0)?.artifacts['sensitivity.svg'];
     if (svg) artifacts['sensitivity.svg'] = svg;
     const verdict = filterVerdict(this.round0, this.previous);
-    if (!this.spec.thenImp) return this.result(artifacts, verdict);
+    if (!this.spec.thenImp) {
+      const onnxOut = onnxTicket(this.model, s.name);
+      if (onnxOut.bytes) artifacts[ONNX_TICKET] = onnxOut.bytes;
+      return this.result(artifacts, verdict, onnxOut.summary);
+    }
 
     // IMP on the shrunken model, in this run: its rounds follow the filter steps, its state keys apart.
+    // Its ticket files (model.onnx included, or its absence) replace the shrunken model's.
     const sub = s.withModel(this.model, { firstRound: this.steps + 1, statePrefix: 'imp.', spec: { ...this.spec, method: 'imp' } });
     const impResult = await imp.run(sub);
     Object.assign(artifacts, impResult.artifacts);
-    return this.result(artifacts, { ...impResult.verdict, summary: `${verdict.summary}; then IMP: ${impResult.verdict.summary}` }, impResult.summary);
+    return this.result(artifacts, { ...impResult.verdict, summary: `${verdict.summary}; then IMP: ${impResult.verdict.summary}` }, impResult.summary.onnx as OnnxSummary, impResult.summary);
   }
 
-  private async result(artifacts: Record<string, Uint8Array>, verdict: Verdict, impSummary?: Record<string, unknown>): Promise<RunResultRecord> {
+  private async result(artifacts: Record<string, Uint8Array>, verdict: Verdict, onnxSummary: OnnxSummary, impSummary?: Record<string, unknown>): Promise<RunResultRecord> {
     const { s, spec, round0, previous } = this;
     const rounds = (await s.sink.finishedRounds()).map((r) => r.metrics);
     const last = rounds.at(-1)!;
@@ -326,6 +332,7 @@ class FilterRun {
           filtersKept: previous.filter?.filtersKept,
         },
         ...(impSummary ? { imp: { ticketRound: impSummary.ticketRound, density: impSummary.density, finalTestAccuracy: impSummary.finalTestAccuracy } } : {}),
+        onnx: onnxSummary,
         rounds,
       },
     };

@@ -23,6 +23,7 @@ import { RunCancelled, trainConfigFor, type TrainConfig } from '../training/trai
 import { TrialRunner, WorkerPool, type ModelSource as TrialModel, type TrialExecutor, type TrialJob, type TrialResult } from '../training/trial.js';
 import { decodeWeights, encodeWeights, packWeights, unpackWeights } from '../checkpoint.js';
 import { compressTicket } from '../export.js';
+import { ONNX_TICKET, onnxTicket } from '../export/onnx-ticket.js';
 import type { RunSession } from '../session.js';
 import { getControl } from './controls/registry.js';
 import type { RunMethod } from './method.js';
@@ -278,7 +279,7 @@ class ImpRun {
     };
   }
 
-  /** The winning ticket: the sparsest committed round, as a Layers model with zeros in place; the verdict and the summary. */
+  /** The winning ticket: the sparsest committed round, as a Layers model (and ONNX) with zeros in place; the verdict and the summary. */
   async result(): Promise<RunResultRecord> {
     const { s, spec, model } = this;
     const rounds = await s.finishedRounds();
@@ -287,6 +288,7 @@ class ImpRun {
     const ticketMask = maskOf(last.artifacts);
     setWeightMap(model, ticketWeights, { requireAll: true });
     const files = await modelToFiles(model);
+    const onnxOut = onnxTicket(model, s.name);
     return {
       name: s.name,
       verdict: verdictOf(rounds.map((r) => r.metrics)),
@@ -295,6 +297,7 @@ class ImpRun {
         'ticket/weights.bin': files.bin,
         'ticket/mask.json': serializeMask(ticketMask),
         'ticket/compressed.bin': compressTicket(ticketWeights, ticketMask, { float16: spec.float16 }),
+        ...(onnxOut.bytes ? { [ONNX_TICKET]: onnxOut.bytes } : {}),
       },
       summary: {
         spec,
@@ -302,6 +305,7 @@ class ImpRun {
         ticketRound: last.index,
         density: last.metrics.density,
         finalTestAccuracy: last.metrics.finalTestAccuracy,
+        onnx: onnxOut.summary,
         rounds: rounds.map((r) => r.metrics),
       },
     };
