@@ -26,34 +26,14 @@ import type { ServiceContext } from './context.js';
 import { datasetDto, type DatasetDto } from './dto.js';
 import { invalid, ServiceError } from './errors.js';
 import { checkStorageQuota } from './limits.js';
-import { uploadPool } from './upload-pool.js';
+import { uploadPool, type CheckedDataset, type DatasetUploadCaps } from './upload-pool.js';
 import { UPLOAD_REF } from '../queue/inputs.js';
 
 export type DatasetUpload = { files: NamedFile[] } | { archive: Uint8Array };
 
 
 export { UPLOAD_REF };
-
-/** Caps on one dataset upload (from the service config; plain data: they cross to the upload thread). */
-export interface DatasetUploadCaps {
-  /** The request body, and the unpacked files together (TICKETSMITH_MAX_UPLOAD_BYTES). */
-  maxBytes: number;
-  /** Most files (TICKETSMITH_MAX_UPLOAD_FILES). */
-  maxFiles: number;
-  /** One data file, unpacked (TICKETSMITH_MAX_DATASET_BYTES). */
-  maxFileBytes: number;
-  /** Expansion of a compressed member or file (TICKETSMITH_MAX_DATASET_RATIO). */
-  maxRatio: number;
-  probeSeconds: number;
-}
-
-/** What an upload thread hands back: the files to store and the summary for Dataset.shapes. */
-export interface CheckedDataset {
-  files: NamedFile[];
-  format: string;
-  shapes: Record<string, unknown>;
-  sha256: string | null;
-}
+export type { CheckedDataset, DatasetUploadCaps };
 
 const IMAGE = /\.(png|jpe?g)$/i;
 /** Files a desktop adds to an archive: never data. */

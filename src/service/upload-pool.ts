@@ -13,7 +13,6 @@ import { Worker } from 'node:worker_threads';
 import type { ModelLimits } from '../engine/models/budget.js';
 import { childLogger } from '../runtime/logger.js';
 import type { NamedFile } from './archive.js';
-import type { CheckedDataset, DatasetUploadCaps } from './dataset-uploads.js';
 import { isErrorCode, ServiceError } from './errors.js';
 
 const log = childLogger({ module: 'upload-pool' });
@@ -24,6 +23,27 @@ export interface CheckedUpload {
   /** model.json and the weight files it names, relative to model.json. */
   files: NamedFile[];
   architecture: Record<string, unknown>;
+}
+
+/** Caps on one dataset upload (dataset-uploads.ts, from the service config; plain data: they cross to the thread). */
+export interface DatasetUploadCaps {
+  /** The request body, and the unpacked files together (TICKETSMITH_MAX_UPLOAD_BYTES). */
+  maxBytes: number;
+  /** Most files (TICKETSMITH_MAX_UPLOAD_FILES). */
+  maxFiles: number;
+  /** One data file, unpacked (TICKETSMITH_MAX_DATASET_BYTES). */
+  maxFileBytes: number;
+  /** Expansion of a compressed member or file (TICKETSMITH_MAX_DATASET_RATIO). */
+  maxRatio: number;
+  probeSeconds: number;
+}
+
+/** What an upload thread hands back: the files to store and the summary for Dataset.shapes. */
+export interface CheckedDataset {
+  files: NamedFile[];
+  format: string;
+  shapes: Record<string, unknown>;
+  sha256: string | null;
 }
 
 /** A model upload, or (with `dataset`) a dataset upload under those caps. */
