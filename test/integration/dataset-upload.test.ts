@@ -24,6 +24,7 @@ import { TicketsmithGrpcClient } from '../../src/client/grpc.js';
 import { encodeCifarBatch, encodeIdx } from '../../src/engine/data/encode.js';
 import { loadDataset } from '../../src/engine/data/index.js';
 import { tenantStorageBytes } from '../../src/store/artifacts.js';
+import { sweepBlobs } from '../../src/store/blob-gc.js';
 import { createApiKey, deleteDataset, getJob, listArtifacts, listEvents, submitJob, type DatasetDto, type JobDto, type ServiceRuntime } from '../../src/service/index.js';
 import { tarOf, tgzOf, type NamedBytes } from '../corpus/files.js';
 import { startTestDb, until, type TestDb } from './fixtures/harness.js';
@@ -193,8 +194,17 @@ describe('an IDX set uploaded through each door', () => {
     await deleteDataset(rt.ctx, 'globex', datasetId!);
     assert.deepEqual(await listArtifacts(rt.ctx, 'globex', { kind: 'dataset-file' }), []);
     assert.equal(await tenantStorageBytes(rt.ctx.prisma, 'globex'), 0);
-    // The blobs stay: acme's upload holds the same bytes.
-    assert.equal((await listArtifacts(rt.ctx, 'acme', { kind: 'dataset-file' })).length, 8);
+    // The blobs stay: acme's uploads hold the same bytes, and the collector sees their rows.
+    const rows = await rt.ctx.prisma.artifact.findMany({ where: { tenant: 'acme', kind: 'dataset-file' }, select: { storageKey: true, datasetId: true } });
+    assert.equal(rows.length, 8);
+    const swept = await sweepBlobs(rt.ctx.prisma, rt.ctx.blobs);
+    for (const r of rows) {
+      assert.ok(!swept.removed.includes(r.storageKey));
+      assert.notEqual(await rt.ctx.blobs.size(r.storageKey), null);
+    }
+    // Once acme's go too (their job finished), so do the bytes.
+    for (const id of new Set(rows.map((r) => r.datasetId!))) await deleteDataset(rt.ctx, 'acme', id);
+    for (const r of rows) assert.equal(await rt.ctx.blobs.size(r.storageKey), null, `blob ${r.storageKey} outlived its dataset`);
   });
 });
 
