@@ -119,6 +119,10 @@ async function checkDataFiles(files: NamedFile[], caps: DatasetUploadCaps): Prom
     if (probe.numClasses < 2) throw invalid('files', `files: the dataset has a single class (every label is ${probe.labels.max}); training needs at least 2`);
     const { sha256, ...shapes } = probe;
     return { format: probe.format, shapes: shapes as unknown as Record<string, unknown>, sha256: sha256 ?? null };
+  } catch (e) {
+    // The readers name files as the tenant did; a system error deep inside could still carry the temp path.
+    if (e instanceof Error) e.message = e.message.replaceAll(`${dir}/`, '').replaceAll(dir, 'upload').replaceAll(base, 'upload');
+    throw e;
   } finally {
     await rm(base, { recursive: true, force: true });
   }

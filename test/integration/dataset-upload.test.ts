@@ -20,7 +20,7 @@ import { PNG } from 'pngjs';
 import { startRestServer, type RestServer } from '../../src/api/rest/index.js';
 import { startGrpcServer, type GrpcServerHandle } from '../../src/api/grpc/server.js';
 import { datasetsCommand, type VerbIo } from '../../src/cli/client-verbs.js';
-import { TicketsmithGrpcClient } from '../../src/client/grpc.js';
+import { GrpcError, TicketsmithGrpcClient } from '../../src/client/grpc.js';
 import { encodeCifarBatch, encodeIdx } from '../../src/engine/data/encode.js';
 import { loadDataset } from '../../src/engine/data/index.js';
 import { tenantStorageBytes } from '../../src/store/artifacts.js';
@@ -273,6 +273,24 @@ describe('refusals, before anything is stored', () => {
     assert.equal(res.statusCode, 413, text);
     assert.equal((JSON.parse(text) as { error: { code: string } }).error.code, 'PAYLOAD_TOO_LARGE');
     assert.ok(sent < 8 * CAP, `the client sent ${sent} bytes before the answer (cap ${CAP})`);
+  });
+
+  test('over gRPC: a bad file names it, and a stream over the cap is cut off', async () => {
+    const client = new TicketsmithGrpcClient({ address: `127.0.0.1:${grpcServer.port}`, apiKey: key, chunkBytes: 64 * 1024 });
+    try {
+      const bad = replace(mnist, 'train-labels-idx1-ubyte', new Uint8Array([0x12, 0x34, 0x56, 0x78, 0, 0, 0, 1, 0]));
+      await assert.rejects(client.uploadDataset({ files: bad }), (e: GrpcError) => {
+        assert.equal(e.code, 'INVALID_ARGUMENT');
+        assert.match(e.message, /train-labels-idx1-ubyte: not an IDX file/);
+        return true;
+      });
+      await assert.rejects(client.uploadDataset({ archive: new Uint8Array(2 * CAP) }), (e: GrpcError) => {
+        assert.equal(e.code, 'PAYLOAD_TOO_LARGE');
+        return true;
+      });
+    } finally {
+      client.close();
+    }
   });
 
   test('too many archive members', async () => {
