@@ -2,11 +2,12 @@
 //   ticketsmith submit [run-spec flags]   queue a job, print its id
 //   ticketsmith watch JOB_ID              follow it (Server-Sent Events) to the end
 //   ticketsmith download JOB_ID           fetch the ticket, checking every sha256 (--zip: one archive)
+//   ticketsmith datasets upload PATH...   upload a dataset (folder, files or one archive), print its id
 // The server is --url (or TICKETSMITH_URL, default http://127.0.0.1:8080), the
 // key --key (or TICKETSMITH_API_KEY). Exit codes: 0 done/succeeded, 1 the job
 // or the call failed, 2 bad usage. `keys create --tenant NAME` is src/cli/keys.ts.
-import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { basename, dirname, resolve, sep } from 'node:path';
+import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { RunSpecSchema } from '../engine/spec.js';
 import { ApiError, TicketsmithClient, type EventDto, type JobDto } from '../client/index.js';
 import { flagHelp, flagsOf, parseFlags, UsageError } from './flags.js';
@@ -60,6 +61,36 @@ mask.json, compressed.bin) into DIR (default ./<job id>), checking each file's s
   --artifact <id>      one artifact instead
 ${connectionHelp}
 `;
+
+export const datasetsUsage = () => `usage: ticketsmith datasets upload PATH... [--json]
+
+Uploads a dataset and prints its id; jobs then name it dataset:<id> (e.g. submit --dataset dataset:<id>).
+PATH is a folder (its files are sent, sub-folders kept: an IDX set, x_train.npy..., CIFAR-10 batches,
+an .npz, or an image folder of class folders), some files, or one .zip / .tar.gz / .tar archive.
+The server checks it (headers, counts, label range, size caps) before storing it; the same files
+again give the same id.
+  --json               print the dataset as JSON
+${connectionHelp}
+`;
+
+const ARCHIVE = /\.(zip|tar\.gz|tgz|tar)$/i;
+
+/** Every regular file under `dir` (hidden ones skipped), named relative to it with '/'. */
+async function folderFiles(dir: string): Promise<{ name: string; bytes: Uint8Array }[]> {
+  const out: { name: string; bytes: Uint8Array }[] = [];
+  const walk = async (at: string): Promise<void> => {
+    const entries = await readdir(at, { withFileTypes: true });
+    entries.sort((a, b) => a.name.localeCompare(b.name));
+    for (const e of entries) {
+      if (e.name.startsWith('.')) continue;
+      const path = join(at, e.name);
+      if (e.isDirectory()) await walk(path);
+      else if (e.isFile()) out.push({ name: relative(dir, path).split(sep).join('/'), bytes: await readFile(path) });
+    }
+  };
+  await walk(dir);
+  return out;
+}
 
 function client(options: Record<string, string | boolean>): TicketsmithClient {
   const url = String(options.url ?? process.env.TICKETSMITH_URL ?? DEFAULT_URL);
@@ -235,3 +266,33 @@ export async function downloadCommand(argv: string[], io: VerbIo = stdio): Promi
   });
 }
 
+
+export async function datasetsCommand(argv: string[], io: VerbIo = stdio): Promise<number> {
+  return run(io, datasetsUsage, async () => {
+    const [verb, ...rest] = argv;
+    if (verb !== 'upload') throw new UsageError(verb === undefined ? 'give a subcommand: upload' : `unknown subcommand '${verb}' (known: upload)`);
+    const { options, positional } = parseFlags(rest, [], { ...CONNECTION, json: 'boolean' });
+    if (positional.length === 0) throw new UsageError('give a folder, the dataset files, or one archive');
+    const c = client(options);
+    const kinds = await Promise.all(positional.map(async (p) => (await stat(p).catch(() => null))?.isDirectory() ?? null));
+    const missing = positional.find((_p, i) => kinds[i] === null);
+    if (missing !== undefined) throw new UsageError(`no such file or folder: ${missing}`);
+    let input: { files: { name: string; bytes: Uint8Array }[] } | { archive: Uint8Array; filename: string };
+    if (positional.length === 1 && kinds[0] === true) input = { files: await folderFiles(positional[0]!) };
+    else if (positional.length === 1 && ARCHIVE.test(positional[0]!)) input = { archive: await readFile(positional[0]!), filename: basename(positional[0]!) };
+    else if (kinds.some((k) => k === true)) throw new UsageError('give one folder, or files (not folders and files together)');
+    else input = { files: await Promise.all(positional.map(async (p) => ({ name: basename(p), bytes: await readFile(p) }))) };
+    if ('files' in input && input.files.length === 0) throw new UsageError(`${positional[0]}: the folder has no files`);
+    const dataset = await c.uploadDataset(input);
+    if (options.json === true) io.out(`${JSON.stringify(dataset)}\n`);
+    else {
+      io.out(`${dataset.id}\n`);
+      const shapes = dataset.shapes as { inputShape?: number[]; numClasses?: number; counts?: { train?: number; test?: number } };
+      io.err(
+        `dataset ${dataset.id} (${dataset.format}): inputs [${(shapes.inputShape ?? []).join(', ')}], ${shapes.numClasses ?? '?'} classes, ` +
+          `${shapes.counts?.train ?? '?'} train / ${shapes.counts?.test ?? '?'} test examples; submit with --dataset dataset:${dataset.id}\n`,
+      );
+    }
+    return 0;
+  });
+}

@@ -2,7 +2,7 @@
 import { pruneCommand, pruneUsage } from './prune.js';
 import { serveCommand, serveUsage } from './serve.js';
 import { workerCommand, workerUsage } from './worker.js';
-import { submitCommand, submitUsage, watchCommand, watchUsage, downloadCommand, downloadUsage } from './client-verbs.js';
+import { submitCommand, submitUsage, watchCommand, watchUsage, downloadCommand, downloadUsage, datasetsCommand, datasetsUsage } from './client-verbs.js';
 import { keysCommand, keysUsage } from './keys.js';
 import { benchCommand, benchUsage } from './bench.js';
 import { UsageError } from './flags.js';
@@ -17,6 +17,7 @@ const verbs: Record<string, Verb> = {
   submit: { run: (argv) => submitCommand(argv), help: submitUsage, summary: 'submit a job to a running service' },
   watch: { run: (argv) => watchCommand(argv), help: watchUsage, summary: "stream a job's progress" },
   download: { run: (argv) => downloadCommand(argv), help: downloadUsage, summary: "download a job's ticket or an artifact" },
+  datasets: { run: (argv) => datasetsCommand(argv), help: datasetsUsage, summary: 'upload a dataset (a folder, its files or one archive)' },
   bench: { run: benchCommand, help: benchUsage, summary: 'measure training speed per backend (next to PyTorch when installed)' },
 };
 

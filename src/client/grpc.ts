@@ -164,10 +164,20 @@ export class TicketsmithGrpcClient {
 
   /** Uploads model.json and its weight files, or one .zip/.tar.gz archive, as a client stream of chunks. */
   async uploadModel(input: { files: { name: string; bytes: Uint8Array }[] } | { archive: Uint8Array }, opts: { name?: string } = {}): Promise<ModelDto> {
-    const m = method<UploadModelRequest, ModelMessage>('UploadModel');
+    return modelFromProto(await this.uploadStream<ModelMessage>('UploadModel', input, opts.name ?? ''));
+  }
+
+  /** Uploads a dataset's files (IDX, NPY/NPZ, CIFAR-10 batches), or one .zip/.tar.gz archive of them or of an image folder. */
+  async uploadDataset(input: { files: { name: string; bytes: Uint8Array }[] } | { archive: Uint8Array }): Promise<DatasetDto> {
+    return datasetFromProto(await this.uploadStream<DatasetMessage>('UploadDataset', input, ''));
+  }
+
+  /** A client stream of a metadata message and then the chunks. */
+  private async uploadStream<Res>(rpc: 'UploadModel' | 'UploadDataset', input: { files: { name: string; bytes: Uint8Array }[] } | { archive: Uint8Array }, name: string): Promise<Res> {
+    const m = method<UploadModelRequest, Res>(rpc);
     let settled = false;
     let call!: grpc.ClientWritableStream<UploadModelRequest>;
-    const done = new Promise<ModelMessage>((resolve, reject) => {
+    const done = new Promise<Res>((resolve, reject) => {
       call = this.client.makeClientStreamRequest(m.path, m.serialize, m.deserialize, this.metadata(), {}, (err, res) => {
         settled = true;
         if (err || res === undefined) reject(toGrpcError(err));
@@ -188,14 +198,14 @@ export class TicketsmithGrpcClient {
       return out.length ? out : [bytes];
     };
     const isArchive = 'archive' in input;
-    await send({ metadata: { name: opts.name ?? '', format: isArchive ? 'UPLOAD_FORMAT_ARCHIVE' : 'UPLOAD_FORMAT_FILES' } });
+    await send({ metadata: { name, format: isArchive ? 'UPLOAD_FORMAT_ARCHIVE' : 'UPLOAD_FORMAT_FILES' } });
     if (isArchive) {
       for (const c of chunks(input.archive)) await send({ archiveChunk: c });
     } else {
       for (const f of input.files) for (const c of chunks(f.bytes)) await send({ fileChunk: { name: f.name, data: c } });
     }
     call.end();
-    return modelFromProto(await done);
+    return done;
   }
 
   async getModel(id: string): Promise<ModelDto> {

@@ -143,6 +143,25 @@ export class TicketsmithClient {
     return (await this.json<DatasetDto>('POST', '/v1/datasets', { reference })).data;
   }
 
+  /**
+   * Uploads a dataset: its files (the four IDX files, x_train.npy..., CIFAR-10
+   * batches or one .npz; names may keep a folder), or one .zip/.tar.gz/.tar
+   * archive of them or of an image folder. The same files again return the same dataset.
+   */
+  async uploadDataset(input: { files: ModelFile[] } | { archive: Uint8Array; filename?: string }): Promise<DatasetDto> {
+    let body: FormData | Uint8Array<ArrayBuffer>;
+    const headers: Record<string, string> = {};
+    if ('archive' in input) {
+      body = plain(input.archive);
+      headers['content-type'] = /\.(tar\.gz|tgz)$/i.test(input.filename ?? '') || (input.archive[0] === 0x1f && input.archive[1] === 0x8b) ? 'application/gzip' : /\.tar$/i.test(input.filename ?? '') ? 'application/x-tar' : 'application/zip';
+    } else {
+      body = new FormData();
+      for (const f of input.files) body.append('files', new Blob([plain(f.bytes)]), f.name);
+    }
+    const res = await this.raw('POST', '/v1/datasets', { body, headers });
+    return (await res.json()) as DatasetDto;
+  }
+
   /** Deletes a registered dataset (409 FAILED_PRECONDITION while a queued or running job uses it). */
   async deleteDataset(id: string): Promise<void> {
     await this.raw('DELETE', `/v1/datasets/${enc(id)}`);

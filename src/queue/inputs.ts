@@ -1,7 +1,10 @@
 // Resolves what a stored job spec names for the engine: an uploaded model
 // (`model:<id>`) is written from the blob store into a private temp directory
 // and handed over as a model source that keeps the reference; a registered
-// dataset (`dataset:<id>`) is looked up to its reference. Both were checked to
+// dataset (`dataset:<id>`) is looked up to its reference; an uploaded one
+// (reference `upload:<sha256>`) is written from the blob store into a private
+// temp folder and handed over as a `file://` reference with a file policy
+// that allows that folder alone. Both were checked to
 // belong to the job's tenant at submit time. The spec itself is not rewritten:
 // the engine hashes the run name from the references (the job's runName) and
 // names the model `model:<id>` in what it reports. `redact` is the last guard:
@@ -12,15 +15,19 @@
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, normalize } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { FilePolicy } from '../engine/data/access.js';
 import type { ModelSource } from '../engine/models/source.js';
 import type { RunSpec } from '../engine/spec.js';
 import type { BlobStore } from '../store/blobs.js';
 import type { PrismaClient } from '../store/db.js';
-import { datasetReference as registeredDatasetReference } from '../store/datasets.js';
+import { datasetFiles, datasetReference as registeredDatasetReference } from '../store/datasets.js';
 import { modelFiles } from '../store/models.js';
 
 export const MODEL_REF = 'model:';
 export const DATASET_REF = 'dataset:';
+/** The stored reference of an uploaded dataset: `upload:<sha256 of its file listing>`. */
+export const UPLOAD_REF = 'upload:';
 
 export interface PreparedRun {
   /** The stored spec, references unchanged (what the job's runName hashes). */
@@ -29,6 +36,8 @@ export interface PreparedRun {
   model?: ModelSource;
   /** What the registered dataset `dataset:<id>` refers to; absent for a plain reference. */
   datasetReference?: string;
+  /** For an uploaded dataset: the only files its load may read (its temp folder). */
+  datasetFiles?: FilePolicy;
   cleanup(): Promise<void>;
   /** `value` with the run's temp paths replaced by what the tenant named (plain objects, arrays and strings; bytes untouched). */
   redact<T>(value: T): T;
@@ -71,11 +80,14 @@ export async function prepareRun(
   serverFolders: ReadonlyArray<readonly [string, string]> = [],
 ): Promise<PreparedRun> {
   let dir: string | null = null;
+  let dataDir: string | null = null;
   let model: ModelSource | undefined;
   let datasetReference: string | undefined;
+  let files: FilePolicy | undefined;
   const pairs: Array<readonly [string, string]> = [];
   const cleanup = async () => {
     if (dir) await rm(dir, { recursive: true, force: true });
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
   };
   try {
     if (spec.model.startsWith(MODEL_REF)) {
@@ -98,6 +110,20 @@ export async function prepareRun(
       const found = await registeredDatasetReference(prisma, id);
       if (found === null) throw new Error(`registered dataset ${id} no longer exists`);
       datasetReference = found;
+      if (found.startsWith(UPLOAD_REF)) {
+        const stored = await datasetFiles(prisma, id);
+        if (stored.length === 0) throw new Error(`uploaded dataset ${id} has no files`);
+        dataDir = await mkdtemp(join(tmpdir(), `ticketsmith-${jobId.slice(0, 8)}-data-`));
+        for (const f of stored) {
+          const target = normalize(join(dataDir, f.name));
+          if (!target.startsWith(`${dataDir}/`)) throw new Error(`dataset file name escapes its directory: ${f.name}`);
+          await mkdir(dirname(target), { recursive: true });
+          await writeFile(target, await blobs.get(f.storageKey));
+        }
+        pairs.push([`${dataDir}/`, `${spec.dataset}/`], [dataDir, spec.dataset]);
+        datasetReference = pathToFileURL(dataDir).href;
+        files = { kind: 'roots', roots: [dataDir] };
+      }
     }
   } catch (e) {
     await cleanup();
@@ -108,5 +134,5 @@ export async function prepareRun(
     const bare = folder.replace(/\/+$/, '');
     if (bare.length > 1) pairs.push([`${bare}/`, `${name}/`], [bare, name]);
   }
-  return { spec, model, datasetReference, cleanup, redact: (value) => redactPaths(value, pairs) };
+  return { spec, model, datasetReference, datasetFiles: files, cleanup, redact: (value) => redactPaths(value, pairs) };
 }

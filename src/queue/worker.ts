@@ -439,7 +439,9 @@ export class JobWorker {
         commitResult: (r) => sink.commitResult(redact(r)),
       };
       const onEvent = (e: EngineEvent) => run.onEvent(redact(e));
-      const data = withEngineConfig(this.deps.data ?? NO_FILES, engine);
+      const access = this.deps.data ?? NO_FILES;
+      // An uploaded dataset is read from the run's own temp folder, and from nowhere else on the disk.
+      const data = withEngineConfig(prepared.datasetFiles ? { ...access, files: prepared.datasetFiles } : access, engine);
       const result = await this.runner(prepared.spec, { sink: engineSink, signal: run.ac.signal, onEvent, data, modelLimits: this.settings.modelLimits, engine, model: prepared.model, datasetReference: prepared.datasetReference });
       await run.drain();
       if (!sink.resultCommitted) await sink.commitResult(redact(result));

@@ -46,6 +46,8 @@ const EnvSchema = z.object({
   TICKETSMITH_ALLOW_FILE_DATASETS: bool(false),
   /** On SIGTERM/SIGINT: how long requests, gRPC calls and downloads in flight may take to finish before they are cut. */
   TICKETSMITH_SHUTDOWN_GRACE_SECONDS: seconds(10),
+  /** Most files one dataset upload may hold (an archive's members, or multipart files): an image folder is many small files. */
+  TICKETSMITH_MAX_UPLOAD_FILES: z.coerce.number().int().min(1).default(10_000),
   /** Worker threads that unpack and check model uploads (off the event loop); further uploads wait their turn. */
   TICKETSMITH_UPLOAD_THREADS: z.coerce.number().int().min(1).max(16).default(2),
   /** Folders file:// datasets must resolve inside (comma-separated); required when file datasets are on. */
@@ -121,6 +123,8 @@ export interface Config {
     pollSeconds: number;
   };
   maxUploadBytes: number;
+  /** Most files in one dataset upload (TICKETSMITH_MAX_UPLOAD_FILES). */
+  maxUploadFiles: number;
   allowFileDatasets: boolean;
   shutdownGraceSeconds: number;
   uploadThreads: number;
@@ -202,6 +206,7 @@ export function loadConfig(env: Env = process.env): Config {
       pollSeconds: e.TICKETSMITH_POLL_SECONDS,
     },
     maxUploadBytes: e.TICKETSMITH_MAX_UPLOAD_BYTES,
+    maxUploadFiles: e.TICKETSMITH_MAX_UPLOAD_FILES,
     allowFileDatasets: e.TICKETSMITH_ALLOW_FILE_DATASETS,
     shutdownGraceSeconds: e.TICKETSMITH_SHUTDOWN_GRACE_SECONDS,
     uploadThreads: e.TICKETSMITH_UPLOAD_THREADS,

@@ -1,11 +1,25 @@
 // Unpacking an uploaded model archive (.zip, .tar.gz/.tgz or plain .tar) into
 // named files, with the size limit enforced while inflating so a small
 // archive cannot expand into an unbounded one. Names are normalised and any
-// that would escape the upload ('..', absolute) are rejected.
+// that would escape the upload ('..', absolute) are rejected. Optional caps
+// (dataset uploads) bound the member count and each member's expansion ratio,
+// checked from the zip's declared sizes before anything is inflated.
 import { gunzipSync } from 'node:zlib';
 import { unzipSync } from 'fflate';
 import { invalid, ServiceError } from './errors.js';
 import { isGzip, isZip } from '../engine/data/bytes.js';
+import { ratioAllowance } from '../engine/data/source.js';
+
+export interface ArchiveCaps {
+  /** Most regular files an archive may hold. */
+  maxMembers?: number;
+  /** Most one compressed member (or a whole .tar.gz) may expand (engine/data's ratio rule, with its floor for tiny files). */
+  maxRatio?: number;
+}
+
+const tooManyMembers = (max: number) => invalid('archive', `archive: more than ${max} files (the limit for one upload)`);
+const tooExpanded = (name: string, ratio: number) =>
+  invalid('archive', `archive: '${name}' expands more than ${ratio}-fold, the limit for compressed upload files (a zip bomb?)`);
 
 export interface NamedFile {
   name: string;
@@ -26,29 +40,39 @@ export function safeName(raw: string, field: string): string {
   return name;
 }
 
-export function unpackArchive(bytes: Uint8Array, maxBytes: number): NamedFile[] {
-  if (isZip(bytes)) return unzip(bytes, maxBytes);
+export function unpackArchive(bytes: Uint8Array, maxBytes: number, caps: ArchiveCaps = {}): NamedFile[] {
+  if (isZip(bytes)) return unzip(bytes, maxBytes, caps);
   if (isGzip(bytes)) {
+    // Under a ratio cap the inflate stops where the ratio would be crossed, so a bomb is never expanded whole.
+    const ratioLimit = caps.maxRatio === undefined ? Infinity : ratioAllowance(bytes.byteLength, caps.maxRatio);
+    const limit = Math.min(maxBytes + 1024 * 1024, ratioLimit);
     let tar: Uint8Array;
     try {
-      tar = new Uint8Array(gunzipSync(bytes, { maxOutputLength: maxBytes + 1024 * 1024 }));
+      tar = new Uint8Array(gunzipSync(bytes, { maxOutputLength: limit }));
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(maxBytes);
+      if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+        if (limit === ratioLimit) throw tooExpanded('archive', caps.maxRatio!);
+        throw tooLarge(maxBytes);
+      }
       throw invalid('archive', `archive: not a valid gzip stream (${(e as Error).message})`);
     }
-    return untar(tar, maxBytes);
+    return untar(tar, maxBytes, caps);
   }
-  if (isTar(bytes)) return untar(bytes, maxBytes);
+  if (isTar(bytes)) return untar(bytes, maxBytes, caps);
   throw invalid('archive', 'archive: expected a .zip, .tar.gz or .tar file');
 }
 
-function unzip(bytes: Uint8Array, maxBytes: number): NamedFile[] {
+function unzip(bytes: Uint8Array, maxBytes: number, caps: ArchiveCaps): NamedFile[] {
   let declared = 0;
+  let members = 0;
   let entries: Record<string, Uint8Array>;
   try {
     entries = unzipSync(bytes, {
       filter: (f) => {
         if (f.name.endsWith('/')) return false;
+        members++;
+        if (caps.maxMembers !== undefined && members > caps.maxMembers) throw tooManyMembers(caps.maxMembers);
+        if (caps.maxRatio !== undefined && f.originalSize > ratioAllowance(f.size, caps.maxRatio)) throw tooExpanded(f.name, caps.maxRatio);
         declared += f.originalSize;
         if (declared > maxBytes) throw tooLarge(maxBytes);
         return true;
@@ -75,7 +99,7 @@ function field(block: Uint8Array, start: number, length: number): string {
 /** Tar entry types refused outright (ustar typeflags). */
 const LINK_OR_DEVICE: Record<string, string> = { '1': 'hard link', '2': 'symbolic link', '3': 'character device', '4': 'block device', '6': 'named pipe' };
 
-function untar(tar: Uint8Array, maxBytes: number): NamedFile[] {
+function untar(tar: Uint8Array, maxBytes: number, caps: ArchiveCaps = {}): NamedFile[] {
   const out: NamedFile[] = [];
   let offset = 0;
   let total = 0;
@@ -101,6 +125,7 @@ function untar(tar: Uint8Array, maxBytes: number): NamedFile[] {
     } else if (type === '0' || type === '\0' || type === '7') {
       total += size;
       if (total > maxBytes) throw tooLarge(maxBytes);
+      if (caps.maxMembers !== undefined && out.length >= caps.maxMembers) throw tooManyMembers(caps.maxMembers);
       out.push({ name: safeName(name, 'archive'), bytes: data.slice() });
     } else if (LINK_OR_DEVICE[type]) {
       // A link could make a later reader follow it out of the upload; a model never needs one.

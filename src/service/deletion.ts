@@ -47,7 +47,7 @@ export async function deleteModel(ctx: ServiceContext, tenant: string, id: strin
   await collectAfterDelete(ctx, done.blobKeys, `model ${id}`);
 }
 
-/** Deletes a registered dataset reference (no bytes are stored for it). */
+/** Deletes a registered dataset (an upload's files with it, their blobs collected). */
 export async function deleteDataset(ctx: ServiceContext, tenant: string, id: string): Promise<void> {
   if (!isUuid(id)) throw notFound('dataset', id);
   const done = await deleteDatasetRow(ctx.prisma, tenant, id);
@@ -55,6 +55,7 @@ export async function deleteDataset(ctx: ServiceContext, tenant: string, id: str
   if (done.kind === 'blocked') {
     throw new ServiceError('FAILED_PRECONDITION', `dataset ${id} is used by job ${done.job.id}, which is ${done.job.status}; cancel it or let it finish, then delete the dataset`);
   }
+  await collectAfterDelete(ctx, done.blobKeys, `dataset ${id}`);
 }
 
 /** Deletes a finished job with its rounds, events and artifacts. */

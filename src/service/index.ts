@@ -6,6 +6,7 @@ export * from './dto.js';
 export { authenticate, createApiKey, listApiKeys, revokeApiKey, type Principal } from './keys.js';
 export { uploadModel, getModel, listModels, MODEL_REF, type ModelUpload } from './models.js';
 export { registerDataset, getDataset, listDatasets, DATASET_REF } from './datasets.js';
+export { uploadDataset, UPLOAD_REF, type DatasetUpload } from './dataset-uploads.js';
 export { submitJob, getJob, listJobs, listRounds, cancelJob, type ListJobsQuery, type SubmitResult } from './jobs.js';
 export { deleteModel, deleteDataset, deleteJob } from './deletion.js';
 export { checkRateLimit, RateLimitedError } from './limits.js';

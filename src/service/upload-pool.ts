@@ -4,7 +4,8 @@
 // work is CPU-bound and synchronous in places (inflate, untar, TF.js weight
 // decoding), so on the main thread one large upload would stall every other
 // request; here it runs beside the event loop. Uploads beyond the pool's size
-// wait their turn. A ServiceError thrown in a thread comes back as the same
+// wait their turn. Dataset uploads (checkDatasetUpload in dataset-uploads.ts)
+// take the same threads. A ServiceError thrown in a thread comes back as the same
 // ServiceError (code, message, field); anything else as a plain Error, which
 // the doors report as INTERNAL without its text.
 import { EventEmitter } from 'node:events';
@@ -24,14 +25,36 @@ export interface CheckedUpload {
   architecture: Record<string, unknown>;
 }
 
-export type ToUploadWorker = { id: number; upload: UploadInput; maxBytes: number; limits: ModelLimits };
+/** Caps on one dataset upload (dataset-uploads.ts, from the service config; plain data: they cross to the thread). */
+export interface DatasetUploadCaps {
+  /** The request body, and the unpacked files together (TICKETSMITH_MAX_UPLOAD_BYTES). */
+  maxBytes: number;
+  /** Most files (TICKETSMITH_MAX_UPLOAD_FILES). */
+  maxFiles: number;
+  /** One data file, unpacked (TICKETSMITH_MAX_DATASET_BYTES). */
+  maxFileBytes: number;
+  /** Expansion of a compressed member or file (TICKETSMITH_MAX_DATASET_RATIO). */
+  maxRatio: number;
+  probeSeconds: number;
+}
+
+/** What an upload thread hands back: the files to store and the summary for Dataset.shapes. */
+export interface CheckedDataset {
+  files: NamedFile[];
+  format: string;
+  shapes: Record<string, unknown>;
+  sha256: string | null;
+}
+
+/** A model upload, or (with `dataset`) a dataset upload under those caps. */
+export type ToUploadWorker = { id: number; upload: UploadInput; maxBytes: number; limits: ModelLimits; dataset?: DatasetUploadCaps };
 export type FromUploadWorker =
-  | { id: number; ok: true; result: CheckedUpload; threadId: number }
+  | { id: number; ok: true; result: CheckedUpload | CheckedDataset; threadId: number }
   | { id: number; ok: false; error: { name: string; message: string; code?: string; field?: string }; threadId: number };
 
 interface Task {
   msg: ToUploadWorker;
-  resolve(r: CheckedUpload): void;
+  resolve(r: CheckedUpload | CheckedDataset): void;
   reject(e: unknown): void;
 }
 
@@ -67,7 +90,16 @@ export class UploadPool {
   /** Checks an upload in a worker thread; rejects with the ServiceError the check threw. */
   check(upload: UploadInput, maxBytes: number, limits: ModelLimits): Promise<CheckedUpload> {
     return new Promise<CheckedUpload>((resolve, reject) => {
-      this.queue.push({ msg: { id: this.nextId++, upload, maxBytes, limits }, resolve, reject });
+      this.queue.push({ msg: { id: this.nextId++, upload, maxBytes, limits }, resolve: (r) => resolve(r as CheckedUpload), reject });
+      this.pump();
+    });
+  }
+
+  /** Checks a dataset upload in a worker thread (checkDatasetUpload). */
+  checkDataset(upload: UploadInput, caps: DatasetUploadCaps): Promise<CheckedDataset> {
+    return new Promise<CheckedDataset>((resolve, reject) => {
+      const limits = { maxParams: 0, maxLayerParams: 0, maxLayers: 0, maxLayerOutput: 0, maxBytes: caps.maxBytes };
+      this.queue.push({ msg: { id: this.nextId++, upload, maxBytes: caps.maxBytes, limits, dataset: caps }, resolve: (r) => resolve(r as CheckedDataset), reject });
       this.pump();
     });
   }

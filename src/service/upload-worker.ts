@@ -1,5 +1,5 @@
 // Worker-thread side of UploadPool: checks one model upload at a time
-// (checkModelUpload) and posts back the files and architecture, or the error
+// (checkModelUpload), or a dataset upload (checkDatasetUpload) and posts back the files and architecture, or the error
 // as plain data. Its TF.js backend is the pure-JS cpu one: building a model to
 // inspect it needs no speed, and this thread must not compete with training
 // for WASM threads or load a native addon a second time.
@@ -7,6 +7,7 @@ import { parentPort, threadId } from 'node:worker_threads';
 import { initBackend } from '../runtime/backend.js';
 import { ServiceError } from './errors.js';
 import { checkModelUpload } from './models.js';
+import { checkDatasetUpload } from './dataset-uploads.js';
 import { transferables, type FromUploadWorker, type ToUploadWorker } from './upload-pool.js';
 
 const port = parentPort!;
@@ -20,7 +21,7 @@ port.on('message', (msg: ToUploadWorker) => {
     let transfer: ArrayBuffer[] = [];
     try {
       await ready;
-      const result = await checkModelUpload(msg.upload, msg.maxBytes, msg.limits);
+      const result = msg.dataset ? await checkDatasetUpload(msg.upload, msg.dataset) : await checkModelUpload(msg.upload, msg.maxBytes, msg.limits);
       reply = { id: msg.id, ok: true, result, threadId };
       transfer = transferables(result.files.map((f) => f.bytes));
     } catch (e) {

@@ -29,6 +29,8 @@ export interface ArtifactOwner {
   jobId?: string;
   roundId?: string;
   modelId?: string;
+  /** An uploaded dataset's files. */
+  datasetId?: string;
 }
 
 export interface PendingArtifact {
@@ -66,12 +68,14 @@ export async function recordArtifacts(tx: Db, owner: ArtifactOwner, items: Pendi
   const names = items.map((i) => i.name);
   if (owner.jobId) await tx.artifact.deleteMany({ where: { jobId: owner.jobId, name: { in: names } } });
   if (owner.modelId) await tx.artifact.deleteMany({ where: { modelId: owner.modelId, name: { in: names } } });
+  if (owner.datasetId) await tx.artifact.deleteMany({ where: { datasetId: owner.datasetId, name: { in: names } } });
   await tx.artifact.createMany({
     data: items.map((i) => ({
       tenant: owner.tenant,
       jobId: owner.jobId ?? null,
       roundId: owner.roundId ?? null,
       modelId: owner.modelId ?? null,
+      datasetId: owner.datasetId ?? null,
       kind: i.kind,
       name: i.name,
       sha256: i.blob.sha256,

@@ -1,6 +1,7 @@
 // The dataset table (SQL only; probing and the reference policy are
-// service/datasets.ts's): a tenant's registered references and their
-// stored probe summaries.
+// service/datasets.ts's, uploads service/dataset-uploads.ts's): a tenant's
+// registered references and uploads, their stored probe summaries, and an
+// upload's file artifacts.
 import type { Db, Prisma } from './db.js';
 
 export type DatasetRow = Prisma.DatasetGetPayload<object>;
@@ -33,4 +34,19 @@ export function listDatasetRows(db: Db, tenant: string): Promise<DatasetRow[]> {
 export async function datasetReference(db: Db, id: string): Promise<string | null> {
   const row = await db.dataset.findUnique({ where: { id }, select: { reference: true } });
   return row?.reference ?? null;
+}
+
+/** `tenant`'s dataset registered as `reference` (an upload's `upload:<sha256>`), or null. */
+export function findDatasetByReference(db: Db, tenant: string, reference: string): Promise<DatasetRow | null> {
+  return db.dataset.findUnique({ where: { tenant_reference: { tenant, reference } } });
+}
+
+/** A new dataset row (an upload: the caller records its file artifacts in the same transaction). */
+export function insertDataset(db: Db, data: { tenant: string; reference: string; format: string; shapes: object; sha256: string | null }): Promise<DatasetRow> {
+  return db.dataset.create({ data });
+}
+
+/** An uploaded dataset's files (name and blob key), by name; empty for a reference. */
+export function datasetFiles(db: Db, id: string): Promise<{ name: string; storageKey: string }[]> {
+  return db.artifact.findMany({ where: { datasetId: id, kind: 'dataset-file' }, select: { name: true, storageKey: true }, orderBy: { name: 'asc' } });
 }

@@ -41,15 +41,16 @@ export async function deleteModelRow(prisma: PrismaClient, tenant: string, id: s
   }, TX_OPTIONS);
 }
 
-/** Deletes `tenant`'s dataset `id` (a reference: no bytes are stored for it) unless a queued or running job uses it. */
+/** Deletes `tenant`'s dataset `id` (an upload's file artifacts go with it) unless a queued or running job uses it. */
 export async function deleteDatasetRow(prisma: PrismaClient, tenant: string, id: string): Promise<DeleteOutcome> {
   return prisma.$transaction(async (tx): Promise<DeleteOutcome> => {
     const rows = await tx.$queryRaw<{ id: string }[]>`SELECT id::text AS id FROM dataset WHERE id = ${id}::uuid AND tenant = ${tenant} FOR UPDATE`;
     if (rows.length === 0) return { kind: 'missing' };
     const user = await activeUser(tx, 'dataset_id', id);
     if (user) return { kind: 'blocked', job: user };
+    const files = await tx.artifact.findMany({ where: { datasetId: id }, select: { storageKey: true } });
     await tx.dataset.delete({ where: { id } });
-    return { kind: 'deleted', blobKeys: [] };
+    return { kind: 'deleted', blobKeys: files.map((f) => f.storageKey) };
   }, TX_OPTIONS);
 }
 

@@ -73,6 +73,8 @@ const GRPC: Record<string, { ids: Record<string, Kind>; request: (field?: string
   DeleteModel: { ids: { modelId: 'model' }, request: (_f, id) => ({ modelId: id ?? randomUUID() }) },
   DeleteDataset: { ids: { datasetId: 'dataset' }, request: (_f, id) => ({ datasetId: id ?? randomUUID() }) },
   DeleteJob: { ids: { jobId: 'job' }, request: (_f, id) => ({ jobId: id ?? randomUUID() }) },
+  // Dataset uploads (issue 11): takes no id; a new dataset is always the caller's own.
+  UploadDataset: { ids: {}, request: () => ({}) },
 };
 
 let t: TestDb;

@@ -165,6 +165,9 @@ export interface UploadModelRequest {
   part?: 'metadata' | 'archiveChunk' | 'fileChunk';
 }
 
+/** UploadDataset's stream: the same parts as UploadModelRequest. */
+export type UploadDatasetRequest = UploadModelRequest;
+
 export interface GetModelRequest {
   modelId: string;
 }

@@ -1,12 +1,12 @@
-// gRPC handlers for models and datasets: UploadModel (a client stream of a
-// metadata message and then archive or file chunks, gathered under the upload
-// limit and handed to the service whole), GetModel, RegisterDataset,
-// DeleteModel and DeleteDataset.
+// gRPC handlers for models and datasets: UploadModel and UploadDataset (a
+// client stream of a metadata message and then archive or file chunks,
+// gathered under the upload limit and handed to the service whole),
+// GetModel, RegisterDataset, DeleteModel and DeleteDataset.
 import type * as grpc from '@grpc/grpc-js';
-import { deleteDataset, deleteModel, getModel, registerDataset, ServiceError, uploadModel, type ModelUpload, type ServiceContext } from '../../service/index.js';
+import { deleteDataset, deleteModel, getModel, registerDataset, ServiceError, uploadDataset, uploadModel, type ModelUpload, type ServiceContext } from '../../service/index.js';
 import { clientStream, invalidArgument, required, unary } from './call.js';
 import { datasetToProto, enumFromWire, modelToProto } from './mapping.js';
-import type { DatasetMessage, DeleteDatasetRequest, DeleteModelRequest, DeleteResponse, GetModelRequest, ModelMessage, RegisterDatasetRequest, UploadModelRequest } from './messages.js';
+import type { DatasetMessage, DeleteDatasetRequest, DeleteModelRequest, DeleteResponse, GetModelRequest, ModelMessage, RegisterDatasetRequest, UploadDatasetRequest, UploadModelRequest } from './messages.js';
 
 type UploadFormat = 'files' | 'archive';
 
@@ -68,6 +68,10 @@ export function modelHandlers(ctx: ServiceContext): grpc.UntypedServiceImplement
     DeleteDataset: unary<DeleteDatasetRequest, DeleteResponse>(ctx, 'DeleteDataset', async (req, tenant) => {
       await deleteDataset(ctx, tenant, required(req.datasetId, 'datasetId'));
       return {};
+    }),
+    UploadDataset: clientStream<UploadDatasetRequest, DatasetMessage>(ctx, 'UploadDataset', async (messages, tenant) => {
+      const { upload } = await collectUpload(messages, ctx.config.maxUploadBytes);
+      return datasetToProto(await uploadDataset(ctx, tenant, upload));
     }),
   };
 }

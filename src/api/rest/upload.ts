@@ -1,4 +1,4 @@
-// Reads a model upload off the wire into the service's ModelUpload shape:
+// Reads a model or dataset upload off the wire into the service's shape:
 // multipart/form-data (files named by their filename, paths kept so an
 // uploaded folder stays a folder; or one `archive` part), or a raw archive
 // body (application/zip, application/gzip, application/x-tar). The size limit
@@ -55,11 +55,19 @@ function readRaw(req: Request, max: number): Promise<Uint8Array> {
   });
 }
 
-function readMultipart(req: Request, max: number): Promise<ParsedUpload> {
+/** What an upload holds, for messages; and how many files it may have. */
+interface UploadKind {
+  what: string;
+  maxFiles: number;
+}
+
+const MODEL: UploadKind = { what: 'model.json and its weight files', maxFiles: 1000 };
+
+function readMultipart(req: Request, max: number, kind: UploadKind = MODEL): Promise<ParsedUpload> {
   return new Promise<ParsedUpload>((resolve, reject) => {
     let bb: busboy.Busboy;
     try {
-      bb = busboy({ headers: req.headers, preservePath: true, limits: { fileSize: max + 1, files: 1000, fields: 20, fieldSize: 4096, parts: 1100 } });
+      bb = busboy({ headers: req.headers, preservePath: true, limits: { fileSize: max + 1, files: kind.maxFiles, fields: 20, fieldSize: 4096, parts: kind.maxFiles + 100 } });
     } catch (e) {
       reject(invalid('body', `body: ${(e as Error).message}`));
       return;
@@ -82,10 +90,10 @@ function readMultipart(req: Request, max: number): Promise<ParsedUpload> {
     const settle = () => {
       if (failed || !finished || pending > 0) return;
       if (archive) {
-        if (files.length > 0) return fail(invalid('archive', 'archive: send one archive or model files, not both'));
+        if (files.length > 0) return fail(invalid('archive', `archive: send one archive or ${kind.what}, not both`));
         return resolve({ upload: { archive }, name });
       }
-      if (files.length === 0) return fail(invalid('files', 'files: the upload has no files (send model.json and its weight files, or one archive)'));
+      if (files.length === 0) return fail(invalid('files', `files: the upload has no files (send ${kind.what}, or one archive)`));
       resolve({ upload: { files }, name });
     };
     bb.on('file', (field, stream, info) => {
@@ -121,7 +129,7 @@ function readMultipart(req: Request, max: number): Promise<ParsedUpload> {
       if (field === 'name') name = value;
     });
     bb.on('partsLimit', () => fail(invalid('files', 'files: too many parts')));
-    bb.on('filesLimit', () => fail(invalid('files', 'files: too many files')));
+    bb.on('filesLimit', () => fail(invalid('files', `files: more than ${kind.maxFiles} files (the limit for one upload)`)));
     bb.on('error', (e: Error) => fail(invalid('body', `body: malformed multipart data (${e.message})`)));
     bb.on('close', () => {
       finished = true;
@@ -144,4 +152,25 @@ export async function readModelUpload(req: Request, maxBytes: number): Promise<P
   }
   if (ARCHIVE_TYPES.has(type)) return { upload: { archive: await readRaw(req, maxBytes) }, name: nameQuery };
   throw invalid('content-type', 'content-type: send multipart/form-data (model.json and weight files, or an archive) or a raw application/zip, application/gzip or application/x-tar body');
+}
+
+const DATASET_TYPES = 'multipart/form-data (the dataset files, or one archive) or a raw application/zip, application/gzip or application/x-tar body';
+
+/** True when `req` carries an upload rather than a JSON body (POST /v1/datasets takes both). */
+export function isUploadRequest(req: Request): boolean {
+  const type = mediaType(req);
+  return type === 'multipart/form-data' || ARCHIVE_TYPES.has(type);
+}
+
+/**
+ * A dataset upload in `req` (the files of an IDX set, NPY/NPZ or CIFAR-10
+ * batches, or one archive of them or of an image folder), or INVALID_ARGUMENT
+ * / PAYLOAD_TOO_LARGE: the byte cap is enforced while the body streams.
+ */
+export async function readDatasetUpload(req: Request, maxBytes: number, maxFiles: number): Promise<ModelUpload> {
+  checkDeclaredLength(req, maxBytes);
+  const type = mediaType(req);
+  if (type === 'multipart/form-data') return (await readMultipart(req, maxBytes, { what: 'the dataset files', maxFiles })).upload;
+  if (ARCHIVE_TYPES.has(type)) return { archive: await readRaw(req, maxBytes) };
+  throw invalid('content-type', `content-type: send ${DATASET_TYPES}, or JSON { "reference": "..." }`);
 }

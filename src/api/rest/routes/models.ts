@@ -1,9 +1,10 @@
 // /v1/models (TF.js Layers uploads: multipart files or one archive) and
-// /v1/datasets (dataset references). The service validates both in full.
+// /v1/datasets (dataset references as JSON, or uploads: multipart files or
+// one archive, told apart by the content type). The service validates both in full.
 // DELETE answers 204; see service/deletion.ts for when it is refused.
-import { deleteDataset, deleteModel, getDataset, getModel, listDatasets, listModels, registerDataset, uploadModel, invalid } from '../../../service/index.js';
+import { deleteDataset, deleteModel, getDataset, getModel, listDatasets, listModels, registerDataset, uploadDataset, uploadModel, invalid } from '../../../service/index.js';
 import { COMMON_ERRORS, itemsOf, pathParam, ref, type RouteDef } from '../route.js';
-import { readModelUpload } from '../upload.js';
+import { isUploadRequest, readDatasetUpload, readModelUpload } from '../upload.js';
 
 const id = (what: string) => ({ name: 'id', description: `${what} id`, schema: { type: 'string', format: 'uuid' } });
 
@@ -16,6 +17,18 @@ const multipart = {
   },
 };
 const binary = { type: 'string', format: 'binary' };
+const datasetMultipart = {
+  type: 'object',
+  properties: {
+    files: {
+      type: 'array',
+      items: { type: 'string', format: 'binary' },
+      description:
+        'The dataset files, named as a reference folder would hold them: the four IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-...), x_train.npy / y_train.npy / x_test.npy / y_test.npy, CIFAR-10 data_batch_N.bin + test_batch.bin, or one .npz',
+    },
+    archive: { type: 'string', format: 'binary', description: 'Instead of files: one .zip, .tar.gz or .tar holding them, or an image folder (class folders of PNG/JPEG, optional train/val/test folders)' },
+  },
+};
 
 export const modelRoutes: RouteDef[] = [
   {
@@ -83,16 +96,27 @@ export const modelRoutes: RouteDef[] = [
     path: '/v1/datasets',
     operationId: 'registerDataset',
     tag: 'datasets',
-    summary: 'Register a dataset reference; jobs then name it as `dataset:<id>` (or its bare id)',
-    body: { required: true, content: { 'application/json': ref('RegisterDatasetRequest') } },
-    responses: { 201: { description: 'Registered (registering it again returns the same one)', content: { 'application/json': ref('Dataset') } } },
-    errors: ['INVALID_ARGUMENT', ...COMMON_ERRORS],
+    summary:
+      'Register a dataset reference (JSON), or upload a dataset (multipart files or one archive); jobs then name it as `dataset:<id>` (or its bare id). ' +
+      'An upload is checked before it is stored (archive caps, then headers, counts and label range as for a reference; an image folder by its layout and images) ' +
+      'and stored content-addressed: the same files again return the same dataset. A body over the upload cap is refused with 413 while it streams.',
+    body: {
+      required: true,
+      content: { 'application/json': ref('RegisterDatasetRequest'), 'multipart/form-data': datasetMultipart, 'application/zip': binary, 'application/gzip': binary, 'application/x-tar': binary },
+    },
+    responses: { 201: { description: 'Registered or stored (registering or uploading it again returns the same one)', content: { 'application/json': ref('Dataset') } } },
+    errors: ['INVALID_ARGUMENT', 'PAYLOAD_TOO_LARGE', 'QUOTA_EXCEEDED', ...COMMON_ERRORS],
     async handler(req, res, { ctx, tenant }) {
-      const body: unknown = req.body;
-      if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('body', 'body: expected a JSON object { "reference": "..." }');
-      const unknown = Object.keys(body).find((k) => k !== 'reference');
-      if (unknown !== undefined) throw invalid(unknown, `${unknown}: unknown field (a dataset registration takes only 'reference')`);
-      const dataset = await registerDataset(ctx, tenant, (body as { reference?: unknown }).reference);
+      let dataset;
+      if (isUploadRequest(req)) {
+        dataset = await uploadDataset(ctx, tenant, await readDatasetUpload(req, ctx.config.maxUploadBytes, ctx.config.maxUploadFiles));
+      } else {
+        const body: unknown = req.body;
+        if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('body', 'body: expected a JSON object { "reference": "..." }');
+        const unknown = Object.keys(body).find((k) => k !== 'reference');
+        if (unknown !== undefined) throw invalid(unknown, `${unknown}: unknown field (a dataset registration takes only 'reference')`);
+        dataset = await registerDataset(ctx, tenant, (body as { reference?: unknown }).reference);
+      }
       res.setHeader('Location', `/v1/datasets/${dataset.id}`);
       res.status(201).json(dataset);
     },
