@@ -25,7 +25,7 @@ import { decodeWeights, encodeWeights, packWeights, unpackWeights } from '../che
 import { compressTicket } from '../export.js';
 import type { RunSession } from '../session.js';
 import { getControl } from './controls/registry.js';
-import type { RunMethod } from './method.js';
+import { classNamesOf, type RunMethod } from './method.js';
 import { pct } from '../report/format.js';
 
 /** How trial threads build the architecture: the zoo model by name, anything else from its topology. */
@@ -303,6 +303,7 @@ class ImpRun {
         density: last.metrics.density,
         finalTestAccuracy: last.metrics.finalTestAccuracy,
         rounds: rounds.map((r) => r.metrics),
+        ...classNamesOf(s.dataset),
       },
     };
   }
