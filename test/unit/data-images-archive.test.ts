@@ -23,6 +23,9 @@ import { loadDataset } from '../../src/engine/data/index.js';
 import { probeDataset } from '../../src/engine/data/probe.js';
 import { parseReference } from '../../src/engine/data/reference.js';
 import { encodeNpy } from '../../src/engine/data/encode.js';
+import { withEngineConfig } from '../../src/engine/data/access.js';
+import { loadEngineConfig } from '../../src/runtime/config.js';
+import { DEFAULT_IMAGE_LIMITS } from '../../src/runtime/engine-config.js';
 
 const CAPS: ArchiveCaps = { maxBytes: 1 << 20, maxRatio: 200, maxFiles: 100 };
 
@@ -274,6 +277,18 @@ describe('image folders as references', () => {
     await assert.rejects(probeDataset(pathToFileURL(join(dir, 'bomb.zip')).href), refused(/^bomb\.zip: member 'cat\/bomb\.png' inflates past the 100 bytes/));
     await writeFile(join(dir, 'flat.zip'), zipSync({ 'a.png': png(2, 2, [0, 0, 0]) }));
     await assert.rejects(probeDataset(pathToFileURL(join(dir, 'flat.zip')).href), refused(/^flat\.zip: .*(not inside a class folder|no class folders)/));
+  });
+
+  test('the image caps come from the engine config (TICKETSMITH_MAX_IMAGE_*) and reach load and probe', async () => {
+    assert.equal(loadEngineConfig({}).images, undefined, 'unset: the defaults apply');
+    const engine = loadEngineConfig({ TICKETSMITH_MAX_IMAGE_FILES: '5', TICKETSMITH_MAX_IMAGE_TOTAL_PIXELS: '300' });
+    assert.deepEqual(engine.images, { maxFiles: 5, maxPixels: DEFAULT_IMAGE_LIMITS.maxPixels, maxTotalPixels: 300 });
+    assert.throws(() => loadEngineConfig({ TICKETSMITH_MAX_IMAGE_PIXELS: '0' }), /TICKETSMITH_MAX_IMAGE_PIXELS/);
+    await writeFile(join(dir, 'capped.zip'), zipSync(folderFiles(3)));
+    const ref = pathToFileURL(join(dir, 'capped.zip')).href;
+    const access = withEngineConfig({}, engine);
+    await assert.rejects(loadDataset(ref, { access }), refused(/^capped\.zip: too many files: 'dog\/2\.png' is past the cap of 5/));
+    await assert.rejects(probeDataset(ref, {}, withEngineConfig({}, { ...engine, images: { ...engine.images!, maxFiles: 100 } })), refused(/^capped\.zip: dog\/1\.png: images up to here hold 320 pixels, over the cap of 300/));
   });
 
   test('an NPZ named .zip is still read as an NPZ', async () => {
