@@ -26,6 +26,9 @@ import { encodeNpy } from '../../src/engine/data/encode.js';
 import { withEngineConfig } from '../../src/engine/data/access.js';
 import { loadEngineConfig } from '../../src/runtime/config.js';
 import { DEFAULT_IMAGE_LIMITS } from '../../src/runtime/engine-config.js';
+import { runCompression } from '../../src/engine/run.js';
+import { FileSink } from '../../src/engine/sinks/file.js';
+import { initBackend } from '../../src/runtime/backend.js';
 
 const CAPS: ArchiveCaps = { maxBytes: 1 << 20, maxRatio: 200, maxFiles: 100 };
 
@@ -289,6 +292,17 @@ describe('image folders as references', () => {
     const access = withEngineConfig({}, engine);
     await assert.rejects(loadDataset(ref, { access }), refused(/^capped\.zip: too many files: 'dog\/2\.png' is past the cap of 5/));
     await assert.rejects(probeDataset(ref, {}, withEngineConfig({}, { ...engine, images: { ...engine.images!, maxFiles: 100 } })), refused(/^capped\.zip: dog\/1\.png: images up to here hold 320 pixels, over the cap of 300/));
+  });
+
+  test('IMP and filter runs on an image folder carry its class names in the summary', async () => {
+    await initBackend();
+    await writeFile(join(dir, 'run.zip'), zipSync(folderFiles(6)));
+    const dataset = pathToFileURL(join(dir, 'run.zip')).href;
+    const common = { dataset, iterations: 6, evalEvery: 3, batchSize: 8, controls: 'none', seed: 1 };
+    const imp = await runCompression({ ...common, model: 'lenet-30-10', rounds: 1 }, { sink: new FileSink(join(dir, 'imp')), parallelism: 1 });
+    assert.deepEqual(imp.summary.classNames, ['cat', 'dog', 'fox']);
+    const filter = await runCompression({ ...common, model: 'conv-2', method: 'filter', fineTuneIterations: 3, filterFraction: 0.5 }, { sink: new FileSink(join(dir, 'filter')), parallelism: 1 });
+    assert.deepEqual(filter.summary.classNames, ['cat', 'dog', 'fox']);
   });
 
   test('an NPZ named .zip is still read as an NPZ', async () => {
