@@ -278,6 +278,15 @@ describe('image folders as references', () => {
     assert.equal((await probeDataset(mixed)).images?.sizes.length, 2, 'mixed sizes pass with resizing on');
     await writeFile(join(dir, 'bomb.zip'), lyingZip(['cat/bomb.png', 'dog/bomb.png'], 50 * 1024 * 1024, 100));
     await assert.rejects(probeDataset(pathToFileURL(join(dir, 'bomb.zip')).href), refused(/^bomb\.zip: member 'cat\/bomb\.png' inflates past the 100 bytes/));
+    // An archive over the byte cap is named by its base name, never by the server's folder.
+    for (const loaded of [probeDataset(broken, { maxBytes: 100 }), loadDataset(broken, { access: { limits: { maxBytes: 100, maxRatio: 200 } } })]) {
+      await assert.rejects(loaded, (e: unknown) => {
+        assert.ok(e instanceof DatasetError);
+        assert.match(e.message, /^broken\.zip: larger than the 100-byte limit for a dataset file/);
+        assert.ok(!e.message.includes(dir), e.message);
+        return true;
+      });
+    }
     await writeFile(join(dir, 'flat.zip'), zipSync({ 'a.png': png(2, 2, [0, 0, 0]) }));
     await assert.rejects(probeDataset(pathToFileURL(join(dir, 'flat.zip')).href), refused(/^flat\.zip: .*(not inside a class folder|no class folders)/));
   });

@@ -10,7 +10,7 @@ import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import { isGzip, isZip, maybeGunzip } from './bytes.js';
 import { zipHoldsOnlyNpy } from './images/archive.js';
-import { shownName } from './images/load.js';
+import { readArchive, shownName } from './images/load.js';
 import { CIFAR_CHANNELS, CIFAR_CLASSES, CIFAR_SIDE, concatBatches, parseCifarBatch } from './cifar.js';
 import { DatasetError, describeError } from './errors.js';
 import type { Examples, Images, LoadedData } from './examples.js';
@@ -53,7 +53,7 @@ export async function locate(ref: LocationReference, opts: ReadOptions): Promise
 
 /** A .zip is an NPZ when it holds only .npy members, else an image folder. */
 async function zipFormat(location: Location, opts: ReadOptions): Promise<Located> {
-  const archive = await read(location, 'reference', opts);
+  const archive = await readArchive(location, opts);
   if (!isZip(archive)) return { location, format: 'npz', archive };
   const limits = datasetLimits(opts);
   const npz = zipHoldsOnlyNpy(archive, shownName(location), { ...limits, maxFiles: Number.MAX_SAFE_INTEGER });

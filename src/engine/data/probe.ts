@@ -29,10 +29,10 @@ import { MAX_NPY_HEADER, npyPreambleSize, parseNpyHeader, type NpyHeader } from 
 import { parseReference, type DatasetFormat, type DatasetReference } from './reference.js';
 import { guardedFetch, OutboundRefusedError } from '../../runtime/outbound.js';
 import { confineFile, type DataAccess } from './access.js';
-import { ratioAllowance, read, refusedUrl, type Location } from './source.js';
+import { ratioAllowance, refusedUrl, type Location } from './source.js';
 import { isGzip, isZip } from './bytes.js';
 import { zipHoldsOnlyNpy } from './images/archive.js';
-import { probeImages, shownName, type ImageProbe } from './images/load.js';
+import { probeImages, readArchive, shownName, type ImageProbe } from './images/load.js';
 import { holdsFolders } from './loaders.js';
 import { DEFAULT_DATASET_LIMITS } from '../../runtime/engine-config.js';
 
@@ -961,7 +961,7 @@ const PROBERS: Record<Exclude<DatasetFormat, 'images'>, Prober> = { idx: probeId
  */
 async function detectFormat(location: Location, access: DataAccess, lim: ProbeLimits): Promise<{ location: Location; format: DatasetFormat; archive?: Uint8Array }> {
   const archiveFormat = async () => {
-    const bytes = await read(location, 'reference', { ...access, limits: { maxBytes: lim.maxBytes, maxRatio: lim.maxRatio } });
+    const bytes = await readArchive(location, { ...access, limits: { maxBytes: lim.maxBytes, maxRatio: lim.maxRatio } });
     if (isGzip(bytes)) return { location, format: 'images' as const, archive: bytes };
     if (!isZip(bytes)) return { location, format: 'npz' as const };
     const npz = zipHoldsOnlyNpy(bytes, shownName(location), { maxBytes: lim.maxBytes, maxRatio: lim.maxRatio, maxFiles: Number.MAX_SAFE_INTEGER });

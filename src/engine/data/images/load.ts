@@ -33,6 +33,20 @@ export function shownName(location: Location): string {
   }
 }
 
+/**
+ * The bytes of an archive at `location`, with any refusal naming it by its
+ * base name: the door's messages never show the server's folder.
+ */
+export async function readArchive(location: Location, opts: ReadOptions): Promise<Uint8Array> {
+  try {
+    return await read(location, 'reference', opts);
+  } catch (err) {
+    if (!(err instanceof DatasetError) || location.kind !== 'file') throw err;
+    const shown = shownName(location);
+    throw new DatasetError(err.message.split(location.path).join(shown), err.field, shown, { cause: err });
+  }
+}
+
 interface Source {
   shown: string;
   entries: FolderEntry[];
@@ -58,7 +72,7 @@ export async function imageSource(location: Location, opts: ReadOptions, archive
       return { shown, entries, bytes: 0 };
     }
   }
-  const bytes = archive ?? (await read(location, 'reference', opts));
+  const bytes = archive ?? (await readArchive(location, opts));
   if (isZip(bytes)) return { shown, entries: zipEntries(bytes, shown, caps), bytes: bytes.length };
   if (isGzip(bytes)) return { shown, entries: await tarGzEntries(bytes, shown, caps), bytes: bytes.length };
   throw new DatasetError(`${shown}: an image folder must be a directory, a .zip or a .tar.gz archive`, 'reference', shown);
