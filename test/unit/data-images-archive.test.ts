@@ -287,6 +287,7 @@ describe('image folders as references', () => {
         return true;
       });
     }
+    await assert.rejects(probeDataset(`${one}?classes=3`), refused(/^one\.zip: 'classes' does not apply to an image folder/));
     await writeFile(join(dir, 'flat.zip'), zipSync({ 'a.png': png(2, 2, [0, 0, 0]) }));
     await assert.rejects(probeDataset(pathToFileURL(join(dir, 'flat.zip')).href), refused(/^flat\.zip: .*(not inside a class folder|no class folders)/));
   });

@@ -78,6 +78,13 @@ export async function imageSource(location: Location, opts: ReadOptions, archive
   throw new DatasetError(`${shown}: an image folder must be a directory, a .zip or a .tar.gz archive`, 'reference', shown);
 }
 
+/** `classes` pins labels of array formats; an image folder's classes are its folders (checked when parsed if the format was known). */
+function refuseClasses(ref: LocationReference): void {
+  if (ref.classes !== undefined) {
+    throw new DatasetError(`${ref.name}: 'classes' does not apply to an image folder (its class folders are the classes)`, 'classes');
+  }
+}
+
 /** A refusal from ./folder.ts (which names members) with the archive or folder in front. */
 function named(shown: string, err: unknown): unknown {
   if (!(err instanceof DatasetError) || err.message.startsWith(`${shown}: `) || err.message.startsWith(`${shown}/`)) return err;
@@ -93,6 +100,7 @@ export interface LoadImagesOptions extends SplitOptions {
 
 /** The worker's load: decoded, fitted to `inputShape`, split. */
 export async function loadImages(location: Location, ref: LocationReference, opts: ReadOptions, load: LoadImagesOptions, archive?: Uint8Array): Promise<Dataset> {
+  refuseClasses(ref);
   const source = await imageSource(location, opts, archive);
   const caps = imageLimits(opts);
   try {
@@ -137,6 +145,7 @@ const MAX_SIZES_LISTED = 16;
  * over the pixel caps, mixed sizes with resizing off.
  */
 export async function probeImages(location: Location, ref: LocationReference, opts: ReadOptions, archive?: Uint8Array): Promise<ImageProbe> {
+  refuseClasses(ref);
   const source = await imageSource(location, opts, archive);
   const { shown } = source;
   const caps = imageLimits(opts);
