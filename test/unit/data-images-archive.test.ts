@@ -201,6 +201,12 @@ describe('directory', () => {
       assert.ok(!e.message.includes(outside), e.message);
       return true;
     });
+    // A file swapped for such a link after the walk is refused when read.
+    const dir3 = await tree('swap', folderFiles(1));
+    const entries = await directoryEntries(dir3, 'swap', { kind: 'roots', roots: [root] }, CAPS);
+    await rm(join(dir3, 'cat', '0.png'));
+    await symlink(join(outside, 'secret.png'), join(dir3, 'cat', '0.png'));
+    await assert.rejects(entries.find((e) => e.path === 'cat/0.png')!.read!(), refused(/^swap\/cat\/0\.png: dataset file is not allowed/));
     // A linked folder that leads out is refused the same way.
     const dir2 = await tree('escape2', folderFiles(1));
     await symlink(outside, join(dir2, 'elk'));

@@ -299,11 +299,12 @@ export async function directoryEntries(dir: string, shown: string, policy: FileP
         path,
         read: async () => {
           try {
-            const buf = await readFile(target);
+            // Confined again at read time: a file swapped for a link after the walk still cannot lead out.
+            const buf = await readFile(await confineFile(target, policy, 'reference'));
             if (buf.byteLength > cap) throw fail(named, `${buf.byteLength} bytes, over the ${cap}-byte limit for one file`);
             return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
           } catch (err) {
-            if (err instanceof DatasetError) throw err;
+            if (err instanceof DatasetError) throw err.message.startsWith(named) ? err : fail(named, err.message);
             throw fail(named, `cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
           }
         },
