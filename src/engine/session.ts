@@ -11,7 +11,7 @@ import type { Dataset } from './types.js';
 import { loadDataset, type DataAccess } from './data/index.js';
 import type { EngineEvent } from './events.js';
 import type { ModelLimits } from './models/budget.js';
-import { modelSourceFor, openModel, type ModelSource } from './models/source.js';
+import { modelInputShape, modelSourceFor, openModel, type ModelSource } from './models/source.js';
 import type { CheckpointSink, RoundRecord } from './sink.js';
 import { runName, type RunSpec } from './spec.js';
 import type { EngineConfig } from '../runtime/engine-config.js';
@@ -140,6 +140,8 @@ export class RunSession {
 export async function openSession(spec: RunSpec, ctx: RunContext, parallelism: () => number): Promise<RunSession> {
   const source = modelSourceFor(spec.model, ctx.model);
   const backend = await initBackend();
-  const dataset = ctx.dataset ?? (await loadDataset(ctx.datasetReference ?? spec.dataset, { seed: spec.seed, maxTrain: spec.maxTrainExamples, validationFraction: spec.validationFraction, access: ctx.data }));
+  // An image folder is resized to the model's input: asked of the model only when the data is one.
+  const modelInput = () => modelInputShape(source, ctx.modelLimits);
+  const dataset = ctx.dataset ?? (await loadDataset(ctx.datasetReference ?? spec.dataset, { seed: spec.seed, maxTrain: spec.maxTrainExamples, validationFraction: spec.validationFraction, access: ctx.data, modelInput }));
   return new RunSession({ spec, name: runName(spec), dataset, source, backend, ctx, parallelism });
 }

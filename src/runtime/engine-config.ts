@@ -23,6 +23,16 @@ export interface DatasetLimits {
   maxRatio: number;
 }
 
+/** Caps on an image-folder dataset (issue 11): every file and pixel is counted before a job or probe holds it. */
+export interface ImageLimits {
+  /** Most files in one image folder or archive (every file counts, images or not). */
+  maxFiles: number;
+  /** Largest width * height of one image, read from its header before decoding. */
+  maxPixels: number;
+  /** Largest sum of width * height over the folder's images (all are held decoded until the target size is known). */
+  maxTotalPixels: number;
+}
+
 export interface EngineConfig {
   /** Trainings one job runs side by side; undefined: the cores (at most 3) when the run trains controls, else 1. */
   workers?: number;
@@ -30,10 +40,14 @@ export interface EngineConfig {
   datasets: DatasetLimits;
   /** Where builtin:fashion-mnist is read from (the Debian package's folder by default). */
   fashionMnistDir: string;
+  /** Image-folder caps; absent: DEFAULT_IMAGE_LIMITS (set only when one of their variables is). */
+  images?: ImageLimits;
 }
 
 /** Real image data packs 2-20 fold, a decompression bomb a thousand fold. */
 export const DEFAULT_DATASET_LIMITS: Readonly<DatasetLimits> = Object.freeze({ maxBytes: 2 * 1024 ** 3, maxRatio: 200 });
+/** 100,000 files, 4096x4096 pixels an image, 2^28 pixels a folder (the decoded images are held at once). */
+export const DEFAULT_IMAGE_LIMITS: Readonly<ImageLimits> = Object.freeze({ maxFiles: 100_000, maxPixels: 4096 * 4096, maxTotalPixels: 2 ** 28 });
 export const FASHION_MNIST_DEFAULT_DIR = '/usr/share/datasets/fashion-mnist';
 
 /** What the engine does when nobody passes a config: every setting's default, nothing from the environment. */
@@ -67,6 +81,12 @@ export const ENGINE_ENV = {
   TICKETSMITH_MAX_DATASET_RATIO: z.coerce.number().min(1).default(DEFAULT_DATASET_LIMITS.maxRatio),
   /** Where builtin:fashion-mnist is read from. */
   TICKETSMITH_FASHION_MNIST_DIR: z.string().default(FASHION_MNIST_DEFAULT_DIR),
+  /** Most files in one image-folder dataset. */
+  TICKETSMITH_MAX_IMAGE_FILES: z.coerce.number().int().min(1).optional(),
+  /** Largest width * height of one image. */
+  TICKETSMITH_MAX_IMAGE_PIXELS: z.coerce.number().int().min(1).optional(),
+  /** Largest sum of width * height over one image folder. */
+  TICKETSMITH_MAX_IMAGE_TOTAL_PIXELS: z.coerce.number().int().min(1).optional(),
 };
 
 export const EngineEnvSchema = z.object(ENGINE_ENV);
@@ -79,5 +99,14 @@ export function engineConfigOf(e: EngineEnv): EngineConfig {
     loop: e.TICKETSMITH_MLP,
     datasets: { maxBytes: e.TICKETSMITH_MAX_DATASET_BYTES, maxRatio: e.TICKETSMITH_MAX_DATASET_RATIO },
     fashionMnistDir: e.TICKETSMITH_FASHION_MNIST_DIR,
+    ...imageLimitsOf(e),
   };
+}
+
+/** `{ images }` when any image cap is set (the others keep their defaults), else nothing: the config stays as it was. */
+function imageLimitsOf(e: EngineEnv): { images?: ImageLimits } {
+  const { TICKETSMITH_MAX_IMAGE_FILES: files, TICKETSMITH_MAX_IMAGE_PIXELS: pixels, TICKETSMITH_MAX_IMAGE_TOTAL_PIXELS: total } = e;
+  if (files === undefined && pixels === undefined && total === undefined) return {};
+  const d = DEFAULT_IMAGE_LIMITS;
+  return { images: { maxFiles: files ?? d.maxFiles, maxPixels: pixels ?? d.maxPixels, maxTotalPixels: total ?? d.maxTotalPixels } };
 }

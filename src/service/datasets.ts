@@ -100,7 +100,8 @@ export async function checkReference(ctx: ServiceContext, reference: string, fie
 export async function probeReference(ctx: ServiceContext, parsed: DatasetReference, field: string): Promise<DatasetProbe> {
   const { maxBytes, maxRatio, probeSeconds } = ctx.config.datasets;
   try {
-    const probe = await probeDataset(parsed, { maxBytes, maxRatio, timeoutMs: probeSeconds * 1000 }, tenantDataAccess(ctx.config));
+    const access = { ...tenantDataAccess(ctx.config), ...(ctx.config.engine.images ? { images: ctx.config.engine.images } : {}) };
+    const probe = await probeDataset(parsed, { maxBytes, maxRatio, timeoutMs: probeSeconds * 1000 }, access);
     if (probe.numClasses < 2) {
       throw invalid(field, `${field}: the dataset has a single class (every label is ${probe.labels.max}); training needs at least 2`);
     }

@@ -22,6 +22,20 @@ function architectureOf(value: unknown): StoredArchitecture | null {
   return { inputShape: a.inputShape, numClasses: a.numClasses };
 }
 
+/**
+ * The example shape an image folder gives a model taking `model`: with
+ * resizing on, the model's own [height, width] and channels when those are 1
+ * or 3 (images are resized and converted to gray or RGB); with resizing off,
+ * the images' size with the model's channels. Any other dataset: as probed.
+ */
+function imageInput(probe: DatasetProbe, model: number[]): number[] {
+  if (probe.format !== 'images' || model.length !== 3) return probe.inputShape;
+  const [h, w, c] = model as [number, number, number];
+  const channels = c === 1 || c === 3 ? c : probe.inputShape[2]!;
+  if (probe.images?.resize === false) return [probe.inputShape[0]!, probe.inputShape[1]!, channels];
+  return [h === -1 ? probe.inputShape[0]! : h, w === -1 ? probe.inputShape[1]! : w, channels];
+}
+
 /** Throws INVALID_ARGUMENT (field `spec.dataset`) when the dataset cannot feed the model. */
 export async function checkFit(ctx: ServiceContext, model: string, modelId: string | null, probe: DatasetProbe | null): Promise<void> {
   if (probe === null) return;
@@ -29,7 +43,7 @@ export async function checkFit(ctx: ServiceContext, model: string, modelId: stri
   if (modelId !== null) {
     const arch = architectureOf(await modelArchitecture(ctx.prisma, modelId));
     if (arch === null) return;
-    const problem = misfit({ inputShape: probe.inputShape, numClasses: probe.numClasses, maxLabel: probe.labels.max }, arch, `${MODEL_REF}${modelId}`);
+    const problem = misfit({ inputShape: imageInput(probe, arch.inputShape), numClasses: probe.numClasses, maxLabel: probe.labels.max }, arch, `${MODEL_REF}${modelId}`);
     if (problem !== null) throw invalid('spec.dataset', `spec.dataset: ${problem}`);
     return;
   }

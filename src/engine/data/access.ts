@@ -11,7 +11,7 @@
 import { realpath } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import type { GuardedFetch } from '../../runtime/outbound.js';
-import type { DatasetLimits, EngineConfig } from '../../runtime/engine-config.js';
+import type { DatasetLimits, EngineConfig, ImageLimits } from '../../runtime/engine-config.js';
 import { DatasetError } from './errors.js';
 
 /** Which server files a load may read: any (the operator's CLI), those under `roots`, or none. */
@@ -29,11 +29,13 @@ export interface DataAccess {
   limits?: DatasetLimits;
   /** Where builtin:fashion-mnist is read from (TICKETSMITH_FASHION_MNIST_DIR). Default: the Debian package's folder. */
   fashionMnistDir?: string;
+  /** Caps on an image-folder dataset (TICKETSMITH_MAX_IMAGE_*). Default: DEFAULT_IMAGE_LIMITS. */
+  images?: ImageLimits;
 }
 
 /** `access` with the engine config's dataset caps and Fashion-MNIST folder. */
-export function withEngineConfig(access: DataAccess, engine: Pick<EngineConfig, 'datasets' | 'fashionMnistDir'>): DataAccess {
-  return { ...access, limits: engine.datasets, fashionMnistDir: engine.fashionMnistDir };
+export function withEngineConfig(access: DataAccess, engine: Pick<EngineConfig, 'datasets' | 'fashionMnistDir' | 'images'>): DataAccess {
+  return { ...access, limits: engine.datasets, fashionMnistDir: engine.fashionMnistDir, ...(engine.images ? { images: engine.images } : {}) };
 }
 
 export const FILES_DISABLED = 'file:// datasets are disabled on this server; use an http(s) or builtin reference';

@@ -6,7 +6,8 @@ import type { Dataset } from '../types.js';
 import type { DataAccess } from './access.js';
 import { loadBuiltin } from './builtin.js';
 import { DatasetError, describeError } from './errors.js';
-import { loadLocation } from './loaders.js';
+import { loadLocation, locate } from './loaders.js';
+import { loadImages } from './images/load.js';
 import { parseReference } from './reference.js';
 import { assemble, checkSplitOptions } from './split.js';
 
@@ -32,6 +33,12 @@ export interface LoadDatasetOptions {
    * Default: the outbound guard without an allow list, and any file.
    */
   access?: DataAccess;
+  /**
+   * The model's input shape ([height, width, channels]), asked only when the
+   * reference is an image folder: its images are resized and fitted to it.
+   * Absent or undefined: the first image's size and the widest colour.
+   */
+  modelInput?: () => Promise<number[] | undefined>;
 }
 
 export async function loadDataset(reference: string, opts: LoadDatasetOptions = {}): Promise<Dataset> {
@@ -39,11 +46,17 @@ export async function loadDataset(reference: string, opts: LoadDatasetOptions = 
     const split = checkSplitOptions(opts);
     const ref = parseReference(reference);
     // Builtin datasets live where the operator put them: the tenant's file policy does not apply.
-    const loaded =
-      ref.kind === 'builtin'
-        ? await loadBuiltin(ref.name, { cacheDir: opts.cacheDir, limits: opts.access?.limits, fashionMnistDir: opts.access?.fashionMnistDir })
-        : await loadLocation(ref, { cacheDir: opts.cacheDir, ...opts.access });
-    return assemble(reference, loaded, split);
+    if (ref.kind === 'builtin') {
+      const loaded = await loadBuiltin(ref.name, { cacheDir: opts.cacheDir, limits: opts.access?.limits, fashionMnistDir: opts.access?.fashionMnistDir });
+      return assemble(reference, loaded, split);
+    }
+    const read = { cacheDir: opts.cacheDir, ...opts.access };
+    const where = await locate(ref, read);
+    if (where.format === 'images') {
+      const inputShape = await opts.modelInput?.();
+      return await loadImages(where.location, ref, read, { reference, inputShape, ...split }, where.archive);
+    }
+    return assemble(reference, await loadLocation(ref, read, where), split);
   } catch (err) {
     if (err instanceof DatasetError) throw err;
     // Readers are written to throw DatasetError; anything else is a bug, but the

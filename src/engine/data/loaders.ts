@@ -1,12 +1,16 @@
 // One loader per on-disk format (IDX, CIFAR-10 binary, NPY, NPZ): find the
 // files of a reference, read them in the format's fixed order (that order is
-// the sha256 order), decode, and pair images with labels.
+// the sha256 order), decode, and pair images with labels. Image folders are
+// located here too (a directory of class folders, or a .zip that is not an
+// NPZ) and loaded by ./images/load.ts.
 
 import { createHash } from 'node:crypto';
 import { open, readdir, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join } from 'node:path';
-import { isZip, maybeGunzip } from './bytes.js';
+import { isGzip, isZip, maybeGunzip } from './bytes.js';
+import { zipHoldsOnlyNpy } from './images/archive.js';
+import { readArchive, shownName } from './images/load.js';
 import { CIFAR_CHANNELS, CIFAR_CLASSES, CIFAR_SIDE, concatBatches, parseCifarBatch } from './cifar.js';
 import { DatasetError, describeError } from './errors.js';
 import type { Examples, Images, LoadedData } from './examples.js';
@@ -31,14 +35,39 @@ class Digest {
   }
 }
 
-export async function loadLocation(ref: LocationReference, opts: ReadOptions): Promise<LoadedData> {
-  let { location, format } = ref;
-  if (format === undefined) ({ location, format } = await detectFormat(location, opts));
-  const loaded = await LOADERS[format](location, ref, opts);
+/** Where a reference's data is and in which format; `archive`: the bytes already read to tell a .zip's format. */
+export interface Located {
+  location: Location;
+  format: DatasetFormat;
+  archive?: Uint8Array;
+}
+
+/** The format of a reference: given, or decided from the directory's names or the archive's members. */
+export async function locate(ref: LocationReference, opts: ReadOptions): Promise<Located> {
+  if (ref.format !== undefined) return { location: ref.location, format: ref.format };
+  // An http(s) reference without a format names a .zip (checked when parsed): its members decide.
+  if (ref.location.kind === 'http') return zipFormat(ref.location, opts);
+  const found = await detectFormat(ref.location, opts);
+  return found.format === 'npz' && found.location === ref.location ? zipFormat(found.location, opts) : found;
+}
+
+/** A .zip is an NPZ when it holds only .npy members, else an image folder. */
+async function zipFormat(location: Location, opts: ReadOptions): Promise<Located> {
+  const archive = await readArchive(location, opts);
+  if (!isZip(archive)) return { location, format: 'npz', archive };
+  const limits = datasetLimits(opts);
+  const npz = zipHoldsOnlyNpy(archive, shownName(location), { ...limits, maxFiles: Number.MAX_SAFE_INTEGER });
+  return { location, format: npz ? 'npz' : 'images', archive };
+}
+
+export async function loadLocation(ref: LocationReference, opts: ReadOptions, where?: Located): Promise<LoadedData> {
+  const { location, format, archive } = where ?? (await locate(ref, opts));
+  if (format === 'images') throw new Error('image folders are loaded by loadImages');
+  const loaded = await LOADERS[format](location, ref, { ...opts, archive });
   return { ...loaded, numClasses: ref.classes ?? loaded.numClasses };
 }
 
-type Loader = (location: Location, ref: LocationReference, opts: ReadOptions) => Promise<LoadedData>;
+type Loader = (location: Location, ref: LocationReference, opts: ReadOptions & { archive?: Uint8Array }) => Promise<LoadedData>;
 
 const IDX_STANDARD: Record<'train_images' | 'train_labels' | 'test_images' | 'test_labels', string> = {
   train_images: 'train-images-idx3-ubyte',
@@ -130,9 +159,9 @@ async function loadNpy(location: Location, ref: LocationReference, opts: ReadOpt
   return { name: ref.name, sha256: digest.hex(), train, test };
 }
 
-async function loadNpz(location: Location, ref: LocationReference, opts: ReadOptions): Promise<LoadedData> {
+async function loadNpz(location: Location, ref: LocationReference, opts: ReadOptions & { archive?: Uint8Array }): Promise<LoadedData> {
   const file = describeLocation(location);
-  const raw = await read(location, 'reference', opts);
+  const raw = opts.archive ?? (await read(location, 'reference', opts));
   const members = parseNpz(raw, file, 'reference', datasetLimits(opts));
   const array = (key: 'x_train' | 'y_train' | 'x_test' | 'y_test') => {
     const bytes = members.get(key);
@@ -154,7 +183,7 @@ async function loadNpz(location: Location, ref: LocationReference, opts: ReadOpt
   return { name: ref.name, sha256, train, test };
 }
 
-const LOADERS: Record<DatasetFormat, Loader> = { idx: loadIdx, cifar10: loadCifar, npy: loadNpy, npz: loadNpz };
+const LOADERS: Record<Exclude<DatasetFormat, 'images'>, Loader> = { idx: loadIdx, cifar10: loadCifar, npy: loadNpy, npz: loadNpz };
 
 function pair(
   images: Images,
@@ -189,9 +218,12 @@ async function detectFormat(location: Location, opts: ReadOptions): Promise<{ lo
     throw new DatasetError(`${dir}: ${why}`, 'reference', dir, { cause: err });
   }
   if (info.isFile()) {
-    if (isZip(await readHead(real, dir))) return { location, format: 'npz' };
+    const head = await readHead(real, dir);
+    // A zip is an NPZ or an image folder (the caller reads its members); a gzip is a .tar.gz image folder.
+    if (isZip(head)) return { location, format: 'npz' };
+    if (isGzip(head)) return { location, format: 'images' };
     throw new DatasetError(
-      `${dir}: a single-file reference must be an .npz archive; for IDX, CIFAR-10 or NPY files give their directory`,
+      `${dir}: a single-file reference must be an .npz archive (or a .zip or .tar.gz image folder); for IDX, CIFAR-10 or NPY files give their directory`,
       'reference',
       dir,
     );
@@ -221,6 +253,7 @@ async function detectFormat(location: Location, opts: ReadOptions): Promise<{ lo
     );
   }
   if (npz.length === 1) found.push({ format: 'npz', location: { kind: 'file', path: join(dir, npz[0]) }, why: npz[0] });
+  if (found.length === 0 && (await holdsFolders(real))) return { location, format: 'images' };
   if (found.length === 0) {
     throw new DatasetError(
       `${dir}: no dataset files found (expected IDX train-images-idx3-ubyte[.gz] + t10k-..., CIFAR-10 ` +
@@ -237,6 +270,12 @@ async function detectFormat(location: Location, opts: ReadOptions): Promise<{ lo
     );
   }
   return found[0];
+}
+
+/** Whether a directory with no IDX, CIFAR-10 or NPY files holds a visible folder: an image folder's classes (or splits). */
+export async function holdsFolders(dir: string): Promise<boolean> {
+  const listed = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  return listed.some((d) => (d.isDirectory() || d.isSymbolicLink()) && !d.name.startsWith('.') && d.name !== 'cifar-10-batches-bin' && d.name !== '__MACOSX');
 }
 
 /** Lists `dir`; messages name `shown` (the path as the reference gave it). */

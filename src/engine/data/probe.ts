@@ -30,6 +30,10 @@ import { parseReference, type DatasetFormat, type DatasetReference } from './ref
 import { guardedFetch, OutboundRefusedError } from '../../runtime/outbound.js';
 import { confineFile, type DataAccess } from './access.js';
 import { ratioAllowance, refusedUrl, type Location } from './source.js';
+import { isGzip, isZip } from './bytes.js';
+import { zipHoldsOnlyNpy } from './images/archive.js';
+import { probeImages, readArchive, shownName, type ImageProbe } from './images/load.js';
+import { holdsFolders } from './loaders.js';
 import { DEFAULT_DATASET_LIMITS } from '../../runtime/engine-config.js';
 
 export interface ProbeLimits {
@@ -71,6 +75,14 @@ export interface DatasetProbe {
   unpackedBytes: number;
   /** sha256 of the raw bytes in the loaders' fixed order (the worker computes the same); absent for builtins. */
   sha256?: string;
+  /** Image folders: the class folders' names in label order. */
+  classNames?: string[];
+  /**
+   * Image folders: `resize` on, the images are resized to any model's input
+   * (inputShape is the first image's size, what a zoo model is built for);
+   * off, they must match it. `sizes`: the distinct sizes seen, as `HxW`.
+   */
+  images?: { resize: boolean; sizes: string[] };
 }
 
 const BUILTIN_PROBES: Record<'mnist' | 'fashion-mnist', DatasetProbe> = {
@@ -110,7 +122,12 @@ export async function probeDataset(reference: string | DatasetReference, limits:
   const run = new ProbeRun(lim, ac.signal, access);
   try {
     let { location, format } = ref;
-    if (format === undefined) ({ location, format } = await detectFormat(location, access));
+    let archive: Uint8Array | undefined;
+    if (format === undefined) ({ location, format, archive } = await detectFormat(location, access, lim));
+    if (format === 'images') {
+      const found = await untilAborted(probeImages(location, ref, { ...access, limits: { maxBytes: lim.maxBytes, maxRatio: lim.maxRatio } }, archive), ac.signal);
+      return imagesProbe(location, found);
+    }
     const splits = await PROBERS[format](run, location, ref);
     return run.summarise(format, splits, ref.classes);
   } catch (err) {
@@ -932,13 +949,25 @@ const probeNpz: Prober = async (run, location, ref) => {
   };
 };
 
-const PROBERS: Record<DatasetFormat, Prober> = { idx: probeIdx, cifar10: probeCifar, npy: probeNpy, npz: probeNpz };
+const PROBERS: Record<Exclude<DatasetFormat, 'images'>, Prober> = { idx: probeIdx, cifar10: probeCifar, npy: probeNpy, npz: probeNpz };
 
 // ---------------------------------------------------------------- format detection
 
-/** The format of a `file:` reference that named none, from the names present (as the loaders decide it). */
-async function detectFormat(location: Location, access: DataAccess): Promise<{ location: Location; format: DatasetFormat }> {
-  if (location.kind === 'http') throw new DatasetError('an http(s) reference must carry #format=idx|cifar10|npy or name an .npz file', 'format');
+/**
+ * The format of a reference that named none, as the loaders decide it: a
+ * directory from the names present (class folders and nothing else: an image
+ * folder); a file or an http(s) .zip from its bytes (a gzip is a .tar.gz image
+ * folder, a zip of .npy members an NPZ, any other zip an image folder).
+ */
+async function detectFormat(location: Location, access: DataAccess, lim: ProbeLimits): Promise<{ location: Location; format: DatasetFormat; archive?: Uint8Array }> {
+  const archiveFormat = async () => {
+    const bytes = await readArchive(location, { ...access, limits: { maxBytes: lim.maxBytes, maxRatio: lim.maxRatio } });
+    if (isGzip(bytes)) return { location, format: 'images' as const, archive: bytes };
+    if (!isZip(bytes)) return { location, format: 'npz' as const };
+    const npz = zipHoldsOnlyNpy(bytes, shownName(location), { maxBytes: lim.maxBytes, maxRatio: lim.maxRatio, maxFiles: Number.MAX_SAFE_INTEGER });
+    return npz ? { location, format: 'npz' as const } : { location, format: 'images' as const, archive: bytes };
+  };
+  if (location.kind === 'http') return archiveFormat();
   const dir = await confineFile(location.path, access.files, 'reference');
   const shown = basename(dir) || 'dataset';
   let isFile: boolean;
@@ -947,7 +976,7 @@ async function detectFormat(location: Location, access: DataAccess): Promise<{ l
   } catch {
     throw new DatasetError(`${shown}: no such file or directory`, 'reference');
   }
-  if (isFile) return { location, format: 'npz' };
+  if (isFile) return archiveFormat();
   const names = await listDir(dir, 'reference');
   const found: { format: DatasetFormat; location: Location; why: string }[] = [];
   if (names.some((n) => /^train-images[.-]idx3-ubyte(\.gz)?$/.test(n))) found.push({ format: 'idx', location, why: 'train-images-idx3-ubyte' });
@@ -961,6 +990,7 @@ async function detectFormat(location: Location, access: DataAccess): Promise<{ l
   const npz = names.filter((n) => /\.npz$/i.test(n)).sort();
   if (npz.length > 1) throw new DatasetError(`${shown}: ${npz.length} .npz archives (${npz.join(', ')}); name one`, 'reference');
   if (npz.length === 1) found.push({ format: 'npz', location: { kind: 'file', path: resolve(dir, npz[0]!) }, why: npz[0]! });
+  if (found.length === 0 && (await holdsFolders(dir))) return { location, format: 'images' };
   if (found.length === 0) {
     throw new DatasetError(
       `${shown}: no dataset files found (expected IDX train-images-idx3-ubyte[.gz] + t10k-..., CIFAR-10 data_batch_N.bin + test_batch.bin, one *.npz, or x_train.npy/y_train.npy/x_test.npy/y_test.npy)`,
@@ -971,6 +1001,34 @@ async function detectFormat(location: Location, access: DataAccess): Promise<{ l
     throw new DatasetError(`${shown}: ambiguous directory (${found.map((f) => `${f.format}: ${f.why}`).join('; ')}); add ?format=...`, 'format');
   }
   return found[0]!;
+}
+
+/** An image folder's probe as the summary every format gives (labels are the class indices). */
+function imagesProbe(location: Location, p: ImageProbe): DatasetProbe {
+  const name = shownName(location);
+  return {
+    format: 'images',
+    inputShape: p.inputShape,
+    numClasses: p.numClasses,
+    labels: { min: 0, max: p.numClasses - 1 },
+    counts: p.counts,
+    files: [{ name, role: 'reference', bytes: p.bytes, unpackedBytes: p.unpackedBytes }],
+    bytes: p.bytes,
+    unpackedBytes: p.unpackedBytes,
+    sha256: p.sha256,
+    classNames: p.classNames,
+    images: { resize: p.resize, sizes: p.sizes },
+  };
+}
+
+/** `work`, or a rejection once `signal` aborts (the caller turns it into the timeout's message). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolveWork, reject) => {
+    const onAbort = () => reject(new Error('aborted'));
+    if (signal.aborted) onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolveWork, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 async function listDir(dir: string, field: string): Promise<string[]> {

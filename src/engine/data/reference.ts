@@ -10,7 +10,7 @@ import type { Location } from './source.js';
 export const BUILTIN_NAMES = ['mnist', 'fashion-mnist'] as const;
 export type BuiltinName = (typeof BUILTIN_NAMES)[number];
 
-export const FORMATS = ['idx', 'cifar10', 'npy', 'npz'] as const;
+export const FORMATS = ['idx', 'cifar10', 'npy', 'npz', 'images'] as const;
 export type DatasetFormat = (typeof FORMATS)[number];
 
 /** Option names that name a file, per format; order = the fixed sha256 order. */
@@ -19,6 +19,7 @@ export const ROLES = {
   cifar10: ['train', 'test'],
   npy: ['x_train', 'y_train', 'x_test', 'y_test'],
   npz: [],
+  images: [],
 } as const satisfies Record<DatasetFormat, readonly string[]>;
 
 export type FileRole = (typeof ROLES)[DatasetFormat][number];
@@ -37,9 +38,24 @@ export type DatasetReference =
       classes?: number;
       /** Short human name: the directory or file name. */
       name: string;
+      /** Image folders: `resize=0` turns resizing off (every image must then have one size); `test_fraction` carves test. */
+      images?: ImageOptions;
     };
 
+export interface ImageOptions {
+  /** Resize images to the model's input (default true). */
+  resize: boolean;
+  /** Share of the training pool carved as test when there is no test folder (default 0.2). */
+  testFraction?: number;
+}
+
 const GENERAL_OPTIONS = ['format', 'classes'] as const;
+/** Options of image folders only. */
+const IMAGE_OPTIONS = ['resize', 'test_fraction'] as const;
+
+/** An archive name that says image folder: a gzipped tar. A `.zip` is an NPZ or an image folder, told apart by its members. */
+const TAR_GZ = /\.(tar\.gz|tgz)$/i;
+const ZIP = /\.zip$/i;
 
 export function parseReference(reference: string): DatasetReference {
   const ref = reference.trim();
@@ -125,9 +141,9 @@ function describeLocation(
 ): DatasetReference {
   const allRoles = new Set<string>(Object.values(ROLES).flat());
   for (const key of options.keys()) {
-    if (!(GENERAL_OPTIONS as readonly string[]).includes(key) && !allRoles.has(key)) {
+    if (!(GENERAL_OPTIONS as readonly string[]).includes(key) && !(IMAGE_OPTIONS as readonly string[]).includes(key) && !allRoles.has(key)) {
       throw new DatasetError(
-        `${ref}: unknown option '${key}' (known: ${[...GENERAL_OPTIONS, ...allRoles].join(', ')})`,
+        `${ref}: unknown option '${key}' (known: ${[...GENERAL_OPTIONS, ...allRoles, ...IMAGE_OPTIONS].join(', ')})`,
         key,
       );
     }
@@ -149,6 +165,13 @@ function describeLocation(
     }
     format = 'npz';
   }
+  if (TAR_GZ.test(path)) {
+    if (format !== undefined && format !== 'images') {
+      throw new DatasetError(`${ref}: format '${format}' given for a .tar.gz archive, which holds an image folder`, 'format');
+    }
+    format = 'images';
+  }
+  const images = imageOptions(ref, options, format);
 
   const files: Partial<Record<FileRole, string>> = {};
   for (const [key, value] of options) {
@@ -172,14 +195,44 @@ function describeLocation(
     }
   }
 
-  if (location.kind === 'http' && format === undefined) {
+  if (location.kind === 'http' && format === undefined && !ZIP.test(path)) {
     throw new DatasetError(
-      `${ref}: an http(s) reference must name an .npz file or carry #format=idx|cifar10|npy (a server cannot be listed)`,
+      `${ref}: an http(s) reference must name an .npz file or carry #format=idx|cifar10|npy (or name a .zip or .tar.gz image folder; a server cannot be listed)`,
       'format',
     );
+  }
+  if (format === 'images' && location.kind === 'http' && !ZIP.test(path) && !TAR_GZ.test(path)) {
+    throw new DatasetError(`${ref}: an http(s) image folder must be one .zip or .tar.gz archive (a server cannot be listed)`, 'format');
+  }
+  if (format === 'images' && classes !== undefined) {
+    throw new DatasetError(`${ref}: 'classes' does not apply to an image folder (its class folders are the classes)`, 'classes');
   }
 
   const trimmed = path.replace(/\/+$/, '');
   const name = basename(trimmed).replace(/\.npz$/i, '') || 'dataset';
-  return { kind: 'location', location, format, files, classes, name };
+  return { kind: 'location', location, format, files, classes, name, ...(images ? { images } : {}) };
+}
+
+/** `resize` and `test_fraction`, refused on a reference whose format is known and not images. */
+function imageOptions(ref: string, options: Map<string, string>, format: DatasetFormat | undefined): ImageOptions | undefined {
+  const given = IMAGE_OPTIONS.filter((k) => options.has(k));
+  if (given.length === 0) return format === 'images' ? { resize: true } : undefined;
+  if (format !== undefined && format !== 'images') {
+    throw new DatasetError(`${ref}: option '${given[0]}' applies to image folders only, not format '${format}'`, given[0]!);
+  }
+  const out: ImageOptions = { resize: true };
+  const resize = options.get('resize');
+  if (resize !== undefined) {
+    if (!['0', '1', 'false', 'true'].includes(resize)) throw new DatasetError(`${ref}: resize must be 0 or 1, got '${resize}'`, 'resize');
+    out.resize = resize === '1' || resize === 'true';
+  }
+  const fraction = options.get('test_fraction');
+  if (fraction !== undefined) {
+    const value = Number(fraction);
+    if (fraction.trim() === '' || !(value > 0 && value < 1)) {
+      throw new DatasetError(`${ref}: test_fraction must be a number in (0, 1), got '${fraction}'`, 'test_fraction');
+    }
+    out.testFraction = value;
+  }
+  return out;
 }

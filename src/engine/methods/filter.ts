@@ -26,7 +26,7 @@ import { latencyProfile, type LatencyOptions } from '../filter/latency.js';
 import { analyseSensitivity, fractionsForFlopTarget, sensitivitySvg } from '../filter/sensitivity.js';
 import { modelFromFiles, modelToFiles } from '../models/files.js';
 import type { RunSession } from '../session.js';
-import type { RunMethod } from './method.js';
+import { classNamesOf, type RunMethod } from './method.js';
 import { imp, impLastRound } from './imp.js';
 import { pct } from '../report/format.js';
 
@@ -334,6 +334,7 @@ class FilterRun {
         ...(impSummary ? { imp: { ticketRound: impSummary.ticketRound, density: impSummary.density, finalTestAccuracy: impSummary.finalTestAccuracy } } : {}),
         onnx: onnxSummary,
         rounds,
+        ...classNamesOf(s.dataset),
       },
     };
   }

@@ -26,7 +26,7 @@ import { compressTicket } from '../export.js';
 import { ONNX_TICKET, onnxTicket } from '../export/onnx-ticket.js';
 import type { RunSession } from '../session.js';
 import { getControl } from './controls/registry.js';
-import type { RunMethod } from './method.js';
+import { classNamesOf, type RunMethod } from './method.js';
 import { pct } from '../report/format.js';
 
 /** How trial threads build the architecture: the zoo model by name, anything else from its topology. */
@@ -307,6 +307,7 @@ class ImpRun {
         finalTestAccuracy: last.metrics.finalTestAccuracy,
         onnx: onnxOut.summary,
         rounds: rounds.map((r) => r.metrics),
+        ...classNamesOf(s.dataset),
       },
     };
   }

@@ -11,7 +11,8 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { ModelLimits } from './budget.js';
 import type { ModelOptions } from './common.js';
-import { createOrLoadModel } from './load.js';
+import { describeModel } from './inspect.js';
+import { createOrLoadModel, loadModelFrom } from './load.js';
 import { createModel, isZooModel } from './registry.js';
 
 export type ModelSource =
@@ -46,5 +47,28 @@ export async function openModel(source: ModelSource, opts: ModelOptions, limits?
   } catch (e) {
     if (e instanceof Error && source.dir !== source.ref) e.message = e.message.split(source.dir).join(source.ref);
     throw e;
+  }
+}
+
+/**
+ * The [height, width, channels] the source's model takes, for fitting an
+ * image folder to it; undefined for a zoo model (built for the data), a flat
+ * or free-size input, or a model that does not load (openModel then says why).
+ */
+export async function modelInputShape(source: ModelSource, limits?: ModelLimits): Promise<number[] | undefined> {
+  if (source.kind === 'zoo') return undefined;
+  let model: tf.LayersModel;
+  try {
+    model = source.kind === 'memory' ? source.model : await loadModelFrom(source.dir, { limits });
+  } catch {
+    return undefined;
+  }
+  try {
+    const shape = describeModel(model).inputShape;
+    return shape.length === 3 && shape.every((d) => d > 0) ? shape : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    if (source.kind === 'files') model.dispose();
   }
 }

@@ -43,9 +43,9 @@ export const DEFAULT_MAX_TOTAL_PIXELS = 2 ** 28;
 
 const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg'];
 const SPLIT_FOLDERS = ['train', 'val', 'test'] as const;
-type SplitName = (typeof SPLIT_FOLDERS)[number];
+export type SplitName = (typeof SPLIT_FOLDERS)[number];
 
-interface ImageFile {
+export interface ImageFile {
   /** The path as given, for messages. */
   path: string;
   split: SplitName;
@@ -106,7 +106,7 @@ export async function loadImageFolder(entries: FolderEntry[], opts: ImageFolderO
 }
 
 /** Sorts the entries into splits and classes and refuses trees that are not an image folder. */
-function layout(entries: FolderEntry[], maxFiles: number): { files: ImageFile[]; classNames: string[]; hasSplit: boolean } {
+export function layout(entries: FolderEntry[], maxFiles: number): { files: ImageFile[]; classNames: string[]; hasSplit: boolean } {
   // Every file counts against the cap, images, hidden files or not: a million small files are a bomb too.
   const overCap = entries.filter((e) => !isFolder(e))[maxFiles];
   if (overCap) {
