@@ -29,15 +29,13 @@ export async function runCompression(specInput: RunSpec | unknown, ctx: RunConte
 export async function runResolved(spec: RunSpec, ctx: RunContext): Promise<RunResultRecord> {
   const method = getMethod(spec.method);
   const session = await openSession(spec, ctx, () => parallelism(spec, ctx));
-  const result = withBundle(await method.run(session), session.dataset.classNames);
+  const result = withBundle(await method.run(session));
   await ctx.sink.commitResult(result);
   session.emit({ kind: 'run-end', name: result.name, verdict: result.verdict });
   return result;
 }
 
-/** The result with the dataset's class names in its summary (when it has them) and `ticket.zip` built from it, committed with the rest. */
-function withBundle(result: RunResultRecord, classNames: string[] | undefined): RunResultRecord {
-  const summary = classNames ? { ...result.summary, classNames } : result.summary;
-  const out = { ...result, summary };
-  return { ...out, artifacts: { ...result.artifacts, [TICKET_ZIP]: ticketBundle(out) } };
+/** The result with `ticket.zip` built from it (the methods put the dataset's class names in the summary), committed with the rest. */
+function withBundle(result: RunResultRecord): RunResultRecord {
+  return { ...result, artifacts: { ...result.artifacts, [TICKET_ZIP]: ticketBundle(result) } };
 }

@@ -5,8 +5,8 @@
 // and ratio caps (archive.ts), names are safe, and then the data layer reads
 // it exactly as it reads a `file://` reference (engine/data/probe.ts: magic,
 // dims, counts, label range, under the dataset caps), from a private temp
-// folder it alone may read. An image folder is checked by
-// engine/data/images/folder.ts's layout and decode rules. Then the files go to
+// folder it alone may read; an image folder too (engine/data/images/: layout,
+// classes, counts and sizes from the headers). Then the files go to
 // the blob store and one transaction records the Dataset row (reference
 // `upload:<sha256 of the listing>`: the same upload twice is the same
 // dataset) and its 'dataset-file' artifacts. Jobs name it as `dataset:<id>`;
@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, posix } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DatasetError } from '../engine/data/errors.js';
 import { recordArtifacts, storeBlobs } from '../store/artifacts.js';
@@ -78,28 +78,11 @@ function uploadedFiles(upload: DatasetUpload, caps: DatasetUploadCaps): NamedFil
   return files;
 }
 
-/** An image folder (class folders of PNG/JPEG): checked by the image reader's layout and decode rules. */
-async function checkImages(files: NamedFile[], caps: DatasetUploadCaps): Promise<Omit<CheckedDataset, 'files'>> {
-  const { loadImageFolder } = await import('../engine/data/images/folder.js');
-  const dataset = await loadImageFolder(
-    files.map((f) => ({ path: f.name, bytes: f.bytes })),
-    { reference: 'upload', name: 'upload', maxFiles: caps.maxFiles, seed: 0, validationFraction: 0.1 },
-  );
-  const bytes = files.reduce((n, f) => n + f.bytes.byteLength, 0);
-  const shapes = {
-    inputShape: dataset.inputShape,
-    numClasses: dataset.numClasses,
-    classNames: dataset.classNames ?? [],
-    labels: { min: 0, max: dataset.numClasses - 1 },
-    counts: { train: dataset.train.n + dataset.validation.n, test: dataset.test.n },
-    files: [],
-    bytes,
-    unpackedBytes: bytes,
-  };
-  return { format: 'images', shapes, sha256: dataset.sha256 };
-}
-
-/** IDX, NPY, NPZ or CIFAR-10 files: probed as a `file://` folder only they are in, as a reference would be. */
+/**
+ * IDX, NPY, NPZ or CIFAR-10 files, or an image folder: probed as a `file://`
+ * folder only they are in, exactly as a reference would be (an image folder
+ * from its headers: classes, counts and sizes, under the image caps).
+ */
 async function checkDataFiles(files: NamedFile[], caps: DatasetUploadCaps): Promise<Omit<CheckedDataset, 'files'>> {
   const base = await mkdtemp(join(tmpdir(), 'ticketsmith-dsupload-'));
   // Messages name the folder by its last part: the tenant reads "upload: ...", not a temp name.
@@ -134,9 +117,8 @@ async function checkDataFiles(files: NamedFile[], caps: DatasetUploadCaps): Prom
  */
 export async function checkDatasetUpload(upload: DatasetUpload, caps: DatasetUploadCaps): Promise<CheckedDataset> {
   const files = uploadedFiles(upload, caps);
-  const images = files.filter((f) => IMAGE.test(posix.basename(f.name)));
   try {
-    const checked = images.length > 0 && images.length >= files.length / 2 ? await checkImages(files, caps) : await checkDataFiles(files, caps);
+    const checked = await checkDataFiles(files, caps);
     return { files, ...checked };
   } catch (e) {
     if (e instanceof DatasetError) throw invalid('files', `files: ${e.message}`);
