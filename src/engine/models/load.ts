@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { checkModelJson, DEFAULT_MODEL_LIMITS, type ModelLimits } from './budget.js';
 import { describeModel } from './inspect.js';
+// Registers the custom layers of imported models, so their saved form loads.
+import './layers/index.js';
 import { createModel, isZooModel, knownModelNames, type ModelOptions } from './registry.js';
 
 const MODEL_JSON = 'model.json';
