@@ -1,0 +1,28 @@
+// ONNX in: bytes of an .onnx file to a checked TF.js Layers model
+// (parse.ts vets the file, convert.ts builds the model, check.ts compares it
+// with onnxruntime). Throws ModelImportError for every refusal.
+import type * as tf from '@tensorflow/tfjs';
+import { checkAgainstOnnxRuntime } from './check.js';
+import { convertOnnx } from './convert.js';
+import { parseOnnx } from './parse.js';
+
+export { SUPPORTED_OPS } from './convert.js';
+export { MAX_OPSET, MIN_OPSET } from './parse.js';
+
+export interface ImportOnnxOptions {
+  /** Compare with onnxruntime before returning (default true). */
+  check?: boolean;
+  name?: string;
+}
+
+export async function importOnnx(bytes: Uint8Array, opts: ImportOnnxOptions = {}): Promise<tf.LayersModel> {
+  const model = convertOnnx(parseOnnx(bytes), { name: opts.name });
+  if (opts.check === false) return model;
+  try {
+    await checkAgainstOnnxRuntime(model, bytes);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return model;
+}
