@@ -22,6 +22,8 @@ export interface CheckedUpload {
   /** model.json and the weight files it names, relative to model.json. */
   files: NamedFile[];
   architecture: Record<string, unknown>;
+  /** 'tfjs-layers', or the framework an imported model came from ('onnx', 'keras', 'h5'). */
+  format?: string;
 }
 
 export type ToUploadWorker = { id: number; upload: UploadInput; maxBytes: number; limits: ModelLimits };

@@ -1,0 +1,69 @@
+// Which framework wrote an uploaded model file, and its conversion to a TF.js
+// Layers model: `.onnx` (or a raw body that is no archive and parses as ONNX)
+// goes to models/onnx/, a Keras 3 `.keras` zip (config.json +
+// model.weights.h5) and a legacy `.h5` (HDF5 magic) to the Keras importer.
+// A model.json + weights upload is not foreign and is not handled here.
+import type * as tf from '@tensorflow/tfjs';
+import { unzipSync } from 'fflate';
+import { isGzip, isZip } from '../../data/bytes.js';
+import { ModelImportError } from './errors.js';
+
+export { ModelImportError } from './errors.js';
+
+export type ForeignFormat = 'onnx' | 'keras' | 'h5';
+
+const HDF5_MAGIC = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a];
+
+export const isHdf5 = (b: Uint8Array): boolean => b.length >= 8 && HDF5_MAGIC.every((v, i) => b[i] === v);
+
+const isTar = (b: Uint8Array): boolean => b.length >= 512 && new TextDecoder().decode(b.subarray(257, 262)) === 'ustar';
+
+/** Names of a zip's entries, nothing inflated (null when it is not a readable zip). */
+function zipNames(bytes: Uint8Array): string[] | null {
+  const names: string[] = [];
+  try {
+    unzipSync(bytes, { filter: (f) => { names.push(f.name); return false; } });
+  } catch {
+    return null;
+  }
+  return names;
+}
+
+/** A Keras 3 archive: a zip with config.json and model.weights.h5 at its root. */
+export function isKerasArchive(bytes: Uint8Array): boolean {
+  if (!isZip(bytes)) return false;
+  const names = zipNames(bytes);
+  return names !== null && names.includes('config.json') && names.includes('model.weights.h5');
+}
+
+/** The foreign format of a file named `fileName`, or null when its name says nothing. */
+export function formatFromName(fileName: string): ForeignFormat | null {
+  const lower = fileName.toLowerCase();
+  if (lower.endsWith('.onnx')) return 'onnx';
+  if (lower.endsWith('.keras')) return 'keras';
+  if (lower.endsWith('.h5') || lower.endsWith('.hdf5')) return 'h5';
+  return null;
+}
+
+/**
+ * The foreign format of an upload: by file name when it has one, else (a raw
+ * body) a Keras zip, the HDF5 magic, or ONNX for anything that is neither a
+ * zip, gzip nor tar archive. null: an archive of model.json and weights.
+ */
+export function detectModelFormat(bytes: Uint8Array, fileName?: string): ForeignFormat | null {
+  if (fileName !== undefined) return formatFromName(fileName);
+  if (isKerasArchive(bytes)) return 'keras';
+  if (isHdf5(bytes)) return 'h5';
+  if (isZip(bytes) || isGzip(bytes) || isTar(bytes)) return null;
+  return 'onnx';
+}
+
+/** Converts a foreign model file; throws ModelImportError when it cannot. */
+export async function importModel(bytes: Uint8Array, format: ForeignFormat, fileName?: string): Promise<tf.LayersModel> {
+  if (format === 'onnx') {
+    const { importOnnx } = await import('../onnx/index.js');
+    return importOnnx(bytes, { name: fileName?.replace(/\.onnx$/i, '') });
+  }
+  // keras slice: replace with importKeras
+  throw new ModelImportError('UNSUPPORTED_MODEL', 'Keras import is not wired yet');
+}
