@@ -150,7 +150,7 @@ async function checkForeignUpload(foreign: ForeignUpload, limits: ModelLimits): 
     const err = toServiceError(e);
     // A raw body was taken for ONNX only because it is no archive: say both.
     if (foreign.fileName === undefined && err.code === 'INVALID_ARGUMENT') {
-      throw new ServiceError('INVALID_ARGUMENT', `body: not a .zip, .tar.gz or .tar archive, a Keras or HDF5 file, nor a valid ONNX model (${err.message})`, 'body');
+      throw new ServiceError('INVALID_ARGUMENT', `archive: not a .zip, .tar.gz or .tar archive, a Keras or HDF5 file, nor a valid ONNX model (${err.message})`, 'archive');
     }
     throw err;
   }

@@ -274,7 +274,7 @@ function isUri(ref: string): boolean {
 }
 
 /** Throws unless the model's known input dims and class count match the options. */
-function checkAgainstOptions(model: tf.LayersModel, ref: string, opts: ModelOptions): void {
+export function checkAgainstOptions(model: tf.LayersModel, ref: string, opts: ModelOptions): void {
   const d = describeModel(model);
   const shapeOk = d.inputShape.length === opts.inputShape.length
     && d.inputShape.every((dim, i) => dim === -1 || dim === opts.inputShape[i]);

@@ -7,11 +7,17 @@
 // upload, or a path / URL given on the command line); the run name hashes
 // that, never where the files were unpacked, so a job's name is the same on
 // every worker and attempt. What the engine says about the model (errors
-// included) names it by its reference too.
+// included) names it by its reference too. A local file ending in .onnx,
+// .keras or .h5 (the CLI's `--model path.onnx`) is converted by
+// import/index.ts on open.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type * as tf from '@tensorflow/tfjs';
 import type { ModelLimits } from './budget.js';
 import type { ModelOptions } from './common.js';
-import { createOrLoadModel } from './load.js';
+import { checkAgainstOptions, createOrLoadModel } from './load.js';
+import { formatFromName } from './import/index.js';
 import { createModel, isZooModel } from './registry.js';
 
 export type ModelSource =
@@ -41,10 +47,39 @@ export function modelSourceFor(ref: string, given?: ModelSource): ModelSource {
 export async function openModel(source: ModelSource, opts: ModelOptions, limits?: ModelLimits): Promise<{ model: tf.LayersModel; owned: boolean }> {
   if (source.kind === 'memory') return { model: source.model, owned: false };
   if (source.kind === 'zoo') return { model: createModel(source.name, opts), owned: true };
+  const foreign = foreignFile(source.dir);
+  if (foreign) return { model: await openForeign(foreign, source.ref, opts), owned: true };
   try {
     return { model: await createOrLoadModel(source.dir, opts, limits), owned: true };
   } catch (e) {
     if (e instanceof Error && source.dir !== source.ref) e.message = e.message.split(source.dir).join(source.ref);
     throw e;
   }
+}
+
+/** A local path or file:// URI of an ONNX or Keras file, with its format; null for anything else. */
+function foreignFile(dir: string): { file: string; format: NonNullable<ReturnType<typeof formatFromName>> } | null {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(dir) && !/^file:\/\//i.test(dir)) return null;
+  const file = /^file:\/\//i.test(dir) ? fileURLToPath(dir) : dir;
+  const format = formatFromName(file);
+  return format === null ? null : { file, format };
+}
+
+/** Reads and converts a foreign model file (ONNX checked against onnxruntime), then fits it to the data. */
+async function openForeign(foreign: { file: string; format: 'onnx' | 'keras' | 'h5' }, ref: string, opts: ModelOptions): Promise<tf.LayersModel> {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await readFile(foreign.file));
+  } catch (e) {
+    throw new Error(`cannot read model '${ref}': ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
+  const { importModel } = await import('./import/index.js');
+  const model = await importModel(bytes, foreign.format, path.basename(foreign.file));
+  try {
+    checkAgainstOptions(model, ref, opts);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return model;
 }

@@ -5,6 +5,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { checkAgainstOnnxRuntime } from './check.js';
 import { convertOnnx } from './convert.js';
 import { parseOnnx } from './parse.js';
+import { ModelImportError } from '../import/errors.js';
 
 export { SUPPORTED_OPS } from './convert.js';
 export { MAX_OPSET, MIN_OPSET } from './parse.js';
@@ -16,7 +17,14 @@ export interface ImportOnnxOptions {
 }
 
 export async function importOnnx(bytes: Uint8Array, opts: ImportOnnxOptions = {}): Promise<tf.LayersModel> {
-  const model = convertOnnx(parseOnnx(bytes), { name: opts.name });
+  let model: tf.LayersModel;
+  try {
+    model = convertOnnx(parseOnnx(bytes), { name: opts.name });
+  } catch (e) {
+    if (e instanceof ModelImportError) throw e;
+    // A graph that passed every check but still does not build (inconsistent shapes, say) is the file's fault.
+    throw new ModelImportError('INVALID_ARGUMENT', `model.onnx: the graph does not convert (${(e as Error).message})`, 'model.onnx');
+  }
   if (opts.check === false) return model;
   try {
     await checkAgainstOnnxRuntime(model, bytes);
