@@ -210,6 +210,19 @@ describe('hand-built graph: the rest of the op set', () => {
     reloaded.dispose();
   });
 
+  test('filter pruning passes channels through the custom layers and ZeroPadding2D; the shrunken model exports', async () => {
+    const model = await importOnnx(handBuilt());
+    const graph = buildGraph(model);
+    const group = (layer: string) => graph.groups.find((g) => g.producers.includes(layer))!;
+    // conv1 feeds HardSwish, a zero-padded AveragePool and a ReduceMean; conv2 the HardSigmoid, Clip, Mul, LeakyRelu chain.
+    for (const layer of ['conv1', 'conv2']) assert.equal(group(layer).blocked, undefined, `${layer}: ${group(layer).blocked}`);
+    const small = await shrinkModel(model, { [group('conv1').name]: [0, 2], [group('conv2').name]: [1, 3] }, graph);
+    assert.deepEqual(getWeightMap(small)['conv2/kernel']!.shape, [3, 3, 2, 2]);
+    assert.ok((await compareWithOnnxRuntime(small, exportOnnx(small))) < 1e-4, 'the shrunken model exported and run in onnxruntime');
+    model.dispose();
+    small.dispose();
+  });
+
   test('the check refuses a model that differs from onnxruntime, saying by how much', async () => {
     const bytes = read('resnet-folded.onnx');
     const model = await importOnnx(bytes);
