@@ -170,7 +170,7 @@ function handBuilt(): Uint8Array {
     { opType: 'Conv', name: 'conv2', input: ['h1', 'w2'], output: ['c2'], attribute: [ints('pads', [2, 2, 2, 2]), ints('dilations', [2, 2])] },
     { opType: 'HardSigmoid', name: 'hsig', input: ['c2'], output: ['h2'], attribute: [float('alpha', 1 / 6), float('beta', 0.5)] },
     { opType: 'Clip', name: 'clip', input: ['h2', 'clipmin', 'clipmax'], output: ['k'] },
-    { opType: 'Mul', name: 'mul', input: ['k', 'scale'], output: ['m'] },
+    { opType: 'Mul', name: 'mul', input: ['scale', 'k'], output: ['m'] },
     { opType: 'LeakyRelu', name: 'leaky', input: ['m'], output: ['l'], attribute: [float('alpha', 0.1)] },
     { opType: 'AveragePool', name: 'avg', input: ['c1'], output: ['a'], attribute: [ints('kernel_shape', [3, 3]), ints('pads', [1, 1, 1, 1]), int('count_include_pad', 1)] },
     { opType: 'Concat', name: 'cat', input: ['l', 'a'], output: ['cc'], attribute: [int('axis', 1)] },
@@ -250,7 +250,7 @@ describe('refusals', () => {
     });
   };
   test('each bad fixture with its own message', async () => {
-    await refused(read('unsupported-op.onnx'), 'UNSUPPORTED_MODEL', /Einsum \(first used by node 'einsum_0'\), Erf \(first used by node 'erf_0'\); supported ops: Add, .*Conv/);
+    await refused(read('unsupported-op.onnx'), 'UNSUPPORTED_MODEL', /Einsum \(first used by node 'einsum_0'\), Erf \(first used by node 'erf_0'\); supported ops: Add, .*Conv.*; on constants only \(folded at import\): Cast/);
     await refused(read('corrupt.onnx'), 'INVALID_ARGUMENT', /not a valid ONNX protobuf/);
     await refused(read('opset8.onnx'), 'UNSUPPORTED_MODEL', /opset 8 is not supported/);
     await refused(read('external-data.onnx'), 'UNSUPPORTED_MODEL', /external file 'external-data\.onnx\.data'/);
@@ -263,6 +263,14 @@ describe('refusals', () => {
     const proto = onnx.ModelProto.decode(read('mlp-gemm.onnx'));
     proto.opsetImport = [{ domain: '', version: MAX_OPSET + 1 }];
     await refused(onnx.ModelProto.encode(proto).finish(), 'UNSUPPORTED_MODEL', new RegExp(`opset ${MAX_OPSET + 1} is not supported; re-export with an opset from 9 to ${MAX_OPSET}`));
+  });
+
+  test('an op supported only on constants, applied to a tensor, is refused naming the node', async () => {
+    const bytes = modelBytes(
+      [{ opType: 'Flatten', name: 'flat', input: ['x'], output: ['f'] },
+        { opType: 'Sub', name: 'minus', input: ['f', 'one'], output: ['y'] }],
+      [floatInit('one', [], new Float32Array([1]))], [4]);
+    await refused(bytes, 'UNSUPPORTED_MODEL', /node 'minus' \(Sub\) is applied to a tensor; Sub is supported only on constants/);
   });
 
   test('a grouped conv (1 < groups < channels) is refused naming the node', async () => {

@@ -14,11 +14,15 @@ import { ModelImportError } from '../import/errors.js';
 import { TsClip, TsHardSigmoid, TsHardSwish, TsScale } from '../layers/index.js';
 import { num, tensorValue, type AttrProto, type ConstValue, type NodeProto, type ParsedOnnx } from './parse.js';
 
+/** Ops that become layers (or vanish: Dropout, Identity). */
 export const SUPPORTED_OPS: readonly string[] = Object.freeze([
-  'Add', 'AveragePool', 'BatchNormalization', 'Cast', 'Clip', 'Concat', 'Constant', 'Conv', 'Div', 'Dropout', 'Flatten',
-  'Gather', 'Gemm', 'GlobalAveragePool', 'HardSigmoid', 'HardSwish', 'Identity', 'LeakyRelu', 'MatMul', 'MaxPool', 'Mul',
-  'Pad', 'ReduceMean', 'Relu', 'Reshape', 'Shape', 'Sigmoid', 'Softmax', 'Sqrt', 'Squeeze', 'Sub', 'Tanh', 'Transpose', 'Unsqueeze',
+  'Add', 'AveragePool', 'BatchNormalization', 'Clip', 'Concat', 'Constant', 'Conv', 'Dropout', 'Flatten', 'Gemm',
+  'GlobalAveragePool', 'HardSigmoid', 'HardSwish', 'Identity', 'LeakyRelu', 'MatMul', 'MaxPool', 'Mul', 'Pad',
+  'ReduceMean', 'Relu', 'Reshape', 'Shape', 'Sigmoid', 'Softmax', 'Tanh',
 ]);
+
+/** Ops accepted only where every input is constant: folded at import (shape arithmetic, weight preprocessing). */
+export const CONSTANT_OPS: readonly string[] = Object.freeze(['Cast', 'Div', 'Gather', 'Sqrt', 'Squeeze', 'Sub', 'Transpose', 'Unsqueeze']);
 
 /** The batch dim inside a folded shape constant (Shape of a tensor): only Gather/Unsqueeze/Concat/Reshape may carry it. */
 const BATCH = -0x7fffffff;
@@ -108,11 +112,12 @@ export function checkOps(nodes: NodeProto[]): void {
   nodes.forEach((n, i) => {
     const domain = n.domain && n.domain !== 'ai.onnx' ? `${n.domain}.` : '';
     const op = `${domain}${n.opType ?? '?'}`;
-    if ((domain || !SUPPORTED_OPS.includes(n.opType ?? '')) && !first.has(op)) first.set(op, nodeLabel(n, i));
+    const known = SUPPORTED_OPS.includes(n.opType ?? '') || CONSTANT_OPS.includes(n.opType ?? '');
+    if ((domain || !known) && !first.has(op)) first.set(op, nodeLabel(n, i));
   });
   if (first.size > 0) {
     const list = [...first].map(([op, node]) => `${op} (first used by node ${node})`).join(', ');
-    throw unsupported(`unsupported ONNX op type${first.size > 1 ? 's' : ''}: ${list}; supported ops: ${SUPPORTED_OPS.join(', ')}`);
+    throw unsupported(`unsupported ONNX op type${first.size > 1 ? 's' : ''}: ${list}; supported ops: ${SUPPORTED_OPS.join(', ')}; on constants only (folded at import): ${CONSTANT_OPS.join(', ')}`);
   }
 }
 
@@ -211,7 +216,7 @@ function foldConst(node: NodeProto, ins: (ConstValue | null)[], a: Map<string, A
   }
 }
 
-/** Converts a parsed ONNX graph (parse.ts) into an unbuilt-weight-free Layers model with its weights set. */
+/** Builds the Layers model of a parsed ONNX graph (parse.ts), its weights set from the initializers. */
 export function convertOnnx(p: ParsedOnnx, opts: ConvertOptions = {}): tf.LayersModel {
   checkOps(p.nodes);
   const cv = new Converter(p);
@@ -269,6 +274,8 @@ function convertNode(cv: Converter, node: NodeProto, index: number, created: tf.
   }
   if (allConst) return set({ kind: 'const', c: foldConst(node, ins.map((v) => (v && v.kind === 'const' ? v.c : null)), a, opset, where) });
 
+  // Add and Mul commute: the constant may come first.
+  if ((op === 'Add' || op === 'Mul') && ins[0]?.kind === 'const' && ins[1]?.kind === 'tensor') ins.reverse();
   const x = ins[0];
   if (!x || x.kind !== 'tensor') return refuse('takes a constant as its first input where a tensor is expected');
   const constAt = (i: number, what: string): ConstValue => {
@@ -511,7 +518,7 @@ function convertNode(cv: Converter, node: NodeProto, index: number, created: tf.
       return set({ kind: 'tensor', t: y, dims: [x.dims[0]!, x.dims[1]! + pads[2]! + pads[6]!, x.dims[2]! + pads[3]! + pads[7]!], squeezed: false });
     }
     default:
-      return refuse('is applied to a tensor, which is not supported (only to constants, folded at import)');
+      return refuse(`is applied to a tensor; ${op} is supported only on constants, folded at import`);
   }
 }
 
