@@ -95,6 +95,19 @@ describe('uploading resnet-bn.onnx', { timeout: 180_000 }, () => {
     await storedMatches(r.json.id!);
   });
 
+  test('two at once: onnxruntime loads in each upload thread', async () => {
+    const events: number[] = [];
+    const { uploadPool } = await import('../../src/service/upload-pool.js');
+    const pool = uploadPool(rt.ctx.config.uploadThreads);
+    const onStart = (e: { threadId: number }) => events.push(e.threadId);
+    pool.events.on('task-start', onStart);
+    const [a, b] = await Promise.all([multipart('a.onnx', read('resnet-folded.onnx')), raw(read('dw-separable.onnx'))]);
+    pool.events.off('task-start', onStart);
+    assert.equal(a.status, 201, JSON.stringify(a.json));
+    assert.equal(b.status, 201, JSON.stringify(b.json));
+    if (rt.ctx.config.uploadThreads > 1) assert.equal(new Set(events).size, 2, `threads used: ${events.join(', ')}`);
+  });
+
   test('gRPC UploadModel, as a file and as a raw archive stream', async () => {
     const m = await client.uploadModel({ files: [{ name: 'resnet-bn.onnx', bytes: read('resnet-bn.onnx') }] }, { name: 'resnet' });
     assert.equal(m.format, 'onnx');

@@ -283,6 +283,14 @@ describe('refusals', () => {
   });
 });
 
+test('importing and checking leaks no tensors', async () => {
+  const before = tf.memory().numTensors;
+  const model = await importOnnx(read('dw-separable.onnx'));
+  model.dispose();
+  await assert.rejects(importOnnx(read('unsupported-op.onnx')));
+  assert.equal(tf.memory().numTensors, before);
+});
+
 test('filter pruning runs on the imported resnet-bn', async () => {
   const model = await importOnnx(read('resnet-bn.onnx'));
   const graph = buildGraph(model);
