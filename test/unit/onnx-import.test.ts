@@ -223,6 +223,32 @@ describe('hand-built graph: the rest of the op set', () => {
     small.dispose();
   });
 
+  test('a tf2onnx-style NHWC graph: Transposes around the convs, flatten and mean in NHWC', async () => {
+    const perm = (p: number[]): Attr[] => [ints('perm', p)];
+    const bytes = modelBytes([
+      { opType: 'Transpose', name: 'to_nchw', input: ['x'], output: ['t'], attribute: perm([0, 3, 1, 2]) },
+      { opType: 'Conv', name: 'conv', input: ['t', 'w', 'b'], output: ['c'], attribute: [ints('pads', [1, 1, 1, 1])] },
+      { opType: 'Relu', name: 'relu', input: ['c'], output: ['r'] },
+      { opType: 'Transpose', name: 'to_nhwc', input: ['r'], output: ['h'], attribute: perm([0, 2, 3, 1]) },
+      { opType: 'Reshape', name: 'flatten', input: ['h', 'shape'], output: ['f'] },
+      { opType: 'MatMul', name: 'dense', input: ['f', 'k'], output: ['d0'] },
+      { opType: 'Add', name: 'dense_bias', input: ['d0', 'kb'], output: ['d'] },
+      { opType: 'ReduceMean', name: 'gap', input: ['h'], output: ['g'], attribute: [ints('axes', [1, 2]), int('keepdims', 0)] },
+      { opType: 'Concat', name: 'join', input: ['d', 'g'], output: ['j'], attribute: [int('axis', -1)] },
+      { opType: 'Gemm', name: 'head', input: ['j', 'hw'], output: ['z'] },
+      { opType: 'Softmax', name: 'softmax', input: ['z'], output: ['y'] },
+    ], [
+      floatInit('w', [4, 3, 3, 3], seeded(108, 11)), floatInit('b', [4], seeded(4, 12)),
+      int64Init('shape', [-1, 8 * 8 * 4]), floatInit('k', [256, 4], seeded(1024, 13, 0.1)), floatInit('kb', [4], seeded(4, 14)),
+      floatInit('hw', [8, 4], seeded(32, 15)),
+    ], [8, 8, 3]);
+    const model = await importOnnx(bytes);
+    assert.deepEqual(model.inputs[0]!.shape, [null, 8, 8, 3]);
+    assert.ok(!model.layers.some((l) => l.getClassName() === 'Permute'), 'no Permute: the Reshape flattens an NHWC tensor');
+    assert.ok((await compareWithOnnxRuntime(model, bytes, { inputLayout: 'nhwc' })) < 1e-4);
+    model.dispose();
+  });
+
   test('the check refuses a model that differs from onnxruntime, saying by how much', async () => {
     const bytes = read('resnet-folded.onnx');
     const model = await importOnnx(bytes);

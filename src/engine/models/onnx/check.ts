@@ -15,6 +15,8 @@ export interface CheckOptions {
   cases?: number;
   seed?: number;
   tolerance?: number;
+  /** How the ONNX graph takes an image: NCHW (torch, default) or NHWC (tf2onnx). */
+  inputLayout?: 'nchw' | 'nhwc' | 'flat';
 }
 
 /** Max abs difference between the Layers model and the ONNX graph over a few seeded inputs in [-2, 2). */
@@ -35,10 +37,11 @@ export async function compareWithOnnxRuntime(model: tf.LayersModel, bytes: Uint8
       const values = new Float32Array(size);
       for (let i = 0; i < size; i++) values[i] = next() * 4 - 2;
       const x = tf.tensor(values, [1, ...shape]);
-      const nchw = shape.length === 3 ? tf.transpose(x, [0, 3, 1, 2]) : x;
+      const toNchw = shape.length === 3 && opts.inputLayout !== 'nhwc';
+      const nchw = toNchw ? tf.transpose(x, [0, 3, 1, 2]) : x;
       const y = model.predict(x) as tf.Tensor;
       const expected = y.dataSync();
-      const feeds = { [session.inputNames[0]!]: new ort.Tensor('float32', nchw.dataSync() as Float32Array, [1, ...(shape.length === 3 ? [shape[2]!, shape[0]!, shape[1]!] : shape)]) };
+      const feeds = { [session.inputNames[0]!]: new ort.Tensor('float32', nchw.dataSync() as Float32Array, [1, ...(toNchw ? [shape[2]!, shape[0]!, shape[1]!] : shape)]) };
       tf.dispose([x, nchw, y]);
       const result = await session.run(feeds);
       const got = result[session.outputNames[0]!]!.data as Float32Array;

@@ -18,11 +18,11 @@ import { num, tensorValue, type AttrProto, type ConstValue, type NodeProto, type
 export const SUPPORTED_OPS: readonly string[] = Object.freeze([
   'Add', 'AveragePool', 'BatchNormalization', 'Clip', 'Concat', 'Constant', 'Conv', 'Dropout', 'Flatten', 'Gemm',
   'GlobalAveragePool', 'HardSigmoid', 'HardSwish', 'Identity', 'LeakyRelu', 'MatMul', 'MaxPool', 'Mul', 'Pad',
-  'ReduceMean', 'Relu', 'Reshape', 'Shape', 'Sigmoid', 'Softmax', 'Tanh',
+  'ReduceMean', 'Relu', 'Reshape', 'Shape', 'Sigmoid', 'Softmax', 'Tanh', 'Transpose',
 ]);
 
 /** Ops accepted only where every input is constant: folded at import (shape arithmetic, weight preprocessing). */
-export const CONSTANT_OPS: readonly string[] = Object.freeze(['Cast', 'Div', 'Gather', 'Sqrt', 'Squeeze', 'Sub', 'Transpose', 'Unsqueeze']);
+export const CONSTANT_OPS: readonly string[] = Object.freeze(['Cast', 'Div', 'Gather', 'Sqrt', 'Squeeze', 'Sub', 'Unsqueeze']);
 
 /** The batch dim inside a folded shape constant (Shape of a tensor): only Gather/Unsqueeze/Concat/Reshape may carry it. */
 const BATCH = -0x7fffffff;
@@ -34,6 +34,8 @@ interface TensorVal {
   dims: number[];
   /** An ONNX [N, C, 1, 1] held as [N, C] (after a global pool). */
   squeezed: boolean;
+  /** Rank 4 whose ONNX dims are [H, W, C] (the NHWC side of tf2onnx's Transposes), held as is. */
+  nhwc?: boolean;
 }
 type Val = { kind: 'const'; c: ConstValue } | TensorVal;
 
@@ -216,14 +218,26 @@ function foldConst(node: NodeProto, ins: (ConstValue | null)[], a: Map<string, A
   }
 }
 
+/** 'nhwc' when the graph takes an NHWC image and transposes it to NCHW first (as tf2onnx writes Keras models). */
+export type InputLayout = 'nchw' | 'nhwc' | 'flat';
+
+const isPerm = (node: NodeProto, perm: number[]) => (attrInts(attrs(node), 'perm') ?? []).join() === perm.join();
+
+export function inputLayout(p: ParsedOnnx): InputLayout {
+  if (p.input.dims.length !== 3) return 'flat';
+  const users = p.nodes.filter((n) => (n.input ?? []).includes(p.input.name));
+  return users.length > 0 && users.every((n) => n.opType === 'Transpose' && isPerm(n, [0, 3, 1, 2])) ? 'nhwc' : 'nchw';
+}
+
 /** Builds the Layers model of a parsed ONNX graph (parse.ts), its weights set from the initializers. */
 export function convertOnnx(p: ParsedOnnx, opts: ConvertOptions = {}): tf.LayersModel {
   checkOps(p.nodes);
   const cv = new Converter(p);
   const inDims = p.input.dims;
-  const nhwc = inDims.length === 3 ? [inDims[1]!, inDims[2]!, inDims[0]!] : inDims;
-  const input = tf.input({ shape: nhwc, name: cv.layerName(p.input.name) });
-  cv.values.set(p.input.name, { kind: 'tensor', t: input, dims: inDims, squeezed: false });
+  const layout = inputLayout(p);
+  const shape = layout === 'nchw' ? [inDims[1]!, inDims[2]!, inDims[0]!] : inDims;
+  const input = tf.input({ shape, name: cv.layerName(p.input.name) });
+  cv.values.set(p.input.name, { kind: 'tensor', t: input, dims: inDims, squeezed: false, nhwc: layout === 'nhwc' });
   const created: tf.Tensor[] = [];
   try {
     p.nodes.forEach((node, index) => {
@@ -287,7 +301,7 @@ function convertNode(cv: Converter, node: NodeProto, index: number, created: tf.
   const keep = (t: tf.Tensor) => { created.push(t); return t; };
   /** A rank-4 NHWC tensor (re-expanding a squeezed [N, C]). */
   const as4 = (v: TensorVal): tf.SymbolicTensor => {
-    if (v.dims.length !== 3) return refuse(`needs an NCHW input, got ONNX shape [N, ${v.dims.join(', ')}]`);
+    if (v.dims.length !== 3 || v.nhwc) return refuse(`needs an NCHW input, got ONNX shape [N, ${v.dims.join(', ')}]${v.nhwc ? ' (NHWC)' : ''}`);
     if (!v.squeezed) return v.t;
     return cv.apply(tf.layers.reshape({ targetShape: [1, 1, v.dims[0]!], name: cv.layerName(`${node.name || op}_unsqueeze`) }), v.t);
   };
@@ -411,6 +425,7 @@ function convertNode(cv: Converter, node: NodeProto, index: number, created: tf.
     case 'BatchNormalization': {
       if (attrInt(a, 'training_mode', 0) !== 0) return refuse('is in training mode; export the model in eval mode');
       const [scale, bias, mean, variance] = [1, 2, 3, 4].map((i) => constAt(i, ['scale', 'B', 'mean', 'var'][i - 1]!));
+      if (x.nhwc) return refuse('normalises an NHWC tensor on axis 1, which is not its channel axis');
       const channels = x.dims[0]!;
       const ws = [scale!, bias!, mean!, variance!].map((c) => keep(tf.tensor(Float32Array.from(c.data as Float32Array), [channels])));
       const layer = tf.layers.batchNormalization({ axis: -1, epsilon: attrFloat(a, 'epsilon', 1e-5), name: name() });
@@ -448,15 +463,18 @@ function convertNode(cv: Converter, node: NodeProto, index: number, created: tf.
     case 'GlobalAveragePool':
     case 'ReduceMean': {
       if (x.squeezed) return set(x);
-      const t4 = as4(x);
       let keepdims = 1;
       if (op === 'ReduceMean') {
         const axes = (attrInts(a, 'axes') ?? []).map((v) => (v < 0 ? v + 4 : v)).sort();
-        if (axes.length !== 2 || axes[0] !== 2 || axes[1] !== 3) return refuse(`averages over axes ${JSON.stringify(attrInts(a, 'axes'))}; only the spatial axes [2, 3] are supported`);
+        // Spatial axes are [2, 3] of NCHW, [1, 2] of an NHWC tensor.
+        const spatial = x.nhwc ? '1,2' : '2,3';
+        if (axes.join() !== spatial) return refuse(`averages over axes ${JSON.stringify(attrInts(a, 'axes'))}; only the spatial axes [${spatial.replace(',', ', ')}] are supported`);
         keepdims = attrInt(a, 'keepdims', 1);
+        if (x.nhwc && keepdims) return refuse('averages an NHWC tensor keeping its dims; use keepdims 0');
       }
-      const y = cv.apply(tf.layers.globalAveragePooling2d({ name: name() }), t4);
-      return set({ kind: 'tensor', t: y, dims: keepdims ? [x.dims[0]!, 1, 1] : [x.dims[0]!], squeezed: keepdims === 1 });
+      const channels = x.nhwc ? x.dims[2]! : x.dims[0]!;
+      const y = cv.apply(tf.layers.globalAveragePooling2d({ name: name() }), x.nhwc ? x.t : as4(x));
+      return set({ kind: 'tensor', t: y, dims: keepdims ? [channels, 1, 1] : [channels], squeezed: keepdims === 1 });
     }
     case 'Flatten':
     case 'Reshape': {
@@ -473,6 +491,8 @@ function convertNode(cv: Converter, node: NodeProto, index: number, created: tf.
       }
       if (x.dims.length === 1) return set(x);
       if (x.squeezed) return set({ ...x, dims: [total], squeezed: false });
+      // ONNX [H, W, C] flattens in TF.js's own (h, w, c) order.
+      if (x.nhwc) return set({ kind: 'tensor', t: cv.apply(tf.layers.flatten({ name: name() }), x.t), dims: [total], squeezed: false });
       const [c, h, wd] = x.dims as [number, number, number];
       let src = x.t;
       // NHWC flattens in (h, w, c) order; torch's Dense after it expects (c, h, w).
@@ -487,7 +507,7 @@ function convertNode(cv: Converter, node: NodeProto, index: number, created: tf.
         if (Array.from(other.c.data).every((v) => v === 0)) return set(x);
         return refuse('adds a constant that is not a bias right after a Conv, Gemm or MatMul');
       }
-      if (other.squeezed !== x.squeezed || other.dims.join() !== x.dims.join()) return refuse(`adds tensors of different shapes ([N, ${x.dims.join(', ')}] and [N, ${other.dims.join(', ')}]); broadcasting is not supported`);
+      if (other.squeezed !== x.squeezed || Boolean(other.nhwc) !== Boolean(x.nhwc) || other.dims.join() !== x.dims.join()) return refuse(`adds tensors of different shapes ([N, ${x.dims.join(', ')}] and [N, ${other.dims.join(', ')}]); broadcasting is not supported`);
       return set({ ...x, t: cv.apply(tf.layers.add({ name: name() }), [x.t, other.t]) });
     }
     case 'Mul': {
@@ -498,6 +518,7 @@ function convertNode(cv: Converter, node: NodeProto, index: number, created: tf.
     case 'Concat': {
       const ts = ins.filter((v): v is TensorVal => v !== null && v.kind === 'tensor');
       if (ts.length !== ins.length) return refuse('concatenates tensors with constants');
+      if (ts.some((v) => v.nhwc)) return refuse('concatenates NHWC tensors; only NCHW channel concatenation is supported');
       const rank = x.dims.length + 1;
       let axis = attrInt(a, 'axis', 1);
       if (axis < 0) axis += x.squeezed ? 4 : rank;
@@ -506,6 +527,16 @@ function convertNode(cv: Converter, node: NodeProto, index: number, created: tf.
       const channels = ts.reduce((s, v) => s + v.dims[0]!, 0);
       const y = cv.apply(tf.layers.concatenate({ axis: -1, name: name() }), ts.map((v) => v.t));
       return set({ kind: 'tensor', t: y, dims: [channels, ...x.dims.slice(1)], squeezed: x.squeezed });
+    }
+    case 'Transpose': {
+      // Only the layout switches tf2onnx writes around NCHW ops: the TF.js tensor stays NHWC, the ONNX view changes.
+      if (x.dims.length === 3 && !x.squeezed && x.nhwc && isPerm(node, [0, 3, 1, 2])) {
+        return set({ ...x, dims: [x.dims[2]!, x.dims[0]!, x.dims[1]!], nhwc: false });
+      }
+      if (x.dims.length === 3 && !x.squeezed && !x.nhwc && isPerm(node, [0, 2, 3, 1])) {
+        return set({ ...x, dims: [x.dims[1]!, x.dims[2]!, x.dims[0]!], nhwc: true });
+      }
+      return refuse(`transposes with perm ${JSON.stringify(attrInts(a, 'perm'))}; only NHWC<->NCHW switches of an image tensor are supported`);
     }
     case 'Pad': {
       const mode = attrString(a, 'mode', 'constant');

@@ -3,7 +3,7 @@
 // with onnxruntime). Throws ModelImportError for every refusal.
 import type * as tf from '@tensorflow/tfjs';
 import { checkAgainstOnnxRuntime } from './check.js';
-import { convertOnnx } from './convert.js';
+import { convertOnnx, inputLayout, type InputLayout } from './convert.js';
 import { parseOnnx } from './parse.js';
 import { ModelImportError } from '../import/errors.js';
 
@@ -18,8 +18,11 @@ export interface ImportOnnxOptions {
 
 export async function importOnnx(bytes: Uint8Array, opts: ImportOnnxOptions = {}): Promise<tf.LayersModel> {
   let model: tf.LayersModel;
+  let layout: InputLayout;
   try {
-    model = convertOnnx(parseOnnx(bytes), { name: opts.name });
+    const parsed = parseOnnx(bytes);
+    layout = inputLayout(parsed);
+    model = convertOnnx(parsed, { name: opts.name });
   } catch (e) {
     if (e instanceof ModelImportError) throw e;
     // A graph that passed every check but still does not build (inconsistent shapes, say) is the file's fault.
@@ -27,7 +30,7 @@ export async function importOnnx(bytes: Uint8Array, opts: ImportOnnxOptions = {}
   }
   if (opts.check === false) return model;
   try {
-    await checkAgainstOnnxRuntime(model, bytes);
+    await checkAgainstOnnxRuntime(model, bytes, { inputLayout: layout });
   } catch (e) {
     model.dispose();
     throw e;
