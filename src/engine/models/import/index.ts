@@ -46,16 +46,24 @@ export function formatFromName(fileName: string): ForeignFormat | null {
 }
 
 /**
+ * An ONNX ModelProto as exporters write it: protobuf fields in number order,
+ * so the first byte is the tag of field 1 (ir_version, a varint). Other bytes
+ * (text, an unknown format) stay with the archive reader and its message.
+ */
+export const looksLikeOnnx = (b: Uint8Array): boolean => b.length > 0 && b[0] === 0x08;
+
+/**
  * The foreign format of an upload: by file name when it has one, else (a raw
- * body) a Keras zip, the HDF5 magic, or ONNX for anything that is neither a
- * zip, gzip nor tar archive. null: an archive of model.json and weights.
+ * body) a Keras zip, the HDF5 magic, or ONNX for a body that is no zip, gzip
+ * or tar archive and starts as an ONNX model does. null: an archive of
+ * model.json and weights (or bytes the archive reader will refuse).
  */
 export function detectModelFormat(bytes: Uint8Array, fileName?: string): ForeignFormat | null {
   if (fileName !== undefined) return formatFromName(fileName);
   if (isKerasArchive(bytes)) return 'keras';
   if (isHdf5(bytes)) return 'h5';
   if (isZip(bytes) || isGzip(bytes) || isTar(bytes)) return null;
-  return 'onnx';
+  return looksLikeOnnx(bytes) ? 'onnx' : null;
 }
 
 /** Converts a foreign model file; throws ModelImportError when it cannot. */
