@@ -223,6 +223,18 @@ describe('hand-built graph: the rest of the op set', () => {
     small.dispose();
   });
 
+  test('a 1x1 conv after a global pool (rank 4 again) imports and exports back', async () => {
+    const bytes = modelBytes([
+      { opType: 'GlobalAveragePool', name: 'gap', input: ['x'], output: ['g'] },
+      { opType: 'Conv', name: 'fc_conv', input: ['g', 'w', 'b'], output: ['c'] },
+      { opType: 'Flatten', name: 'flat', input: ['c'], output: ['y'] },
+    ], [floatInit('w', [4, 3, 1, 1], seeded(12, 31)), floatInit('b', [4], seeded(4, 32))], [3, 5, 5]);
+    const model = await importOnnx(bytes);
+    assert.ok(model.layers.some((l) => l.getClassName() === 'Reshape'));
+    assert.ok((await compareWithOnnxRuntime(model, exportOnnx(model))) < 1e-4, 'exported back');
+    model.dispose();
+  });
+
   test('a tf2onnx-style NHWC graph: Transposes around the convs, flatten and mean in NHWC', async () => {
     const perm = (p: number[]): Attr[] => [ints('perm', p)];
     const bytes = modelBytes([
@@ -283,6 +295,22 @@ describe('refusals', () => {
     await refused(read('dynamic-spatial.onnx'), 'UNSUPPORTED_MODEL', /dynamic dims \(H=height, W=width\)/);
     await refused(read('two-inputs.onnx'), 'UNSUPPORTED_MODEL', /2 inputs \('a', 'b'\)/);
     await refused(read('two-outputs.onnx'), 'UNSUPPORTED_MODEL', /2 outputs \('logits', 'probs'\)/);
+  });
+
+  test('the lowest and highest supported opsets import (attribute-style Clip at opset 9)', async () => {
+    for (const opset of [9, MAX_OPSET]) {
+      const bytes = modelBytes([
+        { opType: 'Flatten', name: 'flat', input: ['x'], output: ['f'] },
+        { opType: 'Gemm', name: 'fc', input: ['f', 'w', 'b'], output: ['g'], attribute: [int('transB', 1)] },
+        ...(opset < 11
+          ? [{ opType: 'Clip', name: 'clip', input: ['g'], output: ['c'], attribute: [float('min', -0.5), float('max', 0.25)] }]
+          : [{ opType: 'Clip', name: 'clip', input: ['g', 'lo', 'hi'], output: ['c'] }]),
+        { opType: 'Softmax', name: 'softmax', input: ['c'], output: ['y'], attribute: [int('axis', 1)] },
+      ], [floatInit('w', [4, 12], seeded(48, 21)), floatInit('b', [4], seeded(4, 22)), floatInit('lo', [], new Float32Array([-0.5])), floatInit('hi', [], new Float32Array([0.25]))], [3, 2, 2], opset);
+      const model = await importOnnx(bytes);
+      assert.ok(model.layers.some((l) => l.getClassName() === 'TsClip'), `opset ${opset}: general Clip`);
+      model.dispose();
+    }
   });
 
   test('an opset above the supported maximum', async () => {
