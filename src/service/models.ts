@@ -2,8 +2,12 @@
 // files or as one .zip/.tar.gz) is checked before anything is stored: the
 // JSON parses, every manifest path is present, the weight bytes match the
 // manifest, and TF.js builds the model (the engine's own loader does the last
-// two). Then its files go to the blob store and one transaction records the
-// Model row and its file artifacts. Jobs name it as `model:<id>`.
+// two). A model from another framework (one .onnx, .keras or .h5 file, or
+// such a raw body) is converted and checked by engine/models/import/ and
+// stored as the converted model.json + weights.bin plus its original
+// (`source.onnx`, ...). Then its files go to the blob store and one
+// transaction records the Model row and its file artifacts. Jobs name it as
+// `model:<id>`.
 import { createHash } from 'node:crypto';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -110,6 +114,56 @@ async function inspectModel(files: NamedFile[], limits: ModelLimits): Promise<Js
   }
 }
 
+type ForeignUpload = { bytes: Uint8Array; fileName?: string; format: 'onnx' | 'keras' | 'h5' };
+
+/** The one foreign model file of an upload (by name, or a raw body sniffed), or null for a TF.js upload. */
+async function foreignFile(upload: ModelUpload): Promise<ForeignUpload | null> {
+  const { detectModelFormat, formatFromName } = await import('../engine/models/import/index.js');
+  if ('archive' in upload) {
+    const format = detectModelFormat(upload.archive);
+    return format === null ? null : { bytes: upload.archive, format };
+  }
+  if (!Array.isArray(upload.files)) return null;
+  const named = upload.files.filter((f) => formatFromName(f.name) !== null);
+  if (named.length === 0 || upload.files.some((f) => posix.basename(f.name) === MODEL_JSON)) return null;
+  if (upload.files.length > 1) {
+    throw invalid('files', `files: send one model file (${named.map((f) => f.name).join(', ')}) alone; an ONNX model must keep its weights inside the file`);
+  }
+  const file = named[0]!;
+  return { bytes: file.bytes, fileName: file.name, format: formatFromName(file.name)! };
+}
+
+/**
+ * A foreign model converted to TF.js (engine/models/import/, which for ONNX
+ * also compares the result with onnxruntime): its model.json, weights.bin
+ * and the original file, checked against the same budget as a TF.js upload.
+ */
+async function checkForeignUpload(foreign: ForeignUpload, limits: ModelLimits): Promise<CheckedUpload> {
+  await (await import('../runtime/backend.js')).initBackend();
+  const { importModel } = await import('../engine/models/import/index.js');
+  const { modelToFiles } = await import('../engine/models/files.js');
+  const { describeModel } = await import('../engine/models/inspect.js');
+  let model;
+  try {
+    model = await importModel(foreign.bytes, foreign.format, foreign.fileName, limits);
+  } catch (e) {
+    const err = toServiceError(e);
+    // A raw body was taken for ONNX only because it is no archive: say both.
+    if (foreign.fileName === undefined && err.code === 'INVALID_ARGUMENT') {
+      throw new ServiceError('INVALID_ARGUMENT', `archive: not a .zip, .tar.gz or .tar archive, a Keras or HDF5 file, nor a valid ONNX model (${err.message})`, 'archive');
+    }
+    throw err;
+  }
+  try {
+    const converted = await modelToFiles(model);
+    const { files } = selectModelFiles([{ name: MODEL_JSON, bytes: converted.json }, { name: 'weights.bin', bytes: converted.bin }], limits);
+    const ext = foreign.format === 'onnx' ? 'onnx' : foreign.format === 'keras' ? 'keras' : 'h5';
+    return { files: [...files, { name: `source.${ext}`, bytes: foreign.bytes }], architecture: { ...describeModel(model) } as Json, format: foreign.format };
+  } finally {
+    model.dispose();
+  }
+}
+
 /**
  * Everything checked about an upload before anything is stored: the archive
  * unpacks within the limit, names are safe, model.json and its weight files
@@ -118,8 +172,13 @@ async function inspectModel(files: NamedFile[], limits: ModelLimits): Promise<Js
  */
 export async function checkModelUpload(upload: ModelUpload, max: number, limits: ModelLimits): Promise<CheckedUpload> {
   let raw: NamedFile[];
+  if ('archive' in upload && upload.archive.byteLength > max) throw new ServiceError('PAYLOAD_TOO_LARGE', `upload exceeds ${max} bytes`, 'archive');
+  if ('files' in upload && Array.isArray(upload.files) && upload.files.reduce((n, f) => n + f.bytes.byteLength, 0) > max) {
+    throw new ServiceError('PAYLOAD_TOO_LARGE', `upload exceeds ${max} bytes`, 'files');
+  }
+  const foreign = await foreignFile(upload);
+  if (foreign) return checkForeignUpload(foreign, limits);
   if ('archive' in upload) {
-    if (upload.archive.byteLength > max) throw new ServiceError('PAYLOAD_TOO_LARGE', `upload exceeds ${max} bytes`, 'archive');
     raw = unpackArchive(upload.archive, max);
   } else {
     if (!Array.isArray(upload.files) || upload.files.length === 0) throw invalid('files', 'files: at least model.json is required');
@@ -142,7 +201,7 @@ export async function uploadModel(ctx: ServiceContext, tenant: string, upload: M
 
   // Before the costly part (unpacking and building the model): a tenant at its storage cap is refused at once.
   await checkStorageQuota(ctx.prisma, ctx, tenant, 'archive' in upload ? upload.archive.byteLength : upload.files.reduce((n, f) => n + f.bytes.byteLength, 0));
-  const { files, architecture } = await uploadPool(ctx.config.uploadThreads).check(upload, max, ctx.config.modelLimits);
+  const { files, architecture, format } = await uploadPool(ctx.config.uploadThreads).check(upload, max, ctx.config.modelLimits);
 
   const pending = await storeBlobs(ctx.blobs, Object.fromEntries(files.map((f) => [f.name, f.bytes])), 'model-file');
   const listing = pending.map((p) => ({ name: p.name, sha256: p.blob.sha256, size: p.blob.size })).sort((a, b) => a.name.localeCompare(b.name));
@@ -152,7 +211,7 @@ export async function uploadModel(ctx: ServiceContext, tenant: string, upload: M
   const row = await inTransaction(ctx.prisma, async (tx) => {
     await lockTenant(tx, tenant, 'storage');
     await checkStorageQuota(tx, ctx, tenant, size);
-    const model = await insertModel(tx, { tenant, name, format: 'tfjs-layers', sha256, architecture: toJson(architecture), sizeBytes: BigInt(size), files: toJson(listing) });
+    const model = await insertModel(tx, { tenant, name, format: format ?? 'tfjs-layers', sha256, architecture: toJson(architecture), sizeBytes: BigInt(size), files: toJson(listing) });
     await recordArtifacts(tx, { tenant, modelId: model.id }, pending);
     return model;
   });

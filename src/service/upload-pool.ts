@@ -23,6 +23,8 @@ export interface CheckedUpload {
   /** model.json and the weight files it names, relative to model.json. */
   files: NamedFile[];
   architecture: Record<string, unknown>;
+  /** 'tfjs-layers', or the framework an imported model came from ('onnx', 'keras', 'h5'). */
+  format?: string;
 }
 
 /** Caps on one dataset upload (dataset-uploads.ts, from the service config; plain data: they cross to the thread). */

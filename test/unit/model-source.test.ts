@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/runtime/backend.js';
 import type { EngineEvent } from '../../src/engine/events.js';
@@ -86,4 +87,26 @@ test('a run on uploaded files has the spec\'s run name wherever the files were u
     const said = JSON.stringify({ events, verdict: result.verdict, summary: result.summary });
     assert.ok(!said.includes(root), 'no folder in what the run reports');
   }
+});
+
+// Issue 11: `--model path.onnx` on the command line is a files reference ending in .onnx.
+test('an .onnx path (or file:// URL) is imported on open, fitted to the data, and runs', async () => {
+  const onnxPath = new URL('../fixtures/models/mlp-gemm.onnx', import.meta.url);
+  const file = fileURLToPath(onnxPath);
+  const opened = await openModel(modelSourceFor(file), { inputShape: [28, 28, 1], numClasses: 10, seed: 0 });
+  assert.equal(opened.owned, true);
+  assert.deepEqual(opened.model.inputs[0]!.shape, [null, 28, 28, 1]);
+  opened.model.dispose();
+  const viaUrl = await openModel(modelSourceFor(onnxPath.href), { inputShape: [28, 28, 1], numClasses: 10, seed: 0 });
+  viaUrl.model.dispose();
+  await assert.rejects(openModel(modelSourceFor(file), { inputShape: [4, 4, 1], numClasses: 2, seed: 0 }), /takes input \[28,28,1\] with 10 classes/);
+  await assert.rejects(openModel(modelSourceFor(join(root, 'missing.onnx')), { inputShape: [4], numClasses: 2, seed: 0 }), /cannot read model .*missing\.onnx': no such file/);
+
+  const next = mulberry32(9);
+  const mnistLike = (n: number): Split => ({ x: Float32Array.from({ length: n * 784 }, () => next()), y: Int32Array.from({ length: n }, (_, i) => i % 10), n });
+  const data: Dataset = { reference: 'synthetic:mnist', name: 'mnist-like', sha256: '', inputShape: [28, 28, 1], numClasses: 10, train: mnistLike(60), validation: mnistLike(20), test: mnistLike(20) };
+  const result = await runCompression({ model: file, rounds: 2, iterations: 4, evalEvery: 2, batchSize: 20, controls: 'none', seed: 1 }, {
+    sink: new FileSink(join(root, 'run-onnx')), dataset: data, parallelism: 1,
+  });
+  assert.equal((result.summary.spec as { model: string }).model, file);
 });

@@ -32,6 +32,8 @@ export const ONNX_EXPORTABLE_LAYERS: readonly string[] = Object.freeze([
   'InputLayer', 'Dense', 'Conv2D', 'DepthwiseConv2D', 'SeparableConv2D', 'BatchNormalization',
   'Activation', 'ReLU', 'LeakyReLU', 'Softmax', 'MaxPooling2D', 'AveragePooling2D',
   'GlobalAveragePooling2D', 'Flatten', 'Add', 'Concatenate', 'Dropout',
+  // What ONNX import builds beyond the list above (models/onnx/, models/layers/).
+  'ZeroPadding2D', 'Permute', 'Reshape', 'TsScale', 'TsClip', 'TsHardSigmoid', 'TsHardSwish',
 ]);
 
 export class UnsupportedLayerError extends Error {
@@ -43,7 +45,12 @@ export class UnsupportedLayerError extends Error {
 }
 
 /** An ONNX value: its name and the rank of the TF.js tensor it stands for (rank 4 is stored NCHW). */
-interface Value { name: string; rank: number }
+interface Value {
+  name: string;
+  rank: number;
+  /** Rank 4 already in the (c, h, w) order a Flatten must keep (after an imported model's Permute). */
+  flatOrder?: boolean;
+}
 
 /** A layer of a built model (tf.layers.Layer lacks the topology getters). */
 type Layer = tf.LayersModel['layers'][number];
@@ -319,7 +326,7 @@ function emitLayer(g: GraphBuilder, layer: Layer, inputs: Value[], inShape: (num
     case 'Flatten': {
       one();
       if (x.rank === 2) return x;
-      const src = x.rank === 4 ? g.node('Transpose', [x.name], `${base}_nhwc`, [intsAttr('perm', [0, 2, 3, 1])]) : x.name;
+      const src = x.rank === 4 && x.flatOrder !== true ? g.node('Transpose', [x.name], `${base}_nhwc`, [intsAttr('perm', [0, 2, 3, 1])]) : x.name;
       return { name: g.node('Flatten', [src], base, [intAttr('axis', 1)]), rank: 2 };
     }
     case 'Add': {
@@ -336,7 +343,57 @@ function emitLayer(g: GraphBuilder, layer: Layer, inputs: Value[], inShape: (num
       return { name: g.node('Concat', inputs.map((v) => v.name), base, [intAttr('axis', onnxAxis)]), rank };
     }
     default:
-      throw new UnsupportedLayerError(layer.name, cls);
+      return emitImportedLayer(g, layer, cls, cfg, x, inputs.length) ?? (() => { throw new UnsupportedLayerError(layer.name, cls); })();
+  }
+}
+
+/** A 1-D int64 initializer (Pad's pads, Unsqueeze's axes at opset 13). */
+function int64Init(g: GraphBuilder, base: string, values: number[]): string {
+  const name = g.unique(base);
+  g.initializers.push({ name, dims: [values.length], dataType: onnx.TensorProto.DataType.INT64, rawData: new Uint8Array(new BigInt64Array(values.map(BigInt)).buffer) });
+  return name;
+}
+
+/** Layers that ONNX import creates (models/onnx/convert.ts), back to their ONNX ops; null for any other class. */
+function emitImportedLayer(g: GraphBuilder, layer: Layer, cls: string, cfg: Config, x: Value, count: number): Value | null {
+  const base = layer.name;
+  if (count !== 1) throw new UnsupportedLayerError(layer.name, cls, `has ${count} inputs (1 expected)`);
+  const scalar = (suffix: string, v: number) => g.init(`${base}/${suffix}`, [], new Float32Array([v]));
+  switch (cls) {
+    case 'ZeroPadding2D': {
+      need4(layer, x);
+      checkChannelsLast(layer, cfg);
+      const p = cfg.padding as [[number, number], [number, number]];
+      const pads = int64Init(g, `${base}/pads`, [0, 0, p[0][0], p[1][0], 0, 0, p[0][1], p[1][1]]);
+      return { name: g.node('Pad', [x.name, pads], base, [{ name: 'mode', type: onnx.AttributeProto.AttributeType.STRING, s: new TextEncoder().encode('constant') }]), rank: 4 };
+    }
+    case 'Permute':
+      // Import only puts Permute([3, 1, 2]) before a Flatten, to flatten NHWC in NCHW order;
+      // the NCHW values here are already in that order.
+      if (x.rank !== 4 || JSON.stringify(cfg.dims) !== '[3,1,2]') throw new UnsupportedLayerError(layer.name, cls, `permutes ${JSON.stringify(cfg.dims)} (only [3, 1, 2] before a Flatten is supported)`);
+      return { name: x.name, rank: 4, flatOrder: true };
+    case 'Reshape': {
+      // Import only reshapes [N, C] to [N, 1, 1, C] (a squeezed global pool back to rank 4).
+      const t = cfg.targetShape as number[];
+      if (x.rank !== 2 || t.length !== 3 || t[0] !== 1 || t[1] !== 1) throw new UnsupportedLayerError(layer.name, cls, `reshapes to ${JSON.stringify(t)} (only [1, 1, C] is supported)`);
+      return { name: g.node('Unsqueeze', [x.name, int64Init(g, `${base}/axes`, [2, 3])], base), rank: 4 };
+    }
+    case 'TsScale':
+      return { name: g.node('Mul', [x.name, scalar('scale', cfg.scale as number)], base), rank: x.rank };
+    case 'TsClip': {
+      const lo = cfg.min === null ? '' : scalar('min', cfg.min as number);
+      const hi = cfg.max === null ? '' : scalar('max', cfg.max as number);
+      return { name: g.node('Clip', [x.name, lo, hi], base), rank: x.rank };
+    }
+    case 'TsHardSigmoid':
+      return { name: g.node('HardSigmoid', [x.name], base, [floatAttr('alpha', cfg.alpha as number), floatAttr('beta', cfg.beta as number)]), rank: x.rank };
+    case 'TsHardSwish': {
+      // HardSwish itself needs opset 14; x * HardSigmoid(x) is the same at opset 13.
+      const hs = g.node('HardSigmoid', [x.name], `${base}_gate`, [floatAttr('alpha', cfg.alpha as number), floatAttr('beta', cfg.beta as number)]);
+      return { name: g.node('Mul', [x.name, hs], base), rank: x.rank };
+    }
+    default:
+      return null;
   }
 }
 

@@ -2,6 +2,8 @@
 // manifest) and one weight blob, the form rounds and results carry through
 // the checkpoint sink, readable by stock `tf.loadLayersModel`.
 import * as tf from '@tensorflow/tfjs';
+// Registers the custom layers of imported models, so their saved form loads.
+import './layers/index.js';
 
 export interface ModelFiles {
   json: Uint8Array;

@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { checkModelJson, DEFAULT_MODEL_LIMITS, type ModelLimits } from './budget.js';
 import { describeModel } from './inspect.js';
+// Registers the custom layers of imported models, so their saved form loads.
+import './layers/index.js';
 import { createModel, isZooModel, knownModelNames, type ModelOptions } from './registry.js';
 
 const MODEL_JSON = 'model.json';
@@ -272,7 +274,7 @@ function isUri(ref: string): boolean {
 }
 
 /** Throws unless the model's known input dims and class count match the options. */
-function checkAgainstOptions(model: tf.LayersModel, ref: string, opts: ModelOptions): void {
+export function checkAgainstOptions(model: tf.LayersModel, ref: string, opts: ModelOptions): void {
   const d = describeModel(model);
   const shapeOk = d.inputShape.length === opts.inputShape.length
     && d.inputShape.every((dim, i) => dim === -1 || dim === opts.inputShape[i]);

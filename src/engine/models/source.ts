@@ -7,12 +7,18 @@
 // upload, or a path / URL given on the command line); the run name hashes
 // that, never where the files were unpacked, so a job's name is the same on
 // every worker and attempt. What the engine says about the model (errors
-// included) names it by its reference too.
+// included) names it by its reference too. A local file ending in .onnx,
+// .keras or .h5 (the CLI's `--model path.onnx`) is converted by
+// import/index.ts on open.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type * as tf from '@tensorflow/tfjs';
 import type { ModelLimits } from './budget.js';
 import type { ModelOptions } from './common.js';
 import { describeModel } from './inspect.js';
-import { createOrLoadModel, loadModelFrom } from './load.js';
+import { checkAgainstOptions, createOrLoadModel, loadModelFrom } from './load.js';
+import { formatFromName } from './import/index.js';
 import { createModel, isZooModel } from './registry.js';
 
 export type ModelSource =
@@ -42,6 +48,8 @@ export function modelSourceFor(ref: string, given?: ModelSource): ModelSource {
 export async function openModel(source: ModelSource, opts: ModelOptions, limits?: ModelLimits): Promise<{ model: tf.LayersModel; owned: boolean }> {
   if (source.kind === 'memory') return { model: source.model, owned: false };
   if (source.kind === 'zoo') return { model: createModel(source.name, opts), owned: true };
+  const foreign = foreignFile(source.dir);
+  if (foreign) return { model: await openForeign(foreign, source.ref, opts), owned: true };
   try {
     return { model: await createOrLoadModel(source.dir, opts, limits), owned: true };
   } catch (e) {
@@ -59,7 +67,8 @@ export async function modelInputShape(source: ModelSource, limits?: ModelLimits)
   if (source.kind === 'zoo') return undefined;
   let model: tf.LayersModel;
   try {
-    model = source.kind === 'memory' ? source.model : await loadModelFrom(source.dir, { limits });
+    const foreign = source.kind === 'files' ? foreignFile(source.dir) : null;
+    model = source.kind === 'memory' ? source.model : foreign ? await importForeign(foreign, source.ref) : await loadModelFrom(source.dir, { limits });
   } catch {
     return undefined;
   }
@@ -71,4 +80,36 @@ export async function modelInputShape(source: ModelSource, limits?: ModelLimits)
   } finally {
     if (source.kind === 'files') model.dispose();
   }
+}
+
+/** A local path or file:// URI of an ONNX or Keras file, with its format; null for anything else. */
+function foreignFile(dir: string): { file: string; format: NonNullable<ReturnType<typeof formatFromName>> } | null {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(dir) && !/^file:\/\//i.test(dir)) return null;
+  const file = /^file:\/\//i.test(dir) ? fileURLToPath(dir) : dir;
+  const format = formatFromName(file);
+  return format === null ? null : { file, format };
+}
+
+/** Reads and converts a foreign model file (ONNX checked against onnxruntime). */
+async function importForeign(foreign: { file: string; format: 'onnx' | 'keras' | 'h5' }, ref: string): Promise<tf.LayersModel> {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await readFile(foreign.file));
+  } catch (e) {
+    throw new Error(`cannot read model '${ref}': ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
+  const { importModel } = await import('./import/index.js');
+  return importModel(bytes, foreign.format, path.basename(foreign.file));
+}
+
+/** importForeign, then fits the model to the data. */
+async function openForeign(foreign: { file: string; format: 'onnx' | 'keras' | 'h5' }, ref: string, opts: ModelOptions): Promise<tf.LayersModel> {
+  const model = await importForeign(foreign, ref);
+  try {
+    checkAgainstOptions(model, ref, opts);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return model;
 }

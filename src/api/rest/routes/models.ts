@@ -1,4 +1,5 @@
-// /v1/models (TF.js Layers uploads: multipart files or one archive) and
+// /v1/models (TF.js Layers uploads: multipart files or one archive; or one
+// ONNX or Keras model file, converted by the service) and
 // /v1/datasets (dataset references as JSON, or uploads: multipart files or
 // one archive, told apart by the content type). The service validates both in full.
 // DELETE answers 204; see service/deletion.ts for when it is refused.
@@ -11,7 +12,7 @@ const id = (what: string) => ({ name: 'id', description: `${what} id`, schema: {
 const multipart = {
   type: 'object',
   properties: {
-    files: { type: 'array', items: { type: 'string', format: 'binary' }, description: 'model.json and the weight files its manifest names (file names may keep a folder)' },
+    files: { type: 'array', items: { type: 'string', format: 'binary' }, description: 'model.json and the weight files its manifest names (file names may keep a folder); or one ONNX model file named *.onnx' },
     archive: { type: 'string', format: 'binary', description: 'Instead of files: one .zip, .tar.gz or .tar holding them' },
     name: { type: 'string', description: 'A label for the model' },
   },
@@ -41,7 +42,7 @@ export const modelRoutes: RouteDef[] = [
     query: [{ name: 'name', description: 'A label for the model (raw archive bodies)', schema: { type: 'string' } }],
     body: {
       required: true,
-      content: { 'multipart/form-data': multipart, 'application/zip': binary, 'application/gzip': binary, 'application/x-tar': binary },
+      content: { 'multipart/form-data': multipart, 'application/zip': binary, 'application/gzip': binary, 'application/x-tar': binary, 'application/octet-stream': { ...binary, description: 'An archive as above, or an ONNX model file' } },
     },
     responses: { 201: { description: 'Stored', content: { 'application/json': ref('Model') }, headers: { Location: 'The model URL' } } },
     errors: ['INVALID_ARGUMENT', 'UNSUPPORTED_MODEL', 'PAYLOAD_TOO_LARGE', 'QUOTA_EXCEEDED', ...COMMON_ERRORS],

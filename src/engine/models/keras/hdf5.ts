@@ -6,23 +6,15 @@
 // handle), and a broken file becomes a ModelImportError naming the file.
 import h5wasm from 'h5wasm/node';
 import { ModelImportError } from '../import/errors.js';
+import { isHdf5 } from '../import/sniff.js';
+
+export { isHdf5 };
 
 export type H5File = InstanceType<typeof h5wasm.File>;
 export type H5Group = InstanceType<typeof h5wasm.Group>;
 export type H5Dataset = InstanceType<typeof h5wasm.Dataset>;
 
-const SIGNATURE = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a];
 
-/**
- * Whether `bytes` hold an HDF5 file: the signature at offset 0 or, after a
- * user block, at 512, 1024, 2048, ... (HDF5's rule), up to 64 KiB in.
- */
-export function isHdf5(bytes: Uint8Array): boolean {
-  const at = (off: number): boolean => off + SIGNATURE.length <= bytes.length && SIGNATURE.every((b, i) => bytes[off + i] === b);
-  if (at(0)) return true;
-  for (let off = 512; off <= 65536; off *= 2) if (at(off)) return true;
-  return false;
-}
 
 let module: Promise<Awaited<typeof h5wasm.ready>> | null = null;
 

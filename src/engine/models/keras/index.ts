@@ -10,6 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { unzipSync } from 'fflate';
 import { checkModelJson, DEFAULT_MODEL_LIMITS, ModelBudgetError, type ModelLimits } from '../budget.js';
+import { isZip } from '../../data/bytes.js';
 import { ModelImportError } from '../import/errors.js';
 import { convertKerasConfig, type ConvertedModel } from './config.js';
 import { isHdf5, stringAttr, withHdf5, type H5File } from './hdf5.js';
@@ -31,7 +32,7 @@ const WEIGHTS = 'model.weights.h5';
 const ARCHIVE_ENTRIES = new Set([CONFIG, METADATA, WEIGHTS]);
 
 const invalid = (msg: string, field?: string): ModelImportError => new ModelImportError('INVALID_ARGUMENT', msg, field);
-const isZip = (b: Uint8Array): boolean => b.length >= 4 && b[0] === 0x50 && b[1] === 0x4b && b[2] === 0x03 && b[3] === 0x04;
+
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
 /** Whether an unpacked upload is a Keras 3 archive's content (config.json and model.weights.h5 at its root). */

@@ -95,6 +95,8 @@ const PASSTHROUGH = new Set([
   'Dropout', 'SpatialDropout1D', 'GaussianNoise', 'GaussianDropout', 'AlphaDropout',
   'MaxPooling1D', 'MaxPooling2D', 'MaxPooling3D', 'AveragePooling1D', 'AveragePooling2D', 'AveragePooling3D',
   'ZeroPadding2D', 'Cropping2D', 'UpSampling2D',
+  // Elementwise layers of imported ONNX models (models/layers/).
+  'TsScale', 'TsClip', 'TsHardSigmoid', 'TsHardSwish',
 ]);
 /** Activations that mix the channels of their input, so a removed channel changes the others. */
 const MIXING_ACTIVATIONS = new Set(['softmax', 'logSoftmax']);

@@ -1,0 +1,39 @@
+// ONNX in: bytes of an .onnx file to a checked TF.js Layers model
+// (parse.ts vets the file, convert.ts builds the model, check.ts compares it
+// with onnxruntime). Throws ModelImportError for every refusal.
+import type * as tf from '@tensorflow/tfjs';
+import { checkAgainstOnnxRuntime } from './check.js';
+import { convertOnnx, inputLayout, type InputLayout } from './convert.js';
+import { parseOnnx } from './parse.js';
+import { ModelImportError } from '../import/errors.js';
+
+export { CONSTANT_OPS, SUPPORTED_OPS } from './convert.js';
+export { MAX_OPSET, MIN_OPSET } from './parse.js';
+
+export interface ImportOnnxOptions {
+  /** Compare with onnxruntime before returning (default true). */
+  check?: boolean;
+  name?: string;
+}
+
+export async function importOnnx(bytes: Uint8Array, opts: ImportOnnxOptions = {}): Promise<tf.LayersModel> {
+  let model: tf.LayersModel;
+  let layout: InputLayout;
+  try {
+    const parsed = parseOnnx(bytes);
+    layout = inputLayout(parsed);
+    model = convertOnnx(parsed, { name: opts.name });
+  } catch (e) {
+    if (e instanceof ModelImportError) throw e;
+    // A graph that passed every check but still does not build (inconsistent shapes, say) is the file's fault.
+    throw new ModelImportError('INVALID_ARGUMENT', `model.onnx: the graph does not convert (${(e as Error).message})`, 'model.onnx');
+  }
+  if (opts.check === false) return model;
+  try {
+    await checkAgainstOnnxRuntime(model, bytes, { inputLayout: layout });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return model;
+}
