@@ -74,7 +74,7 @@ async function runOrt(bytes: Uint8Array, values: number[], shape: number[]): Pro
 }
 
 describe('good fixtures', () => {
-  for (const name of ['resnet-bn', 'resnet-folded', 'mlp-gemm', 'dw-separable']) {
+  for (const name of ['resnet-bn', 'resnet-folded', 'mlp-gemm', 'dw-separable', 'resnet-dynamo', 'dw-dynamo']) {
     test(`${name}: matches onnxruntime, after reload, and exported back`, async () => {
       const bytes = read(`${name}.onnx`);
       const io = JSON.parse(readFileSync(new URL(`${name}.io.json`, DIR), 'utf8')) as IoJson;

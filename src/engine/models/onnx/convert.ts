@@ -465,10 +465,12 @@ function convertNode(cv: Converter, node: NodeProto, index: number, created: tf.
       if (x.squeezed) return set(x);
       let keepdims = 1;
       if (op === 'ReduceMean') {
-        const axes = (attrInts(a, 'axes') ?? []).map((v) => (v < 0 ? v + 4 : v)).sort();
+        // From opset 18 the axes are an input (a constant here), no longer an attribute.
+        const given = opset >= 18 ? (ins[1] ? Array.from(constAt(1, 'axes').data as ArrayLike<number>) : null) : attrInts(a, 'axes');
+        const axes = (given ?? []).map((v) => (v < 0 ? v + 4 : v)).sort();
         // Spatial axes are [2, 3] of NCHW, [1, 2] of an NHWC tensor.
         const spatial = x.nhwc ? '1,2' : '2,3';
-        if (axes.join() !== spatial) return refuse(`averages over axes ${JSON.stringify(attrInts(a, 'axes'))}; only the spatial axes [${spatial.replace(',', ', ')}] are supported`);
+        if (axes.join() !== spatial) return refuse(`averages over axes ${JSON.stringify(given ?? 'all')}; only the spatial axes [${spatial.replace(',', ', ')}] are supported`);
         keepdims = attrInt(a, 'keepdims', 1);
         if (x.nhwc && keepdims) return refuse('averages an NHWC tensor keeping its dims; use keepdims 0');
       }
@@ -484,6 +486,7 @@ function convertNode(cv: Converter, node: NodeProto, index: number, created: tf.
         if (axis !== 1) return refuse(`flattens from axis ${axis}; only axis 1 is supported`);
       } else {
         const shape = Array.from(constAt(1, 'shape').data as ArrayLike<number>);
+        if (attrInt(a, 'allowzero', 0) === 1 && shape.includes(0)) return refuse('reshapes with allowzero 1 to a shape holding 0; only a flatten to [N, features] is supported');
         const rest = shape.slice(1);
         const batchOk = shape[0] === BATCH || shape[0] === 0 || shape[0] === -1 || (cv.p.input.batch !== null && shape[0] === cv.p.input.batch);
         const restOk = rest.length === 1 && (rest[0] === -1 || rest[0] === total) && !(shape[0] === -1 && rest[0] === -1);
@@ -540,7 +543,17 @@ function convertNode(cv: Converter, node: NodeProto, index: number, created: tf.
     }
     case 'Pad': {
       const mode = attrString(a, 'mode', 'constant');
-      const pads = opset < 11 ? attrInts(a, 'pads') ?? [] : Array.from(constAt(1, 'pads').data as ArrayLike<number>);
+      let pads = opset < 11 ? attrInts(a, 'pads') ?? [] : Array.from(constAt(1, 'pads').data as ArrayLike<number>);
+      // Opset 18's optional `axes` input says which axes `pads` covers (begins, then ends); spread it over all four.
+      if (opset >= 18 && ins[3]) {
+        const axes = Array.from(constAt(3, 'axes').data as ArrayLike<number>).map((v) => (v < 0 ? v + 4 : v));
+        const full = new Array<number>(8).fill(0);
+        axes.forEach((ax, i) => {
+          full[ax] = pads[i] ?? 0;
+          full[ax + 4] = pads[i + axes.length] ?? 0;
+        });
+        pads = full;
+      }
       const value = opset < 11 ? attrFloat(a, 'value', 0) : ins[2] ? constAt(2, 'constant_value').data[0]! : 0;
       if (mode !== 'constant' || value !== 0) return refuse(`pads in mode '${mode}' with value ${value}; only zero padding is supported`);
       if (pads.length !== 8 || pads[0] || pads[1] || pads[4] || pads[5] || pads.some((q) => q < 0)) return refuse(`has pads ${JSON.stringify(pads)}; only non-negative padding of H and W of an NCHW tensor is supported`);

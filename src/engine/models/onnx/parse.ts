@@ -14,7 +14,7 @@ const { onnx } = onnxProto;
 
 /** Lowest and highest default-domain opsets whose op semantics the importer follows. */
 export const MIN_OPSET = 9;
-export const MAX_OPSET = 17;
+export const MAX_OPSET = 21;
 
 export type NodeProto = OnnxTypes.INodeProto;
 export type AttrProto = OnnxTypes.IAttributeProto;
