@@ -52,7 +52,7 @@ export interface CheckedDataset {
 export type ToUploadWorker = { id: number; upload: UploadInput; maxBytes: number; limits: ModelLimits; dataset?: DatasetUploadCaps };
 export type FromUploadWorker =
   | { id: number; ok: true; result: CheckedUpload | CheckedDataset; threadId: number }
-  | { id: number; ok: false; error: { name: string; message: string; code?: string; field?: string }; threadId: number };
+  | { id: number; ok: false; error: { name: string; message: string; code?: string; field?: string }; threadId: number; retire?: boolean };
 
 interface Task {
   msg: ToUploadWorker;
@@ -141,6 +141,8 @@ export class UploadPool {
       this.finish(slot, m.threadId);
       if (m.ok) task.resolve(m.result);
       else task.reject(fromWire(m.error));
+      // The thread asked to go (upload-worker.ts): out of the pool now, a fresh one spawns when needed.
+      if (!m.ok && m.retire) this.retire(slot);
     });
     // Without an 'error' listener a thread's uncaught error would be the main thread's too.
     worker.on('error', (err) => log.error({ err }, 'upload worker thread failed'));
@@ -156,6 +158,12 @@ export class UploadPool {
     });
     this.slots.push(slot);
     return slot;
+  }
+
+  private retire(slot: Slot): void {
+    const i = this.slots.indexOf(slot);
+    if (i >= 0) this.slots.splice(i, 1);
+    void slot.worker.terminate();
   }
 
   private finish(slot: Slot, threadId: number): void {

@@ -15,6 +15,15 @@ const ready = initBackend({ prefer: 'cpu' });
 // A rejected start is reported with the first task, not as an unhandled rejection.
 ready.catch(() => undefined);
 
+/**
+ * Failed checks after which this thread asks to be replaced. A file that
+ * breaks the HDF5 reader midway (a corrupt Keras .h5) leaks a few hundred KB
+ * of its WebAssembly memory that nothing can free; a fresh thread starts
+ * with none, so a tenant sending broken files cannot grow the service.
+ */
+const RETIRE_AFTER_FAILURES = 16;
+let failures = 0;
+
 port.on('message', (msg: ToUploadWorker) => {
   void (async () => {
     let reply: FromUploadWorker;
@@ -26,10 +35,12 @@ port.on('message', (msg: ToUploadWorker) => {
       transfer = transferables(result.files.map((f) => f.bytes));
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
+      failures += 1;
       reply = {
         id: msg.id,
         ok: false,
         threadId,
+        retire: failures >= RETIRE_AFTER_FAILURES,
         error: e instanceof ServiceError ? { name: err.name, message: err.message, code: e.code, field: e.field } : { name: err.name, message: err.message },
       };
     }
