@@ -322,8 +322,19 @@ describe('an image folder uploaded, and jobs on the uploaded resnet-bn', { timeo
     assert.deepEqual(result.summary.classNames, CLASSES);
     assert.equal((result.summary.rounds as unknown[]).length, 3);
     assert.match(new TextDecoder().decode(files['accuracy.svg']!), /^<svg[\s>]/);
+    // mask.npz: one uint8 .npy per masked weight; its zeros are the pruned weights the density reports.
     const npz = unzipSync(files['mask.npz']!);
     assert.ok(Object.keys(npz).length > 0 && Object.keys(npz).every((n) => n.endsWith('.npy')), `mask.npz: ${Object.keys(npz).join(', ')}`);
+    let kept = 0;
+    let masked = 0;
+    for (const npy of Object.values(npz)) {
+      assert.deepEqual([...npy.subarray(0, 6)], [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59], 'NPY magic');
+      const values = npy.subarray(10 + (npy[8]! | (npy[9]! << 8)));
+      masked += values.length;
+      for (const v of values) kept += v;
+    }
+    const density = (impJob.result as { summary: { density: number } }).summary.density;
+    assert.equal(kept, Math.round(masked * density), `mask.npz keeps ${kept} of ${masked} at density ${density}`);
     const onnxInfo = (impJob.result as { summary: { onnx: OnnxFileMetrics } }).summary.onnx;
     assert.equal(sha(files['model.onnx']!), onnxInfo.sha256);
   });
