@@ -65,16 +65,21 @@ export function unpackArchive(bytes: Uint8Array, maxBytes: number, caps: Archive
 function unzip(bytes: Uint8Array, maxBytes: number, caps: ArchiveCaps): NamedFile[] {
   let declared = 0;
   let members = 0;
+  const sizes = new Map<string, number>();
   let entries: Record<string, Uint8Array>;
   try {
     entries = unzipSync(bytes, {
       filter: (f) => {
         if (f.name.endsWith('/')) return false;
+        // fflate slices what the header claims and allocates the claimed size before inflating: a compressed
+        // size past the archive would buy a ratio allowance (and an allocation) no bytes were sent for.
+        if (f.size > bytes.byteLength) throw invalid('archive', `archive: '${f.name}' is corrupt (its compressed size runs past the end of the archive)`);
         members++;
         if (caps.maxMembers !== undefined && members > caps.maxMembers) throw tooManyMembers(caps.maxMembers);
         if (caps.maxRatio !== undefined && f.originalSize > ratioAllowance(f.size, caps.maxRatio)) throw tooExpanded(f.name, caps.maxRatio);
         declared += f.originalSize;
         if (declared > maxBytes) throw tooLarge(maxBytes);
+        sizes.set(f.name, f.originalSize);
         return true;
       },
     });
@@ -84,6 +89,11 @@ function unzip(bytes: Uint8Array, maxBytes: number, caps: ArchiveCaps): NamedFil
   }
   let total = 0;
   return Object.entries(entries).map(([name, data]) => {
+    // fflate stops at the declared size but does not say when a member holds less: a header that lies is corrupt.
+    const size = sizes.get(name);
+    if (size !== undefined && data.byteLength !== size) {
+      throw invalid('archive', `archive: '${name}' is corrupt (header says ${size} bytes, holds ${data.byteLength})`);
+    }
     total += data.byteLength;
     if (total > maxBytes) throw tooLarge(maxBytes);
     return { name: safeName(name, 'archive'), bytes: data };

@@ -47,3 +47,35 @@ test('small files under the ratio floor are not bombs', () => {
   const labels = tgzOf([{ name: 'labels', bytes: new Uint8Array(9000) }]);
   assert.equal(unpackArchive(labels, 1 << 20, { maxRatio: 2 }).length, 1);
 });
+
+/** `zip` with the central directory's sizes of its first member replaced (what a hostile client can send). */
+function lyingZip(zip: Uint8Array, sizes: { compressed?: number; size?: number }): Uint8Array {
+  const out = zip.slice();
+  const view = new DataView(out.buffer);
+  let dir = -1;
+  for (let i = out.length - 22; i >= 0; i--) {
+    if (view.getUint32(i, true) === 0x06054b50) {
+      dir = view.getUint32(i + 16, true);
+      break;
+    }
+  }
+  assert.ok(dir >= 0);
+  if (sizes.compressed !== undefined) view.setUint32(dir + 20, sizes.compressed, true);
+  if (sizes.size !== undefined) view.setUint32(dir + 24, sizes.size, true);
+  return out;
+}
+
+test('ratio: a zip member whose declared compressed size runs past the archive cannot buy a larger allowance', () => {
+  // 1 MiB of zeros deflates to about 1 KiB; declaring 3 MiB compressed would let it claim 600 MiB at 200-fold.
+  const zip = lyingZip(zipSync({ 'cat/1.png': new Uint8Array(1 << 20) }, { level: 9 }), { compressed: 3 << 20, size: 500 << 20 });
+  assert.ok(zip.length < 4096);
+  const before = process.memoryUsage().arrayBuffers;
+  assert.throws(() => unpackArchive(zip, 512 << 20, { maxRatio: 200 }), refusedWith('INVALID_ARGUMENT', /'cat\/1\.png' is corrupt \(its compressed size runs past the end of the archive\)/));
+  // Refused before the declared size was allocated.
+  assert.ok(process.memoryUsage().arrayBuffers - before < 64 << 20);
+});
+
+test('a zip member that inflates to fewer bytes than its header declares is refused as corrupt', () => {
+  const zip = lyingZip(zipSync({ 'a.bin': new Uint8Array(1000).fill(7) }), { size: 4000 });
+  assert.throws(() => unpackArchive(zip, 1 << 20), refusedWith('INVALID_ARGUMENT', /'a\.bin' is corrupt \(header says 4000 bytes, holds 1000\)/));
+});
