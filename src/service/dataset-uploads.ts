@@ -69,6 +69,7 @@ function uploadedFiles(upload: DatasetUpload, caps: DatasetUploadCaps): NamedFil
     if (seen.has(f.name)) throw invalid('files', `files: '${f.name}' is in the upload twice`);
     seen.add(f.name);
   }
+  writableTree(files);
   // `mnist/train-images-idx3-ubyte` from `tar czf mnist.tgz mnist`: the folder is a wrapper, not a class.
   const tops = new Set(files.map((f) => (f.name.includes('/') ? f.name.split('/')[0] : '')));
   if (tops.size === 1 && !tops.has('') && !files.every((f) => IMAGE.test(f.name) && f.name.split('/').length === 2)) {
@@ -76,6 +77,34 @@ function uploadedFiles(upload: DatasetUpload, caps: DatasetUploadCaps): NamedFil
     return files.map((f) => ({ name: f.name.slice(top.length + 1), bytes: f.bytes }));
   }
   return files;
+}
+
+/** Longest name of one file or folder on the file systems the upload is written to. */
+const MAX_NAME_BYTES = 255;
+/** Longest path inside the upload: far below PATH_MAX (4096) with the temp folder in front, and deeper than any dataset. */
+const MAX_PATH_BYTES = 1024;
+
+/**
+ * Refuses names the upload's temp folder cannot hold, as the tenant's
+ * mistake: a name that is also another file's folder (`cat` beside
+ * `cat/1.png`), a part longer than a file name may be, or a path too long
+ * to open. Written as they
+ * are, they failed as system errors, which the doors answer as INTERNAL.
+ */
+function writableTree(files: NamedFile[]): void {
+  const folders = new Set<string>();
+  for (const f of files) {
+    const parts = f.name.split('/');
+    if (Buffer.byteLength(f.name) > MAX_PATH_BYTES) {
+      throw invalid('files', `files: '${f.name.slice(0, 64)}...' is a path longer than ${MAX_PATH_BYTES} bytes`);
+    }
+    if (parts.some((p) => Buffer.byteLength(p) > MAX_NAME_BYTES)) {
+      throw invalid('files', `files: '${f.name}' has a path part longer than ${MAX_NAME_BYTES} bytes`);
+    }
+    for (let i = 1; i < parts.length; i++) folders.add(parts.slice(0, i).join('/'));
+  }
+  const both = files.find((f) => folders.has(f.name));
+  if (both) throw invalid('files', `files: '${both.name}' is both a file and a folder in the upload`);
 }
 
 /**

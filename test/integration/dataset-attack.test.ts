@@ -1,0 +1,81 @@
+// The new doors of issue 11 tried as a hostile tenant would, on a real
+// Postgres and a real REST server on loopback: dataset uploads whose names,
+// sizes or streams are built to break the server rather than to be data.
+// Each refusal is a 4xx with a message naming the problem and no server
+// path; nothing here may come back as a 500.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { tmpdir } from 'node:os';
+import { zipSync } from 'fflate';
+import { PNG } from 'pngjs';
+import { startRestServer, type RestServer } from '../../src/api/rest/index.js';
+import { createApiKey, type ServiceRuntime } from '../../src/service/index.js';
+import { startTestDb, type TestDb } from './fixtures/harness.js';
+
+let t: TestDb;
+let rt: ServiceRuntime;
+let rest: RestServer;
+let key = '';
+
+/** A grey width x height PNG. */
+function png(width: number, height: number, value: number): Uint8Array {
+  const img = new PNG({ width, height });
+  img.data.fill(value);
+  for (let i = 3; i < img.data.length; i += 4) img.data[i] = 255;
+  return new Uint8Array(PNG.sync.write(img));
+}
+
+/** Two classes of two 8x8 images: a valid image folder to add one hostile member to. */
+const classes = (): Record<string, Uint8Array> => ({ 'cat/1.png': png(8, 8, 10), 'cat/2.png': png(8, 8, 20), 'dog/1.png': png(8, 8, 200), 'dog/2.png': png(8, 8, 220) });
+
+async function postArchive(bytes: Uint8Array, type = 'application/zip'): Promise<Response> {
+  return fetch(`${rest.url}/v1/datasets`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': type },
+    body: new Uint8Array(bytes),
+    signal: AbortSignal.timeout(60_000),
+  });
+}
+
+/** A refusal: the status, the code, and a message matching `message` that names no server folder. */
+async function refused(res: Response, status: number, code: string, message: RegExp): Promise<void> {
+  const body = (await res.json()) as { error?: { code?: string; message?: string } };
+  assert.equal(res.status, status, JSON.stringify(body));
+  assert.equal(body.error?.code, code, JSON.stringify(body));
+  assert.match(body.error?.message ?? '', message);
+  assert.ok(!(body.error?.message ?? '').includes(tmpdir()), `a server path in: ${body.error?.message}`);
+}
+
+before(async () => {
+  t = await startTestDb({ TICKETSMITH_MAX_UPLOAD_FILES: '64' });
+  rt = await t.open();
+  rest = await startRestServer(rt, { host: '127.0.0.1', port: 0 });
+  key = (await createApiKey(rt.ctx, 'acme')).key;
+});
+
+after(async () => {
+  await rest?.stop(200);
+  await t?.stop();
+});
+
+describe('upload names that cannot be files', () => {
+  test('a member that is both a file and a folder is a 400 naming it, not a 500', async () => {
+    await refused(await postArchive(zipSync({ ...classes(), cat: png(8, 8, 1) })), 400, 'INVALID_ARGUMENT', /'cat' is both a file and a folder/);
+  });
+
+  test('a path part longer than a file name may be is a 400 naming it, not a 500', async () => {
+    const long = `cat/${'a'.repeat(300)}.png`;
+    await refused(await postArchive(zipSync({ ...classes(), [long]: png(8, 8, 1) })), 400, 'INVALID_ARGUMENT', /'cat\/a+\.png' has a path part longer than 255 bytes/);
+  });
+
+  test('a path too long to open (thousands of folders deep) is a 400, not a 500', async () => {
+    const deep = `${Array(2100).fill('d').join('/')}/x.png`;
+    await refused(await postArchive(zipSync({ ...classes(), [deep]: png(8, 8, 1) })), 400, 'INVALID_ARGUMENT', /is a path longer than 1024 bytes/);
+  });
+
+  test('the valid folder beside them is accepted', async () => {
+    const res = await postArchive(zipSync(classes()));
+    assert.equal(res.status, 201, await res.clone().text());
+    assert.equal(((await res.json()) as { format: string }).format, 'images');
+  });
+});
