@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { zipSync } from 'fflate';
 import { PNG } from 'pngjs';
 import { startRestServer, type RestServer } from '../../src/api/rest/index.js';
-import { createApiKey, type ServiceRuntime } from '../../src/service/index.js';
-import { startTestDb, type TestDb } from './fixtures/harness.js';
+import { createApiKey, getJob, listEvents, submitJob, type DatasetDto, type JobDto, type ServiceRuntime } from '../../src/service/index.js';
+import { startTestDb, until, type TestDb } from './fixtures/harness.js';
 
 let t: TestDb;
 let rt: ServiceRuntime;
@@ -48,7 +48,7 @@ async function refused(res: Response, status: number, code: string, message: Reg
 
 before(async () => {
   t = await startTestDb({ TICKETSMITH_MAX_UPLOAD_FILES: '64' });
-  rt = await t.open();
+  rt = await t.open({ worker: { heartbeatSeconds: 1, pollSeconds: 0.5, progressIntervalMs: 200 } });
   rest = await startRestServer(rt, { host: '127.0.0.1', port: 0 });
   key = (await createApiKey(rt.ctx, 'acme')).key;
 });
@@ -77,5 +77,28 @@ describe('upload names that cannot be files', () => {
     const res = await postArchive(zipSync(classes()));
     assert.equal(res.status, 201, await res.clone().text());
     assert.equal(((await res.json()) as { format: string }).format, 'images');
+  });
+});
+
+describe('a job on an uploaded image folder', () => {
+  const finished = (id: string): Promise<JobDto> =>
+    until(async () => {
+      const j = await getJob(rt.ctx, 'acme', id);
+      return ['succeeded', 'failed', 'cancelled'].includes(j.status) ? j : null;
+    }, 180_000, `job ${id}`);
+
+  test('an image cut short (its header passes the upload) fails the job naming dataset:<id> and the file, not the worker\'s temp folder', async () => {
+    const whole = png(8, 8, 230);
+    const res = await postArchive(zipSync({ ...classes(), 'dog/3.png': whole.subarray(0, 40) }));
+    const dataset = (await res.json()) as DatasetDto;
+    assert.equal(res.status, 201, JSON.stringify(dataset));
+    const { job } = await submitJob(rt.ctx, 'acme', { model: 'lenet-300-100', dataset: `dataset:${dataset.id}`, rounds: 1, iterations: 2, evalEvery: 2, batchSize: 2, controls: 'none', seed: 1 });
+    const done = await finished(job.id);
+    assert.equal(done.status, 'failed');
+    assert.equal(done.error?.code, 'INVALID_ARGUMENT', JSON.stringify(done.error));
+    assert.match(done.error?.message ?? '', new RegExp(`dataset:${dataset.id}: dog/3\\.png: cannot decode image`));
+    const text = JSON.stringify({ done, events: await listEvents(rt.ctx, 'acme', job.id) });
+    assert.ok(!/ticketsmith-[0-9a-f]{8}-data-/.test(text), `the job's data folder shows: ${done.error?.message}`);
+    assert.ok(!text.includes(`${tmpdir()}/`), 'a temp path shows');
   });
 });
