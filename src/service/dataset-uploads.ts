@@ -18,7 +18,8 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DatasetError } from '../engine/data/errors.js';
 import { recordArtifacts, storeBlobs } from '../store/artifacts.js';
-import { findDatasetByReference, insertDataset } from '../store/datasets.js';
+import { collectBlobs } from '../store/blob-gc.js';
+import { findDatasetByReference, insertDataset, type DatasetRow } from '../store/datasets.js';
 import { inTransaction } from '../store/db.js';
 import { lockTenant } from '../store/limits.js';
 import { safeName, unpackArchive, type NamedFile } from './archive.js';
@@ -168,20 +169,30 @@ export async function uploadDataset(ctx: ServiceContext, tenant: string, upload:
   // Before the costly part: a tenant at its storage cap is refused at once.
   await checkStorageQuota(ctx.prisma, ctx, tenant, sent);
   const checked = await uploadPool(ctx.config.uploadThreads).checkDataset(upload, caps);
+  // Judged again by what the files take unpacked, before they are stored: an archive small on the wire
+  // must not write what the quota refuses (orphans would hold the disk until the storage pass).
+  await checkStorageQuota(ctx.prisma, ctx, tenant, checked.files.reduce((n, f) => n + f.bytes.byteLength, 0));
 
   const pending = await storeBlobs(ctx.blobs, Object.fromEntries(checked.files.map((f) => [f.name, f.bytes])), 'dataset-file');
   const listing = pending.map((p) => ({ name: p.name, sha256: p.blob.sha256, size: p.blob.size })).sort((a, b) => a.name.localeCompare(b.name));
   const reference = `${UPLOAD_REF}${listingDigest(listing)}`;
   const size = listing.reduce((n, f) => n + f.size, 0);
 
-  const row = await inTransaction(ctx.prisma, async (tx) => {
-    await lockTenant(tx, tenant, 'storage');
-    const existing = await findDatasetByReference(tx, tenant, reference);
-    if (existing) return existing;
-    await checkStorageQuota(tx, ctx, tenant, size);
-    const dataset = await insertDataset(tx, { tenant, reference, format: checked.format, shapes: checked.shapes, sha256: checked.sha256 });
-    await recordArtifacts(tx, { tenant, datasetId: dataset.id }, pending);
-    return dataset;
-  });
+  let row: DatasetRow;
+  try {
+    row = await inTransaction(ctx.prisma, async (tx) => {
+      await lockTenant(tx, tenant, 'storage');
+      const existing = await findDatasetByReference(tx, tenant, reference);
+      if (existing) return existing;
+      await checkStorageQuota(tx, ctx, tenant, size);
+      const dataset = await insertDataset(tx, { tenant, reference, format: checked.format, shapes: checked.shapes, sha256: checked.sha256 });
+      await recordArtifacts(tx, { tenant, datasetId: dataset.id }, pending);
+      return dataset;
+    });
+  } catch (e) {
+    // Refused in the race (another upload took the quota) or failed: its blobs go now, those another row holds stay.
+    await collectBlobs(ctx.prisma, ctx.blobs, pending.map((p) => p.blob.key)).catch(() => undefined);
+    throw e;
+  }
   return datasetDto(row);
 }

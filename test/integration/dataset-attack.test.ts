@@ -16,6 +16,8 @@ let t: TestDb;
 let rt: ServiceRuntime;
 let rest: RestServer;
 let key = '';
+/** Each tenant's storage quota: above every honest upload here, below what the hostile archive unpacks to. */
+const QUOTA = 600 * 1024;
 
 /** A grey width x height PNG. */
 function png(width: number, height: number, value: number): Uint8Array {
@@ -28,10 +30,10 @@ function png(width: number, height: number, value: number): Uint8Array {
 /** Two classes of two 8x8 images: a valid image folder to add one hostile member to. */
 const classes = (): Record<string, Uint8Array> => ({ 'cat/1.png': png(8, 8, 10), 'cat/2.png': png(8, 8, 20), 'dog/1.png': png(8, 8, 200), 'dog/2.png': png(8, 8, 220) });
 
-async function postArchive(bytes: Uint8Array, type = 'application/zip'): Promise<Response> {
+async function postArchive(bytes: Uint8Array, type = 'application/zip', auth = key): Promise<Response> {
   return fetch(`${rest.url}/v1/datasets`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${key}`, 'content-type': type },
+    headers: { authorization: `Bearer ${auth}`, 'content-type': type },
     body: new Uint8Array(bytes),
     signal: AbortSignal.timeout(60_000),
   });
@@ -47,7 +49,7 @@ async function refused(res: Response, status: number, code: string, message: Reg
 }
 
 before(async () => {
-  t = await startTestDb({ TICKETSMITH_MAX_UPLOAD_FILES: '64' });
+  t = await startTestDb({ TICKETSMITH_MAX_UPLOAD_FILES: '64', TICKETSMITH_TENANT_MAX_STORAGE_BYTES: String(QUOTA) });
   rt = await t.open({ worker: { heartbeatSeconds: 1, pollSeconds: 0.5, progressIntervalMs: 200 } });
   rest = await startRestServer(rt, { host: '127.0.0.1', port: 0 });
   key = (await createApiKey(rt.ctx, 'acme')).key;
@@ -100,5 +102,36 @@ describe('a job on an uploaded image folder', () => {
     const text = JSON.stringify({ done, events: await listEvents(rt.ctx, 'acme', job.id) });
     assert.ok(!/ticketsmith-[0-9a-f]{8}-data-/.test(text), `the job's data folder shows: ${done.error?.message}`);
     assert.ok(!text.includes(`${tmpdir()}/`), 'a temp path shows');
+  });
+});
+
+/** The blob store's keys, sorted. */
+async function blobKeys(): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const b of rt.ctx.blobs.list()) keys.push(b.key);
+  return keys.sort();
+}
+
+describe('the storage quota', () => {
+  test('two uploads racing for the last of the quota: one is stored, the other refused, and it leaves no blobs', async () => {
+    const racer = (await createApiKey(rt.ctx, 'hooli')).key;
+    const before = await blobKeys();
+    // Each fits the quota alone (400 KiB unpacked), not both.
+    const zips = [1, 2].map((i) => zipSync({ ...classes(), [`cat/notes-${i}.txt`]: new Uint8Array(400 * 1024).fill(i) }, { level: 9 }));
+    const answers = await Promise.all(zips.map((z) => postArchive(z, 'application/zip', racer)));
+    const statuses = answers.map((r) => r.status).sort();
+    assert.deepEqual(statuses, [201, 429], JSON.stringify(await Promise.all(answers.map((r) => r.text()))));
+    const rows = await rt.ctx.prisma.artifact.findMany({ where: { tenant: 'hooli' }, select: { storageKey: true } });
+    assert.deepEqual(await blobKeys(), [...new Set([...before, ...rows.map((r) => r.storageKey)])].sort(), 'the refused upload left blobs behind');
+  });
+
+  test('an archive small on the wire that unpacks past the quota is refused before its files reach the blob store', async () => {
+    const other = (await createApiKey(rt.ctx, 'initech')).key;
+    const before = await blobKeys();
+    // 900 KiB of zeros beside the images: a few KiB sent, under the ratio cap, over the 600 KiB quota unpacked.
+    const zip = zipSync({ ...classes(), 'cat/notes.txt': new Uint8Array(900 * 1024) }, { level: 9 });
+    assert.ok(zip.length < 16 * 1024);
+    await refused(await postArchive(zip, 'application/zip', other), 429, 'QUOTA_EXCEEDED', /storage quota: this tenant stores 0 bytes and this upload adds 9\d\d,\d{3}; the quota is 614,400 bytes/);
+    assert.deepEqual(await blobKeys(), before, 'a refused upload left blobs behind');
   });
 });
