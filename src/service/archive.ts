@@ -2,8 +2,9 @@
 // named files, with the size limit enforced while inflating so a small
 // archive cannot expand into an unbounded one. Names are normalised and any
 // that would escape the upload ('..', absolute) are rejected. Optional caps
-// (dataset uploads) bound the member count and each member's expansion ratio,
-// checked from the zip's declared sizes before anything is inflated.
+// (dataset uploads) bound the member count and the expansion ratio of each
+// member and of the whole archive, checked from the zip's declared sizes
+// before anything is inflated.
 import { gunzipSync } from 'node:zlib';
 import { unzipSync } from 'fflate';
 import { invalid, ServiceError } from './errors.js';
@@ -79,6 +80,10 @@ function unzip(bytes: Uint8Array, maxBytes: number, caps: ArchiveCaps): NamedFil
         if (caps.maxRatio !== undefined && f.originalSize > ratioAllowance(f.size, caps.maxRatio)) throw tooExpanded(f.name, caps.maxRatio);
         declared += f.originalSize;
         if (declared > maxBytes) throw tooLarge(maxBytes);
+        // The floor spares one tiny file; thousands of members each at the floor are a bomb of the whole archive.
+        if (caps.maxRatio !== undefined && declared > ratioAllowance(bytes.byteLength, caps.maxRatio)) {
+          throw invalid('archive', `archive: its members unpack to more than ${caps.maxRatio}-fold the archive's ${bytes.byteLength} bytes, the limit for compressed upload files (a zip bomb?)`);
+        }
         sizes.set(f.name, f.originalSize);
         return true;
       },

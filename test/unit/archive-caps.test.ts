@@ -79,3 +79,15 @@ test('a zip member that inflates to fewer bytes than its header declares is refu
   const zip = lyingZip(zipSync({ 'a.bin': new Uint8Array(1000).fill(7) }), { size: 4000 });
   assert.throws(() => unpackArchive(zip, 1 << 20), refusedWith('INVALID_ARGUMENT', /'a\.bin' is corrupt \(header says 4000 bytes, holds 1000\)/));
 });
+
+test('ratio: many zip members each under the per-member floor cannot add up past the ratio of the whole archive', () => {
+  // 64 members of 1 MiB zeros: each deflates to about 1 KiB, under the 16 KiB floor's 200-fold allowance (3.2 MiB)
+  // alone, but together 64 MiB from an archive of about 70 KiB: about 950-fold.
+  const members = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`c${i % 2}/f${i}.bin`, new Uint8Array(1 << 20)]));
+  const zip = zipSync(members, { level: 9 });
+  assert.ok(zip.length < 128 * 1024, `${zip.length}`);
+  assert.throws(() => unpackArchive(zip, 512 << 20, { maxRatio: 200 }), refusedWith('INVALID_ARGUMENT', /^archive: its members unpack to more than 200-fold the archive's \d+ bytes/));
+  // A folder of small files that barely compress is far from it.
+  const small = zipSync(Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`c${i % 2}/f${i}.bin`, Uint8Array.from({ length: 2000 }, (_, j) => (i * 7 + j * 13) % 251)])));
+  assert.equal(unpackArchive(small, 512 << 20, { maxRatio: 200 }).length, 64);
+});
