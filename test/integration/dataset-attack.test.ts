@@ -9,12 +9,15 @@ import { tmpdir } from 'node:os';
 import { zipSync } from 'fflate';
 import { PNG } from 'pngjs';
 import { startRestServer, type RestServer } from '../../src/api/rest/index.js';
+import { startGrpcServer, type GrpcServerHandle } from '../../src/api/grpc/server.js';
+import { GrpcError, TicketsmithGrpcClient } from '../../src/client/grpc.js';
 import { createApiKey, getJob, listEvents, submitJob, type DatasetDto, type JobDto, type ServiceRuntime } from '../../src/service/index.js';
 import { startTestDb, until, type TestDb } from './fixtures/harness.js';
 
 let t: TestDb;
 let rt: ServiceRuntime;
 let rest: RestServer;
+let grpcServer: GrpcServerHandle;
 let key = '';
 /** Each tenant's storage quota: above every honest upload here, below what the hostile archive unpacks to. */
 const QUOTA = 600 * 1024;
@@ -52,11 +55,13 @@ before(async () => {
   t = await startTestDb({ TICKETSMITH_MAX_UPLOAD_FILES: '64', TICKETSMITH_TENANT_MAX_STORAGE_BYTES: String(QUOTA) });
   rt = await t.open({ worker: { heartbeatSeconds: 1, pollSeconds: 0.5, progressIntervalMs: 200 } });
   rest = await startRestServer(rt, { host: '127.0.0.1', port: 0 });
+  grpcServer = await startGrpcServer(rt, { host: '127.0.0.1', port: 0 });
   key = (await createApiKey(rt.ctx, 'acme')).key;
 });
 
 after(async () => {
   await rest?.stop(200);
+  await grpcServer?.stop();
   await t?.stop();
 });
 
@@ -133,5 +138,22 @@ describe('the storage quota', () => {
     assert.ok(zip.length < 16 * 1024);
     await refused(await postArchive(zip, 'application/zip', other), 429, 'QUOTA_EXCEEDED', /storage quota: this tenant stores 0 bytes and this upload adds 9\d\d,\d{3}; the quota is 614,400 bytes/);
     assert.deepEqual(await blobKeys(), before, 'a refused upload left blobs behind');
+  });
+});
+
+describe('the gRPC upload stream', () => {
+  test('file names count toward the byte cap: empty files with long names are cut off at it, not gathered past it', async () => {
+    const client = new TicketsmithGrpcClient({ address: `127.0.0.1:${grpcServer.port}`, apiKey: key, chunkBytes: 64 * 1024 });
+    try {
+      // 24 empty files named with 60 KiB each (names may have 64 KiB): no data bytes, 1.4 MiB of names over a 1 MiB cap.
+      const files = Array.from({ length: 24 }, (_, i) => ({ name: `cat/${i}-${'n'.repeat(60 * 1024)}`, bytes: new Uint8Array(0) }));
+      await assert.rejects(client.uploadDataset({ files }), (e: GrpcError) => {
+        assert.equal(e.code, 'PAYLOAD_TOO_LARGE', `${e.code}: ${e.message}`);
+        assert.match(e.message, /upload exceeds 1048576 bytes/);
+        return true;
+      });
+    } finally {
+      client.close();
+    }
   });
 });
