@@ -141,6 +141,33 @@ describe('the storage quota', () => {
   });
 });
 
+describe('the REST multipart body', () => {
+  test('file names count toward the byte cap: long-named empty parts and 400 KiB of data, sent without Content-Length, get 413', async () => {
+    const boundary = 'attack-boundary';
+    const enc = new TextEncoder();
+    // 60 empty parts named with 12 KiB each (busboy takes part headers to 16 KiB; the upload may have 64 files):
+    // no file bytes, 720 KiB of names, then the file bytes of the set bring it over the 1 MiB cap.
+    const parts = Array.from({ length: 60 }, (_, i) => enc.encode(`--${boundary}\r\nContent-Disposition: form-data; name="files"; filename="cat/${i}-${'n'.repeat(12 * 1024)}"\r\nContent-Type: application/octet-stream\r\n\r\n\r\n`));
+    parts.push(enc.encode(`--${boundary}\r\nContent-Disposition: form-data; name="files"; filename="dog/data.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`));
+    parts.push(new Uint8Array(400 * 1024), enc.encode(`\r\n--${boundary}--\r\n`));
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        const next = parts.shift();
+        if (next) controller.enqueue(next);
+        else controller.close();
+      },
+    });
+    const res = await fetch(`${rest.url}/v1/datasets`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': `multipart/form-data; boundary=${boundary}` },
+      body,
+      duplex: 'half',
+      signal: AbortSignal.timeout(60_000),
+    } as RequestInit);
+    await refused(res, 413, 'PAYLOAD_TOO_LARGE', /upload exceeds 1048576 bytes/);
+  });
+});
+
 describe('the gRPC upload stream', () => {
   test('file names count toward the byte cap: empty files with long names are cut off at it, not gathered past it', async () => {
     const client = new TicketsmithGrpcClient({ address: `127.0.0.1:${grpcServer.port}`, apiKey: key, chunkBytes: 64 * 1024 });
