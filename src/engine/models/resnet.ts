@@ -8,7 +8,7 @@
 // resnet-20 on 32x32x3 / 10 classes: 274,042 params (paper: 0.27M).
 // Functional API, so residual structure is visible to graph-walking code.
 import * as tf from '@tensorflow/tfjs';
-import { CIFAR_INPUT, batchNorm, glorotUniform, heNormal, imageProblem, validateOptions, type ModelFamily, type ModelOptions } from './common.js';
+import { CIFAR_INPUT, batchNorm, checkDenseWeights, fanIn, glorotUniform, heNormal, imageProblem, validateOptions, type ModelFamily, type ModelOptions } from './common.js';
 
 const NAME = /^resnet-([1-9]\d*)$/;
 const WIDTHS = [16, 32, 64];
@@ -77,6 +77,7 @@ function build(name: string, opts: ModelOptions): tf.LayersModel {
     }
   });
   x = tf.layers.globalAveragePooling2d({ name: 'gap' }).apply(x) as Sym;
+  checkDenseWeights('out', fanIn(x.shape), opts.numClasses, opts);
   const logits = tf.layers.dense({
     units: opts.numClasses, name: 'out',
     kernelInitializer: glorotUniform(opts.seed, 'out'), biasInitializer: 'zeros',
