@@ -84,6 +84,12 @@ describe('a layer sized by the data is judged before it is built', () => {
     assert.throws(() => createModel('lenet-300-100', { inputShape: [100_000_000], numClasses: 10, seed: 1 }), refused('fc1'));
   });
 
+  test('the first convolution, from the channels', () => {
+    for (const name of ['conv-2', 'vgg-11', 'resnet-20']) {
+      assert.throws(() => createModel(name, { inputShape: [32, 32, 1_000_000], numClasses: 10, seed: 1 }), refused('conv1'), name);
+    }
+  });
+
   test('the limit is the model budget\'s; at it a layer is built', () => {
     const m = createModel('lenet-10', { inputShape: [1000], numClasses: 20, seed: 1, maxLayerParams: 10 * 1000 + 10 });
     m.dispose();

@@ -22,14 +22,21 @@ export interface ModelOptions {
  * and its output layer with the class count, both the tenant's data.
  */
 export function checkDenseWeights(layer: string, fanIn: number, units: number, opts: ModelOptions): void {
+  const n = (v: number) => v.toLocaleString('en-US');
+  checkLayerWeights(layer, fanIn * units + units, `${n(fanIn)} inputs x ${n(units)} units; inputs come from the data's example size, output units from its class count`, opts);
+}
+
+/** The same for a model's first 3x3 convolution, whose kernel grows with the data's channels. */
+export function checkFirstConv(layer: string, channels: number, filters: number, opts: ModelOptions): void {
+  const n = (v: number) => v.toLocaleString('en-US');
+  checkLayerWeights(layer, 9 * channels * filters + filters, `3x3 x ${n(channels)} channels x ${n(filters)} filters; channels come from the data's examples`, opts);
+}
+
+function checkLayerWeights(layer: string, weights: number, why: string, opts: ModelOptions): void {
   const max = opts.maxLayerParams ?? DEFAULT_MODEL_LIMITS.maxLayerParams;
-  const weights = fanIn * units + units;
   if (weights > max) {
     const n = (v: number) => v.toLocaleString('en-US');
-    throw new ModelBudgetError(
-      `layer '${layer}' would hold ${n(weights)} weights, over the limit of ${n(max)} for one layer (${n(fanIn)} inputs x ${n(units)} units; inputs come from the data's example size, output units from its class count)`,
-      'dataset',
-    );
+    throw new ModelBudgetError(`layer '${layer}' would hold ${n(weights)} weights, over the limit of ${n(max)} for one layer (${why})`, 'dataset');
   }
 }
 
