@@ -14,7 +14,7 @@
 // shows one.
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, normalize } from 'node:path';
+import { basename, dirname, join, normalize } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { FilePolicy } from '../engine/data/access.js';
 import type { ModelSource } from '../engine/models/source.js';
@@ -45,6 +45,8 @@ export interface PreparedRun {
 
 /** Any temp folder this worker makes for a job, even one no run knows about any more. */
 const TEMP_PATH = new RegExp(`${escapeRegExp(join(tmpdir(), 'ticketsmith-'))}[^\\s'"\`,;)]*`, 'g');
+/** The same folder by its name alone (the image-folder reader names a folder by its base name): `ticketsmith-<job>-[data-]XXXXXX`. */
+const TEMP_NAME = /\bticketsmith-[0-9a-f]{8}-(?:data-)?[A-Za-z0-9]{6}\b/g;
 
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -55,7 +57,7 @@ export function redactPaths<T>(value: T, pairs: ReadonlyArray<readonly [string, 
   const fix = (s: string): string => {
     let out = s;
     for (const [from, to] of pairs) if (from !== '') out = out.split(from).join(to);
-    return out.replace(TEMP_PATH, fallback);
+    return out.replace(TEMP_PATH, fallback).replace(TEMP_NAME, fallback);
   };
   const walk = (v: unknown, depth: number): unknown => {
     if (typeof v === 'string') return fix(v);
@@ -103,6 +105,8 @@ export async function prepareRun(
       }
       // Longest first: the path with a trailing slash, then bare.
       pairs.push([`${dir}/`, `${spec.model}/`], [dir, spec.model]);
+      // A reader that names a folder by its base name (no path) shows the temp folder's name alone.
+      pairs.push([basename(dir), spec.model]);
       model = { kind: 'files', dir, ref: spec.model };
     }
     if (spec.dataset.startsWith(DATASET_REF)) {
@@ -121,6 +125,8 @@ export async function prepareRun(
           await writeFile(target, await blobs.get(f.storageKey));
         }
         pairs.push([`${dataDir}/`, `${spec.dataset}/`], [dataDir, spec.dataset]);
+        // The image-folder reader names the folder by its base name alone: `ticketsmith-<job>-data-XXXXXX: cat/1.png: ...`.
+        pairs.push([basename(dataDir), spec.dataset]);
         datasetReference = pathToFileURL(dataDir).href;
         files = { kind: 'roots', roots: [dataDir] };
       }

@@ -2,8 +2,9 @@
 // named files, with the size limit enforced while inflating so a small
 // archive cannot expand into an unbounded one. Names are normalised and any
 // that would escape the upload ('..', absolute) are rejected. Optional caps
-// (dataset uploads) bound the member count and each member's expansion ratio,
-// checked from the zip's declared sizes before anything is inflated.
+// (dataset uploads) bound the member count and the expansion ratio of each
+// member and of the whole archive, checked from the zip's declared sizes
+// before anything is inflated.
 import { gunzipSync } from 'node:zlib';
 import { unzipSync } from 'fflate';
 import { invalid, ServiceError } from './errors.js';
@@ -65,16 +66,25 @@ export function unpackArchive(bytes: Uint8Array, maxBytes: number, caps: Archive
 function unzip(bytes: Uint8Array, maxBytes: number, caps: ArchiveCaps): NamedFile[] {
   let declared = 0;
   let members = 0;
+  const sizes = new Map<string, number>();
   let entries: Record<string, Uint8Array>;
   try {
     entries = unzipSync(bytes, {
       filter: (f) => {
         if (f.name.endsWith('/')) return false;
+        // fflate slices what the header claims and allocates the claimed size before inflating: a compressed
+        // size past the archive would buy a ratio allowance (and an allocation) no bytes were sent for.
+        if (f.size > bytes.byteLength) throw invalid('archive', `archive: '${f.name}' is corrupt (its compressed size runs past the end of the archive)`);
         members++;
         if (caps.maxMembers !== undefined && members > caps.maxMembers) throw tooManyMembers(caps.maxMembers);
         if (caps.maxRatio !== undefined && f.originalSize > ratioAllowance(f.size, caps.maxRatio)) throw tooExpanded(f.name, caps.maxRatio);
         declared += f.originalSize;
         if (declared > maxBytes) throw tooLarge(maxBytes);
+        // The floor spares one tiny file; thousands of members each at the floor are a bomb of the whole archive.
+        if (caps.maxRatio !== undefined && declared > ratioAllowance(bytes.byteLength, caps.maxRatio)) {
+          throw invalid('archive', `archive: its members unpack to more than ${caps.maxRatio}-fold the archive's ${bytes.byteLength} bytes, the limit for compressed upload files (a zip bomb?)`);
+        }
+        sizes.set(f.name, f.originalSize);
         return true;
       },
     });
@@ -84,6 +94,11 @@ function unzip(bytes: Uint8Array, maxBytes: number, caps: ArchiveCaps): NamedFil
   }
   let total = 0;
   return Object.entries(entries).map(([name, data]) => {
+    // fflate stops at the declared size but does not say when a member holds less: a header that lies is corrupt.
+    const size = sizes.get(name);
+    if (size !== undefined && data.byteLength !== size) {
+      throw invalid('archive', `archive: '${name}' is corrupt (header says ${size} bytes, holds ${data.byteLength})`);
+    }
     total += data.byteLength;
     if (total > maxBytes) throw tooLarge(maxBytes);
     return { name: safeName(name, 'archive'), bytes: data };

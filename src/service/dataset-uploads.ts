@@ -18,7 +18,8 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DatasetError } from '../engine/data/errors.js';
 import { recordArtifacts, storeBlobs } from '../store/artifacts.js';
-import { findDatasetByReference, insertDataset } from '../store/datasets.js';
+import { collectBlobs } from '../store/blob-gc.js';
+import { findDatasetByReference, insertDataset, type DatasetRow } from '../store/datasets.js';
 import { inTransaction } from '../store/db.js';
 import { lockTenant } from '../store/limits.js';
 import { safeName, unpackArchive, type NamedFile } from './archive.js';
@@ -69,6 +70,7 @@ function uploadedFiles(upload: DatasetUpload, caps: DatasetUploadCaps): NamedFil
     if (seen.has(f.name)) throw invalid('files', `files: '${f.name}' is in the upload twice`);
     seen.add(f.name);
   }
+  writableTree(files);
   // `mnist/train-images-idx3-ubyte` from `tar czf mnist.tgz mnist`: the folder is a wrapper, not a class.
   const tops = new Set(files.map((f) => (f.name.includes('/') ? f.name.split('/')[0] : '')));
   if (tops.size === 1 && !tops.has('') && !files.every((f) => IMAGE.test(f.name) && f.name.split('/').length === 2)) {
@@ -76,6 +78,34 @@ function uploadedFiles(upload: DatasetUpload, caps: DatasetUploadCaps): NamedFil
     return files.map((f) => ({ name: f.name.slice(top.length + 1), bytes: f.bytes }));
   }
   return files;
+}
+
+/** Longest name of one file or folder on the file systems the upload is written to. */
+const MAX_NAME_BYTES = 255;
+/** Longest path inside the upload: far below PATH_MAX (4096) with the temp folder in front, and deeper than any dataset. */
+const MAX_PATH_BYTES = 1024;
+
+/**
+ * Refuses names the upload's temp folder cannot hold, as the tenant's
+ * mistake: a name that is also another file's folder (`cat` beside
+ * `cat/1.png`), a part longer than a file name may be, or a path too long
+ * to open. Written as they
+ * are, they failed as system errors, which the doors answer as INTERNAL.
+ */
+function writableTree(files: NamedFile[]): void {
+  const folders = new Set<string>();
+  for (const f of files) {
+    const parts = f.name.split('/');
+    if (Buffer.byteLength(f.name) > MAX_PATH_BYTES) {
+      throw invalid('files', `files: '${f.name.slice(0, 64)}...' is a path longer than ${MAX_PATH_BYTES} bytes`);
+    }
+    if (parts.some((p) => Buffer.byteLength(p) > MAX_NAME_BYTES)) {
+      throw invalid('files', `files: '${f.name}' has a path part longer than ${MAX_NAME_BYTES} bytes`);
+    }
+    for (let i = 1; i < parts.length; i++) folders.add(parts.slice(0, i).join('/'));
+  }
+  const both = files.find((f) => folders.has(f.name));
+  if (both) throw invalid('files', `files: '${both.name}' is both a file and a folder in the upload`);
 }
 
 /**
@@ -139,20 +169,30 @@ export async function uploadDataset(ctx: ServiceContext, tenant: string, upload:
   // Before the costly part: a tenant at its storage cap is refused at once.
   await checkStorageQuota(ctx.prisma, ctx, tenant, sent);
   const checked = await uploadPool(ctx.config.uploadThreads).checkDataset(upload, caps);
+  // Judged again by what the files take unpacked, before they are stored: an archive small on the wire
+  // must not write what the quota refuses (orphans would hold the disk until the storage pass).
+  await checkStorageQuota(ctx.prisma, ctx, tenant, checked.files.reduce((n, f) => n + f.bytes.byteLength, 0));
 
   const pending = await storeBlobs(ctx.blobs, Object.fromEntries(checked.files.map((f) => [f.name, f.bytes])), 'dataset-file');
   const listing = pending.map((p) => ({ name: p.name, sha256: p.blob.sha256, size: p.blob.size })).sort((a, b) => a.name.localeCompare(b.name));
   const reference = `${UPLOAD_REF}${listingDigest(listing)}`;
   const size = listing.reduce((n, f) => n + f.size, 0);
 
-  const row = await inTransaction(ctx.prisma, async (tx) => {
-    await lockTenant(tx, tenant, 'storage');
-    const existing = await findDatasetByReference(tx, tenant, reference);
-    if (existing) return existing;
-    await checkStorageQuota(tx, ctx, tenant, size);
-    const dataset = await insertDataset(tx, { tenant, reference, format: checked.format, shapes: checked.shapes, sha256: checked.sha256 });
-    await recordArtifacts(tx, { tenant, datasetId: dataset.id }, pending);
-    return dataset;
-  });
+  let row: DatasetRow;
+  try {
+    row = await inTransaction(ctx.prisma, async (tx) => {
+      await lockTenant(tx, tenant, 'storage');
+      const existing = await findDatasetByReference(tx, tenant, reference);
+      if (existing) return existing;
+      await checkStorageQuota(tx, ctx, tenant, size);
+      const dataset = await insertDataset(tx, { tenant, reference, format: checked.format, shapes: checked.shapes, sha256: checked.sha256 });
+      await recordArtifacts(tx, { tenant, datasetId: dataset.id }, pending);
+      return dataset;
+    });
+  } catch (e) {
+    // Refused in the race (another upload took the quota) or failed: its blobs go now, those another row holds stay.
+    await collectBlobs(ctx.prisma, ctx.blobs, pending.map((p) => p.blob.key)).catch(() => undefined);
+    throw e;
+  }
   return datasetDto(row);
 }

@@ -47,3 +47,47 @@ test('small files under the ratio floor are not bombs', () => {
   const labels = tgzOf([{ name: 'labels', bytes: new Uint8Array(9000) }]);
   assert.equal(unpackArchive(labels, 1 << 20, { maxRatio: 2 }).length, 1);
 });
+
+/** `zip` with the central directory's sizes of its first member replaced (what a hostile client can send). */
+function lyingZip(zip: Uint8Array, sizes: { compressed?: number; size?: number }): Uint8Array {
+  const out = zip.slice();
+  const view = new DataView(out.buffer);
+  let dir = -1;
+  for (let i = out.length - 22; i >= 0; i--) {
+    if (view.getUint32(i, true) === 0x06054b50) {
+      dir = view.getUint32(i + 16, true);
+      break;
+    }
+  }
+  assert.ok(dir >= 0);
+  if (sizes.compressed !== undefined) view.setUint32(dir + 20, sizes.compressed, true);
+  if (sizes.size !== undefined) view.setUint32(dir + 24, sizes.size, true);
+  return out;
+}
+
+test('ratio: a zip member whose declared compressed size runs past the archive cannot buy a larger allowance', () => {
+  // 1 MiB of zeros deflates to about 1 KiB; declaring 3 MiB compressed would let it claim 600 MiB at 200-fold.
+  const zip = lyingZip(zipSync({ 'cat/1.png': new Uint8Array(1 << 20) }, { level: 9 }), { compressed: 3 << 20, size: 500 << 20 });
+  assert.ok(zip.length < 4096);
+  const before = process.memoryUsage().arrayBuffers;
+  assert.throws(() => unpackArchive(zip, 512 << 20, { maxRatio: 200 }), refusedWith('INVALID_ARGUMENT', /'cat\/1\.png' is corrupt \(its compressed size runs past the end of the archive\)/));
+  // Refused before the declared size was allocated.
+  assert.ok(process.memoryUsage().arrayBuffers - before < 64 << 20);
+});
+
+test('a zip member that inflates to fewer bytes than its header declares is refused as corrupt', () => {
+  const zip = lyingZip(zipSync({ 'a.bin': new Uint8Array(1000).fill(7) }), { size: 4000 });
+  assert.throws(() => unpackArchive(zip, 1 << 20), refusedWith('INVALID_ARGUMENT', /'a\.bin' is corrupt \(header says 4000 bytes, holds 1000\)/));
+});
+
+test('ratio: many zip members each under the per-member floor cannot add up past the ratio of the whole archive', () => {
+  // 64 members of 1 MiB zeros: each deflates to about 1 KiB, under the 16 KiB floor's 200-fold allowance (3.2 MiB)
+  // alone, but together 64 MiB from an archive of about 70 KiB: about 950-fold.
+  const members = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`c${i % 2}/f${i}.bin`, new Uint8Array(1 << 20)]));
+  const zip = zipSync(members, { level: 9 });
+  assert.ok(zip.length < 128 * 1024, `${zip.length}`);
+  assert.throws(() => unpackArchive(zip, 512 << 20, { maxRatio: 200 }), refusedWith('INVALID_ARGUMENT', /^archive: its members unpack to more than 200-fold the archive's \d+ bytes/));
+  // A folder of small files that barely compress is far from it.
+  const small = zipSync(Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`c${i % 2}/f${i}.bin`, Uint8Array.from({ length: 2000 }, (_, j) => (i * 7 + j * 13) % 251)])));
+  assert.equal(unpackArchive(small, 512 << 20, { maxRatio: 200 }).length, 64);
+});

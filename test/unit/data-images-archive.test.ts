@@ -120,6 +120,15 @@ describe('zip', () => {
     assert.throws(() => zipEntries(many, 'm.zip', { ...CAPS, maxBytes: 500 }), refused(/^m\.zip: unpacks to more than the 500-byte limit/));
   });
 
+  test('members each under the ratio floor cannot add up past the ratio of the whole archive', () => {
+    // 16 members of 512 KiB zeros: each deflates to about 500 bytes, under the 16 KiB floor's 200-fold
+    // allowance alone, but together 8 MiB from an archive of about 10 KiB.
+    const members = Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`c${i % 2}/f${i}.png`, new Uint8Array(512 * 1024)]));
+    const zip = zipSync(members, { level: 9 });
+    assert.ok(zip.length < 32 * 1024, `${zip.length}`);
+    assert.throws(() => zipEntries(zip, 'floor.zip', { ...CAPS, maxBytes: 64 << 20 }), refused(/^floor\.zip: its members unpack to more than 200-fold the archive's \d+ bytes/));
+  });
+
   test('too many files, an unsafe path, a symbolic link', () => {
     assert.throws(() => zipEntries(zipSync(folderFiles(1)), 'f.zip', { ...CAPS, maxFiles: 2 }), refused(/^f\.zip: too many files: 'fox\/0\.png' is past the cap of 2/));
     assert.throws(() => zipEntries(zipSync({ '../evil.png': png(2, 2, [1, 2, 3]) }), 'e.zip', CAPS), refused(/^e\.zip: member '\.\.\/evil\.png' has an unsafe path/));

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { createModel, isZooModel, listModels } from '../../src/engine/models/registry.js';
 import { countFlops, countParams, getWeightMap, prunableWeights } from '../../src/engine/models/inspect.js';
+import { ModelBudgetError } from '../../src/engine/models/budget.js';
 
 const MNIST = { inputShape: [28, 28, 1], numClasses: 10, seed: 1 };
 const CIFAR = { inputShape: [32, 32, 3], numClasses: 10, seed: 1 };
@@ -58,6 +59,41 @@ describe('registry', () => {
     assert.throws(() => createModel('conv-6', { ...CIFAR, inputShape: [4, 4, 3] }), /height and width >= 8/);
     assert.throws(() => createModel('vgg-11', { ...MNIST }), /height and width >= 32/);
     assert.throws(() => createModel('resnet-20', { ...MNIST, inputShape: [784] }), /image input/);
+  });
+});
+
+describe('a layer sized by the data is judged before it is built', () => {
+  // The data sets a zoo model's input size and class count: one label 1e9 in an uploaded NPY, or one 4096x4096
+  // image, would otherwise make the worker allocate a layer of 1e11 or 15e9 weights (or a crash trying to).
+  const refused = (layer: string) => (e: unknown) => {
+    assert.ok(e instanceof ModelBudgetError, String(e));
+    assert.match(e.message, new RegExp(`layer '${layer}' would hold [\\d,]+ weights, over the limit of 25,000,000 for one layer`));
+    return true;
+  };
+
+  test('the output layer of every family, from the class count', () => {
+    for (const name of ['lenet-300-100', 'conv-2', 'vgg-11', 'resnet-20']) {
+      assert.throws(() => createModel(name, { ...CIFAR, numClasses: 1_000_000_000 }), refused('out'), name);
+    }
+  });
+
+  test('the first dense layer, from the input size', () => {
+    assert.throws(() => createModel('lenet-300-100', { inputShape: [4096, 4096, 3], numClasses: 10, seed: 1 }), refused('fc1'));
+    assert.throws(() => createModel('conv-2', { inputShape: [2048, 2048, 3], numClasses: 10, seed: 1 }), refused('fc1'));
+    // A flat input too (no Flatten layer in front).
+    assert.throws(() => createModel('lenet-300-100', { inputShape: [100_000_000], numClasses: 10, seed: 1 }), refused('fc1'));
+  });
+
+  test('the first convolution, from the channels', () => {
+    for (const name of ['conv-2', 'vgg-11', 'resnet-20']) {
+      assert.throws(() => createModel(name, { inputShape: [32, 32, 1_000_000], numClasses: 10, seed: 1 }), refused('conv1'), name);
+    }
+  });
+
+  test('the limit is the model budget\'s; at it a layer is built', () => {
+    const m = createModel('lenet-10', { inputShape: [1000], numClasses: 20, seed: 1, maxLayerParams: 10 * 1000 + 10 });
+    m.dispose();
+    assert.throws(() => createModel('lenet-10', { inputShape: [1001], numClasses: 20, seed: 1, maxLayerParams: 10 * 1000 + 10 }), (e: unknown) => e instanceof ModelBudgetError && /layer 'fc1' would hold 10,020 weights, over the limit of 10,010/.test(e.message));
   });
 });
 

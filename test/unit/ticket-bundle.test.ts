@@ -139,3 +139,15 @@ test('npyUint8: 1-D shapes are written as (n,); a mask without a model is flat',
   assert.deepEqual(arr.shape, [5]);
   assert.deepEqual(Array.from({ length: 5 }, (_, i) => arr.at(i)), [1, 0, 0, 1, 1]);
 });
+
+test('mask.npz: a weight name with dot segments (a tenant\'s layer named a/../../x) never becomes a member path that climbs out', () => {
+  // TF.js accepts 'a/../../../../tmp/evil' as a layer name (its tensor names may hold '.' and '/'); the model upload does too.
+  const mask = { 'a/../../../../tmp/evil/kernel': new Float32Array([1, 0]), 'b/./c/kernel': new Float32Array([0, 1]), 'ok/kernel': new Float32Array([1, 1]) };
+  const npz = unzipSync(maskNpz(serializeMask(mask)));
+  const names = Object.keys(npz).sort();
+  assert.deepEqual(names, ['a/%2E%2E/%2E%2E/%2E%2E/%2E%2E/tmp/evil/kernel.npy', 'b/%2E/c/kernel.npy', 'ok/kernel.npy']);
+  // What any unzip would make of them stays inside its folder.
+  for (const name of names) assert.ok(!name.split('/').some((p) => p === '..' || p === '.'), name);
+  const ticket = unzipSync(ticketBundle({ name: 'r', verdict: { ticketBeatsControls: [], roundsCompared: [], summary: '' }, artifacts: { 'ticket/mask.json': serializeMask(mask) }, summary: {} }));
+  assert.deepEqual(Object.keys(unzipSync(ticket['mask.npz']!)).sort(), names);
+});

@@ -32,16 +32,14 @@ export async function collectUpload(messages: AsyncIterable<UploadModelRequest>,
     if (format !== kind) throw invalidArgument(field, `${field}: this upload sends ${format === 'archive' ? 'archiveChunk' : 'fileChunk'} messages`);
     const data = kind === 'archive' ? msg.archiveChunk : msg.fileChunk?.data;
     const bytes = data ?? new Uint8Array(0);
-    total += bytes.byteLength;
+    const file = kind === 'files' ? required(msg.fileChunk?.name ?? '', 'fileChunk.name') : '';
+    // A file's name is held as long as its bytes: it counts too, or empty files with long names would gather without bound.
+    total += bytes.byteLength + (kind === 'files' && !files.has(file) ? Buffer.byteLength(file) : 0);
     if (total > maxBytes) throw new ServiceError('PAYLOAD_TOO_LARGE', `upload exceeds ${maxBytes} bytes`, kind === 'archive' ? 'archive' : 'files');
-    if (kind === 'archive') {
-      archive.push(bytes);
-    } else {
-      const file = required(msg.fileChunk?.name ?? '', 'fileChunk.name');
-      const parts = files.get(file) ?? [];
-      parts.push(bytes);
-      files.set(file, parts);
-    }
+    const parts = kind === 'archive' ? archive : (files.get(file) ?? []);
+    // Empty chunks add nothing but a slot each: a stream of them must not grow the lists.
+    if (bytes.byteLength > 0) parts.push(bytes);
+    if (kind === 'files') files.set(file, parts);
   }
   if (name === null) throw invalidArgument('metadata', 'metadata: the upload stream was empty');
   const upload: ModelUpload =

@@ -99,6 +99,12 @@ function readMultipart(req: Request, max: number, kind: UploadKind = MODEL): Pro
     bb.on('file', (field, stream, info) => {
       pending++;
       const chunks: Buffer[] = [];
+      // The name is held as long as the bytes: it counts too, or thousands of long-named parts pass the cap unseen.
+      total += Buffer.byteLength(info.filename ?? field);
+      if (total > max) {
+        stream.resume();
+        fail(tooLarge(max));
+      }
       // A part cut off mid-file errors on its own stream, not on busboy's: without a
       // listener that one request would be an uncaught exception and end the process.
       stream.on('error', (e: Error) => fail(invalid('body', `body: malformed multipart data (${e.message})`)));

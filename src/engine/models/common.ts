@@ -2,6 +2,7 @@
 // interface the registry holds, seeded initialisers so that a zoo model is a
 // pure function of (name, options), and the dense classifier head.
 import * as tf from '@tensorflow/tfjs';
+import { DEFAULT_MODEL_LIMITS, ModelBudgetError } from './budget.js';
 
 export type Initializer = ReturnType<typeof tf.initializers.glorotNormal>;
 
@@ -11,6 +12,37 @@ export interface ModelOptions {
   numClasses: number;
   /** Integer; equal seeds give bit-identical initial weights. */
   seed: number;
+  /** Most weights one dense layer may hold, judged before it is built (default: the model budget's maxLayerParams). */
+  maxLayerParams?: number;
+}
+
+/**
+ * Refuses a dense layer the data would make too large, before TF.js
+ * allocates it: a zoo model's first dense layer grows with the input size
+ * and its output layer with the class count, both the tenant's data.
+ */
+export function checkDenseWeights(layer: string, fanIn: number, units: number, opts: ModelOptions): void {
+  const n = (v: number) => v.toLocaleString('en-US');
+  checkLayerWeights(layer, fanIn * units + units, `${n(fanIn)} inputs x ${n(units)} units; inputs come from the data's example size, output units from its class count`, opts);
+}
+
+/** The same for a model's first 3x3 convolution, whose kernel grows with the data's channels. */
+export function checkFirstConv(layer: string, channels: number, filters: number, opts: ModelOptions): void {
+  const n = (v: number) => v.toLocaleString('en-US');
+  checkLayerWeights(layer, 9 * channels * filters + filters, `3x3 x ${n(channels)} channels x ${n(filters)} filters; channels come from the data's examples`, opts);
+}
+
+function checkLayerWeights(layer: string, weights: number, why: string, opts: ModelOptions): void {
+  const max = opts.maxLayerParams ?? DEFAULT_MODEL_LIMITS.maxLayerParams;
+  if (weights > max) {
+    const n = (v: number) => v.toLocaleString('en-US');
+    throw new ModelBudgetError(`layer '${layer}' would hold ${n(weights)} weights, over the limit of ${n(max)} for one layer (${why})`, 'dataset');
+  }
+}
+
+/** Elements of one example at the model's current output (the fan-in of the next dense layer). */
+export function fanIn(shape: ReadonlyArray<number | null>): number {
+  return shape.slice(1).reduce<number>((a, d) => a * (d ?? 1), 1);
 }
 
 export interface ZooEntry {
@@ -109,9 +141,12 @@ export interface DenseHead {
 
 /** Appends `head`'s hidden layers and the logits layer `out` (no softmax: the training loop owns the loss). */
 export function addDenseHead(model: tf.Sequential, head: DenseHead, opts: ModelOptions): void {
+  // The fan-in of the next dense layer: the flat input for the first one when nothing is in front of it.
+  const inputs = () => (model.layers.length === 0 ? (head.inputShape ?? []).reduce((a, d) => a * d, 1) : fanIn(model.outputShape as Array<number | null>));
   head.hidden.forEach((units, i) => {
     const name = `fc${i + 1}`;
     const input = i === 0 && head.inputShape !== undefined ? { inputShape: head.inputShape } : {};
+    checkDenseWeights(name, inputs(), units, opts);
     const kernelInitializer = head.init(opts.seed, name);
     if (head.batchNorm === true) {
       model.add(tf.layers.dense({ ...input, units, useBias: false, name, kernelInitializer }));
@@ -121,6 +156,7 @@ export function addDenseHead(model: tf.Sequential, head: DenseHead, opts: ModelO
       model.add(tf.layers.dense({ ...input, units, activation: 'relu', name, kernelInitializer, biasInitializer: 'zeros' }));
     }
   });
+  checkDenseWeights('out', inputs(), opts.numClasses, opts);
   model.add(tf.layers.dense({
     units: opts.numClasses, name: 'out',
     kernelInitializer: head.init(opts.seed, 'out'), biasInitializer: 'zeros',

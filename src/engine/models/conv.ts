@@ -6,7 +6,7 @@
 // 2,262,602 parameters (weights + biases); the paper's figure rounds the first
 // two to 4.3M and 2.4M and lists 1.7M for Conv-6.
 import * as tf from '@tensorflow/tfjs';
-import { CIFAR_INPUT, addDenseHead, checkPoolable, glorotNormal, poolProblem, validateOptions, type ModelFamily, type ModelOptions } from './common.js';
+import { CIFAR_INPUT, addDenseHead, checkFirstConv, checkPoolable, glorotNormal, poolProblem, validateOptions, type ModelFamily, type ModelOptions } from './common.js';
 
 /** Filters of each conv pair, in order; one pool after each pair. */
 const BLOCKS: Record<string, number[]> = {
@@ -20,6 +20,7 @@ function build(name: string, opts: ModelOptions): tf.LayersModel {
   const blocks = BLOCKS[name];
   if (blocks === undefined) throw new Error(`not a Conv-N name: ${name}`);
   checkPoolable(name, opts.inputShape, blocks.length);
+  checkFirstConv('conv1', opts.inputShape[2]!, blocks[0]!, opts);
   const model = tf.sequential({ name });
   let conv = 0;
   blocks.forEach((filters, b) => {

@@ -8,7 +8,7 @@
 // resnet-20 on 32x32x3 / 10 classes: 274,042 params (paper: 0.27M).
 // Functional API, so residual structure is visible to graph-walking code.
 import * as tf from '@tensorflow/tfjs';
-import { CIFAR_INPUT, batchNorm, glorotUniform, heNormal, imageProblem, validateOptions, type ModelFamily, type ModelOptions } from './common.js';
+import { CIFAR_INPUT, batchNorm, checkDenseWeights, checkFirstConv, fanIn, glorotUniform, heNormal, imageProblem, validateOptions, type ModelFamily, type ModelOptions } from './common.js';
 
 const NAME = /^resnet-([1-9]\d*)$/;
 const WIDTHS = [16, 32, 64];
@@ -66,6 +66,7 @@ function build(name: string, opts: ModelOptions): tf.LayersModel {
   if (opts.inputShape.length !== 3) {
     throw new Error(`${name}: needs an image input [height, width, channels], got ${JSON.stringify(opts.inputShape)}`);
   }
+  checkFirstConv('conv1', opts.inputShape[2]!, WIDTHS[0]!, opts);
   const input = tf.input({ shape: opts.inputShape, name: 'input' });
   let x = conv(input, 'conv1', WIDTHS[0], 3, 1, opts.seed);
   x = batchNorm('bn1').apply(x) as Sym;
@@ -77,6 +78,7 @@ function build(name: string, opts: ModelOptions): tf.LayersModel {
     }
   });
   x = tf.layers.globalAveragePooling2d({ name: 'gap' }).apply(x) as Sym;
+  checkDenseWeights('out', fanIn(x.shape), opts.numClasses, opts);
   const logits = tf.layers.dense({
     units: opts.numClasses, name: 'out',
     kernelInitializer: glorotUniform(opts.seed, 'out'), biasInitializer: 'zeros',

@@ -47,7 +47,7 @@ export function modelSourceFor(ref: string, given?: ModelSource): ModelSource {
  */
 export async function openModel(source: ModelSource, opts: ModelOptions, limits?: ModelLimits): Promise<{ model: tf.LayersModel; owned: boolean }> {
   if (source.kind === 'memory') return { model: source.model, owned: false };
-  if (source.kind === 'zoo') return { model: createModel(source.name, opts), owned: true };
+  if (source.kind === 'zoo') return { model: createModel(source.name, limits ? { ...opts, maxLayerParams: limits.maxLayerParams } : opts), owned: true };
   const foreign = foreignFile(source.dir);
   if (foreign) return { model: await openForeign(foreign, source.ref, opts), owned: true };
   try {

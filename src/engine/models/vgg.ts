@@ -10,7 +10,7 @@
 // (Li et al. report 1.5e7 and 3.13e8).
 import * as tf from '@tensorflow/tfjs';
 import {
-  CIFAR_INPUT, addDenseHead, batchNorm, checkPoolable, poolProblem, glorotUniform, heNormal, validateOptions,
+  CIFAR_INPUT, addDenseHead, batchNorm, checkFirstConv, checkPoolable, poolProblem, glorotUniform, heNormal, validateOptions,
   type ModelFamily, type ModelOptions,
 } from './common.js';
 
@@ -26,6 +26,7 @@ function build(name: string, opts: ModelOptions): tf.LayersModel {
   const cfg = CFGS[name];
   if (cfg === undefined) throw new Error(`not a VGG name: ${name}`);
   checkPoolable(name, opts.inputShape, cfg.filter((c) => c === 'M').length);
+  checkFirstConv('conv1', opts.inputShape[2]!, cfg.find((c): c is number => c !== 'M')!, opts);
   const model = tf.sequential({ name });
   let conv = 0;
   let pool = 0;

@@ -72,6 +72,19 @@ function weightShapes(modelJson: Uint8Array | undefined): Map<string, number[]> 
   return shapes;
 }
 
+/**
+ * A weight name as an NPZ member path: a `.` or `..` segment becomes `%2E` or
+ * `%2E%2E`. TF.js accepts a layer named `a/../../x` (its tensor names may hold
+ * dots and slashes), and its weights' member paths must not climb out of the
+ * folder an unzip writes them to. TF.js names hold no `%`, so this reads back.
+ */
+export function npzMemberName(weight: string): string {
+  return weight
+    .split('/')
+    .map((part) => (part === '.' || part === '..' ? part.replaceAll('.', '%2E') : part))
+    .join('/');
+}
+
 /** mask.npz: one uint8 .npy per masked weight, keyed by the weight's name, shaped as the weight (flat when the model does not say). */
 export function maskNpz(maskJson: Uint8Array, modelJson?: Uint8Array): Uint8Array {
   const mask = deserializeMask(maskJson);
@@ -81,7 +94,7 @@ export function maskNpz(maskJson: Uint8Array, modelJson?: Uint8Array): Uint8Arra
     const m = mask[name]!;
     const shape = shapes.get(name);
     const fits = shape !== undefined && shape.reduce((a, b) => a * b, 1) === m.length;
-    members[`${name}.npy`] = [npyUint8(Uint8Array.from(m, (v) => (v !== 0 ? 1 : 0)), fits ? shape : [m.length]), { mtime: FIXED_MTIME }];
+    members[`${npzMemberName(name)}.npy`] = [npyUint8(Uint8Array.from(m, (v) => (v !== 0 ? 1 : 0)), fits ? shape : [m.length]), { mtime: FIXED_MTIME }];
   }
   return zipSync(members, { level: 6, mtime: FIXED_MTIME });
 }

@@ -163,7 +163,13 @@ function readZipMember(bytes: Uint8Array, m: ZipMember, archive: string): Uint8A
 
 /** The members of a zip held in memory, each inflated only when read. */
 export function zipEntries(bytes: Uint8Array, archive: string, caps: ArchiveCaps): FolderEntry[] {
-  return zipDirectory(bytes, archive, caps).map((m) =>
+  const members = zipDirectory(bytes, archive, caps);
+  // The ratio floor spares one tiny file; many members each at the floor are a bomb of the whole archive.
+  const declared = members.reduce((n, m) => n + m.size, 0);
+  if (declared > ratioAllowance(bytes.length, caps.maxRatio)) {
+    throw fail(archive, `its members unpack to more than ${caps.maxRatio}-fold the archive's ${bytes.length} bytes, the limit for compressed dataset files (TICKETSMITH_MAX_DATASET_RATIO)`);
+  }
+  return members.map((m) =>
     m.name.endsWith('/') ? { path: m.name } : { path: m.name, read: async () => readZipMember(bytes, m, archive) },
   );
 }
