@@ -5,6 +5,7 @@
 // path; nothing here may come back as a 500.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { zipSync } from 'fflate';
 import { PNG } from 'pngjs';
@@ -13,6 +14,7 @@ import { startGrpcServer, type GrpcServerHandle } from '../../src/api/grpc/serve
 import { GrpcError, TicketsmithGrpcClient } from '../../src/client/grpc.js';
 import { createApiKey, getJob, listEvents, submitJob, type DatasetDto, type JobDto, type ServiceRuntime } from '../../src/service/index.js';
 import { encodeNpy } from '../../src/engine/data/encode.js';
+import { LocalBlobStore, sha256Hex } from '../../src/store/blobs.js';
 import { startTestDb, until, type TestDb } from './fixtures/harness.js';
 
 let t: TestDb;
@@ -95,11 +97,22 @@ describe('a job on an uploaded image folder', () => {
       return ['succeeded', 'failed', 'cancelled'].includes(j.status) ? j : null;
     }, 180_000, `job ${id}`);
 
-  test('an image cut short (its header passes the upload) fails the job naming dataset:<id> and the file, not the worker\'s temp folder', async () => {
+  test('an image cut short (its header is fine) is refused at upload, naming the file', async () => {
     const whole = png(8, 8, 230);
     const res = await postArchive(zipSync({ ...classes(), 'dog/3.png': whole.subarray(0, 40) }));
+    assert.equal(res.status, 400);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'INVALID_ARGUMENT');
+    assert.match(body.error.message, /dog\/3\.png: cannot decode image/);
+  });
+
+  test('an image whose stored bytes went bad after the upload fails the job naming dataset:<id> and the file, not the worker\'s temp folder', async () => {
+    const whole = png(8, 8, 230);
+    const res = await postArchive(zipSync({ ...classes(), 'dog/3.png': whole }));
     const dataset = (await res.json()) as DatasetDto;
     assert.equal(res.status, 201, JSON.stringify(dataset));
+    // The blob store is content-addressed and does not re-hash on read: cut the stored file short.
+    await writeFile(new LocalBlobStore(rt.ctx.config.blobDir).pathOf(sha256Hex(whole)), whole.subarray(0, 40));
     const { job } = await submitJob(rt.ctx, 'acme', { model: 'lenet-300-100', dataset: `dataset:${dataset.id}`, rounds: 1, iterations: 2, evalEvery: 2, batchSize: 2, controls: 'none', seed: 1 });
     const done = await finished(job.id);
     assert.equal(done.status, 'failed');

@@ -16,7 +16,7 @@ import type { DatasetReference } from '../reference.js';
 import { datasetLimits, read, type Location, type ReadOptions } from '../source.js';
 import { validationSize, type SplitOptions } from '../split.js';
 import { directoryEntries, tarGzEntries, zipEntries, type ArchiveCaps } from './archive.js';
-import { readHeader } from './decode.js';
+import { decodeImage, readHeader } from './decode.js';
 import { DEFAULT_TEST_FRACTION, layout, loadImageFolder, type FolderEntry } from './folder.js';
 
 type LocationReference = Extract<DatasetReference, { kind: 'location' }>;
@@ -139,10 +139,12 @@ export interface ImageProbe {
 const MAX_SIZES_LISTED = 16;
 
 /**
- * The door's probe: lists the entries, reads each image's header (not its
- * pixels) under the same caps as the load, and refuses what the load would:
- * no class folders, one class, an undecodable header, an image or a folder
- * over the pixel caps, mixed sizes with resizing off.
+ * The door's probe: lists the entries, reads each image's header under the
+ * same caps as the load, and refuses what the load would: no class folders,
+ * one class, an image or a folder over the pixel caps, mixed sizes with
+ * resizing off, and an image that does not decode (each is decoded once,
+ * one at a time, its pixels dropped: a truncated or corrupt file is a 4xx at
+ * the door, not a failed job later).
  */
 export async function probeImages(location: Location, ref: LocationReference, opts: ReadOptions, archive?: Uint8Array): Promise<ImageProbe> {
   refuseClasses(ref);
@@ -175,6 +177,7 @@ export async function probeImages(location: Location, ref: LocationReference, op
       if (pixels > caps.maxTotalPixels) {
         throw new DatasetError(`${file.path}: images up to here hold ${pixels} pixels, over the cap of ${caps.maxTotalPixels} for the whole folder`, 'reference', file.path);
       }
+      decodeImage(bytes, file.path, { maxPixels: caps.maxPixels });
       const size = `${header.height}x${header.width}`;
       first ??= { path: file.path, size };
       if (!resize && size !== first.size) {
