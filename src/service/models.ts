@@ -193,9 +193,16 @@ export async function checkModelUpload(upload: ModelUpload, max: number, limits:
   return { files, architecture: await inspectModel(files, limits) };
 }
 
+/** A model sent as one ONNX or Keras file is named after it (`net.onnx` → `net`); anything else `model`. */
+function defaultName(upload: ModelUpload): string {
+  const only = 'files' in upload && Array.isArray(upload.files) && upload.files.length === 1 ? posix.basename(upload.files[0]!.name) : '';
+  const stem = /\.(onnx|keras|h5|hdf5)$/i.test(only) ? only.replace(/\.[^.]+$/, '').trim() : '';
+  return stem !== '' && stem.length <= 200 ? stem : 'model';
+}
+
 export async function uploadModel(ctx: ServiceContext, tenant: string, upload: ModelUpload, opts: { name?: string } = {}): Promise<ModelDto> {
   const max = ctx.config.maxUploadBytes;
-  const name = (opts.name ?? '').trim() || 'model';
+  const name = (opts.name ?? '').trim() || defaultName(upload);
   if (name.length > 200) throw invalid('name', 'name: at most 200 characters');
   if ('archive' in upload && upload.archive.byteLength > max) throw new ServiceError('PAYLOAD_TOO_LARGE', `upload exceeds ${max} bytes`, 'archive');
 

@@ -93,10 +93,12 @@ describe('Keras uploads', () => {
     const a = await multipart('net.keras', read('keras-functional.keras'));
     assert.equal(a.status, 201, JSON.stringify(a.json));
     assert.equal(a.json.format, 'keras');
+    assert.equal((a.json as { name?: string }).name, 'net', 'named after the file when no name is given');
     await storedMatches(a.json.id!, 'keras-functional.keras', 'source.keras');
     const b = await raw(read('keras-functional.keras'));
     assert.equal(b.status, 201, JSON.stringify(b.json));
     assert.equal(b.json.format, 'keras');
+    assert.equal((b.json as { name?: string }).name, 'model', 'a raw body has no file name');
   });
 
   test('a legacy .h5 as a raw body and over gRPC: format h5, converted within 1e-4', async () => {
