@@ -50,6 +50,7 @@ const EnvSchema = z.object({
   TICKETSMITH_MAX_UPLOAD_FILES: z.coerce.number().int().min(1).default(10_000),
   /** Worker threads that unpack and check model uploads (off the event loop); further uploads wait their turn. */
   TICKETSMITH_UPLOAD_THREADS: z.coerce.number().int().min(1).max(16).default(2),
+  TICKETSMITH_MAX_CONCURRENT_UPLOADS: z.coerce.number().int().min(1).max(1024).default(4),
   /** Folders file:// datasets must resolve inside (comma-separated); required when file datasets are on. */
   TICKETSMITH_FILE_ROOTS: z.string().default(''),
   /** Internal hosts and CIDR ranges the outbound guard lets tenant URLs reach (comma-separated). */
@@ -123,6 +124,13 @@ export interface Config {
     pollSeconds: number;
   };
   maxUploadBytes: number;
+  /**
+   * Uploads (models and datasets, both doors) received and checked at once
+   * (TICKETSMITH_MAX_CONCURRENT_UPLOADS); one more is refused with
+   * RATE_LIMITED before its body is read, so the memory uploads hold stays
+   * under this many times maxUploadBytes (about three copies each).
+   */
+  maxConcurrentUploads: number;
   /** Most files in one dataset upload (TICKETSMITH_MAX_UPLOAD_FILES). */
   maxUploadFiles: number;
   allowFileDatasets: boolean;
@@ -207,6 +215,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     maxUploadBytes: e.TICKETSMITH_MAX_UPLOAD_BYTES,
     maxUploadFiles: e.TICKETSMITH_MAX_UPLOAD_FILES,
+    maxConcurrentUploads: e.TICKETSMITH_MAX_CONCURRENT_UPLOADS,
     allowFileDatasets: e.TICKETSMITH_ALLOW_FILE_DATASETS,
     shutdownGraceSeconds: e.TICKETSMITH_SHUTDOWN_GRACE_SECONDS,
     uploadThreads: e.TICKETSMITH_UPLOAD_THREADS,

@@ -3,7 +3,7 @@
 // gathered under the upload limit and handed to the service whole),
 // GetModel, RegisterDataset, DeleteModel and DeleteDataset.
 import type * as grpc from '@grpc/grpc-js';
-import { deleteDataset, deleteModel, getModel, registerDataset, ServiceError, uploadDataset, uploadModel, type ModelUpload, type ServiceContext } from '../../service/index.js';
+import { deleteDataset, deleteModel, getModel, registerDataset, ServiceError, uploadDataset, uploadModel, withUploadSlot, type ModelUpload, type ServiceContext } from '../../service/index.js';
 import { clientStream, invalidArgument, required, unary } from './call.js';
 import { datasetToProto, enumFromWire, modelToProto } from './mapping.js';
 import type { DatasetMessage, DeleteDatasetRequest, DeleteModelRequest, DeleteResponse, GetModelRequest, ModelMessage, RegisterDatasetRequest, UploadDatasetRequest, UploadModelRequest } from './messages.js';
@@ -52,8 +52,10 @@ export async function collectUpload(messages: AsyncIterable<UploadModelRequest>,
 export function modelHandlers(ctx: ServiceContext): grpc.UntypedServiceImplementation {
   return {
     UploadModel: clientStream<UploadModelRequest, ModelMessage>(ctx, 'UploadModel', async (messages, tenant) => {
-      const { name, upload } = await collectUpload(messages, ctx.config.maxUploadBytes);
-      return modelToProto(await uploadModel(ctx, tenant, upload, { name }));
+      return withUploadSlot(ctx, async () => {
+        const { name, upload } = await collectUpload(messages, ctx.config.maxUploadBytes);
+        return modelToProto(await uploadModel(ctx, tenant, upload, { name }));
+      });
     }),
     GetModel: unary<GetModelRequest, ModelMessage>(ctx, 'GetModel', async (req, tenant) => modelToProto(await getModel(ctx, tenant, required(req.modelId, 'modelId')))),
     RegisterDataset: unary<RegisterDatasetRequest, DatasetMessage>(ctx, 'RegisterDataset', async (req, tenant) =>
@@ -68,8 +70,10 @@ export function modelHandlers(ctx: ServiceContext): grpc.UntypedServiceImplement
       return {};
     }),
     UploadDataset: clientStream<UploadDatasetRequest, DatasetMessage>(ctx, 'UploadDataset', async (messages, tenant) => {
-      const { upload } = await collectUpload(messages, ctx.config.maxUploadBytes);
-      return datasetToProto(await uploadDataset(ctx, tenant, upload));
+      return withUploadSlot(ctx, async () => {
+        const { upload } = await collectUpload(messages, ctx.config.maxUploadBytes);
+        return datasetToProto(await uploadDataset(ctx, tenant, upload));
+      });
     }),
   };
 }

@@ -3,7 +3,7 @@
 // /v1/datasets (dataset references as JSON, or uploads: multipart files or
 // one archive, told apart by the content type). The service validates both in full.
 // DELETE answers 204; see service/deletion.ts for when it is refused.
-import { deleteDataset, deleteModel, getDataset, getModel, listDatasets, listModels, registerDataset, uploadDataset, uploadModel, invalid } from '../../../service/index.js';
+import { deleteDataset, deleteModel, getDataset, getModel, listDatasets, listModels, registerDataset, uploadDataset, uploadModel, invalid, withUploadSlot } from '../../../service/index.js';
 import { COMMON_ERRORS, itemsOf, pathParam, ref, type RouteDef } from '../route.js';
 import { isUploadRequest, readDatasetUpload, readModelUpload } from '../upload.js';
 
@@ -47,8 +47,10 @@ export const modelRoutes: RouteDef[] = [
     responses: { 201: { description: 'Stored', content: { 'application/json': ref('Model') }, headers: { Location: 'The model URL' } } },
     errors: ['INVALID_ARGUMENT', 'UNSUPPORTED_MODEL', 'PAYLOAD_TOO_LARGE', 'QUOTA_EXCEEDED', ...COMMON_ERRORS],
     async handler(req, res, { ctx, tenant }) {
-      const { upload, name } = await readModelUpload(req, ctx.config.maxUploadBytes);
-      const model = await uploadModel(ctx, tenant, upload, { name });
+      const model = await withUploadSlot(ctx, async () => {
+        const { upload, name } = await readModelUpload(req, ctx.config.maxUploadBytes);
+        return uploadModel(ctx, tenant, upload, { name });
+      });
       res.setHeader('Location', `/v1/models/${model.id}`);
       res.status(201).json(model);
     },
@@ -110,7 +112,7 @@ export const modelRoutes: RouteDef[] = [
     async handler(req, res, { ctx, tenant }) {
       let dataset;
       if (isUploadRequest(req)) {
-        dataset = await uploadDataset(ctx, tenant, await readDatasetUpload(req, ctx.config.maxUploadBytes, ctx.config.maxUploadFiles));
+        dataset = await withUploadSlot(ctx, async () => uploadDataset(ctx, tenant, await readDatasetUpload(req, ctx.config.maxUploadBytes, ctx.config.maxUploadFiles)));
       } else {
         const body: unknown = req.body;
         if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('body', 'body: expected a JSON object { "reference": "..." }');

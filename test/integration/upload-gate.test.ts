@@ -1,0 +1,64 @@
+// The bound on uploads taken in at once (TICKETSMITH_MAX_CONCURRENT_UPLOADS,
+// here 1), on real servers over loopback: while one upload's body is still
+// arriving, another over REST or gRPC is refused at once with RATE_LIMITED
+// (its body never read); once the first ends (here: the client gives up
+// mid-body) the slot is free and the next upload is stored.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { startRestServer, type RestServer } from '../../src/api/rest/index.js';
+import { startGrpcServer, type GrpcServerHandle } from '../../src/api/grpc/server.js';
+import { GrpcError, TicketsmithGrpcClient } from '../../src/client/grpc.js';
+import { createApiKey, uploadsInProgress, type ServiceRuntime } from '../../src/service/index.js';
+import { startTestDb, until, type TestDb } from './fixtures/harness.js';
+
+const onnxBytes = new Uint8Array(readFileSync(new URL('../fixtures/models/mlp-gemm.onnx', import.meta.url)));
+
+let t: TestDb;
+let rt: ServiceRuntime;
+let rest: RestServer;
+let grpcServer: GrpcServerHandle;
+let key: string;
+let client: TicketsmithGrpcClient;
+
+before(async () => {
+  t = await startTestDb({ TICKETSMITH_MAX_CONCURRENT_UPLOADS: '1' });
+  rt = await t.open();
+  rest = await startRestServer(rt, { port: 0 });
+  grpcServer = await startGrpcServer(rt, { host: '127.0.0.1', port: 0 });
+  key = (await createApiKey(rt.ctx, 'acme')).key;
+  client = new TicketsmithGrpcClient({ address: `127.0.0.1:${grpcServer.port}`, apiKey: key, chunkBytes: 4096 });
+});
+
+after(async () => {
+  client?.close();
+  await grpcServer?.stop();
+  await rest?.stop(500);
+  await t?.stop();
+});
+
+const post = (body: Uint8Array) =>
+  fetch(`${rest.url}/v1/models`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/octet-stream' }, body: body as BodyInit, signal: AbortSignal.timeout(60_000) });
+
+test('one upload at a time: the next is RATE_LIMITED over REST and gRPC until the first ends', async () => {
+  // The first upload announces 512 KiB and sends 1 KiB, then waits: it holds the only slot.
+  const url = new URL(`${rest.url}/v1/models`);
+  const slow = request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/octet-stream', 'content-length': String(512 * 1024) } });
+  slow.on('error', () => undefined);
+  slow.write(new Uint8Array(1024));
+  await until(async () => (uploadsInProgress(rt.ctx) === 1 ? true : null), 10_000, 'the slow upload to take its slot');
+
+  const rejected = await post(onnxBytes);
+  assert.equal(rejected.status, 429);
+  const body = (await rejected.json()) as { error: { code: string; message: string } };
+  assert.equal(body.error.code, 'RATE_LIMITED');
+  assert.match(body.error.message, /1 uploads are being received already; retry shortly/);
+
+  await assert.rejects(client.uploadModel({ files: [{ name: 'net.onnx', bytes: onnxBytes }] }), (e: unknown) => e instanceof GrpcError && e.code === 'RATE_LIMITED' && /uploads are being received already/.test(e.message));
+
+  slow.destroy();
+  await until(async () => (uploadsInProgress(rt.ctx) === 0 ? true : null), 10_000, 'the slot to be released');
+  const stored = await post(onnxBytes);
+  assert.equal(stored.status, 201, await stored.clone().text());
+});
