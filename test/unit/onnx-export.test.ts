@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
 import onnxProto from 'onnx-proto';
-import { exportOnnx, ONNX_OPSET } from '../../src/engine/export/onnx.ts';
+import { exportOnnx, ONNX_EXPORTABLE_LAYERS, ONNX_OPSET } from '../../src/engine/export/onnx.ts';
 import { createModel } from '../../src/engine/models/registry.ts';
 import { getWeightMap, prunableWeights, setWeightMap } from '../../src/engine/models/inspect.ts';
 import { applyMaskTo } from '../../src/engine/pruning/mask.ts';
@@ -171,6 +171,21 @@ test('depthwise, separable, average pooling, concatenation, odd strided same pad
   const model = tf.model({ inputs: input, outputs: x });
   const diff = await maxDiff(model, exportOnnx(model));
   assert.ok(diff <= 1e-4, `max abs diff ${diff}`);
+  model.dispose();
+});
+
+test('the exporter registry lists every layer class it writes, in the order refusals have always quoted', () => {
+  assert.deepEqual(ONNX_EXPORTABLE_LAYERS, [
+    'InputLayer', 'Dense', 'Conv2D', 'DepthwiseConv2D', 'SeparableConv2D', 'BatchNormalization',
+    'Activation', 'ReLU', 'LeakyReLU', 'Softmax', 'MaxPooling2D', 'AveragePooling2D',
+    'GlobalAveragePooling2D', 'Flatten', 'Add', 'Concatenate', 'Dropout',
+    'ZeroPadding2D', 'Permute', 'Reshape', 'TsScale', 'TsClip', 'TsHardSigmoid', 'TsHardSwish',
+  ]);
+  const model = tf.sequential({ layers: [tf.layers.upSampling2d({ inputShape: [4, 4, 1], size: [2, 2], name: 'grow' })] });
+  assert.throws(() => exportOnnx(model), (err: Error) => {
+    assert.equal(err.message, `ONNX export: layer 'grow' (UpSampling2D) is not supported; supported layers: ${ONNX_EXPORTABLE_LAYERS.join(', ')}`);
+    return true;
+  });
   model.dispose();
 });
 

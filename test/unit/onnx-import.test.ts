@@ -14,7 +14,7 @@ import * as ort from 'onnxruntime-node';
 import onnxProto from 'onnx-proto';
 import type { onnx as OnnxTypes } from 'onnx-proto';
 import { initBackend } from '../../src/runtime/backend.ts';
-import { importOnnx, MAX_OPSET } from '../../src/engine/models/onnx/index.ts';
+import { CONSTANT_OPS, importOnnx, MAX_OPSET, SUPPORTED_OPS } from '../../src/engine/models/onnx/index.ts';
 import { checkAgainstOnnxRuntime, compareWithOnnxRuntime } from '../../src/engine/models/onnx/check.ts';
 import { ModelImportError } from '../../src/engine/models/import/errors.ts';
 import { modelFromFiles, modelToFiles } from '../../src/engine/models/files.ts';
@@ -287,6 +287,15 @@ describe('refusals', () => {
       return true;
     });
   };
+  test('the op registry lists exactly the ops refusals have always quoted, sorted', async () => {
+    assert.deepEqual(SUPPORTED_OPS, [
+      'Add', 'AveragePool', 'BatchNormalization', 'Clip', 'Concat', 'Constant', 'Conv', 'Dropout', 'Flatten', 'Gemm',
+      'GlobalAveragePool', 'HardSigmoid', 'HardSwish', 'Identity', 'LeakyRelu', 'MatMul', 'MaxPool', 'Mul', 'Pad',
+      'ReduceMean', 'Relu', 'Reshape', 'Shape', 'Sigmoid', 'Softmax', 'Tanh', 'Transpose',
+    ]);
+    assert.deepEqual(CONSTANT_OPS, ['Cast', 'Div', 'Gather', 'Sqrt', 'Squeeze', 'Sub', 'Unsqueeze']);
+    await refused(read('unsupported-op.onnx'), 'UNSUPPORTED_MODEL', new RegExp(`; supported ops: ${SUPPORTED_OPS.join(', ')}; on constants only \\(folded at import\\): ${CONSTANT_OPS.join(', ')}$`));
+  });
   test('each bad fixture with its own message', async () => {
     await refused(read('unsupported-op.onnx'), 'UNSUPPORTED_MODEL', /Einsum \(first used by node 'einsum_0'\), Erf \(first used by node 'erf_0'\); supported ops: Add, .*Conv.*; on constants only \(folded at import\): Cast/);
     await refused(read('corrupt.onnx'), 'INVALID_ARGUMENT', /not a valid ONNX protobuf/);

@@ -27,15 +27,6 @@ export interface OnnxExportOptions {
   docString?: string;
 }
 
-/** Layer class names exportOnnx understands; anything else is refused. */
-export const ONNX_EXPORTABLE_LAYERS: readonly string[] = Object.freeze([
-  'InputLayer', 'Dense', 'Conv2D', 'DepthwiseConv2D', 'SeparableConv2D', 'BatchNormalization',
-  'Activation', 'ReLU', 'LeakyReLU', 'Softmax', 'MaxPooling2D', 'AveragePooling2D',
-  'GlobalAveragePooling2D', 'Flatten', 'Add', 'Concatenate', 'Dropout',
-  // What ONNX import builds beyond the list above (models/onnx/, models/layers/).
-  'ZeroPadding2D', 'Permute', 'Reshape', 'TsScale', 'TsClip', 'TsHardSigmoid', 'TsHardSwish',
-]);
-
 export class UnsupportedLayerError extends Error {
   constructor(readonly layerName: string, readonly className: string, detail?: string) {
     super(`ONNX export: layer '${layerName}' (${className}) ${detail ?? 'is not supported'}; `
@@ -208,145 +199,6 @@ function depthwiseKernel(w: { shape: number[]; values: Float32Array }): { dims: 
   return { dims: [cin * mult, 1, kh, kw], values: transpose(w.values, w.shape, [2, 3, 0, 1]) };
 }
 
-function emitLayer(g: GraphBuilder, layer: Layer, inputs: Value[], inShape: (number | null)[]): Value {
-  const cls = className(layer);
-  const cfg = layer.getConfig() as Config;
-  const base = layer.name;
-  const x = inputs[0]!;
-  const one = (): void => {
-    if (inputs.length !== 1) throw new UnsupportedLayerError(layer.name, cls, `has ${inputs.length} inputs (1 expected)`);
-  };
-  switch (cls) {
-    case 'Dropout':
-      one();
-      return x;
-    case 'Dense': {
-      one();
-      if (x.rank !== 2) throw new UnsupportedLayerError(layer.name, cls, `has rank-${x.rank} input (rank 2 expected)`);
-      const [kernel, bias] = weightValues(layer);
-      const ins = [x.name, g.init(`${base}/kernel`, kernel!.shape, kernel!.values)];
-      if (cfg.useBias !== false && bias !== undefined) ins.push(g.init(`${base}/bias`, bias.shape, bias.values));
-      const y = { name: g.node('Gemm', ins, base), rank: 2 };
-      return activation(g, y, cfg.activation, `${base}_act`, layer);
-    }
-    case 'Conv2D':
-    case 'DepthwiseConv2D':
-    case 'SeparableConv2D': {
-      one();
-      need4(layer, x);
-      checkChannelsLast(layer, cfg);
-      const ws = weightValues(layer);
-      const kernel = pair(cfg.kernelSize, 'kernelSize');
-      const strides = pair(cfg.strides ?? 1, 'strides');
-      const dil = pair(cfg.dilationRate ?? 1, 'dilationRate');
-      const pads = pads2d(cfg.padding, spatial(layer, inShape), kernel, strides, dil);
-      const attrs = (group: number): Attr[] => [
-        intsAttr('kernel_shape', kernel), intsAttr('strides', strides), intsAttr('dilations', dil),
-        intsAttr('pads', pads), intAttr('group', group),
-      ];
-      const useBias = cfg.useBias !== false;
-      let y: string;
-      if (cls === 'Conv2D') {
-        const k = convKernel(ws[0]!);
-        const ins = [x.name, g.init(`${base}/kernel`, k.dims, k.values)];
-        if (useBias) ins.push(g.init(`${base}/bias`, ws[1]!.shape, ws[1]!.values));
-        y = g.node('Conv', ins, base, attrs(1));
-      } else {
-        const dk = depthwiseKernel(ws[0]!);
-        const cin = ws[0]!.shape[2]!;
-        const dins = [x.name, g.init(`${base}/depthwise_kernel`, dk.dims, dk.values)];
-        if (cls === 'DepthwiseConv2D') {
-          if (useBias) dins.push(g.init(`${base}/bias`, ws[1]!.shape, ws[1]!.values));
-          y = g.node('Conv', dins, base, attrs(cin));
-        } else {
-          const d = g.node('Conv', dins, `${base}_depthwise`, attrs(cin));
-          const pk = convKernel(ws[1]!);
-          const pins = [d, g.init(`${base}/pointwise_kernel`, pk.dims, pk.values)];
-          if (useBias) pins.push(g.init(`${base}/bias`, ws[2]!.shape, ws[2]!.values));
-          y = g.node('Conv', pins, base, [intsAttr('kernel_shape', [1, 1])]);
-        }
-      }
-      return activation(g, { name: y, rank: 4 }, cfg.activation, `${base}_act`, layer);
-    }
-    case 'BatchNormalization': {
-      one();
-      const axis = cfg.axis as number;
-      if (axis !== -1 && axis !== x.rank - 1) throw new UnsupportedLayerError(layer.name, cls, `normalises axis ${axis} (only the channel axis is supported)`);
-      if (x.rank !== 2 && x.rank !== 4) throw new UnsupportedLayerError(layer.name, cls, `has rank-${x.rank} input (rank 2 or 4 expected)`);
-      const ws = weightValues(layer);
-      let i = 0;
-      const channels = ws[ws.length - 1]!.shape[0]!;
-      const gamma = cfg.scale !== false ? ws[i++]!.values : new Float32Array(channels).fill(1);
-      const beta = cfg.center !== false ? ws[i++]!.values : new Float32Array(channels);
-      const mean = ws[i++]!.values;
-      const variance = ws[i++]!.values;
-      const ins = [
-        x.name, g.init(`${base}/gamma`, [channels], gamma), g.init(`${base}/beta`, [channels], beta),
-        g.init(`${base}/moving_mean`, [channels], mean), g.init(`${base}/moving_variance`, [channels], variance),
-      ];
-      return { name: g.node('BatchNormalization', ins, base, [floatAttr('epsilon', cfg.epsilon as number)]), rank: x.rank };
-    }
-    case 'Activation':
-      one();
-      return activation(g, x, cfg.activation, base, layer);
-    case 'ReLU': {
-      one();
-      const max = cfg.maxValue;
-      if (typeof max === 'number') return clip(g, x, 0, max, base);
-      return { name: g.node('Relu', [x.name], base), rank: x.rank };
-    }
-    case 'LeakyReLU':
-      one();
-      return { name: g.node('LeakyRelu', [x.name], base, [floatAttr('alpha', (cfg.alpha as number | undefined) ?? 0.3)]), rank: x.rank };
-    case 'Softmax': {
-      one();
-      const a = (cfg.axis as number | undefined) ?? -1;
-      if (a !== -1 && a !== x.rank - 1) throw new UnsupportedLayerError(layer.name, cls, `has softmax axis ${a} (only the last axis is supported)`);
-      return { name: g.node('Softmax', [x.name], base, [intAttr('axis', x.rank === 4 ? 1 : x.rank - 1)]), rank: x.rank };
-    }
-    case 'MaxPooling2D':
-    case 'AveragePooling2D': {
-      one();
-      need4(layer, x);
-      checkChannelsLast(layer, cfg);
-      const kernel = pair(cfg.poolSize, 'poolSize');
-      const strides = pair(cfg.strides ?? cfg.poolSize, 'strides');
-      const pads = pads2d(cfg.padding, spatial(layer, inShape), kernel, strides, [1, 1]);
-      const attrs = [intsAttr('kernel_shape', kernel), intsAttr('strides', strides), intsAttr('pads', pads)];
-      // TF averages over the valid (unpadded) window only: count_include_pad 0, ONNX's default.
-      return { name: g.node(cls === 'MaxPooling2D' ? 'MaxPool' : 'AveragePool', [x.name], base, attrs), rank: 4 };
-    }
-    case 'GlobalAveragePooling2D': {
-      one();
-      need4(layer, x);
-      checkChannelsLast(layer, cfg);
-      const p = g.node('GlobalAveragePool', [x.name], `${base}_pool`);
-      return { name: g.node('Flatten', [p], base, [intAttr('axis', 1)]), rank: 2 };
-    }
-    case 'Flatten': {
-      one();
-      if (x.rank === 2) return x;
-      const src = x.rank === 4 && x.flatOrder !== true ? g.node('Transpose', [x.name], `${base}_nhwc`, [intsAttr('perm', [0, 2, 3, 1])]) : x.name;
-      return { name: g.node('Flatten', [src], base, [intAttr('axis', 1)]), rank: 2 };
-    }
-    case 'Add': {
-      if (inputs.some((v) => v.rank !== x.rank)) throw new UnsupportedLayerError(layer.name, cls, 'adds tensors of different ranks');
-      return { name: g.node('Sum', inputs.map((v) => v.name), base), rank: x.rank };
-    }
-    case 'Concatenate': {
-      const rank = x.rank;
-      let axis = (cfg.axis as number | undefined) ?? -1;
-      if (axis < 0) axis += rank;
-      if (axis <= 0 || axis >= rank) throw new UnsupportedLayerError(layer.name, cls, `concatenates on axis ${String(cfg.axis)}`);
-      // NHWC axis -> NCHW axis: h 1 -> 2, w 2 -> 3, c 3 -> 1.
-      const onnxAxis = rank === 4 ? [0, 2, 3, 1][axis]! : axis;
-      return { name: g.node('Concat', inputs.map((v) => v.name), base, [intAttr('axis', onnxAxis)]), rank };
-    }
-    default:
-      return emitImportedLayer(g, layer, cls, cfg, x, inputs.length) ?? (() => { throw new UnsupportedLayerError(layer.name, cls); })();
-  }
-}
-
 /** A 1-D int64 initializer (Pad's pads, Unsqueeze's axes at opset 13). */
 function int64Init(g: GraphBuilder, base: string, values: number[]): string {
   const name = g.unique(base);
@@ -354,48 +206,227 @@ function int64Init(g: GraphBuilder, base: string, values: number[]): string {
   return name;
 }
 
-/** Layers that ONNX import creates (models/onnx/convert.ts), back to their ONNX ops; null for any other class. */
-function emitImportedLayer(g: GraphBuilder, layer: Layer, cls: string, cfg: Config, x: Value, count: number): Value | null {
-  const base = layer.name;
-  if (count !== 1) throw new UnsupportedLayerError(layer.name, cls, `has ${count} inputs (1 expected)`);
-  const scalar = (suffix: string, v: number) => g.init(`${base}/${suffix}`, [], new Float32Array([v]));
-  switch (cls) {
-    case 'ZeroPadding2D': {
-      need4(layer, x);
-      checkChannelsLast(layer, cfg);
-      const p = cfg.padding as [[number, number], [number, number]];
-      const pads = int64Init(g, `${base}/pads`, [0, 0, p[0][0], p[1][0], 0, 0, p[0][1], p[1][1]]);
-      return { name: g.node('Pad', [x.name, pads], base, [{ name: 'mode', type: onnx.AttributeProto.AttributeType.STRING, s: new TextEncoder().encode('constant') }]), rank: 4 };
-    }
-    case 'Permute':
-      // Import only puts Permute([3, 1, 2]) before a Flatten, to flatten NHWC in NCHW order;
-      // the NCHW values here are already in that order.
-      if (x.rank !== 4 || JSON.stringify(cfg.dims) !== '[3,1,2]') throw new UnsupportedLayerError(layer.name, cls, `permutes ${JSON.stringify(cfg.dims)} (only [3, 1, 2] before a Flatten is supported)`);
-      return { name: x.name, rank: 4, flatOrder: true };
-    case 'Reshape': {
-      // Import only reshapes [N, C] to [N, 1, 1, C] (a squeezed global pool back to rank 4).
-      const t = cfg.targetShape as number[];
-      if (x.rank !== 2 || t.length !== 3 || t[0] !== 1 || t[1] !== 1) throw new UnsupportedLayerError(layer.name, cls, `reshapes to ${JSON.stringify(t)} (only [1, 1, C] is supported)`);
-      return { name: g.node('Unsqueeze', [x.name, int64Init(g, `${base}/axes`, [2, 3])], base), rank: 4 };
-    }
-    case 'TsScale':
-      return { name: g.node('Mul', [x.name, scalar('scale', cfg.scale as number)], base), rank: x.rank };
-    case 'TsClip': {
-      const lo = cfg.min === null ? '' : scalar('min', cfg.min as number);
-      const hi = cfg.max === null ? '' : scalar('max', cfg.max as number);
-      return { name: g.node('Clip', [x.name, lo, hi], base), rank: x.rank };
-    }
-    case 'TsHardSigmoid':
-      return { name: g.node('HardSigmoid', [x.name], base, [floatAttr('alpha', cfg.alpha as number), floatAttr('beta', cfg.beta as number)]), rank: x.rank };
-    case 'TsHardSwish': {
-      // HardSwish itself needs opset 14; x * HardSigmoid(x) is the same at opset 13.
-      const hs = g.node('HardSigmoid', [x.name], `${base}_gate`, [floatAttr('alpha', cfg.alpha as number), floatAttr('beta', cfg.beta as number)]);
-      return { name: g.node('Mul', [x.name, hs], base), rank: x.rank };
-    }
-    default:
-      return null;
-  }
+/** What an emitter gets: the layer, its config and ONNX inputs, and the graph it writes into. */
+interface EmitCtx {
+  g: GraphBuilder;
+  layer: Layer;
+  cls: string;
+  cfg: Config;
+  /** The layer's name, the base of every ONNX name it writes. */
+  base: string;
+  inputs: Value[];
+  x: Value;
+  /** The TF.js (NHWC) shape of the first input. */
+  inShape: (number | null)[];
 }
+/** Writes one layer's ONNX nodes and returns its output value. */
+type Emitter = (e: EmitCtx) => Value;
+
+const refuse = (e: EmitCtx, detail: string): never => { throw new UnsupportedLayerError(e.layer.name, e.cls, detail); };
+function one(e: EmitCtx): void {
+  if (e.inputs.length !== 1) refuse(e, `has ${e.inputs.length} inputs (1 expected)`);
+}
+/** Wraps an emitter of a one-input layer. */
+const single = (emit: Emitter): Emitter => (e) => { one(e); return emit(e); };
+
+function emitDense({ g, layer, cfg, base, x }: EmitCtx): Value {
+  if (x.rank !== 2) throw new UnsupportedLayerError(layer.name, 'Dense', `has rank-${x.rank} input (rank 2 expected)`);
+  const [kernel, bias] = weightValues(layer);
+  const ins = [x.name, g.init(`${base}/kernel`, kernel!.shape, kernel!.values)];
+  if (cfg.useBias !== false && bias !== undefined) ins.push(g.init(`${base}/bias`, bias.shape, bias.values));
+  const y = { name: g.node('Gemm', ins, base), rank: 2 };
+  return activation(g, y, cfg.activation, `${base}_act`, layer);
+}
+
+/** Conv2D, DepthwiseConv2D (a grouped Conv) and SeparableConv2D (grouped Conv, then a 1×1 Conv). */
+function emitConv({ g, layer, cls, cfg, base, x, inShape }: EmitCtx): Value {
+  need4(layer, x);
+  checkChannelsLast(layer, cfg);
+  const ws = weightValues(layer);
+  const kernel = pair(cfg.kernelSize, 'kernelSize');
+  const strides = pair(cfg.strides ?? 1, 'strides');
+  const dil = pair(cfg.dilationRate ?? 1, 'dilationRate');
+  const pads = pads2d(cfg.padding, spatial(layer, inShape), kernel, strides, dil);
+  const attrs = (group: number): Attr[] => [
+    intsAttr('kernel_shape', kernel), intsAttr('strides', strides), intsAttr('dilations', dil),
+    intsAttr('pads', pads), intAttr('group', group),
+  ];
+  const useBias = cfg.useBias !== false;
+  let y: string;
+  if (cls === 'Conv2D') {
+    const k = convKernel(ws[0]!);
+    const ins = [x.name, g.init(`${base}/kernel`, k.dims, k.values)];
+    if (useBias) ins.push(g.init(`${base}/bias`, ws[1]!.shape, ws[1]!.values));
+    y = g.node('Conv', ins, base, attrs(1));
+  } else {
+    const dk = depthwiseKernel(ws[0]!);
+    const cin = ws[0]!.shape[2]!;
+    const dins = [x.name, g.init(`${base}/depthwise_kernel`, dk.dims, dk.values)];
+    if (cls === 'DepthwiseConv2D') {
+      if (useBias) dins.push(g.init(`${base}/bias`, ws[1]!.shape, ws[1]!.values));
+      y = g.node('Conv', dins, base, attrs(cin));
+    } else {
+      const d = g.node('Conv', dins, `${base}_depthwise`, attrs(cin));
+      const pk = convKernel(ws[1]!);
+      const pins = [d, g.init(`${base}/pointwise_kernel`, pk.dims, pk.values)];
+      if (useBias) pins.push(g.init(`${base}/bias`, ws[2]!.shape, ws[2]!.values));
+      y = g.node('Conv', pins, base, [intsAttr('kernel_shape', [1, 1])]);
+    }
+  }
+  return activation(g, { name: y, rank: 4 }, cfg.activation, `${base}_act`, layer);
+}
+
+function emitBatchNorm(e: EmitCtx): Value {
+  const { g, layer, cfg, base, x } = e;
+  const axis = cfg.axis as number;
+  if (axis !== -1 && axis !== x.rank - 1) refuse(e, `normalises axis ${axis} (only the channel axis is supported)`);
+  if (x.rank !== 2 && x.rank !== 4) refuse(e, `has rank-${x.rank} input (rank 2 or 4 expected)`);
+  const ws = weightValues(layer);
+  let i = 0;
+  const channels = ws[ws.length - 1]!.shape[0]!;
+  const gamma = cfg.scale !== false ? ws[i++]!.values : new Float32Array(channels).fill(1);
+  const beta = cfg.center !== false ? ws[i++]!.values : new Float32Array(channels);
+  const mean = ws[i++]!.values;
+  const variance = ws[i++]!.values;
+  const ins = [
+    x.name, g.init(`${base}/gamma`, [channels], gamma), g.init(`${base}/beta`, [channels], beta),
+    g.init(`${base}/moving_mean`, [channels], mean), g.init(`${base}/moving_variance`, [channels], variance),
+  ];
+  return { name: g.node('BatchNormalization', ins, base, [floatAttr('epsilon', cfg.epsilon as number)]), rank: x.rank };
+}
+
+function emitReLU({ g, cfg, base, x }: EmitCtx): Value {
+  const max = cfg.maxValue;
+  if (typeof max === 'number') return clip(g, x, 0, max, base);
+  return { name: g.node('Relu', [x.name], base), rank: x.rank };
+}
+
+function emitSoftmax(e: EmitCtx): Value {
+  const { g, cfg, base, x } = e;
+  const a = (cfg.axis as number | undefined) ?? -1;
+  if (a !== -1 && a !== x.rank - 1) refuse(e, `has softmax axis ${a} (only the last axis is supported)`);
+  return { name: g.node('Softmax', [x.name], base, [intAttr('axis', x.rank === 4 ? 1 : x.rank - 1)]), rank: x.rank };
+}
+
+function emitPool({ g, layer, cls, cfg, base, x, inShape }: EmitCtx): Value {
+  need4(layer, x);
+  checkChannelsLast(layer, cfg);
+  const kernel = pair(cfg.poolSize, 'poolSize');
+  const strides = pair(cfg.strides ?? cfg.poolSize, 'strides');
+  const pads = pads2d(cfg.padding, spatial(layer, inShape), kernel, strides, [1, 1]);
+  const attrs = [intsAttr('kernel_shape', kernel), intsAttr('strides', strides), intsAttr('pads', pads)];
+  // TF averages over the valid (unpadded) window only: count_include_pad 0, ONNX's default.
+  return { name: g.node(cls === 'MaxPooling2D' ? 'MaxPool' : 'AveragePool', [x.name], base, attrs), rank: 4 };
+}
+
+function emitGlobalAverage({ g, layer, cfg, base, x }: EmitCtx): Value {
+  need4(layer, x);
+  checkChannelsLast(layer, cfg);
+  const p = g.node('GlobalAveragePool', [x.name], `${base}_pool`);
+  return { name: g.node('Flatten', [p], base, [intAttr('axis', 1)]), rank: 2 };
+}
+
+function emitFlatten({ g, base, x }: EmitCtx): Value {
+  if (x.rank === 2) return x;
+  const src = x.rank === 4 && x.flatOrder !== true ? g.node('Transpose', [x.name], `${base}_nhwc`, [intsAttr('perm', [0, 2, 3, 1])]) : x.name;
+  return { name: g.node('Flatten', [src], base, [intAttr('axis', 1)]), rank: 2 };
+}
+
+function emitAdd(e: EmitCtx): Value {
+  const { g, base, x, inputs } = e;
+  if (inputs.some((v) => v.rank !== x.rank)) refuse(e, 'adds tensors of different ranks');
+  return { name: g.node('Sum', inputs.map((v) => v.name), base), rank: x.rank };
+}
+
+function emitConcat(e: EmitCtx): Value {
+  const { g, cfg, base, x, inputs } = e;
+  const rank = x.rank;
+  let axis = (cfg.axis as number | undefined) ?? -1;
+  if (axis < 0) axis += rank;
+  if (axis <= 0 || axis >= rank) refuse(e, `concatenates on axis ${String(cfg.axis)}`);
+  // NHWC axis -> NCHW axis: h 1 -> 2, w 2 -> 3, c 3 -> 1.
+  const onnxAxis = rank === 4 ? [0, 2, 3, 1][axis]! : axis;
+  return { name: g.node('Concat', inputs.map((v) => v.name), base, [intAttr('axis', onnxAxis)]), rank };
+}
+
+function emitZeroPadding({ g, layer, cfg, base, x }: EmitCtx): Value {
+  need4(layer, x);
+  checkChannelsLast(layer, cfg);
+  const p = cfg.padding as [[number, number], [number, number]];
+  const pads = int64Init(g, `${base}/pads`, [0, 0, p[0][0], p[1][0], 0, 0, p[0][1], p[1][1]]);
+  return { name: g.node('Pad', [x.name, pads], base, [{ name: 'mode', type: onnx.AttributeProto.AttributeType.STRING, s: new TextEncoder().encode('constant') }]), rank: 4 };
+}
+
+function emitPermute(e: EmitCtx): Value {
+  // Import only puts Permute([3, 1, 2]) before a Flatten, to flatten NHWC in NCHW order;
+  // the NCHW values here are already in that order.
+  if (e.x.rank !== 4 || JSON.stringify(e.cfg.dims) !== '[3,1,2]') refuse(e, `permutes ${JSON.stringify(e.cfg.dims)} (only [3, 1, 2] before a Flatten is supported)`);
+  return { name: e.x.name, rank: 4, flatOrder: true };
+}
+
+function emitReshape(e: EmitCtx): Value {
+  // Import only reshapes [N, C] to [N, 1, 1, C] (a squeezed global pool back to rank 4).
+  const t = e.cfg.targetShape as number[];
+  if (e.x.rank !== 2 || t.length !== 3 || t[0] !== 1 || t[1] !== 1) refuse(e, `reshapes to ${JSON.stringify(t)} (only [1, 1, C] is supported)`);
+  return { name: e.g.node('Unsqueeze', [e.x.name, int64Init(e.g, `${e.base}/axes`, [2, 3])], e.base), rank: 4 };
+}
+
+const scalar = (e: EmitCtx, suffix: string, v: number) => e.g.init(`${e.base}/${suffix}`, [], new Float32Array([v]));
+
+function emitTsClip(e: EmitCtx): Value {
+  const lo = e.cfg.min === null ? '' : scalar(e, 'min', e.cfg.min as number);
+  const hi = e.cfg.max === null ? '' : scalar(e, 'max', e.cfg.max as number);
+  return { name: e.g.node('Clip', [e.x.name, lo, hi], e.base), rank: e.x.rank };
+}
+
+const hardSigmoidAttrs = (cfg: Config) => [floatAttr('alpha', cfg.alpha as number), floatAttr('beta', cfg.beta as number)];
+
+function emitTsHardSwish({ g, cfg, base, x }: EmitCtx): Value {
+  // HardSwish itself needs opset 14; x * HardSigmoid(x) is the same at opset 13.
+  const hs = g.node('HardSigmoid', [x.name], `${base}_gate`, hardSigmoidAttrs(cfg));
+  return { name: g.node('Mul', [x.name, hs], base), rank: x.rank };
+}
+
+/**
+ * Layer class name -> emitter, in the order refusals list them. The second group is what ONNX import
+ * builds (models/onnx/, models/layers/); InputLayer is the graph input, never emitted.
+ */
+const EMITTERS: ReadonlyMap<string, Emitter> = new Map<string, Emitter>([
+  ['InputLayer', (e) => e.x],
+  ['Dense', single(emitDense)],
+  ['Conv2D', single(emitConv)],
+  ['DepthwiseConv2D', single(emitConv)],
+  ['SeparableConv2D', single(emitConv)],
+  ['BatchNormalization', single(emitBatchNorm)],
+  ['Activation', single((e) => activation(e.g, e.x, e.cfg.activation, e.base, e.layer))],
+  ['ReLU', single(emitReLU)],
+  ['LeakyReLU', single(({ g, cfg, base, x }) => ({ name: g.node('LeakyRelu', [x.name], base, [floatAttr('alpha', (cfg.alpha as number | undefined) ?? 0.3)]), rank: x.rank }))],
+  ['Softmax', single(emitSoftmax)],
+  ['MaxPooling2D', single(emitPool)],
+  ['AveragePooling2D', single(emitPool)],
+  ['GlobalAveragePooling2D', single(emitGlobalAverage)],
+  ['Flatten', single(emitFlatten)],
+  ['Add', emitAdd],
+  ['Concatenate', emitConcat],
+  ['Dropout', single((e) => e.x)],
+  ['ZeroPadding2D', single(emitZeroPadding)],
+  ['Permute', single(emitPermute)],
+  ['Reshape', single(emitReshape)],
+  ['TsScale', single((e) => ({ name: e.g.node('Mul', [e.x.name, scalar(e, 'scale', e.cfg.scale as number)], e.base), rank: e.x.rank }))],
+  ['TsClip', single(emitTsClip)],
+  ['TsHardSigmoid', single(({ g, cfg, base, x }) => ({ name: g.node('HardSigmoid', [x.name], base, hardSigmoidAttrs(cfg)), rank: x.rank }))],
+  ['TsHardSwish', single(emitTsHardSwish)],
+]);
+
+function emitLayer(g: GraphBuilder, layer: Layer, inputs: Value[], inShape: (number | null)[]): Value {
+  const cls = className(layer);
+  const emit = EMITTERS.get(cls);
+  if (emit === undefined) throw new UnsupportedLayerError(layer.name, cls);
+  return emit({ g, layer, cls, cfg: layer.getConfig() as Config, base: layer.name, inputs, x: inputs[0]!, inShape });
+}
+
+/** Layer class names exportOnnx understands (the registry's keys); anything else is refused. */
+export const ONNX_EXPORTABLE_LAYERS: readonly string[] = Object.freeze([...EMITTERS.keys()]);
 
 /** Refuses the first layer exportOnnx cannot write, before any work is done. */
 export function checkOnnxExportable(model: tf.LayersModel): void {

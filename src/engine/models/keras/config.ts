@@ -278,14 +278,8 @@ function convertLayer(l: Source): Json {
   return { class_name: cls, config: { ...config, name: l.name, trainable, dtype: dtypeOf(l) } };
 }
 
-/**
- * Converts a parsed Keras model config; `where` names the file it came from
- * (`config.json`, `model.h5 model_config`). Throws ModelImportError:
- * UNSUPPORTED_MODEL for layer classes or settings TF.js lacks (every
- * unsupported class named with the first layer using it), several inputs or
- * outputs, nested models; INVALID_ARGUMENT for a config that is not one.
- */
-export function convertKerasConfig(raw: unknown, where: string): ConvertedModel {
+/** The model's class, its config and one Source per layer, names unique; refuses what is not a Keras model config. */
+function readModel(raw: unknown, where: string): { cls: string; config: Json; nodes: unknown[]; sources: Source[]; names: Set<string> } {
   if (!isObject(raw) || typeof raw.class_name !== 'string') {
     throw new ModelImportError('INVALID_ARGUMENT', `${where}: expected a Keras model config with a 'class_name'`);
   }
@@ -307,56 +301,73 @@ export function convertKerasConfig(raw: unknown, where: string): ConvertedModel 
     if (names.has(s.name)) throw new ModelImportError('INVALID_ARGUMENT', `${where}: two layers are named '${s.name}'`);
     names.add(s.name);
   }
-  // Every unknown class at once, each with the first layer that uses it.
+  return { cls, config, nodes, sources, names };
+}
+
+/** Every unknown class at once, each with the first layer that uses it. */
+function checkClasses(sources: Source[], where: string): void {
   const firstUse = new Map<string, string>();
   for (const s of sources) if (s.cls !== 'InputLayer' && CONVERTERS[s.cls] === undefined && !firstUse.has(s.cls)) firstUse.set(s.cls, s.name);
   if (firstUse.size > 0) {
     const list = [...firstUse].map(([c, n]) => `${c} (first used by layer '${n}'${MODEL_CLASSES.has(c) ? ', a nested model' : ''})`).join(', ');
     throw unsupported(`${where}: unsupported Keras layer class${firstUse.size > 1 ? 'es' : ''}: ${list}; supported: InputLayer, ${KERAS_LAYER_CLASSES.join(', ')}`);
   }
-  const modelName = typeof config.name === 'string' && config.name.length > 0 ? config.name : 'keras_model';
-  const layers: KerasLayer[] = sources.map((s) => ({ name: s.name, className: s.cls }));
+}
+
+interface Wired {
+  out: Json[];
+  inputs: Ref[];
+  outputs: Ref[];
+}
+
+/** A Sequential model as a chain, an InputLayer added (and listed in `layers`) when the config has none. */
+function wireSequential(m: ReturnType<typeof readModel>, layers: KerasLayer[], where: string): Wired {
+  const { sources, names, config } = m;
   const out: Json[] = [];
-  let inputs: Ref[];
-  let outputs: Ref[];
-  if (cls === 'Sequential') {
-    const first = sources[0]!;
-    let prev: string;
-    let rest = sources;
-    if (first.cls === 'InputLayer') {
-      out.push(inputLayer(first.name, inputShape(first)));
-      prev = first.name;
-      rest = sources.slice(1);
-    } else {
-      const build = isObject(config.build_input_shape) ? undefined : config.build_input_shape;
-      const shape = inputShape(first, build);
-      prev = names.has('input_layer') ? `${first.name}_input` : 'input_layer';
-      out.push(inputLayer(prev, shape));
-      layers.unshift({ name: prev, className: 'InputLayer' });
-    }
-    if (rest.length === 0) throw new ModelImportError('INVALID_ARGUMENT', `${where}: the Sequential model has no layers after its input`);
-    for (const s of rest) {
-      if (s.cls === 'InputLayer') s.invalid('an InputLayer may only come first in a Sequential model');
-      out.push({ ...convertLayer(s), name: s.name, inbound_nodes: [[[prev, 0, 0, {}]]] });
-      prev = s.name;
-    }
-    inputs = [[out[0]!.name as string, 0, 0]];
-    outputs = [[prev, 0, 0]];
+  const first = sources[0]!;
+  let prev: string;
+  let rest = sources;
+  if (first.cls === 'InputLayer') {
+    out.push(inputLayer(first.name, inputShape(first)));
+    prev = first.name;
+    rest = sources.slice(1);
   } else {
-    inputs = refs(config.input_layers, `${where}: input_layers`);
-    outputs = refs(config.output_layers, `${where}: output_layers`);
-    nodes.forEach((n, i) => {
-      const s = sources[i]!;
-      const inbound = (n as Json).inbound_nodes;
-      if (s.cls === 'InputLayer') {
-        out.push(inputLayer(s.name, inputShape(s)));
-        return;
-      }
-      if (!Array.isArray(inbound) || inbound.length === 0) return s.invalid('has no inbound_nodes: it is not connected to the model');
-      const calls = (inbound as unknown[]).map((call) => callInputs(call, s).map(([src, node, t]) => [src, node, t, {}]));
-      out.push({ ...convertLayer(s), name: s.name, inbound_nodes: calls });
-    });
+    const build = isObject(config.build_input_shape) ? undefined : config.build_input_shape;
+    const shape = inputShape(first, build);
+    prev = names.has('input_layer') ? `${first.name}_input` : 'input_layer';
+    out.push(inputLayer(prev, shape));
+    layers.unshift({ name: prev, className: 'InputLayer' });
   }
+  if (rest.length === 0) throw new ModelImportError('INVALID_ARGUMENT', `${where}: the Sequential model has no layers after its input`);
+  for (const s of rest) {
+    if (s.cls === 'InputLayer') s.invalid('an InputLayer may only come first in a Sequential model');
+    out.push({ ...convertLayer(s), name: s.name, inbound_nodes: [[[prev, 0, 0, {}]]] });
+    prev = s.name;
+  }
+  return { out, inputs: [[out[0]!.name as string, 0, 0]], outputs: [[prev, 0, 0]] };
+}
+
+/** A functional model: each layer with the calls its inbound_nodes list. */
+function wireFunctional(m: ReturnType<typeof readModel>, where: string): Wired {
+  const out: Json[] = [];
+  const inputs = refs(m.config.input_layers, `${where}: input_layers`);
+  const outputs = refs(m.config.output_layers, `${where}: output_layers`);
+  m.nodes.forEach((n, i) => {
+    const s = m.sources[i]!;
+    const inbound = (n as Json).inbound_nodes;
+    if (s.cls === 'InputLayer') {
+      out.push(inputLayer(s.name, inputShape(s)));
+      return;
+    }
+    if (!Array.isArray(inbound) || inbound.length === 0) return s.invalid('has no inbound_nodes: it is not connected to the model');
+    const calls = (inbound as unknown[]).map((call) => callInputs(call, s).map(([src, node, t]) => [src, node, t, {}]));
+    out.push({ ...convertLayer(s), name: s.name, inbound_nodes: calls });
+  });
+  return { out, inputs, outputs };
+}
+
+/** One input and one output, each a layer of the model. */
+function checkEnds({ out, inputs, outputs }: Wired, names: Set<string>, where: string): void {
   const many = (what: string, rs: Ref[]): void => {
     if (rs.length !== 1) {
       throw unsupported(`${where}: the model has ${rs.length} ${what}s (${rs.map((r) => `'${r[0]}'`).join(', ')}); Ticketsmith models take one input and give one output`);
@@ -367,9 +378,25 @@ export function convertKerasConfig(raw: unknown, where: string): ConvertedModel 
   for (const [n] of [...inputs, ...outputs]) {
     if (!names.has(n) && !out.some((l) => l.name === n)) throw new ModelImportError('INVALID_ARGUMENT', `${where}: the model's input or output '${n}' is not one of its layers`);
   }
+}
+
+/**
+ * Converts a parsed Keras model config; `where` names the file it came from
+ * (`config.json`, `model.h5 model_config`). Throws ModelImportError:
+ * UNSUPPORTED_MODEL for layer classes or settings TF.js lacks (every
+ * unsupported class named with the first layer using it), several inputs or
+ * outputs, nested models; INVALID_ARGUMENT for a config that is not one.
+ */
+export function convertKerasConfig(raw: unknown, where: string): ConvertedModel {
+  const m = readModel(raw, where);
+  checkClasses(m.sources, where);
+  const modelName = typeof m.config.name === 'string' && m.config.name.length > 0 ? m.config.name : 'keras_model';
+  const layers: KerasLayer[] = m.sources.map((s) => ({ name: s.name, className: s.cls }));
+  const wired = m.cls === 'Sequential' ? wireSequential(m, layers, where) : wireFunctional(m, where);
+  checkEnds(wired, m.names, where);
   const topology = {
     class_name: 'Model',
-    config: { name: modelName, layers: out, input_layers: inputs, output_layers: outputs },
+    config: { name: modelName, layers: wired.out, input_layers: wired.inputs, output_layers: wired.outputs },
     keras_version: 'tfjs-layers',
     backend: 'tensor_flow.js',
   };

@@ -7,7 +7,7 @@ import { convertOnnx, inputLayout, type InputLayout } from './convert.js';
 import { parseOnnx } from './parse.js';
 import { ModelImportError } from '../import/errors.js';
 
-export { CONSTANT_OPS, SUPPORTED_OPS } from './convert.js';
+export { CONSTANT_OPS, SUPPORTED_OPS } from './ops/index.js';
 export { MAX_OPSET, MIN_OPSET } from './parse.js';
 
 export interface ImportOnnxOptions {
