@@ -19,7 +19,6 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
-import * as ort from 'onnxruntime-node';
 import onnxProto from 'onnx-proto';
 import { unzipSync, zipSync } from 'fflate';
 import { PNG } from 'pngjs';
@@ -35,6 +34,7 @@ import { mulberry32 } from '../../src/engine/rng.js';
 import { createApiKey, type ServiceRuntime } from '../../src/service/index.js';
 import { tgzOf } from '../corpus/files.js';
 import { startTestDb, type TestDb } from '../integration/fixtures/harness.js';
+import { floatInitializers, onnxVsTfjs } from '../fixtures/onnx-check.js';
 
 const { onnx } = onnxProto;
 const DIR = new URL('../fixtures/models/', import.meta.url);
@@ -136,39 +136,9 @@ async function ticketFiles(jobId: string): Promise<Record<string, Uint8Array>> {
   return out;
 }
 
-/** max |TF.js - onnxruntime| over a random batch of 4 (NHWC for TF.js, NCHW for ONNX). */
-async function onnxVsTfjs(model: tf.LayersModel, bytes: Uint8Array): Promise<number> {
-  const session = await ort.InferenceSession.create(bytes);
-  const shape = [4, ...(model.inputs[0]!.shape.slice(1) as number[])];
-  const next = mulberry32(9);
-  const x = tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => next() * 2 - 1), shape);
-  const xOnnx = tf.transpose(x, [0, 3, 1, 2]);
-  const expected = (model.predict(x) as tf.Tensor).dataSync();
-  const res = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', xOnnx.dataSync() as Float32Array, xOnnx.shape) });
-  const got = res[session.outputNames[0]!]!.data as Float32Array;
-  tf.dispose([x, xOnnx]);
-  await session.release();
-  assert.equal(got.length, expected.length);
-  assert.ok(expected.some((v) => Math.abs(v) > 1e-3), 'TF.js outputs are not all near zero');
-  let d = 0;
-  for (let i = 0; i < got.length; i++) d = Math.max(d, Math.abs(got[i]! - expected[i]!));
-  return d;
-}
-
-/** The file's float initializers by name. */
-function initializers(bytes: Uint8Array): Map<string, Float32Array> {
-  const out = new Map<string, Float32Array>();
-  for (const init of onnx.ModelProto.decode(bytes).graph?.initializer ?? []) {
-    const raw = init.rawData;
-    if (raw && raw.byteLength > 0) out.set(init.name ?? '', new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)));
-    else if (init.floatData?.length) out.set(init.name ?? '', Float32Array.from(init.floatData));
-  }
-  return out;
-}
-
 /** The weight initializers (input 1) of the file's Conv and Gemm nodes. */
 function convGemmWeights(bytes: Uint8Array): Float32Array[] {
-  const inits = initializers(bytes);
+  const inits = floatInitializers(bytes);
   const out: Float32Array[] = [];
   for (const node of onnx.ModelProto.decode(bytes).graph?.node ?? []) {
     if (node.opType !== 'Conv' && node.opType !== 'Gemm') continue;
@@ -348,7 +318,7 @@ describe('an image folder uploaded, and jobs on the uploaded resnet-bn', { timeo
     assert.equal(summary.filter.paramsBefore, originalParams, 'paramsBefore is the uploaded model\'s');
     const files = await ticketFiles(filterJob.id);
     let params = 0;
-    for (const v of initializers(files['model.onnx']!).values()) params += v.length;
+    for (const v of floatInitializers(files['model.onnx']!).values()) params += v.length;
     assert.equal(summary.onnx.params, summary.filter.paramsAfter);
     assert.equal(params, summary.onnx.params, 'counted from the file\'s initializers');
     assert.ok(params < originalParams, `${params} < ${originalParams}`);

@@ -13,8 +13,6 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import * as ort from 'onnxruntime-node';
-import onnxProto from 'onnx-proto';
 import { unzipSync } from 'fflate';
 import { startRestServer, type RestServer } from '../../src/api/rest/index.js';
 import { startGrpcServer, type GrpcServerHandle } from '../../src/api/grpc/server.js';
@@ -25,11 +23,10 @@ import { modelFromFiles } from '../../src/engine/models/files.js';
 import { countParams, prunableWeights } from '../../src/engine/models/inspect.js';
 import type { OnnxFileMetrics } from '../../src/engine/export/onnx-ticket.js';
 import type { BundleManifest } from '../../src/engine/report/bundle.js';
-import { mulberry32 } from '../../src/engine/rng.js';
 import { createApiKey, type ServiceRuntime } from '../../src/service/index.js';
 import { startTestDb, type TestDb, uploadFiles } from '../integration/fixtures/harness.js';
+import { floatInitializers, onnxVsTfjs } from '../fixtures/onnx-check.js';
 
-const { onnx } = onnxProto;
 
 let t: TestDb;
 let rt: ServiceRuntime;
@@ -63,33 +60,6 @@ async function ticketFiles(jobId: string): Promise<Record<string, Uint8Array>> {
   for (const a of await client.listArtifacts(jobId, { kind: 'ticket' })) {
     const { bytes } = await client.downloadVerified(a.id, a.sha256);
     out[a.name.replace(/^ticket\//, '')] = bytes;
-  }
-  return out;
-}
-
-/** max |TF.js - onnxruntime| over a random batch (NHWC for TF.js, NCHW for ONNX). */
-async function maxDiff(model: tf.LayersModel, bytes: Uint8Array): Promise<number> {
-  const session = await ort.InferenceSession.create(bytes);
-  const next = mulberry32(9);
-  const x = tf.tensor(Float32Array.from({ length: 4 * 784 }, () => next()), [4, 28, 28, 1]);
-  const xOnnx = tf.transpose(x, [0, 3, 1, 2]);
-  const expected = (model.predict(x) as tf.Tensor).dataSync();
-  const res = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', xOnnx.dataSync() as Float32Array, xOnnx.shape) });
-  const got = res[session.outputNames[0]!]!.data as Float32Array;
-  tf.dispose([x, xOnnx]);
-  await session.release();
-  assert.equal(got.length, expected.length);
-  assert.ok(expected.some((v) => Math.abs(v) > 1e-2), 'TF.js outputs are not all near zero');
-  let d = 0;
-  for (let i = 0; i < got.length; i++) d = Math.max(d, Math.abs(got[i]! - expected[i]!));
-  return d;
-}
-
-function initializers(bytes: Uint8Array): Map<string, Float32Array> {
-  const out = new Map<string, Float32Array>();
-  for (const init of onnx.ModelProto.decode(bytes).graph?.initializer ?? []) {
-    const raw = init.rawData!;
-    out.set(init.name ?? '', new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)));
   }
   return out;
 }
@@ -138,10 +108,10 @@ describe('model.onnx and ticket.zip through the doors', () => {
 
     const ticket = await modelFromFiles({ json: files['model.json']!, bin: files['weights.bin']! });
     try {
-      const diff = await maxDiff(ticket, bytes);
+      const diff = await onnxVsTfjs(ticket, bytes);
       assert.ok(diff <= 1e-4, `ONNX vs TF.js ticket: max |diff| ${diff}`);
       assert.equal(summary.onnx.params, countParams(ticket));
-      const inits = initializers(bytes);
+      const inits = floatInitializers(bytes);
       let prunable = 0;
       let zeros = 0;
       for (const w of prunableWeights(ticket)) {
@@ -227,13 +197,13 @@ describe('model.onnx and ticket.zip through the doors', () => {
     const summary = (done.result as { summary: { onnx: OnnxFileMetrics; filter: { paramsBefore: number; paramsAfter: number } } }).summary;
     const files = await ticketFiles(done.id);
     let params = 0;
-    for (const v of initializers(files['model.onnx']!).values()) params += v.length;
+    for (const v of floatInitializers(files['model.onnx']!).values()) params += v.length;
     assert.equal(params, summary.filter.paramsAfter, 'the file holds the shrunken model');
     assert.equal(summary.onnx.params, summary.filter.paramsAfter);
     assert.ok(summary.onnx.params < summary.filter.paramsBefore, `${summary.onnx.params} < ${summary.filter.paramsBefore}`);
     const shrunk = await modelFromFiles({ json: files['model.json']!, bin: files['weights.bin']! });
     try {
-      const diff = await maxDiff(shrunk, files['model.onnx']!);
+      const diff = await onnxVsTfjs(shrunk, files['model.onnx']!);
       assert.ok(diff <= 1e-4, `ONNX vs TF.js filter-pruned model: max |diff| ${diff}`);
     } finally {
       shrunk.dispose();

@@ -12,8 +12,6 @@ import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import * as ort from 'onnxruntime-node';
-import onnxProto from 'onnx-proto';
 import { unzipSync } from 'fflate';
 import { initBackend } from '../../src/runtime/backend.ts';
 import { runCompression } from '../../src/engine/run.ts';
@@ -23,8 +21,8 @@ import { countParams, prunableWeights } from '../../src/engine/models/inspect.ts
 import type { OnnxFileMetrics } from '../../src/engine/export/onnx-ticket.ts';
 import { mulberry32 } from '../../src/engine/rng.ts';
 import type { Dataset, Split } from '../../src/engine/types.ts';
+import { floatInitializers, onnxVsTfjs } from '../fixtures/onnx-check.js';
 
-const { onnx } = onnxProto;
 
 before(async () => {
   await initBackend();
@@ -71,33 +69,6 @@ async function saved(dir: string, opts: { reshape?: boolean } = {}): Promise<str
   return path;
 }
 
-/** max |TF.js - onnxruntime| over random inputs (NHWC for TF.js, NCHW for ONNX). */
-async function maxDiff(model: tf.LayersModel, bytes: Uint8Array): Promise<number> {
-  const session = await ort.InferenceSession.create(bytes);
-  const next = mulberry32(5);
-  const x = tf.tensor(Float32Array.from({ length: 4 * 64 }, () => next()), [4, 8, 8, 1]);
-  const xOnnx = tf.transpose(x, [0, 3, 1, 2]);
-  const expected = (model.predict(x) as tf.Tensor).dataSync();
-  const out = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', xOnnx.dataSync() as Float32Array, xOnnx.shape) });
-  const got = out[session.outputNames[0]!]!.data as Float32Array;
-  tf.dispose([x, xOnnx]);
-  await session.release();
-  assert.equal(got.length, expected.length);
-  assert.ok(expected.some((v) => Math.abs(v) > 1e-2), 'TF.js outputs are not all near zero');
-  let d = 0;
-  for (let i = 0; i < got.length; i++) d = Math.max(d, Math.abs(got[i]! - expected[i]!));
-  return d;
-}
-
-function initializers(bytes: Uint8Array): Map<string, Float32Array> {
-  const out = new Map<string, Float32Array>();
-  for (const t of onnx.ModelProto.decode(bytes).graph?.initializer ?? []) {
-    const raw = t.rawData!;
-    out.set(t.name ?? '', new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)));
-  }
-  return out;
-}
-
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 test('IMP: model.onnx runs in onnxruntime with the ticket\'s outputs and zeros; ticket.zip holds it', async () => {
@@ -112,11 +83,11 @@ test('IMP: model.onnx runs in onnxruntime with the ticket\'s outputs and zeros; 
     assert.ok(density < 0.9, `two rounds pruned (density ${density})`);
 
     const ticket = await loadModelFrom(join(out, 'ticket'));
-    const diff = await maxDiff(ticket, bytes);
+    const diff = await onnxVsTfjs(ticket, bytes);
     assert.ok(diff <= 1e-4, `ONNX vs TF.js ticket: max |diff| ${diff}`);
 
     // The ticket's zeros are in the file: zeros in the prunable kernels = (1 - density) of them.
-    const inits = initializers(bytes);
+    const inits = floatInitializers(bytes);
     let prunable = 0;
     let zeros = 0;
     for (const w of prunableWeights(ticket)) {
@@ -153,13 +124,13 @@ test('filter: model.onnx has the reported, smaller parameter count', async () =>
     const summary = result.summary.onnx as OnnxFileMetrics;
     const f = result.summary.filter as { paramsBefore: number; paramsAfter: number };
     let params = 0;
-    for (const v of initializers(bytes).values()) params += v.length;
+    for (const v of floatInitializers(bytes).values()) params += v.length;
     assert.equal(f.paramsAfter, 395);
     assert.equal(summary.params, 395, 'the summary counts the file');
     assert.equal(params, 395, 'the file holds the smaller model');
     assert.ok(summary.params < f.paramsBefore);
     const ticket = await loadModelFrom(join(dir, 'run', 'result', 'ticket'));
-    const diff = await maxDiff(ticket, bytes);
+    const diff = await onnxVsTfjs(ticket, bytes);
     ticket.dispose();
     assert.ok(diff <= 1e-4, `ONNX vs TF.js filter-pruned model: max |diff| ${diff}`);
   } finally {
@@ -181,7 +152,7 @@ test('filter then IMP: model.onnx is IMP\'s ticket over the shrunken model, zero
     assert.equal(summary.params, 395, 'the shrunken architecture');
     assert.ok(summary.nonzeroParams < summary.params, `IMP's zeros are in the file (${summary.nonzeroParams} of ${summary.params} nonzero)`);
     const ticket = await loadModelFrom(join(dir, 'run', 'result', 'ticket'));
-    const diff = await maxDiff(ticket, bytes);
+    const diff = await onnxVsTfjs(ticket, bytes);
     ticket.dispose();
     assert.ok(diff <= 1e-4, `ONNX vs TF.js ticket: max |diff| ${diff}`);
   } finally {
