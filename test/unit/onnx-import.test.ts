@@ -336,6 +336,22 @@ describe('refusals', () => {
     await refused(bytes, 'UNSUPPORTED_MODEL', /node 'minus' \(Sub\) is applied to a tensor; Sub is supported only on constants/);
   });
 
+  test('a few hundred bytes declaring a huge input or a huge Pad are refused by the budget before anything runs them', async () => {
+    const head = (src: string): OnnxTypes.INodeProto[] => [
+      { opType: 'GlobalAveragePool', name: 'gap', input: [src], output: ['g'] },
+      { opType: 'Flatten', name: 'flat', input: ['g'], output: ['f'] },
+      { opType: 'Gemm', name: 'fc', input: ['f', 'w'], output: ['y'], attribute: [int('transB', 1)] },
+    ];
+    const w = floatInit('w', [4, 3], seeded(12, 1));
+    // Before: the onnxruntime check fed a 3x8192x8192 example through both runtimes (over 2 minutes, gigabytes).
+    const started = Date.now();
+    await refused(modelBytes(head('x'), [w], [3, 8192, 8192]), 'INVALID_ARGUMENT', /^model\.onnx: layer 'x' \(InputLayer\): output shape \[8192,8192,3\] holds 201,326,592 values per example; the limit per layer is 16,777,216$/);
+    await refused(
+      modelBytes([{ opType: 'Pad', name: 'pad', input: ['x', 'pads'], output: ['p'] }, ...head('p')], [int64Init('pads', [0, 0, 6000, 6000, 0, 0, 6000, 6000]), w], [3, 4, 4]),
+      'INVALID_ARGUMENT', /^model\.onnx: layer 'pad' \(ZeroPadding2D\): output shape \[12004,12004,3\] holds 432,288,048 values per example/);
+    assert.ok(Date.now() - started < 20_000, `refused in ${Date.now() - started} ms`);
+  });
+
   test('a grouped conv (1 < groups < channels) is refused naming the node', async () => {
     const bytes = modelBytes(
       [{ opType: 'Conv', name: 'grouped', input: ['x', 'w'], output: ['c'], attribute: [int('group', 2)] },
