@@ -63,9 +63,21 @@ export class Converter {
   /** Weights to set once the model is built: layer and tensors in its getWeights() order. */
   readonly pending: { layer: tf.layers.Layer; weights: tf.Tensor[] }[] = [];
 
-  constructor(readonly p: ParsedOnnx) {
+  /** Layers built so far (the input's counts), refused past maxLayers: a 100,000-node graph stops at the cap, not a stack overflow. */
+  private layers = 1;
+  /** The node being converted, named when the layer cap is reached. */
+  current = '';
+
+  constructor(readonly p: ParsedOnnx, readonly maxLayers = Infinity) {
     for (const [name, c] of p.initializers) this.values.set(name, { kind: 'const', c });
-    for (const n of p.nodes) for (const i of n.input ?? []) if (i) this.consumers.set(i, [...(this.consumers.get(i) ?? []), n]);
+    for (const n of p.nodes) {
+      for (const i of n.input ?? []) {
+        if (!i) continue;
+        const list = this.consumers.get(i);
+        if (list) list.push(n);
+        else this.consumers.set(i, [n]);
+      }
+    }
   }
 
   layerName(base: string): string {
@@ -77,6 +89,9 @@ export class Converter {
   }
 
   apply(layer: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[], weights?: tf.Tensor[]): tf.SymbolicTensor {
+    if (++this.layers > this.maxLayers) {
+      throw new ModelImportError('INVALID_ARGUMENT', `model.onnx: node ${this.current} makes layer ${this.layers.toLocaleString('en-US')}; the limit is ${this.maxLayers.toLocaleString('en-US')} layers`, 'model.onnx');
+    }
     const out = layer.apply(x) as tf.SymbolicTensor;
     if (weights) this.pending.push({ layer, weights });
     return out;

@@ -19,6 +19,8 @@ export { CONSTANT_OPS, SUPPORTED_OPS } from './ops/index.js';
 
 export interface ConvertOptions {
   name?: string;
+  /** Layers the model may have (the model budget's maxLayers), refused while building. */
+  maxLayers?: number;
 }
 
 /** Every op type outside SUPPORTED_OPS with the first node that uses it, refused together. */
@@ -56,7 +58,7 @@ export function inputLayout(p: ParsedOnnx): InputLayout {
 /** Builds the Layers model of a parsed ONNX graph (parse.ts), its weights set from the initializers. */
 export function convertOnnx(p: ParsedOnnx, opts: ConvertOptions = {}): tf.LayersModel {
   checkOps(p.nodes);
-  const cv = new Converter(p);
+  const cv = new Converter(p, opts.maxLayers);
   const inDims = p.input.dims;
   const layout = inputLayout(p);
   const shape = layout === 'nchw' ? [inDims[1]!, inDims[2]!, inDims[0]!] : inDims;
@@ -87,6 +89,7 @@ function convertNode(cv: Converter, node: NodeProto, index: number, created: tf.
   const ins = nodeInputs(cv, node, where);
   const outName = node.output?.[0] ?? '';
   const entry = OPS.get(op);
+  cv.current = `${where} (${op})`;
   const refuse = (why: string) => { throw unsupported(`node ${where} (${op}) ${why}`); };
 
   // Shape of a tensor is a constant (its batch dim BATCH), built by its handler below.
