@@ -369,6 +369,23 @@ describe('refusals', () => {
     assert.ok(Date.now() - started < 30_000, `refused in ${Date.now() - started} ms`);
   });
 
+  test('a conv or pool window that cannot slide over its input is refused naming the node, not failed inside onnxruntime', async () => {
+    const head: OnnxTypes.INodeProto[] = [
+      { opType: 'GlobalAveragePool', name: 'gap', input: ['c'], output: ['g'] },
+      { opType: 'Flatten', name: 'flat', input: ['g'], output: ['f'] },
+      { opType: 'Gemm', name: 'fc', input: ['f', 'w'], output: ['y'], attribute: [int('transB', 1)] },
+    ];
+    const w = floatInit('w', [4, 3], seeded(12, 1));
+    const conv = (k: number, attribute: Attr[] = []) => modelBytes([{ opType: 'Conv', name: 'big', input: ['x', 'k'], output: ['c'], attribute }, ...head], [floatInit('k', [3, 3, k, k], seeded(9 * k * k, 2)), w], [3, 4, 4]);
+    await refused(conv(9), 'UNSUPPORTED_MODEL', /^node 'big' \(Conv\) has a 9x9 kernel \(dilations 1x1\) larger than its 4x4 input padded by \[0,0,0,0\]$/);
+    await refused(conv(3, [ints('dilations', [3, 3])]), 'UNSUPPORTED_MODEL', /node 'big' \(Conv\) has a 3x3 kernel \(dilations 3x3\) larger than its 4x4 input/);
+    await refused(conv(1, [ints('strides', [0, 1])]), 'UNSUPPORTED_MODEL', /node 'big' \(Conv\) has strides \[0,1\]; two positive strides are needed/);
+    await refused(conv(1, [ints('dilations', [-1, -1])]), 'UNSUPPORTED_MODEL', /node 'big' \(Conv\) has dilations \[-1,-1\]; two positive dilations are needed/);
+    const pool = (attribute: Attr[]) => modelBytes([{ opType: 'MaxPool', name: 'mp', input: ['x'], output: ['c'], attribute }, ...head], [w], [3, 4, 4]);
+    await refused(pool([ints('kernel_shape', [5, 5])]), 'UNSUPPORTED_MODEL', /node 'mp' \(MaxPool\) has a 5x5 kernel \(dilations 1x1\) larger than its 4x4 input/);
+    await refused(pool([ints('kernel_shape', [0, 2])]), 'UNSUPPORTED_MODEL', /node 'mp' \(MaxPool\) has kernel shape \[0,2\]; two positive sizes are needed/);
+  });
+
   test('a grouped conv (1 < groups < channels) is refused naming the node', async () => {
     const bytes = modelBytes(
       [{ opType: 'Conv', name: 'grouped', input: ['x', 'w'], output: ['c'], attribute: [int('group', 2)] },

@@ -215,6 +215,21 @@ export function nodeCtx(cv: Converter, b: NodeBasics): NodeCtx {
   return c;
 }
 
+/**
+ * Refuses a conv or pool window that cannot slide over its input: kernel, strides and dilations
+ * must be two positive integers each, and the (padded, dilated) kernel must fit the input.
+ * Before, a kernel larger than its input built in TF.js and failed only inside onnxruntime (a 500).
+ */
+export function checkWindow(hw: number[], pads: number[], k: number[], s: number[], d: number[], refuse: (why: string) => never): number[] {
+  const pair = (xs: number[]) => xs.length === 2 && xs.every((v) => Number.isInteger(v) && v >= 1);
+  if (!pair(k)) return refuse(`has kernel shape ${JSON.stringify(k)}; two positive sizes are needed`);
+  if (!pair(s)) return refuse(`has strides ${JSON.stringify(s)}; two positive strides are needed`);
+  if (!pair(d)) return refuse(`has dilations ${JSON.stringify(d)}; two positive dilations are needed`);
+  const out = [0, 1].map((i) => Math.floor((hw[i]! + pads[i]! + pads[i + 2]! - d[i]! * (k[i]! - 1) - 1) / s[i]!) + 1);
+  if (out.some((o) => o < 1)) return refuse(`has a ${k.join('x')} kernel (dilations ${d.join('x')}) larger than its ${hw.join('x')} input padded by ${JSON.stringify(pads)}`);
+  return out;
+}
+
 /** ONNX pads [top, left, bottom, right] of a conv or pool, from pads or auto_pad. */
 export function convPads(a: Attrs, hw: number[], k: number[], s: number[], d: number[], refuse: (why: string) => never): number[] {
   const auto = attrString(a, 'auto_pad', 'NOTSET');
