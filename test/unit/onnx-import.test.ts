@@ -386,6 +386,23 @@ describe('refusals', () => {
     await refused(pool([ints('kernel_shape', [0, 2])]), 'UNSUPPORTED_MODEL', /node 'mp' \(MaxPool\) has kernel shape \[0,2\]; two positive sizes are needed/);
   });
 
+  test('constants that fold to more values than a layer may hold are refused before they are computed', async () => {
+    const head: OnnxTypes.INodeProto[] = [
+      { opType: 'GlobalAveragePool', name: 'gap', input: ['x'], output: ['g'] },
+      { opType: 'Flatten', name: 'flat', input: ['g'], output: ['f'] },
+      { opType: 'Gemm', name: 'fc', input: ['f', 'w'], output: ['y'], attribute: [int('transB', 1)] },
+    ];
+    const w = floatInit('w', [4, 3], seeded(12, 1));
+    // Before: 30 doublings (2^30 values from a 2 KB file) held the thread past a minute.
+    const cats = Array.from({ length: 30 }, (_, i): OnnxTypes.INodeProto => ({ opType: 'Concat', name: `cat${i + 1}`, input: [`c${i}`, `c${i}`], output: [`c${i + 1}`], attribute: [int('axis', 0)] }));
+    const started = Date.now();
+    await refused(modelBytes([...cats, ...head], [floatInit('c0', [1], new Float32Array([1])), w], [3, 4, 4]), 'INVALID_ARGUMENT', /^model\.onnx: node 'cat25' \(Concat\) folds to a constant of 33,554,432 values; the limit is 25,000,000/);
+    // Broadcasting [8192, 1] by [1, 8192] would be 67M values.
+    const add: OnnxTypes.INodeProto = { opType: 'Add', name: 'outer', input: ['col', 'row'], output: ['o'] };
+    await refused(modelBytes([add, ...head], [floatInit('col', [8192, 1], seeded(8192, 3)), floatInit('row', [1, 8192], seeded(8192, 4)), w], [3, 4, 4]), 'INVALID_ARGUMENT', /^model\.onnx: node 'outer' \(Add\) folds to a constant of 67,108,864 values/);
+    assert.ok(Date.now() - started < 10_000, `refused in ${Date.now() - started} ms`);
+  });
+
   test('a grouped conv (1 < groups < channels) is refused naming the node', async () => {
     const bytes = modelBytes(
       [{ opType: 'Conv', name: 'grouped', input: ['x', 'w'], output: ['c'], attribute: [int('group', 2)] },

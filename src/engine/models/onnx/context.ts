@@ -68,7 +68,7 @@ export class Converter {
   /** The node being converted, named when the layer cap is reached. */
   current = '';
 
-  constructor(readonly p: ParsedOnnx, readonly maxLayers = Infinity) {
+  constructor(readonly p: ParsedOnnx, readonly maxLayers = Infinity, readonly maxConstValues = Infinity) {
     for (const [name, c] of p.initializers) this.values.set(name, { kind: 'const', c });
     for (const n of p.nodes) {
       for (const i of n.input ?? []) {

@@ -40,7 +40,8 @@ export async function importOnnx(bytes: Uint8Array, opts: ImportOnnxOptions = {}
   try {
     const parsed = parseOnnx(bytes);
     layout = inputLayout(parsed);
-    model = convertOnnx(parsed, { name: opts.name, maxLayers: (opts.limits ?? DEFAULT_MODEL_LIMITS).maxLayers });
+    const limits = opts.limits ?? DEFAULT_MODEL_LIMITS;
+    model = convertOnnx(parsed, { name: opts.name, maxLayers: limits.maxLayers, maxConstValues: limits.maxLayerParams });
   } catch (e) {
     if (e instanceof ModelImportError) throw e;
     // A graph that passed every check but still does not build (inconsistent shapes, say) is the file's fault.
