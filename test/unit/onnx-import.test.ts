@@ -403,6 +403,24 @@ describe('refusals', () => {
     assert.ok(Date.now() - started < 10_000, `refused in ${Date.now() - started} ms`);
   });
 
+  test('a graph exported with a fixed batch is checked at that batch; one fixed too large is refused, not a 500', async () => {
+    const head: OnnxTypes.INodeProto[] = [
+      { opType: 'GlobalAveragePool', name: 'gap', input: ['x'], output: ['g'] },
+      { opType: 'Flatten', name: 'flat', input: ['g'], output: ['f'] },
+      { opType: 'Gemm', name: 'fc', input: ['f', 'w'], output: ['y'], attribute: [int('transB', 1)] },
+    ];
+    const fixed = (batch: number) => {
+      const proto = onnx.ModelProto.decode(modelBytes(head, [floatInit('w', [4, 3], seeded(12, 1))], [3, 4, 4]));
+      proto.graph!.input![0]!.type!.tensorType!.shape!.dim![0] = { dimValue: batch };
+      return onnx.ModelProto.encode(proto).finish();
+    };
+    // Before: onnxruntime's "Got invalid dimensions for input" escaped as an unexpected error.
+    const model = await importOnnx(fixed(8));
+    assert.deepEqual(model.outputs[0]!.shape, [null, 4]);
+    model.dispose();
+    await refused(fixed(1000), 'UNSUPPORTED_MODEL', /^model\.onnx: input 'x' has a fixed batch of 1000; export with a batch of at most 16 or a dynamic one/);
+  });
+
   test('a grouped conv (1 < groups < channels) is refused naming the node', async () => {
     const bytes = modelBytes(
       [{ opType: 'Conv', name: 'grouped', input: ['x', 'w'], output: ['c'], attribute: [int('group', 2)] },

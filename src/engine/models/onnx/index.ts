@@ -37,9 +37,11 @@ function checkBudget(model: tf.LayersModel, limits: ModelLimits): void {
 export async function importOnnx(bytes: Uint8Array, opts: ImportOnnxOptions = {}): Promise<tf.LayersModel> {
   let model: tf.LayersModel;
   let layout: InputLayout;
+  let batch: number | null = null;
   try {
     const parsed = parseOnnx(bytes);
     layout = inputLayout(parsed);
+    batch = parsed.input.batch;
     const limits = opts.limits ?? DEFAULT_MODEL_LIMITS;
     model = convertOnnx(parsed, { name: opts.name, maxLayers: limits.maxLayers, maxConstValues: limits.maxLayerParams });
   } catch (e) {
@@ -55,7 +57,7 @@ export async function importOnnx(bytes: Uint8Array, opts: ImportOnnxOptions = {}
   }
   if (opts.check === false) return model;
   try {
-    await checkAgainstOnnxRuntime(model, bytes, { inputLayout: layout });
+    await checkAgainstOnnxRuntime(model, bytes, { inputLayout: layout, batch: batch ?? 1 });
   } catch (e) {
     model.dispose();
     throw e;
