@@ -15,7 +15,7 @@ import { exportOnnx } from '../../src/engine/export/onnx.ts';
 import { modelFromFiles, modelToFiles } from '../../src/engine/models/files.ts';
 import { prunableWeights } from '../../src/engine/models/inspect.ts';
 import { ModelImportError } from '../../src/engine/models/import/errors.ts';
-import { importKeras, importKerasFiles, isHdf5, isKerasArchive, KERAS_LAYER_CLASSES } from '../../src/engine/models/keras/index.ts';
+import { importKeras, importKerasFiles, isHdf5, isKerasArchive, KERAS_LAYER_CLASSES, MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH } from '../../src/engine/models/keras/index.ts';
 import { kerasSnakeCase } from '../../src/engine/models/keras/weights.ts';
 import { mulberry32 } from '../../src/engine/rng.ts';
 
@@ -341,4 +341,24 @@ test('sizes are bounded: the model budget before TF.js allocates, and the unpack
   const big = await importKeras(fixture('keras-functional.keras'), 'big.keras', { maxBytes: 20_000 }).catch((e: unknown) => e);
   assert.ok(big instanceof ModelImportError);
   assert.match(big.message, /big\.keras: \d+ bytes is over the 20000-byte limit/);
+});
+
+test('a config.json too deep or too large is refused before JSON.parse holds it', async () => {
+  const keras = (config: string): Uint8Array => zipSync({ 'config.json': new TextEncoder().encode(config), 'model.weights.h5': new Uint8Array([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]) });
+  const refused = async (bytes: Uint8Array, re: RegExp): Promise<void> => {
+    await assert.rejects(importKeras(bytes, 'm.keras'), (e: Error) => {
+      assert.ok(e instanceof ModelImportError, `${e.name}: ${e.message}`);
+      assert.equal(e.code, 'INVALID_ARGUMENT');
+      assert.match(e.message, re);
+      return true;
+    });
+  };
+  const started = Date.now();
+  // Before: 2 MB of brackets (2 KB zipped) took JSON.parse to 875 MB of memory.
+  await refused(keras('['.repeat(1_000_000) + ']'.repeat(1_000_000)), new RegExp(`^m\\.keras config\\.json: nests objects and lists more than ${MAX_CONFIG_DEPTH} deep`));
+  // Brackets inside strings do not count.
+  await refused(keras(JSON.stringify({ name: '['.repeat(1000) })), /^m\.keras config\.json: expected a Keras model config with a 'class_name'/);
+  // Before: a 123 MB config (5 MB zipped) took 19 s and 1.6 GB to be refused.
+  await refused(keras(`{"class_name":"Sequential","pad":"${' '.repeat(MAX_CONFIG_BYTES)}"}`), new RegExp(`^m\\.keras config\\.json: ${MAX_CONFIG_BYTES + 36} bytes is over the ${MAX_CONFIG_BYTES}-byte limit for a model config$`));
+  assert.ok(Date.now() - started < 10_000, `refused in ${Date.now() - started} ms`);
 });

@@ -336,6 +336,91 @@ describe('refusals', () => {
     await refused(bytes, 'UNSUPPORTED_MODEL', /node 'minus' \(Sub\) is applied to a tensor; Sub is supported only on constants/);
   });
 
+  test('a few hundred bytes declaring a huge input or a huge Pad are refused by the budget before anything runs them', async () => {
+    const head = (src: string): OnnxTypes.INodeProto[] => [
+      { opType: 'GlobalAveragePool', name: 'gap', input: [src], output: ['g'] },
+      { opType: 'Flatten', name: 'flat', input: ['g'], output: ['f'] },
+      { opType: 'Gemm', name: 'fc', input: ['f', 'w'], output: ['y'], attribute: [int('transB', 1)] },
+    ];
+    const w = floatInit('w', [4, 3], seeded(12, 1));
+    // Before: the onnxruntime check fed a 3x8192x8192 example through both runtimes (over 2 minutes, gigabytes).
+    const started = Date.now();
+    await refused(modelBytes(head('x'), [w], [3, 8192, 8192]), 'INVALID_ARGUMENT', /^model\.onnx: layer 'x' \(InputLayer\): output shape \[8192,8192,3\] holds 201,326,592 values per example; the limit per layer is 16,777,216$/);
+    await refused(
+      modelBytes([{ opType: 'Pad', name: 'pad', input: ['x', 'pads'], output: ['p'] }, ...head('p')], [int64Init('pads', [0, 0, 6000, 6000, 0, 0, 6000, 6000]), w], [3, 4, 4]),
+      'INVALID_ARGUMENT', /^model\.onnx: layer 'pad' \(ZeroPadding2D\): output shape \[12004,12004,3\] holds 432,288,048 values per example/);
+    assert.ok(Date.now() - started < 20_000, `refused in ${Date.now() - started} ms`);
+  });
+
+  test('a graph of 100,000 nodes is refused at the layer cap, reading one input or chained', async () => {
+    const head = (src: string): OnnxTypes.INodeProto[] => [
+      { opType: 'GlobalAveragePool', name: 'gap', input: [src], output: ['g'] },
+      { opType: 'Flatten', name: 'flat', input: ['g'], output: ['f'] },
+      { opType: 'Gemm', name: 'fc', input: ['f', 'w'], output: ['y'], attribute: [int('transB', 1)] },
+    ];
+    const w = floatInit('w', [4, 3], seeded(12, 1));
+    const n = 100_000;
+    // Before: all reading 'x' took over 90 s (the consumer lists were copied per node); chained, 4 s and a stack overflow.
+    const fan = Array.from({ length: n }, (_, i): OnnxTypes.INodeProto => ({ opType: 'Relu', name: `r${i}`, input: ['x'], output: [`r${i}`] }));
+    const chain = Array.from({ length: n }, (_, i): OnnxTypes.INodeProto => ({ opType: 'Relu', name: `r${i}`, input: [i === 0 ? 'x' : `r${i - 1}`], output: [`r${i}`] }));
+    const started = Date.now();
+    await refused(modelBytes([...fan, ...head('x')], [w], [3, 4, 4]), 'INVALID_ARGUMENT', /^model\.onnx: node 'r999' \(Relu\) makes layer 1,001; the limit is 1,000 layers$/);
+    await refused(modelBytes([...chain, ...head(`r${n - 1}`)], [w], [3, 4, 4]), 'INVALID_ARGUMENT', /^model\.onnx: node 'r999' \(Relu\) makes layer 1,001; the limit is 1,000 layers$/);
+    assert.ok(Date.now() - started < 30_000, `refused in ${Date.now() - started} ms`);
+  });
+
+  test('a conv or pool window that cannot slide over its input is refused naming the node, not failed inside onnxruntime', async () => {
+    const head: OnnxTypes.INodeProto[] = [
+      { opType: 'GlobalAveragePool', name: 'gap', input: ['c'], output: ['g'] },
+      { opType: 'Flatten', name: 'flat', input: ['g'], output: ['f'] },
+      { opType: 'Gemm', name: 'fc', input: ['f', 'w'], output: ['y'], attribute: [int('transB', 1)] },
+    ];
+    const w = floatInit('w', [4, 3], seeded(12, 1));
+    const conv = (k: number, attribute: Attr[] = []) => modelBytes([{ opType: 'Conv', name: 'big', input: ['x', 'k'], output: ['c'], attribute }, ...head], [floatInit('k', [3, 3, k, k], seeded(9 * k * k, 2)), w], [3, 4, 4]);
+    await refused(conv(9), 'UNSUPPORTED_MODEL', /^node 'big' \(Conv\) has a 9x9 kernel \(dilations 1x1\) larger than its 4x4 input padded by \[0,0,0,0\]$/);
+    await refused(conv(3, [ints('dilations', [3, 3])]), 'UNSUPPORTED_MODEL', /node 'big' \(Conv\) has a 3x3 kernel \(dilations 3x3\) larger than its 4x4 input/);
+    await refused(conv(1, [ints('strides', [0, 1])]), 'UNSUPPORTED_MODEL', /node 'big' \(Conv\) has strides \[0,1\]; two positive strides are needed/);
+    await refused(conv(1, [ints('dilations', [-1, -1])]), 'UNSUPPORTED_MODEL', /node 'big' \(Conv\) has dilations \[-1,-1\]; two positive dilations are needed/);
+    const pool = (attribute: Attr[]) => modelBytes([{ opType: 'MaxPool', name: 'mp', input: ['x'], output: ['c'], attribute }, ...head], [w], [3, 4, 4]);
+    await refused(pool([ints('kernel_shape', [5, 5])]), 'UNSUPPORTED_MODEL', /node 'mp' \(MaxPool\) has a 5x5 kernel \(dilations 1x1\) larger than its 4x4 input/);
+    await refused(pool([ints('kernel_shape', [0, 2])]), 'UNSUPPORTED_MODEL', /node 'mp' \(MaxPool\) has kernel shape \[0,2\]; two positive sizes are needed/);
+  });
+
+  test('constants that fold to more values than a layer may hold are refused before they are computed', async () => {
+    const head: OnnxTypes.INodeProto[] = [
+      { opType: 'GlobalAveragePool', name: 'gap', input: ['x'], output: ['g'] },
+      { opType: 'Flatten', name: 'flat', input: ['g'], output: ['f'] },
+      { opType: 'Gemm', name: 'fc', input: ['f', 'w'], output: ['y'], attribute: [int('transB', 1)] },
+    ];
+    const w = floatInit('w', [4, 3], seeded(12, 1));
+    // Before: 30 doublings (2^30 values from a 2 KB file) held the thread past a minute.
+    const cats = Array.from({ length: 30 }, (_, i): OnnxTypes.INodeProto => ({ opType: 'Concat', name: `cat${i + 1}`, input: [`c${i}`, `c${i}`], output: [`c${i + 1}`], attribute: [int('axis', 0)] }));
+    const started = Date.now();
+    await refused(modelBytes([...cats, ...head], [floatInit('c0', [1], new Float32Array([1])), w], [3, 4, 4]), 'INVALID_ARGUMENT', /^model\.onnx: node 'cat25' \(Concat\) folds to a constant of 33,554,432 values; the limit is 25,000,000/);
+    // Broadcasting [8192, 1] by [1, 8192] would be 67M values.
+    const add: OnnxTypes.INodeProto = { opType: 'Add', name: 'outer', input: ['col', 'row'], output: ['o'] };
+    await refused(modelBytes([add, ...head], [floatInit('col', [8192, 1], seeded(8192, 3)), floatInit('row', [1, 8192], seeded(8192, 4)), w], [3, 4, 4]), 'INVALID_ARGUMENT', /^model\.onnx: node 'outer' \(Add\) folds to a constant of 67,108,864 values/);
+    assert.ok(Date.now() - started < 10_000, `refused in ${Date.now() - started} ms`);
+  });
+
+  test('a graph exported with a fixed batch is checked at that batch; one fixed too large is refused, not a 500', async () => {
+    const head: OnnxTypes.INodeProto[] = [
+      { opType: 'GlobalAveragePool', name: 'gap', input: ['x'], output: ['g'] },
+      { opType: 'Flatten', name: 'flat', input: ['g'], output: ['f'] },
+      { opType: 'Gemm', name: 'fc', input: ['f', 'w'], output: ['y'], attribute: [int('transB', 1)] },
+    ];
+    const fixed = (batch: number) => {
+      const proto = onnx.ModelProto.decode(modelBytes(head, [floatInit('w', [4, 3], seeded(12, 1))], [3, 4, 4]));
+      proto.graph!.input![0]!.type!.tensorType!.shape!.dim![0] = { dimValue: batch };
+      return onnx.ModelProto.encode(proto).finish();
+    };
+    // Before: onnxruntime's "Got invalid dimensions for input" escaped as an unexpected error.
+    const model = await importOnnx(fixed(8));
+    assert.deepEqual(model.outputs[0]!.shape, [null, 4]);
+    model.dispose();
+    await refused(fixed(1000), 'UNSUPPORTED_MODEL', /^model\.onnx: input 'x' has a fixed batch of 1000; export with a batch of at most 16 or a dynamic one/);
+  });
+
   test('a grouped conv (1 < groups < channels) is refused naming the node', async () => {
     const bytes = modelBytes(
       [{ opType: 'Conv', name: 'grouped', input: ['x', 'w'], output: ['c'], attribute: [int('group', 2)] },

@@ -383,7 +383,7 @@ const LAYERS: Record<string, LayerFn> = {
     return l.fail("declares no 'batch_input_shape'");
   },
 };
-for (const cls of ['Activation', 'Dropout', 'SpatialDropout1D', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'AlphaDropout', 'ReLU', 'LeakyReLU', 'ELU', 'Softmax', 'ThresholdedReLU', 'Masking', 'Rescaling']) {
+for (const cls of ['Activation', 'Dropout', 'SpatialDropout1D', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'AlphaDropout', 'ReLU', 'LeakyReLU', 'ELU', 'Softmax', 'ThresholdedReLU', 'Masking', 'Rescaling', 'TsScale', 'TsClip', 'TsHardSigmoid', 'TsHardSwish']) {
   LAYERS[cls] = identity;
 }
 for (const cls of ['Add', 'Subtract', 'Multiply', 'Average', 'Maximum', 'Minimum']) LAYERS[cls] = merge;

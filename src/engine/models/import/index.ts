@@ -65,11 +65,11 @@ export function detectModelFormat(bytes: Uint8Array, fileName?: string): Foreign
   return looksLikeOnnx(bytes) ? 'onnx' : null;
 }
 
-/** Converts a foreign model file; throws ModelImportError when it cannot. `limits`: the model budget (Keras checks it before TF.js allocates). */
+/** Converts a foreign model file; throws ModelImportError when it cannot. `limits`: the model budget, checked before anything runs the model. */
 export async function importModel(bytes: Uint8Array, format: ForeignFormat, fileName?: string, limits?: ModelLimits): Promise<tf.LayersModel> {
   if (format === 'onnx') {
     const { importOnnx } = await import('../onnx/index.js');
-    return importOnnx(bytes, { name: fileName?.replace(/\.onnx$/i, '') });
+    return importOnnx(bytes, { name: fileName?.replace(/\.onnx$/i, ''), limits });
   }
   const { importKeras } = await import('../keras/index.js');
   return importKeras(bytes, fileName ?? (format === 'keras' ? 'model.keras' : 'model.h5'), { limits });

@@ -64,9 +64,46 @@ function unpackKeras(bytes: Uint8Array, fileName: string, maxBytes: number): Map
   return new Map(Object.entries(entries));
 }
 
+/** Bytes a model config may take (config.json, or a legacy .h5's model_config): real ones are a few hundred KB. */
+export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+/** Brackets a model config may nest: a Keras config nests about 8 per level of nested model, MAX_NESTING (8) deep. */
+export const MAX_CONFIG_DEPTH = 128;
+
+/**
+ * Refuses a config too large or too deeply nested before JSON.parse sees it:
+ * 2 MB of nested brackets (2 KB zipped) made JSON.parse take 875 MB, and a
+ * 123 MB config (5 MB zipped) 19 s and 1.6 GB before any layer was looked at.
+ */
+function checkConfigShape(text: string, where: string, field: string): void {
+  if (text.length > MAX_CONFIG_BYTES) throw invalid(`${where}: ${text.length} characters is over the ${MAX_CONFIG_BYTES}-character limit for a model config`, field);
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (inString) {
+      if (ch === 0x5c) i++;
+      else if (ch === 0x22) inString = false;
+    } else if (ch === 0x22) {
+      inString = true;
+    } else if (ch === 0x7b || ch === 0x5b) {
+      if (++depth > MAX_CONFIG_DEPTH) throw invalid(`${where}: nests objects and lists more than ${MAX_CONFIG_DEPTH} deep; a Keras model config nests far less`, field);
+    } else if (ch === 0x7d || ch === 0x5d) {
+      depth--;
+    }
+  }
+}
+
 function parseJson(bytes: Uint8Array | string, where: string, field: string): unknown {
+  if (typeof bytes !== 'string' && bytes.byteLength > MAX_CONFIG_BYTES) throw invalid(`${where}: ${bytes.byteLength} bytes is over the ${MAX_CONFIG_BYTES}-byte limit for a model config`, field);
+  let text: string;
   try {
-    return JSON.parse(typeof bytes === 'string' ? bytes : new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+    text = typeof bytes === 'string' ? bytes : new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch (e) {
+    throw invalid(`${where}: not valid JSON (${message(e)})`, field);
+  }
+  checkConfigShape(text, where, field);
+  try {
+    return JSON.parse(text);
   } catch (e) {
     throw invalid(`${where}: not valid JSON (${message(e)})`, field);
   }

@@ -63,9 +63,21 @@ export class Converter {
   /** Weights to set once the model is built: layer and tensors in its getWeights() order. */
   readonly pending: { layer: tf.layers.Layer; weights: tf.Tensor[] }[] = [];
 
-  constructor(readonly p: ParsedOnnx) {
+  /** Layers built so far (the input's counts), refused past maxLayers: a 100,000-node graph stops at the cap, not a stack overflow. */
+  private layers = 1;
+  /** The node being converted, named when the layer cap is reached. */
+  current = '';
+
+  constructor(readonly p: ParsedOnnx, readonly maxLayers = Infinity, readonly maxConstValues = Infinity) {
     for (const [name, c] of p.initializers) this.values.set(name, { kind: 'const', c });
-    for (const n of p.nodes) for (const i of n.input ?? []) if (i) this.consumers.set(i, [...(this.consumers.get(i) ?? []), n]);
+    for (const n of p.nodes) {
+      for (const i of n.input ?? []) {
+        if (!i) continue;
+        const list = this.consumers.get(i);
+        if (list) list.push(n);
+        else this.consumers.set(i, [n]);
+      }
+    }
   }
 
   layerName(base: string): string {
@@ -77,6 +89,9 @@ export class Converter {
   }
 
   apply(layer: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[], weights?: tf.Tensor[]): tf.SymbolicTensor {
+    if (++this.layers > this.maxLayers) {
+      throw new ModelImportError('INVALID_ARGUMENT', `model.onnx: node ${this.current} makes layer ${this.layers.toLocaleString('en-US')}; the limit is ${this.maxLayers.toLocaleString('en-US')} layers`, 'model.onnx');
+    }
     const out = layer.apply(x) as tf.SymbolicTensor;
     if (weights) this.pending.push({ layer, weights });
     return out;
@@ -198,6 +213,21 @@ export function nodeCtx(cv: Converter, b: NodeBasics): NodeCtx {
     },
   };
   return c;
+}
+
+/**
+ * Refuses a conv or pool window that cannot slide over its input: kernel, strides and dilations
+ * must be two positive integers each, and the (padded, dilated) kernel must fit the input.
+ * Before, a kernel larger than its input built in TF.js and failed only inside onnxruntime (a 500).
+ */
+export function checkWindow(hw: number[], pads: number[], k: number[], s: number[], d: number[], refuse: (why: string) => never): number[] {
+  const pair = (xs: number[]) => xs.length === 2 && xs.every((v) => Number.isInteger(v) && v >= 1);
+  if (!pair(k)) return refuse(`has kernel shape ${JSON.stringify(k)}; two positive sizes are needed`);
+  if (!pair(s)) return refuse(`has strides ${JSON.stringify(s)}; two positive strides are needed`);
+  if (!pair(d)) return refuse(`has dilations ${JSON.stringify(d)}; two positive dilations are needed`);
+  const out = [0, 1].map((i) => Math.floor((hw[i]! + pads[i]! + pads[i + 2]! - d[i]! * (k[i]! - 1) - 1) / s[i]!) + 1);
+  if (out.some((o) => o < 1)) return refuse(`has a ${k.join('x')} kernel (dilations ${d.join('x')}) larger than its ${hw.join('x')} input padded by ${JSON.stringify(pads)}`);
+  return out;
 }
 
 /** ONNX pads [top, left, bottom, right] of a conv or pool, from pads or auto_pad. */

@@ -1,6 +1,6 @@
 // Conv (plain and depthwise, OIHW kernels transposed to HWIO) and zero Pad.
 import * as tf from '@tensorflow/tfjs';
-import { attrFloat, attrInt, attrInts, attrString, convPads, samePads, type Converter, type NodeCtx, type OpFamily } from '../context.js';
+import { attrFloat, attrInt, attrInts, attrString, checkWindow, convPads, samePads, type Converter, type NodeCtx, type OpFamily } from '../context.js';
 
 /** 'same' when TF's same padding is exactly these pads (and dilation 1), else explicit ZeroPadding2D + 'valid'. */
 function padFor(cv: Converter, x: tf.SymbolicTensor, pads: number[], hw: number[], k: number[], s: number[], d: number[], base: string): { input: tf.SymbolicTensor; padding: 'same' | 'valid' } {
@@ -24,6 +24,7 @@ function conv(c: NodeCtx): void {
   const strides = attrInts(a, 'strides') ?? [1, 1];
   const dil = attrInts(a, 'dilations') ?? [1, 1];
   const pads = convPads(a, [h, wd], [kh, kw], strides, dil, refuse);
+  const outHW = checkWindow([h, wd], pads, [kh, kw], strides, dil, refuse);
   if ((strides[0]! > 1 || strides[1]! > 1) && (dil[0]! > 1 || dil[1]! > 1)) return refuse('has both strides and dilations above 1, which TF.js convolutions do not support');
   const depthwise = group > 1 && group === cin && cinPerGroup === 1 && cout % cin === 0;
   if (group !== 1 && !depthwise) return refuse(`is a grouped convolution (group ${group} of ${cin} input channels); only group 1 and depthwise (group = input channels) are supported`);
@@ -41,7 +42,6 @@ function conv(c: NodeCtx): void {
     ? tf.layers.depthwiseConv2d({ ...common, depthMultiplier: cout / cin, depthwiseInitializer: 'zeros' })
     : tf.layers.conv2d({ ...common, filters: cout, kernelInitializer: 'zeros' });
   const y = cv.apply(layer, padded, weights);
-  const outHW = [0, 1].map((i) => Math.floor(([h, wd][i]! + pads[i]! + pads[i + 2]! - dil[i]! * ([kh, kw][i]! - 1) - 1) / strides[i]!) + 1);
   return c.set({ kind: 'tensor', t: y, dims: [cout, outHW[0]!, outHW[1]!], squeezed: false });
 }
 

@@ -41,7 +41,7 @@ function concat(c: NodeCtx): void {
 
 function foldConcat({ a, ins, x }: FoldCtx): ConstValue {
   const axis = normAxis(attrInt(a, 'axis', 0), x.dims.length);
-  if (x.dims.length <= 1 && axis === 0) {
+  if (x.int && x.dims.length <= 1 && axis === 0) {
     const all = ins.flatMap((v) => Array.from(ints(v!)));
     return { dims: [all.length], data: x.int ? all : Float32Array.from(all), int: x.int };
   }

@@ -1,7 +1,7 @@
 // MaxPool and AveragePool (no padding, TF's 'same', or counted zero padding), and global averages
 // (GlobalAveragePool, ReduceMean over the spatial axes), which leave ONNX's [N, C, 1, 1] "squeezed" as [N, C].
 import * as tf from '@tensorflow/tfjs';
-import { attrInt, attrInts, convPads, samePads, type NodeCtx, type OpFamily } from '../context.js';
+import { attrInt, attrInts, checkWindow, convPads, samePads, type NodeCtx, type OpFamily } from '../context.js';
 
 /** The pool's padding as TF.js expresses it: the (maybe zero-padded) source and 'valid' or 'same'. */
 function poolPadding(c: NodeCtx, t4: tf.SymbolicTensor, pads: number[], k: number[], strides: number[], base: string): { src: tf.SymbolicTensor; padding: 'valid' | 'same' } {
@@ -25,7 +25,7 @@ function pool(c: NodeCtx): void {
   if ((attrInts(a, 'dilations') ?? [1, 1]).some((d) => d !== 1)) return refuse('has dilations, which TF.js pooling does not support');
   if (attrInt(a, 'storage_order', 0) !== 0) return refuse('uses storage_order 1');
   const pads = convPads(a, [h, wd], k, strides, [1, 1], refuse);
-  const outHW = [0, 1].map((i) => Math.floor(([h, wd][i]! + pads[i]! + pads[i + 2]! - k[i]!) / strides[i]!) + 1);
+  const outHW = checkWindow([h, wd], pads, k, strides, [1, 1], refuse);
   if (attrInt(a, 'ceil_mode', 0) === 1) {
     const ceil = [0, 1].map((i) => Math.ceil(([h, wd][i]! + pads[i]! + pads[i + 2]! - k[i]!) / strides[i]!) + 1);
     if (ceil[0] !== outHW[0] || ceil[1] !== outHW[1]) return refuse('uses ceil_mode 1 where it changes the output size');
