@@ -21,6 +21,7 @@ import { modelFromFiles, modelToFiles } from '../../src/engine/models/files.ts';
 import { exportOnnx } from '../../src/engine/export/onnx.ts';
 import { describeModel, getWeightMap, prunableWeights, setWeightMap } from '../../src/engine/models/inspect.ts';
 import { buildGraph } from '../../src/engine/pruning/structure/graph.ts';
+import { DEFAULT_MODEL_LIMITS } from '../../src/engine/models/budget.ts';
 import { shrinkModel } from '../../src/engine/pruning/structure/surgery.ts';
 
 const { onnx } = onnxProto;
@@ -208,6 +209,16 @@ describe('hand-built graph: the rest of the op set', () => {
     assert.ok((await compareWithOnnxRuntime(reloaded, back)) < 1e-4, 'exported back and run in onnxruntime');
     model.dispose();
     reloaded.dispose();
+  });
+
+  test('the upload check (budget, conversion, onnxruntime, stored files) accepts it: the custom layers are known to the model budget', async () => {
+    const { checkModelUpload } = await import('../../src/service/models.ts');
+    const checked = await checkModelUpload({ files: [{ name: 'hand.onnx', bytes: handBuilt() }] }, 1 << 24, DEFAULT_MODEL_LIMITS);
+    assert.equal(checked.format, 'onnx');
+    assert.deepEqual(checked.files.map((f) => f.name).sort(), ['model.json', 'source.onnx', 'weights.bin']);
+    const stored = await modelFromFiles({ json: checked.files.find((f) => f.name === 'model.json')!.bytes, bin: checked.files.find((f) => f.name === 'weights.bin')!.bytes });
+    assert.ok((await compareWithOnnxRuntime(stored, handBuilt())) < 1e-4, 'the stored model matches onnxruntime');
+    stored.dispose();
   });
 
   test('filter pruning passes channels through the custom layers and ZeroPadding2D; the shrunken model exports', async () => {
