@@ -274,7 +274,7 @@ function isUri(ref: string): boolean {
 }
 
 /** Throws unless the model's known input dims and class count match the options. */
-export function checkAgainstOptions(model: tf.LayersModel, ref: string, opts: ModelOptions): void {
+function checkAgainstOptions(model: tf.LayersModel, ref: string, opts: ModelOptions): void {
   const d = describeModel(model);
   const shapeOk = d.inputShape.length === opts.inputShape.length
     && d.inputShape.every((dim, i) => dim === -1 || dim === opts.inputShape[i]);
@@ -295,7 +295,11 @@ export async function createOrLoadModel(ref: string, opts: ModelOptions, limits?
     const exists = await stat(ref).then(() => true, () => false);
     if (!exists) throw new Error(`'${ref}' is neither a zoo model (${knownModelNames()}) nor an existing path`);
   }
-  const model = await loadModelFrom(ref, { limits });
+  return fitOrDispose(await loadModelFrom(ref, { limits }), ref, opts);
+}
+
+/** `model` once it fits the run's options (checkAgainstOptions); disposed when it does not. */
+export function fitOrDispose(model: tf.LayersModel, ref: string, opts: ModelOptions): tf.LayersModel {
   try {
     checkAgainstOptions(model, ref, opts);
   } catch (e) {

@@ -17,7 +17,7 @@ import type * as tf from '@tensorflow/tfjs';
 import type { ModelLimits } from './budget.js';
 import type { ModelOptions } from './common.js';
 import { describeModel } from './inspect.js';
-import { checkAgainstOptions, createOrLoadModel, loadModelFrom } from './load.js';
+import { createOrLoadModel, fitOrDispose, loadModelFrom } from './load.js';
 import { formatFromName } from './import/index.js';
 import { createModel, isZooModel } from './registry.js';
 
@@ -104,12 +104,5 @@ async function importForeign(foreign: { file: string; format: 'onnx' | 'keras' |
 
 /** importForeign, then fits the model to the data. */
 async function openForeign(foreign: { file: string; format: 'onnx' | 'keras' | 'h5' }, ref: string, opts: ModelOptions): Promise<tf.LayersModel> {
-  const model = await importForeign(foreign, ref);
-  try {
-    checkAgainstOptions(model, ref, opts);
-  } catch (e) {
-    model.dispose();
-    throw e;
-  }
-  return model;
+  return fitOrDispose(await importForeign(foreign, ref), ref, opts);
 }
