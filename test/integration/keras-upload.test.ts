@@ -11,39 +11,31 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { unzipSync, zipSync } from 'fflate';
-import { startRestServer, type RestServer } from '../../src/api/rest/index.js';
-import { startGrpcServer, type GrpcServerHandle } from '../../src/api/grpc/server.js';
+import type { RestServer } from '../../src/api/rest/index.js';
 import { TicketsmithGrpcClient } from '../../src/client/grpc.js';
 import { modelFromFiles } from '../../src/engine/models/files.js';
 import { listArtifactRows } from '../../src/store/artifacts.js';
-import { createApiKey, type ServiceRuntime } from '../../src/service/index.js';
-import { startTestDb, type TestDb } from './fixtures/harness.js';
+import { type ServiceRuntime } from '../../src/service/index.js';
+import { startDoors, type Doors } from './fixtures/harness.js';
 
 const DIR = new URL('../fixtures/models/', import.meta.url);
 const read = (name: string) => new Uint8Array(readFileSync(new URL(name, DIR)));
 const io = JSON.parse(readFileSync(new URL('keras-functional.io.json', DIR), 'utf8')) as { input: { shape: number[] }; cases: { input: number[]; keras: number[] }[] };
 
-let t: TestDb;
 let rt: ServiceRuntime;
 let rest: RestServer;
-let grpcServer: GrpcServerHandle;
 let key: string;
 let client: TicketsmithGrpcClient;
 
+let doors: Doors;
+
 before(async () => {
-  t = await startTestDb();
-  rt = await t.open();
-  rest = await startRestServer(rt, { port: 0 });
-  grpcServer = await startGrpcServer(rt, { host: '127.0.0.1', port: 0 });
-  key = (await createApiKey(rt.ctx, 'acme')).key;
-  client = new TicketsmithGrpcClient({ address: `127.0.0.1:${grpcServer.port}`, apiKey: key, chunkBytes: 4096 });
+  doors = await startDoors();
+  ({ rt, rest, key, client } = doors);
 });
 
 after(async () => {
-  client?.close();
-  await grpcServer?.stop();
-  await rest?.stop(500);
-  await t?.stop();
+  await doors?.stop();
 });
 
 type Reply = { status: number; json: { id?: string; format?: string; error?: { code: string; message: string; field?: string } } };

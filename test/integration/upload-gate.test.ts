@@ -7,35 +7,27 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { startRestServer, type RestServer } from '../../src/api/rest/index.js';
-import { startGrpcServer, type GrpcServerHandle } from '../../src/api/grpc/server.js';
+import type { RestServer } from '../../src/api/rest/index.js';
 import { GrpcError, TicketsmithGrpcClient } from '../../src/client/grpc.js';
-import { createApiKey, uploadsInProgress, type ServiceRuntime } from '../../src/service/index.js';
-import { startTestDb, until, type TestDb } from './fixtures/harness.js';
+import { uploadsInProgress, type ServiceRuntime } from '../../src/service/index.js';
+import { startDoors, until, type Doors } from './fixtures/harness.js';
 
 const onnxBytes = new Uint8Array(readFileSync(new URL('../fixtures/models/mlp-gemm.onnx', import.meta.url)));
 
-let t: TestDb;
 let rt: ServiceRuntime;
 let rest: RestServer;
-let grpcServer: GrpcServerHandle;
 let key: string;
 let client: TicketsmithGrpcClient;
 
+let doors: Doors;
+
 before(async () => {
-  t = await startTestDb({ TICKETSMITH_MAX_CONCURRENT_UPLOADS: '1' });
-  rt = await t.open();
-  rest = await startRestServer(rt, { port: 0 });
-  grpcServer = await startGrpcServer(rt, { host: '127.0.0.1', port: 0 });
-  key = (await createApiKey(rt.ctx, 'acme')).key;
-  client = new TicketsmithGrpcClient({ address: `127.0.0.1:${grpcServer.port}`, apiKey: key, chunkBytes: 4096 });
+  doors = await startDoors({ TICKETSMITH_MAX_CONCURRENT_UPLOADS: '1' });
+  ({ rt, rest, key, client } = doors);
 });
 
 after(async () => {
-  client?.close();
-  await grpcServer?.stop();
-  await rest?.stop(500);
-  await t?.stop();
+  await doors?.stop();
 });
 
 const post = (body: Uint8Array) =>
