@@ -1,8 +1,8 @@
 // Loader of the WebAssembly SIMD MLP kernels (mlp.c, embedded in
-// mlp-wasm.gen.ts). Each MlpKernels owns one WebAssembly memory: callers
-// allocate every buffer first (alloc), then take views (f32/i32), which stay
-// valid because the memory never grows after the last alloc.
+// mlp-wasm.gen.ts). Each MlpKernels owns one WebAssembly memory (a WasmArena:
+// allocate every buffer, then take views).
 import { WASM_BASE64 } from './mlp-wasm.gen.js';
+import { WasmArena, compileOnce } from './arena.js';
 
 export interface MlpExports {
   __heap_base: WebAssembly.Global;
@@ -17,51 +17,22 @@ export interface MlpExports {
   csr_backward(aT: number, lanes: number, inSize: number, row: number, col: number, val: number, dzT: number, outSize: number, gval: number, gb: number, daT: number, relu: number): void;
 }
 
-let compiled: WebAssembly.Module | null | undefined;
-
-/** The compiled module, or null where this WebAssembly engine lacks 128-bit SIMD. */
-function wasmModule(): WebAssembly.Module | null {
-  if (compiled === undefined) {
-    const bytes = Buffer.from(WASM_BASE64, 'base64');
-    compiled = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
-  }
-  return compiled;
-}
+const wasmModule = compileOnce(WASM_BASE64);
 
 export function simdKernelsAvailable(): boolean {
   return wasmModule() !== null;
 }
 
-const PAGE = 65536;
-
-export class MlpKernels {
+export class MlpKernels extends WasmArena {
   readonly k: MlpExports;
-  private readonly memory: WebAssembly.Memory;
-  private top: number;
 
   constructor() {
     const mod = wasmModule();
     if (!mod) throw new Error('this WebAssembly engine does not support 128-bit SIMD');
-    this.memory = new WebAssembly.Memory({ initial: 2 });
-    this.k = new WebAssembly.Instance(mod, { env: { memory: this.memory } }).exports as unknown as MlpExports;
-    this.top = this.k.__heap_base.value as number;
-  }
-
-  /** Byte offset of `count` fresh zeroed 4-byte elements, 16-byte aligned. */
-  alloc(count: number): number {
-    const at = (this.top + 15) & ~15;
-    this.top = at + count * 4;
-    const need = Math.ceil(this.top / PAGE) - this.memory.buffer.byteLength / PAGE;
-    if (need > 0) this.memory.grow(need);
-    return at;
-  }
-
-  f32(offset: number, count: number): Float32Array {
-    return new Float32Array(this.memory.buffer, offset, count);
-  }
-
-  i32(offset: number, count: number): Int32Array {
-    return new Int32Array(this.memory.buffer, offset, count);
+    const memory = new WebAssembly.Memory({ initial: 2 });
+    const k = new WebAssembly.Instance(mod, { env: { memory } }).exports as unknown as MlpExports;
+    super(memory, k.__heap_base.value as number);
+    this.k = k;
   }
 }
 

@@ -1,0 +1,54 @@
+// Loader of the conv-net kernels (cnn.c and its parts in cnn/, embedded in
+// cnn-wasm.gen.ts). The module runs on a shared WebAssembly.Memory: one
+// CnnKernels owns it and allocates every buffer; `attach` instantiates the
+// same module on that memory in another thread (a worker given the memory
+// and module), with a stack of its own, so threads run kernels side by side
+// on disjoint parts of the same buffers.
+import { WASM_BASE64 } from './cnn-wasm.gen.js';
+import { WasmArena, compileOnce } from './arena.js';
+
+/** The kernels' exports; each part of cnn.c documents its functions' arguments. */
+export interface CnnExports {
+  __heap_base: WebAssembly.Global;
+  __stack_pointer: WebAssembly.Global;
+}
+
+const wasmModule = compileOnce(WASM_BASE64);
+
+/** Bytes of stack each thread gets (the module is linked with a 64 KiB stack; kernels use little). */
+export const STACK_BYTES = 65536;
+/** The shared memory's ceiling in 64 KiB pages (4 GiB, wasm32's limit). */
+const MAX_PAGES = 65536;
+
+export function cnnKernelsAvailable(): boolean {
+  return wasmModule() !== null;
+}
+
+export function cnnModule(): WebAssembly.Module {
+  const mod = wasmModule();
+  if (!mod) throw new Error('this WebAssembly engine does not support 128-bit SIMD');
+  return mod;
+}
+
+/** The module instantiated on `memory`, its stack pointer set to the top of the stack at byte `stack` (STACK_BYTES long). */
+export function attach(memory: WebAssembly.Memory, stack: number | null, mod: WebAssembly.Module = cnnModule()): CnnExports {
+  const k = new WebAssembly.Instance(mod, { env: { memory } }).exports as unknown as CnnExports;
+  if (stack !== null) k.__stack_pointer.value = stack + STACK_BYTES;
+  return k;
+}
+
+export class CnnKernels extends WasmArena {
+  readonly k: CnnExports;
+
+  constructor() {
+    const memory = new WebAssembly.Memory({ initial: 2, maximum: MAX_PAGES, shared: true });
+    const k = attach(memory, null);
+    super(memory, k.__heap_base.value as number);
+    this.k = k;
+  }
+
+  /** A stack for one more thread (call before the last alloc of views). */
+  allocStack(): number {
+    return this.alloc(STACK_BYTES / 4);
+  }
+}

@@ -1,0 +1,6 @@
+// wasm: shared-memory
+// The conv-net training kernels (scripts/build-simd.sh embeds the binary in
+// cnn-wasm.gen.ts): one module, one shared memory, so the engine's worker
+// threads run the same kernels on the same buffers, each on its share of a
+// batch. The parts live in cnn/; see cnn/common.h for the conventions.
+#include "cnn/common.h"
