@@ -95,6 +95,75 @@ static void conv_rows(float *o, const float *init, const float *src, int n, cons
   }
 }
 
+// o[0 .. n) = act(init + sum over taps t < nt, k < cnt[t] of val[t][k] * src[off[t] + idx[t][k] + (0 .. n)]):
+// the forward pass of one output pixel, the window's input pixels given as
+// lists of their nonzero channels (built once per image), so no per-pixel list.
+static void conv_taps(float *o, const float *init, const float *src, int n, const int *off, const int *const *idx,
+                      const float *const *val, const int *cnt, int nt, int relu) {
+  int j = 0;
+  for (; j + 32 <= n; j += 32) {
+    vf a0, a1, a2, a3, a4, a5, a6, a7;
+    if (init) {
+      a0 = LD(init + j); a1 = LD(init + j + 4); a2 = LD(init + j + 8); a3 = LD(init + j + 12);
+      a4 = LD(init + j + 16); a5 = LD(init + j + 20); a6 = LD(init + j + 24); a7 = LD(init + j + 28);
+    } else {
+      a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = SPLAT(0.0f);
+    }
+    for (int t = 0; t < nt; t++) {
+      const float *base = src + off[t] + j;
+      const int *ix = idx[t];
+      const float *vv = val[t];
+      for (int k = 0, m = cnt[t]; k < m; k++) {
+        const float *r = base + ix[k];
+        vf s = SPLAT(vv[k]);
+        a0 = ADD(a0, MUL(s, LD(r))); a1 = ADD(a1, MUL(s, LD(r + 4)));
+        a2 = ADD(a2, MUL(s, LD(r + 8))); a3 = ADD(a3, MUL(s, LD(r + 12)));
+        a4 = ADD(a4, MUL(s, LD(r + 16))); a5 = ADD(a5, MUL(s, LD(r + 20)));
+        a6 = ADD(a6, MUL(s, LD(r + 24))); a7 = ADD(a7, MUL(s, LD(r + 28)));
+      }
+    }
+    if (relu) {
+      a0 = MAXZ(a0); a1 = MAXZ(a1); a2 = MAXZ(a2); a3 = MAXZ(a3);
+      a4 = MAXZ(a4); a5 = MAXZ(a5); a6 = MAXZ(a6); a7 = MAXZ(a7);
+    }
+    ST(o + j, a0); ST(o + j + 4, a1); ST(o + j + 8, a2); ST(o + j + 12, a3);
+    ST(o + j + 16, a4); ST(o + j + 20, a5); ST(o + j + 24, a6); ST(o + j + 28, a7);
+  }
+  for (; j + 16 <= n; j += 16) {
+    vf a0, a1, a2, a3;
+    if (init) {
+      a0 = LD(init + j); a1 = LD(init + j + 4); a2 = LD(init + j + 8); a3 = LD(init + j + 12);
+    } else {
+      a0 = a1 = a2 = a3 = SPLAT(0.0f);
+    }
+    for (int t = 0; t < nt; t++) {
+      const float *base = src + off[t] + j;
+      for (int k = 0, m = cnt[t]; k < m; k++) {
+        const float *r = base + idx[t][k];
+        vf s = SPLAT(val[t][k]);
+        a0 = ADD(a0, MUL(s, LD(r))); a1 = ADD(a1, MUL(s, LD(r + 4)));
+        a2 = ADD(a2, MUL(s, LD(r + 8))); a3 = ADD(a3, MUL(s, LD(r + 12)));
+      }
+    }
+    if (relu) {
+      a0 = MAXZ(a0); a1 = MAXZ(a1); a2 = MAXZ(a2); a3 = MAXZ(a3);
+    }
+    ST(o + j, a0); ST(o + j + 4, a1); ST(o + j + 8, a2); ST(o + j + 12, a3);
+  }
+  for (; j + 4 <= n; j += 4) {
+    vf a0 = init ? LD(init + j) : SPLAT(0.0f);
+    for (int t = 0; t < nt; t++)
+      for (int k = 0, m = cnt[t]; k < m; k++) a0 = ADD(a0, MUL(SPLAT(val[t][k]), LD(src + off[t] + idx[t][k] + j)));
+    ST(o + j, relu ? MAXZ(a0) : a0);
+  }
+  for (; j < n; j++) {
+    float a = init ? init[j] : 0.0f;
+    for (int t = 0; t < nt; t++)
+      for (int k = 0, m = cnt[t]; k < m; k++) a += val[t][k] * src[off[t] + idx[t][k] + j];
+    o[j] = relu && a < 0.0f ? 0.0f : a;
+  }
+}
+
 // xp[Hp, Wp, C] = image x[H, W, C] placed at (pt, pl), zeros around it.
 static void conv_pad(const conv_geo *g, const float *x, float *xp) {
   int C = g->C, row = g->W * C;
@@ -201,7 +270,7 @@ EXPORT int conv_scratch_floats(int H, int W, int C, int KH, int KW, int O, int s
   conv_geo g = conv_geometry(H, W, C, KH, KW, O, sh, sw, pt, pl, OH, OW);
   int T = KH * KW, P = OH * OW, pad = conv_round4(g.Hp * g.Wp * C);
   if (depthwise) return pad;
-  int fwd = 2 * conv_round4(T * C);
+  int fwd = 2 * conv_round4(H * W * C) + conv_round4(H * W) + 4 * conv_round4(T);
   int gw = pad + 2 * conv_round4(P * O) + conv_round4(O + 1) + conv_round4(O * T * C);
   int gi = pad + 2 * conv_round4(O) + conv_round4(O * T * C);
   int m = fwd > gw ? fwd : gw;
@@ -220,31 +289,48 @@ EXPORT void conv_forward(int n, int H, int W, int C, int KH, int KW, int O, int 
     dw_forward(&g, n, x, w, bias, out, relu, scratch);
     return;
   }
-  int *idx = (int *)scratch;
-  float *val = scratch + conv_round4(KH * KW * C);
+  // Per image: each input pixel's nonzero channels (offsets c * O into a kernel tap, values).
+  int T = KH * KW, HW = H * W;
+  int *lidx = (int *)scratch;
+  float *lval = scratch + conv_round4(HW * C);
+  int *lcnt = (int *)(lval + conv_round4(HW * C));
+  int *off = lcnt + conv_round4(HW);
+  const int **tidx = (const int **)(off + conv_round4(T));
+  const float **tval = (const float **)(tidx + conv_round4(T));
+  int *tcnt = (int *)(tval + conv_round4(T));
   for (int b = 0; b < n; b++) {
-    const float *img = x + (long)b * H * W * C;
+    const float *img = x + (long)b * HW * C;
+    for (int q = 0; q < HW; q++) {
+      const float *xs = img + (long)q * C;
+      int *li = lidx + (long)q * C;
+      float *lv = lval + (long)q * C;
+      int nz = 0;
+      for (int c = 0; c < C; c++) {
+        float v = xs[c];
+        li[nz] = c * O;
+        lv[nz] = v;
+        nz += v != 0.0f;
+      }
+      lcnt[q] = nz;
+    }
     for (int oy = 0; oy < OH; oy++) {
       int y0 = oy * sh - pt;
       for (int ox = 0; ox < OW; ox++) {
-        int x0 = ox * sw - pl, nz = 0;
+        int x0 = ox * sw - pl, nt = 0;
         for (int ky = 0; ky < KH; ky++) {
           int iy = y0 + ky;
           if (iy < 0 || iy >= H) continue;
           for (int kx = 0; kx < KW; kx++) {
-            int ix = x0 + kx;
-            if (ix < 0 || ix >= W) continue;
-            const float *xs = img + ((long)iy * W + ix) * C;
-            int row = (ky * KW + kx) * C * O;
-            for (int c = 0; c < C; c++) {
-              float v = xs[c];
-              idx[nz] = row + c * O;
-              val[nz] = v;
-              nz += v != 0.0f;
-            }
+            int ix = x0 + kx, q = iy * W + ix;
+            if (ix < 0 || ix >= W || !lcnt[q]) continue;
+            off[nt] = (ky * KW + kx) * C * O;
+            tidx[nt] = lidx + (long)q * C;
+            tval[nt] = lval + (long)q * C;
+            tcnt[nt] = lcnt[q];
+            nt++;
           }
         }
-        conv_rows(out + (((long)b * OH + oy) * OW + ox) * O, bias, w, O, idx, val, nz, relu);
+        conv_taps(out + (((long)b * OH + oy) * OW + ox) * O, bias, w, O, off, tidx, tval, tcnt, nt, relu);
       }
     }
   }
