@@ -270,7 +270,8 @@ EXPORT int conv_scratch_floats(int H, int W, int C, int KH, int KW, int O, int s
   conv_geo g = conv_geometry(H, W, C, KH, KW, O, sh, sw, pt, pl, OH, OW);
   int T = KH * KW, P = OH * OW, pad = conv_round4(g.Hp * g.Wp * C);
   if (depthwise) return pad;
-  int fwd = 2 * conv_round4(H * W * C) + conv_round4(H * W) + 4 * conv_round4(T);
+  int blocks = O > 32 ? (O + 31) / 32 : 0;
+  int fwd = 2 * conv_round4(H * W * C) + conv_round4(H * W) + 4 * conv_round4(T) + blocks * 32 * T * C;
   int gw = pad + 2 * conv_round4(P * O) + conv_round4(O + 1) + conv_round4(O * T * C);
   int gi = pad + 2 * conv_round4(O) + conv_round4(O * T * C);
   int m = fwd > gw ? fwd : gw;
@@ -289,8 +290,14 @@ EXPORT void conv_forward(int n, int H, int W, int C, int KH, int KW, int O, int 
     dw_forward(&g, n, x, w, bias, out, relu, scratch);
     return;
   }
-  // Per image: each input pixel's nonzero channels (offsets c * O into a kernel tap, values).
-  int T = KH * KW, HW = H * W;
+  // Output channels go in blocks of 32 (the registers of conv_taps), and
+  // each block's kernel columns are packed contiguously [KH, KW, C, 32] so
+  // that sweeping an image's pixels reuses them from cache: walking the whole
+  // unpacked kernel for every pixel streams it from memory once C * O grows.
+  // Per image, each input pixel's nonzero channels (offsets c * stride into
+  // a kernel tap, values) are listed once; a pixel's window walks its taps' lists.
+  int T = KH * KW, HW = H * W, K = T * C;
+  int stride = O > 32 ? 32 : O, blocks = (O + stride - 1) / stride;
   int *lidx = (int *)scratch;
   float *lval = scratch + conv_round4(HW * C);
   int *lcnt = (int *)(lval + conv_round4(HW * C));
@@ -298,6 +305,15 @@ EXPORT void conv_forward(int n, int H, int W, int C, int KH, int KW, int O, int 
   const int **tidx = (const int **)(off + conv_round4(T));
   const float **tval = (const float **)(tidx + conv_round4(T));
   int *tcnt = (int *)(tval + conv_round4(T));
+  float *wpk = (float *)(tcnt + conv_round4(T));
+  if (blocks > 1) {
+    for (int jb = 0; jb < blocks; jb++) {
+      int j0 = jb * stride, nb = O - j0 < stride ? O - j0 : stride;
+      float *dst = wpk + (long)jb * K * stride;
+      for (int r = 0; r < K; r++)
+        for (int l = 0; l < stride; l++) dst[(long)r * stride + l] = l < nb ? w[(long)r * O + j0 + l] : 0.0f;
+    }
+  }
   for (int b = 0; b < n; b++) {
     const float *img = x + (long)b * HW * C;
     for (int q = 0; q < HW; q++) {
@@ -307,30 +323,35 @@ EXPORT void conv_forward(int n, int H, int W, int C, int KH, int KW, int O, int 
       int nz = 0;
       for (int c = 0; c < C; c++) {
         float v = xs[c];
-        li[nz] = c * O;
+        li[nz] = c * stride;
         lv[nz] = v;
         nz += v != 0.0f;
       }
       lcnt[q] = nz;
     }
-    for (int oy = 0; oy < OH; oy++) {
-      int y0 = oy * sh - pt;
-      for (int ox = 0; ox < OW; ox++) {
-        int x0 = ox * sw - pl, nt = 0;
-        for (int ky = 0; ky < KH; ky++) {
-          int iy = y0 + ky;
-          if (iy < 0 || iy >= H) continue;
-          for (int kx = 0; kx < KW; kx++) {
-            int ix = x0 + kx, q = iy * W + ix;
-            if (ix < 0 || ix >= W || !lcnt[q]) continue;
-            off[nt] = (ky * KW + kx) * C * O;
-            tidx[nt] = lidx + (long)q * C;
-            tval[nt] = lval + (long)q * C;
-            tcnt[nt] = lcnt[q];
-            nt++;
+    for (int jb = 0; jb < blocks; jb++) {
+      int j0 = jb * stride, nb = O - j0 < stride ? O - j0 : stride;
+      const float *wb = blocks > 1 ? wpk + (long)jb * K * stride : w;
+      for (int oy = 0; oy < OH; oy++) {
+        int y0 = oy * sh - pt;
+        for (int ox = 0; ox < OW; ox++) {
+          int x0 = ox * sw - pl, nt = 0;
+          for (int ky = 0; ky < KH; ky++) {
+            int iy = y0 + ky;
+            if (iy < 0 || iy >= H) continue;
+            for (int kx = 0; kx < KW; kx++) {
+              int ix = x0 + kx, q = iy * W + ix;
+              if (ix < 0 || ix >= W || !lcnt[q]) continue;
+              off[nt] = (ky * KW + kx) * C * stride;
+              tidx[nt] = lidx + (long)q * C;
+              tval[nt] = lval + (long)q * C;
+              tcnt[nt] = lcnt[q];
+              nt++;
+            }
           }
+          conv_taps(out + (((long)b * OH + oy) * OW + ox) * O + j0, bias ? bias + j0 : 0, wb, nb, off, tidx, tval,
+                    tcnt, nt, relu);
         }
-        conv_taps(out + (((long)b * OH + oy) * OW + ox) * O, bias, w, O, off, tidx, tval, tcnt, nt, relu);
       }
     }
   }
