@@ -90,6 +90,8 @@ const cases: Case[] = [
   { n: 2, input: [11, 10, 4], filters: 5, kernel: [5, 3], strides: [1, 2], padding: 'same' },
   { n: 1, input: [8, 8, 64], filters: 64, kernel: [3, 3], strides: [1, 1], padding: 'same' },
   { n: 1, input: [6, 6, 40], filters: 130, kernel: [3, 3], strides: [1, 1], padding: 'same' },
+  // A kernel big enough (O * KH * KW * C > 65536) that the input gradient splits C into blocks of 32, with a tail of 8.
+  { n: 1, input: [7, 6, 72], filters: 110, kernel: [3, 3], strides: [2, 1], padding: 'same' },
   { n: 2, input: [9, 9, 8], filters: 0, kernel: [3, 3], strides: [1, 1], padding: 'same', depthwise: true },
   { n: 1, input: [7, 8, 5], filters: 0, kernel: [3, 3], strides: [2, 2], padding: 'same', depthwise: true },
   { n: 2, input: [8, 7, 6], filters: 0, kernel: [5, 5], strides: [2, 1], padding: 'valid', depthwise: true },

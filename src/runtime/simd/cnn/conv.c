@@ -273,7 +273,7 @@ EXPORT int conv_scratch_floats(int H, int W, int C, int KH, int KW, int O, int s
   int blocks = O > 32 ? (O + 31) / 32 : 0;
   int fwd = 2 * conv_round4(H * W * C) + conv_round4(H * W) + 4 * conv_round4(T) + blocks * 32 * T * C;
   int gw = pad + 2 * conv_round4(P * O) + conv_round4(O + 1) + conv_round4(O * T * C);
-  int gi = pad + 2 * conv_round4(O) + conv_round4(O * T * C);
+  int gi = pad + 2 * conv_round4(P * O) + conv_round4(P) + conv_round4(O * T * (C + 31));
   int m = fwd > gw ? fwd : gw;
   return m > gi ? m : gi;
 }
@@ -468,36 +468,66 @@ EXPORT void conv_grad_input(int n, int H, int W, int C, int KH, int KW, int O, i
     dw_grad_input(&g, n, dout, w, dx, xRelu, dxp);
     return;
   }
-  int T = KH * KW, P = OH * OW, KC = KW * C;
+  int T = KH * KW, P = OH * OW;
+  // wt[block, o, ky, kx, c in block]: the transposed kernel, its input
+  // channels in blocks of cb. One block (cb = C) while it fits in cache: then
+  // the KW * C weights that reach one padded input row are contiguous. A
+  // large kernel is split so that sweeping an image's pixels reuses a block
+  // from cache instead of streaming all of it per pixel.
+  int cb = (long)O * T * C > 65536 && C > 32 ? 32 : C, blocks = (C + cb - 1) / cb;
   float *rest = scratch + conv_round4(g.Hp * g.Wp * C);
-  int *idx = (int *)rest;
-  float *val = rest + conv_round4(O);
-  float *wt = val + conv_round4(O);
-  // wt[o, ky, kx, c]: for one o and ky the KW * C weights that reach one padded input row are contiguous.
-  for (int t = 0; t < T; t++)
-    for (int c = 0; c < C; c++) {
-      const float *r = w + ((long)t * C + c) * O;
-      for (int o = 0; o < O; o++) wt[((long)o * T + t) * C + c] = r[o];
-    }
+  int *pidx = (int *)rest;
+  float *pval = rest + conv_round4(P * O);
+  int *pcnt = (int *)(pval + conv_round4(P * O));
+  float *wt = (float *)(pcnt + conv_round4(P));
+  for (int bk = 0; bk < blocks; bk++)
+    for (int o = 0; o < O; o++)
+      for (int t = 0; t < T; t++) {
+        float *r = wt + (((long)bk * O + o) * T + t) * cb;
+        for (int l = 0; l < cb; l++) {
+          int c = bk * cb + l;
+          r[l] = c < C ? w[((long)t * C + c) * O + o] : 0.0f;
+        }
+      }
   long imgIn = (long)H * W * C;
   for (int b = 0; b < n; b++) {
     __builtin_memset(dxp, 0, sizeof(float) * (long)g.Hp * g.Wp * C);
     const float *d = dout + (long)b * P * O;
+    // Each output pixel's nonzero gradients: offsets o * T * cb into a block of wt, values.
     for (int p = 0; p < P; p++) {
       const float *dp = d + (long)p * O;
+      int *idx = pidx + (long)p * O;
+      float *val = pval + (long)p * O;
       int nz = 0;
       for (int o = 0; o < O; o++) {
         float v = dp[o];
-        idx[nz] = o * T * C;
+        idx[nz] = o * T * cb;
         val[nz] = v;
         nz += v != 0.0f;
       }
-      if (!nz) continue;
-      int oy = p / OW, ox = p % OW;
-      float *corner = dxp + ((long)oy * sh * g.Wp + (long)ox * sw) * C;
-      for (int ky = 0; ky < KH; ky++) {
-        float *r = corner + (long)ky * g.Wp * C;
-        conv_rows(r, r, wt + ky * KC, KC, idx, val, nz, 0);
+      pcnt[p] = nz;
+    }
+    for (int bk = 0; bk < blocks; bk++) {
+      int c0 = bk * cb, nb = C - c0 < cb ? C - c0 : cb;
+      const float *wb = wt + (long)bk * O * T * cb;
+      for (int p = 0; p < P; p++) {
+        int nz = pcnt[p];
+        if (!nz) continue;
+        const int *idx = pidx + (long)p * O;
+        const float *val = pval + (long)p * O;
+        int oy = p / OW, ox = p % OW;
+        float *corner = dxp + ((long)oy * sh * g.Wp + (long)ox * sw) * C + c0;
+        for (int ky = 0; ky < KH; ky++) {
+          if (blocks == 1) {
+            float *r = corner + (long)ky * g.Wp * C;
+            conv_rows(r, r, wb + ky * KW * C, KW * C, idx, val, nz, 0);
+          } else {
+            for (int kx = 0; kx < KW; kx++) {
+              float *r = corner + ((long)ky * g.Wp + kx) * C;
+              conv_rows(r, r, wb + (ky * KW + kx) * cb, nb, idx, val, nz, 0);
+            }
+          }
+        }
       }
     }
     conv_crop(&g, dxp, xRelu ? xRelu + b * imgIn : 0, dx + b * imgIn);
