@@ -58,6 +58,8 @@ interface Case {
   strides: [number, number];
   padding: 'same' | 'valid';
   depthwise?: boolean;
+  /** Fraction of zero inputs (default: 0.5 with ReLU, else 0). */
+  xZeros?: number;
 }
 
 /** The cpu backend's layer: act(conv(x, w) + b), and dW, db, dX of sum(conv(x, w) + b) * dout, dX masked by x > 0 if `relu`. */
@@ -92,6 +94,8 @@ const cases: Case[] = [
   { n: 1, input: [6, 6, 40], filters: 130, kernel: [3, 3], strides: [1, 1], padding: 'same' },
   // A kernel big enough (O * KH * KW * C > 65536) that the input gradient splits C into blocks of 32, with a tail of 8.
   { n: 1, input: [7, 6, 72], filters: 110, kernel: [3, 3], strides: [2, 1], padding: 'same' },
+  // MNIST-like first layer (80% zero pixels): the weight gradient skips zero inputs rather than zero gradients.
+  { n: 2, input: [14, 13, 1], filters: 40, kernel: [3, 3], strides: [1, 1], padding: 'same', xZeros: 0.8 },
   { n: 2, input: [9, 9, 8], filters: 0, kernel: [3, 3], strides: [1, 1], padding: 'same', depthwise: true },
   { n: 1, input: [7, 8, 5], filters: 0, kernel: [3, 3], strides: [2, 2], padding: 'same', depthwise: true },
   { n: 2, input: [8, 7, 6], filters: 0, kernel: [5, 5], strides: [2, 1], padding: 'valid', depthwise: true },
@@ -107,7 +111,7 @@ for (const c of cases) {
       const outputs = c.n * s.OH * s.OW * s.O;
       const weights = s.KH * s.KW * s.C * (s.depthwise ? 1 : s.O);
       // A ReLU layer's input is a ReLU output (~50% zero); its output gradient has been through a max-pool (~75% zero).
-      const x = values(inputs, relu ? 0.5 : 0, next);
+      const x = values(inputs, c.xZeros ?? (relu ? 0.5 : 0), next);
       const w = values(weights, 0, next);
       const b = values(s.O, 0, next);
       const dout = values(outputs, relu ? 0.75 : 0.1, next);
