@@ -164,6 +164,63 @@ static void conv_taps(float *o, const float *init, const float *src, int n, cons
   }
 }
 
+// Two horizontally adjacent output pixels at once (o0, o1), their windows'
+// input pixels given tap by tap as one list over the channels where either
+// is nonzero (values v0, v1): each kernel row loaded serves both pixels.
+static void conv_taps2(float *o0, float *o1, const float *init, const float *src, int n, const int *off,
+                       const int *const *idx, const float *const *v0, const float *const *v1, const int *cnt, int nt,
+                       int relu) {
+  int j = 0;
+  for (; j + 16 <= n; j += 16) {
+    vf a0, a1, a2, a3, b0, b1, b2, b3;
+    if (init) {
+      a0 = b0 = LD(init + j); a1 = b1 = LD(init + j + 4); a2 = b2 = LD(init + j + 8); a3 = b3 = LD(init + j + 12);
+    } else {
+      a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = SPLAT(0.0f);
+    }
+    for (int t = 0; t < nt; t++) {
+      const float *base = src + off[t] + j;
+      const int *ix = idx[t];
+      const float *p0 = v0[t], *p1 = v1[t];
+      for (int k = 0, m = cnt[t]; k < m; k++) {
+        const float *r = base + ix[k];
+        vf s = SPLAT(p0[k]), u = SPLAT(p1[k]);
+        vf w0 = LD(r), w1 = LD(r + 4), w2 = LD(r + 8), w3 = LD(r + 12);
+        a0 = ADD(a0, MUL(s, w0)); a1 = ADD(a1, MUL(s, w1)); a2 = ADD(a2, MUL(s, w2)); a3 = ADD(a3, MUL(s, w3));
+        b0 = ADD(b0, MUL(u, w0)); b1 = ADD(b1, MUL(u, w1)); b2 = ADD(b2, MUL(u, w2)); b3 = ADD(b3, MUL(u, w3));
+      }
+    }
+    if (relu) {
+      a0 = MAXZ(a0); a1 = MAXZ(a1); a2 = MAXZ(a2); a3 = MAXZ(a3);
+      b0 = MAXZ(b0); b1 = MAXZ(b1); b2 = MAXZ(b2); b3 = MAXZ(b3);
+    }
+    ST(o0 + j, a0); ST(o0 + j + 4, a1); ST(o0 + j + 8, a2); ST(o0 + j + 12, a3);
+    ST(o1 + j, b0); ST(o1 + j + 4, b1); ST(o1 + j + 8, b2); ST(o1 + j + 12, b3);
+  }
+  for (; j + 4 <= n; j += 4) {
+    vf a = init ? LD(init + j) : SPLAT(0.0f), b = a;
+    for (int t = 0; t < nt; t++)
+      for (int k = 0, m = cnt[t]; k < m; k++) {
+        vf w0 = LD(src + off[t] + idx[t][k] + j);
+        a = ADD(a, MUL(SPLAT(v0[t][k]), w0));
+        b = ADD(b, MUL(SPLAT(v1[t][k]), w0));
+      }
+    ST(o0 + j, relu ? MAXZ(a) : a);
+    ST(o1 + j, relu ? MAXZ(b) : b);
+  }
+  for (; j < n; j++) {
+    float a = init ? init[j] : 0.0f, b = a;
+    for (int t = 0; t < nt; t++)
+      for (int k = 0, m = cnt[t]; k < m; k++) {
+        float w0 = src[off[t] + idx[t][k] + j];
+        a += v0[t][k] * w0;
+        b += v1[t][k] * w0;
+      }
+    o0[j] = relu && a < 0.0f ? 0.0f : a;
+    o1[j] = relu && b < 0.0f ? 0.0f : b;
+  }
+}
+
 // xp[Hp, Wp, C] = image x[H, W, C] placed at (pt, pl), zeros around it.
 static void conv_pad(const conv_geo *g, const float *x, float *xp) {
   int C = g->C, row = g->W * C;
@@ -271,7 +328,7 @@ EXPORT int conv_scratch_floats(int H, int W, int C, int KH, int KW, int O, int s
   int T = KH * KW, P = OH * OW, pad = conv_round4(g.Hp * g.Wp * C);
   if (depthwise) return pad;
   int blocks = O > 32 ? (O + 31) / 32 : 0;
-  int fwd = 2 * conv_round4(H * W * C) + conv_round4(H * W) + 4 * conv_round4(T) + blocks * 32 * T * C;
+  int fwd = 5 * conv_round4(H * W * C) + 2 * conv_round4(H * W) + 5 * conv_round4(T) + blocks * 32 * T * C;
   int gw = pad + 2 * conv_round4(P * O) + conv_round4(O + 1) + conv_round4(O * T * C);
   int gi = pad + 2 * conv_round4(P * O) + conv_round4(P) + conv_round4(O * T * (C + 31));
   int m = fwd > gw ? fwd : gw;
@@ -297,7 +354,7 @@ EXPORT void conv_forward(int n, int H, int W, int C, int KH, int KW, int O, int 
   // Per image, each input pixel's nonzero channels (offsets c * stride into
   // a kernel tap, values) are listed once; a pixel's window walks its taps' lists.
   int T = KH * KW, HW = H * W, K = T * C;
-  int stride = O > 32 ? 32 : O, blocks = (O + stride - 1) / stride;
+  int stride = O > 32 ? 32 : O, blocks = (O + stride - 1) / stride, packed = blocks > 1 ? blocks : 0;
   int *lidx = (int *)scratch;
   float *lval = scratch + conv_round4(HW * C);
   int *lcnt = (int *)(lval + conv_round4(HW * C));
@@ -306,6 +363,12 @@ EXPORT void conv_forward(int n, int H, int W, int C, int KH, int KW, int O, int 
   const float **tval = (const float **)(tidx + conv_round4(T));
   int *tcnt = (int *)(tval + conv_round4(T));
   float *wpk = (float *)(tcnt + conv_round4(T));
+  // Pair lists: for input pixel q and its partner q + sw (the same tap of the next output pixel), the channels where either is nonzero.
+  int *uidx = (int *)(wpk + packed * 32 * K);
+  float *uv0 = (float *)(uidx + conv_round4(HW * C));
+  float *uv1 = uv0 + conv_round4(HW * C);
+  int *ucnt = (int *)(uv1 + conv_round4(HW * C));
+  const float **tv1 = (const float **)(ucnt + conv_round4(HW));
   if (blocks > 1) {
     for (int jb = 0; jb < blocks; jb++) {
       int j0 = jb * stride, nb = O - j0 < stride ? O - j0 : stride;
@@ -316,6 +379,7 @@ EXPORT void conv_forward(int n, int H, int W, int C, int KH, int KW, int O, int 
   }
   for (int b = 0; b < n; b++) {
     const float *img = x + (long)b * HW * C;
+    long filled = 0;
     for (int q = 0; q < HW; q++) {
       const float *xs = img + (long)q * C;
       int *li = lidx + (long)q * C;
@@ -328,6 +392,27 @@ EXPORT void conv_forward(int n, int H, int W, int C, int KH, int KW, int O, int 
         nz += v != 0.0f;
       }
       lcnt[q] = nz;
+      filled += nz;
+    }
+    // Pairs share each kernel row's loads between two pixels but walk the
+    // union of their nonzeros: measured faster on dense inputs (the first
+    // layer at C = 3: 1.4x - 2.5x) and no slower on MNIST's 1 channel (80%
+    // zero); slower (0.7x - 0.96x) on 50%-zero ReLU outputs with C >= 16.
+    int pairs = C < 16 || filled * 4 >= 3L * HW * C;
+    for (int q = 0; pairs && q < HW; q++) {
+      if (q % W + sw >= W) continue;
+      const float *xs = img + (long)q * C, *xt = xs + (long)sw * C;
+      int *li = uidx + (long)q * C;
+      float *l0 = uv0 + (long)q * C, *l1 = uv1 + (long)q * C;
+      int nz = 0;
+      for (int c = 0; c < C; c++) {
+        float v = xs[c], u = xt[c];
+        li[nz] = c * stride;
+        l0[nz] = v;
+        l1[nz] = u;
+        nz += (v != 0.0f) | (u != 0.0f);
+      }
+      ucnt[q] = nz;
     }
     for (int jb = 0; jb < blocks; jb++) {
       int j0 = jb * stride, nb = O - j0 < stride ? O - j0 : stride;
@@ -336,6 +421,27 @@ EXPORT void conv_forward(int n, int H, int W, int C, int KH, int KW, int O, int 
         int y0 = oy * sh - pt;
         for (int ox = 0; ox < OW; ox++) {
           int x0 = ox * sw - pl, nt = 0;
+          if (pairs && ox + 1 < OW && x0 >= 0 && x0 + sw + KW <= W) {
+            // Both windows inside the image horizontally: one pass for the pair.
+            for (int ky = 0; ky < KH; ky++) {
+              int iy = y0 + ky;
+              if (iy < 0 || iy >= H) continue;
+              for (int kx = 0; kx < KW; kx++) {
+                int q = iy * W + x0 + kx;
+                if (!ucnt[q]) continue;
+                off[nt] = (ky * KW + kx) * C * stride;
+                tidx[nt] = uidx + (long)q * C;
+                tval[nt] = uv0 + (long)q * C;
+                tv1[nt] = uv1 + (long)q * C;
+                tcnt[nt] = ucnt[q];
+                nt++;
+              }
+            }
+            float *o0 = out + (((long)b * OH + oy) * OW + ox) * O + j0;
+            conv_taps2(o0, o0 + O, bias ? bias + j0 : 0, wb, nb, off, tidx, tval, tv1, tcnt, nt, relu);
+            ox++;
+            continue;
+          }
           for (int ky = 0; ky < KH; ky++) {
             int iy = y0 + ky;
             if (iy < 0 || iy >= H) continue;
