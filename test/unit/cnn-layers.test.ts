@@ -1,12 +1,26 @@
-// The conv-net module's non-conv kernels: the embedded binary was built from
-// every source it includes, mlp.c among them.
-import { test } from 'node:test';
+// The conv-net module's non-conv kernels (src/runtime/simd/cnn/layers.c
+// and mlp.c's dense kernels, through the wrappers in
+// engine/training/cnn/kernels/layers.ts) compute what the reference TF.js
+// `cpu` backend computes: max / average / global average pooling, the
+// BatchNormalization layer in training and inference, residual add and
+// dense layers, forward and gradients, on odd shapes and batch 1; batch
+// statistics split across threads add up to the whole; and the embedded
+// binary was built from every source it includes, mlp.c among them.
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, normalize, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { CnnKernels } from '../../src/runtime/simd/cnn-kernels.js';
 import { SOURCE_SHA256 } from '../../src/runtime/simd/cnn-wasm.gen.js';
+import { mulberry32 } from '../../src/engine/rng.js';
+import * as L from '../../src/engine/training/cnn/kernels/layers.js';
+
+before(async () => {
+  await tf.setBackend('cpu');
+});
 
 const SIMD = fileURLToPath(new URL('../../src/runtime/simd/', import.meta.url));
 
@@ -44,3 +58,278 @@ test('the embedded cnn wasm was built from cnn.c, its parts and mlp.c, which it 
   for (const f of sources) hash.update(readFileSync(join(SIMD, f)));
   assert.equal(hash.digest('hex'), SOURCE_SHA256);
 });
+
+/** Uniform [-1, 1) values scaled and shifted, each zero with probability `zeros`. */
+function values(n: number, next: () => number, zeros = 0, scale = 1, offset = 0): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = next() < zeros ? 0 : (next() * 2 - 1) * scale + offset;
+  return out;
+}
+
+/** Within 1e-4 of the reference, relative to its largest magnitude where that is above 1. */
+function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string, tol = 1e-4): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  let worst = 0;
+  let scale = 1;
+  for (let i = 0; i < actual.length; i++) {
+    worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!));
+    scale = Math.max(scale, Math.abs(expected[i]!));
+  }
+  assert.ok(worst <= tol * scale, `${what}: max |difference| ${worst} (scale ${scale})`);
+}
+
+/** A CnnKernels holding the given arrays; returns their byte offsets. */
+function load(mem: CnnKernels, arrays: Record<string, Float32Array | number>): Record<string, number> {
+  const at: Record<string, number> = {};
+  for (const [name, a] of Object.entries(arrays)) at[name] = mem.alloc(typeof a === 'number' ? a : a.length);
+  for (const [name, a] of Object.entries(arrays)) if (typeof a !== 'number') mem.f32(at[name]!, a.length).set(a);
+  return at;
+}
+
+const data = (t: tf.Tensor): Float32Array => t.dataSync() as Float32Array;
+
+// [n, H, W, C, pool, strides, padding]: tiling and overlapping windows, odd
+// sizes that leave pixels uncovered ('valid') or cut windows ('same'), channels
+// below, at and off the 4-wide vectors.
+const pools: Array<[number, number, number, number, [number, number], [number, number], 'same' | 'valid']> = [
+  [1, 5, 5, 3, [2, 2], [2, 2], 'valid'],
+  [2, 7, 6, 5, [2, 2], [2, 2], 'same'],
+  [3, 8, 8, 8, [3, 3], [2, 2], 'same'],
+  [1, 9, 7, 4, [3, 2], [1, 2], 'valid'],
+  [2, 6, 6, 64, [2, 2], [2, 2], 'valid'],
+  [2, 5, 7, 6, [3, 3], [2, 2], 'valid'],
+];
+
+for (const [n, H, W, C, pool, strides, padding] of pools) {
+  for (const relu of [false, true]) {
+    const name = `${n}x${H}x${W}x${C}, pool ${pool.join('x')} stride ${strides.join('x')} ${padding}`;
+    test(`max pool ${name}${relu ? ' over a ReLU output' : ''}: output and input gradient equal the cpu backend`, () => {
+      const next = mulberry32(n * 1000 + H * 100 + W * 10 + C + (relu ? 7 : 0));
+      const s = L.poolShape([H, W, C], { pool, strides, padding });
+      // A ReLU output has many zeros, so windows tie; the fused mask then zeroes their gradient.
+      const x = relu ? values(n * H * W * C, next, 0.5).map((v) => Math.abs(v)) : values(n * H * W * C, next);
+      const dout = values(n * L.poolOutFloats(s), next, 0.2);
+      const X = tf.tensor4d(x, [n, H, W, C]);
+      const ref = tf.maxPool(X, pool, strides, padding);
+      assert.deepEqual(ref.shape, [n, s.OH, s.OW, C]);
+      let refDx = tf.grad((t) => tf.maxPool(t as tf.Tensor4D, pool, strides, padding))(X, tf.tensor4d(dout, ref.shape as [number, number, number, number]));
+      if (relu) refDx = refDx.mul(X.greater(0).toFloat());
+
+      const mem = new CnnKernels();
+      const p = load(mem, { x, dout, out: dout.length, argmax: dout.length, dx: x.length, dx2: x.length });
+      L.maxPoolForward(mem.k, s, n, p.x!, p.out!, p.argmax!);
+      L.maxPoolBackward(mem.k, s, n, p.dout!, p.argmax!, p.dx!, relu ? p.x! : 0);
+      assertClose(mem.f32(p.out!, dout.length), data(ref), 'forward');
+      assertClose(mem.f32(p.dx!, x.length), data(refDx), 'input gradient');
+
+      // A thread's share of the batch: the same kernels on offset pointers.
+      const img = H * W * C;
+      const outImg = L.poolOutFloats(s);
+      const dx2 = mem.f32(p.dx2!, x.length);
+      dx2.fill(Number.NaN);
+      for (const [from, count] of [[0, 1], [1, n - 1]] as const) {
+        if (count === 0) continue;
+        L.maxPoolBackward(mem.k, s, count, p.dout! + from * outImg * 4, p.argmax! + from * outImg * 4, p.dx2! + from * img * 4, relu ? p.x! + from * img * 4 : 0);
+      }
+      assert.deepEqual(dx2, mem.f32(p.dx!, x.length));
+      tf.dispose([X, ref, refDx]);
+    });
+  }
+}
+
+for (const [n, H, W, C, pool, strides, padding] of pools) {
+  test(`average pool ${n}x${H}x${W}x${C}, pool ${pool.join('x')} stride ${strides.join('x')} ${padding}: output equals tf.avgPool, gradient that of the cpu backend's window means`, () => {
+    const next = mulberry32(3 + n * 1000 + H * 100 + W * 10 + C);
+    const s = L.poolShape([H, W, C], { pool, strides, padding });
+    const x = values(n * H * W * C, next, 0.3).map((v) => Math.abs(v));
+    const dout = values(n * L.poolOutFloats(s), next, 0.2);
+    const X = tf.tensor4d(x, [n, H, W, C]);
+    const DOUT = tf.tensor4d(dout, [n, s.OH, s.OW, C]);
+    // The mean over the pixels in the image, as tf.avgPool computes it, built
+    // from sums so that its gradient is the true one: TF.js's avgPoolGrad
+    // divides by the whole window also where 'same' padding cut it.
+    const ones = tf.ones([pool[0], pool[1], C, 1]) as tf.Tensor4D;
+    const counts = tf.depthwiseConv2d(tf.onesLike(X), ones, strides, padding);
+    const mean = (t: tf.Tensor) => tf.depthwiseConv2d(t as tf.Tensor4D, ones, strides, padding).div(counts);
+    const ref = tf.avgPool(X, pool, strides, padding);
+    assertClose(data(mean(X)), data(ref), 'window means (the reference itself)');
+    const refDx = tf.grad(mean)(X, DOUT).mul(X.greater(0).toFloat());
+    if (padding === 'valid') assertClose(data(tf.grad((t) => tf.avgPool(t as tf.Tensor4D, pool, strides, padding))(X, DOUT).mul(X.greater(0).toFloat())), data(refDx), 'reference vs avgPoolGrad');
+
+    const mem = new CnnKernels();
+    const p = load(mem, { x, dout, out: dout.length, dx: x.length });
+    L.avgPoolForward(mem.k, s, n, p.x!, p.out!);
+    L.avgPoolBackward(mem.k, s, n, p.dout!, p.dx!, p.x!);
+    assertClose(mem.f32(p.out!, dout.length), data(ref), 'forward');
+    assertClose(mem.f32(p.dx!, x.length), data(refDx), 'input gradient');
+    tf.dispose([X, DOUT, ones, counts, ref, refDx]);
+  });
+}
+
+for (const [n, hw, C] of [[1, 1, 1], [3, 49, 5], [2, 64, 64], [5, 9, 10]] as const) {
+  test(`global average pool of ${n} images of ${hw} pixels x ${C} channels: mean and gradient (ReLU below) equal the cpu backend`, () => {
+    const next = mulberry32(11 + n * 100 + hw * 10 + C);
+    const x = values(n * hw * C, next, 0.5).map((v) => Math.abs(v));
+    const dout = values(n * C, next);
+    const X = tf.tensor3d(x, [n, hw, C]);
+    const ref = tf.mean(X, 1);
+    const refDx = tf.grad((t) => tf.mean(t, 1))(X, tf.tensor2d(dout, [n, C])).mul(X.greater(0).toFloat());
+    const mem = new CnnKernels();
+    const p = load(mem, { x, dout, out: n * C, dx: x.length });
+    L.globalAvgPoolForward(mem.k, hw, C, n, p.x!, p.out!);
+    L.globalAvgPoolBackward(mem.k, hw, C, n, p.dout!, p.dx!, p.x!);
+    assertClose(mem.f32(p.out!, n * C), data(ref), 'forward');
+    assertClose(mem.f32(p.dx!, x.length), data(refDx), 'input gradient');
+    tf.dispose([X, ref, refDx]);
+  });
+}
+
+interface BnCase {
+  shape: number[];
+  offset: number;
+  shift: boolean;
+  relu: boolean;
+  xRelu: boolean;
+  affine: boolean;
+}
+
+const bnCases: BnCase[] = [
+  { shape: [1, 3, 3, 5], offset: 0, shift: false, relu: false, xRelu: false, affine: true },
+  { shape: [4, 5, 7, 8], offset: 0, shift: false, relu: true, xRelu: false, affine: true },
+  { shape: [2, 6, 6, 16], offset: 0, shift: false, relu: false, xRelu: true, affine: true },
+  { shape: [3, 4, 4, 7], offset: 0, shift: false, relu: true, xRelu: false, affine: false },
+  { shape: [9, 13], offset: 0, shift: false, relu: false, xRelu: false, affine: true },
+  // Inputs far from zero: sums shifted by rough means keep the variance exact.
+  { shape: [5, 8, 8, 12], offset: 30, shift: true, relu: false, xRelu: false, affine: true },
+];
+
+for (const c of bnCases) {
+  const C = c.shape[c.shape.length - 1]!;
+  const rows = c.shape.slice(0, -1).reduce((a, b) => a * b, 1);
+  const name = `${c.shape.join('x')}${c.offset ? ` around ${c.offset}, shifted sums` : ''}${c.relu ? ', fused ReLU' : ''}${c.xRelu ? ', ReLU below' : ''}${c.affine ? '' : ', gamma / beta absent'}`;
+  test(`batch norm ${name}: training output, moving statistics, gradients and inference equal the BatchNormalization layer; two row-halves add up to the whole`, () => {
+    const next = mulberry32(rows * 31 + C + c.offset);
+    let x = values(rows * C, next, 0, 2, c.offset);
+    if (c.xRelu) x = values(rows * C, next, 0.4).map((v) => Math.abs(v));
+    const dout = values(rows * C, next);
+    const gamma = c.affine ? values(C, next, 0, 0.5, 1) : new Float32Array(C).fill(1);
+    const beta = c.affine ? values(C, next) : new Float32Array(C);
+    const movingMean = values(C, next, 0, 0.1, c.offset);
+    const movingVar = values(C, next, 0, 0.2, 1);
+    const eps = 1e-3;
+    const momentum = 0.99;
+
+    // tfjs-layers cannot train without gamma and beta: the case without them gives it ones and zeros and the kernels null pointers.
+    const layer = tf.layers.batchNormalization({ epsilon: eps, momentum });
+    layer.build(c.shape);
+    layer.setWeights([gamma, beta, movingMean, movingVar].map((a) => tf.tensor1d(a)));
+    const X = tf.variable(tf.tensor(x, c.shape));
+    const DOUT = tf.tensor(dout, c.shape);
+    const infer = data(layer.apply(X, { training: false }) as tf.Tensor);
+    const out = data(layer.apply(X, { training: true }) as tf.Tensor);
+    const moving = layer.getWeights().slice(-2).map(data);
+    const params = layer.trainableWeights.map((w) => w.read() as tf.Variable);
+    const vars = [X, ...params];
+    const { grads } = tf.variableGrads(() => (layer.apply(X, { training: true }) as tf.Tensor).mul(DOUT).sum() as tf.Scalar, vars);
+    let refDx = grads[X.name]!;
+    if (c.xRelu) refDx = refDx.mul(X.greater(0).toFloat());
+
+    const mem = new CnnKernels();
+    const p = load(mem, {
+      x, dout, gamma, beta, movingMean, movingVar, shift: c.shift ? movingMean : C,
+      sum: C, sumsq: C, sum2: C, sumsq2: C, mean: C, variance: C, invstd: C,
+      out: rows * C, infer: rows * C, dgamma: C, dbeta: C, dgamma2: C, dbeta2: C, dx: rows * C, dxHalves: rows * C,
+      scratch: L.bnInferScratchFloats(C),
+    });
+    const g = c.affine ? p.gamma! : 0;
+    const b = c.affine ? p.beta! : 0;
+    const shift = c.shift ? p.shift! : 0;
+    const half = Math.floor(rows / 2);
+    const xr = c.xRelu ? p.x! : 0;
+    // Two threads' rows: partial sums into sum / sum2, added.
+    L.bnSums(mem.k, half, C, p.x!, p.sum!, p.sumsq!, shift);
+    L.bnSums(mem.k, rows - half, C, p.x! + half * C * 4, p.sum2!, p.sumsq2!, shift);
+    L.sumInto(mem.k, p.sum!, p.sum2!, C);
+    L.sumInto(mem.k, p.sumsq!, p.sumsq2!, C);
+    L.bnStats(mem.k, C, rows, p.sum!, p.sumsq!, eps, p.mean!, p.variance!, p.invstd!, shift);
+    const stats = tf.moments(X, c.shape.map((_, i) => i).slice(0, -1));
+    assertClose(mem.f32(p.mean!, C), data(stats.mean), 'batch mean', 1e-5);
+    assertClose(mem.f32(p.variance!, C), data(stats.variance), 'batch variance', 1e-5);
+
+    L.bnForwardInfer(mem.k, rows, C, p.x!, p.movingMean!, p.movingVar!, eps, g, b, p.infer!, false, p.scratch!);
+    assertClose(mem.f32(p.infer!, rows * C), infer, 'inference output');
+    L.bnForwardTrain(mem.k, rows, C, p.x!, p.mean!, p.invstd!, g, b, p.out!, c.relu);
+    assertClose(mem.f32(p.out!, rows * C), c.relu ? out.map((v) => Math.max(v, 0)) : out, 'training output');
+    L.bnMoving(mem.k, C, p.mean!, p.variance!, momentum, p.movingMean!, p.movingVar!);
+    assertClose(mem.f32(p.movingMean!, C), moving[0]!, 'moving mean');
+    assertClose(mem.f32(p.movingVar!, C), moving[1]!, 'moving variance');
+
+    // Gradients, dout taken as the BN output's own (a fused ReLU's mask is the next layer's business).
+    L.bnGradSums(mem.k, rows, C, p.x!, p.dout!, p.mean!, p.invstd!, p.dgamma!, p.dbeta!);
+    const [gw, bw] = params.map((v) => grads[v.name]!);
+    assertClose(mem.f32(p.dgamma!, C), data(gw!), 'gamma gradient');
+    assertClose(mem.f32(p.dbeta!, C), data(bw!), 'beta gradient');
+    L.bnGradInput(mem.k, rows, rows, C, p.x!, p.dout!, p.mean!, p.invstd!, g, p.dgamma!, p.dbeta!, p.dx!, xr);
+    assertClose(mem.f32(p.dx!, rows * C), data(refDx), 'input gradient');
+
+    // The same backward pass in two row-halves.
+    L.bnGradSums(mem.k, half, C, p.x!, p.dout!, p.mean!, p.invstd!, p.dgamma2!, p.dbeta2!);
+    L.bnGradSums(mem.k, rows - half, C, p.x! + half * C * 4, p.dout! + half * C * 4, p.mean!, p.invstd!, p.sum2!, p.sumsq2!);
+    L.sumInto(mem.k, p.dgamma2!, p.sum2!, C);
+    L.sumInto(mem.k, p.dbeta2!, p.sumsq2!, C);
+    assertClose(mem.f32(p.dgamma2!, C), mem.f32(p.dgamma!, C), 'gamma gradient from halves', 1e-5);
+    assertClose(mem.f32(p.dbeta2!, C), mem.f32(p.dbeta!, C), 'beta gradient from halves', 1e-5);
+    L.bnGradInput(mem.k, half, rows, C, p.x!, p.dout!, p.mean!, p.invstd!, g, p.dgamma2!, p.dbeta2!, p.dxHalves!, xr);
+    const off = half * C * 4;
+    L.bnGradInput(mem.k, rows - half, rows, C, p.x! + off, p.dout! + off, p.mean!, p.invstd!, g, p.dgamma2!, p.dbeta2!, p.dxHalves! + off, xr ? xr + off : 0);
+    assertClose(mem.f32(p.dxHalves!, rows * C), mem.f32(p.dx!, rows * C), 'input gradient from halves', 1e-5);
+    tf.dispose([X, DOUT, refDx, stats.mean, stats.variance, ...Object.values(grads)]);
+    for (const w of layer.weights) w.dispose();
+  });
+}
+
+for (const count of [1, 7, 64, 1001]) {
+  test(`residual add (+ ReLU), ReLU mask and sumInto over ${count} floats equal tf.add / tf.relu and its gradient`, () => {
+    const next = mulberry32(count);
+    const a = values(count, next, 0.1);
+    const b = values(count, next, 0.1);
+    const d = values(count, next);
+    const A = tf.tensor1d(a);
+    const B = tf.tensor1d(b);
+    const mem = new CnnKernels();
+    const p = load(mem, { a, b, d, out: count, outRelu: count });
+    L.addForward(mem.k, count, p.a!, p.b!, p.out!, false);
+    L.addForward(mem.k, count, p.a!, p.b!, p.outRelu!, true);
+    assertClose(mem.f32(p.out!, count), data(tf.add(A, B)), 'add');
+    assertClose(mem.f32(p.outRelu!, count), data(tf.relu(tf.add(A, B))), 'add + ReLU');
+    L.reluMask(mem.k, count, p.outRelu!, p.d!);
+    const refMasked = tf.grad((t) => tf.relu(t))(tf.add(A, B), tf.tensor1d(d));
+    assertClose(mem.f32(p.d!, count), data(refMasked), 'ReLU mask');
+    L.sumInto(mem.k, p.a!, p.b!, count);
+    assertClose(mem.f32(p.a!, count), data(tf.add(A, B)), 'sumInto');
+    tf.dispose([A, B, refMasked]);
+  });
+}
+
+for (const [n, inSize, outSize] of [[1, 13, 10], [7, 300, 33], [60, 12544 / 16, 256]] as const) {
+  test(`dense head ${n}x${inSize} -> ${outSize} through the wrappers: forward and gradients (ReLU below) equal the cpu backend`, () => {
+    const next = mulberry32(n + inSize + outSize);
+    const x = values(n * inSize, next, 0.5).map((v) => Math.abs(v));
+    const w = values(inSize * outSize, next);
+    const bias = values(outSize, next);
+    const dz = values(n * outSize, next, 0.2);
+    const X = tf.tensor2d(x, [n, inSize]);
+    const Wt = tf.tensor2d(w, [inSize, outSize]);
+    const DZ = tf.tensor2d(dz, [n, outSize]);
+    const mem = new CnnKernels();
+    const p = load(mem, { x, w, bias, dz, out: n * outSize, dw: w.length, db: outSize, dx: x.length, scratch: L.denseScratchFloats(inSize, n) });
+    L.denseForward(mem.k, n, inSize, outSize, p.x!, p.w!, p.bias!, p.out!, true, p.scratch!);
+    L.denseGradWeights(mem.k, n, inSize, outSize, p.x!, p.dz!, p.dw!, p.db!, p.scratch!);
+    L.denseGradInput(mem.k, n, inSize, outSize, p.dz!, p.w!, p.dx!, p.x!);
+    assertClose(mem.f32(p.out!, n * outSize), data(tf.relu(X.matMul(Wt).add(tf.tensor1d(bias)))), 'forward');
+    assertClose(mem.f32(p.dw!, w.length), data(X.matMul(DZ, true, false)), 'weight gradient');
+    assertClose(mem.f32(p.db!, outSize), data(DZ.sum(0)), 'bias gradient');
+    assertClose(mem.f32(p.dx!, x.length), data(DZ.matMul(Wt, false, true).mul(X.greater(0).toFloat())), 'input gradient');
+    tf.dispose([X, Wt, DZ]);
+  });
+}

@@ -4,6 +4,7 @@
 // threads run the same kernels on the same buffers, each on its share of a
 // batch. The parts live in cnn/; see cnn/common.h for the conventions.
 #include "cnn/common.h"
+#include "cnn/layers.c"
 // The dense kernels of the MLP engine, for the heads of conv nets (and its
 // adam/sgd, which the fused optimiser in cnn/optim.c must equal).
 #include "mlp.c"
