@@ -1,11 +1,12 @@
-// The conv-net module's non-conv kernels (src/runtime/simd/cnn/layers.c
-// and mlp.c's dense kernels, through the wrappers in
+// The conv-net module's non-conv kernels (src/runtime/simd/cnn/layers.c,
+// cnn/optim.c and mlp.c's dense kernels, through the wrappers in
 // engine/training/cnn/kernels/layers.ts) compute what the reference TF.js
 // `cpu` backend computes: max / average / global average pooling, the
 // BatchNormalization layer in training and inference, residual add and
 // dense layers, forward and gradients, on odd shapes and batch 1; batch
-// statistics split across threads add up to the whole; and the embedded
-// binary was built from every source it includes, mlp.c among them.
+// statistics split across threads add up to the whole; the fused optimiser
+// equals mlp.c's adam / sgd to the bit and keeps pruned weights at 0; and the
+// embedded binary was built from every source it includes, mlp.c among them.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -14,6 +15,7 @@ import { dirname, join, normalize, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { CnnKernels } from '../../src/runtime/simd/cnn-kernels.js';
+import { MlpKernels, wasmOptimiser } from '../../src/runtime/simd/mlp-kernels.js';
 import { SOURCE_SHA256 } from '../../src/runtime/simd/cnn-wasm.gen.js';
 import { mulberry32 } from '../../src/engine/rng.js';
 import * as L from '../../src/engine/training/cnn/kernels/layers.js';
@@ -101,13 +103,18 @@ const pools: Array<[number, number, number, number, [number, number], [number, n
 ];
 
 for (const [n, H, W, C, pool, strides, padding] of pools) {
-  for (const relu of [false, true]) {
+  for (const input of ['plain', 'relu', 'ties'] as const) {
+    const relu = input === 'relu';
     const name = `${n}x${H}x${W}x${C}, pool ${pool.join('x')} stride ${strides.join('x')} ${padding}`;
-    test(`max pool ${name}${relu ? ' over a ReLU output' : ''}: output and input gradient equal the cpu backend`, () => {
-      const next = mulberry32(n * 1000 + H * 100 + W * 10 + C + (relu ? 7 : 0));
+    const over = { plain: '', relu: ' over a ReLU output', ties: ' with tied maxima' }[input];
+    test(`max pool ${name}${over}: output and input gradient equal the cpu backend`, () => {
+      const next = mulberry32(n * 1000 + H * 100 + W * 10 + C + input.length);
       const s = L.poolShape([H, W, C], { pool, strides, padding });
       // A ReLU output has many zeros, so windows tie; the fused mask then zeroes their gradient.
-      const x = relu ? values(n * H * W * C, next, 0.5).map((v) => Math.abs(v)) : values(n * H * W * C, next);
+      // Without it, a tie's gradient goes to the first maximum in the window, as TF.js sends it.
+      let x = values(n * H * W * C, next);
+      if (relu) x = values(n * H * W * C, next, 0.5).map((v) => Math.abs(v));
+      if (input === 'ties') x = x.map((v) => Math.round(v * 2) / 2);
       const dout = values(n * L.poolOutFloats(s), next, 0.2);
       const X = tf.tensor4d(x, [n, H, W, C]);
       const ref = tf.maxPool(X, pool, strides, padding);
@@ -332,4 +339,78 @@ for (const [n, inSize, outSize] of [[1, 13, 10], [7, 300, 33], [60, 12544 / 16, 
     assertClose(mem.f32(p.dx!, x.length), data(DZ.matMul(Wt, false, true).mul(X.greater(0).toFloat())), 'input gradient');
     tf.dispose([X, Wt, DZ]);
   });
+}
+
+for (const optimizer of ['adam', 'sgd', 'momentum'] as const) {
+  for (const threads of [1, 3]) {
+    test(`fused ${optimizer} over several tensors${threads > 1 ? `, gradients summed from ${threads} threads' buffers` : ''}: 5 steps equal mlp.c's kernel to the bit, pruned weights stay 0`, () => {
+      const sizes = [1, 7, 64, 130, 33];
+      const masked = [false, true, false, true, true];
+      const next = mulberry32(sizes.length * 7 + threads + optimizer.length);
+      const lr = 0.01;
+      const cnn = new CnnKernels();
+      const mlp = new MlpKernels();
+      const total = sizes.reduce((a, b) => a + b, 0);
+      const gStride = total + 3; // per-thread gradient buffers, not 4-aligned
+      const gAll = cnn.alloc(gStride * threads);
+      const rows: L.ParamRow[] = [];
+      const ref: Array<Record<string, number>> = [];
+      const masks: Array<Float32Array | null> = [];
+      let gAt = 0;
+      for (const [i, n] of sizes.entries()) {
+        const mask = masked[i] ? values(n, next).map((v) => (v > -0.3 ? 1 : 0)) : null;
+        const p = values(n, next).map((v, j) => (mask && mask[j] === 0 ? 0 : v));
+        const row: L.ParamRow = { p: cnn.alloc(n), g: gAll + gAt * 4, m: cnn.alloc(n), v: optimizer === 'adam' ? cnn.alloc(n) : 0, mask: mask ? cnn.alloc(n) : 0, n };
+        cnn.f32(row.p, n).set(p);
+        if (mask) cnn.f32(row.mask, n).set(mask);
+        const r = { p: mlp.alloc(n), g: mlp.alloc(n), m: mlp.alloc(n), v: mlp.alloc(n), mask: mask ? mlp.alloc(n) : 0 };
+        mlp.f32(r.p, n).set(p);
+        if (mask) mlp.f32(r.mask, n).set(mask);
+        rows.push(row);
+        ref.push(r);
+        masks.push(mask);
+        gAt += n;
+      }
+      const table = cnn.alloc(L.paramTableInts(rows.length));
+      const count = L.paramTable(cnn, table, rows);
+      const opt = wasmOptimiser(mlp.k, { optimizer, momentum: 0.9 });
+      const b1 = 0.9;
+      const b2 = 0.999;
+      let acc1 = b1;
+      let acc2 = b2;
+      for (let step = 0; step < 5; step++) {
+        const grads = cnn.f32(gAll, gStride * threads);
+        for (let i = 0; i < grads.length; i++) grads[i] = (next() * 2 - 1) * (step + 1);
+        for (const [i, row] of rows.entries()) {
+          // The reference sums the threads' gradients in the kernel's order, in float32.
+          const sum = new Float32Array(cnn.f32(row.g, row.n));
+          for (let t = 1; t < threads; t++) {
+            const gt = cnn.f32(row.g + t * gStride * 4, row.n);
+            for (let j = 0; j < row.n; j++) sum[j] = sum[j]! + gt[j]!;
+          }
+          mlp.f32(ref[i]!.g!, row.n).set(sum);
+          opt.step(ref[i]!.p!, ref[i]!.g!, ref[i]!.m!, ref[i]!.v!, ref[i]!.mask!, row.n, lr);
+        }
+        opt.tick();
+        const split = { threads, stride: gStride };
+        if (optimizer === 'adam') L.adamAll(cnn.k, table, count, lr, b1, b2, 1e-7, 1 - acc1, 1 - acc2, split);
+        else L.sgdAll(cnn.k, table, count, lr, optimizer === 'momentum' ? 0.9 : 0, split);
+        acc1 *= b1;
+        acc2 *= b2;
+      }
+      for (const [i, row] of rows.entries()) {
+        const got = cnn.f32(row.p, row.n);
+        assert.deepEqual(got, mlp.f32(ref[i]!.p!, row.n), `tensor ${i}: parameters`);
+        assert.deepEqual(cnn.f32(row.m, row.n), mlp.f32(ref[i]!.m!, row.n), `tensor ${i}: first moments`);
+        if (row.v) assert.deepEqual(cnn.f32(row.v, row.n), mlp.f32(ref[i]!.v!, row.n), `tensor ${i}: second moments`);
+        const mask = masks[i];
+        if (mask) {
+          const pruned = [...mask.keys()].filter((j) => mask[j] === 0);
+          assert.ok(pruned.length > 0, `tensor ${i} has pruned weights`);
+          for (const j of pruned) assert.ok(got[j] === 0, `tensor ${i}[${j}] stays exactly 0, got ${got[j]}`);
+          assert.ok([...got].some((v, j) => mask[j] === 1 && v !== 0), `tensor ${i}: its other weights train`);
+        }
+      }
+    });
+  }
 }

@@ -11,7 +11,7 @@ import { WasmArena, compileOnce } from './arena.js';
 export interface CnnExports {
   __heap_base: WebAssembly.Global;
   __stack_pointer: WebAssembly.Global;
-  // layers slice: cnn/layers.c and the dense kernels of mlp.c (wrapped by engine/training/cnn/kernels/layers.ts)
+  // layers slice: cnn/layers.c, cnn/optim.c and the dense kernels of mlp.c (wrapped by engine/training/cnn/kernels/layers.ts)
   max_pool_forward(x: number, n: number, H: number, W: number, C: number, PH: number, PW: number, sh: number, sw: number, pt: number, pl: number, OH: number, OW: number, out: number, argmax: number): void;
   max_pool_backward(dout: number, argmax: number, n: number, H: number, W: number, C: number, PH: number, PW: number, sh: number, sw: number, pt: number, pl: number, OH: number, OW: number, dx: number, xRelu: number): void;
   avg_pool_forward(x: number, n: number, H: number, W: number, C: number, PH: number, PW: number, sh: number, sw: number, pt: number, pl: number, OH: number, OW: number, out: number): void;
@@ -28,6 +28,8 @@ export interface CnnExports {
   add_forward(a: number, b: number, out: number, count: number, relu: number): void;
   relu_mask(act: number, d: number, count: number): void;
   sum_into(dst: number, src: number, count: number): void;
+  adam_all(table: number, count: number, threads: number, gstride: number, lr: number, b1: number, b2: number, eps: number, c1: number, c2: number): void;
+  sgd_all(table: number, count: number, threads: number, gstride: number, lr: number, mom: number): void;
   dense_forward(x: number, batch: number, inSize: number, w: number, bias: number, out: number, outSize: number, relu: number, idx: number, val: number): void;
   dense_grad_weights(x: number, batch: number, inSize: number, dz: number, outSize: number, dw: number, db: number, idx: number, val: number): void;
   dense_grad_input(dz: number, batch: number, outSize: number, w: number, inSize: number, a: number, relu: number, da: number): void;

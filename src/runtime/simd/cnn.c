@@ -5,6 +5,7 @@
 // batch. The parts live in cnn/; see cnn/common.h for the conventions.
 #include "cnn/common.h"
 #include "cnn/layers.c"
+#include "cnn/optim.c"
 // The dense kernels of the MLP engine, for the heads of conv nets (and its
 // adam/sgd, which the fused optimiser in cnn/optim.c must equal).
 #include "mlp.c"

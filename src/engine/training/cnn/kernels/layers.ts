@@ -1,7 +1,7 @@
-// Typed wrappers over the conv-net module's non-conv kernels (cnn/layers.c
-// and mlp.c's dense kernels that cnn.c includes): pooling,
+// Typed wrappers over the conv-net module's non-conv kernels (cnn/layers.c,
+// cnn/optim.c, and mlp.c's dense kernels that cnn.c includes): pooling,
 // global average pooling, batch normalisation, residual add, ReLU masks,
-// buffer sums and dense layers. The engine calls these,
+// buffer sums, dense layers and the fused optimiser. The engine calls these,
 // never the raw exports. Pointers are byte offsets into the kernels' shared
 // memory; `n` images (or rows) start at the pointers given, so a thread runs
 // its share of a batch by offsetting them. Gradients are overwritten.
@@ -176,4 +176,55 @@ export function denseGradWeights(k: CnnExports, n: number, inSize: number, outSi
 /** dx = dz w^T, zero where xRelu (the layer's input, a ReLU output; 0: none) is not positive. */
 export function denseGradInput(k: CnnExports, n: number, inSize: number, outSize: number, dz: number, w: number, dx: number, xRelu: number): void {
   k.dense_grad_input(dz, n, outSize, w, inSize, xRelu, xRelu ? 1 : 0, dx);
+}
+
+// The fused optimiser: one call updates every parameter tensor listed in a
+// table, masks applied in the same pass (a pruned weight stays exactly 0).
+
+/** One parameter tensor for the optimiser: byte offsets (m, v, mask: 0 where absent) and its length in floats. */
+export interface ParamRow {
+  p: number;
+  g: number;
+  m: number;
+  v: number;
+  mask: number;
+  n: number;
+}
+
+/** Ints of a table of `rows` parameter tensors. */
+export function paramTableInts(rows: number): number {
+  return rows * 6;
+}
+
+/** Writes the rows {p, g, m, v, mask, n} into the i32 table at `into` (paramTableInts(rows.length) ints); returns the row count. */
+export function paramTable(memory: { i32(offset: number, count: number): Int32Array }, into: number, rows: readonly ParamRow[]): number {
+  const t = memory.i32(into, paramTableInts(rows.length));
+  rows.forEach((r, i) => t.set([r.p, r.g, r.m, r.v, r.mask, r.n], i * 6));
+  return rows.length;
+}
+
+/**
+ * Per-thread gradient buffers that the update adds up as it reads them:
+ * a tensor's gradient is the sum over t < threads of the floats at
+ * g + t * stride floats (g its row's gradient).
+ */
+export interface GradientSplit {
+  threads: number;
+  stride: number;
+}
+
+const ONE_THREAD: GradientSplit = { threads: 1, stride: 0 };
+
+/**
+ * Adam as TF.js computes it, mlp.c's adam operation for operation: pass
+ * TF.js's epsilon (1e-7) and c1 = 1 - b1^t, c2 = 1 - b2^t at step t (from 1),
+ * as wasmOptimiser does.
+ */
+export function adamAll(k: CnnExports, table: number, count: number, lr: number, b1: number, b2: number, eps: number, c1: number, c2: number, split: GradientSplit = ONE_THREAD): void {
+  k.adam_all(table, count, split.threads, split.stride, lr, b1, b2, eps, c1, c2);
+}
+
+/** SGD (momentum 0; m unused) or TF.js's momentum (m = momentum m + g; p -= lr m), as mlp.c's sgd. */
+export function sgdAll(k: CnnExports, table: number, count: number, lr: number, momentum: number, split: GradientSplit = ONE_THREAD): void {
+  k.sgd_all(table, count, split.threads, split.stride, lr, momentum);
 }
