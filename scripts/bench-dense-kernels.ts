@@ -1,0 +1,81 @@
+// Times the dense kernels of src/runtime/simd/mlp.c on LeNet-300-100's
+// shapes (batch 60: 784 -> 300 -> 100 -> 10) at several fractions of nonzero
+// inputs, for one or more builds of the module in the same process, and
+// prints each build's time per training step's kernels and its ratio to the
+// first build. Used to place the nonzero-fraction thresholds in mlp.c: build
+// a variant with a threshold at 0 (always blocked) and one at 1.01 (always
+// per-row), e.g. into /tmp, and compare them with
+//   npx tsx scripts/bench-dense-kernels.ts /tmp/rows.gen.ts /tmp/blocked.gen.ts
+// With no arguments it times the committed build. Seconds, not minutes.
+import { WasmArena } from '../src/runtime/simd/arena.js';
+import type { MlpExports } from '../src/runtime/simd/mlp-kernels.js';
+import { mulberry32 } from '../src/engine/rng.js';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const builds = process.argv.slice(2);
+if (builds.length === 0) builds.push(resolve(import.meta.dirname, '../src/runtime/simd/mlp-wasm.gen.ts'));
+const batch = 60;
+const sizes = [784, 300, 100, 10];
+const fractions = [0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1];
+
+interface Bench {
+  k: MlpExports;
+  run(): void;
+  fill(nonzero: number, seed: number): void;
+}
+
+async function load(file: string): Promise<Bench> {
+  const { WASM_BASE64 } = (await import(pathToFileURL(file).href)) as { WASM_BASE64: string };
+  const memory = new WebAssembly.Memory({ initial: 2 });
+  const mod = new WebAssembly.Module(Buffer.from(WASM_BASE64, 'base64'));
+  const k = new WebAssembly.Instance(mod, { env: { memory } }).exports as unknown as MlpExports;
+  const mem = new WasmArena(memory, k.__heap_base.value as number);
+  const acts = sizes.map((n) => mem.alloc(batch * n));
+  const deltas = sizes.map((n) => mem.alloc(batch * n));
+  const layers = sizes.slice(1).map((o, l) => ({ w: mem.alloc(sizes[l]! * o), b: mem.alloc(o), gw: mem.alloc(sizes[l]! * o), gb: mem.alloc(o) }));
+  const idx = mem.alloc(1000);
+  const val = mem.alloc(1000);
+  const fill = (nonzero: number, seed: number): void => {
+    const next = mulberry32(seed);
+    const set = (p: number, n: number, nz: number): void => {
+      const v = mem.f32(p, n);
+      for (let i = 0; i < n; i++) v[i] = next() < nz ? next() * 2 - 1 : 0;
+    };
+    set(acts[0]!, batch * sizes[0]!, nonzero);
+    layers.forEach((l, i) => set(l.w, sizes[i]! * sizes[i + 1]!, 1));
+    for (let i = 1; i < sizes.length; i++) set(deltas[i]!, batch * sizes[i]!, 1);
+  };
+  // One step's dense kernels, as mlp-simd.ts calls them (hidden ReLU outputs are whatever the forward pass gives).
+  const run = (): void => {
+    for (let l = 0; l < layers.length; l++) {
+      const L = layers[l]!;
+      k.dense_forward(acts[l]!, batch, sizes[l]!, L.w, L.b, acts[l + 1]!, sizes[l + 1]!, l < layers.length - 1 ? 1 : 0, idx, val);
+    }
+    for (let l = layers.length - 1; l >= 0; l--) {
+      const L = layers[l]!;
+      k.dense_grad_weights(acts[l]!, batch, sizes[l]!, deltas[l + 1]!, sizes[l + 1]!, L.gw, L.gb, idx, val);
+      if (l > 0) k.dense_grad_input(deltas[l + 1]!, batch, sizes[l + 1]!, L.w, sizes[l]!, acts[l]!, 1, deltas[l]!);
+    }
+  };
+  return { k, run, fill };
+}
+
+const benches = await Promise.all(builds.map(load));
+console.log(`ms per step's dense kernels (LeNet-300-100, batch ${batch}), CPU time, fastest of 25 interleaved rounds; ratio = first build's time / this build's`);
+console.log(['input nonzero', ...builds.map((b, i) => `#${i} ${b.split('/').pop()}`)].join('  |  '));
+for (const f of fractions) {
+  benches.forEach((b) => b.fill(f, 42));
+  const times: number[][] = benches.map(() => []);
+  for (let round = 0; round < 25; round++) {
+    benches.forEach((b, i) => {
+      // CPU time of this thread, not wall time: on a shared machine the time spent descheduled is not ours.
+      const t0 = process.cpuUsage();
+      for (let r = 0; r < 4; r++) b.run();
+      const t = process.cpuUsage(t0);
+      times[i]!.push((t.user + t.system) / 4000);
+    });
+  }
+  const med = times.map((t) => Math.min(...t));
+  console.log([`${f.toFixed(2)}`.padEnd(13), ...med.map((m) => `${m.toFixed(3)} ms (${(med[0]! / m).toFixed(2)}x)`)].join('  |  '));
+}
