@@ -2,11 +2,13 @@
 // shapes (batch 60: 784 -> 300 -> 100 -> 10) at several fractions of nonzero
 // inputs, for one or more builds of the module in the same process, and
 // prints each build's time per training step's kernels and its ratio to the
-// first build. Used to place the nonzero-fraction thresholds in mlp.c: build
-// a variant with a threshold at 0 (always blocked) and one at 1.01 (always
-// per-row), e.g. into /tmp, and compare them with
+// first build. Used to place the path choices in mlp.c: build variants that
+// always take one path (DENSE_BLOCKED_COST 100 and DENSE_BLOCKED_MIN_LIVE 1.01:
+// one row at a time; both 0: four rows at a time), e.g. into /tmp as modules
+// exporting WASM_BASE64, and compare them:
 //   npx tsx scripts/bench-dense-kernels.ts /tmp/rows.gen.ts /tmp/blocked.gen.ts
-// With no arguments it times the committed build. Seconds, not minutes.
+// With no arguments it times the committed build. CPU time of this thread,
+// fastest of interleaved rounds, so a busy machine disturbs it less. Seconds.
 import { WasmArena } from '../src/runtime/simd/arena.js';
 import type { MlpExports } from '../src/runtime/simd/mlp-kernels.js';
 import { mulberry32 } from '../src/engine/rng.js';
@@ -62,18 +64,18 @@ async function load(file: string): Promise<Bench> {
 }
 
 const benches = await Promise.all(builds.map(load));
-console.log(`ms per step's dense kernels (LeNet-300-100, batch ${batch}), CPU time, fastest of 25 interleaved rounds; ratio = first build's time / this build's`);
+console.log(`ms per step's dense kernels (LeNet-300-100, batch ${batch}), CPU time, fastest of 80 interleaved steps; ratio = first build's time / this build's`);
 console.log(['input nonzero', ...builds.map((b, i) => `#${i} ${b.split('/').pop()}`)].join('  |  '));
 for (const f of fractions) {
   benches.forEach((b) => b.fill(f, 42));
   const times: number[][] = benches.map(() => []);
-  for (let round = 0; round < 25; round++) {
+  for (let round = 0; round < 80; round++) {
     benches.forEach((b, i) => {
       // CPU time of this thread, not wall time: on a shared machine the time spent descheduled is not ours.
       const t0 = process.cpuUsage();
-      for (let r = 0; r < 4; r++) b.run();
+      b.run();
       const t = process.cpuUsage(t0);
-      times[i]!.push((t.user + t.system) / 4000);
+      times[i]!.push((t.user + t.system) / 1000);
     });
   }
   const med = times.map((t) => Math.min(...t));
