@@ -1,7 +1,7 @@
 // Times the dense kernels of src/runtime/simd/mlp.c on LeNet-300-100's
 // shapes (batch 60: 784 -> 300 -> 100 -> 10) at several fractions of nonzero
 // inputs, for one or more builds of the module in the same process, and
-// prints each build's time per training step's kernels and its ratio to the
+// prints each build's time per training step's kernels (Adam included) and its ratio to the
 // first build. Used to place the path choices in mlp.c: build variants that
 // always take one path (DENSE_BLOCKED_COST 100 and DENSE_BLOCKED_MIN_LIVE 1.01:
 // one row at a time; both 0: four rows at a time), e.g. into /tmp as modules
@@ -35,7 +35,10 @@ async function load(file: string): Promise<Bench> {
   const mem = new WasmArena(memory, k.__heap_base.value as number);
   const acts = sizes.map((n) => mem.alloc(batch * n));
   const deltas = sizes.map((n) => mem.alloc(batch * n));
-  const layers = sizes.slice(1).map((o, l) => ({ w: mem.alloc(sizes[l]! * o), b: mem.alloc(o), gw: mem.alloc(sizes[l]! * o), gb: mem.alloc(o) }));
+  const layers = sizes.slice(1).map((o, l) => {
+    const n = sizes[l]! * o;
+    return { w: mem.alloc(n), b: mem.alloc(o), gw: mem.alloc(n), gb: mem.alloc(o), m: mem.alloc(n + o), v: mem.alloc(n + o) };
+  });
   const idx = mem.alloc(1000);
   const val = mem.alloc(1000);
   const fill = (nonzero: number, seed: number): void => {
@@ -48,7 +51,7 @@ async function load(file: string): Promise<Bench> {
     layers.forEach((l, i) => set(l.w, sizes[i]! * sizes[i + 1]!, 1));
     for (let i = 1; i < sizes.length; i++) set(deltas[i]!, batch * sizes[i]!, 1);
   };
-  // One step's dense kernels, as mlp-simd.ts calls them (hidden ReLU outputs are whatever the forward pass gives).
+  // One step's kernels, as mlp-simd.ts calls them (hidden ReLU outputs are whatever the forward pass gives).
   const run = (): void => {
     for (let l = 0; l < layers.length; l++) {
       const L = layers[l]!;
@@ -59,12 +62,18 @@ async function load(file: string): Promise<Bench> {
       k.dense_grad_weights(acts[l]!, batch, sizes[l]!, deltas[l + 1]!, sizes[l + 1]!, L.gw, L.gb, idx, val);
       if (l > 0) k.dense_grad_input(deltas[l + 1]!, batch, sizes[l + 1]!, L.w, sizes[l]!, acts[l]!, 1, deltas[l]!);
     }
+    // The optimiser's share of a step (Adam, as the engine runs it; small learning rate so weights barely move).
+    layers.forEach((L, l) => {
+      const n = sizes[l]! * sizes[l + 1]!;
+      k.adam(L.w, L.gw, L.m, L.v, 0, n, 1e-6, 0.9, 0.999, 1e-7, 0.1, 0.001);
+      k.adam(L.b, L.gb, L.m + 4 * n, L.v + 4 * n, 0, sizes[l + 1]!, 1e-6, 0.9, 0.999, 1e-7, 0.1, 0.001);
+    });
   };
   return { k, run, fill };
 }
 
 const benches = await Promise.all(builds.map(load));
-console.log(`ms per step's dense kernels (LeNet-300-100, batch ${batch}), CPU time, fastest of 80 interleaved steps; ratio = first build's time / this build's`);
+console.log(`ms per step's kernels incl. Adam (LeNet-300-100, batch ${batch}), CPU time, fastest of 80 interleaved steps; ratio = first build's time / this build's`);
 console.log(['input nonzero', ...builds.map((b, i) => `#${i} ${b.split('/').pop()}`)].join('  |  '));
 for (const f of fractions) {
   benches.forEach((b) => b.fill(f, 42));

@@ -80,8 +80,8 @@ static int nonzeros(const float *x, int n, long stride, int *idx, float *val) {
 // where some of the four A values is nonzero), or 0 .. nk - 1 if ks is null.
 // Each load of a B row is used by four rows of C and each A value by eight
 // columns, with 4 x 8 sums in registers (V8 has 16 vector registers on x64).
-// B may be taken in panels of columns that stay in cache (block_rows).
-static inline __attribute__((always_inline)) void rows4(float *C, long ldc, const float *A, long sm, long sk,
+// B may be taken in panels of columns that stay in cache (mlp_block_rows).
+static inline __attribute__((always_inline)) void mlp_rows4(float *C, long ldc, const float *A, long sm, long sk,
                                                       const int *ks, int nk, const float *B, long ldb, int j0,
                                                       int j1, const float *init, int relu) {
   const float *a0 = A, *a1 = A + sm, *a2 = A + 2 * sm, *a3 = A + 3 * sm;
@@ -146,7 +146,7 @@ static inline __attribute__((always_inline)) void rows4(float *C, long ldc, cons
 }
 
 // The k < K where one of A(m, k), m < 4, is nonzero, into ks; returns their count.
-static int nonzero_cols4(const float *A, long sm, long sk, int K, int *ks) {
+static int mlp_nonzero_cols4(const float *A, long sm, long sk, int K, int *ks) {
   int nk = 0;
   const float *a0 = A, *a1 = A + sm, *a2 = A + 2 * sm, *a3 = A + 3 * sm;
   for (int k = 0; k < K; k++) {
@@ -157,7 +157,7 @@ static int nonzero_cols4(const float *A, long sm, long sk, int K, int *ks) {
   return nk;
 }
 
-// Whether four rows at a time (block_rows) beat one row at a time
+// Whether four rows at a time (mlp_block_rows) beat one row at a time
 // (weighted_rows) for A(m, k) = A[m * sm + k * sk], m < M, k < K: one row at a
 // time multiplies only the nonzero A(m, k); four at a time, every A(m, k) in a
 // k where one of the four rows is nonzero, but each multiply-add costs less.
@@ -168,7 +168,7 @@ static int nonzero_cols4(const float *A, long sm, long sk, int K, int *ks) {
 // about 58% of its inputs are nonzero (at random), and ReLU outputs (~50%
 // zero) and MNIST pixels (~80% zero) stay one row at a time.
 #define DENSE_BLOCKED_COST 0.6f
-static int blocked_wins(const float *A, long sm, long sk, int M, int K) {
+static int mlp_blocked_wins(const float *A, long sm, long sk, int M, int K) {
   if (M < 4) return 0;
   long rows = 0, blocks = 0;
   for (int m = 0; m + 4 <= M; m += 4) {
@@ -187,7 +187,7 @@ static int blocked_wins(const float *A, long sm, long sk, int M, int K) {
 // rows of C at a time (rows past the last multiple of 4 go through
 // weighted_rows), skipping the k where all four rows of A are zero. Columns
 // are taken in panels whose K rows of B fit in `cache` floats (0: all at once).
-static void block_rows(float *C, long ldc, const float *A, long sm, long sk, int M, int K, const float *B, long ldb,
+static void mlp_block_rows(float *C, long ldc, const float *A, long sm, long sk, int M, int K, const float *B, long ldb,
                        int N, const float *init, int relu, int *idx, float *val, int cache) {
   int panel = cache ? (int)(cache / (K > 0 ? K : 1)) & ~7 : N;
   if (panel < 8) panel = 8;
@@ -196,9 +196,9 @@ static void block_rows(float *C, long ldc, const float *A, long sm, long sk, int
     int j1 = j0 + panel < N ? j0 + panel : N;
     for (int m = 0; m < M4; m += 4) {
       const float *Am = A + m * sm;
-      int nk = nonzero_cols4(Am, sm, sk, K, idx);
-      if (nk == K) rows4(C + m * ldc, ldc, Am, sm, sk, 0, K, B, ldb, j0, j1, init, relu);
-      else rows4(C + m * ldc, ldc, Am, sm, sk, idx, nk, B, ldb, j0, j1, init, relu);
+      int nk = mlp_nonzero_cols4(Am, sm, sk, K, idx);
+      if (nk == K) mlp_rows4(C + m * ldc, ldc, Am, sm, sk, 0, K, B, ldb, j0, j1, init, relu);
+      else mlp_rows4(C + m * ldc, ldc, Am, sm, sk, idx, nk, B, ldb, j0, j1, init, relu);
     }
   }
   for (int m = M4; m < M; m++) {
@@ -211,10 +211,10 @@ static void block_rows(float *C, long ldc, const float *A, long sm, long sk, int
 // idx/val: scratch for `in` entries.
 EXPORT void dense_forward(const float *x, int batch, int in, const float *w, const float *bias, float *out, int outn,
                           int relu, int *idx, float *val) {
-  if (blocked_wins(x, in, 1, batch, in)) {
+  if (mlp_blocked_wins(x, in, 1, batch, in)) {
     // Panels of w in half of a 512 KiB L2 (on LeNet's 784 x 300 kernel, 8% faster than a
     // quarter, the same as no panels; on 1024 x 1024, 8% faster than none).
-    block_rows(out, outn, x, in, 1, batch, in, w, outn, outn, bias, relu, idx, val, 65536);
+    mlp_block_rows(out, outn, x, in, 1, batch, in, w, outn, outn, bias, relu, idx, val, 65536);
     return;
   }
   for (int b = 0; b < batch; b++) {
@@ -227,9 +227,9 @@ EXPORT void dense_forward(const float *x, int batch, int in, const float *w, con
 // idx/val: scratch for `batch` entries.
 EXPORT void dense_grad_weights(const float *x, int batch, int in, const float *dz, int outn, float *dw, float *db,
                                int *idx, float *val) {
-  if (blocked_wins(x, 1, in, in, batch)) {
+  if (mlp_blocked_wins(x, 1, in, in, batch)) {
     // dz whole (a batch of rows; panels of it measured 5-15% slower on LeNet's layers and on 1024 x 1024).
-    block_rows(dw, outn, x, 1, in, in, batch, dz, outn, outn, 0, 0, idx, val, 0);
+    mlp_block_rows(dw, outn, x, 1, in, in, batch, dz, outn, outn, 0, 0, idx, val, 0);
   } else {
     for (int i = 0; i < in; i++) {
       int nz = nonzeros(x + i, batch, in, idx, val);
@@ -264,7 +264,7 @@ static float dot(const float *a, const float *b, int n) {
   return r;
 }
 
-static inline float hsum(vf s) {
+static inline float mlp_hsum(vf s) {
   return wasm_f32x4_extract_lane(s, 0) + wasm_f32x4_extract_lane(s, 1) + wasm_f32x4_extract_lane(s, 2) +
          wasm_f32x4_extract_lane(s, 3);
 }
@@ -272,7 +272,7 @@ static inline float hsum(vf s) {
 // o0[i], o0[i + 1], o1[..], o2[..], o3[..] = the dot products of four rows
 // of dz (d0 .. d3) with two rows of w (w0, w1), n terms: each load used twice
 // or four times, 8 sums in registers.
-static void dots4x2(const float *d0, const float *d1, const float *d2, const float *d3, const float *w0,
+static void mlp_dots4x2(const float *d0, const float *d1, const float *d2, const float *d3, const float *w0,
                     const float *w1, int n, float *o0, float *o1, float *o2, float *o3) {
   vf p0 = SPLAT(0.0f), p1 = p0, q0 = p0, q1 = p0, r0 = p0, r1 = p0, s0 = p0, s1 = p0;
   int j = 0;
@@ -286,7 +286,8 @@ static void dots4x2(const float *d0, const float *d1, const float *d2, const flo
     x = LD(d3 + j);
     s0 = ADD(s0, MUL(x, u)); s1 = ADD(s1, MUL(x, v));
   }
-  float e[8] = {hsum(p0), hsum(p1), hsum(q0), hsum(q1), hsum(r0), hsum(r1), hsum(s0), hsum(s1)};
+  float e[8] = {mlp_hsum(p0), mlp_hsum(p1), mlp_hsum(q0), mlp_hsum(q1),
+                mlp_hsum(r0), mlp_hsum(r1), mlp_hsum(s0), mlp_hsum(s1)};
   for (; j < n; j++) {
     e[0] += d0[j] * w0[j]; e[1] += d0[j] * w1[j]; e[2] += d1[j] * w0[j]; e[3] += d1[j] * w1[j];
     e[4] += d2[j] * w0[j]; e[5] += d2[j] * w1[j]; e[6] += d3[j] * w0[j]; e[7] += d3[j] * w1[j];
@@ -296,7 +297,7 @@ static void dots4x2(const float *d0, const float *d1, const float *d2, const flo
 }
 
 // Nonzero entries among the first n of x.
-static long count_nonzero(const float *x, long n) {
+static long mlp_count_nonzero(const float *x, long n) {
   long j = 0, c = 0;
   v128_t cnt = wasm_i32x4_splat(0);
   for (; j + 4 <= n; j += 4) cnt = wasm_i32x4_sub(cnt, wasm_f32x4_ne(LD(x + j), SPLAT(0.0f)));
@@ -320,13 +321,13 @@ EXPORT void dense_grad_input(const float *dz, int batch, int outn, const float *
                              float *da) {
   long n = (long)batch * in;
   int b0 = 0;
-  if (batch >= 4 && in >= 2 && (!relu || count_nonzero(a, n) >= DENSE_BLOCKED_MIN_LIVE * (float)n)) {
+  if (batch >= 4 && in >= 2 && (!relu || mlp_count_nonzero(a, n) >= DENSE_BLOCKED_MIN_LIVE * (float)n)) {
     int B4 = batch & ~3, I2 = in & ~1;
     for (int b = 0; b < B4; b += 4) {
       const float *d = dz + (long)b * outn;
       float *o = da + (long)b * in;
       for (int i = 0; i < I2; i += 2)
-        dots4x2(d, d + outn, d + 2 * outn, d + 3 * outn, w + (long)i * outn, w + (long)(i + 1) * outn, outn, o + i,
+        mlp_dots4x2(d, d + outn, d + 2 * outn, d + 3 * outn, w + (long)i * outn, w + (long)(i + 1) * outn, outn, o + i,
                 o + in + i, o + 2 * in + i, o + 3 * in + i);
       for (int r = 0; r < 4; r++)
         for (int i = I2; i < in; i++) o[r * in + i] = dot(d + r * outn, w + (long)i * outn, outn);
