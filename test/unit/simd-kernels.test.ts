@@ -66,42 +66,92 @@ const shapes: Array<[number, number, number]> = [
   [2, 3, 67],
 ];
 
+/**
+ * Runs the three dense kernels on x (read as a ReLU output below when `relu`)
+ * and dz and compares forward, weight, bias and input gradients with the cpu backend.
+ */
+function checkDense(batch: number, inSize: number, outSize: number, relu: boolean, x: Float32Array, next: () => number): void {
+  const w = values(inSize * outSize, 0, next);
+  const bias = relu ? values(outSize, 0, next) : null;
+  const dz = values(batch * outSize, 0.2, next);
+  const mem = new MlpKernels();
+  const ptr = {
+    x: mem.alloc(x.length),
+    w: mem.alloc(w.length),
+    b: bias ? mem.alloc(outSize) : 0,
+    out: mem.alloc(batch * outSize),
+    dz: mem.alloc(dz.length),
+    dw: mem.alloc(w.length),
+    db: mem.alloc(outSize),
+    da: mem.alloc(x.length),
+    idx: mem.alloc(Math.max(batch, inSize)),
+    val: mem.alloc(Math.max(batch, inSize)),
+  };
+  mem.f32(ptr.x, x.length).set(x);
+  mem.f32(ptr.w, w.length).set(w);
+  if (bias) mem.f32(ptr.b, outSize).set(bias);
+  mem.f32(ptr.dz, dz.length).set(dz);
+  // The input gradient is masked by the *input's* ReLU: treat x as a ReLU output.
+  mem.k.dense_forward(ptr.x, batch, inSize, ptr.w, ptr.b, ptr.out, outSize, relu ? 1 : 0, ptr.idx, ptr.val);
+  mem.k.dense_grad_weights(ptr.x, batch, inSize, ptr.dz, outSize, ptr.dw, ptr.db, ptr.idx, ptr.val);
+  mem.k.dense_grad_input(ptr.dz, batch, outSize, ptr.w, inSize, ptr.x, relu ? 1 : 0, ptr.da);
+
+  const [out, dw, db, da] = reference(x, w, bias, dz, batch, inSize, outSize, relu);
+  assertClose(mem.f32(ptr.out, batch * outSize), out!, 'forward');
+  assertClose(mem.f32(ptr.dw, w.length), dw!, 'weight gradient');
+  assertClose(mem.f32(ptr.db, outSize), db!, 'bias gradient');
+  assertClose(mem.f32(ptr.da, x.length), da!, 'input gradient');
+}
+
 for (const [batch, inSize, outSize] of shapes) {
   for (const relu of [true, false]) {
     test(`dense layer ${batch}x${inSize} -> ${outSize}${relu ? ' + ReLU' : ''}: forward and gradients equal the cpu backend`, () => {
       const next = mulberry32(batch * 1000 + inSize * 10 + outSize + (relu ? 1 : 0));
       const x = values(batch * inSize, 0.5, next);
-      const w = values(inSize * outSize, 0, next);
-      const bias = relu ? values(outSize, 0, next) : null;
-      const dz = values(batch * outSize, 0.2, next);
-      const mem = new MlpKernels();
-      const ptr = {
-        x: mem.alloc(x.length),
-        w: mem.alloc(w.length),
-        b: bias ? mem.alloc(outSize) : 0,
-        out: mem.alloc(batch * outSize),
-        dz: mem.alloc(dz.length),
-        dw: mem.alloc(w.length),
-        db: mem.alloc(outSize),
-        da: mem.alloc(x.length),
-        idx: mem.alloc(Math.max(batch, inSize)),
-        val: mem.alloc(Math.max(batch, inSize)),
-      };
-      mem.f32(ptr.x, x.length).set(x);
-      mem.f32(ptr.w, w.length).set(w);
-      if (bias) mem.f32(ptr.b, outSize).set(bias);
-      mem.f32(ptr.dz, dz.length).set(dz);
-      // The input gradient is masked by the *input's* ReLU: treat x as a ReLU output.
-      mem.k.dense_forward(ptr.x, batch, inSize, ptr.w, ptr.b, ptr.out, outSize, relu ? 1 : 0, ptr.idx, ptr.val);
-      mem.k.dense_grad_weights(ptr.x, batch, inSize, ptr.dz, outSize, ptr.dw, ptr.db, ptr.idx, ptr.val);
-      mem.k.dense_grad_input(ptr.dz, batch, outSize, ptr.w, inSize, ptr.x, relu ? 1 : 0, ptr.da);
-
-      const [out, dw, db, da] = reference(x, w, bias, dz, batch, inSize, outSize, relu);
-      assertClose(mem.f32(ptr.out, batch * outSize), out!, 'forward');
-      assertClose(mem.f32(ptr.dw, w.length), dw!, 'weight gradient');
-      assertClose(mem.f32(ptr.db, outSize), db!, 'bias gradient');
-      assertClose(mem.f32(ptr.da, x.length), da!, 'input gradient');
+      checkDense(batch, inSize, outSize, relu, x, next);
     });
+  }
+}
+
+// The kernels pick a path per call from the inputs' zeros (mlp.c,
+// DENSE_BLOCKED_COST and DENSE_BLOCKED_MIN_LIVE): inputs without zeros and with
+// 30% zeros go four rows at a time, 50% zeros one row at a time (the input
+// gradient still blocked), 80% zeros one row at a time everywhere; zeros that
+// every example shares (like MNIST's borders) go four rows at a time over the
+// features that are not. Shapes with row and column tails, batch 1 and 4.
+const denseShapes: Array<[number, number, number]> = [
+  [1, 9, 13],
+  [4, 8, 8],
+  [5, 13, 19],
+  [7, 30, 44],
+  [13, 6, 3],
+  [60, 784, 300],
+  [61, 300, 101],
+];
+const inputKinds: Array<[string, (batch: number, inSize: number, next: () => number) => Float32Array]> = [
+  ['without zeros', (b, n, next) => values(b * n, 0, next)],
+  ['30% zeros', (b, n, next) => values(b * n, 0.3, next)],
+  ['50% zeros', (b, n, next) => values(b * n, 0.5, next)],
+  ['80% zeros', (b, n, next) => values(b * n, 0.8, next)],
+  [
+    'the same half of the features zero in every example',
+    (b, n, next) => {
+      const x = values(b * n, 0, next);
+      for (let r = 0; r < b; r++) for (let i = 0; i < n; i += 2) x[r * n + i] = 0;
+      return x;
+    },
+  ],
+];
+for (const [batch, inSize, outSize] of denseShapes) {
+  for (const [kind, make] of inputKinds) {
+    for (const relu of [true, false]) {
+      test(`dense layer ${batch}x${inSize} -> ${outSize}${relu ? ' + ReLU' : ''}, inputs ${kind}: forward and gradients equal the cpu backend`, () => {
+        const next = mulberry32(3 + batch * 1000 + inSize * 10 + outSize + (relu ? 1 : 0));
+        // A ReLU output is never negative: x read as one has its negatives at 0 (abs keeps the zeros where they were made).
+        const x = make(batch, inSize, next).map((v) => (relu ? Math.abs(v) : v));
+        checkDense(batch, inSize, outSize, relu, x, next);
+      });
+    }
   }
 }
 
