@@ -11,6 +11,18 @@ import { WasmArena, compileOnce } from './arena.js';
 export interface CnnExports {
   __heap_base: WebAssembly.Global;
   __stack_pointer: WebAssembly.Global;
+  // cnn/conv.c: g = n, H, W, C, KH, KW, O, sh, sw, pt, pl, OH, OW, depthwise (see conv.ts)
+  conv_scratch_floats(H: number, W: number, C: number, KH: number, KW: number, O: number, sh: number, sw: number,
+    pt: number, pl: number, OH: number, OW: number, depthwise: number): number;
+  conv_forward(n: number, H: number, W: number, C: number, KH: number, KW: number, O: number, sh: number, sw: number,
+    pt: number, pl: number, OH: number, OW: number, depthwise: number,
+    x: number, w: number, bias: number, out: number, relu: number, scratch: number): void;
+  conv_grad_weights(n: number, H: number, W: number, C: number, KH: number, KW: number, O: number, sh: number, sw: number,
+    pt: number, pl: number, OH: number, OW: number, depthwise: number,
+    x: number, dout: number, dw: number, db: number, scratch: number): void;
+  conv_grad_input(n: number, H: number, W: number, C: number, KH: number, KW: number, O: number, sh: number, sw: number,
+    pt: number, pl: number, OH: number, OW: number, depthwise: number,
+    dout: number, w: number, dx: number, xRelu: number, scratch: number): void;
 }
 
 const wasmModule = compileOnce(WASM_BASE64);

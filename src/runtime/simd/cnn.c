@@ -4,3 +4,4 @@
 // threads run the same kernels on the same buffers, each on its share of a
 // batch. The parts live in cnn/; see cnn/common.h for the conventions.
 #include "cnn/common.h"
+#include "cnn/conv.c"

@@ -1,0 +1,153 @@
+// The WebAssembly SIMD Conv2D kernels (src/runtime/simd/cnn/conv.c, wrapped
+// by src/engine/training/cnn/kernels/conv.ts) compute what TF.js's `cpu`
+// backend computes for a conv or depthwise conv layer: the forward pass with
+// bias and ReLU fused, the weight and bias gradients, and the input gradient
+// with the input's ReLU fused; on odd sizes, strides 1 and 2, 'same' and
+// 'valid' padding, 1x1 kernels and batch 1, with inputs ~50% zero and output
+// gradients ~75% zero (the zeros the kernels skip). Also: the embedded
+// binary was built from the committed sources.
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs';
+import { CnnKernels } from '../../src/runtime/simd/cnn-kernels.js';
+import { SOURCE_SHA256 } from '../../src/runtime/simd/cnn-wasm.gen.js';
+import { convForward, convGradInput, convGradWeights, convScratchFloats, convShape, type ConvShape } from '../../src/engine/training/cnn/kernels/conv.js';
+import { mulberry32 } from '../../src/engine/rng.js';
+
+before(async () => {
+  await tf.setBackend('cpu');
+});
+
+test('the embedded wasm was built from the committed cnn.c and cnn/ (rebuild: bash scripts/build-simd.sh)', () => {
+  const root = new URL('../../src/runtime/simd/', import.meta.url);
+  // As build-simd.sh: cnn.c, then every file under cnn/ sorted by path (byte order).
+  const walk = (dir: string): string[] =>
+    readdirSync(new URL(dir, root), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(`${dir}${e.name}/`) : [`${dir}${e.name}`]));
+  const parts = ['cnn.c', ...walk('cnn/').sort((a, b) => (Buffer.compare(Buffer.from(a), Buffer.from(b))))];
+  const hash = createHash('sha256');
+  for (const p of parts) hash.update(readFileSync(new URL(p, root)));
+  assert.equal(hash.digest('hex'), SOURCE_SHA256);
+});
+
+/** Uniform [-1, 1) values, each zero with probability `zeros`. */
+function values(n: number, zeros: number, next: () => number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = next() < zeros ? 0 : next() * 2 - 1;
+  return out;
+}
+
+/** Within 1e-4 of the reference, relative to max |ref| where that exceeds 1. */
+function assertClose(actual: Float32Array, expected: Float32Array, what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  let worst = 0;
+  let scale = 1;
+  for (let i = 0; i < actual.length; i++) {
+    worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!));
+    scale = Math.max(scale, Math.abs(expected[i]!));
+  }
+  assert.ok(worst <= 1e-4 * scale, `${what}: max |difference| ${worst} (scale ${scale})`);
+}
+
+interface Case {
+  n: number;
+  input: [number, number, number];
+  filters: number;
+  kernel: [number, number];
+  strides: [number, number];
+  padding: 'same' | 'valid';
+  depthwise?: boolean;
+}
+
+/** The cpu backend's layer: act(conv(x, w) + b), and dW, db, dX of sum(conv(x, w) + b) * dout, dX masked by x > 0 if `relu`. */
+function reference(c: Case, s: ConvShape, x: Float32Array, w: Float32Array, b: Float32Array, dout: Float32Array, relu: boolean): Float32Array[] {
+  return tf.tidy(() => {
+    const X = tf.tensor4d(x, [c.n, ...c.input]);
+    const Wt = tf.tensor4d(w, [s.KH, s.KW, s.C, s.depthwise ? 1 : s.O]);
+    const B = tf.tensor1d(b);
+    const D = tf.tensor4d(dout, [c.n, s.OH, s.OW, s.O]);
+    const conv = (xx: tf.Tensor4D, ww: tf.Tensor4D): tf.Tensor4D =>
+      s.depthwise ? tf.depthwiseConv2d(xx, ww, c.strides, c.padding) : tf.conv2d(xx, ww, c.strides, c.padding);
+    const f = (xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor): tf.Tensor => conv(xx as tf.Tensor4D, ww as tf.Tensor4D).add(bb);
+    let y = f(X, Wt, B);
+    if (relu) y = y.relu();
+    const [dx, dw, db] = tf.grads(f)([X, Wt, B], D);
+    const dxm = relu ? dx!.mul(X.greater(0).toFloat()) : dx!;
+    return [y, dw!, db!, dxm].map((t) => t.dataSync() as Float32Array);
+  });
+}
+
+const cases: Case[] = [
+  { n: 2, input: [8, 8, 16], filters: 16, kernel: [3, 3], strides: [1, 1], padding: 'same' },
+  { n: 1, input: [7, 9, 5], filters: 7, kernel: [3, 3], strides: [1, 1], padding: 'same' },
+  { n: 3, input: [9, 7, 3], filters: 37, kernel: [3, 3], strides: [2, 2], padding: 'same' },
+  { n: 2, input: [10, 10, 6], filters: 11, kernel: [3, 3], strides: [2, 2], padding: 'valid' },
+  { n: 2, input: [9, 8, 13], filters: 66, kernel: [3, 3], strides: [1, 1], padding: 'valid' },
+  { n: 2, input: [8, 8, 16], filters: 32, kernel: [1, 1], strides: [2, 2], padding: 'same' },
+  { n: 1, input: [5, 6, 9], filters: 3, kernel: [1, 1], strides: [1, 1], padding: 'valid' },
+  { n: 2, input: [12, 11, 1], filters: 6, kernel: [5, 5], strides: [1, 1], padding: 'valid' },
+  { n: 2, input: [11, 10, 4], filters: 5, kernel: [5, 3], strides: [1, 2], padding: 'same' },
+  { n: 1, input: [8, 8, 64], filters: 64, kernel: [3, 3], strides: [1, 1], padding: 'same' },
+  { n: 1, input: [6, 6, 40], filters: 130, kernel: [3, 3], strides: [1, 1], padding: 'same' },
+  { n: 2, input: [9, 9, 8], filters: 0, kernel: [3, 3], strides: [1, 1], padding: 'same', depthwise: true },
+  { n: 1, input: [7, 8, 5], filters: 0, kernel: [3, 3], strides: [2, 2], padding: 'same', depthwise: true },
+  { n: 2, input: [8, 7, 6], filters: 0, kernel: [5, 5], strides: [2, 1], padding: 'valid', depthwise: true },
+];
+
+for (const c of cases) {
+  for (const relu of [false, true]) {
+    const name = `${c.depthwise ? 'depthwise ' : ''}conv ${c.n}x${c.input.join('x')} ${c.kernel.join('x')}${c.depthwise ? '' : ` -> ${c.filters}`} stride ${c.strides.join('x')} ${c.padding}${relu ? ' + ReLU' : ''}`;
+    test(`${name}: forward and gradients equal the cpu backend`, () => {
+      const s = convShape(c.input, c);
+      const next = mulberry32(c.n * 7919 + c.input[0] * 131 + c.input[2] * 17 + c.filters + s.KH + s.sw + (relu ? 1 : 0));
+      const inputs = c.n * s.H * s.W * s.C;
+      const outputs = c.n * s.OH * s.OW * s.O;
+      const weights = s.KH * s.KW * s.C * (s.depthwise ? 1 : s.O);
+      // A ReLU layer's input is a ReLU output (~50% zero); its output gradient has been through a max-pool (~75% zero).
+      const x = values(inputs, relu ? 0.5 : 0, next);
+      const w = values(weights, 0, next);
+      const b = values(s.O, 0, next);
+      const dout = values(outputs, relu ? 0.75 : 0.1, next);
+      const mem = new CnnKernels();
+      const scratchFloats = convScratchFloats(s, c.n);
+      assert.equal(scratchFloats, mem.k.conv_scratch_floats(s.H, s.W, s.C, s.KH, s.KW, s.O, s.sh, s.sw, s.pt, s.pl, s.OH, s.OW, s.depthwise ? 1 : 0));
+      const p = {
+        x: mem.alloc(inputs), w: mem.alloc(weights), b: mem.alloc(s.O), out: mem.alloc(outputs), dout: mem.alloc(outputs),
+        dw: mem.alloc(weights), db: mem.alloc(s.O), dx: mem.alloc(inputs), scratch: mem.alloc(scratchFloats),
+      };
+      mem.f32(p.x, inputs).set(x);
+      mem.f32(p.w, weights).set(w);
+      mem.f32(p.b, s.O).set(b);
+      mem.f32(p.dout, outputs).set(dout);
+      // Stale values in the outputs and scratch must not leak into the results.
+      mem.f32(p.dw, weights).fill(7);
+      mem.f32(p.db, s.O).fill(7);
+      mem.f32(p.dx, inputs).fill(7);
+      mem.f32(p.scratch, scratchFloats).fill(NaN);
+      convForward(mem.k, s, c.n, p.x, p.w, p.b, p.out, relu, p.scratch);
+      mem.f32(p.scratch, scratchFloats).fill(NaN);
+      convGradWeights(mem.k, s, c.n, p.x, p.dout, p.dw, p.db, p.scratch);
+      mem.f32(p.scratch, scratchFloats).fill(NaN);
+      convGradInput(mem.k, s, c.n, p.dout, p.w, p.dx, relu ? p.x : 0, p.scratch);
+
+      const [out, dw, db, dx] = reference(c, s, x, w, b, dout, relu);
+      assertClose(mem.f32(p.out, outputs), out!, 'forward');
+      assertClose(mem.f32(p.dw, weights), dw!, 'weight gradient');
+      assertClose(mem.f32(p.db, s.O), db!, 'bias gradient');
+      assertClose(mem.f32(p.dx, inputs), dx!, 'input gradient');
+    });
+  }
+}
+
+test('conv geometry follows TF: same-padding splits the total with the smaller half first, valid needs the window to fit', () => {
+  assert.deepEqual(convShape([32, 32, 3], { filters: 64, kernel: [3, 3], strides: [1, 1], padding: 'same' }),
+    { H: 32, W: 32, C: 3, KH: 3, KW: 3, O: 64, sh: 1, sw: 1, pt: 1, pl: 1, OH: 32, OW: 32, depthwise: false });
+  // 8 wide, stride 2, 3x3: total pad max(3*2 + 3 - 8, 0) = 1, so 0 before and 1 after.
+  const s = convShape([8, 8, 16], { filters: 32, kernel: [3, 3], strides: [2, 2], padding: 'same' });
+  assert.deepEqual([s.OH, s.OW, s.pt, s.pl], [4, 4, 0, 0]);
+  const v = convShape([10, 9, 6], { filters: 11, kernel: [3, 3], strides: [2, 2], padding: 'valid' });
+  assert.deepEqual([v.OH, v.OW, v.pt, v.pl], [4, 4, 0, 0]);
+  assert.equal(convShape([7, 7, 5], { filters: 9, kernel: [3, 3], strides: [1, 1], padding: 'same', depthwise: true }).O, 5);
+  assert.throws(() => convShape([2, 2, 1], { filters: 1, kernel: [3, 3], strides: [1, 1], padding: 'valid' }));
+});
