@@ -23,6 +23,26 @@ export interface CnnExports {
   conv_grad_input(n: number, H: number, W: number, C: number, KH: number, KW: number, O: number, sh: number, sw: number,
     pt: number, pl: number, OH: number, OW: number, depthwise: number,
     dout: number, w: number, dx: number, xRelu: number, scratch: number): void;
+  // layers slice: cnn/layers.c and the dense kernels of mlp.c (wrapped by engine/training/cnn/kernels/layers.ts)
+  max_pool_forward(x: number, n: number, H: number, W: number, C: number, PH: number, PW: number, sh: number, sw: number, pt: number, pl: number, OH: number, OW: number, out: number, argmax: number): void;
+  max_pool_backward(dout: number, argmax: number, n: number, H: number, W: number, C: number, PH: number, PW: number, sh: number, sw: number, pt: number, pl: number, OH: number, OW: number, dx: number, xRelu: number): void;
+  avg_pool_forward(x: number, n: number, H: number, W: number, C: number, PH: number, PW: number, sh: number, sw: number, pt: number, pl: number, OH: number, OW: number, out: number): void;
+  avg_pool_backward(dout: number, n: number, H: number, W: number, C: number, PH: number, PW: number, sh: number, sw: number, pt: number, pl: number, OH: number, OW: number, dx: number, xRelu: number): void;
+  global_avg_pool_forward(x: number, hw: number, C: number, n: number, out: number): void;
+  global_avg_pool_backward(dout: number, hw: number, C: number, n: number, dx: number, xRelu: number): void;
+  bn_sums(x: number, rows: number, C: number, shift: number, sum: number, sumsq: number): void;
+  bn_stats(C: number, count: number, sum: number, sumsq: number, shift: number, eps: number, mean: number, variance: number, invstd: number): void;
+  bn_moving(C: number, mean: number, variance: number, momentum: number, movingMean: number, movingVariance: number): void;
+  bn_forward_train(x: number, rows: number, C: number, mean: number, invstd: number, gamma: number, beta: number, out: number, relu: number): void;
+  bn_forward_infer(x: number, rows: number, C: number, mean: number, variance: number, eps: number, gamma: number, beta: number, out: number, relu: number, scratch: number): void;
+  bn_grad_sums(x: number, dout: number, rows: number, C: number, mean: number, invstd: number, dgamma: number, dbeta: number): void;
+  bn_grad_input(x: number, dout: number, rows: number, count: number, C: number, mean: number, invstd: number, gamma: number, dgamma: number, dbeta: number, dx: number, xRelu: number): void;
+  add_forward(a: number, b: number, out: number, count: number, relu: number): void;
+  relu_mask(act: number, d: number, count: number): void;
+  sum_into(dst: number, src: number, count: number): void;
+  dense_forward(x: number, batch: number, inSize: number, w: number, bias: number, out: number, outSize: number, relu: number, idx: number, val: number): void;
+  dense_grad_weights(x: number, batch: number, inSize: number, dz: number, outSize: number, dw: number, db: number, idx: number, val: number): void;
+  dense_grad_input(dz: number, batch: number, outSize: number, w: number, inSize: number, a: number, relu: number, da: number): void;
 }
 
 const wasmModule = compileOnce(WASM_BASE64);

@@ -5,3 +5,7 @@
 // batch. The parts live in cnn/; see cnn/common.h for the conventions.
 #include "cnn/common.h"
 #include "cnn/conv.c"
+#include "cnn/layers.c"
+// The dense kernels of the MLP engine, for the heads of conv nets (and its
+// adam/sgd, which the fused optimiser in cnn/optim.c must equal).
+#include "mlp.c"

@@ -10,6 +10,9 @@
 // results stay those of the dense computation.
 #include <wasm_simd128.h>
 
+// The conv-net module (cnn.c) includes this file after cnn/common.h, which
+// defines the same shorthands: keep its definitions.
+#ifndef EXPORT
 #define EXPORT __attribute__((visibility("default")))
 
 typedef v128_t vf;
@@ -19,6 +22,7 @@ typedef v128_t vf;
 #define ADD(a, b) wasm_f32x4_add((a), (b))
 #define MUL(a, b) wasm_f32x4_mul((a), (b))
 #define MAXZ(a) wasm_f32x4_max((a), wasm_f32x4_splat(0.0f))
+#endif
 
 // o[0 .. n) = act(init + sum over k < nz of val[k] * src[idx[k] * n + (0 .. n)]):
 // a weighted sum of nz rows of a row-major matrix with n columns, 32 columns
