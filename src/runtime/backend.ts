@@ -150,6 +150,19 @@ async function initNamed(name: BackendName, threads: number): Promise<BackendInf
   throw new BackendUnavailableError(name, `TF.js backend '${name}' was requested but ${what}; ${HOW_TO_GET[name]}`);
 }
 
+/** Threads this thread's compute may use (set when the backend is chosen). */
+let computeThreadCount: number | undefined;
+
+/**
+ * Threads one training in this thread may use inside a step: the WASM thread
+ * setting (TICKETSMITH_WASM_THREADS or the wasmThreads option) once a backend
+ * was chosen, else defaultWasmThreads. Ticketsmith's conv engine splits each
+ * batch over this many threads on every backend.
+ */
+export function computeThreads(): number {
+  return computeThreadCount ?? defaultWasmThreads();
+}
+
 async function select(opts: InitBackendOptions): Promise<BackendInfo> {
   const envBackend = process.env.TICKETSMITH_BACKEND;
   const prefer =
@@ -162,6 +175,7 @@ async function select(opts: InitBackendOptions): Promise<BackendInfo> {
     opts.wasmThreads !== undefined
       ? parseThreads(opts.wasmThreads, 'the wasmThreads option')
       : parseThreads(process.env.TICKETSMITH_WASM_THREADS, 'TICKETSMITH_WASM_THREADS');
+  computeThreadCount = threads;
   if (prefer !== undefined) return initNamed(prefer, threads);
 
   const skipped: { name: BackendName; reason: string }[] = [];

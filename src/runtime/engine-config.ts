@@ -7,13 +7,15 @@
 import { z } from 'zod';
 
 /**
- * Which loop trains a model: `auto` picks by backend and mask density (an MLP
- * engine for plain MLPs on CPU backends, TF.js kernels otherwise); `tfjs`
- * keeps TF.js kernels; `mlp-simd` / `mlp-csr` force that MLP engine for
- * plain MLPs (other models always train on TF.js kernels).
+ * Which loop trains a model: `auto` picks by model, backend and mask density
+ * (an MLP engine for plain MLPs and the conv engine for conv nets it can
+ * train, on CPU backends; TF.js kernels otherwise); `tfjs` keeps TF.js
+ * kernels; `mlp-simd` / `mlp-csr` force that MLP engine for plain MLPs and
+ * `cnn-simd` the conv engine for conv nets (other models train on TF.js
+ * kernels).
  */
-export type TrainingLoopChoice = 'auto' | 'tfjs' | 'mlp-simd' | 'mlp-csr';
-export const TRAINING_LOOPS: readonly TrainingLoopChoice[] = ['auto', 'tfjs', 'mlp-simd', 'mlp-csr'];
+export type TrainingLoopChoice = 'auto' | 'tfjs' | 'mlp-simd' | 'mlp-csr' | 'cnn-simd';
+export const TRAINING_LOOPS: readonly TrainingLoopChoice[] = ['auto', 'tfjs', 'mlp-simd', 'mlp-csr', 'cnn-simd'];
 
 /** Caps on one dataset file, downloaded or unpacked: a tenant's URL must not exhaust a worker's memory. */
 export interface DatasetLimits {
@@ -58,7 +60,7 @@ export const DEFAULT_ENGINE_CONFIG: Readonly<EngineConfig> = Object.freeze({
 });
 
 /** TICKETSMITH_MLP's values (the names the README documents) and the loop each picks. */
-const LOOP_BY_ENV: Readonly<Record<string, TrainingLoopChoice>> = { simd: 'mlp-simd', csr: 'mlp-csr', tfjs: 'tfjs' };
+const LOOP_BY_ENV: Readonly<Record<string, TrainingLoopChoice>> = { simd: 'mlp-simd', csr: 'mlp-csr', cnn: 'cnn-simd', tfjs: 'tfjs' };
 
 /** The engine's environment variables, as zod fields (config.ts parses them with the rest). */
 export const ENGINE_ENV = {

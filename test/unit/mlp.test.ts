@@ -46,7 +46,7 @@ test('plain MLPs take the simd engine, sparse ones the csr engine, other nets an
   assert.equal(mlpPath(lenet, dense, 'wasm', envLoop('tfjs')), null);
   assert.equal(mlpPath(lenet, dense, 'tensorflow-gpu', envLoop('csr')), 'csr');
   assert.equal(mlpPath(conv, null, 'wasm', envLoop('csr')), null);
-  assert.throws(() => mlpPath(lenet, dense, 'wasm', envLoop('fast')), /TICKETSMITH_MLP must be one of simd, csr, tfjs; got 'fast'/);
+  assert.throws(() => mlpPath(lenet, dense, 'wasm', envLoop('fast')), /TICKETSMITH_MLP must be one of simd, csr, cnn, tfjs; got 'fast'/);
   lenet.dispose();
   conv.dispose();
 });

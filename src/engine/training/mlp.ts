@@ -11,7 +11,7 @@
 // TrainConfig.loop picks one (mlp-simd, mlp-csr, or tfjs to keep TF.js
 // kernels); 'auto' lets mlpPath choose by backend and density.
 import * as tf from '@tensorflow/tfjs';
-import type { Mask, Split } from '../types.js';
+import type { Mask } from '../types.js';
 import type { TrainingMetrics } from '../sink.js';
 import { getWeightMap, setWeightMap } from '../models/inspect.js';
 import { globalDensity } from '../pruning/mask.js';
@@ -23,6 +23,7 @@ import type { Stepper } from './stepper.js';
 import { runTraining } from './loop.js';
 import { csrEngine } from './mlp-csr.js';
 import { simdEngine } from './mlp-simd.js';
+import { engineStepper, type EngineData } from './engine-stepper.js';
 
 export type { DenseConfig, MlpEngine } from './mlp-engine.js';
 
@@ -88,35 +89,7 @@ export function mlpPath(model: tf.LayersModel, mask: Mask | null, backend: strin
   return sparse ? 'csr' : 'simd';
 }
 
-/** Softmax cross-entropy of logits (batch × C) against labels: mean loss, correct count, and dZ = (p − y)/batch. */
-function softmaxCe(logits: Float32Array, labels: Int32Array, offset: number, batch: number, c: number, dz: Float32Array | null) {
-  let loss = 0;
-  let correct = 0;
-  for (let b = 0; b < batch; b++) {
-    const o = b * c;
-    let max = -Infinity;
-    let arg = 0;
-    for (let j = 0; j < c; j++) {
-      if (logits[o + j]! > max) {
-        max = logits[o + j]!;
-        arg = j;
-      }
-    }
-    let sum = 0;
-    for (let j = 0; j < c; j++) sum += Math.exp(logits[o + j]! - max);
-    const y = labels[offset + b]!;
-    loss += Math.log(sum) - (logits[o + y]! - max);
-    if (arg === y) correct++;
-    if (dz) for (let j = 0; j < c; j++) dz[o + j] = (Math.exp(logits[o + j]! - max) / sum - (j === y ? 1 : 0)) / batch;
-  }
-  return { loss, correct };
-}
-
-export interface MlpData {
-  train: Split;
-  validation: Split;
-  test: Split;
-}
+export type MlpData = EngineData;
 
 /**
  * A stepper training a copy of `model`'s weights under `mask` on engine
@@ -125,48 +98,10 @@ export interface MlpData {
 export function mlpStepper(model: tf.LayersModel, data: MlpData, mask: Mask | null, cfg: TrainConfig, path: MlpPath): Stepper<Float32Array[]> {
   const cfgs = mlpLayers(model);
   if (!cfgs) throw new Error(`model '${model.name}' is not a plain MLP`);
-  const evalBatch = 1000;
-  const maxBatch = Math.max(cfg.batchSize, evalBatch);
+  const maxBatch = Math.max(cfg.batchSize, 1000);
   const weights = getWeightMap(model);
   const engine = path === 'simd' ? simdEngine(cfgs, weights, mask, cfg, maxBatch) : csrEngine(cfgs, weights, mask, cfg, maxBatch);
-  const inSize = engine.input.length / maxBatch;
-  const classes = engine.outputGrad.length / maxBatch;
-  const labels = new Int32Array(cfg.batchSize);
-  const train = data.train;
-
-  return {
-    loop: `mlp-${path}`,
-    examples: train.n,
-    step(batch, lr) {
-      const bs = batch.length;
-      for (let b = 0; b < bs; b++) {
-        const idx = batch[b]!;
-        engine.input.set(train.x.subarray(idx * inSize, (idx + 1) * inSize), b * inSize);
-        labels[b] = train.y[idx]!;
-      }
-      softmaxCe(engine.forward(bs), labels, 0, bs, classes, engine.outputGrad);
-      engine.backward(bs);
-      engine.update(lr);
-    },
-    evaluate(split) {
-      const s = data[split];
-      let loss = 0;
-      let correct = 0;
-      for (let start = 0; start < s.n; start += evalBatch) {
-        const size = Math.min(evalBatch, s.n - start);
-        engine.input.set(s.x.subarray(start * inSize, (start + size) * inSize));
-        const r = softmaxCe(engine.forward(size), s.y, start, size, classes, null);
-        loss += r.loss;
-        correct += r.correct;
-      }
-      return { loss: loss / Math.max(1, s.n), accuracy: correct / Math.max(1, s.n) };
-    },
-    snapshot: () => engine.parameters().map((p) => Float32Array.from(p)),
-    restore: (s) => engine.parameters().forEach((p, i) => p.set(s[i]!)),
-    release() {},
-    sync: () => setWeightMap(model, engine.weightMap()),
-    dispose() {},
-  };
+  return engineStepper(engine, data, { loop: `mlp-${path}`, batchSize: cfg.batchSize, maxBatch, sync: (w) => setWeightMap(model, w) });
 }
 
 /** Train an MLP under `mask` on engine `path` (whatever `cfg.loop` says); same contract as trainModel. */

@@ -1,5 +1,5 @@
 // Training's entry point: trainModel picks the stepper for a model (an MLP
-// engine or TF.js kernels, by TrainConfig.loop, the backend and the mask) and
+// engine, the conv engine or TF.js kernels, by TrainConfig.loop, the backend and the mask) and
 // runs the one training loop (loop.ts) with it. What a training is told and
 // the TF.js data helpers are re-exported here for the engine's callers.
 import * as tf from '@tensorflow/tfjs';
@@ -8,6 +8,7 @@ import type { TrainingMetrics } from '../sink.js';
 import type { TrainCallbacks, TrainConfig } from './config.js';
 import { runTraining } from './loop.js';
 import { mlpPath, mlpStepper } from './mlp.js';
+import { cnnPath, cnnStepper } from './cnn/index.js';
 import { tfjsStepper, type TrainData } from './tfjs.js';
 
 export { learningRateAt, RunCancelled, trainConfigFor } from './config.js';
@@ -27,5 +28,7 @@ export async function trainModel(
 ): Promise<TrainingMetrics> {
   const path = mlpPath(model, mask, tf.getBackend(), cfg.loop);
   if (path) return runTraining(mlpStepper(model, data.source, mask, cfg, path), cfg, cb);
+  const graph = cnnPath(model, tf.getBackend(), cfg.loop);
+  if (graph) return runTraining(cnnStepper(model, graph, data.source, mask, cfg), cfg, cb);
   return runTraining(tfjsStepper(model, data, mask, cfg), cfg, cb);
 }

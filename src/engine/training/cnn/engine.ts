@@ -1,0 +1,120 @@
+// The conv engine: a conv net's weights, activations, gradients and optimiser
+// state in one shared WebAssembly memory (CnnKernels), trained by our SIMD
+// kernels (src/runtime/simd/cnn.c) node by node (ops.ts), with the same loss
+// (softmax cross-entropy on the logits) and the same update rules as TF.js's
+// Adam/SGD/momentum. Masks zero pruned gradients inside the optimiser pass, so
+// pruned weights stay exactly zero. A batch is split into slices, one per
+// thread (threads.ts runs the slices of the other threads); every kernel of a
+// slice writes only that slice's rows and that thread's gradient buffers, and
+// the per-thread gradients are summed in a fixed order, so results do not
+// depend on timing.
+import type { Mask, WeightMap } from '../../types.js';
+import type { TrainConfig } from '../config.js';
+import { CnnKernels } from '../../../runtime/simd/cnn-kernels.js';
+import { bnMoving, sumInto } from './kernels/layers.js';
+import { wasmOptimiser, type MlpExports } from '../../../runtime/simd/mlp-kernels.js';
+import type { CnnGraph, CnnNode } from './graph.js';
+import { OPS } from './ops.js';
+import { ptr, type EngineState, type NodeBuffers, type Param, type Slice } from './state.js';
+
+/** Runs one pass of one slice: every node in order (forward) or reverse order (backward). */
+export function runSlice(e: EngineState, pass: 'forward' | 'backward', s: Slice, barrier: () => void, timings?: Float64Array): void {
+  const nodes = e.graph.nodes;
+  if (pass === 'forward') {
+    for (const node of nodes) {
+      const t0 = timings ? performance.now() : 0;
+      OPS[node.kind].forward(e, node, s, barrier);
+      if (timings) timings[node.index * 2] += performance.now() - t0;
+    }
+    return;
+  }
+  const written = new Uint8Array(nodes.length);
+  for (let i = nodes.length - 1; i > 0; i--) {
+    const node = nodes[i]!;
+    const t0 = timings ? performance.now() : 0;
+    OPS[node.kind].backward(e, node, s, barrier, (input: CnnNode, write: (dst: number) => void) => {
+      // The first consumer (in backward order) writes a tensor's gradient; later ones add theirs.
+      const size = input.size;
+      if (!written[input.index]) {
+        written[input.index] = 1;
+        write(ptr(e.buf[input.index]!.grad, size, s.first));
+      } else {
+        const tmp = ptr(e.tmp, size, s.first);
+        write(tmp);
+        sumInto(e.k, ptr(e.buf[input.index]!.grad, size, s.first), tmp, s.n * size);
+      }
+    });
+    if (timings) timings[node.index * 2 + 1] += performance.now() - t0;
+  }
+}
+
+/** Allocates everything for training `graph` from `weights` under `mask` with `cfg`'s optimiser. */
+export function buildState(graph: CnnGraph, weights: WeightMap, mask: Mask | null, maxBatch: number, threads: number, adam: boolean): EngineState & { mem: CnnKernels } {
+  const mem = new CnnKernels();
+  const k = mem.k;
+  const params = new Map<number, Param[]>();
+  const buf: NodeBuffers[] = [];
+  let widest = 0;
+  for (const node of graph.nodes) {
+    widest = Math.max(widest, node.size);
+    if (node.kind === 'flatten') {
+      // A flatten of NHWC rows is the same memory read as a vector.
+      const src = buf[node.inputs[0]!]!;
+      buf.push({ act: src.act, grad: src.grad, extra: {} });
+      continue;
+    }
+    const act = mem.alloc(maxBatch * node.size);
+    const grad = node.kind === 'input' ? 0 : mem.alloc(maxBatch * node.size);
+    buf.push({ act, grad, extra: {} });
+  }
+  const state: EngineState & { mem: CnnKernels } = { k, mem, graph, buf, params, maxBatch, threads, tmp: mem.alloc(maxBatch * widest), training: true, batch: 0 };
+  for (const node of graph.nodes) {
+    const op = OPS[node.kind];
+    params.set(node.index, op.params?.(node, weights, mask, (count) => mem.alloc(count), threads, adam) ?? []);
+    op.allocate?.(state, node, (count) => mem.alloc(count));
+  }
+  for (const p of [...params.values()].flat()) {
+    const values = mem.f32(p.p, p.count);
+    values.set(weights[p.key]!.values);
+    if (p.mask) {
+      const m = mem.f32(p.mask, p.count);
+      m.set(mask![p.key]!);
+      for (let i = 0; i < p.count; i++) values[i]! *= m[i]!;
+    }
+  }
+  return state;
+}
+
+/** After a training forward: BatchNorm's moving statistics move toward the batch's (thread 0's copy of them). */
+export function afterForward(e: EngineState): void {
+  for (const node of e.graph.nodes) {
+    if (node.kind !== 'bn') continue;
+    const ex = e.buf[node.index]!.extra;
+    const ps = e.params.get(node.index)!;
+    const moving = (name: string) => ps.find((p) => p.key === `${node.layer}/${name}`)!.p;
+    bnMoving(e.k, node.shape.at(-1)!, ex.mean0!, ex.variance0!, node.config.momentum as number, moving('moving_mean'), moving('moving_variance'));
+  }
+}
+
+/** Per-thread scratch: the largest any node asks for a slice of `n` images. */
+export function scratchFloats(graph: CnnGraph, n: number): number {
+  let most = 0;
+  for (const node of graph.nodes) most = Math.max(most, OPS[node.kind].scratch?.(graph, node, n) ?? 0);
+  return most;
+}
+
+/** The optimiser pass over every trainable tensor (thread 0's gradient, once reduce has added the other threads'). */
+export function optimiser(e: EngineState, cfg: Pick<TrainConfig, 'optimizer' | 'momentum'>) {
+  const trainable = [...e.params.values()].flat().filter((p) => p.trainable);
+  const opt = wasmOptimiser(e.k as unknown as MlpExports, cfg);
+  return {
+    /** Sums the other threads' gradients into thread 0's. */
+    reduce(): void {
+      for (const p of trainable) for (let t = 1; t < e.threads; t++) sumInto(e.k, p.g[0]!, p.g[t]!, p.count);
+    },
+    step(lr: number): void {
+      for (const p of trainable) opt.step(p.p, p.g[0]!, p.m, p.v, p.mask, p.count, lr);
+      opt.tick();
+    },
+  };
+}
