@@ -8,11 +8,8 @@
 // binary was built from the committed sources.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { CnnKernels } from '../../src/runtime/simd/cnn-kernels.js';
-import { SOURCE_SHA256 } from '../../src/runtime/simd/cnn-wasm.gen.js';
 import { convForward, convGradInput, convGradWeights, convScratchFloats, convShape, type ConvShape } from '../../src/engine/training/cnn/kernels/conv.js';
 import { mulberry32 } from '../../src/engine/rng.js';
 
@@ -20,16 +17,7 @@ before(async () => {
   await tf.setBackend('cpu');
 });
 
-test('the embedded wasm was built from the committed cnn.c and cnn/ (rebuild: bash scripts/build-simd.sh)', () => {
-  const root = new URL('../../src/runtime/simd/', import.meta.url);
-  // As build-simd.sh: cnn.c, then every file under cnn/ sorted by path (byte order).
-  const walk = (dir: string): string[] =>
-    readdirSync(new URL(dir, root), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(`${dir}${e.name}/`) : [`${dir}${e.name}`]));
-  const parts = ['cnn.c', ...walk('cnn/').sort((a, b) => (Buffer.compare(Buffer.from(a), Buffer.from(b))))];
-  const hash = createHash('sha256');
-  for (const p of parts) hash.update(readFileSync(new URL(p, root)));
-  assert.equal(hash.digest('hex'), SOURCE_SHA256);
-});
+// The embedded binary's hash (cnn.c, cnn/ and the files it includes from outside) is checked in cnn-layers.test.ts.
 
 /** Uniform [-1, 1) values, each zero with probability `zeros`. */
 function values(n: number, zeros: number, next: () => number): Float32Array {
