@@ -471,8 +471,8 @@ const TFJS_PROFILE_METHOD =
   'each sequential layer alone on its input from a forward pass of one batch (training mode), kernels run synchronously on this backend: ' +
   "forward = layer.apply; weight gradient = tf.variableGrads of sum(output × a fixed random output gradient) over the layer's weights, " +
   'less the forward and the sum/multiply; input gradient = the same over the weights and the input, less the weight-gradient run ' +
-  "(so the activation's gradient counts once, in the weight gradient where the layer has weights); a first layer's input gradient is not " +
-  'computed in training and is not listed; optimiser update = Adam applyGradients on the layer\'s weights with the mask multiplications ' +
+  "(so the activation's gradient counts once, in the weight gradient where the layer has weights); layers up to the first with weights get " +
+  'no input gradient in training, and none is listed; optimiser update = Adam applyGradients on the layer\'s weights with the mask multiplications ' +
   'of the TF.js step (gradients and weights); loss = softmax cross-entropy and its gradient; batch gather = the indexed gather of a batch.';
 
 /**
@@ -512,6 +512,7 @@ export async function profileTfjsStep(opts: ProfileOptions): Promise<LoopProfile
     profile.push({ layer: 'input', pass: 'batch gather', ms: timeMs(() => [data.train.x.gather(idx), data.train.y.gather(idx)], repeats) });
     let x = data.train.x.gather(idx);
     keep.push(x);
+    let needsInputGradient = false;
     model.layers.forEach((layer, i) => {
       const out = tf.tidy(() => layer.apply(x, { training: true }) as tf.Tensor);
       keep.push(out);
@@ -525,7 +526,8 @@ export async function profileTfjsStep(opts: ProfileOptions): Promise<LoopProfile
       const overhead = timeMs(() => tf.grad((o: tf.Tensor) => o.mul(dy).sum())(out), repeats);
       const weightRun = weights.length > 0 ? timeMs(() => tf.variableGrads(() => (layer.apply(input, { training: true }) as tf.Tensor).mul(dy).sum() as tf.Scalar, weights).grads, repeats) : forward + overhead;
       if (weights.length > 0) profile.push({ layer: name, pass: 'weight gradient', ms: Math.max(0, weightRun - forward - overhead) });
-      if (i > 0) {
+      // Backprop stops at the first layer with weights: layers before it get no input gradient in training.
+      if (needsInputGradient) {
         const xVar = tf.variable(input, true, `profile_x_${i}`);
         keep.push(xVar);
         const bothRun = timeMs(() => tf.variableGrads(() => (layer.apply(xVar, { training: true }) as tf.Tensor).mul(dy).sum() as tf.Scalar, [...weights, xVar]).grads, repeats);
@@ -544,6 +546,7 @@ export async function profileTfjsStep(opts: ProfileOptions): Promise<LoopProfile
         };
         profile.push({ layer: name, pass: 'optimiser update', ms: timeMs(update, repeats) });
       }
+      needsInputGradient ||= weights.length > 0;
       x = out;
     });
     const yb = data.train.y.gather(idx);
