@@ -3,7 +3,7 @@
 // lines it prints on stdout, in order. TF.js holds one backend per process, so
 // every backend is measured in a child of its own.
 import type { BackendInfo, BackendName } from '../runtime/backend.js';
-import type { ParallelResult, ThroughputResult } from '../engine/training/bench.js';
+import type { LoopProfile, ParallelResult, RssResult, ThroughputResult } from '../engine/training/bench.js';
 
 /** One measurement a child makes, in order. */
 export interface PlanItem {
@@ -28,12 +28,18 @@ export type WorkerJob =
   /** Measure each item of the plan; with everyStep, report each step (a capped child proves a bound). */
   | (JobBase & { kind: 'train'; plan: PlanItem[]; everyStep?: boolean })
   /** A round's ticket + controls sequentially vs on a WorkerPool. */
-  | (JobBase & { kind: 'parallel'; model: string; steps: number; parallelism: number; repeats: number });
+  | (JobBase & { kind: 'parallel'; model: string; steps: number; parallelism: number; repeats: number })
+  /** Peak RSS of an IMP job with controls on a trial WorkerPool. */
+  | (JobBase & { kind: 'rss'; model: string; rounds: number; steps: number; parallelism: number; examples?: number; evalExamples?: number })
+  /** Every step profiler's profile of one model (STEP_PROFILERS). */
+  | (JobBase & { kind: 'profile'; model: string; repeats: number });
 
 export type WorkerLine =
   | { type: 'ready'; backend: BackendInfo }
   | { type: 'step'; model: string; step: number }
   | { type: 'result'; result: ThroughputResult; tfjsLoop: boolean }
   | { type: 'parallel'; result: ParallelResult }
+  | { type: 'rss'; result: RssResult }
+  | { type: 'profile'; result: LoopProfile }
   | { type: 'unavailable'; message: string }
   | { type: 'error'; message: string };

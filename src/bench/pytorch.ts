@@ -14,6 +14,8 @@ export interface TorchResult {
   examplesPerSecond: number;
   medianStepMs: number;
   steps: number;
+  /** Parameters + BN statistics of the PyTorch model (to check it matches ours). */
+  params?: number;
 }
 
 export interface TorchRun {

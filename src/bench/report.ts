@@ -3,7 +3,7 @@
 // not, and the throughput, sparse and both-cores tables as plain text or
 // markdown (markdown.ts wraps them into the results page). Pure: no process,
 // no file, no clock.
-import { BENCH_MODELS, type ParallelResult } from '../engine/training/bench.js';
+import { ALL_BENCH_MODELS, BENCH_MODELS, formatStepProfiles, type LoopProfile, type ParallelResult, type RssResult } from '../engine/training/bench.js';
 import { CSR_DENSITY_THRESHOLD } from '../engine/training/mlp.js';
 import { pct } from '../engine/report/format.js';
 
@@ -14,6 +14,20 @@ export const TARGETS = {
   /** A LeNet round at <= sparseDensity of the weights vs the dense round. */
   sparse: 2.0,
   sparseDensity: 0.05,
+};
+
+/** Issue 12's targets: ratios to PyTorch on its most threads, the sparse Conv-2 round, and memory. */
+export const TARGETS_12 = {
+  conv2Wasm: 0.6,
+  conv2WasmStretch: 1.0,
+  /** ResNet-20 and Conv-6 on WASM. */
+  largeWasm: 0.5,
+  largeModels: ['resnet-20', 'conv-6'] as readonly string[],
+  conv2Native: 1.0,
+  lenetNoZerosWasm: 1.0,
+  convSparse: 1.5,
+  convSparseDensity: 0.1,
+  rssBytes: 2 * 2 ** 30,
 };
 
 export interface Measurement {
@@ -39,12 +53,18 @@ export interface Measurement {
 export interface BenchReport {
   date: string;
   machine: { cores: number; cpu: string; node: string; tfjs: string; torch?: string; loadStart: number[]; loadEnd: number[] };
-  settings: { quick: boolean; batchSize: number; seconds: number; densities: number[]; command: string };
+  settings: { quick: boolean; batchSize: number; seconds: number; densities: number[]; convDensities?: number[]; command: string };
   measurements: Measurement[];
   parallel?: ParallelResult & { backend: string };
   unavailable: { system: string; message: string }[];
   torchMissing?: string;
   wallSeconds: number;
+  /** Parameter counts (BN statistics included) of our models and of PyTorch's built to match. */
+  params?: Record<string, { ours: number; torch?: number }>;
+  /** Peak RSS of a Conv-2 IMP job with controls. */
+  rss?: RssResult & { backend: string };
+  /** Where a Conv-2 step's time goes, per loop. */
+  profiles?: LoopProfile[];
 }
 
 /** A measurement of what trainModel does by default, on the model's usual inputs. */
@@ -90,7 +110,7 @@ export function baseline(report: BenchReport, model: string): Measurement | unde
 
 function targetFor(system: string, model: string): number | undefined {
   if (system === 'wasm' || system === 'wasm-threads') return TARGETS.wasm[model];
-  if (system === 'tensorflow' || system === 'tensorflow-gpu') return TARGETS.native;
+  if (system === 'tensorflow' || system === 'tensorflow-gpu') return Object.hasOwn(BENCH_MODELS, model) ? TARGETS.native : undefined;
   return undefined;
 }
 
@@ -106,12 +126,13 @@ export interface SparseRow {
   enginePath?: string;
 }
 
-export function sparseRows(report: BenchReport): SparseRow[] {
+export function sparseRows(report: BenchReport, model = 'lenet-300-100'): SparseRow[] {
   const rows: SparseRow[] = [];
   const ms = report.measurements;
+  const densities = model === 'lenet-300-100' ? report.settings.densities : (report.settings.convDensities ?? []);
   for (const d of ms) {
-    if (d.model !== 'lenet-300-100' || d.density !== 1 || !isDefault(d) || d.examplesPerSecond === undefined || d.system.startsWith('pytorch')) continue;
-    for (const density of report.settings.densities) {
+    if (d.model !== model || d.density !== 1 || !isDefault(d) || d.examplesPerSecond === undefined || d.system.startsWith('pytorch')) continue;
+    for (const density of densities) {
       const at = (tfjsLoop: boolean) => ms.find((m) => m.model === d.model && m.system === d.system && m.density === density && m.tfjsLoop === tfjsLoop && m.zeroFraction === undefined);
       const engine = at(false);
       const masked = at(true);
@@ -166,6 +187,63 @@ export function targets(report: BenchReport): Target[] {
   return out;
 }
 
+/** The WASM variant trainModel uses by default (every core in the main thread) where it was measured, else single-threaded. */
+function defaultWasm(report: BenchReport): string {
+  return report.measurements.some((m) => m.system === 'wasm-threads' && m.examplesPerSecond !== undefined) ? 'wasm-threads' : 'wasm';
+}
+
+/** PyTorch on its most threads (issue 12 compares with PyTorch on 2 threads, this machine's every core). */
+export function torchMostThreads(report: BenchReport, model: string): Measurement | undefined {
+  const threads = (m: Measurement) => Number(/^pytorch-(\d+)t$/.exec(m.system)?.[1] ?? 0);
+  return report.measurements
+    .filter((m) => m.model === model && threads(m) > 0 && m.examplesPerSecond !== undefined)
+    .sort((a, b) => threads(b) - threads(a))[0];
+}
+
+/**
+ * Every target of issue 12, judged on this run's numbers: WASM is the default
+ * backend's (every core), the ratios are to PyTorch on its most threads.
+ */
+export function targets12(report: BenchReport): Target[] {
+  const T = TARGETS_12;
+  const out: Target[] = [];
+  const wasm = defaultWasm(report);
+  const find = (system: string, model: string, pick: (m: Measurement) => boolean = isDefault, density = 1) =>
+    report.measurements.find((m) => m.system === system && m.model === model && m.density === density && pick(m) && m.examplesPerSecond !== undefined);
+  const vsTorch = (what: string, system: string, model: string, goal: number, pick?: (m: Measurement) => boolean): Target => {
+    const torch = torchMostThreads(report, model);
+    const m = find(system, model, pick);
+    if (!torch) return { what, met: null, detail: 'no PyTorch measurement' };
+    if (!m) return { what, met: null, detail: system.startsWith('tensorflow') ? 'tfjs-node is not installed here, see `npm run native-backend`' : `no ${system} measurement of ${model}` };
+    const r = m.examplesPerSecond! / torch.examplesPerSecond!;
+    return { what, met: r >= goal, detail: `${system} ${fmtRatio(r)} (${fmtEps(m.examplesPerSecond!)} vs ${fmtEps(torch.examplesPerSecond!)} ex/s, ${torch.system})` };
+  };
+  const conv2 = vsTorch(`Conv-2, WASM (default backend) ≥ ${T.conv2Wasm}× PyTorch (stretch ${T.conv2WasmStretch}×)`, wasm, 'conv-2', T.conv2Wasm);
+  if (conv2.met) conv2.detail += find(wasm, 'conv-2')!.examplesPerSecond! / torchMostThreads(report, 'conv-2')!.examplesPerSecond! >= T.conv2WasmStretch ? '; stretch met' : '; stretch not met';
+  out.push(conv2);
+  for (const model of T.largeModels) out.push(vsTorch(`${model}, WASM ≥ ${T.largeWasm}× PyTorch`, wasm, model, T.largeWasm));
+  const native = report.measurements.some((m) => m.system === 'tensorflow-gpu' && m.model === 'conv-2' && m.examplesPerSecond !== undefined) ? 'tensorflow-gpu' : 'tensorflow';
+  out.push(vsTorch(`Conv-2, native ≥ ${T.conv2Native}× PyTorch`, native, 'conv-2', T.conv2Native));
+  out.push(vsTorch(`LeNet-300-100 on inputs without zeros, WASM ≥ ${T.lenetNoZerosWasm}× PyTorch`, wasm, 'lenet-300-100', T.lenetNoZerosWasm, (m) => !m.tfjsLoop && m.zeroFraction === 0));
+  const sparseWhat = `Conv-2 round at ≤ ${densityPct(T.convSparseDensity)} weights vs the dense round, WASM ≥ ${T.convSparse}×`;
+  const sparse = sparseRows(report, 'conv-2').filter((s) => s.system === wasm && s.density <= T.convSparseDensity && s.engine !== undefined);
+  out.push(
+    sparse.length === 0
+      ? { what: sparseWhat, met: null, detail: 'no masked Conv-2 measurement (--conv-densities)' }
+      : { what: sparseWhat, met: sparse.every((s) => s.engine! / s.dense >= T.convSparse), detail: sparse.map((s) => `${s.system} ${fmtRatio(s.engine! / s.dense)} at ${densityPct(s.density)} (loop ${s.enginePath ?? '?'})`).join(', ') },
+  );
+  const rssWhat = `peak RSS of a Conv-2 IMP job with controls (3 trials in parallel) < ${T.rssBytes / 2 ** 30} GiB`;
+  const rss = report.rss;
+  out.push(
+    rss
+      ? { what: rssWhat, met: rss.peakRssBytes < T.rssBytes, detail: `${fmtGiB(rss.peakRssBytes)} (${rss.rounds} rounds × ${rss.trials / rss.rounds} trials of ${rss.stepsPerTrial} steps on ${rss.backend}, ${rss.examples.toLocaleString('en-US')} training examples)` }
+      : { what: rssWhat, met: null, detail: 'not measured (--rss)' },
+  );
+  return out;
+}
+
+export const fmtGiB = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+
 function table(head: string[], rows: string[][], markdown: boolean, right: boolean[]): string {
   if (markdown) return [head, right.map((r) => (r ? '---:' : '---')), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
@@ -192,7 +270,7 @@ export function formatReport(report: BenchReport, markdown: boolean): string {
   const para = (s: string) => out.push(markdown ? `\n${s}` : s);
 
   h(`Training throughput (examples/s, batch ${report.settings.batchSize})`);
-  const order = Object.keys(BENCH_MODELS);
+  const order = Object.keys(ALL_BENCH_MODELS);
   const dense = report.measurements
     .filter((m) => m.density === 1)
     .sort((a, b) => order.indexOf(a.model) - order.indexOf(b.model));
@@ -256,8 +334,67 @@ export function formatReport(report: BenchReport, markdown: boolean): string {
     );
   }
 
+  const convSparse = sparseRows(report, 'conv-2');
+  if (convSparse.length > 0) {
+    h('Sparse rounds: Conv-2 with a magnitude mask vs the dense round');
+    out.push(
+      table(
+        ['backend', 'weights', 'dense ex/s', 'masked, trainModel default', 'loop taken', `target ≥ ${TARGETS_12.convSparse}×`],
+        convSparse.map((s) => [
+          s.label,
+          densityPct(s.density),
+          fmtEps(s.dense),
+          s.engine === undefined ? '-' : `${fmtEps(s.engine)} (${fmtRatio(s.engine / s.dense)})`,
+          s.enginePath ?? '-',
+          s.density > TARGETS_12.convSparseDensity || s.engine === undefined ? '' : mark(s.engine / s.dense >= TARGETS_12.convSparse),
+        ]),
+        markdown,
+        [false, true, true, true, false, false],
+      ),
+    );
+    para('The masked row is a Conv-2 round as a pruning round trains it (layer-wise magnitude mask); on the TF.js loop pruned weights are multiplied by zero, so it costs a dense round.');
+  }
+
+  if (report.params && Object.keys(report.params).length > 0) {
+    h('Parameter counts: ours vs the PyTorch models');
+    const rowsP = Object.entries(report.params).map(([model, p]) => [
+      model,
+      p.ours.toLocaleString('en-US'),
+      p.torch === undefined ? '-' : p.torch.toLocaleString('en-US'),
+      p.torch === undefined ? 'not measured' : p.torch === p.ours ? 'match' : 'DIFFER',
+    ]);
+    out.push(table(['model', 'ours', 'PyTorch', ''], rowsP, markdown, [false, true, true, false]));
+    para('Counts include BatchNorm moving statistics (Keras countParams; PyTorch parameters + running buffers).');
+  }
+
+  if (report.rss) {
+    const r = report.rss;
+    h('Peak memory: a Conv-2 IMP job with controls');
+    para(
+      `${fmtGiB(r.peakRssBytes)} peak RSS (process.resourceUsage().maxRSS, worker threads included) for ${r.rounds} rounds of ticket, reinit and shuffle ` +
+        `(${r.stepsPerTrial} steps each) on the trial WorkerPool(${r.parallelism}), backend ${r.backend}, ${r.examples.toLocaleString('en-US')} training and ` +
+        `${r.evalExamples.toLocaleString('en-US')} validation / test examples of CIFAR's shape, in ${r.seconds.toFixed(0)} s; target < ${fmtGiB(TARGETS_12.rssBytes)}: ${mark(r.peakRssBytes < TARGETS_12.rssBytes)}.`,
+    );
+  }
+
+  if (report.profiles && report.profiles.length > 0) {
+    const p0 = report.profiles[0]!;
+    h(`Where a ${p0.model} step's time goes (batch ${p0.batchSize})`);
+    out.push(formatStepProfiles(report.profiles, markdown));
+    for (const p of report.profiles) para(`${p.loop}: ${p.method}`);
+  }
+
   h('Targets (issue #3)');
   for (const t of targets(report)) out.push(`- ${t.what}: ${markdown ? `**${mark(t.met)}**` : mark(t.met)}; ${t.detail}`);
+  h('Targets (issue 12)');
+  out.push(
+    table(
+      ['figure', 'target', 'this run', 'verdict'],
+      targets12(report).map((t) => [t.what.replace(/ [≥<] .*$/, ''), t.what.replace(/^.*? ([≥<] .*)$/, '$1'), t.detail, mark(t.met)]),
+      markdown,
+      [false, false, false, false],
+    ),
+  );
   if (report.unavailable.length > 0 || report.torchMissing) {
     h('Not measured');
     for (const u of report.unavailable) out.push(`- ${u.system}: ${u.message}`);

@@ -6,7 +6,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { initBackend, BackendUnavailableError, type BackendInfo } from '../runtime/backend.js';
 import { loadEngineConfig } from '../runtime/config.js';
-import { measureParallelTrials, measureTraining } from '../engine/training/bench.js';
+import { measureImpRss, measureParallelTrials, measureTraining, STEP_PROFILERS } from '../engine/training/bench.js';
 import type { WorkerJob, WorkerLine } from './protocol.js';
 
 const emit = (line: WorkerLine) => process.stdout.write(`${JSON.stringify(line)}\n`);
@@ -34,6 +34,18 @@ export async function runWorker(job: WorkerJob): Promise<number> {
         loop,
       });
       emit({ type: 'parallel', result });
+      return 0;
+    }
+    if (job.kind === 'rss') {
+      const { model, rounds, steps, parallelism, examples, evalExamples, batchSize } = job;
+      emit({ type: 'rss', result: await measureImpRss({ model, rounds, steps, parallelism, examples, evalExamples, batchSize, backend: backend.name, loop }) });
+      return 0;
+    }
+    if (job.kind === 'profile') {
+      for (const profiler of Object.values(STEP_PROFILERS)) {
+        const result = await profiler({ model: job.model, batchSize: job.batchSize, repeats: job.repeats });
+        if (result) emit({ type: 'profile', result });
+      }
       return 0;
     }
     for (const item of job.plan) {

@@ -8,16 +8,15 @@
 // src/bench/ (plan.ts, worker.ts).
 import * as tf from '@tensorflow/tfjs';
 import type { Dataset, Mask, Split } from '../types.js';
-import type { TrialKind } from '../sink.js';
+import type { TrainingLoop, TrialKind } from '../sink.js';
 import { createModel } from '../models/registry.js';
 import { CIFAR_INPUT } from '../models/common.js';
-import { getWeightMap, prunableWeights } from '../models/inspect.js';
+import { getWeightMap, prunableWeights, weightVariables } from '../models/inspect.js';
 import { globalDensity, onesMask } from '../pruning/mask.js';
 import { pruneToDensity } from '../pruning/magnitude.js';
 import { shuffleMask } from '../pruning/random.js';
 import { childSeed, mulberry32 } from '../rng.js';
 import { toTensors, trainConfigFor, trainModel, RunCancelled, type TrainConfig, type TrainingLoopChoice } from './train.js';
-import { mlpPath } from './mlp.js';
 import { TrialRunner, WorkerPool, type ModelSource, type TrialExecutor, type TrialJob } from './trial.js';
 
 /** The Lottery Ticket paper's settings for the two benchmarked zoo models. */
@@ -42,9 +41,23 @@ export const BENCH_MODELS: Readonly<Record<string, BenchModel>> = {
   'conv-2': { name: 'conv-2', inputShape: [...CIFAR_INPUT], numClasses: 10, learningRate: 2e-4, warmupSteps: 2, zeroFraction: 0 },
 };
 
+/**
+ * Issue 12's larger conv nets on CIFAR's shape: the paper's Conv-4 and Conv-6
+ * (Adam 3e-4) and ResNet-20 (the paper trains it with SGD; Adam here, like
+ * every other row, so the rows compare one optimiser).
+ */
+export const CONV_BENCH_MODELS: Readonly<Record<string, BenchModel>> = {
+  'conv-4': { name: 'conv-4', inputShape: [...CIFAR_INPUT], numClasses: 10, learningRate: 3e-4, warmupSteps: 2, zeroFraction: 0 },
+  'conv-6': { name: 'conv-6', inputShape: [...CIFAR_INPUT], numClasses: 10, learningRate: 3e-4, warmupSteps: 2, zeroFraction: 0 },
+  'resnet-20': { name: 'resnet-20', inputShape: [...CIFAR_INPUT], numClasses: 10, learningRate: 1e-3, warmupSteps: 2, zeroFraction: 0 },
+};
+
+/** Every benchmarked model, in the order the reports list them. */
+export const ALL_BENCH_MODELS: Readonly<Record<string, BenchModel>> = { ...BENCH_MODELS, ...CONV_BENCH_MODELS };
+
 export function benchModel(name: string): BenchModel {
-  const m = BENCH_MODELS[name];
-  if (!m) throw new Error(`no benchmark settings for model '${name}'; known: ${Object.keys(BENCH_MODELS).join(', ')}`);
+  const m = ALL_BENCH_MODELS[name];
+  if (!m) throw new Error(`no benchmark settings for model '${name}'; known: ${Object.keys(ALL_BENCH_MODELS).join(', ')}`);
   return m;
 }
 
@@ -135,8 +148,11 @@ export interface ThroughputResult {
   density: number;
   /** Fraction of zero input pixels in the synthetic data. */
   zeroFraction: number;
-  /** Which loop trainModel took: TF.js kernels, or an MLP engine (simd: dense LeNet on wasm/cpu; csr: late rounds). */
-  path: 'tfjs' | 'mlp-simd' | 'mlp-csr';
+  /**
+   * Which loop trainModel took, as the run records it (TrainingMetrics.trainingLoop): TF.js kernels, an MLP
+   * engine (simd: dense LeNet on wasm/cpu; csr: late rounds), or whatever loop trainModel picks for the model.
+   */
+  path: TrainingLoop;
   warmupSteps: number;
   steps: number;
   seconds: number;
@@ -176,8 +192,7 @@ export async function measureTraining(opts: ThroughputOptions): Promise<Throughp
   const model = createModel(spec.name, { inputShape: spec.inputShape, numClasses: spec.numClasses, seed });
   const mask = benchMask(model, opts.density ?? 1);
   const loop = opts.tfjsLoop ? 'tfjs' : (opts.loop ?? 'auto');
-  const engine = mlpPath(model, mask, tf.getBackend(), loop);
-  const path = engine ? (`mlp-${engine}` as const) : 'tfjs';
+  let path: TrainingLoop | undefined;
   const data = toTensors(ds);
   const maxSteps = Math.max(1, opts.maxSteps);
   const cfg = benchConfig(spec, bs, warmup + maxSteps + 1, seed, loop);
@@ -186,7 +201,7 @@ export async function measureTraining(opts: ThroughputOptions): Promise<Throughp
   let t0 = 0;
   let last = 0;
   try {
-    await trainModel(model, data, mask, cfg, {
+    const metrics = await trainModel(model, data, mask, cfg, {
       signal: stop.signal,
       progressEveryMs: 0,
       onProgress: ({ step }) => {
@@ -202,8 +217,14 @@ export async function measureTraining(opts: ThroughputOptions): Promise<Throughp
         }
       },
     });
+    path = metrics.trainingLoop;
   } catch (err) {
     if (!(err instanceof RunCancelled)) throw err;
+  }
+  try {
+    // A stopped run returns no metrics: a run of 0 iterations (one evaluation of a batch, no step) on the same
+    // model, mask and loop choice names the loop trainModel takes, as a pruning round would record it.
+    path ??= (await trainModel(model, data, mask, { ...cfg, iterations: 0 })).trainingLoop;
   } finally {
     data.dispose();
     model.dispose();
@@ -214,7 +235,7 @@ export async function measureTraining(opts: ThroughputOptions): Promise<Throughp
     batchSize: bs,
     density: globalDensity(mask),
     zeroFraction,
-    path,
+    path: path ?? 'tfjs',
     warmupSteps: warmup,
     steps: stepMs.length,
     seconds,
@@ -331,4 +352,254 @@ export async function measureParallelTrials(opts: ParallelOptions): Promise<Para
     speedup: par.examplesPerSecond / seq.examplesPerSecond,
     idealSpeedup: jobs.length / Math.ceil(jobs.length / opts.parallelism),
   };
+}
+
+export interface RssOptions {
+  model: string;
+  batchSize: number;
+  /** Pruning rounds (round r keeps 0.8^r of each layer's weights, as IMP's default rate would). */
+  rounds: number;
+  /** Training steps of each trial. */
+  steps: number;
+  /** Worker threads of the trial pool: 3 trains a round's ticket and both controls side by side. */
+  parallelism: number;
+  /** Training examples; validation and test get `evalExamples` each. Default CIFAR-10's 45,000 / 5,000. */
+  examples?: number;
+  evalExamples?: number;
+  backend?: string;
+  seed?: number;
+  loop?: TrainingLoopChoice;
+}
+
+export interface RssResult {
+  model: string;
+  rounds: number;
+  stepsPerTrial: number;
+  parallelism: number;
+  examples: number;
+  evalExamples: number;
+  trials: number;
+  /** Peak resident set of this process, worker threads included (process.resourceUsage().maxRSS). */
+  peakRssBytes: number;
+  seconds: number;
+}
+
+/**
+ * The peak memory of an IMP job with controls: every round's ticket, random
+ * reinit and random structure trained side by side on the engine's trial
+ * WorkerPool (each thread holds the dataset and its own backend, as in a run),
+ * evaluating at the start and end of each trial. Run it in a process of its
+ * own: maxRSS is the process's high-water mark, whatever ran before.
+ */
+export async function measureImpRss(opts: RssOptions): Promise<RssResult> {
+  const spec = benchModel(opts.model);
+  const seed = opts.seed ?? 1;
+  const examples = opts.examples ?? 45_000;
+  const evalExamples = opts.evalExamples ?? 5_000;
+  const ds = syntheticDataset(spec.inputShape, spec.numClasses, examples, evalExamples, seed, spec.zeroFraction);
+  const source: ModelSource = { zoo: spec.name, inputShape: spec.inputShape, numClasses: spec.numClasses, seed };
+  const model = createModel(spec.name, source);
+  const fresh = createModel(spec.name, { ...source, seed: childSeed(seed, 'reinit') });
+  const cfg = benchConfig(spec, opts.batchSize, opts.steps, seed, opts.loop);
+  const started = performance.now();
+  const pool = new WorkerPool(opts.parallelism, ds, source, opts.backend);
+  let trials = 0;
+  try {
+    for (let r = 0; r < opts.rounds; r++) {
+      const jobs = roundJobs(model, fresh, 0.8 ** r, cfg, seed).map((j) => ({ ...j, round: r }));
+      await Promise.all(jobs.map((j) => pool.run(j, {})));
+      trials += jobs.length;
+    }
+  } finally {
+    await pool.dispose();
+    model.dispose();
+    fresh.dispose();
+  }
+  return {
+    model: spec.name,
+    rounds: opts.rounds,
+    stepsPerTrial: opts.steps,
+    parallelism: opts.parallelism,
+    examples,
+    evalExamples,
+    trials,
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+/** Where one training step's time goes: milliseconds per layer and pass ('forward', 'input gradient', ...). */
+export type StepProfile = { layer: string; pass: string; ms: number }[];
+
+/** One training loop's StepProfile of a model on a backend, and its whole step timed the same way. */
+export interface LoopProfile {
+  /** The loop profiled ('tfjs', or an engine's TrainingLoop name). */
+  loop: string;
+  backend: string;
+  model: string;
+  batchSize: number;
+  /** Runs each part was timed over (the median is kept), after one untimed run. */
+  repeats: number;
+  profile: StepProfile;
+  /** Median of whole steps of the same loop, for the sum of the parts to be read against. */
+  stepMs?: number;
+  /** How the parts were timed. */
+  method: string;
+}
+
+export interface ProfileOptions {
+  model: string;
+  batchSize: number;
+  repeats?: number;
+  seed?: number;
+}
+
+/** Median milliseconds of `fn` over `repeats` runs after one untimed run; each run's tensors are freed. */
+function timeMs(fn: () => tf.TensorContainer, repeats: number): number {
+  const times: number[] = [];
+  for (let i = 0; i <= repeats; i++) {
+    const t0 = performance.now();
+    const out = tf.tidy(fn);
+    const t1 = performance.now();
+    tf.dispose(out);
+    if (i > 0) times.push(t1 - t0);
+  }
+  return median(times);
+}
+
+const TFJS_PROFILE_METHOD =
+  'each sequential layer alone on its input from a forward pass of one batch (training mode), kernels run synchronously on this backend: ' +
+  "forward = layer.apply; weight gradient = tf.variableGrads of sum(output × a fixed random output gradient) over the layer's weights, " +
+  'less the forward and the sum/multiply; input gradient = the same over the weights and the input, less the weight-gradient run ' +
+  "(so the activation's gradient counts once, in the weight gradient where the layer has weights); layers up to the first with weights get " +
+  'no input gradient in training, and none is listed; optimiser update = Adam applyGradients on the layer\'s weights with the mask multiplications ' +
+  'of the TF.js step (gradients and weights); loss = softmax cross-entropy and its gradient; batch gather = the indexed gather of a batch.';
+
+/**
+ * StepProfile of the TF.js loop (tfjs.ts's step) on the current backend, for
+ * a Sequential zoo model (LeNet, Conv-2/4/6): the step cut into its layers'
+ * forward passes, gradients and optimiser updates, each timed alone (see
+ * TFJS_PROFILE_METHOD). The parts are timed apart, so their sum differs from
+ * a whole step by what TF.js shares or overlaps; `stepMs` gives the whole.
+ */
+export async function profileTfjsStep(opts: ProfileOptions): Promise<LoopProfile> {
+  const spec = benchModel(opts.model);
+  const bs = opts.batchSize;
+  const repeats = Math.max(1, opts.repeats ?? 5);
+  const seed = opts.seed ?? 1;
+  const model = createModel(spec.name, { inputShape: spec.inputShape, numClasses: spec.numClasses, seed });
+  if (!(model instanceof tf.Sequential)) {
+    model.dispose();
+    throw new Error(`${spec.name}: the TF.js step profile takes a Sequential model`);
+  }
+  const ds = syntheticDataset(spec.inputShape, spec.numClasses, bs * 4, bs, seed, spec.zeroFraction);
+  const data = toTensors(ds);
+  const mask = benchMask(model, 1);
+  const vars = weightVariables(model);
+  const masks = new Map(Object.entries(mask).map(([name, m]) => {
+    const v = vars.get(name)!.read() as tf.Variable;
+    return [v, tf.tensor(m, v.shape)] as const;
+  }));
+  // One Adam per layer: TF.js optimisers keep their moments by position in the gradient list.
+  const optimizers: tf.Optimizer[] = [];
+  const profile: StepProfile = [];
+  const next = mulberry32(seed);
+  const random = (shape: number[]) => tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => next() - 0.5), shape);
+  const keep: tf.Tensor[] = [];
+  try {
+    const idx = tf.tensor1d(Int32Array.from({ length: bs }, (_, i) => i), 'int32');
+    keep.push(idx);
+    profile.push({ layer: 'input', pass: 'batch gather', ms: timeMs(() => [data.train.x.gather(idx), data.train.y.gather(idx)], repeats) });
+    let x = data.train.x.gather(idx);
+    keep.push(x);
+    let needsInputGradient = false;
+    model.layers.forEach((layer, i) => {
+      const out = tf.tidy(() => layer.apply(x, { training: true }) as tf.Tensor);
+      keep.push(out);
+      const dy = random(out.shape);
+      keep.push(dy);
+      const name = layer.name;
+      const weights = layer.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
+      const input = x;
+      const forward = timeMs(() => layer.apply(input, { training: true }) as tf.Tensor, repeats);
+      profile.push({ layer: name, pass: 'forward', ms: forward });
+      const overhead = timeMs(() => tf.grad((o: tf.Tensor) => o.mul(dy).sum())(out), repeats);
+      const weightRun = weights.length > 0 ? timeMs(() => tf.variableGrads(() => (layer.apply(input, { training: true }) as tf.Tensor).mul(dy).sum() as tf.Scalar, weights).grads, repeats) : forward + overhead;
+      if (weights.length > 0) profile.push({ layer: name, pass: 'weight gradient', ms: Math.max(0, weightRun - forward - overhead) });
+      // Backprop stops at the first layer with weights: layers before it get no input gradient in training.
+      if (needsInputGradient) {
+        const xVar = tf.variable(input, true, `profile_x_${i}`);
+        keep.push(xVar);
+        const bothRun = timeMs(() => tf.variableGrads(() => (layer.apply(xVar, { training: true }) as tf.Tensor).mul(dy).sum() as tf.Scalar, [...weights, xVar]).grads, repeats);
+        profile.push({ layer: name, pass: 'input gradient', ms: Math.max(0, bothRun - weightRun) });
+      }
+      if (weights.length > 0) {
+        const grads = Object.fromEntries(weights.map((w) => [w.name, random(w.shape)]));
+        keep.push(...Object.values(grads));
+        const optimizer = tf.train.adam(spec.learningRate);
+        optimizers.push(optimizer);
+        const update = () => {
+          const g = weights.map((w) => ({ name: w.name, tensor: masks.has(w) ? grads[w.name]!.mul(masks.get(w)!) : grads[w.name]! }));
+          optimizer.applyGradients(g);
+          for (const w of weights) if (masks.has(w)) w.assign(w.mul(masks.get(w)!));
+          return [];
+        };
+        profile.push({ layer: name, pass: 'optimiser update', ms: timeMs(update, repeats) });
+      }
+      needsInputGradient ||= weights.length > 0;
+      x = out;
+    });
+    const yb = data.train.y.gather(idx);
+    keep.push(yb);
+    const logits = x;
+    profile.push({ layer: 'loss', pass: 'forward + gradient', ms: timeMs(() => tf.grad((l: tf.Tensor) => tf.losses.softmaxCrossEntropy(yb, l) as tf.Scalar)(logits), repeats) });
+  } finally {
+    tf.dispose(keep);
+    tf.dispose([...masks.values()]);
+    for (const o of optimizers) o.dispose();
+    data.dispose();
+    model.dispose();
+  }
+  const whole = await measureTraining({ model: spec.name, batchSize: bs, maxSteps: repeats, seconds: 1e9, seed, loop: 'tfjs' });
+  return { loop: 'tfjs', backend: tf.getBackend(), model: spec.name, batchSize: bs, repeats, profile, stepMs: whole.medianStepMs, method: TFJS_PROFILE_METHOD };
+}
+
+/**
+ * The step profilers `bench --profile` runs, by loop. An engine adds its own
+ * (its StepProfile from inside its step); each returns null where it does not
+ * train the model on this backend.
+ */
+export const STEP_PROFILERS: Record<string, (o: ProfileOptions) => Promise<LoopProfile | null>> = {
+  tfjs: profileTfjsStep,
+};
+
+/**
+ * Loops' profiles side by side: one row per (layer, pass) in the order first
+ * seen, a column of milliseconds and share of the parts' sum per loop, then
+ * the sum of the parts and the whole step as measured.
+ */
+export function formatStepProfiles(profiles: readonly LoopProfile[], markdown = false): string {
+  if (profiles.length === 0) return 'no step profile';
+  const keys: Array<[string, string]> = [];
+  for (const p of profiles) {
+    for (const r of p.profile) if (!keys.some(([l, s]) => l === r.layer && s === r.pass)) keys.push([r.layer, r.pass]);
+  }
+  const totals = profiles.map((p) => p.profile.reduce((t, r) => t + r.ms, 0));
+  const ms = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
+  const cell = (p: LoopProfile, total: number, layer: string, pass: string) => {
+    const rows = p.profile.filter((r) => r.layer === layer && r.pass === pass);
+    if (rows.length === 0) return '-';
+    const t = rows.reduce((a, r) => a + r.ms, 0);
+    return `${ms(t)} (${total > 0 ? ((100 * t) / total).toFixed(0) : '0'}%)`;
+  };
+  const head = ['layer', 'pass', ...profiles.map((p) => `${p.loop} on ${p.backend}, ms`)];
+  const rows = keys.map(([layer, pass]) => [layer, pass, ...profiles.map((p, i) => cell(p, totals[i]!, layer, pass))]);
+  rows.push(['all', 'sum of the parts', ...totals.map(ms)]);
+  rows.push(['all', 'whole step, measured', ...profiles.map((p) => (p.stepMs === undefined ? '-' : ms(p.stepMs)))]);
+  if (markdown) {
+    return [head, head.map((_, i) => (i < 2 ? '---' : '---:')), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+  }
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
