@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os';
 import { isMainThread } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { getThreadsCount, version_wasm } from '@tensorflow/tfjs-backend-wasm';
+import { installNativeKernelOverrides } from './kernels/native.js';
 import { installWasmKernelOverrides } from './kernels/registry.js';
 import { prepareWasmThreads } from './kernels/wasm-threads.js';
 
@@ -109,6 +110,7 @@ async function tryNative(name: 'tensorflow-gpu' | 'tensorflow'): Promise<Backend
     if (!(await tf.setBackend('tensorflow'))) return { missing: false, reason: `${pkg} loaded but its backend did not initialise` };
     const three = tf.tidy(() => tf.add(tf.scalar(1), tf.scalar(2)).dataSync()[0]);
     if (three !== 3) return { missing: false, reason: `${pkg} computed 1 + 2 = ${three}` };
+    installNativeKernelOverrides();
   } catch (err) {
     return { missing: false, reason: `${pkg} loaded but failed: ${(err as Error).message}` };
   }
