@@ -55,7 +55,7 @@ const PACKAGES: Record<BackendName, string> = {
 
 const HOW_TO_GET: Record<BackendName, string> = {
   'tensorflow-gpu':
-    'install it on a machine with CUDA 11.2 and cuDNN 8.1: npm install --no-save @tensorflow/tfjs-node-gpu@4.22.0',
+    'build it with `npm run native-backend -- --gpu` (TensorFlow C libraries for CUDA 12 and cuDNN 9; see scripts/native-backend.sh)',
   tensorflow: 'build it with `npm run native-backend` (scripts/native-backend.sh)',
   wasm: 'it is a dependency of Ticketsmith: run `npm ci`',
   cpu: 'it is a dependency of Ticketsmith: run `npm ci`',
