@@ -58,7 +58,19 @@ function measure(ours: boolean): number {
   return (batch * steps * 1000) / ms;
 }
 
+/** Kernels one step runs (tf.profile), a count the machine's load does not blur. */
+async function kernelsPerStep(ours: boolean): Promise<number> {
+  if (ours) installNativeKernelOverrides();
+  else uninstallNativeKernelOverrides();
+  const opt: Opt = ours ? new FoldedAdam(1e-4) : tf.train.adam(1e-4);
+  step(opt, 0);
+  const p = await tf.profile(() => step(opt, 1));
+  opt.dispose();
+  return p.kernels.length;
+}
+
 console.log(`backend ${info.name} ${info.version}; conv-2 [32,32,3], batch ${batch}, ${rounds} x ${seconds} s per variant, interleaved`);
+console.log(`kernels per step: stock ${await kernelsPerStep(false)}, ours ${await kernelsPerStep(true)}`);
 const stock: number[] = [];
 const ours: number[] = [];
 for (let r = 0; r < rounds; r++) {
