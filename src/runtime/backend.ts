@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os';
 import { isMainThread } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { getThreadsCount, version_wasm } from '@tensorflow/tfjs-backend-wasm';
+import { installNativeKernelOverrides } from './kernels/native.js';
 import { installWasmKernelOverrides } from './kernels/registry.js';
 import { prepareWasmThreads } from './kernels/wasm-threads.js';
 
@@ -54,7 +55,7 @@ const PACKAGES: Record<BackendName, string> = {
 
 const HOW_TO_GET: Record<BackendName, string> = {
   'tensorflow-gpu':
-    'install it on a machine with CUDA 11.2 and cuDNN 8.1: npm install --no-save @tensorflow/tfjs-node-gpu@4.22.0',
+    'build it with `npm run native-backend -- --gpu` (TensorFlow C libraries for CUDA 12 and cuDNN 9; see scripts/native-backend.sh)',
   tensorflow: 'build it with `npm run native-backend` (scripts/native-backend.sh)',
   wasm: 'it is a dependency of Ticketsmith: run `npm ci`',
   cpu: 'it is a dependency of Ticketsmith: run `npm ci`',
@@ -109,6 +110,7 @@ async function tryNative(name: 'tensorflow-gpu' | 'tensorflow'): Promise<Backend
     if (!(await tf.setBackend('tensorflow'))) return { missing: false, reason: `${pkg} loaded but its backend did not initialise` };
     const three = tf.tidy(() => tf.add(tf.scalar(1), tf.scalar(2)).dataSync()[0]);
     if (three !== 3) return { missing: false, reason: `${pkg} computed 1 + 2 = ${three}` };
+    installNativeKernelOverrides();
   } catch (err) {
     return { missing: false, reason: `${pkg} loaded but failed: ${(err as Error).message}` };
   }

@@ -1,5 +1,6 @@
-// Backend selection: automatic choice (native packages are not installed
-// here, so WASM), TICKETSMITH_BACKEND / prefer overrides, clear errors, the
+// Backend selection: automatic choice (native packages hidden from the child
+// processes by test/fixtures/hide-native.mjs, so WASM, also where
+// `npm run native-backend` built tfjs-node), TICKETSMITH_BACKEND / prefer overrides, clear errors, the
 // cached result, and WASM threads (default and requested). Scenarios run in child Node
 // processes because a process selects its backend only once.
 import { test } from 'node:test';
@@ -10,6 +11,7 @@ import { availableParallelism } from 'node:os';
 import { defaultWasmThreads } from '../../src/runtime/backend.js';
 
 const backendModule = fileURLToPath(new URL('../../src/runtime/backend.ts', import.meta.url));
+const hideNative = fileURLToPath(new URL('../fixtures/hide-native.mjs', import.meta.url));
 
 interface Outcome {
   ok: boolean;
@@ -33,7 +35,7 @@ function inChild(body: string, env: Record<string, string> = {}): Promise<Outcom
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', '--input-type=module', '-e', script],
+      ['--import', 'tsx', '--import', hideNative, '--input-type=module', '-e', script],
       { env: childEnv, timeout: 30_000 },
       (err, stdout, stderr) => {
         const line = stdout.split('\n').find((l) => l.startsWith('RESULT'));
