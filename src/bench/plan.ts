@@ -322,8 +322,13 @@ async function measureProfile(run: BenchRun): Promise<void> {
   else log(`  failed: ${lineOf(r, 'error')?.message ?? lastLine(r)}`);
 }
 
-/** Our models' parameter counts (BN statistics included), for the PyTorch models to be checked against. */
-function ourParams(models: string[]): Record<string, { ours: number }> {
+/**
+ * Our models' parameter counts (BN statistics included), for the PyTorch
+ * models to be checked against. Built on the cpu backend: the planner
+ * measures nothing itself, so no other backend is initialised here.
+ */
+async function ourParams(models: string[]): Promise<Record<string, { ours: number }>> {
+  if (!(await tf.setBackend('cpu'))) throw new Error("TF.js's cpu backend did not initialise");
   const out: Record<string, { ours: number }> = {};
   for (const name of models) {
     const spec = benchModel(name);
@@ -338,7 +343,7 @@ function ourParams(models: string[]): Record<string, { ours: number }> {
 export async function runBenchmark(o: BenchOptions): Promise<BenchReport> {
   const started = performance.now();
   const run = new BenchRun(o);
-  run.report.params = ourParams(o.models);
+  run.report.params = await ourParams(o.models);
   const chosen = variants(run.cores).filter((v) => o.backends.includes(v.id));
   log(`PyTorch (batch ${o.batchSize}):`);
   await torchPass(run);

@@ -17,6 +17,9 @@ import { pruneToDensity } from '../pruning/magnitude.js';
 import { shuffleMask } from '../pruning/random.js';
 import { childSeed, mulberry32 } from '../rng.js';
 import { toTensors, trainConfigFor, trainModel, RunCancelled, type TrainConfig, type TrainingLoopChoice } from './train.js';
+import { cnnEngine, cnnPath } from './cnn/index.js';
+import { softmaxCe } from './engine-stepper.js';
+import { computeThreads } from '../../runtime/backend.js';
 import { TrialRunner, WorkerPool, type ModelSource, type TrialExecutor, type TrialJob } from './trial.js';
 
 /** The Lottery Ticket paper's settings for the two benchmarked zoo models. */
@@ -564,6 +567,55 @@ export async function profileTfjsStep(opts: ProfileOptions): Promise<LoopProfile
   return { loop: 'tfjs', backend: tf.getBackend(), model: spec.name, batchSize: bs, repeats, profile, stepMs: whole.medianStepMs, method: TFJS_PROFILE_METHOD };
 }
 
+const CNN_PROFILE_METHOD =
+  "whole training steps of the conv engine (cnnEngine with profiling), after one untimed step: each node's forward pass, its weight " +
+  "gradient (with the node's own backward bookkeeping) and the input gradient it writes, timed on the calling thread's slice of the batch " +
+  "(so waits for the other threads count where a node ends in a barrier or the pass ends), averaged over the steps; optimiser update = " +
+  'summing the threads\' gradients and the masked Adam pass; loss = softmax cross-entropy and its gradient in JS.';
+
+/** StepProfile of the conv engine (loop 'cnn-simd') training a zoo conv net, or null where the engine does not train it. */
+export async function profileCnnStep(opts: ProfileOptions): Promise<LoopProfile | null> {
+  const spec = benchModel(opts.model);
+  const bs = opts.batchSize;
+  const repeats = Math.max(1, opts.repeats ?? 5);
+  const seed = opts.seed ?? 1;
+  const model = createModel(spec.name, { inputShape: spec.inputShape, numClasses: spec.numClasses, seed });
+  try {
+    const graph = cnnPath(model, tf.getBackend(), 'cnn-simd');
+    if (!graph) return null;
+    const ds = syntheticDataset(spec.inputShape, spec.numClasses, bs * 4, bs, seed, spec.zeroFraction);
+    const cfg = benchConfig(spec, bs, repeats + 1, seed, 'cnn-simd');
+    const engine = cnnEngine(graph, getWeightMap(model), benchMask(model, 1), cfg, bs, Math.max(1, Math.min(computeThreads(), bs)), { profile: true });
+    const size = ds.train.x.length / ds.train.n;
+    const labels = ds.train.y.subarray(0, bs);
+    let lossMs = 0;
+    const steps: number[] = [];
+    let before: StepProfile = [];
+    try {
+      for (let i = 0; i <= repeats; i++) {
+        if (i === 1) before = engine.profile!();
+        const t0 = performance.now();
+        engine.input.set(ds.train.x.subarray(0, bs * size));
+        const logits = engine.forward(bs, true);
+        const t1 = performance.now();
+        softmaxCe(logits, labels, 0, bs, spec.numClasses, engine.outputGrad);
+        if (i > 0) lossMs += performance.now() - t1;
+        engine.backward(bs);
+        engine.update(cfg.learningRate);
+        if (i > 0) steps.push(performance.now() - t0);
+      }
+      const after = engine.profile!();
+      const profile: StepProfile = after.map((r, i) => ({ ...r, ms: (r.ms - (before[i]?.ms ?? 0)) / repeats }));
+      profile.push({ layer: 'loss', pass: 'forward + gradient', ms: lossMs / repeats });
+      return { loop: 'cnn-simd', backend: tf.getBackend(), model: spec.name, batchSize: bs, repeats, profile, stepMs: median(steps), method: CNN_PROFILE_METHOD };
+    } finally {
+      engine.dispose?.();
+    }
+  } finally {
+    model.dispose();
+  }
+}
+
 /**
  * The step profilers `bench --profile` runs, by loop. An engine adds its own
  * (its StepProfile from inside its step); each returns null where it does not
@@ -571,6 +623,7 @@ export async function profileTfjsStep(opts: ProfileOptions): Promise<LoopProfile
  */
 export const STEP_PROFILERS: Record<string, (o: ProfileOptions) => Promise<LoopProfile | null>> = {
   tfjs: profileTfjsStep,
+  'cnn-simd': profileCnnStep,
 };
 
 /**

@@ -17,14 +17,21 @@ import type { CnnGraph, CnnNode } from './graph.js';
 import { OPS } from './ops.js';
 import { ptr, type EngineState, type NodeBuffers, type Param, type Slice } from './state.js';
 
-/** Runs one pass of one slice: every node in order (forward) or reverse order (backward). */
+/** Slots per node in a timings array: forward, weight gradient (with the node's own bookkeeping), input gradient. */
+export const TIMING_SLOTS = 3;
+
+/**
+ * Runs one pass of one slice: every node in order (forward) or reverse order
+ * (backward). With `timings` (TIMING_SLOTS per node), adds each node's
+ * milliseconds: forward; backward less its input gradients; input gradients.
+ */
 export function runSlice(e: EngineState, pass: 'forward' | 'backward', s: Slice, barrier: () => void, timings?: Float64Array): void {
   const nodes = e.graph.nodes;
   if (pass === 'forward') {
     for (const node of nodes) {
       const t0 = timings ? performance.now() : 0;
       OPS[node.kind].forward(e, node, s, barrier);
-      if (timings) timings[node.index * 2] += performance.now() - t0;
+      if (timings) timings[node.index * TIMING_SLOTS] += performance.now() - t0;
     }
     return;
   }
@@ -32,7 +39,9 @@ export function runSlice(e: EngineState, pass: 'forward' | 'backward', s: Slice,
   for (let i = nodes.length - 1; i > 0; i--) {
     const node = nodes[i]!;
     const t0 = timings ? performance.now() : 0;
+    let inputMs = 0;
     OPS[node.kind].backward(e, node, s, barrier, (input: CnnNode, write: (dst: number) => void) => {
+      const t1 = timings ? performance.now() : 0;
       // The first consumer (in backward order) writes a tensor's gradient; later ones add theirs.
       const size = input.size;
       if (!written[input.index]) {
@@ -43,8 +52,12 @@ export function runSlice(e: EngineState, pass: 'forward' | 'backward', s: Slice,
         write(tmp);
         sumInto(e.k, ptr(e.buf[input.index]!.grad, size, s.first), tmp, s.n * size);
       }
+      if (timings) inputMs += performance.now() - t1;
     });
-    if (timings) timings[node.index * 2 + 1] += performance.now() - t0;
+    if (timings) {
+      timings[node.index * TIMING_SLOTS + 1] += performance.now() - t0 - inputMs;
+      timings[node.index * TIMING_SLOTS + 2] += inputMs;
+    }
   }
 }
 

@@ -10,7 +10,7 @@ import { computeThreads } from '../../../runtime/backend.js';
 import { cnnKernelsAvailable, cnnModule } from '../../../runtime/simd/cnn-kernels.js';
 import { engineStepper, type EngineData, type TrainableEngine } from '../engine-stepper.js';
 import { compileGraph, type CnnGraph } from './graph.js';
-import { afterForward, buildState, optimiser, runSlice, scratchFloats } from './engine.js';
+import { afterForward, buildState, optimiser, runSlice, scratchFloats, TIMING_SLOTS } from './engine.js';
 import { sliceBounds, type EngineState, type Slice } from './state.js';
 import { CTL, CTL_INTS, SliceWorkers, barrierOn } from './threads.js';
 
@@ -36,6 +36,15 @@ export function cnnPath(model: tf.LayersModel, backend: string, loop: TrainingLo
   return typeof g === 'string' ? null : g;
 }
 
+/** One profiled part of a step: a node's (layer's) pass and its milliseconds. */
+export interface StepProfileRow {
+  layer: string;
+  pass: string;
+  ms: number;
+}
+
+const PROFILED_PASSES = ['forward', 'weight gradient', 'input gradient'] as const;
+
 /** Examples per evaluation chunk: activations of conv nets are large, so chunks stay small. */
 const EVAL_CHUNK = 100;
 
@@ -45,7 +54,15 @@ function sliceBuffers(e: EngineState, scratch: number): Omit<Slice, 'first' | 'n
 }
 
 /** A conv engine training `graph` from `weights` under `mask`, on `threads` slices of each batch (1: this thread only). */
-export function cnnEngine(graph: CnnGraph, weights: WeightMap, mask: Mask | null, cfg: TrainConfig, maxBatch: number, threads: number): TrainableEngine & { state: EngineState } {
+export function cnnEngine(
+  graph: CnnGraph,
+  weights: WeightMap,
+  mask: Mask | null,
+  cfg: TrainConfig,
+  maxBatch: number,
+  threads: number,
+  o: { profile?: boolean } = {},
+): TrainableEngine & { state: EngineState; profile?: () => StepProfileRow[] } {
   const state = buildState(graph, weights, mask, maxBatch, threads, cfg.optimizer === 'adam');
   const { mem, buf } = state;
   const perThread = Math.ceil(maxBatch / threads);
@@ -66,6 +83,9 @@ export function cnnEngine(graph: CnnGraph, weights: WeightMap, mask: Mask | null
         )
       : null;
   let started = false;
+  // Profiling times the calling thread's slice of each node (its waits for the other threads included) and the optimiser.
+  const timings = o.profile ? new Float64Array(graph.nodes.length * TIMING_SLOTS) : undefined;
+  let updateMs = 0;
   const barrier = threads > 1 ? barrierOn(ctl, threads) : () => {};
   const pass = (kind: 'forward' | 'backward', batch: number, training: boolean) => {
     state.training = training;
@@ -76,7 +96,7 @@ export function cnnEngine(graph: CnnGraph, weights: WeightMap, mask: Mask | null
     }
     workers?.start(kind, batch, training);
     try {
-      runSlice(state, kind, { ...slices[0]!, ...sliceBounds(batch, threads, 0) }, barrier);
+      runSlice(state, kind, { ...slices[0]!, ...sliceBounds(batch, threads, 0) }, barrier, kind === 'backward' || training ? timings : undefined);
     } catch (err) {
       // Release workers waiting at a barrier for this thread.
       Atomics.store(ctl, CTL.FAILED, 1);
@@ -101,9 +121,15 @@ export function cnnEngine(graph: CnnGraph, weights: WeightMap, mask: Mask | null
     },
     backward(batch) {
       pass('backward', batch, true);
+      const t0 = timings ? performance.now() : 0;
       opt.reduce();
+      if (timings) updateMs += performance.now() - t0;
     },
-    update: (lr) => opt.step(lr),
+    update(lr) {
+      const t0 = timings ? performance.now() : 0;
+      opt.step(lr);
+      if (timings) updateMs += performance.now() - t0;
+    },
     parameters: () => all.map((p) => mem.f32(p.p, p.count)),
     weightMap() {
       const map: WeightMap = {};
@@ -111,6 +137,17 @@ export function cnnEngine(graph: CnnGraph, weights: WeightMap, mask: Mask | null
       return map;
     },
     dispose: () => workers?.dispose(),
+    ...(timings
+      ? {
+          /** Milliseconds per node and pass summed since the engine was built (training passes only). */
+          profile: () => [
+            ...graph.nodes.flatMap((n) =>
+              PROFILED_PASSES.map((pass, slot) => ({ layer: n.layer, pass, ms: timings[n.index * TIMING_SLOTS + slot]! })).filter((r) => r.ms > 0),
+            ),
+            { layer: 'all', pass: 'optimiser update', ms: updateMs },
+          ],
+        }
+      : {}),
   };
 }
 
