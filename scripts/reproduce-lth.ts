@@ -24,6 +24,17 @@ import { loadEngineConfig } from '../src/runtime/config.js';
 const engine = loadEngineConfig();
 
 const args = process.argv.slice(2);
+const USAGE = 'usage: npm run reproduce:lth -- [--model lenet-300-100|conv-2] [--seeds N] [--rounds N] [--iterations N] [--eval-every N] [--quick]\n';
+if (args.includes('--help') || args.includes('-h')) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+const known = new Set(['--model', '--seeds', '--rounds', '--iterations', '--eval-every', '--quick']);
+const unknown = args.filter((a, i) => a.startsWith('-') && !known.has(a) && !(i > 0 && ['--model', '--seeds', '--rounds', '--iterations', '--eval-every'].includes(args[i - 1]!)));
+if (unknown.length > 0) {
+  process.stderr.write(`unknown option ${unknown.join(', ')}\n${USAGE}`);
+  process.exit(2);
+}
 const arg = (name: string, def: number) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? Number(args[i + 1]) : def;

@@ -41,7 +41,7 @@ export interface Measurement {
   tfjsLoop: boolean;
   /** Fraction of zero input pixels, where not the model's usual one (LeNet with dense inputs). */
   zeroFraction?: number;
-  /** Loop trainModel took ('tfjs', 'mlp-simd' or 'mlp-csr'); absent for PyTorch. */
+  /** Loop trainModel took ('tfjs', 'mlp-simd', 'mlp-csr' or 'cnn-simd'); absent for PyTorch. */
   path?: string;
   examplesPerSecond?: number;
   medianStepMs?: number;
@@ -256,7 +256,8 @@ export function loopLabel(m: Measurement): string {
   const parts: string[] = [];
   if (m.path === 'mlp-simd') parts.push('simd MLP engine');
   else if (m.path === 'mlp-csr') parts.push('csr MLP engine');
-  else if (m.path === 'tfjs' && (m.tfjsLoop || m.model === 'lenet-300-100')) parts.push('TF.js kernels');
+  else if (m.path === 'cnn-simd') parts.push('conv engine');
+  else if (m.path === 'tfjs') parts.push('TF.js kernels');
   if (m.zeroFraction === 0) parts.push('inputs without zeros');
   return parts.map((p) => `, ${p}`).join('');
 }
