@@ -84,6 +84,9 @@ const cases: Case[] = [
   { n: 1, input: [7, 6, 72], filters: 110, kernel: [3, 3], strides: [2, 1], padding: 'same' },
   // MNIST-like first layer (80% zero pixels): the weight gradient skips zero inputs rather than zero gradients.
   { n: 2, input: [14, 13, 1], filters: 40, kernel: [3, 3], strides: [1, 1], padding: 'same', xZeros: 0.8 },
+  // Inputs mostly zero, stride 1, 8+ channels in and 16 - 64 out: the forward pass walks lists of nonzero inputs (elsewhere a dense tile).
+  { n: 2, input: [8, 9, 16], filters: 24, kernel: [3, 3], strides: [1, 1], padding: 'same', xZeros: 0.7 },
+  { n: 1, input: [9, 7, 9], filters: 40, kernel: [3, 3], strides: [1, 1], padding: 'valid', xZeros: 0.8 },
   { n: 2, input: [9, 9, 8], filters: 0, kernel: [3, 3], strides: [1, 1], padding: 'same', depthwise: true },
   { n: 1, input: [7, 8, 5], filters: 0, kernel: [3, 3], strides: [2, 2], padding: 'same', depthwise: true },
   { n: 2, input: [8, 7, 6], filters: 0, kernel: [5, 5], strides: [2, 1], padding: 'valid', depthwise: true },

@@ -66,7 +66,8 @@ export function convScratchFloats(s: ConvShape, _n = 1): number {
   const pad = round4(Hp * Wp * s.C);
   if (s.depthwise) return pad;
   const blocks = s.O > 32 ? Math.ceil(s.O / 32) : 0;
-  const forward = 5 * round4(s.H * s.W * s.C) + 2 * round4(s.H * s.W) + 5 * round4(T) + blocks * 32 * T * s.C;
+  const sparse = 5 * round4(s.H * s.W * s.C) + 2 * round4(s.H * s.W) + 5 * round4(T) + blocks * 32 * T * s.C;
+  const forward = Math.max(sparse, pad + Math.ceil(s.O / 8) * 8 * T * s.C);
   const gradWeights = pad + 2 * round4(s.OH * s.OW * s.O) + round4(s.O + 1) + round4(s.O * T * s.C);
   const gradInput = pad + 2 * round4(s.OH * s.OW * s.O) + round4(s.OH * s.OW) + round4(s.O * T * (s.C + 31));
   return Math.max(forward, gradWeights, gradInput);
