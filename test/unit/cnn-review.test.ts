@@ -123,3 +123,46 @@ for (const [name, m] of Object.entries(models)) {
   });
 }
 
+/** Models the engine would train differently from TF.js: each must fall back to TF.js (or train alike), even when the engine is forced. */
+const tricky: Record<string, { shape: number[]; build: () => tf.LayersModel }> = {
+  'a ReLU output layer (the loss reads the ReLU output as logits)': {
+    shape: [6, 6, 1],
+    build: () => tf.sequential({ layers: [
+      L.conv2d({ inputShape: [6, 6, 1], filters: 3, kernelSize: 3, activation: 'relu' }), L.flatten(), L.dense({ units: 3, activation: 'relu' }),
+    ] }),
+  },
+  'a frozen layer (trainable false)': {
+    shape: [6, 6, 1],
+    build: () => {
+      const m = tf.sequential({ layers: [
+        L.conv2d({ inputShape: [6, 6, 1], filters: 3, kernelSize: 3, activation: 'relu' }), L.flatten(), L.dense({ units: 3 }),
+      ] });
+      m.layers[0]!.trainable = false;
+      return m;
+    },
+  },
+  'a layer reading the pre-ReLU output through a linear activation': (() => {
+    const shape = [6, 6, 1];
+    return {
+      shape,
+      build: () => {
+        const x = tf.input({ shape });
+        const a = L.conv2d({ filters: 3, kernelSize: 3, padding: 'same' }).apply(x) as tf.SymbolicTensor;
+        const lin = L.activation({ activation: 'linear' }).apply(a) as tf.SymbolicTensor;
+        const r = L.reLU().apply(lin) as tf.SymbolicTensor;
+        const c = L.conv2d({ filters: 3, kernelSize: 1 }).apply(lin) as tf.SymbolicTensor;
+        const s = L.add().apply([r, c]) as tf.SymbolicTensor;
+        return tf.model({ inputs: x, outputs: L.dense({ units: 3 }).apply(L.flatten().apply(s) as tf.SymbolicTensor) as tf.SymbolicTensor });
+      },
+    };
+  })(),
+};
+
+for (const [name, m] of Object.entries(tricky)) {
+  test(`${name} trains as TF.js trains it, on whichever loop`, async () => {
+    const model = m.build();
+    const r = await versusTf(model, m.shape);
+    assert.ok(r.diff < 2e-4, `${r.loop}: largest weight difference ${r.diff} at ${r.at}`);
+    model.dispose();
+  });
+}
