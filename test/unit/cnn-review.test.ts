@@ -5,7 +5,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { toTensors, trainModel, type TrainConfig } from '../../src/engine/training/train.js';
-import { compileGraph } from '../../src/engine/training/cnn/index.js';
+import { cnnEngineBytes, cnnMaxBatch, cnnPath, compileGraph } from '../../src/engine/training/cnn/index.js';
 import { getWeightMap, setWeightMap } from '../../src/engine/models/inspect.js';
 import { mulberry32 } from '../../src/engine/rng.js';
 import type { Dataset, Split } from '../../src/engine/types.js';
@@ -166,3 +166,27 @@ for (const [name, m] of Object.entries(tricky)) {
     model.dispose();
   });
 }
+
+test('a conv net whose batches exceed WebAssembly memory keeps TF.js, or fails with a clear error before allocating when the engine is forced', async () => {
+  // 256x256x128 activations: 32 MiB an image, its gradient and the shared gradient buffer as much, so a batch of 60 needs about 6 GiB.
+  const model = tf.sequential({ layers: [
+    L.conv2d({ inputShape: [256, 256, 8], filters: 128, kernelSize: 3, padding: 'same', activation: 'relu' }),
+    L.globalAveragePooling2d({}), L.dense({ units: 3 }),
+  ] });
+  const g = compileGraph(model);
+  assert.ok(typeof g !== 'string', String(g));
+  const weights = model.countParams();
+  assert.ok(cnnEngineBytes(g, weights, 60, 2) > 2 ** 32);
+  assert.equal(cnnMaxBatch(g, weights, 60, 2), null);
+  // Small training batches fit, though evaluation chunks of 100 would not: the engine then evaluates in training-sized chunks.
+  assert.equal(cnnMaxBatch(g, weights, 4, 2), 4);
+  assert.equal(cnnPath(model, 'cpu', 'auto', 60), null);
+  assert.ok(cnnPath(model, 'cpu', 'auto', 4) !== null);
+  const ds = dataset([256, 256, 8], 3, 1);
+  const data = toTensors(ds);
+  const rss = process.memoryUsage().rss;
+  await assert.rejects(trainModel(model, data, null, { ...cfg, batchSize: 60, loop: 'cnn-simd' }), /needs about \d+\.\d GiB, more than WebAssembly's 4 GiB/);
+  assert.ok(process.memoryUsage().rss - rss < 2 ** 30, 'the engine allocated before failing');
+  data.dispose();
+  model.dispose();
+});
