@@ -4,7 +4,8 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { toTensors, trainModel, type TrainConfig } from '../../src/engine/training/train.js';
+import { RunCancelled, toTensors, trainModel, type TrainConfig } from '../../src/engine/training/train.js';
+import { createModel } from '../../src/engine/models/registry.js';
 import { cnnEngineBytes, cnnMaxBatch, cnnPath, compileGraph } from '../../src/engine/training/cnn/index.js';
 import { getWeightMap, setWeightMap } from '../../src/engine/models/inspect.js';
 import { mulberry32 } from '../../src/engine/rng.js';
@@ -187,6 +188,34 @@ test('a conv net whose batches exceed WebAssembly memory keeps TF.js, or fails w
   const rss = process.memoryUsage().rss;
   await assert.rejects(trainModel(model, data, null, { ...cfg, batchSize: 60, loop: 'cnn-simd' }), /needs about \d+\.\d GiB, more than WebAssembly's 4 GiB/);
   assert.ok(process.memoryUsage().rss - rss < 2 ** 30, 'the engine allocated before failing');
+  data.dispose();
+  model.dispose();
+});
+
+test('the conv engine trains a ResNet bit for bit the same twice, on batches of 1, and ends its worker threads when cancelled', async () => {
+  const shape = [8, 8, 3];
+  const data = toTensors(dataset(shape, 4, 3));
+  const model = createModel('resnet-8', { inputShape: shape, numClasses: 4, seed: 1 });
+  const init = getWeightMap(model);
+  const base: TrainConfig = { ...cfg, batchSize: 7, iterations: 4, evalEvery: 2, loop: 'cnn-simd' };
+  const run = async (c: Partial<TrainConfig>, cb = {}) => {
+    setWeightMap(model, init);
+    const m = await trainModel(model, data, null, { ...base, ...c }, cb);
+    return { m, w: getWeightMap(model) };
+  };
+  const a = await run({});
+  const b = await run({});
+  assert.equal(a.m.trainingLoop, 'cnn-simd');
+  for (const n of Object.keys(a.w)) assert.deepEqual(a.w[n]!.values, b.w[n]!.values, n);
+  // Batches of 1 leave threads without images; the evaluation chunks of 10 split unevenly.
+  const one = await run({ batchSize: 1 });
+  assert.ok(Number.isFinite(one.m.finalTestLoss) && one.m.finalTestLoss > 0);
+  const handles = () => (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles().length;
+  const before = handles();
+  const ac = new AbortController();
+  await assert.rejects(run({ iterations: 1000 }, { signal: ac.signal, onProgress: () => ac.abort() }), RunCancelled);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.ok(handles() <= before, `${handles()} handles after cancelling, ${before} before`);
   data.dispose();
   model.dispose();
 });
