@@ -28,7 +28,7 @@ export async function trainModel(
 ): Promise<TrainingMetrics> {
   const path = mlpPath(model, mask, tf.getBackend(), cfg.loop);
   if (path) return runTraining(mlpStepper(model, data.source, mask, cfg, path), cfg, cb);
-  const graph = cnnPath(model, tf.getBackend(), cfg.loop);
+  const graph = cnnPath(model, tf.getBackend(), cfg.loop, cfg.batchSize);
   if (graph) return runTraining(cnnStepper(model, graph, data.source, mask, cfg), cfg, cb);
   return runTraining(tfjsStepper(model, data, mask, cfg), cfg, cb);
 }

@@ -53,6 +53,8 @@ const wasmModule = compileOnce(WASM_BASE64);
 export const STACK_BYTES = 65536;
 /** The shared memory's ceiling in 64 KiB pages (4 GiB, wasm32's limit). */
 const MAX_PAGES = 65536;
+/** Bytes the kernels' memory can hold. */
+export const MAX_BYTES = MAX_PAGES * 65536;
 
 export function cnnKernelsAvailable(): boolean {
   return wasmModule() !== null;

@@ -118,6 +118,11 @@ export function compileGraph(model: tf.LayersModel): CnnGraph | string {
     return index;
   };
 
+  /** Marks every layer whose output is node `index`'s (the producer and linear activations of it) as replaced by a fused ReLU or a flatten. */
+  const fuseAway = (index: number): void => {
+    for (const [name, i] of byLayer) if (i === index) fusedAway.add(name);
+  };
+
   const outputLayer = model.outputs[0]!.sourceLayer.name;
   const layers: Layer[] = [...model.layers];
   const firstInput = model.inputs[0]!.sourceLayer;
@@ -125,6 +130,8 @@ export function compileGraph(model: tf.LayersModel): CnnGraph | string {
   for (const layer of layers) {
     const cls = layer.getClassName();
     if (layer instanceof tf.LayersModel) return `a nested model (${layer.name})`;
+    // TF.js leaves a frozen layer's weights alone; the engine's optimiser would train them.
+    if (!layer.trainable && layer.weights.length > 0) return `a frozen layer (${layer.name})`;
     const cfg = layer.getConfig() as Record<string, unknown>;
     const problem = layerProblem(cls, cfg, layer.name === outputLayer);
     if (problem) return problem;
@@ -154,7 +161,7 @@ export function compileGraph(model: tf.LayersModel): CnnGraph | string {
       // A ReLU fuses into its producer when nothing else reads the producer's pre-activation output.
       if (!FUSES_RELU.has(p.kind) || p.relu || p.consumers.length > 0 || p.layer === outputLayer) return `a ReLU (${layer.name}) after ${p.kind} ${p.layer}`;
       p.relu = true;
-      fusedAway.add(p.layer);
+      fuseAway(p.index);
       byLayer.set(layer.name, p.index);
       continue;
     }
@@ -167,8 +174,8 @@ export function compileGraph(model: tf.LayersModel): CnnGraph | string {
       // A flatten shares its input's buffers (engine.ts), so its input may have no other reader; it carries the input's ReLU.
       const p = nodes[inputs[0]!]!;
       if (p.consumers.length > 0 || p.kind === 'input') return `Flatten ${layer.name} of a tensor read elsewhere`;
+      fuseAway(p.index);
       byLayer.set(layer.name, add({ layer: layer.name, kind, inputs, shape, relu: p.relu, config: cfg }));
-      fusedAway.add(p.layer);
       continue;
     }
     const relu = (cfg.activation as string | undefined) === 'relu';
@@ -176,6 +183,8 @@ export function compileGraph(model: tf.LayersModel): CnnGraph | string {
   }
   const out = byLayer.get(outputLayer);
   if (out === undefined || out !== nodes.length - 1) return 'an output that is not the last layer';
+  // The loss reads the output as logits: a ReLU there would need its mask on the loss gradient.
+  if (nodes[out]!.relu) return 'a ReLU on the output';
   return { nodes, inputShape: inShape, classes: outS[0]! };
 }
 

@@ -7,7 +7,7 @@ import type { TrainConfig, TrainingLoopChoice } from '../config.js';
 import type { Stepper } from '../stepper.js';
 import { getWeightMap, setWeightMap } from '../../models/inspect.js';
 import { computeThreads } from '../../../runtime/backend.js';
-import { cnnKernelsAvailable, cnnModule } from '../../../runtime/simd/cnn-kernels.js';
+import { MAX_BYTES, STACK_BYTES, cnnKernelsAvailable, cnnModule } from '../../../runtime/simd/cnn-kernels.js';
 import { engineStepper, type EngineData, type TrainableEngine } from '../engine-stepper.js';
 import { compileGraph, type CnnGraph } from './graph.js';
 import { afterForward, buildState, optimiser, runSlice, scratchFloats, TIMING_SLOTS } from './engine.js';
@@ -27,13 +27,17 @@ export function cnnEngineByDefault(backend: string): boolean {
 /**
  * The graph of `model` if the conv engine trains it with `loop` on
  * `backend`, else null (TF.js kernels): `auto` where cnnEngineByDefault
- * says, `cnn-simd` on any backend; only models compileGraph accepts.
+ * says, `cnn-simd` on any backend; only models compileGraph accepts, and
+ * with `auto`, only those whose batches of `batchSize` fit the engine's
+ * memory (cnnMaxBatch); a forced engine fails on those in cnnStepper.
  */
-export function cnnPath(model: tf.LayersModel, backend: string, loop: TrainingLoopChoice = 'auto'): CnnGraph | null {
+export function cnnPath(model: tf.LayersModel, backend: string, loop: TrainingLoopChoice = 'auto', batchSize = 1): CnnGraph | null {
   if (loop !== 'cnn-simd' && !(loop === 'auto' && cnnEngineByDefault(backend))) return null;
   if (!cnnKernelsAvailable()) return null;
   const g = compileGraph(model);
-  return typeof g === 'string' ? null : g;
+  if (typeof g === 'string') return null;
+  if (loop === 'auto' && cnnMaxBatch(g, weightFloats(model), batchSize, threadsFor(batchSize)) === null) return null;
+  return g;
 }
 
 /** One profiled part of a step: a node's (layer's) pass and its milliseconds. */
@@ -47,6 +51,42 @@ const PROFILED_PASSES = ['forward', 'weight gradient', 'input gradient'] as cons
 
 /** Examples per evaluation chunk: activations of conv nets are large, so chunks stay small. */
 const EVAL_CHUNK = 100;
+
+const threadsFor = (batchSize: number): number => Math.max(1, Math.min(computeThreads(), batchSize));
+const weightFloats = (model: tf.LayersModel): number => model.countParams();
+
+/**
+ * Bytes the engine allocates for `graph` (with `weights` floats of weights)
+ * in batches of up to `maxBatch` over `threads` threads: an upper bound of
+ * buildState's and cnnEngine's allocations (activations and their
+ * gradients, argmax, the shared gradient buffer, per-thread scratch and
+ * stacks, and every parameter with a gradient per thread, Adam's two
+ * moments and a mask).
+ */
+export function cnnEngineBytes(graph: CnnGraph, weights: number, maxBatch: number, threads: number): number {
+  let perImage = 0;
+  let widest = 0;
+  let bnExtras = 0;
+  for (const n of graph.nodes) {
+    widest = Math.max(widest, n.size);
+    if (n.kind === 'bn') bnExtras += 11 * n.shape.at(-1)! * threads;
+    if (n.kind === 'flatten') continue;
+    perImage += n.size * (n.kind === 'input' ? 1 : n.kind === 'maxpool' ? 3 : 2);
+  }
+  const floats = maxBatch * (perImage + widest) + threads * scratchFloats(graph, Math.ceil(maxBatch / threads)) + weights * (4 + threads) + bnExtras;
+  // Alignment (16 bytes an allocation) and the control block: well within a MiB.
+  return 4 * floats + threads * STACK_BYTES + (1 << 20);
+}
+
+/**
+ * The batch the engine's buffers hold (training batches of `batchSize`,
+ * evaluation in chunks of EVAL_CHUNK when those fit too), or null when even
+ * `batchSize` examples would not fit wasm32's 4 GiB memory.
+ */
+export function cnnMaxBatch(graph: CnnGraph, weights: number, batchSize: number, threads: number): number | null {
+  for (const b of [Math.max(batchSize, EVAL_CHUNK), batchSize]) if (cnnEngineBytes(graph, weights, b, threads) <= MAX_BYTES) return b;
+  return null;
+}
 
 /** Per-thread buffers of a slice (scratch and the dense kernels' index/value lists). */
 function sliceBuffers(e: EngineState, scratch: number): Omit<Slice, 'first' | 'n'>[] {
@@ -153,8 +193,13 @@ export function cnnEngine(
 
 /** A stepper training a copy of `model`'s weights on the conv engine; sync() writes them back. */
 export function cnnStepper(model: tf.LayersModel, graph: CnnGraph, data: EngineData, mask: Mask | null, cfg: TrainConfig): Stepper<Float32Array[]> {
-  const maxBatch = Math.max(cfg.batchSize, EVAL_CHUNK);
+  const threads = threadsFor(cfg.batchSize);
+  const maxBatch = cnnMaxBatch(graph, weightFloats(model), cfg.batchSize, threads);
+  if (maxBatch === null) {
+    const gib = (cnnEngineBytes(graph, weightFloats(model), cfg.batchSize, threads) / 2 ** 30).toFixed(1);
+    throw new Error(`conv engine: ${model.name} in batches of ${cfg.batchSize} needs about ${gib} GiB, more than WebAssembly's 4 GiB; use smaller batches or the TF.js loop (loop 'tfjs', TICKETSMITH_MLP=tfjs)`);
+  }
   const weights = getWeightMap(model);
-  const engine = cnnEngine(graph, weights, mask, cfg, maxBatch, Math.max(1, Math.min(computeThreads(), cfg.batchSize)));
+  const engine = cnnEngine(graph, weights, mask, cfg, maxBatch, threads);
   return engineStepper(engine, data, { loop: 'cnn-simd', batchSize: cfg.batchSize, maxBatch, sync: (w) => setWeightMap(model, w) });
 }
