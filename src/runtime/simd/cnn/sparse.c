@@ -131,6 +131,36 @@ static float sparse_dot(const float *a, const float *b, int n) {
   return r;
 }
 
+static inline float sparse_hsum(vf s) {
+  return wasm_f32x4_extract_lane(s, 0) + wasm_f32x4_extract_lane(s, 1) + wasm_f32x4_extract_lane(s, 2) +
+         wasm_f32x4_extract_lane(s, 3);
+}
+
+// Four dot products against one shared plane b (each load of b serves four survivors).
+static void sparse_dot4(const float *a0, const float *a1, const float *a2, const float *a3, const float *b, int n,
+                        float *r) {
+  vf s0 = SPLAT(0.0f), s1 = s0, s2 = s0, s3 = s0;
+  int j = 0;
+  for (; j + 4 <= n; j += 4) {
+    vf bj = LD(b + j);
+    s0 = ADD(s0, MUL(LD(a0 + j), bj));
+    s1 = ADD(s1, MUL(LD(a1 + j), bj));
+    s2 = ADD(s2, MUL(LD(a2 + j), bj));
+    s3 = ADD(s3, MUL(LD(a3 + j), bj));
+  }
+  float t0 = sparse_hsum(s0), t1 = sparse_hsum(s1), t2 = sparse_hsum(s2), t3 = sparse_hsum(s3);
+  for (; j < n; j++) {
+    t0 += a0[j] * b[j];
+    t1 += a1[j] * b[j];
+    t2 += a2[j] * b[j];
+    t3 += a3[j] * b[j];
+  }
+  r[0] = t0;
+  r[1] = t1;
+  r[2] = t2;
+  r[3] = t3;
+}
+
 // dw (every entry: pruned ones 0) and db (0 = none) over n images; both overwritten.
 EXPORT void sparse_conv_grad_weights(int n, int H, int W, int C, int KH, int KW, int O, int pt, int pl, int OH, int OW,
                                      const float *x, const float *dout, float *dw, float *db, const int *ostart,
@@ -150,7 +180,17 @@ EXPORT void sparse_conv_grad_weights(int n, int H, int W, int C, int KH, int KW,
         for (int o = 0; o < O; o++) db[o] += di[p * O + o];
     for (int o = 0; o < O; o++) {
       const float *yo = yp + g.gap + o * g.S;
-      for (int k = ostart[o]; k < ostart[o + 1]; k++) dw[fent[2 * k + 1]] += sparse_dot(xp + fent[2 * k], yo, g.Q);
+      int k = ostart[o], end = ostart[o + 1];
+      for (; k + 4 <= end; k += 4) {
+        const int *e = fent + 2 * k;
+        float r[4];
+        sparse_dot4(xp + e[0], xp + e[2], xp + e[4], xp + e[6], yo, g.Q, r);
+        dw[e[1]] += r[0];
+        dw[e[3]] += r[1];
+        dw[e[5]] += r[2];
+        dw[e[7]] += r[3];
+      }
+      for (; k < end; k++) dw[fent[2 * k + 1]] += sparse_dot(xp + fent[2 * k], yo, g.Q);
     }
   }
 }
