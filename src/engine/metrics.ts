@@ -22,7 +22,7 @@ export interface TrainingMetrics {
   trainingLoop?: TrainingLoop;
 }
 
-export type TrainingLoop = 'tfjs' | 'mlp-simd' | 'mlp-csr' | 'cnn-simd';
+export type TrainingLoop = 'tfjs' | 'mlp-simd' | 'mlp-csr' | 'cnn-simd' | 'cnn-sparse';
 
 export type ControlKind = 'reinit' | 'shuffle';
 

@@ -45,6 +45,14 @@ export interface CnnExports {
   dense_forward(x: number, batch: number, inSize: number, w: number, bias: number, out: number, outSize: number, relu: number, idx: number, val: number): void;
   dense_grad_weights(x: number, batch: number, inSize: number, dz: number, outSize: number, dw: number, db: number, idx: number, val: number): void;
   dense_grad_input(dz: number, batch: number, outSize: number, w: number, inSize: number, a: number, relu: number, da: number): void;
+  // sparse slice: cnn/sparse.c (stride-1 Conv2D on its surviving weights; wrapped by engine/training/cnn/kernels/sparse.ts)
+  sparse_conv_scratch_floats(C: number, KH: number, KW: number, O: number, OH: number, OW: number): number;
+  sparse_conv_forward(n: number, H: number, W: number, C: number, KH: number, KW: number, O: number, pt: number, pl: number, OH: number, OW: number,
+    x: number, w: number, bias: number, out: number, relu: number, ostart: number, fent: number, scratch: number): void;
+  sparse_conv_grad_weights(n: number, H: number, W: number, C: number, KH: number, KW: number, O: number, pt: number, pl: number, OH: number, OW: number,
+    x: number, dout: number, dw: number, db: number, ostart: number, fent: number, scratch: number): void;
+  sparse_conv_grad_input(n: number, H: number, W: number, C: number, KH: number, KW: number, O: number, pt: number, pl: number, OH: number, OW: number,
+    dout: number, w: number, dx: number, xRelu: number, cstart: number, bent: number, scratch: number): void;
 }
 
 const wasmModule = compileOnce(WASM_BASE64);

@@ -7,6 +7,7 @@
 #include "cnn/conv.c"
 #include "cnn/layers.c"
 #include "cnn/optim.c"
+#include "cnn/sparse.c"
 // The dense kernels of the MLP engine, for the heads of conv nets (and its
 // adam/sgd, which the fused optimiser in cnn/optim.c must equal).
 #include "mlp.c"

@@ -11,8 +11,7 @@
 import type { Mask, WeightMap } from '../../types.js';
 import type { TrainConfig } from '../config.js';
 import { CnnKernels } from '../../../runtime/simd/cnn-kernels.js';
-import { bnMoving, sumInto } from './kernels/layers.js';
-import { wasmOptimiser, type MlpExports } from '../../../runtime/simd/mlp-kernels.js';
+import { adamAll, bnMoving, paramTable, paramTableInts, sgdAll, sumInto } from './kernels/layers.js';
 import type { CnnGraph, CnnNode } from './graph.js';
 import { OPS } from './ops.js';
 import { ptr, type EngineState, type NodeBuffers, type Param, type Slice } from './state.js';
@@ -80,12 +79,23 @@ export function buildState(graph: CnnGraph, weights: WeightMap, mask: Mask | nul
     const grad = node.kind === 'input' ? 0 : mem.alloc(maxBatch * node.size);
     buf.push({ act, grad, extra: {} });
   }
-  const state: EngineState & { mem: CnnKernels } = { k, mem, graph, buf, params, maxBatch, threads, tmp: mem.alloc(maxBatch * widest), training: true, batch: 0 };
-  for (const node of graph.nodes) {
-    const op = OPS[node.kind];
-    params.set(node.index, op.params?.(node, weights, mask, (count) => mem.alloc(count), threads, adam) ?? []);
-    op.allocate?.(state, node, (count) => mem.alloc(count));
+  const state: EngineState & { mem: CnnKernels } = { k, mem, graph, buf, params, maxBatch, threads, tmp: mem.alloc(maxBatch * widest), training: true, batch: 0, gradStride: 0 };
+  for (const node of graph.nodes) params.set(node.index, OPS[node.kind].params?.(node, weights, mask, (count) => mem.alloc(count), threads, adam) ?? []);
+  // Every thread's gradients of all trainable tensors in one region per thread, `gradStride` floats apart, so the
+  // fused optimiser (adamAll/sgdAll) adds thread t's gradient at g + t * gradStride as it reads thread 0's.
+  const trainable = [...params.values()].flat().filter((p) => p.trainable);
+  const offsets = trainable.map((p) => p.count);
+  let stride = 0;
+  for (let i = 0; i < offsets.length; i++) {
+    const at = stride;
+    stride += (offsets[i]! + 3) & ~3;
+    offsets[i] = at;
   }
+  state.gradStride = stride;
+  const region = mem.alloc(threads * stride);
+  trainable.forEach((p, i) => {
+    p.g = Array.from({ length: threads }, (_, t) => region + (t * stride + offsets[i]!) * 4);
+  });
   for (const p of [...params.values()].flat()) {
     const values = mem.f32(p.p, p.count);
     values.set(weights[p.key]!.values);
@@ -95,6 +105,8 @@ export function buildState(graph: CnnGraph, weights: WeightMap, mask: Mask | nul
       for (let i = 0; i < p.count; i++) values[i]! *= m[i]!;
     }
   }
+  // Ops allocate once parameters and masks are in place (a sparse conv builds its survivor lists from its mask).
+  for (const node of graph.nodes) OPS[node.kind].allocate?.(state, node, (count) => mem.alloc(count));
   return state;
 }
 
@@ -116,18 +128,30 @@ export function scratchFloats(graph: CnnGraph, n: number): number {
   return most;
 }
 
-/** The optimiser pass over every trainable tensor (thread 0's gradient, once reduce has added the other threads'). */
-export function optimiser(e: EngineState, cfg: Pick<TrainConfig, 'optimizer' | 'momentum'>) {
+/**
+ * The optimiser: one fused pass (cnn/optim.c's adamAll / sgdAll) over every
+ * trainable tensor, adding the threads' gradients in thread order as it
+ * reads them and applying masks, mlp.c's adam / sgd arithmetic to the bit.
+ */
+export function optimiser(e: EngineState & { mem: CnnKernels }, cfg: Pick<TrainConfig, 'optimizer' | 'momentum'>) {
   const trainable = [...e.params.values()].flat().filter((p) => p.trainable);
-  const opt = wasmOptimiser(e.k as unknown as MlpExports, cfg);
+  const table = e.mem.alloc(paramTableInts(trainable.length));
+  const rows = paramTable(e.mem, table, trainable.map((p) => ({ p: p.p, g: p.g[0]!, m: p.m, v: p.v, mask: p.mask, n: p.count })));
+  const split = { threads: e.threads, stride: e.gradStride };
+  const b1 = 0.9;
+  const b2 = 0.999;
+  let acc1 = b1;
+  let acc2 = b2;
+  const mom = cfg.optimizer === 'momentum' ? cfg.momentum : 0;
   return {
-    /** Sums the other threads' gradients into thread 0's. */
-    reduce(): void {
-      for (const p of trainable) for (let t = 1; t < e.threads; t++) sumInto(e.k, p.g[0]!, p.g[t]!, p.count);
-    },
+    /** Nothing to do: the update sums the threads' gradients as it reads them. */
+    reduce(): void {},
     step(lr: number): void {
-      for (const p of trainable) opt.step(p.p, p.g[0]!, p.m, p.v, p.mask, p.count, lr);
-      opt.tick();
+      if (cfg.optimizer === 'adam') {
+        adamAll(e.k, table, rows, lr, b1, b2, 1e-7, 1 - acc1, 1 - acc2, split);
+        acc1 *= b1;
+        acc2 *= b2;
+      } else sgdAll(e.k, table, rows, lr, mom, split);
     },
   };
 }

@@ -201,5 +201,7 @@ export function cnnStepper(model: tf.LayersModel, graph: CnnGraph, data: EngineD
   }
   const weights = getWeightMap(model);
   const engine = cnnEngine(graph, weights, mask, cfg, maxBatch, threads);
-  return engineStepper(engine, data, { loop: 'cnn-simd', batchSize: cfg.batchSize, maxBatch, sync: (w) => setWeightMap(model, w) });
+  // 'cnn-sparse' where a conv layer trains on its surviving weights only (below ops.ts's SPARSE_CONV_DENSITY).
+  const loop = engine.state.buf.some((b) => b.extra.sparse) ? 'cnn-sparse' : 'cnn-simd';
+  return engineStepper(engine, data, { loop, batchSize: cfg.batchSize, maxBatch, sync: (w) => setWeightMap(model, w) });
 }

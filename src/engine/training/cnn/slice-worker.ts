@@ -24,6 +24,7 @@ try {
     threads: init.threads,
     tmp: init.tmp,
     training: true,
+    gradStride: 0,
     batch: 0,
   };
   const barrier = barrierOn(ctl, init.threads);

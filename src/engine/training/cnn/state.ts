@@ -40,6 +40,8 @@ export interface EngineState {
   training: boolean;
   /** Images in the current pass (all slices). */
   batch: number;
+  /** Floats between thread t's and thread t + 1's gradient of a tensor (Param.g[t + 1] - Param.g[t]). */
+  gradStride: number;
 }
 
 export function ptr(base: number, floatsPerImage: number, first: number): number {
@@ -62,7 +64,7 @@ export interface Param {
   shape: number[];
   count: number;
   p: number;
-  /** Gradient buffers, one per thread (trainable only). */
+  /** Gradient buffers, one per thread (trainable only), EngineState.gradStride floats apart. */
   g: number[];
   m: number;
   v: number;

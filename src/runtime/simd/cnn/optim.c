@@ -25,6 +25,34 @@ static inline float opt_grad1(const float *g, long i, int threads, long gstride,
   return mask ? gi * mask[i] : gi;
 }
 
+// One table row of Adam; always inlined, so the thread count is a constant
+// where adam_all dispatches on it (the sum of gradients unrolls).
+static inline __attribute__((always_inline)) void adam_row(const int *e, int threads, long gstride, vf B1, vf B2,
+                                                           vf NB1, vf NB2, vf C1, vf C2, vf EPS, vf LR, float lr,
+                                                           float b1, float b2, float eps, float c1, float c2) {
+  float *p = (float *)e[0], *m = (float *)e[2], *v = (float *)e[3];
+  const float *g = (const float *)e[1], *mask = (const float *)e[4];
+  int n = e[5];
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    vf gi = opt_grad4(g, i, threads, gstride, mask);
+    vf mi = ADD(MUL(B1, LD(m + i)), MUL(NB1, gi));
+    vf vi = ADD(MUL(B2, LD(v + i)), MUL(NB2, MUL(gi, gi)));
+    ST(m + i, mi);
+    ST(v + i, vi);
+    vf step = wasm_f32x4_div(MUL(LR, wasm_f32x4_div(mi, C1)), ADD(wasm_f32x4_sqrt(wasm_f32x4_div(vi, C2)), EPS));
+    ST(p + i, SUB(LD(p + i), step));
+  }
+  for (; i < n; i++) {
+    float gi = opt_grad1(g, i, threads, gstride, mask);
+    float mi = b1 * m[i] + (1.0f - b1) * gi;
+    float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] -= (lr * (mi / c1)) / (__builtin_sqrtf(vi / c2) + eps);
+  }
+}
+
 // Adam as TF.js computes it (see mlp.c's adam), c1 = 1 - b1^t, c2 = 1 - b2^t.
 EXPORT void adam_all(const int *table, int count, int threads, int gstride, float lr, float b1, float b2, float eps,
                      float c1, float c2) {
@@ -32,27 +60,9 @@ EXPORT void adam_all(const int *table, int count, int threads, int gstride, floa
   vf C1 = SPLAT(c1), C2 = SPLAT(c2), EPS = SPLAT(eps), LR = SPLAT(lr);
   for (int row = 0; row < count; row++) {
     const int *e = table + row * OPT_ROW;
-    float *p = (float *)e[0], *m = (float *)e[2], *v = (float *)e[3];
-    const float *g = (const float *)e[1], *mask = (const float *)e[4];
-    int n = e[5];
-    int i = 0;
-    for (; i + 4 <= n; i += 4) {
-      vf gi = opt_grad4(g, i, threads, gstride, mask);
-      vf mi = ADD(MUL(B1, LD(m + i)), MUL(NB1, gi));
-      vf vi = ADD(MUL(B2, LD(v + i)), MUL(NB2, MUL(gi, gi)));
-      ST(m + i, mi);
-      ST(v + i, vi);
-      vf step = wasm_f32x4_div(MUL(LR, wasm_f32x4_div(mi, C1)), ADD(wasm_f32x4_sqrt(wasm_f32x4_div(vi, C2)), EPS));
-      ST(p + i, SUB(LD(p + i), step));
-    }
-    for (; i < n; i++) {
-      float gi = opt_grad1(g, i, threads, gstride, mask);
-      float mi = b1 * m[i] + (1.0f - b1) * gi;
-      float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
-      m[i] = mi;
-      v[i] = vi;
-      p[i] -= (lr * (mi / c1)) / (__builtin_sqrtf(vi / c2) + eps);
-    }
+    if (threads == 1) adam_row(e, 1, 0, B1, B2, NB1, NB2, C1, C2, EPS, LR, lr, b1, b2, eps, c1, c2);
+    else if (threads == 2) adam_row(e, 2, gstride, B1, B2, NB1, NB2, C1, C2, EPS, LR, lr, b1, b2, eps, c1, c2);
+    else adam_row(e, threads, gstride, B1, B2, NB1, NB2, C1, C2, EPS, LR, lr, b1, b2, eps, c1, c2);
   }
 }
 

@@ -1,0 +1,79 @@
+// Sparse vs dense conv kernels on Conv-2's layers (CIFAR shape, 3x3 'same'),
+// one thread, at several densities: median milliseconds of forward + weight
+// gradient + input gradient for a slice of images, and the ratio dense / sparse
+// measured in the same run (inputs ~50% zero as ReLU outputs, output gradients
+// ~75% zero as after a max pool; the first layer's input has no zeros). The
+// density where the ratio crosses 1 sets ops.ts's SPARSE_CONV_DENSITY.
+//   node --import tsx scripts/bench-sparse-conv.ts [--n 30] [--reps 5] [--densities 0.05,0.1,0.2,0.3,0.5]
+import { CnnKernels } from '../src/runtime/simd/cnn-kernels.js';
+import { convForward, convGradInput, convGradWeights, convScratchFloats, convShape } from '../src/engine/training/cnn/kernels/conv.js';
+import { sparseConvForward, sparseConvGradInput, sparseConvGradWeights, sparseConvLists, sparseConvScratchFloats } from '../src/engine/training/cnn/kernels/sparse.js';
+import { mulberry32 } from '../src/engine/rng.js';
+
+const arg = (name: string, dflt: string): string => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1]! : dflt;
+};
+const n = Number(arg('n', '30'));
+const reps = Number(arg('reps', '5'));
+const densities = arg('densities', '0.05,0.1,0.2,0.3,0.5').split(',').map(Number);
+const layers = [
+  { name: 'conv 3->64 32x32', input: [32, 32, 3] as [number, number, number], filters: 64, xZeros: 0 },
+  { name: 'conv 64->64 32x32', input: [32, 32, 64] as [number, number, number], filters: 64, xZeros: 0.5 },
+];
+const median = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
+const next = mulberry32(1);
+console.log(`images ${n}, median of ${reps}; ms of forward + both gradients, one thread`);
+console.log('layer               density  dense ms  sparse ms  dense/sparse');
+for (const l of layers) {
+  const s = convShape(l.input, { filters: l.filters, kernel: [3, 3], strides: [1, 1], padding: 'same' });
+  const mem = new CnnKernels();
+  const nx = n * s.H * s.W * s.C;
+  const ny = n * s.OH * s.OW * s.O;
+  const nw = 9 * s.C * s.O;
+  const fill = (count: number, zeros: number): number => {
+    const p = mem.alloc(count);
+    const v = mem.f32(p, count);
+    for (let i = 0; i < count; i++) v[i] = next() < zeros ? 0 : next();
+    return p;
+  };
+  const x = fill(nx, l.xZeros);
+  const dout = fill(ny, 0.75);
+  const w = mem.alloc(nw);
+  const bias = fill(s.O, 0);
+  const out = mem.alloc(ny);
+  const dw = mem.alloc(nw);
+  const db = mem.alloc(s.O);
+  const dx = mem.alloc(nx);
+  const scratch = mem.alloc(Math.max(convScratchFloats(s, n), sparseConvScratchFloats(s)));
+  for (const d of densities) {
+    const mask = Float32Array.from({ length: nw }, () => (next() < d ? 1 : 0));
+    const wv = mem.f32(w, nw);
+    for (let i = 0; i < nw; i++) wv[i] = mask[i]! * (next() - 0.5);
+    const lists = sparseConvLists(s, mask, (c) => mem.alloc(c), (o, c) => mem.i32(o, c));
+    const dense = (): void => {
+      convForward(mem.k, s, n, x, w, bias, out, true, scratch);
+      convGradWeights(mem.k, s, n, x, dout, dw, db, scratch);
+      convGradInput(mem.k, s, n, dout, w, dx, l.xZeros ? x : 0, scratch);
+    };
+    const sparse = (): void => {
+      sparseConvForward(mem.k, s, lists, n, x, w, bias, out, true, scratch);
+      sparseConvGradWeights(mem.k, s, lists, n, x, dout, dw, db, scratch);
+      sparseConvGradInput(mem.k, s, lists, n, dout, w, dx, l.xZeros ? x : 0, scratch);
+    };
+    const td: number[] = [];
+    const ts: number[] = [];
+    for (let r = 0; r < reps + 1; r++) {
+      // Interleaved, so load changes hit both alike; the first round warms up.
+      let t0 = performance.now();
+      dense();
+      if (r) td.push(performance.now() - t0);
+      t0 = performance.now();
+      sparse();
+      if (r) ts.push(performance.now() - t0);
+    }
+    const a = median(td);
+    const b = median(ts);
+    console.log(`${l.name.padEnd(20)}${d.toFixed(2).padStart(7)}${a.toFixed(1).padStart(10)}${b.toFixed(1).padStart(11)}${(a / b).toFixed(2).padStart(14)}`);
+  }
+}

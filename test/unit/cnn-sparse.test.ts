@@ -1,0 +1,98 @@
+// The sparse Conv2D kernels (src/runtime/simd/cnn/sparse.c, wrapped by
+// src/engine/training/cnn/kernels/sparse.ts) compute what the dense conv
+// kernels (already tested against TF.js in cnn-conv.test.ts) compute with the
+// mask applied to the kernel: the forward pass with bias and ReLU, the
+// weight gradient on the survivors (pruned entries exactly 0), the bias
+// gradient, and the input gradient with the input's ReLU fused; on odd sizes,
+// 'same' and 'valid' padding, 1x1 and 5x3 kernels, batch 1, and densities
+// from 0 to 1.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CnnKernels } from '../../src/runtime/simd/cnn-kernels.js';
+import { convForward, convGradInput, convGradWeights, convScratchFloats, convShape } from '../../src/engine/training/cnn/kernels/conv.js';
+import { sparseConvFits, sparseConvForward, sparseConvGradInput, sparseConvGradWeights, sparseConvLists, sparseConvScratchFloats } from '../../src/engine/training/cnn/kernels/sparse.js';
+import { mulberry32 } from '../../src/engine/rng.js';
+
+function values(n: number, zeros: number, next: () => number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = next() < zeros ? 0 : next() * 2 - 1;
+  return out;
+}
+
+function assertClose(actual: Float32Array, expected: Float32Array, what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  let worst = 0;
+  let scale = 1;
+  for (let i = 0; i < actual.length; i++) {
+    worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!));
+    scale = Math.max(scale, Math.abs(expected[i]!));
+  }
+  assert.ok(worst <= 1e-5 * scale, `${what}: max |difference| ${worst} (scale ${scale})`);
+}
+
+const cases: Array<{ n: number; input: [number, number, number]; filters: number; kernel: [number, number]; padding: 'same' | 'valid'; density: number }> = [
+  { n: 2, input: [8, 8, 16], filters: 24, kernel: [3, 3], padding: 'same', density: 0.1 },
+  { n: 1, input: [7, 9, 3], filters: 5, kernel: [3, 3], padding: 'same', density: 0.3 },
+  { n: 3, input: [9, 6, 4], filters: 33, kernel: [5, 3], padding: 'valid', density: 0.05 },
+  { n: 2, input: [5, 5, 6], filters: 7, kernel: [1, 1], padding: 'same', density: 0.5 },
+  { n: 2, input: [6, 7, 8], filters: 9, kernel: [2, 4], padding: 'same', density: 1 },
+  { n: 1, input: [4, 4, 2], filters: 3, kernel: [3, 3], padding: 'same', density: 0 },
+];
+
+for (const c of cases) {
+  for (const relu of [false, true]) {
+    const name = `${c.n}x${c.input.join('x')} -> ${c.filters} ${c.kernel.join('x')} ${c.padding} at ${c.density * 100}% weights${relu ? ' with ReLU' : ''}`;
+    test(`the sparse conv kernels equal the dense ones under the mask: ${name}`, () => {
+      const next = mulberry32(c.n * 1000 + c.filters + (relu ? 7 : 0));
+      const s = convShape(c.input, { filters: c.filters, kernel: c.kernel, strides: [1, 1], padding: c.padding });
+      assert.ok(sparseConvFits(s));
+      const mem = new CnnKernels();
+      const nx = c.n * s.H * s.W * s.C;
+      const ny = c.n * s.OH * s.OW * s.O;
+      const nw = s.KH * s.KW * s.C * s.O;
+      const mask = Float32Array.from({ length: nw }, () => (next() < c.density ? 1 : 0));
+      const w = values(nw, 0, next).map((v, i) => v * mask[i]!);
+      const x = values(nx, relu ? 0.5 : 0, next).map((v) => (relu ? Math.max(v, 0) : v));
+      const dout = values(ny, 0.5, next);
+      const b = values(s.O, 0, next);
+      const at = (a: Float32Array): number => {
+        const p = mem.alloc(a.length);
+        mem.f32(p, a.length).set(a);
+        return p;
+      };
+      const X = at(x);
+      const Wt = at(w);
+      const B = at(b);
+      const D = at(dout);
+      const lists = sparseConvLists(s, mask, (count) => mem.alloc(count), (o, count) => mem.i32(o, count));
+      assert.equal(lists.count, mask.reduce((a, m) => a + m, 0));
+      assert.equal(sparseConvScratchFloats(s), mem.k.sparse_conv_scratch_floats(s.C, s.KH, s.KW, s.O, s.OH, s.OW));
+      const scratch = mem.alloc(Math.max(convScratchFloats(s, c.n), sparseConvScratchFloats(s)));
+      const out = [mem.alloc(ny), mem.alloc(ny)];
+      const dw = [mem.alloc(nw), mem.alloc(nw)];
+      const db = [mem.alloc(s.O), mem.alloc(s.O)];
+      const dx = [mem.alloc(nx), mem.alloc(nx)];
+      // Stale values in the outputs must be overwritten.
+      for (const p of [...out, ...dw, ...db, ...dx]) mem.f32(p, 1).fill(123);
+      convForward(mem.k, s, c.n, X, Wt, B, out[0]!, relu, scratch);
+      sparseConvForward(mem.k, s, lists, c.n, X, Wt, B, out[1]!, relu, scratch);
+      convGradWeights(mem.k, s, c.n, X, D, dw[0]!, db[0]!, scratch);
+      sparseConvGradWeights(mem.k, s, lists, c.n, X, D, dw[1]!, db[1]!, scratch);
+      convGradInput(mem.k, s, c.n, D, Wt, dx[0]!, relu ? X : 0, scratch);
+      sparseConvGradInput(mem.k, s, lists, c.n, D, Wt, dx[1]!, relu ? X : 0, scratch);
+      assertClose(mem.f32(out[1]!, ny), mem.f32(out[0]!, ny), 'forward');
+      const dense = mem.f32(dw[0]!, nw).map((v, i) => v * mask[i]!);
+      const sparse = mem.f32(dw[1]!, nw);
+      assertClose(sparse, dense, 'weight gradient');
+      mask.forEach((m, i) => m === 0 && assert.ok(Object.is(sparse[i], 0), `dw[${i}] pruned but ${sparse[i]}`));
+      assertClose(mem.f32(db[1]!, s.O), mem.f32(db[0]!, s.O), 'bias gradient');
+      assertClose(mem.f32(dx[1]!, nx), mem.f32(dx[0]!, nx), 'input gradient');
+    });
+  }
+}
+
+test('the sparse kernels take stride-1 convs only, not depthwise ones', () => {
+  assert.equal(sparseConvFits(convShape([8, 8, 4], { filters: 4, kernel: [3, 3], strides: [2, 2], padding: 'same' })), false);
+  assert.equal(sparseConvFits(convShape([8, 8, 4], { filters: 4, kernel: [3, 3], strides: [1, 1], padding: 'same', depthwise: true })), false);
+  assert.equal(sparseConvFits(convShape([8, 8, 4], { filters: 4, kernel: [3, 3], strides: [1, 1], padding: 'valid' })), true);
+});
