@@ -73,7 +73,8 @@ export function cnnEngineBytes(graph: CnnGraph, weights: number, maxBatch: numbe
     if (n.kind === 'flatten') continue;
     perImage += n.size * (n.kind === 'input' ? 1 : n.kind === 'maxpool' ? 3 : 2);
   }
-  const floats = maxBatch * (perImage + widest) + threads * scratchFloats(graph, Math.ceil(maxBatch / threads)) + weights * (4 + threads) + bnExtras;
+  const floats = maxBatch * (perImage + widest) + threads * scratchFloats(graph, Math.ceil(maxBatch / threads)) + weights * (5 + threads) + bnExtras;
+  // Per weight: value, Adam's m and v, mask, a gradient per thread, and room for sparse conv layers' survivor lists (under 20% of a layer, two ints each).
   // Alignment (16 bytes an allocation) and the control block: well within a MiB.
   return 4 * floats + threads * STACK_BYTES + (1 << 20);
 }
