@@ -16,7 +16,7 @@ import type { NodeBuffers, Param } from './state.js';
 export const CTL = { SEQ: 0, PASS: 1, BATCH: 2, TRAINING: 3, DONE: 4, BARRIER: 5, GENERATION: 6, FAILED: 7, READY: 8 } as const;
 export const CTL_INTS = 16;
 /** A wait that outlasts this failed: something is wrong with a thread. */
-export const WAIT_LIMIT_MS = 120_000;
+export const WAIT_LIMIT_MS = 600_000;
 const PASSES = ['forward', 'backward', 'exit'] as const;
 export type PassName = (typeof PASSES)[number];
 
