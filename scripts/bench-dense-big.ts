@@ -19,6 +19,7 @@ if (builds.length === 0) builds.push(resolve(import.meta.dirname, '../src/runtim
 // [batch, in, out, fraction of inputs zero]
 const shapes: Array<[number, number, number, number]> = [
   [30, 16384, 256, 0.5],
+  [30, 16384, 256, 0],
   [60, 16384, 256, 0.5],
   [30, 4096, 256, 0.5],
   [30, 2048, 512, 0.5],
@@ -26,7 +27,8 @@ const shapes: Array<[number, number, number, number]> = [
   [60, 784, 300, 0],
   [60, 300, 100, 0.5],
 ];
-const rounds = 7;
+// Rounds per shape: more for small kernels, whose calls take a millisecond or so.
+const roundsFor = (inSize: number, outSize: number): number => (inSize * outSize >= 1 << 20 ? 7 : 60);
 
 type Pass = 'forward' | 'weight gradient' | 'input gradient';
 const passes: Pass[] = ['forward', 'weight gradient', 'input gradient'];
@@ -40,7 +42,7 @@ async function load(file: string): Promise<MlpExports & { mem: WasmArena }> {
 }
 
 const ks = await Promise.all(builds.map(load));
-console.log(`ms per call, thread CPU time, fastest of ${rounds} interleaved rounds; ratio = first build's time / this build's`);
+console.log(`ms per call, thread CPU time, fastest of 7 (kernels of 4 MiB and more) or 60 interleaved rounds; ratio = first build's time / this build's`);
 console.log(['shape', 'pass', ...builds.map((b, i) => `#${i} ${b.split('/').pop()}`)].join('  |  '));
 for (const [batch, inSize, outSize, zeros] of shapes) {
   const setups = ks.map((k) => {
@@ -75,7 +77,7 @@ for (const [batch, inSize, outSize, zeros] of shapes) {
   });
   for (const pass of passes) {
     const times = setups.map(() => Infinity);
-    for (let r = 0; r < rounds; r++) {
+    for (let r = 0; r < roundsFor(inSize, outSize); r++) {
       setups.forEach((run, i) => {
         const t0 = process.cpuUsage();
         run[pass]();
