@@ -318,7 +318,8 @@ for (const count of [1, 7, 64, 1001]) {
   });
 }
 
-for (const [n, inSize, outSize] of [[1, 13, 10], [7, 300, 33], [60, 12544 / 16, 256]] as const) {
+// The last: Conv-2's fc1 at a thread's share of a batch, a kernel (16 MiB) that mlp.c reads once per call.
+for (const [n, inSize, outSize] of [[1, 13, 10], [7, 300, 33], [60, 12544 / 16, 256], [30, 16384, 256]] as const) {
   test(`dense head ${n}x${inSize} -> ${outSize} through the wrappers: forward and gradients (ReLU below) equal the cpu backend`, () => {
     const next = mulberry32(n + inSize + outSize);
     const x = values(n * inSize, next, 0.5).map((v) => Math.abs(v));

@@ -29,11 +29,16 @@ function values(n: number, zeros: number, next: () => number): Float32Array {
   return out;
 }
 
-function assertClose(actual: Float32Array, expected: Float32Array, what: string): void {
+/** Within 1e-4; relative: within 1e-4 of max(1, max |expected|) (sums of thousands of terms round apart by more). */
+function assertClose(actual: Float32Array, expected: Float32Array, what: string, relative = false): void {
   assert.equal(actual.length, expected.length, `${what}: length`);
   let worst = 0;
-  for (let i = 0; i < actual.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!));
-  assert.ok(worst <= 1e-4, `${what}: max |difference| ${worst}`);
+  let scale = 1;
+  for (let i = 0; i < actual.length; i++) {
+    worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!));
+    if (relative) scale = Math.max(scale, Math.abs(expected[i]!));
+  }
+  assert.ok(worst <= 1e-4 * scale, `${what}: max |difference| ${worst} (largest |value| ${scale})`);
 }
 
 /**
@@ -70,7 +75,7 @@ const shapes: Array<[number, number, number]> = [
  * Runs the three dense kernels on x (read as a ReLU output below when `relu`)
  * and dz and compares forward, weight, bias and input gradients with the cpu backend.
  */
-function checkDense(batch: number, inSize: number, outSize: number, relu: boolean, x: Float32Array, next: () => number): void {
+function checkDense(batch: number, inSize: number, outSize: number, relu: boolean, x: Float32Array, next: () => number, kernels: 'dense' | 'fm' = 'dense', relative = false): void {
   const w = values(inSize * outSize, 0, next);
   const bias = relu ? values(outSize, 0, next) : null;
   const dz = values(batch * outSize, 0.2, next);
@@ -92,15 +97,24 @@ function checkDense(batch: number, inSize: number, outSize: number, relu: boolea
   if (bias) mem.f32(ptr.b, outSize).set(bias);
   mem.f32(ptr.dz, dz.length).set(dz);
   // The input gradient is masked by the *input's* ReLU: treat x as a ReLU output.
-  mem.k.dense_forward(ptr.x, batch, inSize, ptr.w, ptr.b, ptr.out, outSize, relu ? 1 : 0, ptr.idx, ptr.val);
-  mem.k.dense_grad_weights(ptr.x, batch, inSize, ptr.dz, outSize, ptr.dw, ptr.db, ptr.idx, ptr.val);
-  mem.k.dense_grad_input(ptr.dz, batch, outSize, ptr.w, inSize, ptr.x, relu ? 1 : 0, ptr.da);
+  // Garbage in the outputs on the way in: every kernel overwrites them.
+  for (const p of [ptr.out, ptr.dw, ptr.da]) mem.f32(p, p === ptr.out ? batch * outSize : p === ptr.dw ? w.length : x.length).fill(7);
+  const k = mem.k;
+  if (kernels === 'fm') {
+    k.dense_forward_fm(ptr.x, batch, inSize, ptr.w, ptr.b, ptr.out, outSize, relu ? 1 : 0, ptr.idx, ptr.val);
+    k.dense_grad_weights_fm(ptr.x, batch, inSize, ptr.dz, outSize, ptr.dw, ptr.db, ptr.idx, ptr.val);
+    k.dense_grad_input_fm(ptr.dz, batch, outSize, ptr.w, inSize, ptr.x, relu ? 1 : 0, ptr.da);
+  } else {
+    k.dense_forward(ptr.x, batch, inSize, ptr.w, ptr.b, ptr.out, outSize, relu ? 1 : 0, ptr.idx, ptr.val);
+    k.dense_grad_weights(ptr.x, batch, inSize, ptr.dz, outSize, ptr.dw, ptr.db, ptr.idx, ptr.val);
+    k.dense_grad_input(ptr.dz, batch, outSize, ptr.w, inSize, ptr.x, relu ? 1 : 0, ptr.da);
+  }
 
   const [out, dw, db, da] = reference(x, w, bias, dz, batch, inSize, outSize, relu);
-  assertClose(mem.f32(ptr.out, batch * outSize), out!, 'forward');
-  assertClose(mem.f32(ptr.dw, w.length), dw!, 'weight gradient');
-  assertClose(mem.f32(ptr.db, outSize), db!, 'bias gradient');
-  assertClose(mem.f32(ptr.da, x.length), da!, 'input gradient');
+  assertClose(mem.f32(ptr.out, batch * outSize), out!, 'forward', relative);
+  assertClose(mem.f32(ptr.dw, w.length), dw!, 'weight gradient', relative);
+  assertClose(mem.f32(ptr.db, outSize), db!, 'bias gradient', relative);
+  assertClose(mem.f32(ptr.da, x.length), da!, 'input gradient', relative);
 }
 
 for (const [batch, inSize, outSize] of shapes) {
@@ -153,6 +167,51 @@ for (const [batch, inSize, outSize] of denseShapes) {
       });
     }
   }
+}
+
+// The kernel-read-once paths (mlp.c, dense_*_fm) on their own, on shapes
+// with tails of every block: features past multiples of 16 and of the block
+// of w rows, examples past multiples of 4 and of the 128-example tiles (200),
+// batch 1; inputs without zeros (four features at a time in the weight
+// gradient), with 50% and 80% zeros (few live units: the input gradient's
+// live-only dot products).
+const fmShapes: Array<[number, number, number]> = [
+  [1, 1, 1],
+  [1, 70, 9],
+  [3, 17, 5],
+  [7, 33, 37],
+  [30, 300, 256],
+  [200, 45, 70],
+  [133, 130, 3],
+];
+for (const [batch, inSize, outSize] of fmShapes) {
+  for (const [kind, make] of inputKinds.slice(0, 4)) {
+    for (const relu of [true, false]) {
+      test(`dense layer ${batch}x${inSize} -> ${outSize}${relu ? ' + ReLU' : ''}, inputs ${kind}, kernel read once (dense_*_fm): forward and gradients equal the cpu backend`, () => {
+        const next = mulberry32(5 + batch * 1000 + inSize * 10 + outSize + (relu ? 1 : 0));
+        const x = make(batch, inSize, next).map((v) => (relu ? Math.abs(v) : v));
+        checkDense(batch, inSize, outSize, relu, x, next, 'fm');
+      });
+    }
+  }
+}
+
+// dense_* on both sides of DENSE_FM_MIN_BYTES (4 MiB of kernel): Conv-2's fc1
+// (16384 -> 256, 16 MiB, a half-zero max-pool output) at a thread's share of
+// a batch of 60 and at batch 1, an odd width just above the threshold, and
+// one just below it. Outputs are sums of thousands of terms: within 1e-4 relative to the largest.
+const bigShapes: Array<[number, number, number]> = [
+  [30, 16384, 256],
+  [1, 16384, 256],
+  [7, 4099, 257],
+  [9, 4095, 255],
+];
+for (const [batch, inSize, outSize] of bigShapes) {
+  test(`dense layer ${batch}x${inSize} -> ${outSize} + ReLU, inputs 50% zeros: forward and gradients equal the cpu backend`, () => {
+    const next = mulberry32(9 + batch * 1000 + inSize * 10 + outSize);
+    const x = values(batch * inSize, 0.5, next).map(Math.abs);
+    checkDense(batch, inSize, outSize, true, x, next, 'dense', true);
+  });
 }
 
 for (const [batch, inSize, outSize] of shapes) {

@@ -9,6 +9,10 @@ export interface MlpExports {
   dense_forward(x: number, batch: number, inSize: number, w: number, bias: number, out: number, outSize: number, relu: number, idx: number, val: number): void;
   dense_grad_weights(x: number, batch: number, inSize: number, dz: number, outSize: number, dw: number, db: number, idx: number, val: number): void;
   dense_grad_input(dz: number, batch: number, outSize: number, w: number, inSize: number, a: number, relu: number, da: number): void;
+  // The same results with the kernel read once per call (dense_* take these above DENSE_FM_MIN_BYTES of kernel).
+  dense_forward_fm(x: number, batch: number, inSize: number, w: number, bias: number, out: number, outSize: number, relu: number, idx: number, val: number): void;
+  dense_grad_weights_fm(x: number, batch: number, inSize: number, dz: number, outSize: number, dw: number, db: number, idx: number, val: number): void;
+  dense_grad_input_fm(dz: number, batch: number, outSize: number, w: number, inSize: number, a: number, relu: number, da: number): void;
   adam(p: number, g: number, m: number, v: number, mask: number, n: number, lr: number, b1: number, b2: number, eps: number, c1: number, c2: number): void;
   sgd(p: number, g: number, m: number, mask: number, n: number, lr: number, mom: number): void;
   to_feature_major(src: number, rows: number, cols: number, dst: number, lanes: number): void;

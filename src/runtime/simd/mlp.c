@@ -213,8 +213,8 @@ static void mlp_block_rows(float *C, long ldc, const float *A, long sm, long sk,
 
 // out[b, :] = act(bias + sum over nonzero x[b, i] of x[b, i] * w[i, :]).
 // idx/val: scratch for `in` entries.
-EXPORT void dense_forward(const float *x, int batch, int in, const float *w, const float *bias, float *out, int outn,
-                          int relu, int *idx, float *val) {
+static void dense_forward_rows(const float *x, int batch, int in, const float *w, const float *bias, float *out,
+                               int outn, int relu, int *idx, float *val) {
   if (mlp_blocked_wins(x, in, 1, batch, in)) {
     // Panels of w in half of a 512 KiB L2 (on LeNet's 784 x 300 kernel, 8% faster than a
     // quarter, the same as no panels; on 1024 x 1024, 8% faster than none).
@@ -229,8 +229,10 @@ EXPORT void dense_forward(const float *x, int batch, int in, const float *w, con
 
 // dw[i, :] = sum over b of x[b, i] * dz[b, :]; db[:] = sum over b of dz[b, :] (if db).
 // idx/val: scratch for `batch` entries.
-EXPORT void dense_grad_weights(const float *x, int batch, int in, const float *dz, int outn, float *dw, float *db,
-                               int *idx, float *val) {
+static void dense_bias_grad(const float *dz, int batch, int outn, float *db);
+
+static void dense_grad_weights_rows(const float *x, int batch, int in, const float *dz, int outn, float *dw, float *db,
+                                    int *idx, float *val) {
   if (mlp_blocked_wins(x, 1, in, in, batch)) {
     // dz whole (a batch of rows; panels of it measured 5-15% slower on LeNet's layers and on 1024 x 1024).
     mlp_block_rows(dw, outn, x, 1, in, in, batch, dz, outn, outn, 0, 0, idx, val, 0);
@@ -240,14 +242,17 @@ EXPORT void dense_grad_weights(const float *x, int batch, int in, const float *d
       weighted_rows(dw + (long)i * outn, dz, outn, idx, val, nz, 0, 0);
     }
   }
-  if (db) {
-    for (int j = 0; j < outn; j++) db[j] = 0.0f;
-    for (int b = 0; b < batch; b++) {
-      const float *d = dz + (long)b * outn;
-      int j = 0;
-      for (; j + 4 <= outn; j += 4) ST(db + j, ADD(LD(db + j), LD(d + j)));
-      for (; j < outn; j++) db[j] += d[j];
-    }
+  if (db) dense_bias_grad(dz, batch, outn, db);
+}
+
+// db[:] = sum over b of dz[b, :].
+static void dense_bias_grad(const float *dz, int batch, int outn, float *db) {
+  for (int j = 0; j < outn; j++) db[j] = 0.0f;
+  for (int b = 0; b < batch; b++) {
+    const float *d = dz + (long)b * outn;
+    int j = 0;
+    for (; j + 4 <= outn; j += 4) ST(db + j, ADD(LD(db + j), LD(d + j)));
+    for (; j < outn; j++) db[j] += d[j];
   }
 }
 
@@ -321,8 +326,8 @@ static long mlp_count_nonzero(const float *x, long n) {
 
 // da[b, i] = sum over j of dz[b, j] * w[i, j], zero where the layer below is a
 // ReLU and its output a[b, i] is zero (relu != 0).
-EXPORT void dense_grad_input(const float *dz, int batch, int outn, const float *w, int in, const float *a, int relu,
-                             float *da) {
+static void dense_grad_input_rows(const float *dz, int batch, int outn, const float *w, int in, const float *a,
+                                  int relu, float *da) {
   long n = (long)batch * in;
   int b0 = 0;
   if (batch >= 4 && in >= 2 && (!relu || mlp_count_nonzero(a, n) >= DENSE_BLOCKED_MIN_LIVE * (float)n)) {
@@ -352,6 +357,174 @@ EXPORT void dense_grad_input(const float *dz, int batch, int outn, const float *
     float *o = da + (long)b * in;
     for (int i = 0; i < in; i++) o[i] = relu && ar[i] <= 0.0f ? 0.0f : dot(d, w + (long)i * outn, outn);
   }
+}
+
+// Dense layers whose kernel is far larger than the caches (a conv net's first
+// dense layer: Conv-2's 16384 x 256, 16 MiB). The kernels above take each
+// example (or four) across the whole of w, so w comes from RAM once per
+// example or block, and they read x (forward, weight gradient) a feature at a
+// time down the batch: rows `in` floats apart, which for in a power of two
+// land in the same cache sets and evict each other. These read w once per
+// call, a block of its rows (features) at a time while the batch's rows stay
+// in cache, and x (and da) a cache line per example and block.
+
+// Features per block: FM_BLOCK_BYTES of w rows (at least 4, at most 64).
+#define FM_BLOCK_BYTES 65536
+// Examples per tile of the weight and input gradients (a tile is FM_TILE_F x FM_TILE_B floats on the stack).
+#define FM_TILE_F 16
+#define FM_TILE_B 128
+
+static int fm_block(int outn) {
+  int f = FM_BLOCK_BYTES / 4 / (outn > 0 ? outn : 1);
+  return f < 4 ? 4 : f > 64 ? 64 : f;
+}
+
+// dense_forward's result, w read once: for each block of features, each
+// example adds its nonzero inputs' rows of the block to its output row.
+// idx/val: scratch for min(in, 64) entries.
+EXPORT void dense_forward_fm(const float *x, int batch, int in, const float *w, const float *bias, float *out,
+                             int outn, int relu, int *idx, float *val) {
+  for (int b = 0; b < batch; b++) {
+    float *o = out + (long)b * outn;
+    int j = 0;
+    for (; j + 4 <= outn; j += 4) ST(o + j, bias ? LD(bias + j) : SPLAT(0.0f));
+    for (; j < outn; j++) o[j] = bias ? bias[j] : 0.0f;
+  }
+  int F = fm_block(outn);
+  for (int i0 = 0; i0 < in; i0 += F) {
+    int f = i0 + F <= in ? F : in - i0;
+    const float *wb = w + (long)i0 * outn;
+    for (int b = 0; b < batch; b++) {
+      int nz = nonzeros(x + (long)b * in + i0, f, 1, idx, val);
+      float *o = out + (long)b * outn;
+      if (nz) weighted_rows(o, wb, outn, idx, val, nz, o, 0);
+    }
+  }
+  if (relu) {
+    long n = (long)batch * outn, q = 0;
+    for (; q + 4 <= n; q += 4) ST(out + q, MAXZ(LD(out + q)));
+    for (; q < n; q++)
+      if (out[q] < 0.0f) out[q] = 0.0f;
+  }
+}
+
+// dense_grad_weights' result, dw written once: x taken in tiles of
+// FM_TILE_F features by up to FM_TILE_B examples, transposed on the stack;
+// each feature's row of dw is the weighted sum of the rows of dz where its
+// input is nonzero (or four features at a time where the tile has few zeros).
+// idx/val: scratch for min(batch, FM_TILE_B) entries.
+EXPORT void dense_grad_weights_fm(const float *x, int batch, int in, const float *dz, int outn, float *dw, float *db,
+                                  int *idx, float *val) {
+  float tile[FM_TILE_F * FM_TILE_B];
+  for (int b0 = 0; b0 < batch; b0 += FM_TILE_B) {
+    int nb = b0 + FM_TILE_B <= batch ? FM_TILE_B : batch - b0;
+    const float *d = dz + (long)b0 * outn;
+    for (int i0 = 0; i0 < in; i0 += FM_TILE_F) {
+      int f = i0 + FM_TILE_F <= in ? FM_TILE_F : in - i0;
+      for (int b = 0; b < nb; b++) {
+        const float *xr = x + (long)(b0 + b) * in + i0;
+        for (int q = 0; q < f; q++) tile[q * FM_TILE_B + b] = xr[q];
+      }
+      float *o = dw + (long)i0 * outn;
+      if (b0 == 0 && nb == batch && mlp_blocked_wins(tile, FM_TILE_B, 1, f, nb)) {
+        mlp_block_rows(o, outn, tile, FM_TILE_B, 1, f, nb, d, outn, outn, 0, 0, idx, val, 0);
+        continue;
+      }
+      for (int q = 0; q < f; q++) {
+        int nz = nonzeros(tile + q * FM_TILE_B, nb, 1, idx, val);
+        float *oq = o + (long)q * outn;
+        // Later tiles of examples add to what the first wrote.
+        if (nz || b0 == 0) weighted_rows(oq, d, outn, idx, val, nz, b0 ? oq : 0, 0);
+      }
+    }
+  }
+  if (db) dense_bias_grad(dz, batch, outn, db);
+}
+
+// dense_grad_input's result, w read once: for each block of FM_TILE_F
+// features (rows of w), the dot products with every example's dz row, four
+// examples by two features at a time, into a tile on the stack, then copied
+// (masked by a > 0 if relu) into da a line per example. Where few units are
+// live (relu and under DENSE_BLOCKED_MIN_LIVE of a positive), only the live ones.
+EXPORT void dense_grad_input_fm(const float *dz, int batch, int outn, const float *w, int in, const float *a, int relu,
+                                float *da) {
+  float tile[FM_TILE_B * FM_TILE_F];  // tile[b * FM_TILE_F + q]
+  long n = (long)batch * in;
+  int blocked = !relu || mlp_count_nonzero(a, n) >= DENSE_BLOCKED_MIN_LIVE * (float)n;
+  for (int i0 = 0; i0 < in; i0 += FM_TILE_F) {
+    int f = i0 + FM_TILE_F <= in ? FM_TILE_F : in - i0;
+    const float *wb = w + (long)i0 * outn;
+    for (int b0 = 0; b0 < batch; b0 += FM_TILE_B) {
+      int nb = b0 + FM_TILE_B <= batch ? FM_TILE_B : batch - b0;
+      const float *d = dz + (long)b0 * outn;
+      if (blocked) {
+        int B4 = nb & ~3, F2 = f & ~1;
+        for (int b = 0; b < B4; b += 4) {
+          const float *d0 = d + (long)b * outn;
+          float *t = tile + b * FM_TILE_F;
+          for (int q = 0; q < F2; q += 2)
+            mlp_dots4x2(d0, d0 + outn, d0 + 2 * outn, d0 + 3 * outn, wb + (long)q * outn, wb + (long)(q + 1) * outn,
+                        outn, t + q, t + FM_TILE_F + q, t + 2 * FM_TILE_F + q, t + 3 * FM_TILE_F + q);
+          for (int r = 0; r < 4; r++)
+            for (int q = F2; q < f; q++) t[r * FM_TILE_F + q] = dot(d0 + r * outn, wb + (long)q * outn, outn);
+        }
+        for (int b = B4; b < nb; b++)
+          for (int q = 0; q < f; q++) tile[b * FM_TILE_F + q] = dot(d + (long)b * outn, wb + (long)q * outn, outn);
+        for (int b = 0; b < nb; b++) {
+          float *o = da + (long)(b0 + b) * in + i0;
+          const float *t = tile + b * FM_TILE_F;
+          if (relu) {
+            const float *ar = a + (long)(b0 + b) * in + i0;
+            for (int q = 0; q < f; q++) o[q] = ar[q] > 0.0f ? t[q] : 0.0f;
+          } else {
+            for (int q = 0; q < f; q++) o[q] = t[q];
+          }
+        }
+      } else {
+        for (int b = 0; b < nb; b++) {
+          const float *ar = a + (long)(b0 + b) * in + i0;
+          const float *db = d + (long)b * outn;
+          float *o = da + (long)(b0 + b) * in + i0;
+          for (int q = 0; q < f; q++) o[q] = ar[q] > 0.0f ? dot(db, wb + (long)q * outn, outn) : 0.0f;
+        }
+      }
+    }
+  }
+}
+
+// From this many bytes of kernel on, the dense kernels take the paths above.
+// scripts/bench-dense-big.ts against the build before them (one thread, ms
+// per call): at 30 x 16384 -> 256 with half the inputs zero, forward 124 ->
+// 17, weight gradient 12.6 -> 10.0, input gradient 49 -> 19; without zeros 53
+// -> 18, 20 -> 12, 42 -> 18; at 30 x 2048 -> 512 (4 MiB) 19 -> 4, 2.7 -> 2.6,
+// 4.6 -> 3.8. Below, on LeNet's 784 x 300 (1 MiB), they are as often slower as
+// faster (forward 0.70x on inputs without zeros, 1.5x at half zeros; input
+// gradient 0.76x at half zeros), so LeNet keeps the paths it was tuned on.
+#define DENSE_FM_MIN_BYTES (4L << 20)
+static int dense_fm_wins(int in, int outn) { return 4L * in * outn >= DENSE_FM_MIN_BYTES; }
+
+// out[b, :] = act(bias + sum over nonzero x[b, i] of x[b, i] * w[i, :]).
+// idx/val: scratch for `in` entries.
+EXPORT void dense_forward(const float *x, int batch, int in, const float *w, const float *bias, float *out, int outn,
+                          int relu, int *idx, float *val) {
+  if (dense_fm_wins(in, outn)) dense_forward_fm(x, batch, in, w, bias, out, outn, relu, idx, val);
+  else dense_forward_rows(x, batch, in, w, bias, out, outn, relu, idx, val);
+}
+
+// dw[i, :] = sum over b of x[b, i] * dz[b, :]; db[:] = sum over b of dz[b, :] (if db).
+// idx/val: scratch for `batch` entries.
+EXPORT void dense_grad_weights(const float *x, int batch, int in, const float *dz, int outn, float *dw, float *db,
+                               int *idx, float *val) {
+  if (dense_fm_wins(in, outn)) dense_grad_weights_fm(x, batch, in, dz, outn, dw, db, idx, val);
+  else dense_grad_weights_rows(x, batch, in, dz, outn, dw, db, idx, val);
+}
+
+// da[b, i] = sum over j of dz[b, j] * w[i, j], zero where the layer below is a
+// ReLU and its output a[b, i] is zero (relu != 0).
+EXPORT void dense_grad_input(const float *dz, int batch, int outn, const float *w, int in, const float *a, int relu,
+                             float *da) {
+  if (dense_fm_wins(in, outn)) dense_grad_input_fm(dz, batch, outn, w, in, a, relu, da);
+  else dense_grad_input_rows(dz, batch, outn, w, in, a, relu, da);
 }
 
 // Adam as TF.js computes it: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
