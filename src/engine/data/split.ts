@@ -7,6 +7,7 @@ import { DatasetError } from './errors.js';
 import type { Examples, LoadedData } from './examples.js';
 import { product } from '../shapes.js';
 import { permutation } from '../rng.js';
+import { sharedFloat32, sharedInt32, shareSplit } from './shared.js';
 
 export interface SplitOptions {
   /** Fraction of the training pool held out for validation, in [0, 1). Default 0.1. */
@@ -75,7 +76,7 @@ export function assemble(reference: string, data: LoadedData, opts: SplitOptions
     numClasses,
     train: gather(train, perm.subarray(nVal, pool)),
     validation: gather(train, perm.subarray(0, nVal)),
-    test: { x: test.x, y: test.y, n: test.n },
+    test: shareSplit({ x: test.x, y: test.y, n: test.n }),
   };
 }
 
@@ -98,11 +99,11 @@ function checkLabels(split: Examples, numClasses: number): void {
   }
 }
 
-/** The examples at `indices`, in that order. */
+/** The examples at `indices`, in that order, on shared buffers (trial workers share them, see shared.ts). */
 function gather(src: Examples, indices: Int32Array): Split {
   const size = product(src.shape);
-  const x = new Float32Array(indices.length * size);
-  const y = new Int32Array(indices.length);
+  const x = sharedFloat32(indices.length * size);
+  const y = sharedInt32(indices.length);
   for (let i = 0; i < indices.length; i++) {
     const j = indices[i];
     x.set(src.x.subarray(j * size, (j + 1) * size), i * size);

@@ -16,6 +16,7 @@ import { globalDensity, onesMask } from '../pruning/mask.js';
 import { pruneToDensity } from '../pruning/magnitude.js';
 import { shuffleMask } from '../pruning/random.js';
 import { childSeed, mulberry32 } from '../rng.js';
+import { sharedFloat32, sharedInt32 } from '../data/shared.js';
 import { toTensors, trainConfigFor, trainModel, RunCancelled, type TrainConfig, type TrainingLoopChoice } from './train.js';
 import { cnnEngine, cnnPath } from './cnn/index.js';
 import { softmaxCe } from './engine-stepper.js';
@@ -65,9 +66,10 @@ export function benchModel(name: string): BenchModel {
 }
 
 function randomSplit(n: number, size: number, numClasses: number, zeroFraction: number, next: () => number): Split {
-  const x = new Float32Array(n * size);
+  // Shared, as loaded datasets are: a trial pool's workers then hold one copy.
+  const x = sharedFloat32(n * size);
   for (let i = 0; i < x.length; i++) x[i] = next() < zeroFraction ? 0 : next();
-  const y = new Int32Array(n);
+  const y = sharedInt32(n);
   for (let i = 0; i < n; i++) y[i] = Math.floor(next() * numClasses);
   return { x, y, n };
 }

@@ -1,7 +1,7 @@
 // The TF.js stepper: a hand-written step (variableGrads + optimiser) with the
 // mask re-applied after every update, so pruned weights stay exactly zero
 // (also under Adam's moments, because their gradients are masked too). Data
-// lives on the backend as tensors made once (toTensors); a batch is gathered
+// lives on the backend as tensors made once, on first use (toTensors); a batch is gathered
 // by its indices, and nothing is read back to JS except at evaluations.
 import * as tf from '@tensorflow/tfjs';
 import type { Dataset, Mask, Split } from '../types.js';
@@ -26,24 +26,38 @@ export interface TrainData {
   dispose(): void;
 }
 
+const SPLITS = ['train', 'validation', 'test'] as const;
+type SplitName = (typeof SPLITS)[number];
+
 function splitTensors(s: Split, shape: number[], numClasses: number): SplitTensors {
   const labels = tf.tensor1d(s.y, 'int32');
   const y = tf.tidy(() => tf.oneHot(labels, numClasses).toFloat() as tf.Tensor2D);
   return { x: tf.tensor(s.x, [s.n, ...shape]), y, labels, n: s.n };
 }
 
-/** Upload a dataset to the backend once; dispose when the run ends. */
+/**
+ * The dataset as backend tensors, each split uploaded on first use and kept
+ * until dispose. Our engines train and evaluate on `source` and never touch
+ * the tensors, so a run on them uploads nothing: on WASM an upload is a
+ * second copy of the split in the backend's heap, which never shrinks.
+ */
 export function toTensors(ds: Dataset): TrainData {
-  const train = splitTensors(ds.train, ds.inputShape, ds.numClasses);
-  const validation = splitTensors(ds.validation, ds.inputShape, ds.numClasses);
-  const test = splitTensors(ds.test, ds.inputShape, ds.numClasses);
+  const made: Partial<Record<SplitName, SplitTensors>> = {};
+  const split = (name: SplitName) => (made[name] ??= splitTensors(ds[name], ds.inputShape, ds.numClasses));
   return {
-    train,
-    validation,
-    test,
+    get train() {
+      return split('train');
+    },
+    get validation() {
+      return split('validation');
+    },
+    get test() {
+      return split('test');
+    },
     source: { train: ds.train, validation: ds.validation, test: ds.test },
     dispose() {
-      for (const s of [train, validation, test]) tf.dispose([s.x, s.y, s.labels]);
+      for (const s of Object.values(made)) tf.dispose([s.x, s.y, s.labels]);
+      for (const name of SPLITS) delete made[name];
     },
   };
 }

@@ -1,5 +1,6 @@
 // Worker-thread side of WorkerPool: one TF.js backend, one model and one
-// upload of the data per thread; runs the trials it is sent, one at a time.
+// dataset shared by every thread (uploaded to this thread's backend only if
+// the TF.js loop trains); runs the trials it is sent, one at a time.
 import { parentPort } from 'node:worker_threads';
 import type { Dataset } from '../types.js';
 import { TrialRunner, type FromWorker, type ModelSource, type TrialJob } from './trial.js';

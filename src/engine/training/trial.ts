@@ -2,13 +2,15 @@
 // (the ticket, or one of its controls). Trials of a round are independent, so
 // they can run side by side: in this thread (TrialRunner) or on a pool of
 // worker threads, each with its own TF.js backend (WorkerPool), to use every
-// core. Inputs and outputs are plain data so they cross threads unchanged.
+// core. Inputs and outputs are plain data so they cross threads unchanged;
+// the dataset's arrays cross shared, not copied.
 import * as tf from '@tensorflow/tfjs';
 import { Worker } from 'node:worker_threads';
 import type { Dataset, Mask, WeightMap } from '../types.js';
 import type { TrainingMetrics, TrialKind } from '../sink.js';
 import { createModel } from '../models/registry.js';
 import { getWeightMap, setWeightMap } from '../models/inspect.js';
+import { shareDataset } from '../data/shared.js';
 import { toTensors, trainModel, RunCancelled, type ProgressInfo, type TrainConfig, type TrainData } from './train.js';
 
 /** How to build the architecture: a zoo name, or a Layers topology (uploaded models). */
@@ -100,8 +102,14 @@ interface Slot {
   ready: Promise<void>;
 }
 
-/** A fixed pool of worker threads, each holding the dataset and the architecture once. */
+/**
+ * A fixed pool of worker threads, each holding the architecture once and all
+ * of them one dataset: its arrays are on SharedArrayBuffers, which postMessage
+ * shares instead of copying.
+ */
 export class WorkerPool implements TrialExecutor {
+  /** The dataset the workers hold: the caller's where its arrays were shared already, else a shared copy. */
+  readonly dataset: Dataset;
   private readonly slots: Slot[] = [];
   private readonly waiting: Array<(s: Slot) => void> = [];
   private nextId = 1;
@@ -113,6 +121,7 @@ export class WorkerPool implements TrialExecutor {
     source: ModelSource,
     backend?: string,
   ) {
+    this.dataset = shareDataset(dataset);
     for (let i = 0; i < parallelism; i++) {
       const worker = new Worker(new URL('./trial-worker-boot.mjs', import.meta.url), { execArgv: [] });
       const ready = new Promise<void>((resolve, reject) => {
@@ -125,7 +134,7 @@ export class WorkerPool implements TrialExecutor {
         worker.once('error', reject);
       });
       ready.catch(() => undefined);
-      worker.postMessage({ type: 'init', dataset, source, backend } satisfies ToWorker);
+      worker.postMessage({ type: 'init', dataset: this.dataset, source, backend } satisfies ToWorker);
       this.slots.push({ worker, busy: false, ready });
     }
   }

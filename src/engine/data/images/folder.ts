@@ -10,6 +10,7 @@ import { DatasetError } from '../errors.js';
 import type { Examples } from '../examples.js';
 import { assemble, validationSize, type SplitOptions } from '../split.js';
 import { permutation } from '../../rng.js';
+import { shareSplit } from '../shared.js';
 import { decodeImage, DEFAULT_MAX_PIXELS, readHeader, type DecodedImage } from './decode.js';
 import { toInput } from './resize.js';
 
@@ -102,7 +103,7 @@ export async function loadImageFolder(entries: FolderEntry[], opts: ImageFolderO
   if (val.n === 0) return { ...assemble(opts.reference, loaded, opts), classNames };
   // A given validation folder replaces the carve; maxTrain still caps the training pool.
   const dataset = assemble(opts.reference, loaded, { ...opts, validationFraction: 0 });
-  return { ...dataset, validation: { x: val.x, y: val.y, n: val.n }, classNames };
+  return { ...dataset, validation: shareSplit({ x: val.x, y: val.y, n: val.n }), classNames };
 }
 
 /** Sorts the entries into splits and classes and refuses trees that are not an image folder. */
