@@ -97,7 +97,7 @@ function missingNative(v: Variant): string | undefined {
   } catch {
     return v.backend === 'tensorflow'
       ? `${pkg} is not installed; build it with \`npm run native-backend\` (scripts/native-backend.sh)`
-      : `${pkg} is not installed; it needs CUDA 11.2 and cuDNN 8.1: \`npm install --no-save ${pkg}@4.22.0\``;
+      : `${pkg} is not installed; build it with \`npm run native-backend -- --gpu\` (CUDA 12, cuDNN 9; scripts/native-backend.sh)`;
   }
 }
 

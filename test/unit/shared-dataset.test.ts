@@ -117,4 +117,14 @@ describe('toTensors', () => {
     data.dispose();
     assert.equal(tf.memory().numTensors, before);
   });
+
+  test('a split first used inside tf.tidy outlives it (the TF.js step gathers batches in a tidy)', () => {
+    const before = tf.memory().numTensors;
+    const data = toTensors(plainDataset());
+    const first = tf.tidy(() => data.train.x.gather(tf.tensor1d([0, 1], 'int32')).sum().dataSync()[0]);
+    assert.ok(!data.train.x.isDisposed && !data.train.y.isDisposed && !data.train.labels.isDisposed);
+    assert.equal(tf.tidy(() => data.train.x.gather(tf.tensor1d([0, 1], 'int32')).sum().dataSync()[0]), first);
+    data.dispose();
+    assert.equal(tf.memory().numTensors, before);
+  });
 });

@@ -29,10 +29,11 @@ export interface TrainData {
 const SPLITS = ['train', 'validation', 'test'] as const;
 type SplitName = (typeof SPLITS)[number];
 
+/** A split's tensors, kept out of any enclosing tf.tidy: the first use may come inside one, and they live until dispose. */
 function splitTensors(s: Split, shape: number[], numClasses: number): SplitTensors {
-  const labels = tf.tensor1d(s.y, 'int32');
-  const y = tf.tidy(() => tf.oneHot(labels, numClasses).toFloat() as tf.Tensor2D);
-  return { x: tf.tensor(s.x, [s.n, ...shape]), y, labels, n: s.n };
+  const labels = tf.keep(tf.tensor1d(s.y, 'int32'));
+  const y = tf.keep(tf.tidy(() => tf.oneHot(labels, numClasses).toFloat() as tf.Tensor2D));
+  return { x: tf.keep(tf.tensor(s.x, [s.n, ...shape])), y, labels, n: s.n };
 }
 
 /**
