@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { CnnKernels } from '../../src/runtime/simd/cnn-kernels.js';
 import { convForward, convGradInput, convGradWeights, convScratchFloats, convShape, type ConvShape } from '../../src/engine/training/cnn/kernels/conv.js';
+import { assertClose, randomValues } from '../fixtures/close.js';
 import { mulberry32 } from '../../src/engine/rng.js';
 
 before(async () => {
@@ -18,25 +19,6 @@ before(async () => {
 });
 
 // The embedded binary's hash (cnn.c, cnn/ and the files it includes from outside) is checked in cnn-layers.test.ts.
-
-/** Uniform [-1, 1) values, each zero with probability `zeros`. */
-function values(n: number, zeros: number, next: () => number): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = next() < zeros ? 0 : next() * 2 - 1;
-  return out;
-}
-
-/** Within 1e-4 of the reference, relative to max |ref| where that exceeds 1. */
-function assertClose(actual: Float32Array, expected: Float32Array, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  let worst = 0;
-  let scale = 1;
-  for (let i = 0; i < actual.length; i++) {
-    worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!));
-    scale = Math.max(scale, Math.abs(expected[i]!));
-  }
-  assert.ok(worst <= 1e-4 * scale, `${what}: max |difference| ${worst} (scale ${scale})`);
-}
 
 interface Case {
   n: number;
@@ -102,10 +84,10 @@ for (const c of cases) {
       const outputs = c.n * s.OH * s.OW * s.O;
       const weights = s.KH * s.KW * s.C * (s.depthwise ? 1 : s.O);
       // A ReLU layer's input is a ReLU output (~50% zero); its output gradient has been through a max-pool (~75% zero).
-      const x = values(inputs, c.xZeros ?? (relu ? 0.5 : 0), next);
-      const w = values(weights, 0, next);
-      const b = values(s.O, 0, next);
-      const dout = values(outputs, relu ? 0.75 : 0.1, next);
+      const x = randomValues(inputs, c.xZeros ?? (relu ? 0.5 : 0), next);
+      const w = randomValues(weights, 0, next);
+      const b = randomValues(s.O, 0, next);
+      const dout = randomValues(outputs, relu ? 0.75 : 0.1, next);
       const mem = new CnnKernels();
       const scratchFloats = convScratchFloats(s, c.n);
       assert.equal(scratchFloats, mem.k.conv_scratch_floats(s.H, s.W, s.C, s.KH, s.KW, s.O, s.sh, s.sw, s.pt, s.pl, s.OH, s.OW, s.depthwise ? 1 : 0));

@@ -11,24 +11,8 @@ import assert from 'node:assert/strict';
 import { CnnKernels } from '../../src/runtime/simd/cnn-kernels.js';
 import { convForward, convGradInput, convGradWeights, convScratchFloats, convShape } from '../../src/engine/training/cnn/kernels/conv.js';
 import { sparseConvFits, sparseConvForward, sparseConvGradInput, sparseConvGradWeights, sparseConvLists, sparseConvScratchFloats } from '../../src/engine/training/cnn/kernels/sparse.js';
+import { assertClose, randomValues } from '../fixtures/close.js';
 import { mulberry32 } from '../../src/engine/rng.js';
-
-function values(n: number, zeros: number, next: () => number): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = next() < zeros ? 0 : next() * 2 - 1;
-  return out;
-}
-
-function assertClose(actual: Float32Array, expected: Float32Array, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  let worst = 0;
-  let scale = 1;
-  for (let i = 0; i < actual.length; i++) {
-    worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!));
-    scale = Math.max(scale, Math.abs(expected[i]!));
-  }
-  assert.ok(worst <= 1e-5 * scale, `${what}: max |difference| ${worst} (scale ${scale})`);
-}
 
 const cases: Array<{ n: number; input: [number, number, number]; filters: number; kernel: [number, number]; padding: 'same' | 'valid'; density: number }> = [
   { n: 2, input: [8, 8, 16], filters: 24, kernel: [3, 3], padding: 'same', density: 0.1 },
@@ -51,10 +35,10 @@ for (const c of cases) {
       const ny = c.n * s.OH * s.OW * s.O;
       const nw = s.KH * s.KW * s.C * s.O;
       const mask = Float32Array.from({ length: nw }, () => (next() < c.density ? 1 : 0));
-      const w = values(nw, 0, next).map((v, i) => v * mask[i]!);
-      const x = values(nx, relu ? 0.5 : 0, next).map((v) => (relu ? Math.max(v, 0) : v));
-      const dout = values(ny, 0.5, next);
-      const b = values(s.O, 0, next);
+      const w = randomValues(nw, 0, next).map((v, i) => v * mask[i]!);
+      const x = randomValues(nx, relu ? 0.5 : 0, next).map((v) => (relu ? Math.max(v, 0) : v));
+      const dout = randomValues(ny, 0.5, next);
+      const b = randomValues(s.O, 0, next);
       const at = (a: Float32Array): number => {
         const p = mem.alloc(a.length);
         mem.f32(p, a.length).set(a);
@@ -80,13 +64,13 @@ for (const c of cases) {
       sparseConvGradWeights(mem.k, s, lists, c.n, X, D, dw[1]!, db[1]!, scratch);
       convGradInput(mem.k, s, c.n, D, Wt, dx[0]!, relu ? X : 0, scratch);
       sparseConvGradInput(mem.k, s, lists, c.n, D, Wt, dx[1]!, relu ? X : 0, scratch);
-      assertClose(mem.f32(out[1]!, ny), mem.f32(out[0]!, ny), 'forward');
+      assertClose(mem.f32(out[1]!, ny), mem.f32(out[0]!, ny), 'forward', 1e-5);
       const dense = mem.f32(dw[0]!, nw).map((v, i) => v * mask[i]!);
       const sparse = mem.f32(dw[1]!, nw);
-      assertClose(sparse, dense, 'weight gradient');
+      assertClose(sparse, dense, 'weight gradient', 1e-5);
       mask.forEach((m, i) => m === 0 && assert.ok(Object.is(sparse[i], 0), `dw[${i}] pruned but ${sparse[i]}`));
-      assertClose(mem.f32(db[1]!, s.O), mem.f32(db[0]!, s.O), 'bias gradient');
-      assertClose(mem.f32(dx[1]!, nx), mem.f32(dx[0]!, nx), 'input gradient');
+      assertClose(mem.f32(db[1]!, s.O), mem.f32(db[0]!, s.O), 'bias gradient', 1e-5);
+      assertClose(mem.f32(dx[1]!, nx), mem.f32(dx[0]!, nx), 'input gradient', 1e-5);
     });
   }
 }

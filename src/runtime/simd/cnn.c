@@ -4,10 +4,11 @@
 // threads run the same kernels on the same buffers, each on its share of a
 // batch. The parts live in cnn/; see cnn/common.h for the conventions.
 #include "cnn/common.h"
+// The dense kernels of the MLP engine, for the heads of conv nets (and its
+// adam/sgd, which the fused optimiser in cnn/optim.c must equal); first, so
+// the parts can use its helpers (dot, mlp_hsum).
+#include "mlp.c"
 #include "cnn/conv.c"
 #include "cnn/layers.c"
 #include "cnn/optim.c"
 #include "cnn/sparse.c"
-// The dense kernels of the MLP engine, for the heads of conv nets (and its
-// adam/sgd, which the fused optimiser in cnn/optim.c must equal).
-#include "mlp.c"

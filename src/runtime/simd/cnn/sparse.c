@@ -114,29 +114,7 @@ EXPORT void sparse_conv_forward(int n, int H, int W, int C, int KH, int KW, int 
   }
 }
 
-static float sparse_dot(const float *a, const float *b, int n) {
-  vf s0 = SPLAT(0.0f), s1 = s0, s2 = s0, s3 = s0;
-  int j = 0;
-  for (; j + 16 <= n; j += 16) {
-    s0 = ADD(s0, MUL(LD(a + j), LD(b + j)));
-    s1 = ADD(s1, MUL(LD(a + j + 4), LD(b + j + 4)));
-    s2 = ADD(s2, MUL(LD(a + j + 8), LD(b + j + 8)));
-    s3 = ADD(s3, MUL(LD(a + j + 12), LD(b + j + 12)));
-  }
-  for (; j + 4 <= n; j += 4) s0 = ADD(s0, MUL(LD(a + j), LD(b + j)));
-  vf s = ADD(ADD(s0, s1), ADD(s2, s3));
-  float r = wasm_f32x4_extract_lane(s, 0) + wasm_f32x4_extract_lane(s, 1) + wasm_f32x4_extract_lane(s, 2) +
-            wasm_f32x4_extract_lane(s, 3);
-  for (; j < n; j++) r += a[j] * b[j];
-  return r;
-}
-
-static inline float sparse_hsum(vf s) {
-  return wasm_f32x4_extract_lane(s, 0) + wasm_f32x4_extract_lane(s, 1) + wasm_f32x4_extract_lane(s, 2) +
-         wasm_f32x4_extract_lane(s, 3);
-}
-
-// Four dot products against one shared plane b (each load of b serves four survivors).
+// dot and mlp_hsum come from mlp.c, which cnn.c includes before its parts.
 static void sparse_dot4(const float *a0, const float *a1, const float *a2, const float *a3, const float *b, int n,
                         float *r) {
   vf s0 = SPLAT(0.0f), s1 = s0, s2 = s0, s3 = s0;
@@ -148,7 +126,7 @@ static void sparse_dot4(const float *a0, const float *a1, const float *a2, const
     s2 = ADD(s2, MUL(LD(a2 + j), bj));
     s3 = ADD(s3, MUL(LD(a3 + j), bj));
   }
-  float t0 = sparse_hsum(s0), t1 = sparse_hsum(s1), t2 = sparse_hsum(s2), t3 = sparse_hsum(s3);
+  float t0 = mlp_hsum(s0), t1 = mlp_hsum(s1), t2 = mlp_hsum(s2), t3 = mlp_hsum(s3);
   for (; j < n; j++) {
     t0 += a0[j] * b[j];
     t1 += a1[j] * b[j];
@@ -190,7 +168,7 @@ EXPORT void sparse_conv_grad_weights(int n, int H, int W, int C, int KH, int KW,
         dw[e[5]] += r[2];
         dw[e[7]] += r[3];
       }
-      for (; k < end; k++) dw[fent[2 * k + 1]] += sparse_dot(xp + fent[2 * k], yo, g.Q);
+      for (; k < end; k++) dw[fent[2 * k + 1]] += dot(xp + fent[2 * k], yo, g.Q);
     }
   }
 }
