@@ -53,12 +53,12 @@ describe('loadEngineConfig', () => {
   });
 
   test('a bad value fails at load, naming the variable', () => {
-    assert.throws(() => loadEngineConfig({ TICKETSMITH_MLP: 'fast' }), /TICKETSMITH_MLP must be one of simd, csr, tfjs; got 'fast'/);
+    assert.throws(() => loadEngineConfig({ TICKETSMITH_MLP: 'fast' }), /TICKETSMITH_MLP must be one of simd, csr, cnn, tfjs; got 'fast'/);
     assert.throws(() => loadEngineConfig({ TICKETSMITH_WORKERS: '0' }), /environment variable TICKETSMITH_WORKERS/);
     assert.throws(() => loadEngineConfig({ TICKETSMITH_WORKERS: '1.5' }), /environment variable TICKETSMITH_WORKERS/);
     assert.throws(() => loadEngineConfig({ TICKETSMITH_MAX_DATASET_BYTES: 'lots' }), /environment variable TICKETSMITH_MAX_DATASET_BYTES/);
     assert.throws(() => loadEngineConfig({ TICKETSMITH_MAX_DATASET_RATIO: '0.5' }), /environment variable TICKETSMITH_MAX_DATASET_RATIO/);
-    assert.throws(() => loadConfig({ TICKETSMITH_MLP: 'fast' }), /TICKETSMITH_MLP must be one of simd, csr, tfjs/);
+    assert.throws(() => loadConfig({ TICKETSMITH_MLP: 'fast' }), /TICKETSMITH_MLP must be one of simd, csr, cnn, tfjs/);
   });
 });
 

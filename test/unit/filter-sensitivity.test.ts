@@ -51,8 +51,10 @@ describe('analyseSensitivity', () => {
     };
     const data = toTensors(ds);
     const graph = buildGraph(m);
+    // toTensors uploads a split on first use: take it before counting.
+    const validation = data.validation;
     const before = tf.memory().numTensors;
-    const s = await analyseSensitivity(m, graph, data.validation, { groups: ['c1', 'c2'], importance: 'l1', seed: 0, maxExamples: 150 });
+    const s = await analyseSensitivity(m, graph, validation, { groups: ['c1', 'c2'], importance: 'l1', seed: 0, maxExamples: 150 });
     assert.equal(tf.memory().numTensors, before, 'no tensors leak');
     assert.equal(s.examples, 150);
     assert.deepEqual(s.fractions, [0.25, 0.5, 0.75]);
