@@ -9,6 +9,7 @@
 // embedded binary was built from every source it includes, mlp.c among them.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { assertClose } from '../fixtures/close.js';
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, normalize, relative } from 'node:path';
@@ -66,18 +67,6 @@ function values(n: number, next: () => number, zeros = 0, scale = 1, offset = 0)
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = next() < zeros ? 0 : (next() * 2 - 1) * scale + offset;
   return out;
-}
-
-/** Within 1e-4 of the reference, relative to its largest magnitude where that is above 1. */
-function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string, tol = 1e-4): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  let worst = 0;
-  let scale = 1;
-  for (let i = 0; i < actual.length; i++) {
-    worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!));
-    scale = Math.max(scale, Math.abs(expected[i]!));
-  }
-  assert.ok(worst <= tol * scale, `${what}: max |difference| ${worst} (scale ${scale})`);
 }
 
 /** A CnnKernels holding the given arrays; returns their byte offsets. */
