@@ -157,6 +157,8 @@ async function attach(dataDir: string): Promise<DatabaseHandle | null> {
     if (!Number.isInteger(port) || port <= 0) return null;
     const url = `postgresql://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${DB_NAME}`;
     const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+    // A server going away between connect and end fails the awaited call; the event must not crash us too.
+    client.on('error', () => {});
     await client.connect();
     await client.end();
     const owner = await ownerPid(dataDir);
@@ -276,6 +278,7 @@ async function ensureDatabase(url: string): Promise<void> {
   const admin = new URL(url);
   admin.pathname = '/postgres';
   const client = new pg.Client({ connectionString: admin.toString() });
+  client.on('error', () => {}); // the awaited query fails instead (see attach)
   await client.connect();
   try {
     const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [DB_NAME]);

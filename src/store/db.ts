@@ -22,16 +22,28 @@ const log = childLogger({ module: 'db' });
 /** The pg pool under each client made by createPrisma. */
 const pools = new WeakMap<PrismaClient, pg.Pool>();
 
-export function createPrisma(url: string, opts: { poolSize?: number } = {}): PrismaClient {
-  // A connect that hangs (a database host gone silent) fails after 15 s, as UNAVAILABLE, instead of holding the request forever.
-  const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 10, application_name: 'ticketsmith', connectionTimeoutMillis: 15_000 });
-  // An idle client dropped by the server must not crash the process (Prisma
-  // attaches its own listener only once it connects). 57P01 is the server
-  // shutting down, as at the end of every embedded-database run.
+/**
+ * No connection of `pool` can crash the process with an unhandled 'error'
+ * event. An idle one dropped by the server is logged (57P01 is the server
+ * shutting down, as at the end of every embedded-database run). And every
+ * connection keeps a listener of its own for its whole life: between the pool
+ * handing out a fresh connection and its borrower attaching a listener (Prisma's
+ * transactions do so a promise turn later), a shutdown message that arrived in
+ * the same packet as "ready" would otherwise be unhandled. The borrower still
+ * sees the error: its next query fails.
+ */
+export function keepConnectionErrorsHandled(pool: pg.Pool): void {
   pool.on('error', (err: Error & { code?: string }) => {
     if (err.code === '57P01') log.debug({ code: err.code }, 'idle database connection closed by the server');
     else log.warn({ code: err.code, message: err.message }, 'idle database connection failed');
   });
+  pool.on('connect', (client) => client.on('error', (err: Error & { code?: string }) => log.debug({ code: err.code, message: err.message }, 'database connection failed')));
+}
+
+export function createPrisma(url: string, opts: { poolSize?: number } = {}): PrismaClient {
+  // A connect that hangs (a database host gone silent) fails after 15 s, as UNAVAILABLE, instead of holding the request forever.
+  const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 10, application_name: 'ticketsmith', connectionTimeoutMillis: 15_000 });
+  keepConnectionErrorsHandled(pool);
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool, { disposeExternalPool: true }) });
   pools.set(prisma, pool);
   return prisma;

@@ -48,6 +48,8 @@ async function readMigrations(dir: string): Promise<Migration[]> {
 export async function migrate(url: string, dir: string = MIGRATIONS_DIR): Promise<MigrationResult> {
   const migrations = await readMigrations(dir);
   const client = new pg.Client({ connectionString: url, application_name: 'ticketsmith-migrate' });
+  // A server lost mid-migration fails the awaited query; the 'error' event must not crash the process too.
+  client.on('error', () => {});
   await client.connect();
   try {
     await client.query('SELECT pg_advisory_lock($1)', [LOCK_KEY.toString()]);

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { startDatabase, DatabaseStartError, checkReachable, openTraversal } from '../../src/runtime/postgres.js';
-import { createPrisma, type PrismaClient } from '../../src/store/db.js';
+import { createPrisma, keepConnectionErrorsHandled, type PrismaClient } from '../../src/store/db.js';
 import { migrate, MIGRATIONS_DIR, MigrationError } from '../../src/store/migrate.js';
 import { appendEvent } from '../../src/store/events.js';
 import { JOB_STATES } from '../../src/store/states.js';
@@ -79,6 +79,33 @@ describe('migrations', () => {
     assert.equal(Number(tables[0]!.n), 0);
     const recorded = await prisma.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM "_prisma_migrations" WHERE migration_name = '20990101000000_bad'`;
     assert.equal(Number(recorded[0]!.n), 0);
+  });
+});
+
+describe('connection errors', () => {
+  test('a borrowed connection the server terminates before its borrower listens is not an unhandled error event', async () => {
+    // What crashed a CI run: a fresh connection handed out, then the server's
+    // FATAL 57P01 arriving before the borrower (Prisma's transaction) attached
+    // its own listener. Here the borrower never attaches one.
+    const pool = new pg.Pool({ connectionString: t.db.url, max: 1 });
+    keepConnectionErrorsHandled(pool);
+    const killer = new pg.Client({ connectionString: t.db.url });
+    await killer.connect();
+    try {
+      const client = await pool.connect();
+      const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+      // 'end' follows the FATAL message; listening for it adds no 'error' listener.
+      const ended = new Promise<void>((resolve) => client.once('end', () => resolve()));
+      await killer.query('SELECT pg_terminate_backend($1)', [pid]);
+      await ended;
+      // The borrower learns of it on its next use, and hands the connection back as broken.
+      await assert.rejects(client.query('SELECT 1'));
+      client.release(true);
+      assert.equal((await pool.query<{ one: number }>('SELECT 1 AS one')).rows[0].one, 1, 'the pool serves a fresh connection');
+    } finally {
+      await killer.end();
+      await pool.end();
+    }
   });
 });
 
