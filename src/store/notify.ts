@@ -46,11 +46,20 @@ export class Notifier {
       }
     });
     client.on('error', (err) => {
+      // A client already replaced (or one that never finished connecting) has nothing left to reconnect.
+      if (client !== this.client) return void client.end().catch(() => {});
       log.warn({ err }, 'LISTEN connection lost; reconnecting');
       this.scheduleReconnect();
     });
-    await client.connect();
-    for (const channel of Object.values(CHANNELS)) await client.query(`LISTEN ${channel}`);
+    try {
+      await client.connect();
+      for (const channel of Object.values(CHANNELS)) await client.query(`LISTEN ${channel}`);
+    } catch (e) {
+      await client.end().catch(() => {});
+      throw e;
+    }
+    // Stopped while connecting: this connection must not outlive the notifier.
+    if (this.closed) return void (await client.end().catch(() => {}));
     this.client = client;
   }
 
