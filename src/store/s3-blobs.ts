@@ -75,9 +75,11 @@ export function s3Fault(e: unknown): BlobStoreUnavailableError | null {
   if (e instanceof BlobStoreUnavailableError) return e;
   if (typeof e !== 'object' || e === null) return null;
   const err = e as { name?: unknown; code?: unknown; $metadata?: { httpStatusCode?: number }; $retryable?: { throttling?: boolean } };
-  const name = typeof err.name === 'string' ? err.name : '';
-  const code = typeof err.code === 'string' ? err.code : '';
   const status = err.$metadata?.httpStatusCode;
+  // An error answer to HEAD has no body, so no S3 code: the SDK calls it Unknown (or by its status).
+  const named = typeof err.name === 'string' && err.name !== 'Unknown' && err.name !== 'Error' ? err.name : '';
+  const name = named || (status !== undefined ? `HTTP${status}` : '');
+  const code = typeof err.code === 'string' ? err.code : '';
   if (NETWORK_CODES.has(code)) return new BlobStoreUnavailableError(code, 'the storage endpoint is unreachable');
   if (name === 'TimeoutError' || name === 'RequestTimeout') return new BlobStoreUnavailableError(name, 'the storage endpoint did not answer in time');
   if (name === 'CredentialsProviderError') return new BlobStoreUnavailableError(name, 'no storage credentials were found');
@@ -85,8 +87,8 @@ export function s3Fault(e: unknown): BlobStoreUnavailableError | null {
   if (THROTTLING.has(name) || err.$retryable?.throttling === true || status === 429) {
     return new BlobStoreUnavailableError(name || 'SlowDown', 'the storage is throttling requests');
   }
-  if (status === 401 || status === 403 || DENIED.has(name)) return new BlobStoreUnavailableError(name || 'AccessDenied', 'the storage refused the credentials');
-  if (status !== undefined && status >= 500) return new BlobStoreUnavailableError(name || `HTTP${status}`, `the storage answered with a server error (${status})`);
+  if (status === 401 || status === 403 || DENIED.has(name)) return new BlobStoreUnavailableError(name, 'the storage refused the credentials');
+  if (status !== undefined && status >= 500) return new BlobStoreUnavailableError(name, `the storage answered with a server error (${status})`);
   return null;
 }
 
