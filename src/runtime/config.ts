@@ -26,8 +26,31 @@ const EnvSchema = z.object({
   TICKETSMITH_PG_PORT: z.coerce.number().int().min(0).max(65535).default(0),
   /** Restarts of a lost embedded Postgres tried in a row (0.5 s doubling to 30 s apart) before /healthz fails. */
   TICKETSMITH_PG_RESTART_ATTEMPTS: z.coerce.number().int().min(0).default(10),
-  /** Blob directory (default `<data dir>/blobs`). */
+  /** Blob directory (default `<data dir>/blobs`); the folder store only. */
   TICKETSMITH_BLOB_DIR: z.string().optional(),
+  /** Where artifact bytes live: `folder` (TICKETSMITH_BLOB_DIR) or `s3` (the TICKETSMITH_S3_* settings). */
+  TICKETSMITH_BLOB_STORE: z.enum(['folder', 's3']).default('folder'),
+  /** The bucket (S3 naming rules: 3-63 lowercase letters, digits, dots, hyphens). */
+  TICKETSMITH_S3_BUCKET: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'a bucket name: 3-63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit')
+    .optional(),
+  /** Key prefix inside the bucket (several installs can share a bucket); a trailing `/` is added. */
+  TICKETSMITH_S3_PREFIX: z
+    .string()
+    .max(512)
+    .regex(/^[A-Za-z0-9!_.*'()\/-]*$/, "letters, digits and !_.*'()- separated by /")
+    .refine((p) => !p.startsWith('/') && !p.split('/').some((s) => s === '.' || s === '..'), 'no leading /, no . or .. segment')
+    .default(''),
+  /** An S3-compatible endpoint (MinIO, Ceph, R2...); unset means AWS S3 for the region. */
+  TICKETSMITH_S3_ENDPOINT: z
+    .string()
+    .url()
+    .refine((u) => /^https?:$/.test(new URL(u).protocol), 'an http:// or https:// URL')
+    .optional(),
+  TICKETSMITH_S3_REGION: z.string().regex(/^[a-z0-9-]{1,64}$/, 'a region name such as us-east-1').optional(),
+  /** Path-style URLs (`<endpoint>/<bucket>/<key>`), which most S3-compatible servers need. */
+  TICKETSMITH_S3_FORCE_PATH_STYLE: bool(false),
   /** Jobs one worker process runs at once (training is CPU/GPU bound: 1 is right for most machines). */
   TICKETSMITH_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
   /** How often a worker touches its running jobs' heartbeat. */
@@ -108,13 +131,28 @@ export interface Limits {
   rateWindowSeconds: number;
 }
 
+/** An S3-compatible bucket for the blob store (store/s3-blobs.ts); credentials come from the AWS SDK's default chain. */
+export interface S3Settings {
+  bucket: string;
+  /** '' or ending in '/'. */
+  prefix: string;
+  endpoint?: string;
+  region: string;
+  forcePathStyle: boolean;
+}
+
+/** Which blob store holds artifact bytes (TICKETSMITH_BLOB_STORE). */
+export type BlobStoreConfig = { kind: 'folder'; dir: string } | ({ kind: 's3' } & S3Settings);
+
 export interface Config {
   databaseUrl?: string;
   dataDir: string;
   postgresDir: string;
   postgresPort: number;
   postgresRestartAttempts: number;
+  /** The folder store's directory (also set, and unused, when the store is S3). */
   blobDir: string;
+  blobStore: BlobStoreConfig;
   worker: {
     concurrency: number;
     heartbeatSeconds: number;
@@ -181,6 +219,37 @@ export function loadEngineConfig(env: Env = process.env): EngineConfig {
   return engineConfigOf(parseEnv(EngineEnvSchema, env));
 }
 
+/**
+ * The blob store TICKETSMITH_BLOB_STORE chooses. Settings of the store not
+ * chosen are a mistake (an operator who set a bucket and forgot the switch
+ * would otherwise write artifacts to a local folder no other machine sees).
+ */
+function blobStoreOf(e: z.infer<typeof EnvSchema>, dir: string, env: Env): BlobStoreConfig {
+  const s3Set = (['TICKETSMITH_S3_BUCKET', 'TICKETSMITH_S3_PREFIX', 'TICKETSMITH_S3_ENDPOINT', 'TICKETSMITH_S3_REGION', 'TICKETSMITH_S3_FORCE_PATH_STYLE'] as const).filter(
+    (k) => env[k] !== undefined && env[k] !== '',
+  );
+  if (e.TICKETSMITH_BLOB_STORE === 'folder') {
+    if (s3Set.length > 0) {
+      throw new ConfigError(`environment variable ${s3Set[0]} is set but TICKETSMITH_BLOB_STORE is folder: set TICKETSMITH_BLOB_STORE=s3 to store artifacts on S3`);
+    }
+    return { kind: 'folder', dir };
+  }
+  if (env.TICKETSMITH_BLOB_DIR) {
+    throw new ConfigError('environment variable TICKETSMITH_BLOB_DIR is set but TICKETSMITH_BLOB_STORE is s3: artifacts go to the bucket, unset it');
+  }
+  if (!e.TICKETSMITH_S3_BUCKET) throw new ConfigError('environment variable TICKETSMITH_S3_BUCKET: required when TICKETSMITH_BLOB_STORE is s3');
+  const region = e.TICKETSMITH_S3_REGION ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1';
+  const prefix = e.TICKETSMITH_S3_PREFIX === '' || e.TICKETSMITH_S3_PREFIX.endsWith('/') ? e.TICKETSMITH_S3_PREFIX : `${e.TICKETSMITH_S3_PREFIX}/`;
+  return {
+    kind: 's3',
+    bucket: e.TICKETSMITH_S3_BUCKET,
+    prefix,
+    ...(e.TICKETSMITH_S3_ENDPOINT ? { endpoint: e.TICKETSMITH_S3_ENDPOINT } : {}),
+    region,
+    forcePathStyle: e.TICKETSMITH_S3_FORCE_PATH_STYLE,
+  };
+}
+
 /** Reads the configuration from `env`; relative paths resolve against the working directory. */
 export function loadConfig(env: Env = process.env): Config {
   const e = parseEnv(EnvSchema, env);
@@ -198,13 +267,15 @@ export function loadConfig(env: Env = process.env): Config {
       'environment variable TICKETSMITH_ALLOW_FILE_DATASETS is on but TICKETSMITH_FILE_ROOTS is empty: set it to the folders tenants may read (comma-separated)',
     );
   }
+  const blobDir = resolve(e.TICKETSMITH_BLOB_DIR ?? `${dataDir}/blobs`);
   return {
     databaseUrl: e.DATABASE_URL,
     dataDir,
     postgresDir: resolve(e.TICKETSMITH_PG_DIR ?? `${dataDir}/postgres`),
     postgresPort: e.TICKETSMITH_PG_PORT,
     postgresRestartAttempts: e.TICKETSMITH_PG_RESTART_ATTEMPTS,
-    blobDir: resolve(e.TICKETSMITH_BLOB_DIR ?? `${dataDir}/blobs`),
+    blobDir,
+    blobStore: blobStoreOf(e, blobDir, env),
     worker: {
       concurrency: e.TICKETSMITH_WORKER_CONCURRENCY,
       heartbeatSeconds: e.TICKETSMITH_HEARTBEAT_SECONDS,

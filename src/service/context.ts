@@ -13,6 +13,7 @@ import { JobWorker, type EngineRunner, type WorkerOptions } from '../queue/worke
 import { faultsFor } from '../runtime/faults.js';
 import { tenantDataAccess } from './data-access.js';
 import { guardBlobs, LocalBlobStore, type BlobStore } from '../store/blobs.js';
+import { S3BlobStore } from '../store/s3-blobs.js';
 import { closePrisma, createPrisma, type PrismaClient } from '../store/db.js';
 import { migrate } from '../store/migrate.js';
 import { Notifier } from '../store/notify.js';
@@ -36,7 +37,7 @@ export interface OpenServiceOptions {
   /** Engine for the in-process worker (default: the real engine). */
   runner?: EngineRunner;
   boss?: BossOptions;
-  /** Blob store other than the local directory from config (e.g. S3, once written). */
+  /** Blob store other than the one config chooses (tests: a store that fails on purpose). */
   blobs?: BlobStore;
 }
 
@@ -84,6 +85,11 @@ export async function openService(opts: OpenServiceOptions = {}): Promise<Servic
     cleanups.push(() => notifier.stop());
     const faults = faultsFor(config.faultPoint);
     let store = opts.blobs;
+    if (!store && config.blobStore.kind === 's3') {
+      const s3 = new S3BlobStore(config.blobStore);
+      cleanups.push(async () => s3.destroy());
+      store = s3;
+    }
     if (!store) {
       const local = new LocalBlobStore(config.blobDir, { faults });
       // Temp files of writers killed between write and rename; nothing references them.

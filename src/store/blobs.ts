@@ -7,8 +7,8 @@
 // LocalBlobStore keeps `<root>/ab/cdef…` files, writing through temp files in
 // `<root>/.tmp` named after the writing host and process, so a process that
 // starts can sweep the temp files of dead ones (a SIGKILL between write and
-// rename leaves one). The BlobStore interface is what an S3-compatible store
-// would implement (not written yet). guardBlobs() turns a failing store's
+// rename leaves one). S3BlobStore (store/s3-blobs.ts) implements the same
+// interface on an S3-compatible bucket. guardBlobs() turns a failing store's
 // errors (full disk, read-only, gone) into one retryable BlobStoreUnavailableError
 // whose message names the cause and never the path.
 //
@@ -74,11 +74,16 @@ export class BlobNotFoundError extends Error {
   override name = 'BlobNotFoundError';
 }
 
+/** The stored bytes do not hash to their key (a corrupted object): the read fails instead of passing them on. */
+export class BlobIntegrityError extends Error {
+  override name = 'BlobIntegrityError';
+}
+
 /** The blob store cannot take or give bytes now (disk full, read-only, folder gone): retry later. */
 export class BlobStoreUnavailableError extends Error {
   override name = 'BlobStoreUnavailableError';
   constructor(
-    /** The errno code the store failed with (ENOSPC, EROFS, ...). */
+    /** What the store failed with: an errno code (ENOSPC, EROFS, ...) or an S3 error name (SlowDown, NoSuchBucket, ...). */
     readonly code: string,
     reason: string,
   ) {

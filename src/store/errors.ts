@@ -9,7 +9,7 @@
 // errors), so the worker (queue) can use it without importing the service;
 // service/errors.ts re-exports it.
 import { Prisma } from './db.js';
-import { BlobNotFoundError, BlobStoreUnavailableError, BlobTooLargeError } from './blobs.js';
+import { BlobIntegrityError, BlobNotFoundError, BlobStoreUnavailableError, BlobTooLargeError } from './blobs.js';
 import { isDatabaseUnavailable } from './unavailable.js';
 
 /** gRPC status codes (grpc/status.h), numeric so this module needs no gRPC import. */
@@ -151,6 +151,7 @@ function recognise(e: unknown): ServiceError | null {
   // A storage failure says what, never where.
   if (e instanceof BlobNotFoundError) return new ServiceError('UNAVAILABLE', 'artifact bytes are not reachable in the blob store');
   if (e instanceof BlobStoreUnavailableError) return new ServiceError('UNAVAILABLE', e.message);
+  if (e instanceof BlobIntegrityError) return new ServiceError('UNAVAILABLE', 'artifact bytes in the blob store do not match their sha256');
   if (e instanceof Prisma.PrismaClientKnownRequestError) {
     if (e.code === 'P2002') return new ServiceError('ALREADY_EXISTS', 'a resource with these identifiers exists already');
     if (e.code === 'P2025') return new ServiceError('NOT_FOUND', 'not found');
@@ -175,7 +176,7 @@ export function toServiceError(e: unknown): ServiceError {
 export function jobFailure(e: unknown): { code: JobErrorCode; message: string } {
   const { error } = classifyError(e);
   const own = e instanceof Error ? e.message : String(e);
-  const blobStore = e instanceof BlobNotFoundError || e instanceof BlobStoreUnavailableError;
+  const blobStore = e instanceof BlobNotFoundError || e instanceof BlobStoreUnavailableError || e instanceof BlobIntegrityError;
   if (error.code === 'UNSUPPORTED_MODEL') return { code: 'INVALID_ARGUMENT', message: error.message };
   if (error.code === 'INVALID_ARGUMENT' || (error.code === 'UNAVAILABLE' && blobStore)) return { code: error.code, message: error.message };
   return { code: 'ENGINE_ERROR', message: own || 'engine failed' };

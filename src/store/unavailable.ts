@@ -5,6 +5,7 @@
 // The shapes come from every layer between us and Postgres: Prisma's error
 // codes, the driver adapter's error kinds (carried in `meta.driverAdapterError`),
 // node-postgres and socket errors, and pg-boss, which passes pg's errors on.
+import { BlobStoreUnavailableError } from './blobs.js';
 import { Prisma } from './db.js';
 
 /** Prisma: can't reach (P1001), timed out (P1002, P1008), closed (P1017), pool timeout (P2024), too many connections (P2037). */
@@ -23,6 +24,8 @@ function isSqlstateOrSocket(code: unknown): boolean {
 /** True when `e` (or what it wraps) says the database is unreachable for now. */
 export function isDatabaseUnavailable(e: unknown, depth = 0): boolean {
   if (e === null || typeof e !== 'object' || depth > 6) return false;
+  // The blob store's own fault, even when its code is a socket's (an S3 endpoint that refuses connections).
+  if (e instanceof BlobStoreUnavailableError) return false;
   if (e instanceof Prisma.PrismaClientInitializationError) return true;
   const x = e as { code?: unknown; kind?: unknown; message?: unknown; cause?: unknown; meta?: { driverAdapterError?: unknown }; errors?: unknown };
   if (e instanceof Prisma.PrismaClientKnownRequestError && PRISMA_CODES.has(e.code)) return true;

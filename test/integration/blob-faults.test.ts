@@ -7,7 +7,8 @@
 //
 // Tests run as root, where chmod does not stop writes: a wrapper store throws
 // what the fs would (errno code, path in the message), and one test replaces
-// the real blob folder with a file.
+// the real blob folder with a file. The S3 store's endpoint going away in the
+// middle of a job (s3rver stopped, then started again) is handled the same way.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
@@ -15,6 +16,7 @@ import * as tf from '@tensorflow/tfjs';
 import { getJob, listEvents, submitJob, toServiceError, uploadModel, type ServiceContext } from '../../src/service/index.js';
 import { LocalBlobStore, sha256Hex, type BlobRef, type BlobStore, type ByteRange } from '../../src/store/blobs.js';
 import { makeTestEngine } from './fixtures/test-engine.js';
+import { startS3 } from './fixtures/s3.js';
 import { startTestDb, until, uploadFiles, type TestDb } from './fixtures/harness.js';
 
 let t: TestDb;
@@ -163,4 +165,34 @@ test('the blob folder replaced by a file: the job waits in the queue, and finish
   assert.equal(done.status, 'succeeded', JSON.stringify(done.error));
   assert.deepEqual(await assertNothingHalfRecorded(ctx, ctx.blobs, job.id), [0, 1, 2]);
   await rt.stop();
+});
+
+test('the S3 endpoint gone in the middle of a job: requeued as blob store unavailable, nothing half-recorded, finishes once it is back', async () => {
+  const s3 = await startS3();
+  try {
+    const store = s3.store('faults/', { maxAttempts: 1 });
+    const rt = await t.open({
+      blobs: store,
+      worker: WORKER,
+      // The server stops listening at once (close() only waits for the connections it has just cut).
+      runner: makeTestEngine({ stepMs: 5, artifactBytes: 4096, onRoundCommitted: (i) => (i === 0 ? void s3.stop() : undefined) }),
+    });
+    const { ctx } = rt;
+    const { job } = await submitJob(ctx, 'acme', { model: 'lenet-300-100', dataset: 'builtin:mnist', rounds: 2, iterations: 2, seed: 104 });
+    const requeued = await until(async () => {
+      const e = (await listEvents(ctx, 'acme', job.id)).find((x) => x.kind === 'requeued');
+      return e ? (e.payload as { reason: string }).reason : null;
+    }, 20_000, 'the job to be handed back');
+    assert.match(requeued, /^blob store unavailable: the storage endpoint is unreachable \((ECONNREFUSED|ECONNRESET)\); retrying$/);
+    assert.ok(!requeued.includes(String(s3.port)), 'no endpoint in the reason');
+    assert.notEqual((await getJob(ctx, 'acme', job.id)).status, 'failed');
+
+    await s3.start();
+    const done = await terminal(ctx, job.id);
+    assert.equal(done.status, 'succeeded', JSON.stringify(done.error));
+    assert.deepEqual(await assertNothingHalfRecorded(ctx, store, job.id), [0, 1, 2]);
+    await rt.stop();
+  } finally {
+    await s3.dispose();
+  }
 });
