@@ -177,7 +177,7 @@ async function renderJobs() {
     refresh.set(job.id, again);
     stream('/v1/jobs/' + job.id + '/events', again, signal).then(() => {
       watching.delete(job.id);
-      if (!signal.aborted) api('/v1/jobs/' + job.id).then((r) => { if (r.ok) { put(r.body); load(false); } }).catch(() => {});
+      if (!signal.aborted) api('/v1/jobs/' + job.id).then((r) => { if (r.ok) put(r.body); }).catch(() => {});
     });
   }
   async function load(replace) {
@@ -317,7 +317,7 @@ async function renderJob(id) {
     const r = await api('/v1/jobs/' + id + '/artifacts');
     if (!r.ok) return;
     artifacts.replaceChildren(...r.body.items.map((a) => {
-      const file = (a.roundIndex != null ? 'round-' + a.roundIndex + '-' : '') + a.name.replace(/\//g, '_');
+      const file = id.slice(0, 8) + '-' + a.name.replace(/\//g, '_');
       return h('tr', { 'data-artifact': a.id }, [h('td', { text: a.name }), h('td', { class: 'num', text: a.roundIndex == null ? '' : a.roundIndex }), h('td', { text: a.kind }),
         h('td', { class: 'num', text: fmtBytes(a.size) }),
         h('td', {}, h('button', { type: 'button', 'data-download': a.id, text: 'Download', onclick: () => download('/v1/artifacts/' + a.id, file, downloadMsg).catch(showError) }))]);
