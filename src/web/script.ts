@@ -287,7 +287,7 @@ async function renderJob(id) {
         ba('latency, batch of 64 (ms)', filt.latencyBatch64MsBefore, filt.latencyBatch64MsAfter, (x) => fmtNum(x, 1)), ba('test accuracy', filt.accuracyBefore, filt.accuracyAfter, pct)], 'filter-summary'));
     }
     verdict.replaceChildren(...parts);
-    spec.replaceChildren(kvTable(Object.keys(job.spec).sort().map((k) => [k, specValue(job.spec[k])]), 'spec-table'));
+    spec.replaceChildren(h('dl', { id: 'spec-table', class: 'spec' }, Object.keys(job.spec).sort().map((k) => h('div', {}, [h('dt', { text: k }), h('dd', { text: specValue(job.spec[k]) })]))));
     return job;
   }
 

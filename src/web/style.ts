@@ -19,6 +19,10 @@ th { font-weight: 600; color: var(--muted); font-size: .85rem; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.kv td:first-child { color: var(--muted); width: 12rem; }
 table.kv td { white-space: normal; word-break: break-word; }
+dl.spec { display: grid; grid-template-columns: repeat(auto-fill, minmax(15rem, 1fr)); gap: 0 1.2rem; margin: 0; }
+dl.spec div { display: flex; gap: .6rem; padding: .25rem 0; border-bottom: 1px solid var(--line); }
+dl.spec dt { color: var(--muted); min-width: 9rem; }
+dl.spec dd { margin: 0; word-break: break-word; }
 .status { font-weight: 600; }
 .succeeded { color: var(--good); } .failed { color: var(--bad); } .running { color: var(--accent); } .cancelled, .queued { color: var(--muted); }
 progress { width: 6rem; vertical-align: middle; }

@@ -122,6 +122,7 @@ test('the dashboard: sign in, a field error, a job submitted and followed live, 
   assert.match(await roundsError.textContent() ?? '', /rounds/i);
   assert.ok(await page.$('[data-field="rounds"].invalid'), 'the field is marked');
   assert.match(await page.textContent('#form-msg') ?? '', /INVALID_ARGUMENT/);
+  await screenshot(page, 'new-job.png');
 
   // A tiny job from the form; round 1 waits for the gate, so it is seen running.
   await page.fill('#f-rounds', '2');
@@ -138,11 +139,11 @@ test('the dashboard: sign in, a field error, a job submitted and followed live, 
   await page.click('nav a[href="#/"]');
   await page.waitForSelector(`${row(id)}[data-status="running"] td[data-col="progress"]:has-text("ETA")`);
   assert.equal(await page.textContent(`${row(id)} td[data-col="rounds"]`), '1/3');
+  await screenshot(page, 'jobs.png');
   gates.get(7)!.open();
   await page.waitForSelector(`${row(id)}[data-status="succeeded"]`);
   assert.equal(await page.textContent(`${row(id)} td[data-col="rounds"]`), '3/3');
   assert.ok(requests.includes(`/v1/jobs/${id}/events`), 'the list streams the running job over SSE');
-  await screenshot(page, 'jobs.png');
 
   // The job page: verdict, rounds, plots with one point per round per series, artifacts.
   await page.click(`${row(id)} td[data-col="id"] a`);
