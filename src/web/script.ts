@@ -1,7 +1,7 @@
 // The dashboard's script (/dashboard.js): plain browser JavaScript, no
 // framework and no build step. It reads the public REST API with the key the
 // user pasted (kept in localStorage) and routes on the URL hash:
-//   #/            jobs list, filter by status, live over each active job's SSE
+//   #/            jobs list, filter by status, live over the tenant's SSE stream (GET /v1/events)
 //   #/new         submit form, its fields and defaults read from /openapi.json's RunSpec
 //   #/jobs/<id>   job page: spec, progress, verdict, plots, rounds, artifacts, cancel
 // EventSource cannot send an Authorization header, so streams are read with
@@ -16,7 +16,6 @@ export const MAIN_FIELDS = ['method', 'rounds', 'iterations', 'batchSize', 'targ
 const APP = String.raw`
 const KEY = 'ticketsmith-key';
 const ACTIVE = ['queued', 'running'];
-const MAX_LIST_STREAMS = 3; // browsers open 6 connections per origin; leave room for the page's requests
 let key = localStorage.getItem(KEY) || '';
 let view = new AbortController();
 let openapiDoc = null;
@@ -55,11 +54,12 @@ async function openapi() {
   return openapiDoc;
 }
 
-/** Reads Server-Sent Events from a fetch body until it ends or the view changes; onEvent(kind, data). */
-async function stream(path, onEvent, signal) {
+/** Reads Server-Sent Events from a fetch body until it ends or the view changes; onEvent(kind, data), onOpen() once it answered. */
+async function stream(path, onEvent, signal, onOpen) {
   try {
     const res = await fetch(path, { headers: { authorization: 'Bearer ' + key, accept: 'text/event-stream' }, signal: signal });
     if (!res.ok || !res.body) return;
+    if (onOpen) onOpen();
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
     let buf = '';
     for (;;) {
@@ -162,39 +162,44 @@ async function renderJobs() {
   $('#view').replaceChildren(h('h2', { text: 'Jobs' }), h('div', { class: 'toolbar' }, [h('label', {}, ['Status ', filter]), h('a', { href: '#/new', text: 'New job' })]), h('section', {}, [h('div', { class: 'scroll' }, table), msg]));
 
   const signal = view.signal;
-  const watching = new Set();
-  const refresh = new Map();
   function put(job) {
     const old = tbody.querySelector('tr[data-job="' + job.id + '"]');
     const shown = !filter.value || job.status === filter.value;
     if (old) { if (shown) old.replaceWith(jobRow(job)); else old.remove(); }
     else if (shown) tbody.prepend(jobRow(job));
+    if (shown) msg.textContent = '';
   }
-  function watch(job) {
-    if (watching.has(job.id) || watching.size >= MAX_LIST_STREAMS || !ACTIVE.includes(job.status)) return;
-    watching.add(job.id);
-    const again = throttle(() => api('/v1/jobs/' + job.id).then((r) => { if (r.ok) put(r.body); }).catch(() => {}), 400);
-    refresh.set(job.id, again);
-    stream('/v1/jobs/' + job.id + '/events', again, signal).then(() => {
-      watching.delete(job.id);
-      if (!signal.aborted) api('/v1/jobs/' + job.id).then((r) => { if (r.ok) put(r.body); }).catch(() => {});
-    });
-  }
-  async function load(replace) {
+  // Ids the stream updated while a list read was under way: the stream's copy is the newer one.
+  let touched = null;
+  async function load() {
+    const mine = touched = new Set();
     const q = '/v1/jobs?limit=100' + (filter.value ? '&status=' + encodeURIComponent(filter.value) : '');
     const r = await api(q);
+    if (touched === mine) touched = null;
     if (!r.ok) { msg.className = 'error'; msg.textContent = errorText(r.body, r.status); return; }
     msg.className = 'muted';
     msg.textContent = r.body.items.length ? '' : 'No jobs' + (filter.value ? ' ' + filter.value : ' yet') + '.';
-    if (replace) tbody.replaceChildren();
-    for (const job of r.body.items.slice().reverse()) put(job);
-    for (const job of r.body.items) watch(job);
+    const listed = new Set(r.body.items.map((j) => j.id));
+    for (const tr of Array.from(tbody.rows)) if (!listed.has(tr.dataset.job) && !mine.has(tr.dataset.job)) tr.remove();
+    for (const job of r.body.items.slice().reverse()) if (!mine.has(job.id)) put(job);
   }
-  filter.addEventListener('change', () => { sessionStorage.setItem('ticketsmith-status', filter.value); load(true).catch(showError); });
-  await load(true);
-  // Jobs submitted elsewhere (CLI, pipelines) join the list within 20 s; active ones then stream.
-  const timer = setInterval(() => { if (!document.hidden) load(false).catch(() => {}); }, 20000);
-  signal.addEventListener('abort', () => clearInterval(timer));
+  filter.addEventListener('change', () => { sessionStorage.setItem('ticketsmith-status', filter.value); load().catch(showError); });
+  // Every change of the tenant's jobs from GET /v1/events; the list is read once the stream is open
+  // (the server listens from then on), and read again after a dropped stream. A stream that cannot
+  // open leaves a list read every 20 s.
+  (async () => {
+    while (!signal.aborted) {
+      let opened = false;
+      await stream('/v1/events', (kind, data) => {
+        if (kind !== 'job') return;
+        const job = JSON.parse(data);
+        if (touched) touched.add(job.id);
+        put(job);
+      }, signal, () => { opened = true; load().catch(showError); });
+      if (!opened && !signal.aborted) await load();
+      if (!signal.aborted) await new Promise((resolve) => setTimeout(resolve, opened ? 2000 : 20000));
+    }
+  })().catch(showError);
 }
 
 // ---- job page

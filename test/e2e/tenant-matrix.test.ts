@@ -52,6 +52,7 @@ const REST: Record<string, { path?: Kind; fixed?: Record<string, string>; query?
   cancelJob: { path: 'job' },
   listJobArtifacts: { path: 'job' },
   watchJob: { path: 'job' },
+  watchJobs: {},
   listArtifacts: { query: { jobId: 'job', modelId: 'model' } },
   downloadArtifact: { path: 'artifact' },
   downloadTicket: { path: 'job' },
