@@ -1,16 +1,17 @@
 // A job's event log for clients: a page after a cursor, a long-poll that
 // returns as soon as something new is committed (LISTEN/NOTIFY, with a poll as
 // fallback), and watchJob, the stream behind SSE and gRPC WatchJob, which ends
-// once the job has finished and its last event was delivered.
+// once the job has finished and its last event was delivered; watchTenantJobs,
+// the stream of a tenant's jobs as they change (GET /v1/events, the dashboard's list).
 import { eventsAfter } from '../store/events.js';
 import { jobStatus } from '../store/jobs.js';
 import { CHANNELS } from '../store/notify.js';
 import { isTerminal } from '../store/states.js';
 import type { ServiceContext } from './context.js';
-import { eventDto, type EventDto } from './dto.js';
-import { invalid, notFound } from './errors.js';
+import { eventDto, type EventDto, type JobDto } from './dto.js';
+import { invalid, notFound, ServiceError } from './errors.js';
 import { isUuid, pageLimit } from './ids.js';
-import { assertJob } from './jobs.js';
+import { assertJob, getJob } from './jobs.js';
 
 function afterCursor(afterId: unknown): bigint {
   if (afterId === undefined || afterId === null || afterId === '') return 0n;
@@ -116,4 +117,66 @@ export async function* watchJob(
     if (status === undefined || isTerminal(status)) return;
     await woke;
   }
+}
+
+/**
+ * The tenant's jobs as they change, for a live list (GET /v1/events): every
+ * NOTIFY of a new job event marks its job, and marked jobs are read again
+ * under the tenant and yielded (another tenant's job is not found and
+ * skipped). Between batches the stream waits `minIntervalMs`, so a job is read
+ * at most once per interval however many events it writes; marks made
+ * meanwhile merge. Ends when `signal` aborts.
+ */
+export function watchTenantJobs(
+  ctx: ServiceContext,
+  tenant: string,
+  opts: { signal: AbortSignal; minIntervalMs?: number },
+): AsyncGenerator<JobDto> {
+  const { signal } = opts;
+  const marked = new Set<string>();
+  let wake: (() => void) | null = null;
+  // Listening starts now, not at the first read of the stream: a client that reads the list once the
+  // stream has opened misses no change made after that.
+  const off = ctx.notifier.on(CHANNELS.events, (jobId) => {
+    if (!isUuid(jobId)) return;
+    marked.add(jobId);
+    wake?.();
+  });
+  signal.addEventListener('abort', off, { once: true });
+  const pause = (ms: number | null) =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        wake = null;
+        if (timer) clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = ms === null ? null : setTimeout(done, ms);
+      if (ms === null) wake = done;
+      signal.addEventListener('abort', done, { once: true });
+    });
+  return (async function* () {
+    try {
+      while (!signal.aborted) {
+        if (marked.size === 0) await pause(null);
+        if (signal.aborted) return;
+        const ids = [...marked];
+        marked.clear();
+        for (const id of ids) {
+          let job: JobDto;
+          try {
+            job = await getJob(ctx, tenant, id);
+          } catch (e) {
+            if (e instanceof ServiceError && e.code === 'NOT_FOUND') continue;
+            throw e;
+          }
+          yield job;
+        }
+        await pause(opts.minIntervalMs ?? 500);
+      }
+    } finally {
+      off();
+      signal.removeEventListener('abort', off);
+    }
+  })();
 }

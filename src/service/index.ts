@@ -11,7 +11,7 @@ export { uploadDataset, UPLOAD_REF, type DatasetUpload } from './dataset-uploads
 export { submitJob, getJob, listJobs, listRounds, cancelJob, type ListJobsQuery, type SubmitResult } from './jobs.js';
 export { deleteModel, deleteDataset, deleteJob } from './deletion.js';
 export { checkRateLimit, RateLimitedError } from './limits.js';
-export { listEvents, waitForEvents, watchJob } from './events.js';
+export { listEvents, waitForEvents, watchJob, watchTenantJobs } from './events.js';
 export { databaseReady, jobGauges, type JobGauges } from './operations.js';
 export { listArtifacts, getArtifact, getTicketBundle, checkRange, ARTIFACT_KINDS, type ArtifactDownload, type ListArtifactsQuery } from './artifacts.js';
 export { JOB_STATES, TERMINAL_STATES, isJobState, isTerminal, type JobState } from '../store/states.js';

@@ -30,7 +30,8 @@ type Kind = 'job' | 'model' | 'dataset' | 'artifact';
  * which query parameters, and in which body field. Every operation must be
  * here; every path parameter and every `...Id` query parameter must be named.
  */
-const REST: Record<string, { path?: Kind; query?: Record<string, Kind>; body?: (id: string) => unknown; bodyId?: Kind }> = {
+/** `fixed`: path parameters other than `:id`, with the value the matrix puts there. */
+const REST: Record<string, { path?: Kind; fixed?: Record<string, string>; query?: Record<string, Kind>; body?: (id: string) => unknown; bodyId?: Kind }> = {
   health: {},
   ready: {},
   metrics: {},
@@ -51,9 +52,11 @@ const REST: Record<string, { path?: Kind; query?: Record<string, Kind>; body?: (
   cancelJob: { path: 'job' },
   listJobArtifacts: { path: 'job' },
   watchJob: { path: 'job' },
+  watchJobs: {},
   listArtifacts: { query: { jobId: 'job', modelId: 'model' } },
   downloadArtifact: { path: 'artifact' },
   downloadTicket: { path: 'job' },
+  getJobPlot: { path: 'job', fixed: { name: 'accuracy' } },
 };
 
 /** The same for gRPC methods: request fields holding ids, and a request builder. */
@@ -207,11 +210,12 @@ test('tenant matrix over every REST route and gRPC method: foreign ids answer as
       continue;
     }
     const pathParams = [...route.path.matchAll(/:(\w+)/g)].map((x) => x[1]!);
-    assert.deepEqual(pathParams, how.path ? ['id'] : [], `${route.operationId}: path parameters the matrix knows`);
+    assert.deepEqual(pathParams.filter((p) => !how.fixed?.[p]), how.path ? ['id'] : [], `${route.operationId}: path parameters the matrix knows`);
     for (const q of route.query ?? []) {
       if (/id$/i.test(q.name)) assert.ok(how.query?.[q.name], `${route.operationId}: id query parameter '${q.name}' unknown to the matrix`);
     }
-    const pathFor = (id: string) => route.path.replace(':id', encodeURIComponent(id));
+    const fixedPath = Object.entries(how.fixed ?? {}).reduce((path, [name, value]) => path.replace(`:${name}`, value), route.path);
+    const pathFor = (id: string) => fixedPath.replace(':id', encodeURIComponent(id));
     const label = `REST ${route.method.toUpperCase()} ${route.path}`;
 
     // Foreign id vs missing id, as tenant B.

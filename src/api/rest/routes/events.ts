@@ -3,7 +3,10 @@
 // where it stopped; comment heartbeats keep proxies from closing an idle
 // stream; a final `end` event carries the job's status and the stream closes
 // once the job has finished. `Accept: application/json` gets one page instead.
-import { getJob, listEvents, watchJob, type EventDto } from '../../../service/index.js';
+// GET /v1/events: the tenant's jobs as they change (`event: job`, the Job as
+// data), for live lists such as the dashboard's; it runs until the client
+// leaves or the server shuts down.
+import { getJob, listEvents, watchJob, watchTenantJobs, type EventDto } from '../../../service/index.js';
 import { send } from '../backpressure.js';
 import { classify, errorBody } from '../errors.js';
 import { COMMON_ERRORS, pathParam, itemsOf, queryString, tagJob, type RouteDef } from '../route.js';
@@ -19,8 +22,69 @@ function frame(e: EventDto): string {
   return `id: ${e.id}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`;
 }
 
+/** Starts an SSE response: headers out, heartbeats, and an abort when the client leaves or the server closes. */
+function openStream(req: Parameters<RouteDef['handler']>[0], res: Parameters<RouteDef['handler']>[1], opts: SseOptions): { signal: AbortSignal; close(): void } {
+  const abort = new AbortController();
+  const stop = () => abort.abort();
+  res.once('close', stop);
+  opts.closing?.addEventListener('abort', stop, { once: true });
+  if (opts.closing?.aborted) stop();
+  res.status(200);
+  res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
+  res.setHeader('Cache-Control', 'no-cache, no-transform');
+  res.setHeader('Connection', 'keep-alive');
+  res.setHeader('X-Accel-Buffering', 'no');
+  res.flushHeaders();
+  req.socket.setNoDelay(true);
+  const heartbeat = setInterval(() => {
+    if (!res.writableEnded) res.write(': heartbeat\n\n');
+  }, opts.heartbeatMs);
+  return {
+    signal: abort.signal,
+    close() {
+      clearInterval(heartbeat);
+      res.off('close', stop);
+      opts.closing?.removeEventListener('abort', stop);
+      if (!res.writableEnded) res.end();
+    },
+  };
+}
+
 export function eventRoutes(opts: SseOptions): RouteDef[] {
   return [
+    {
+      method: 'get',
+      path: '/v1/events',
+      operationId: 'watchJobs',
+      tag: 'jobs',
+      summary: "The tenant's jobs as they change, as Server-Sent Events (for live lists)",
+      responses: {
+        200: {
+          description:
+            'text/event-stream: `event: job` with the Job as JSON each time one of the tenant\'s jobs writes an event (submitted, started, progress, rounds, finished; a job at most every 0.5 s), and `: heartbeat` comments. It has no cursor: read the list first (GET /v1/jobs), then apply what arrives.',
+          content: { 'text/event-stream': { type: 'string' } },
+        },
+      },
+      errors: [...COMMON_ERRORS],
+      async handler(req, res, { ctx, tenant }) {
+        const stream = openStream(req, res, opts);
+        try {
+          // Listening before the first byte: whatever changes after the client sees the stream open arrives.
+          const jobs = watchTenantJobs(ctx, tenant, { signal: stream.signal });
+          if (!(await send(res, 'retry: 2000\n\n'))) return;
+          for await (const job of jobs) {
+            if (!(await send(res, `event: job\ndata: ${JSON.stringify(job)}\n\n`))) return;
+          }
+          if (opts.closing?.aborted) await send(res, ': server shutting down; reconnect\n\n');
+        } catch (e) {
+          const { error, expected } = classify(e);
+          if (!expected) res.locals.error = e;
+          await send(res, `event: error\ndata: ${JSON.stringify(errorBody(error))}\n\n`);
+        } finally {
+          stream.close();
+        }
+      },
+    },
     {
       method: 'get',
       path: '/v1/jobs/:id/events',
