@@ -173,10 +173,12 @@ export class PostgresSink implements CheckpointSink {
 
   async commitResult(result: RunResultRecord): Promise<void> {
     const ticket: Record<string, Uint8Array> = {};
+    const plots: Record<string, Uint8Array> = {};
     const other: Record<string, Uint8Array> = {};
-    for (const [name, bytes] of Object.entries(result.artifacts)) (name.startsWith('ticket/') ? ticket : other)[name] = bytes;
+    for (const [name, bytes] of Object.entries(result.artifacts)) (name.startsWith('ticket/') ? ticket : name.startsWith('plots/') ? plots : other)[name] = bytes;
     const pending = [
       ...(await storeBlobs(this.blobs, ticket, 'ticket')),
+      ...(await storeBlobs(this.blobs, plots, 'plot')),
       ...(await storeBlobs(this.blobs, other, 'result')),
     ];
     this.faults.hit('result.blobs-stored');
