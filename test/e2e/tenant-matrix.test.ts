@@ -30,7 +30,7 @@ type Kind = 'job' | 'model' | 'dataset' | 'artifact';
  * which query parameters, and in which body field. Every operation must be
  * here; every path parameter and every `...Id` query parameter must be named.
  */
-const REST: Record<string, { path?: Kind; query?: Record<string, Kind>; body?: (id: string) => unknown; bodyId?: Kind }> = {
+const REST: Record<string, { path?: Kind; fixed?: Record<string, string>; query?: Record<string, Kind>; body?: (id: string) => unknown; bodyId?: Kind }> = {
   health: {},
   ready: {},
   metrics: {},
@@ -48,6 +48,7 @@ const REST: Record<string, { path?: Kind; query?: Record<string, Kind>; body?: (
   listJobs: {},
   getJob: { path: 'job' },
   listRounds: { path: 'job' },
+  getJobPlot: { path: 'job', fixed: { name: 'accuracy' } },
   cancelJob: { path: 'job' },
   listJobArtifacts: { path: 'job' },
   watchJob: { path: 'job' },
@@ -207,11 +208,12 @@ test('tenant matrix over every REST route and gRPC method: foreign ids answer as
       continue;
     }
     const pathParams = [...route.path.matchAll(/:(\w+)/g)].map((x) => x[1]!);
-    assert.deepEqual(pathParams, how.path ? ['id'] : [], `${route.operationId}: path parameters the matrix knows`);
+    const fixed = Object.entries(how.fixed ?? {});
+    assert.deepEqual(pathParams, how.path ? ['id', ...fixed.map(([k]) => k)] : [], `${route.operationId}: path parameters the matrix knows`);
     for (const q of route.query ?? []) {
       if (/id$/i.test(q.name)) assert.ok(how.query?.[q.name], `${route.operationId}: id query parameter '${q.name}' unknown to the matrix`);
     }
-    const pathFor = (id: string) => route.path.replace(':id', encodeURIComponent(id));
+    const pathFor = (id: string) => fixed.reduce((p, [k, v]) => p.replace(`:${k}`, v), route.path.replace(':id', encodeURIComponent(id)));
     const label = `REST ${route.method.toUpperCase()} ${route.path}`;
 
     // Foreign id vs missing id, as tenant B.

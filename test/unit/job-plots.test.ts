@@ -7,16 +7,7 @@ import assert from 'node:assert/strict';
 import { jobPlotFiles, jobPlotSvg, plotRoundOf, plotsFor, type PlotRound } from '../../src/engine/report/job-plots.js';
 import { barChartSvg, lineChartSvg } from '../../src/engine/report/plot.js';
 import type { RoundMetrics } from '../../src/engine/sink.js';
-
-/** data-series → [[data-x, data-y], ...] of its points, read from the markup. */
-export function seriesPoints(svg: string): Map<string, Array<[string, string]>> {
-  const out = new Map<string, Array<[string, string]>>();
-  for (const g of svg.matchAll(/<g class="series" data-series="([^"]*)">([\s\S]*?)<\/g>/g)) {
-    const pts = [...g[2]!.matchAll(/<(?:circle class="point"|rect class="bar")[^>]*data-x="([^"]*)" data-y="([^"]*)"/g)].map((m) => [m[1]!, m[2]!] as [string, string]);
-    out.set(g[1]!, pts);
-  }
-  return out;
-}
+import { seriesPoints } from '../fixtures/svg-points.js';
 
 const control = (acc: number, es: number) => ({ finalTestAccuracy: acc, earlyStopIteration: es, finalTestLoss: 0.5 });
 
