@@ -98,9 +98,9 @@ for (let seed = 0; seed < seeds; seed++) {
 
 const nRounds = Math.min(...perSeed.map((r) => r.length));
 const rows: string[] = [];
-const ticket: Series = { label: 'ticket (rewind to init)', color: '#1f77b4', points: [] };
-const reinit: Series = { label: 'random reinit', color: '#d62728', points: [], dashed: true };
-const shuffle: Series = { label: 'random structure', color: '#2ca02c', points: [], dashed: true };
+const ticket: Series = { label: 'ticket (rewind to init)', slug: 'ticket', color: '#1f77b4', points: [] };
+const reinit: Series = { label: 'random reinit', slug: 'random-reinit', color: '#d62728', points: [], dashed: true };
+const shuffle: Series = { label: 'random structure', slug: 'random-structure', color: '#2ca02c', points: [], dashed: true };
 const esTicket: Series = { ...ticket, points: [] };
 const esReinit: Series = { ...reinit, points: [] };
 const esShuffle: Series = { ...shuffle, points: [] };

@@ -5,11 +5,15 @@
 import { parseArgs } from 'node:util';
 import { installCrashGuard } from '../runtime/crash-guard.js';
 import { childLogger } from '../runtime/logger.js';
-import { openService, stopOnSignals } from '../service/index.js';
+import { registerJobSource } from '../runtime/metrics.js';
+import { startMetricsServer } from '../runtime/metrics-server.js';
+import { jobGauges, openService, stopOnSignals } from '../service/index.js';
 
 export const workerUsage = () => `usage: ticketsmith worker [flags]
 
 Runs queued compression jobs from the database in DATABASE_URL (or the embedded one under .data/).
+Serves its own /metrics and /healthz on TICKETSMITH_WORKER_METRICS_HOST:TICKETSMITH_WORKER_METRICS_PORT
+(default 127.0.0.1:9464; port 0: off).
   --concurrency <n>    jobs run at once (default TICKETSMITH_WORKER_CONCURRENCY or 1)
   --id <name>          worker id in logs and job records (default host-pid-random)
 `;
@@ -33,6 +37,20 @@ export async function workerCommand(argv: string[]): Promise<number> {
   installCrashGuard(childLogger({ module: 'worker' }));
   const rt = await openService({ worker: { ...(concurrency ? { concurrency } : {}), ...(values.id ? { id: values.id } : {}) } });
   process.stdout.write(`worker ${rt.worker?.id ?? '?'} running on ${rt.db.embedded ? 'the embedded PostgreSQL' : 'DATABASE_URL'}; Ctrl-C stops it.\n`);
-  stopOnSignals(rt);
+  const { host, port } = rt.ctx.config.workerMetrics;
+  let metrics: Awaited<ReturnType<typeof startMetricsServer>> | null = null;
+  if (port !== 0) {
+    registerJobSource(() => jobGauges(rt.ctx));
+    try {
+      metrics = await startMetricsServer({ host, port, healthy: () => rt.db.health?.().state !== 'failed' });
+      process.stdout.write(`worker metrics on ${metrics.url}/metrics (health: ${metrics.url}/healthz)\n`);
+    } catch (e) {
+      // A taken port must not stop the jobs: the worker runs on, unobserved, and says so.
+      childLogger({ module: 'worker' }).error({ err: e, host, port }, 'worker metrics server could not start; set TICKETSMITH_WORKER_METRICS_PORT (0: off)');
+    }
+  }
+  stopOnSignals(rt, async () => {
+    await metrics?.stop();
+  });
   return new Promise<number>(() => {});
 }

@@ -1,6 +1,7 @@
 // One compression run: resolve the spec once, open a session (dataset, model
 // source, backend, sink, events), look the method up and run it, then commit
-// its result (with ticket.zip, built by report/bundle.ts) and end the run.
+// its result (with ticket.zip, built by report/bundle.ts, and the job's plots
+// as plots/*.svg, built by report/job-plots.ts) and end the run.
 // The methods live in methods/ (imp: iterative magnitude pruning with
 // rewinding; filter: structured filter pruning).
 import type { RunResultRecord } from './sink.js';
@@ -9,6 +10,8 @@ import { availableParallelism } from 'node:os';
 import { openSession, type RunContext } from './session.js';
 import { getMethod } from './methods/registry.js';
 import { TICKET_ZIP, ticketBundle } from './report/bundle.js';
+import { jobPlotFiles, plotRoundOf } from './report/job-plots.js';
+import type { RoundMetrics } from './metrics.js';
 
 export type { RunContext };
 export { rewindSource, verdictOf } from './methods/imp.js';
@@ -29,7 +32,7 @@ export async function runCompression(specInput: RunSpec | unknown, ctx: RunConte
 export async function runResolved(spec: RunSpec, ctx: RunContext): Promise<RunResultRecord> {
   const method = getMethod(spec.method);
   const session = await openSession(spec, ctx, () => parallelism(spec, ctx));
-  const result = withBundle(await method.run(session));
+  const result = withPlots(spec.method, withBundle(await method.run(session)));
   await ctx.sink.commitResult(result);
   session.emit({ kind: 'run-end', name: result.name, verdict: result.verdict });
   return result;
@@ -38,4 +41,10 @@ export async function runResolved(spec: RunSpec, ctx: RunContext): Promise<RunRe
 /** The result with `ticket.zip` built from it (the methods put the dataset's class names in the summary), committed with the rest. */
 function withBundle(result: RunResultRecord): RunResultRecord {
   return { ...result, artifacts: { ...result.artifacts, [TICKET_ZIP]: ticketBundle(result) } };
+}
+
+/** The plots of the run's rounds (the methods list every committed round in `summary.rounds`), committed with the result. */
+function withPlots(method: string, result: RunResultRecord): RunResultRecord {
+  const rounds = Array.isArray(result.summary.rounds) ? (result.summary.rounds as RoundMetrics[]) : [];
+  return { ...result, artifacts: { ...result.artifacts, ...jobPlotFiles(method, rounds.map(plotRoundOf)) } };
 }

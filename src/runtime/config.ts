@@ -53,6 +53,10 @@ const EnvSchema = z.object({
   TICKETSMITH_S3_FORCE_PATH_STYLE: bool(false),
   /** Jobs one worker process runs at once (training is CPU/GPU bound: 1 is right for most machines). */
   TICKETSMITH_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
+  /** Port of a `ticketsmith worker` process's own /metrics and /healthz; 0 turns them off. */
+  TICKETSMITH_WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  /** Address that server binds (loopback unless a scraper on another machine needs it). */
+  TICKETSMITH_WORKER_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   /** How often a worker touches its running jobs' heartbeat. */
   TICKETSMITH_HEARTBEAT_SECONDS: seconds(10),
   /** A running job whose heartbeat is older than this is taken to be orphaned and requeued. */
@@ -161,6 +165,8 @@ export interface Config {
     maxAttempts: number;
     pollSeconds: number;
   };
+  /** A worker process's /metrics and /healthz server (port 0: none). */
+  workerMetrics: { host: string; port: number };
   maxUploadBytes: number;
   /**
    * Uploads (models and datasets, both doors) received and checked at once
@@ -284,6 +290,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxAttempts: e.TICKETSMITH_MAX_ATTEMPTS,
       pollSeconds: e.TICKETSMITH_POLL_SECONDS,
     },
+    workerMetrics: { host: e.TICKETSMITH_WORKER_METRICS_HOST, port: e.TICKETSMITH_WORKER_METRICS_PORT },
     maxUploadBytes: e.TICKETSMITH_MAX_UPLOAD_BYTES,
     maxUploadFiles: e.TICKETSMITH_MAX_UPLOAD_FILES,
     maxConcurrentUploads: e.TICKETSMITH_MAX_CONCURRENT_UPLOADS,

@@ -39,13 +39,3 @@ export function installCrashGuard(log: Logger): () => void {
     installed = null;
   };
 }
-
-/** Prometheus lines for the counts (rendered by the REST door's /metrics). */
-export function renderCrashMetrics(): string {
-  return [
-    '# HELP ticketsmith_uncaught_errors_total Errors no handler caught that the process survived (each one is a bug).',
-    '# TYPE ticketsmith_uncaught_errors_total counter',
-    `ticketsmith_uncaught_errors_total{kind="exception"} ${counts.exception}`,
-    `ticketsmith_uncaught_errors_total{kind="rejection"} ${counts.rejection}`,
-  ].join('\n') + '\n';
-}

@@ -18,7 +18,7 @@ export interface ListArtifactsQuery {
 }
 
 /** Artifact kinds (the `kind` column; see prisma/schema.prisma). */
-export const ARTIFACT_KINDS = Object.freeze(['round', 'ticket', 'result', 'state', 'model-file', 'dataset-file'] as const);
+export const ARTIFACT_KINDS = Object.freeze(['round', 'ticket', 'result', 'plot', 'state', 'model-file', 'dataset-file'] as const);
 
 /** Artifacts of the tenant (engine-internal `state` blobs only when asked for by kind). */
 export async function listArtifacts(ctx: ServiceContext, tenant: string, query: ListArtifactsQuery = {}): Promise<ArtifactDto[]> {

@@ -87,7 +87,7 @@ export const ArtifactSchema = z.object({
   jobId: z.string().uuid().nullable(),
   roundIndex: z.number().int().nullable(),
   modelId: z.string().uuid().nullable(),
-  kind: z.string().describe("'round' | 'ticket' | 'result' | 'model-file' | 'dataset-file' | 'state'"),
+  kind: z.string().describe("'round' | 'ticket' | 'result' | 'plot' | 'model-file' | 'dataset-file' | 'state'"),
   name: z.string(),
   sha256: z.string(),
   size: z.number().int(),

@@ -9,6 +9,7 @@ export { withUploadSlot, uploadsInProgress } from './upload-gate.js';
 export { registerDataset, getDataset, listDatasets, DATASET_REF } from './datasets.js';
 export { uploadDataset, UPLOAD_REF, type DatasetUpload } from './dataset-uploads.js';
 export { submitJob, getJob, listJobs, listRounds, cancelJob, type ListJobsQuery, type SubmitResult } from './jobs.js';
+export { getJobPlot, PLOT_NAMES, type PlotName } from './plots.js';
 export { deleteModel, deleteDataset, deleteJob } from './deletion.js';
 export { checkRateLimit, RateLimitedError } from './limits.js';
 export { listEvents, waitForEvents, watchJob, watchTenantJobs } from './events.js';

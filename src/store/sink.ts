@@ -9,6 +9,7 @@
 // the last line of defence against a duplicated round.
 import type { CheckpointSink, RoundMetrics, RoundRecord, RunResultRecord } from '../engine/sink.js';
 import { NO_FAULTS, type Faults } from '../runtime/faults.js';
+import { observeRound } from '../runtime/metrics.js';
 import { recordArtifacts, storeBlobs } from './artifacts.js';
 import type { BlobStore } from './blobs.js';
 import { Prisma, TX_OPTIONS, toJson, type PrismaClient } from './db.js';
@@ -54,6 +55,8 @@ export async function touchLease(tx: Prisma.TransactionClient, lease: Lease, pro
 export class PostgresSink implements CheckpointSink {
   /** Whether commitResult succeeded (the worker commits the returned result when the engine did not). */
   resultCommitted = false;
+  /** When this worker's previous round committed (or the sink was made: the job's start here), for the round-duration metric. */
+  private lastCommit = process.hrtime.bigint();
 
   constructor(
     private readonly prisma: PrismaClient,
@@ -156,6 +159,9 @@ export class PostgresSink implements CheckpointSink {
           this.faults.hit('round.before-commit');
         }, TX_OPTIONS);
         this.progress?.roundCommitted(round.index);
+        const now = process.hrtime.bigint();
+        observeRound(Number(now - this.lastCommit) / 1e9, m.examplesPerSecond);
+        this.lastCommit = now;
         this.faults.hit('round.after-commit');
       } catch (e) {
         // Committed already (a retried commit whose first try did land): the round exists whole.
@@ -173,10 +179,12 @@ export class PostgresSink implements CheckpointSink {
 
   async commitResult(result: RunResultRecord): Promise<void> {
     const ticket: Record<string, Uint8Array> = {};
+    const plots: Record<string, Uint8Array> = {};
     const other: Record<string, Uint8Array> = {};
-    for (const [name, bytes] of Object.entries(result.artifacts)) (name.startsWith('ticket/') ? ticket : other)[name] = bytes;
+    for (const [name, bytes] of Object.entries(result.artifacts)) (name.startsWith('ticket/') ? ticket : name.startsWith('plots/') ? plots : other)[name] = bytes;
     const pending = [
       ...(await storeBlobs(this.blobs, ticket, 'ticket')),
+      ...(await storeBlobs(this.blobs, plots, 'plot')),
       ...(await storeBlobs(this.blobs, other, 'result')),
     ];
     this.faults.hit('result.blobs-stored');

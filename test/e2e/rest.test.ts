@@ -318,7 +318,8 @@ describe('jobs (no worker yet: they stay queued)', () => {
     assert.match(r.res.headers.get('content-type') ?? '', /^text\/plain/);
     assert.match(r.text, /ticketsmith_http_requests_total\{method="GET",route="\/v1\/jobs",status="200"\} \d+/);
     assert.match(r.text, /ticketsmith_http_requests_total\{method="GET",route="\/v1\/jobs",status="401"\} [1-9]/);
-    assert.match(r.text, /ticketsmith_http_request_duration_seconds_bucket\{method="POST",route="\/v1\/jobs",status="201",le="\+Inf"\} [1-9]/);
+    // prom-client writes `le` first.
+    assert.match(r.text, /ticketsmith_http_request_duration_seconds_bucket\{le="\+Inf",method="POST",route="\/v1\/jobs",status="201"\} [1-9]/);
     assert.match(r.text, /ticketsmith_jobs\{state="queued"\} [1-9]/);
     assert.match(r.text, /ticketsmith_jobs\{state="cancelled"\} [1-9]/);
     assert.match(r.text, /ticketsmith_queue_depth [1-9]/);

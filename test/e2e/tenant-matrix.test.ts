@@ -49,6 +49,7 @@ const REST: Record<string, { path?: Kind; fixed?: Record<string, string>; query?
   listJobs: {},
   getJob: { path: 'job' },
   listRounds: { path: 'job' },
+  getJobPlot: { path: 'job', fixed: { name: 'accuracy' } },
   cancelJob: { path: 'job' },
   listJobArtifacts: { path: 'job' },
   watchJob: { path: 'job' },
@@ -56,7 +57,6 @@ const REST: Record<string, { path?: Kind; fixed?: Record<string, string>; query?
   listArtifacts: { query: { jobId: 'job', modelId: 'model' } },
   downloadArtifact: { path: 'artifact' },
   downloadTicket: { path: 'job' },
-  getJobPlot: { path: 'job', fixed: { name: 'accuracy' } },
 };
 
 /** The same for gRPC methods: request fields holding ids, and a request builder. */

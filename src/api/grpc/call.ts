@@ -9,6 +9,7 @@
 import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { childLogger } from '../../runtime/logger.js';
+import { observeGrpc } from '../../runtime/metrics.js';
 import { authenticate, checkRateLimit, classifyError, RateLimitedError, RETRY_AFTER_SECONDS, ServiceError, type Classified, type ServiceContext } from '../../service/index.js';
 import { WireError } from './mapping.js';
 import { ERROR_CODE_KEY, ERROR_FIELD_KEY } from './proto.js';
@@ -88,14 +89,24 @@ async function* wellFormedStream<Req>(messages: AsyncIterable<Req>): AsyncIterab
   for await (const m of messages) yield wellFormed(m);
 }
 
+/** Times one call into the gRPC metrics (by method and the status code's name) when `done` is called. */
+function callTimer(method: string): (code: grpc.status) => void {
+  const start = process.hrtime.bigint();
+  return (code) => observeGrpc(method, grpc.status[code] ?? String(code), Number(process.hrtime.bigint() - start) / 1e9);
+}
+
 export function unary<Req, Res>(ctx: ServiceContext, method: string, fn: (req: Req, tenant: string) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
+    const done = callTimer(method);
     void (async () => {
       try {
         const tenant = await tenantOf(ctx, call);
         callback(null, await fn(wellFormed(call.request), tenant));
+        done(grpc.status.OK);
       } catch (e) {
-        callback(statusOf(e, method));
+        const status = statusOf(e, method);
+        callback(status);
+        done(status.code);
       }
     })();
   };
@@ -132,17 +143,27 @@ export function serverStream<Req, Res>(
         if (!call.write(msg)) await once(call, 'drain', { signal: ac.signal });
       },
     };
+    const done = callTimer(method);
     streams++;
     void (async () => {
+      let code = grpc.status.CANCELLED;
       try {
         const tenant = await tenantOf(ctx, call);
         await fn(wellFormed(call.request), tenant, out, ac.signal);
-        if (!ac.signal.aborted) call.end();
+        if (!ac.signal.aborted) {
+          call.end();
+          code = grpc.status.OK;
+        }
       } catch (e) {
         // A cancelled call has no one left to tell.
-        if (!ac.signal.aborted) call.emit('error', statusOf(e, method));
+        if (!ac.signal.aborted) {
+          const status = statusOf(e, method);
+          call.emit('error', status);
+          code = status.code;
+        }
       } finally {
         streams--;
+        done(code);
       }
     })();
   };
@@ -157,15 +178,23 @@ export function clientStream<Req, Res>(
     const ac = abortOnCancel(call);
     // Without this a cancelled upload would leave the reader waiting for messages that never come.
     ac.signal.addEventListener('abort', () => call.destroy(), { once: true });
+    const done = callTimer(method);
     streams++;
     void (async () => {
+      let code = grpc.status.CANCELLED;
       try {
         const tenant = await tenantOf(ctx, call);
         callback(null, await fn(wellFormedStream(call as AsyncIterable<Req>), tenant, ac.signal));
+        code = grpc.status.OK;
       } catch (e) {
-        if (!ac.signal.aborted) callback(statusOf(e, method));
+        if (!ac.signal.aborted) {
+          const status = statusOf(e, method);
+          callback(status);
+          code = status.code;
+        }
       } finally {
         streams--;
+        done(code);
       }
     })();
   };

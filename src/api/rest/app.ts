@@ -10,7 +10,8 @@ import { childLogger } from '../../runtime/logger.js';
 import { authenticate, checkRateLimit, databaseReady, RateLimitedError, ServiceError, type ServiceRuntime } from '../../service/index.js';
 import { dashboardRoutes } from '../../web/dashboard.js';
 import { classify, sendError } from './errors.js';
-import { HttpMetrics, serviceGauges } from './metrics.js';
+import { renderMetrics } from '../../runtime/metrics.js';
+import { HttpMetrics, registerServiceGauges } from './metrics.js';
 import { buildOpenApi } from './openapi.js';
 import { checkNoBody, checkQuery } from './query.js';
 import type { RouteDef } from './route.js';
@@ -18,7 +19,6 @@ import { artifactRoutes } from './routes/artifacts.js';
 import { eventRoutes } from './routes/events.js';
 import { jobRoutes } from './routes/jobs.js';
 import { modelRoutes } from './routes/models.js';
-import { plotStandInRoutes } from './routes/plots-standin.js';
 
 const log = childLogger({ module: 'rest' });
 
@@ -91,13 +91,13 @@ function operationsRoutes(rt: ServiceRuntime, metrics: HttpMetrics, api: () => R
       path: '/metrics',
       operationId: 'metrics',
       tag: 'operations',
-      summary: 'Prometheus metrics: requests and latency by route and status, jobs by state, queue depth',
+      summary: 'Prometheus metrics: process, HTTP and gRPC requests by route/method and code, jobs by state, queue depth, rounds, training throughput, webhook deliveries',
       auth: false,
       responses: { 200: { description: 'Prometheus text format 0.0.4', content: { 'text/plain': { type: 'string' } } } },
       errors: [],
       async handler(_req, res) {
-        const gauges = await serviceGauges(rt.ctx);
-        res.type('text/plain; version=0.0.4; charset=utf-8').send(metrics.render() + gauges);
+        const { contentType, body } = await renderMetrics();
+        res.type(contentType).send(body);
       },
     },
     {
@@ -120,13 +120,13 @@ function operationsRoutes(rt: ServiceRuntime, metrics: HttpMetrics, api: () => R
 /** The routes the app serves, in one table (what /openapi.json describes). */
 export function restRoutes(rt: ServiceRuntime, metrics: HttpMetrics, opts: RestOptions = {}): RouteDef[] {
   const all: RouteDef[] = [];
+  registerServiceGauges(rt.ctx);
   all.push(
     ...operationsRoutes(rt, metrics, () => all),
     ...modelRoutes,
     ...jobRoutes,
     ...eventRoutes({ heartbeatMs: opts.sseHeartbeatMs ?? 15_000, closing: opts.closing }),
     ...artifactRoutes,
-    ...plotStandInRoutes,
   );
   return all;
 }

@@ -1,7 +1,7 @@
 // /v1/jobs: submit (Idempotency-Key honoured), get, list with a keyset
 // cursor (in the body and a Link header), rounds, cancel, artifacts, delete.
 import type { Request } from 'express';
-import { ARTIFACT_KINDS, cancelJob, deleteJob, getJob, invalid, listArtifacts, listJobs, listRounds, submitJob, JOB_STATES, ServiceError } from '../../../service/index.js';
+import { ARTIFACT_KINDS, cancelJob, deleteJob, getJob, getJobPlot, invalid, PLOT_NAMES, listArtifacts, listJobs, listRounds, submitJob, JOB_STATES, ServiceError } from '../../../service/index.js';
 import { COMMON_ERRORS, pathParam, itemsOf, queryString, ref, tagJob, type RouteDef } from '../route.js';
 
 const jobId = { name: 'id', description: 'Job id', schema: { type: 'string', format: 'uuid' } };
@@ -143,6 +143,27 @@ export const jobRoutes: RouteDef[] = [
       const id = pathParam(req, 'id');
       tagJob(res, id);
       res.json({ items: await listRounds(ctx, tenant, id) });
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/jobs/:id/plots/:name',
+    operationId: 'getJobPlot',
+    tag: 'jobs',
+    summary: "A Lottery Ticket plot of the job as SVG, drawn now from its committed rounds (works while it runs). IMP jobs: accuracy, early-stop, density; filter jobs: sensitivity, density",
+    params: [jobId, { name: 'name', description: 'Which plot', schema: { type: 'string', enum: [...PLOT_NAMES] } }],
+    responses: {
+      200: {
+        description: "SVG; each series is <g class=\"series\" data-series=\"SLUG\"> with one <circle class=\"point\" data-x data-y> per round (x: % of weights remaining, y: test accuracy % or early-stop iteration); the dense baseline is <g class=\"baseline\" data-series=\"dense\">; bars are <rect class=\"bar\" data-x=\"LAYER\" data-y>",
+        content: { 'image/svg+xml': { type: 'string' } },
+      },
+    },
+    errors: ['NOT_FOUND', 'INVALID_ARGUMENT', ...COMMON_ERRORS],
+    async handler(req, res, { ctx, tenant }) {
+      const id = pathParam(req, 'id');
+      tagJob(res, id);
+      const svg = await getJobPlot(ctx, tenant, id, pathParam(req, 'name'));
+      res.type('image/svg+xml').set('Cache-Control', 'no-store').send(svg);
     },
   },
   {
