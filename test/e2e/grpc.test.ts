@@ -1,6 +1,7 @@
 // The gRPC door end to end: a real server on 127.0.0.1 (port 0) over the
 // embedded Postgres, an in-process worker and the real engine on a tiny spec.
-// Health and reflection answer as standard clients expect; a TF.js model goes
+// Health answers as standard clients expect (reflection has its own test,
+// grpc-reflection.test.ts); a TF.js model goes
 // up as a client stream; a 2-round job on it is watched to the end; its
 // rounds, its ticket (sha256, loads in TF.js at the reported density) and
 // byte offsets come back; a longer job is cancelled; other tenants, missing
@@ -9,10 +10,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { loadSync, type MethodDefinition, type ServiceDefinition } from '@grpc/proto-loader';
+import type { MethodDefinition } from '@grpc/proto-loader';
 import * as tf from '@tensorflow/tfjs';
 import { zipSync } from 'fflate';
 import { service as healthService } from 'grpc-health-check';
@@ -111,36 +111,6 @@ describe('standard services', { timeout: LIMIT_MS }, () => {
     assert.deepEqual(await rawUnary(healthService, 'Check', { service: '' }), { status: 'SERVING' });
     assert.deepEqual(await rawUnary(healthService, 'Check', { service: 'ticketsmith.v1.Compression' }), { status: 'SERVING' });
     await assert.rejects(rawUnary(healthService, 'Check', { service: 'nope.Service' }), (e: grpc.ServiceError) => e.code === grpc.status.NOT_FOUND);
-  });
-
-  test('reflection lists the services and serves descriptors with the .proto field names', async () => {
-    const reflectionProto = join(dirname(createRequire(import.meta.url).resolve('@grpc/reflection')), '../proto/grpc/reflection/v1/reflection.proto');
-    const def = loadSync(reflectionProto, { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true });
-    const svc = def['grpc.reflection.v1.ServerReflection'] as ServiceDefinition;
-    const m = svc.ServerReflectionInfo as MethodDefinition<object, Record<string, unknown>>;
-    const client = new grpc.Client(address, grpc.credentials.createInsecure());
-    try {
-      const call = client.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, new grpc.Metadata(), { deadline: Date.now() + 10_000 });
-      const replies: Record<string, unknown>[] = [];
-      const done = new Promise<void>((resolve, reject) => {
-        call.on('data', (r: Record<string, unknown>) => replies.push(r));
-        call.on('end', resolve);
-        call.on('error', reject);
-      });
-      call.write({ listServices: '*' });
-      call.write({ fileContainingSymbol: 'ticketsmith.v1.RunSpec' });
-      call.end();
-      await done;
-      const names = (replies[0]!.listServicesResponse as { service: { name: string }[] }).service.map((s) => s.name);
-      assert.ok(names.includes('ticketsmith.v1.Compression'), names.join(','));
-      assert.ok(names.includes('grpc.health.v1.Health'), names.join(','));
-      const files = (replies[1]!.fileDescriptorResponse as { fileDescriptorProto: Buffer[] }).fileDescriptorProto;
-      const text = Buffer.concat(files).toString('latin1');
-      assert.ok(text.includes('RunSpec') && text.includes('target_density'), 'descriptor carries the snake_case names of the .proto');
-      assert.ok(!text.includes('targetDensity'), 'no camelCased names in the descriptors');
-    } finally {
-      client.close();
-    }
   });
 });
 

@@ -11,7 +11,6 @@
 // their virtual "which member" property.
 import { fileURLToPath } from 'node:url';
 import { loadSync, type Options, type PackageDefinition, type ServiceDefinition } from '@grpc/proto-loader';
-import { protoPath as healthProtoPath } from 'grpc-health-check';
 
 export const PROTO_ROOT = fileURLToPath(new URL('../../../proto', import.meta.url));
 export const PROTO_FILES = ['ticketsmith/v1/compression.proto'];
@@ -41,16 +40,6 @@ function isService(x: unknown): x is ServiceDefinition {
 const service = packageDefinition[SERVICE_NAME];
 if (!isService(service)) throw new Error(`${SERVICE_NAME} is missing from ${PROTO_FILES.join(', ')}`);
 export const compressionService: ServiceDefinition = service;
-
-/**
- * The definition server reflection describes: the contract plus the health
- * service, loaded with the proto's own snake_case names, because proto-loader
- * writes camelCased names into the descriptors it builds when keepCase is off
- * and reflection clients (grpcurl) would then see names the .proto never had.
- */
-export function reflectionDefinition(): PackageDefinition {
-  return loadSync([...PROTO_FILES, healthProtoPath], { keepCase: true, includeDirs: [PROTO_ROOT] });
-}
 
 /** A field as the descriptor describes it (name in lowerCamelCase). */
 export interface FieldDescriptor {

@@ -1,19 +1,20 @@
 // The gRPC door: ticketsmith.v1.Compression over a service runtime, plus the
 // standard health service (grpc.health.v1.Health: SERVING while up,
-// NOT_SERVING once stopping) and server reflection (v1 and v1alpha, so
-// grpcurl and friends can discover the contract). Plaintext: put TLS in front
+// NOT_SERVING once stopping) and server reflection (v1 and v1alpha, serving
+// the real .proto file descriptors, so grpcurl and friends can discover the
+// contract: reflection.ts). Plaintext: put TLS in front
 // of it, or extend startGrpcServer with server credentials, when it leaves a
 // trusted network.
 import { setMaxListeners } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
-import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import { childLogger } from '../../runtime/logger.js';
 import type { ServiceRuntime } from '../../service/index.js';
 import { artifactHandlers } from './artifacts.js';
 import { jobHandlers } from './jobs.js';
 import { modelHandlers } from './models.js';
-import { compressionService, reflectionDefinition, SERVICE_NAME } from './proto.js';
+import { compressionService, SERVICE_NAME } from './proto.js';
+import { addReflection } from './reflection.js';
 import { strictService } from './wire.js';
 
 const log = childLogger({ module: 'grpc' });
@@ -41,7 +42,7 @@ export async function startGrpcServer(rt: ServiceRuntime, opts: { host?: string;
   server.addService(strictService(compressionService), { ...modelHandlers(rt.ctx), ...jobHandlers(rt.ctx, closing.signal), ...artifactHandlers(rt.ctx) });
   const health = new HealthImplementation({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });
   health.addToServer(server);
-  new ReflectionService(reflectionDefinition()).addToServer(server);
+  addReflection(server);
 
   const host = opts.host ?? '127.0.0.1';
   const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
