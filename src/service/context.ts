@@ -13,7 +13,6 @@ import { JobWorker, type EngineRunner, type WorkerOptions } from '../queue/worke
 import { faultsFor } from '../runtime/faults.js';
 import { tenantDataAccess } from './data-access.js';
 import { guardBlobs, LocalBlobStore, type BlobStore } from '../store/blobs.js';
-import { S3BlobStore } from '../store/s3-blobs.js';
 import { closePrisma, createPrisma, type PrismaClient } from '../store/db.js';
 import { migrate } from '../store/migrate.js';
 import { Notifier } from '../store/notify.js';
@@ -86,6 +85,8 @@ export async function openService(opts: OpenServiceOptions = {}): Promise<Servic
     const faults = faultsFor(config.faultPoint);
     let store = opts.blobs;
     if (!store && config.blobStore.kind === 's3') {
+      // Loaded only here: the AWS SDK costs every other process its start-up time.
+      const { S3BlobStore } = await import('../store/s3-blobs.js');
       const s3 = new S3BlobStore(config.blobStore);
       cleanups.push(async () => s3.destroy());
       store = s3;

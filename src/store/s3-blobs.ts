@@ -68,6 +68,8 @@ export interface S3BlobStoreOptions {
   partBytes?: number;
   /** Attempts per request, retries of throttling, 5xx and network errors included (SDK default 3). */
   maxAttempts?: number;
+  /** Keys per ListObjectsV2 page (S3's most and default: 1000; smaller lets tests page). */
+  listPageSize?: number;
 }
 
 /** What an S3 failure means for the caller: the unavailable error, or null when it is something else. */
@@ -108,12 +110,14 @@ export class S3BlobStore implements BlobStore {
   readonly prefix: string;
   readonly client: S3Client;
   private readonly partBytes: number;
+  private readonly listPageSize: number | undefined;
 
   constructor(settings: S3Settings, opts: S3BlobStoreOptions = {}) {
     this.bucket = settings.bucket;
     this.prefix = settings.prefix;
     this.location = `s3://${settings.bucket}/${settings.prefix}`;
     this.partBytes = opts.partBytes ?? DEFAULT_PART_BYTES;
+    this.listPageSize = opts.listPageSize;
     this.client = new S3Client({
       region: settings.region,
       ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
@@ -321,7 +325,7 @@ export class S3BlobStore implements BlobStore {
   private async *objects(Prefix: string): AsyncIterable<{ Key: string; Size: number; LastModified: Date }> {
     let ContinuationToken: string | undefined;
     for (let page = 0; page < 10_000_000; page++) {
-      const out = await this.call(() => this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix, ContinuationToken })));
+      const out = await this.call(() => this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix, ContinuationToken, MaxKeys: this.listPageSize })));
       for (const o of out.Contents ?? []) {
         if (o.Key !== undefined) yield { Key: o.Key, Size: o.Size ?? 0, LastModified: o.LastModified ?? new Date(0) };
       }

@@ -67,12 +67,45 @@ describe('reads check the sha256', () => {
     assert.equal(read.bytes, 0, 'a one-chunk blob delivers nothing');
   });
 
-  test('put sends the sha256 for the server to check, and stores blobs as octet-stream', async () => {
-    const store = s3.store('integrity/');
-    const ref = await store.put(new TextEncoder().encode('checked on arrival'));
-    const head = await store.client.send(new HeadObjectCommand({ Bucket: store.bucket, Key: store.objectKey(ref.key) }));
-    assert.equal(head.ContentLength, 18);
-    assert.equal(head.ContentType, 'application/octet-stream');
+  test('put sends the sha256 for the server to check, with the length, as octet-stream', async () => {
+    // A server that has nothing (HEAD 404) and takes every PUT, recording what it was sent.
+    const puts: Array<Record<string, string | string[] | undefined>> = [];
+    const server = createServer((req, res) => {
+      req.resume();
+      if (req.method === 'PUT') puts.push(req.headers);
+      res.writeHead(req.method === 'HEAD' ? 404 : 200, { etag: '"e"' });
+      res.end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const store = new S3BlobStore({ bucket: 'ticketsmith-test', prefix: 'p/', endpoint: `http://127.0.0.1:${port}`, region: 'us-east-1', forcePathStyle: true }, { credentials: S3_CREDENTIALS });
+    try {
+      const bytes = new TextEncoder().encode('checked on arrival');
+      const ref = await store.put(bytes);
+      assert.equal(puts.length, 1);
+      assert.equal(puts[0]!['x-amz-checksum-sha256'], Buffer.from(ref.sha256, 'hex').toString('base64'));
+      assert.equal(puts[0]!['content-length'], '18');
+      assert.equal(puts[0]!['content-type'], 'application/octet-stream');
+    } finally {
+      store.destroy();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
+
+describe('listing', () => {
+  test('list pages through ListObjectsV2 and yields only blob keys under the prefix', async () => {
+    const store = s3.store('paged/', { listPageSize: 2 });
+    const other = s3.store('paged-not/');
+    const keys = new Set<string>();
+    for (let i = 0; i < 5; i++) keys.add((await store.put(new TextEncoder().encode(`blob ${i}`))).key);
+    await other.put(new TextEncoder().encode('under another prefix'));
+    await store.client.send(new PutObjectCommand({ Bucket: store.bucket, Key: `${store.prefix}.tmp/x~1~ab`, Body: 'temp' }));
+    await store.client.send(new PutObjectCommand({ Bucket: store.bucket, Key: `${store.prefix}not-a-blob`, Body: 'stray' }));
+    const listed: string[] = [];
+    for await (const b of store.list()) listed.push(b.key);
+    assert.deepEqual(listed.sort(), [...keys].sort());
   });
 });
 

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { DatasetError } from '../../src/engine/data/errors.js';
 import { ModelBudgetError } from '../../src/engine/models/budget.js';
 import { SpecError } from '../../src/engine/spec.js';
-import { BlobNotFoundError, BlobStoreUnavailableError, BlobTooLargeError } from '../../src/store/blobs.js';
+import { BlobIntegrityError, BlobNotFoundError, BlobStoreUnavailableError, BlobTooLargeError } from '../../src/store/blobs.js';
+import { isDatabaseUnavailable } from '../../src/store/unavailable.js';
 import { Prisma } from '../../src/store/db.js';
 import { ERRORS, JOB_ERROR_CODES, ServiceError, classifyError, jobFailure, toServiceError } from '../../src/store/errors.js';
 import * as viaService from '../../src/service/errors.js';
@@ -25,6 +26,9 @@ const CASES: Array<[string, unknown, string, string, string | undefined, boolean
   ['BlobTooLargeError', new BlobTooLargeError(10), 'PAYLOAD_TOO_LARGE', 'blob exceeds 10 bytes', undefined, true],
   ['BlobNotFoundError', new BlobNotFoundError('/srv/blobs/ab/cd missing'), 'UNAVAILABLE', 'artifact bytes are not reachable in the blob store', undefined, true],
   ['BlobStoreUnavailableError', new BlobStoreUnavailableError('ENOSPC', 'disk full'), 'UNAVAILABLE', 'blob store unavailable: disk full (ENOSPC)', undefined, true],
+  // An S3 endpoint that refuses connections: the blob store's fault, although its code is a socket's.
+  ['BlobStoreUnavailableError (S3 socket)', new BlobStoreUnavailableError('ECONNREFUSED', 'the storage endpoint is unreachable'), 'UNAVAILABLE', 'blob store unavailable: the storage endpoint is unreachable (ECONNREFUSED)', undefined, true],
+  ['BlobIntegrityError', new BlobIntegrityError('blob ab does not match its sha256'), 'UNAVAILABLE', 'artifact bytes in the blob store do not match their sha256', undefined, true],
   ['database unavailable (socket)', withCode('connect ECONNREFUSED 127.0.0.1:5432', 'ECONNREFUSED'), 'UNAVAILABLE', 'database unavailable; retry shortly', undefined, true],
   ['database unavailable (Prisma)', known('P1001'), 'UNAVAILABLE', 'database unavailable; retry shortly', undefined, true],
   ['Prisma unique violation', known('P2002'), 'ALREADY_EXISTS', 'a resource with these identifiers exists already', undefined, true],
@@ -64,6 +68,8 @@ test('jobFailure: request faults and the blob store keep their code, the rest is
     BlobTooLargeError: { code: 'ENGINE_ERROR', message: 'blob exceeds 10 bytes' },
     BlobNotFoundError: { code: 'UNAVAILABLE', message: 'artifact bytes are not reachable in the blob store' },
     BlobStoreUnavailableError: { code: 'UNAVAILABLE', message: 'blob store unavailable: disk full (ENOSPC)' },
+    'BlobStoreUnavailableError (S3 socket)': { code: 'UNAVAILABLE', message: 'blob store unavailable: the storage endpoint is unreachable (ECONNREFUSED)' },
+    BlobIntegrityError: { code: 'UNAVAILABLE', message: 'artifact bytes in the blob store do not match their sha256' },
     // The worker hands the run back when the database is away; should one get here, it is the engine's failure.
     'database unavailable (socket)': { code: 'ENGINE_ERROR', message: 'connect ECONNREFUSED 127.0.0.1:5432' },
     'Prisma unique violation': { code: 'ENGINE_ERROR', message: 'raw prisma text' },
@@ -79,4 +85,9 @@ test('jobFailure: request faults and the blob store keep their code, the rest is
     assert.ok((JOB_ERROR_CODES as readonly string[]).includes(f.code), name);
   }
   assert.deepEqual(jobFailure(new Error('')), { code: 'ENGINE_ERROR', message: 'engine failed' });
+});
+
+test('a blob store fault is never a lost database, whatever socket code it carries (the worker retries them differently)', () => {
+  assert.equal(isDatabaseUnavailable(new BlobStoreUnavailableError('ECONNREFUSED', 'the storage endpoint is unreachable')), false);
+  assert.equal(isDatabaseUnavailable(withCode('connect ECONNREFUSED 127.0.0.1:5432', 'ECONNREFUSED')), true);
 });
