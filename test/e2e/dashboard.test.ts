@@ -1,24 +1,25 @@
 // The dashboard in a real browser: playwright-core drives Debian's Chromium
 // (headless, no sandbox) against a real service on 127.0.0.1 whose worker runs
 // the test engine, so a job takes seconds. The page signs in with a key, shows
-// an API error at its field, submits a job from the form and follows it live
-// over SSE to the end, shows its rounds and a plot with one point per round
-// per series, downloads an artifact (bytes checked against its sha256) and
-// cancels a running job. Round 1 of the jobs seeded 7 and 8 waits on a gate the
-// test opens, so "running" is seen without racing the engine.
+// an API error at its field, uploads a model from the form, submits a job and
+// follows it live over SSE to the end, shows its rounds and a plot with one
+// point per round per series, downloads an artifact (bytes checked against its
+// sha256) and cancels a running job. Round 1 of the jobs seeded 7 and 8 waits
+// on a gate the test opens, so "running" is seen without racing the engine.
 // TICKETSMITH_SCREENSHOTS=1 also writes docs/screenshots/*.png.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
+import * as tf from '@tensorflow/tfjs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { startRestServer, type RestServer } from '../../src/api/rest/index.js';
 import type { CheckpointSink } from '../../src/engine/sink.js';
 import type { EngineRunner } from '../../src/queue/worker.js';
 import { createApiKey, listArtifacts, type ServiceRuntime } from '../../src/service/index.js';
 import { makeTestEngine } from '../integration/fixtures/test-engine.js';
-import { startTestDb, type TestDb } from '../integration/fixtures/harness.js';
+import { startTestDb, uploadFiles, type TestDb } from '../integration/fixtures/harness.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const skip = !existsSync(CHROMIUM) && !process.env.CI
@@ -123,6 +124,19 @@ test('the dashboard: sign in, a field error, a job submitted and followed live, 
   assert.ok(await page.$('[data-field="rounds"].invalid'), 'the field is marked');
   assert.match(await page.textContent('#form-msg') ?? '', /INVALID_ARGUMENT/);
   await screenshot(page, 'new-job.png');
+
+  // A model uploaded from the form (model.json + weights.bin, through POST /v1/models) becomes the chosen one.
+  const model = tf.sequential({ layers: [tf.layers.flatten({ inputShape: [28, 28, 1] }), tf.layers.dense({ units: 10, activation: 'softmax' })] });
+  const files = await uploadFiles(model);
+  model.dispose();
+  await page.selectOption('#model-source', 'uploaded');
+  await page.setInputFiles('#f-files', files.map((f) => ({ name: f.name, mimeType: 'application/octet-stream', buffer: Buffer.from(f.bytes) })));
+  await page.click('#upload');
+  await page.waitForSelector('#upload-msg:has-text("Uploaded")');
+  const models = (await api<{ items: Array<{ id: string }> }>('/v1/models')).items;
+  assert.equal(models.length, 1);
+  assert.equal(await page.inputValue('#f-uploaded'), models[0]!.id, 'the uploaded model is selected');
+  await page.selectOption('#model-source', 'zoo');
 
   // A tiny job from the form; round 1 waits for the gate, so it is seen running.
   await page.fill('#f-rounds', '2');
