@@ -4,7 +4,7 @@
 // an API error at its field, uploads a model from the form, submits a job and
 // follows it live over SSE to the end, shows its rounds and a plot with one
 // point per round per series, downloads an artifact (bytes checked against its
-// sha256) and cancels a running job. Round 1 of the jobs seeded 7 and 8 waits
+// sha256), cancels a running job and shows a filter job's before/after. Round 1 of the jobs seeded 7 and 8 waits
 // on a gate the test opens, so "running" is seen without racing the engine.
 // TICKETSMITH_SCREENSHOTS=1 also writes docs/screenshots/*.png.
 import { after, before, test } from 'node:test';
@@ -58,11 +58,27 @@ function gatedSink(sink: CheckpointSink, gate: Promise<void>, signal: AbortSigna
   });
 }
 
+/** The before/after numbers a filter-pruning run puts in its summary (methods/filter.ts), added to the test engine's result. */
+const FILTER_SUMMARY = { paramsBefore: 1000, paramsAfter: 640, flopsBefore: 2000, flopsAfter: 1200, latencyBatch64MsBefore: 12.5, latencyBatch64MsAfter: 8.25, accuracyBefore: 0.9, accuracyAfter: 0.92 };
+function filterSink(sink: CheckpointSink): CheckpointSink {
+  return new Proxy(sink, {
+    get(target, prop, receiver) {
+      if (prop === 'commitResult') {
+        return (result: Parameters<CheckpointSink['commitResult']>[0]) =>
+          target.commitResult({ ...result, summary: { ...result.summary, method: 'filter', filter: FILTER_SUMMARY } });
+      }
+      const v: unknown = Reflect.get(target, prop, receiver);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
 before(async () => {
   if (skip) return;
   const engine = makeTestEngine({ stepMs: 20, artifactBytes: 4096 });
   const runner: EngineRunner = (spec, ctx) => {
     const gate = gates.get(spec.seed);
+    if (spec.method === 'filter') return engine(spec, { ...ctx, sink: filterSink(ctx.sink) });
     return engine(spec, gate ? { ...ctx, sink: gatedSink(ctx.sink, gate.opened, ctx.signal) } : ctx);
   };
   t = await startTestDb();
@@ -191,6 +207,13 @@ test('the dashboard: sign in, a field error, a job submitted and followed live, 
   await page.click('#cancel');
   await page.waitForSelector('#job-status:text-is("cancelled")');
   assert.ok(await page.$('#cancel[hidden]'), 'no cancel button on a finished job');
+
+  // A filter-pruning job's page: parameters, FLOPs, latency and accuracy before and after.
+  const filterJob = await api<{ id: string }>('/v1/jobs', { method: 'POST', body: JSON.stringify({ model: 'conv-2', dataset: 'builtin:mnist', method: 'filter', filterFraction: 0.5, rounds: 0, iterations: 5, fineTuneIterations: 5, seed: 9 }) });
+  await page.goto(`${rest.url}/#/jobs/${filterJob.id}`);
+  await page.waitForSelector('#job-status:text-is("succeeded")');
+  const summary = await page.textContent('#filter-summary') ?? '';
+  for (const shown of ['1,000 → 640', '2,000 → 1,200', '12.5 → 8.3', '90.00% → 92.00%']) assert.ok(summary.includes(shown), `filter summary shows ${shown}: ${summary}`);
 
   // A phone-sized page: one column, nothing wider than the screen.
   await page.setViewportSize({ width: 390, height: 844 });
