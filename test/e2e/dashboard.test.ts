@@ -4,8 +4,9 @@
 // an API error at its field, uploads a model from the form, submits a job and
 // follows it live over SSE to the end, shows its rounds and a plot with one
 // point per round per series, downloads an artifact (bytes checked against its
-// sha256), cancels a running job and shows a filter job's before/after. Round 1 of the jobs seeded 7 and 8 waits
-// on a gate the test opens, so "running" is seen without racing the engine.
+// sha256), cancels a running job and shows a filter job's before/after.
+// Round 1 of the jobs seeded 7 and 8 waits on a gate the test opens, so
+// "running" is seen without racing the engine.
 // TICKETSMITH_SCREENSHOTS=1 also writes docs/screenshots/*.png.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
