@@ -1,24 +1,26 @@
 // The dashboard in a real browser: playwright-core drives Debian's Chromium
 // (headless, no sandbox) against a real service on 127.0.0.1 whose worker runs
 // the test engine, so a job takes seconds. The page signs in with a key, shows
-// an API error at its field, submits a job from the form and follows it live
-// over SSE to the end, shows its rounds and a plot with one point per round
-// per series, downloads an artifact (bytes checked against its sha256) and
-// cancels a running job. Round 1 of the jobs seeded 7 and 8 waits on a gate the
-// test opens, so "running" is seen without racing the engine.
+// an API error at its field, uploads a model from the form, submits a job and
+// follows it live over SSE to the end, shows its rounds and a plot with one
+// point per round per series, downloads an artifact (bytes checked against its
+// sha256), cancels a running job and shows a filter job's before/after.
+// Round 1 of the jobs seeded 7 and 8 waits on a gate the test opens, so
+// "running" is seen without racing the engine.
 // TICKETSMITH_SCREENSHOTS=1 also writes docs/screenshots/*.png.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
+import * as tf from '@tensorflow/tfjs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { startRestServer, type RestServer } from '../../src/api/rest/index.js';
 import type { CheckpointSink } from '../../src/engine/sink.js';
 import type { EngineRunner } from '../../src/queue/worker.js';
 import { createApiKey, listArtifacts, type ServiceRuntime } from '../../src/service/index.js';
 import { makeTestEngine } from '../integration/fixtures/test-engine.js';
-import { startTestDb, type TestDb } from '../integration/fixtures/harness.js';
+import { startTestDb, uploadFiles, type TestDb } from '../integration/fixtures/harness.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const skip = !existsSync(CHROMIUM) && !process.env.CI
@@ -57,11 +59,27 @@ function gatedSink(sink: CheckpointSink, gate: Promise<void>, signal: AbortSigna
   });
 }
 
+/** The before/after numbers a filter-pruning run puts in its summary (methods/filter.ts), added to the test engine's result. */
+const FILTER_SUMMARY = { paramsBefore: 1000, paramsAfter: 640, flopsBefore: 2000, flopsAfter: 1200, latencyBatch64MsBefore: 12.5, latencyBatch64MsAfter: 8.25, accuracyBefore: 0.9, accuracyAfter: 0.92 };
+function filterSink(sink: CheckpointSink): CheckpointSink {
+  return new Proxy(sink, {
+    get(target, prop, receiver) {
+      if (prop === 'commitResult') {
+        return (result: Parameters<CheckpointSink['commitResult']>[0]) =>
+          target.commitResult({ ...result, summary: { ...result.summary, method: 'filter', filter: FILTER_SUMMARY } });
+      }
+      const v: unknown = Reflect.get(target, prop, receiver);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
 before(async () => {
   if (skip) return;
   const engine = makeTestEngine({ stepMs: 20, artifactBytes: 4096 });
   const runner: EngineRunner = (spec, ctx) => {
     const gate = gates.get(spec.seed);
+    if (spec.method === 'filter') return engine(spec, { ...ctx, sink: filterSink(ctx.sink) });
     return engine(spec, gate ? { ...ctx, sink: gatedSink(ctx.sink, gate.opened, ctx.signal) } : ctx);
   };
   t = await startTestDb();
@@ -124,6 +142,19 @@ test('the dashboard: sign in, a field error, a job submitted and followed live, 
   assert.match(await page.textContent('#form-msg') ?? '', /INVALID_ARGUMENT/);
   await screenshot(page, 'new-job.png');
 
+  // A model uploaded from the form (model.json + weights.bin, through POST /v1/models) becomes the chosen one.
+  const model = tf.sequential({ layers: [tf.layers.flatten({ inputShape: [28, 28, 1] }), tf.layers.dense({ units: 10, activation: 'softmax' })] });
+  const files = await uploadFiles(model);
+  model.dispose();
+  await page.selectOption('#model-source', 'uploaded');
+  await page.setInputFiles('#f-files', files.map((f) => ({ name: f.name, mimeType: 'application/octet-stream', buffer: Buffer.from(f.bytes) })));
+  await page.click('#upload');
+  await page.waitForSelector('#upload-msg:has-text("Uploaded")');
+  const models = (await api<{ items: Array<{ id: string }> }>('/v1/models')).items;
+  assert.equal(models.length, 1);
+  assert.equal(await page.inputValue('#f-uploaded'), models[0]!.id, 'the uploaded model is selected');
+  await page.selectOption('#model-source', 'zoo');
+
   // A tiny job from the form; round 1 waits for the gate, so it is seen running.
   await page.fill('#f-rounds', '2');
   await page.fill('#f-iterations', '20');
@@ -177,6 +208,13 @@ test('the dashboard: sign in, a field error, a job submitted and followed live, 
   await page.click('#cancel');
   await page.waitForSelector('#job-status:text-is("cancelled")');
   assert.ok(await page.$('#cancel[hidden]'), 'no cancel button on a finished job');
+
+  // A filter-pruning job's page: parameters, FLOPs, latency and accuracy before and after.
+  const filterJob = await api<{ id: string }>('/v1/jobs', { method: 'POST', body: JSON.stringify({ model: 'conv-2', dataset: 'builtin:mnist', method: 'filter', filterFraction: 0.5, rounds: 0, iterations: 5, fineTuneIterations: 5, seed: 9 }) });
+  await page.goto(`${rest.url}/#/jobs/${filterJob.id}`);
+  await page.waitForSelector('#job-status:text-is("succeeded")');
+  const summary = await page.textContent('#filter-summary') ?? '';
+  for (const shown of ['1,000 → 640', '2,000 → 1,200', '12.5 → 8.3', '90.00% → 92.00%']) assert.ok(summary.includes(shown), `filter summary shows ${shown}: ${summary}`);
 
   // A phone-sized page: one column, nothing wider than the screen.
   await page.setViewportSize({ width: 390, height: 844 });
