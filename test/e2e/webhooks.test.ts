@@ -5,7 +5,8 @@
 // registered endpoints. Each event arrives exactly once per target by event
 // id, one round.committed per committed round and the job.succeeded last; an
 // endpoint answering 500 twice is retried and delivered on the third attempt,
-// visible in the deliveries list; cancel sends job.cancelled; forbidden
+// visible in the deliveries list; a failed job sends job.failed with its
+// error; cancel sends job.cancelled; forbidden
 // addresses are refused at registration, at submit (REST and gRPC) and again
 // at delivery, without a connection. Nothing but loopback is contacted.
 import { after, before, describe, test } from 'node:test';
@@ -130,6 +131,8 @@ async function allDeliveries(rest: RestServer, key: string, query: string): Prom
 }
 
 describe('a job with a callback URL and registered endpoints', () => {
+  const engine = makeTestEngine({ stepMs: 1 });
+  const failing = makeTestEngine({ stepMs: 1, failAtRound: 1 });
   let rt: ServiceRuntime;
   let rest: RestServer;
   let grpcServer: GrpcServerHandle;
@@ -138,7 +141,8 @@ describe('a job with a callback URL and registered endpoints', () => {
   before(async () => {
     rt = await t.open({
       worker: { heartbeatSeconds: 0.3, pollSeconds: 0.3, progressIntervalMs: 100, reapSeconds: 0 },
-      runner: makeTestEngine({ stepMs: 1 }),
+      // seed 13 fails in round 1 (an engine failure), every other job runs to the end.
+      runner: (spec, ctx) => (spec.seed === 13 ? failing : engine)(spec, ctx),
       webhooks: { pollSeconds: 0.2 },
     });
     rest = await startRestServer(rt, { host: '127.0.0.1', port: 0 });
@@ -257,6 +261,24 @@ describe('a job with a callback URL and registered endpoints', () => {
       const d = (await call(rest, key, 'GET', `/v1/webhooks/deliveries?jobId=${jobId}&status=delivered`)).body.items;
       return d.some((x: { type: string }) => x.type === 'job.cancelled');
     }, 20_000, 'the job.cancelled delivery recorded as delivered');
+  });
+
+  test('a failed job sends its committed rounds, then job.failed with the error', async () => {
+    const sub = await call(rest, key, 'POST', '/v1/jobs', { model: 'lenet-300-100', dataset: 'builtin:mnist', rounds: 2, iterations: 2, seed: 13, callbackUrl: `${base}/callback` });
+    assert.equal(sub.status, 201, JSON.stringify(sub.body));
+    const jobId: string = sub.body.id;
+    const got = await until(async () => {
+      const hits = received.filter((r) => r.path === '/callback' && r.body.data.jobId === jobId);
+      return hits.length >= 2 && hits.some((r) => r.type === 'job.failed') ? hits : null;
+    }, 30_000, 'round 0 and job.failed at the receiver');
+    // Deliveries go out side by side: their arrival order is not the events' order.
+    const seen = got.map((r) => [r.type, r.body.data.round ?? null]).sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+    assert.deepEqual(seen, [['job.failed', null], ['round.committed', 0]]);
+    const failed = got.find((r) => r.type === 'job.failed')!.body.data as { status: string; error?: { code: string; message: string } };
+    assert.equal(failed.status, 'failed');
+    assert.equal(failed.error?.code, 'ENGINE_ERROR');
+    assert.match(failed.error?.message ?? '', /round 1/);
+    assert.ok(got.every((r) => r.verified));
   });
 
   test('forbidden addresses are refused at registration and at submit, REST and gRPC, without a connection', async () => {
