@@ -23,7 +23,7 @@ import { OutboundGuard } from '../../src/runtime/outbound.js';
 import { WebhookDispatcher, deliveryBody, retryDelaySeconds, signatureHeader } from '../../src/queue/webhooks.js';
 import { createApiKey, ServiceError, type ServiceRuntime } from '../../src/service/index.js';
 import { checkWebhookUrl } from '../../src/service/webhooks.js';
-import { webhookEventId, webhookEventOf } from '../../src/store/webhooks.js';
+import { WEBHOOK_QUEUE, redispatchLostDeliveries, webhookEventId, webhookEventOf, type QueuedDeliveryData } from '../../src/store/webhooks.js';
 import { makeTestEngine } from '../integration/fixtures/test-engine.js';
 import { startTestDb, until, type TestDb } from '../integration/fixtures/harness.js';
 
@@ -397,6 +397,42 @@ describe('the worker checks again at delivery', () => {
       assert.match(d.lastError, REFUSED);
       assert.equal(connections, before, 'the receiver saw nothing');
       assert.equal(received.filter((r) => r.path === '/late').length, 0);
+    } finally {
+      await dispatcher.stop();
+      await rest.stop(200);
+      await door.stop();
+    }
+  });
+});
+
+describe('a dispatch lost with its dispatcher', () => {
+  test('a pending delivery whose dispatch ended unanswered is dispatched again and delivered once', async () => {
+    const door = await t.open({ config: t.config });
+    const { ctx } = door;
+    const rest = await startRestServer(door, { host: '127.0.0.1', port: 0 });
+    const dispatcher = new WebhookDispatcher({ prisma: ctx.prisma, boss: ctx.boss, guard: new OutboundGuard({ allow: ['127.0.0.1/32'] }) }, { pollSeconds: 0.2, sweepSeconds: 0 });
+    try {
+      const key = (await createApiKey(ctx, 'umbrella')).key;
+      const cs = await call(rest, key, 'POST', '/v1/webhooks/callback-secret');
+      secrets.set('/swept', cs.body.secret);
+      const sub = await call(rest, key, 'POST', '/v1/jobs', { model: 'lenet-300-100', dataset: 'builtin:mnist', rounds: 1, iterations: 2, callbackUrl: `${base}/swept` });
+      assert.equal(sub.status, 201, JSON.stringify(sub.body));
+      assert.equal((await call(rest, key, 'POST', `/v1/jobs/${sub.body.id}/cancel`)).status, 200);
+      // A dispatcher takes the dispatch and dies before it claims the row; pg-boss ends the entry (expiry).
+      const [taken] = await ctx.boss.fetch<QueuedDeliveryData>(WEBHOOK_QUEUE, { batchSize: 10 });
+      assert.ok(taken, 'the cancel enqueued a dispatch');
+      await ctx.boss.complete(WEBHOOK_QUEUE, taken.id);
+      assert.equal(await redispatchLostDeliveries(ctx.prisma, 0), 1);
+      assert.equal(await redispatchLostDeliveries(ctx.prisma, 0), 0, 'a live dispatch is left alone');
+      dispatcher.start();
+      await until(async () => {
+        const items = (await call(rest, key, 'GET', `/v1/webhooks/deliveries?jobId=${sub.body.id}&status=delivered`)).body.items;
+        return items.length === 1;
+      }, 20_000, 'the swept delivery to be delivered');
+      const hits = received.filter((r) => r.path === '/swept');
+      assert.equal(hits.length, 1);
+      assert.equal(hits[0]!.type, 'job.cancelled');
+      assert.ok(hits[0]!.verified);
     } finally {
       await dispatcher.stop();
       await rest.stop(200);
