@@ -1,5 +1,5 @@
-// pg-boss setup: the one queue compression jobs travel through and its
-// settings. Its SQL (a dispatch written inside the caller's Prisma
+// pg-boss setup: the queue compression jobs travel through, the one webhook
+// deliveries travel through (queue/webhooks.ts), and their settings. Its SQL (a dispatch written inside the caller's Prisma
 // transaction, so a job row and its queue entry appear together or not at
 // all) is store/dispatch.ts's; the queue name and enqueueInTx are re-exported here
 // for the worker and the tests.
@@ -14,6 +14,7 @@
 import PgBoss from 'pg-boss';
 import { childLogger } from '../runtime/logger.js';
 import { BOSS_SCHEMA, JOB_QUEUE } from '../store/dispatch.js';
+import { WEBHOOK_QUEUE } from '../store/webhooks.js';
 import { isDatabaseUnavailable } from '../store/unavailable.js';
 
 const log = childLogger({ module: 'queue' });
@@ -42,7 +43,20 @@ export interface BossOptions {
   maintenanceIntervalSeconds?: number;
 }
 
-/** Starts pg-boss (creating or upgrading its `pgboss` schema) and the job queue. */
+/**
+ * The webhook queue's settings. A delivery's own retries are ours (a new
+ * delayed dispatch per attempt, queue/webhooks.ts); pg-boss retries only a
+ * handler that threw (the database away), and expiry frees a dispatch whose
+ * dispatcher died mid-attempt.
+ */
+export const WEBHOOK_QUEUE_SETTINGS: QueueSettings = Object.freeze({
+  expireInSeconds: 5 * 60,
+  retryLimit: 10,
+  retryDelay: 5,
+  retryBackoff: true,
+});
+
+/** Starts pg-boss (creating or upgrading its `pgboss` schema), the job queue and the webhook queue. */
 export async function startBoss(url: string, opts: BossOptions = {}): Promise<PgBoss> {
   const boss = new PgBoss({
     connectionString: url,
@@ -66,6 +80,8 @@ export async function startBoss(url: string, opts: BossOptions = {}): Promise<Pg
   await boss.createQueue(JOB_QUEUE, { name: JOB_QUEUE, ...settings });
   // createQueue keeps an existing queue's settings; apply the current ones.
   await boss.updateQueue(JOB_QUEUE, { name: JOB_QUEUE, ...settings });
+  await boss.createQueue(WEBHOOK_QUEUE, { name: WEBHOOK_QUEUE, ...WEBHOOK_QUEUE_SETTINGS });
+  await boss.updateQueue(WEBHOOK_QUEUE, { name: WEBHOOK_QUEUE, ...WEBHOOK_QUEUE_SETTINGS });
   return boss;
 }
 

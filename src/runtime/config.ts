@@ -82,6 +82,14 @@ const EnvSchema = z.object({
   TICKETSMITH_FILE_ROOTS: z.string().default(''),
   /** Internal hosts and CIDR ranges the outbound guard lets tenant URLs reach (comma-separated). */
   TICKETSMITH_OUTBOUND_ALLOW: z.string().default(''),
+  /** Webhook attempts per delivery before it is marked failed. */
+  TICKETSMITH_WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
+  /** Wait before the first webhook retry; doubled each time (fractions allowed: tests use milliseconds). */
+  TICKETSMITH_WEBHOOK_RETRY_SECONDS: z.coerce.number().min(0.001).default(1),
+  /** The longest wait between two webhook attempts. */
+  TICKETSMITH_WEBHOOK_RETRY_MAX_SECONDS: z.coerce.number().min(0.001).default(300),
+  /** A webhook receiver that has not answered in this long counts as a failed attempt. */
+  TICKETSMITH_WEBHOOK_TIMEOUT_SECONDS: z.coerce.number().positive().max(300).default(10),
   /** Finished jobs older than this many days are deleted (fractions allowed); 0 keeps them forever. */
   TICKETSMITH_RETENTION_DAYS: z.coerce.number().min(0).default(0),
   /** How often each worker runs the storage pass (retention, then unreferenced blobs). */
@@ -184,6 +192,8 @@ export interface Config {
   fileRoots: string[];
   /** TICKETSMITH_OUTBOUND_ALLOW entries (host names, CIDRs), checked at load. */
   outboundAllow: string[];
+  /** Webhook delivery: attempts, the doubling retry wait and its cap, the receiver's time to answer. */
+  webhooks: WebhookSettings;
   storage: {
     /** 0: keep finished jobs forever. */
     retentionDays: number;
@@ -198,6 +208,13 @@ export interface Config {
   limits: Limits;
   /** Where this process kills itself (crash tests); null in normal operation. */
   faultPoint: FaultPoint | null;
+}
+
+export interface WebhookSettings {
+  maxAttempts: number;
+  retrySeconds: number;
+  retryMaxSeconds: number;
+  timeoutSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -299,6 +316,12 @@ export function loadConfig(env: Env = process.env): Config {
     uploadThreads: e.TICKETSMITH_UPLOAD_THREADS,
     fileRoots,
     outboundAllow,
+    webhooks: {
+      maxAttempts: e.TICKETSMITH_WEBHOOK_MAX_ATTEMPTS,
+      retrySeconds: e.TICKETSMITH_WEBHOOK_RETRY_SECONDS,
+      retryMaxSeconds: e.TICKETSMITH_WEBHOOK_RETRY_MAX_SECONDS,
+      timeoutSeconds: e.TICKETSMITH_WEBHOOK_TIMEOUT_SECONDS,
+    },
     storage: { retentionDays: e.TICKETSMITH_RETENTION_DAYS, sweepSeconds: e.TICKETSMITH_STORAGE_SWEEP_SECONDS },
     modelLimits: {
       maxParams: e.TICKETSMITH_MAX_MODEL_PARAMS,

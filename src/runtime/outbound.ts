@@ -12,6 +12,10 @@
 // hop is checked again. Every refusal is one message that reveals nothing
 // about the target: not whether it resolved, nor what answered.
 //
+// Webhook deliveries POST through the same guard with `redirect: 'manual'`:
+// a redirect answer is returned as it is (and counts as a failed attempt), so
+// a receiver cannot bounce a signed body to another host.
+//
 // What it does not do: it does not bound body sizes (the reader does) and
 // sends no credentials of its own.
 import { lookup as dnsLookup } from 'node:dns/promises';
@@ -276,9 +280,14 @@ export interface CheckedTarget {
 export interface GuardedInit {
   signal?: AbortSignal;
   headers?: ConstructorParameters<typeof Headers>[0];
+  /** GET (default) or POST with `body`. */
+  method?: 'GET' | 'POST';
+  body?: string | Uint8Array<ArrayBuffer>;
+  /** 'manual': a redirect answer is returned as it is, not followed (default 'follow'). */
+  redirect?: 'follow' | 'manual';
 }
 
-/** What guardedFetch looks like: fetch(url, { signal, headers }) for GET requests. */
+/** What guardedFetch looks like: fetch(url, { signal, headers, method, body, redirect }). */
 export type GuardedFetch = (url: string, init?: GuardedInit) => Promise<Response>;
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
@@ -340,17 +349,20 @@ export class OutboundGuard {
     return { url, address: first.address, family: first.family === 6 ? 6 : 4 };
   }
 
-  /** fetch(url, { signal, headers }) through the guard: GET, redirects re-checked, connections pinned. */
+  /** fetch(url, init) through the guard: redirects re-checked (or not followed), connections pinned. */
   readonly fetch: GuardedFetch = async (input, init = {}) => {
     const { signal } = init;
     const headers = new Headers(init.headers);
+    const body = init.body === undefined ? undefined : typeof init.body === 'string' ? Buffer.from(init.body) : init.body;
+    if (body !== undefined) headers.set('content-length', String(body.byteLength));
     let url = new URL(input);
     for (let hop = 0; ; hop++) {
       signal?.throwIfAborted();
       const target = await this.check(url, signal);
-      const res = await this.request(target, headers, signal);
+      const res = await this.request(target, headers, signal, init.method ?? 'GET', body);
       const location = res.headers.location;
-      if (!REDIRECTS.has(res.statusCode ?? 0) || location === undefined) return toResponse(res, target.url);
+      // A POST is never followed: its body must not travel on to another target.
+      if (init.redirect === 'manual' || init.method === 'POST' || !REDIRECTS.has(res.statusCode ?? 0) || location === undefined) return toResponse(res, target.url);
       res.resume();
       if (hop >= this.maxRedirects) throw new TypeError(`too many redirects (at most ${this.maxRedirects})`);
       let next: URL;
@@ -364,7 +376,7 @@ export class OutboundGuard {
     }
   };
 
-  private request(target: CheckedTarget, headers: Headers, signal?: AbortSignal): Promise<http.IncomingMessage> {
+  private request(target: CheckedTarget, headers: Headers, signal: AbortSignal | undefined, method: 'GET' | 'POST', body?: Uint8Array): Promise<http.IncomingMessage> {
     const { url } = target;
     const mod = url.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
@@ -375,7 +387,7 @@ export class OutboundGuard {
         hostname: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname,
         port: url.port === '' ? undefined : Number(url.port),
         path: `${url.pathname}${url.search}`,
-        method: 'GET',
+        method,
         headers: Object.fromEntries(headers),
         lookup: pinnedLookup(target.address, target.family),
         // No pooled sockets: one connected to an earlier check's address must not be reused.
@@ -392,7 +404,7 @@ export class OutboundGuard {
         res.on('error', () => {});
         resolve(res);
       });
-      req.end();
+      req.end(body);
     });
   }
 }

@@ -10,8 +10,9 @@ import { childLogger } from '../runtime/logger.js';
 import { startDatabase, type DatabaseHandle, type StartDatabaseOptions } from '../runtime/postgres.js';
 import { startBoss, type BossOptions } from '../queue/boss.js';
 import { JobWorker, type EngineRunner, type WorkerOptions } from '../queue/worker.js';
+import { WebhookDispatcher, type WebhookOptions } from '../queue/webhooks.js';
 import { faultsFor } from '../runtime/faults.js';
-import { tenantDataAccess } from './data-access.js';
+import { outboundGuard, tenantDataAccess } from './data-access.js';
 import { guardBlobs, LocalBlobStore, type BlobStore } from '../store/blobs.js';
 import { closePrisma, createPrisma, type PrismaClient } from '../store/db.js';
 import { migrate } from '../store/migrate.js';
@@ -38,12 +39,19 @@ export interface OpenServiceOptions {
   boss?: BossOptions;
   /** Blob store other than the one config chooses (tests: a store that fails on purpose). */
   blobs?: BlobStore;
+  /**
+   * The webhook dispatcher beside the in-process worker (on whenever a worker
+   * runs; settings from config, these on top), or false for none.
+   */
+  webhooks?: WebhookOptions | false;
 }
 
 export interface ServiceRuntime {
   ctx: ServiceContext;
   db: DatabaseHandle;
   worker: JobWorker | null;
+  /** Sends webhook deliveries; runs with the worker. */
+  webhooks: WebhookDispatcher | null;
   /** Stops worker (its jobs go back to the queue), queue, connections, then an embedded database. */
   stop(): Promise<void>;
 }
@@ -111,9 +119,19 @@ export async function openService(opts: OpenServiceOptions = {}): Promise<Servic
       const w = worker;
       cleanups.push(() => w.stop());
     }
+    let webhooks: WebhookDispatcher | null = null;
+    if (opts.worker && opts.webhooks !== false) {
+      webhooks = new WebhookDispatcher(
+        { prisma, boss, notifier, guard: outboundGuard(config) },
+        { ...config.webhooks, pollSeconds: config.worker.pollSeconds, ...opts.webhooks },
+      );
+      webhooks.start();
+      const d = webhooks;
+      cleanups.push(() => d.stop());
+    }
     log.info({ embedded: db.embedded, blobs: blobs.location, worker: worker?.id ?? null }, 'service ready');
     let stopping: Promise<void> | null = null;
-    return { ctx, db, worker, stop: () => (stopping ??= unwind()) };
+    return { ctx, db, worker, webhooks, stop: () => (stopping ??= unwind()) };
   } catch (e) {
     await unwind();
     throw e;

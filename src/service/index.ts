@@ -8,7 +8,21 @@ export { uploadModel, getModel, listModels, MODEL_REF, type ModelUpload } from '
 export { withUploadSlot, uploadsInProgress } from './upload-gate.js';
 export { registerDataset, getDataset, listDatasets, DATASET_REF } from './datasets.js';
 export { uploadDataset, UPLOAD_REF, type DatasetUpload } from './dataset-uploads.js';
-export { submitJob, getJob, listJobs, listRounds, cancelJob, type ListJobsQuery, type SubmitResult } from './jobs.js';
+export { submitJob, getJob, listJobs, listRounds, cancelJob, type ListJobsQuery, type SubmitOptions, type SubmitResult } from './jobs.js';
+export {
+  createWebhook,
+  listWebhooks,
+  deleteWebhook,
+  listDeliveries,
+  rotateCallbackSecret,
+  WEBHOOK_EVENTS,
+  DELIVERY_STATES,
+  WebhookEndpointSchema,
+  WebhookDeliverySchema,
+  CallbackSecretSchema,
+  type WebhookEndpointDto,
+  type WebhookDeliveryDto,
+} from './webhooks.js';
 export { getJobPlot, PLOT_NAMES, type PlotName } from './plots.js';
 export { deleteModel, deleteDataset, deleteJob } from './deletion.js';
 export { checkRateLimit, RateLimitedError } from './limits.js';

@@ -2,7 +2,7 @@
 // queue entry and first event in one SQL statement), read, list (newest first, keyset cursor),
 // rounds, cancel. A tenant only ever sees its own jobs: another tenant's id is
 // NOT_FOUND, exactly like an id that does not exist.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { resolveSpec, runName, specHash, type RunSpec } from '../engine/spec.js';
 import { inTransaction } from '../store/db.js';
 import { JOB_QUEUE } from '../store/dispatch.js';
@@ -18,6 +18,12 @@ import { decodeCursor, encodeCursor, isUuid, pageLimit } from './ids.js';
 import { checkJobCost, checkStorageQuota, requireModelAndDataset } from './limits.js';
 import { resolveJobModel } from './models.js';
 import { countTenantJobs, lockTenant } from '../store/limits.js';
+import { resolveCallbackUrl } from './webhooks.js';
+
+export interface SubmitOptions {
+  /** Where the job's webhook events are POSTed (`callbackUrl` beside the spec; not a run-spec field). */
+  callbackUrl?: unknown;
+}
 
 export interface SubmitResult {
   job: JobDto;
@@ -52,7 +58,7 @@ async function resolveRefs(ctx: ServiceContext, tenant: string, spec: RunSpec): 
  * `model` is a zoo name or `model:<id>` and whose `dataset` is a reference or
  * `dataset:<id>`. Everything is validated before anything is queued.
  */
-export async function submitJob(ctx: ServiceContext, tenant: string, body: unknown, idempotencyKey?: string | null): Promise<SubmitResult> {
+export async function submitJob(ctx: ServiceContext, tenant: string, body: unknown, idempotencyKey?: string | null, opts: SubmitOptions = {}): Promise<SubmitResult> {
   if (idempotencyKey !== undefined && idempotencyKey !== null && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
     throw invalid('idempotencyKey', 'Idempotency-Key: 1-255 printable ASCII characters');
   }
@@ -66,7 +72,10 @@ export async function submitJob(ctx: ServiceContext, tenant: string, body: unkno
   // After the schema, so a malformed field is named first; before the defaults could stand in for them.
   requireModelAndDataset(body);
   checkJobCost(spec, ctx.config.limits.maxJobExamples);
-  const requestHash = specHash(spec);
+  const callbackUrl = await resolveCallbackUrl(ctx, tenant, opts.callbackUrl);
+  const hash = specHash(spec);
+  // A retry must name the same callback; without one the hash is the spec's, as before.
+  const requestHash = callbackUrl === null ? hash : createHash('sha256').update(`${hash}\n${callbackUrl}`).digest('hex');
   let refs: { modelId: string | null; datasetId: string | null };
   try {
     refs = await resolveRefs(ctx, tenant, spec);
@@ -85,7 +94,9 @@ export async function submitJob(ctx: ServiceContext, tenant: string, body: unkno
       dispatchId: randomUUID(),
       tenant,
       spec,
-      specHash: requestHash,
+      specHash: hash,
+      requestHash,
+      callbackUrl,
       runName: name,
       idempotencyKey: key,
       modelId: refs.modelId,

@@ -50,16 +50,25 @@ export async function enqueueInTx(boss: PgBoss, tx: Prisma.TransactionClient, jo
  * recheck against pg-boss's `insertJob` plan when upgrading.
  */
 export function insertDispatchSql(source: string): string {
+  return insertQueueSql(JOB_QUEUE, `(SELECT s0.dispatch_id, jsonb_build_object('jobId', s0.job_id::text) AS data, now() AS start_after FROM ${source} s0)`);
+}
+
+/**
+ * The same INSERT for any queue of ours: one pg-boss job per row of `source`
+ * (columns `dispatch_id` uuid, `data` jsonb, `start_after` timestamptz).
+ * Nothing is inserted while `queue` does not exist.
+ */
+export function insertQueueSql(queue: string, source: string): string {
   return `INSERT INTO ${BOSS_SCHEMA}.job (id, name, data, priority, start_after, singleton_key, singleton_on, dead_letter,
       expire_in, keep_until, retry_limit, retry_delay, retry_backoff, policy)
-    SELECT s.dispatch_id, q.name, jsonb_build_object('jobId', s.job_id::text), 0, now(), NULL, NULL, q.dead_letter,
+    SELECT s.dispatch_id, q.name, s.data, 0, s.start_after, NULL, NULL, q.dead_letter,
       COALESCE(q.expire_seconds * interval '1s', interval '15 minutes'),
-      now() + CAST(COALESCE((q.retention_minutes * 60)::text, '14 days') AS interval),
+      s.start_after + CAST(COALESCE((q.retention_minutes * 60)::text, '14 days') AS interval),
       COALESCE(q.retry_limit, 2),
       CASE WHEN COALESCE(q.retry_backoff, false) THEN GREATEST(q.retry_delay, 1) ELSE COALESCE(q.retry_delay, 0) END,
       COALESCE(q.retry_backoff, false),
       q.policy
-    FROM ${source} s JOIN ${BOSS_SCHEMA}.queue q ON q.name = '${JOB_QUEUE}'
+    FROM ${source} s JOIN ${BOSS_SCHEMA}.queue q ON q.name = '${queue}'
     RETURNING id`;
 }
 

@@ -20,8 +20,12 @@ export interface NewJob {
   dispatchId: string;
   tenant: string;
   spec: unknown;
-  /** The spec's hash, stored as both spec_hash and request_hash. */
+  /** The spec's hash. */
   specHash: string;
+  /** What tells a retried request from a reused Idempotency-Key: the spec's hash, with the callback URL when there is one. */
+  requestHash: string;
+  /** Where the job's webhook events go (checked by the caller); null for none. */
+  callbackUrl: string | null;
   runName: string;
   idempotencyKey: string | null;
   modelId: string | null;
@@ -43,15 +47,16 @@ export interface NewJob {
  * the queue exists, so the dispatch (which joins the queue row) cannot be
  * missing. It returns the id only: the row is read back through Prisma in the
  * same transaction, so no column list restates the schema.
- *   $1 job id, $2 dispatch id, $3 tenant, $4 spec, $5 spec hash (= request hash),
- *   $6 run name, $7 Idempotency-Key, $8 model id, $9 dataset id, $10 event payload
+ *   $1 job id, $2 dispatch id, $3 tenant, $4 spec, $5 spec hash,
+ *   $6 run name, $7 Idempotency-Key, $8 model id, $9 dataset id, $10 event payload,
+ *   $11 callback URL, $12 request hash
  */
 const SUBMIT_SQL: SqlStatement = {
   name: 'ticketsmith-submit-job',
   text: `
 WITH inserted AS (
-  INSERT INTO job (id, tenant, spec, spec_hash, run_name, idempotency_key, request_hash, model_id, dataset_id, queue_job_id)
-  SELECT $1::uuid, $3, $4::jsonb, $5, $6, $7, $5, $8::uuid, $9::uuid, $2::uuid
+  INSERT INTO job (id, tenant, spec, spec_hash, run_name, idempotency_key, request_hash, model_id, dataset_id, queue_job_id, callback_url)
+  SELECT $1::uuid, $3, $4::jsonb, $5, $6, $7, $12, $8::uuid, $9::uuid, $2::uuid, $11
   WHERE EXISTS (SELECT 1 FROM ${BOSS_SCHEMA}.queue WHERE name = '${JOB_QUEUE}')
   ON CONFLICT (tenant, idempotency_key) DO NOTHING
   RETURNING *
@@ -86,6 +91,8 @@ export async function insertJob(tx: Prisma.TransactionClient, job: NewJob): Prom
     job.modelId,
     job.datasetId,
     JSON.stringify(job.firstEvent),
+    job.callbackUrl,
+    job.requestHash,
   );
   const hit = rows[0];
   if (!hit) return null;

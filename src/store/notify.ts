@@ -15,6 +15,8 @@ export const CHANNELS = Object.freeze({
   cancel: 'ticketsmith_cancel',
   /** Payload: job id. Sent when a job is (re)queued. */
   jobs: 'ticketsmith_jobs',
+  /** No payload. Sent when webhook deliveries are enqueued (store/webhooks.ts). */
+  webhooks: 'ticketsmith_webhooks',
 });
 export type Channel = (typeof CHANNELS)[keyof typeof CHANNELS];
 

@@ -19,11 +19,11 @@ import { HttpMetrics } from '../../src/api/rest/metrics.js';
 import { startRestServer, type RestServer } from '../../src/api/rest/index.js';
 import { compressionService, ERROR_CODE_KEY, messageFields } from '../../src/api/grpc/proto.js';
 import { startGrpcServer, type GrpcServerHandle } from '../../src/api/grpc/server.js';
-import { createApiKey, getJob, listArtifacts, registerDataset, revokeApiKey, submitJob, uploadModel, type ServiceRuntime } from '../../src/service/index.js';
+import { createApiKey, createWebhook, getJob, listArtifacts, registerDataset, revokeApiKey, submitJob, uploadModel, type ServiceRuntime } from '../../src/service/index.js';
 import { makeTestEngine } from '../integration/fixtures/test-engine.js';
 import { startTestDb, until, uploadFiles, type TestDb } from '../integration/fixtures/harness.js';
 
-type Kind = 'job' | 'model' | 'dataset' | 'artifact';
+type Kind = 'job' | 'model' | 'dataset' | 'artifact' | 'webhook';
 
 /**
  * How to call each REST operation: which kind of id sits in its `:id`, in
@@ -57,6 +57,12 @@ const REST: Record<string, { path?: Kind; fixed?: Record<string, string>; query?
   listArtifacts: { query: { jobId: 'job', modelId: 'model' } },
   downloadArtifact: { path: 'artifact' },
   downloadTicket: { path: 'job' },
+  // Webhooks (issue 13): the endpoint body is a loopback URL the matrix's allow list admits (never dialled for B).
+  rotateCallbackSecret: {},
+  createWebhook: { body: () => ({ url: 'http://127.0.0.1:9/hook' }) },
+  listWebhooks: {},
+  listWebhookDeliveries: { query: { jobId: 'job' } },
+  deleteWebhook: { path: 'webhook' },
 };
 
 /** The same for gRPC methods: request fields holding ids, and a request builder. */
@@ -86,10 +92,11 @@ let rest: RestServer;
 let grpcServer: GrpcServerHandle;
 let address: string;
 const keys = { a: '', b: '', revoked: '' };
-const owned: Record<Kind, string> = { job: '', model: '', dataset: '', artifact: '' };
+const owned: Record<Kind, string> = { job: '', model: '', dataset: '', artifact: '', webhook: '' };
 
 before(async () => {
-  t = await startTestDb();
+  // Loopback allowed, so tenant A can register a webhook endpoint without any public address in the test.
+  t = await startTestDb({ TICKETSMITH_OUTBOUND_ALLOW: '127.0.0.1/32' });
   rt = await t.open({ worker: { heartbeatSeconds: 0.5, pollSeconds: 0.2, progressIntervalMs: 100 }, runner: makeTestEngine({ stepMs: 1 }) });
   rest = await startRestServer(rt, { host: '127.0.0.1', port: 0, sseHeartbeatMs: 300 });
   grpcServer = await startGrpcServer(rt, { host: '127.0.0.1', port: 0 });
@@ -106,6 +113,8 @@ before(async () => {
   owned.job = (await submitJob(rt.ctx, 'acme', { model: 'lenet-300-100', dataset: 'builtin:mnist', rounds: 1, iterations: 2 })).job.id;
   await until(async () => (await getJob(rt.ctx, 'acme', owned.job)).status === 'succeeded', 20_000, "tenant A's job");
   owned.artifact = (await listArtifacts(rt.ctx, 'acme', { jobId: owned.job }))[0]!.id;
+  // Registered after A's job ended: no delivery is ever attempted.
+  owned.webhook = (await createWebhook(rt.ctx, 'acme', { url: 'http://127.0.0.1:9/hook' })).id;
 
   // The revoked key worked once (so any cache has seen it) before it was revoked.
   const ok = await fetch(`${rest.url}/v1/jobs`, { headers: { authorization: `Bearer ${revoked.key}` } });

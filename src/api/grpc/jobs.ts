@@ -71,7 +71,9 @@ export function jobHandlers(ctx: ServiceContext, closing?: AbortSignal): grpc.Un
     SubmitJob: unary<SubmitJobRequest, SubmitJobResponse>(ctx, 'SubmitJob', async (req, tenant) => {
       const { body, topLevel } = submitBody(req);
       try {
-        const { job, created } = await submitJob(ctx, tenant, body, req.idempotencyKey === '' ? null : req.idempotencyKey);
+        const { job, created } = await submitJob(ctx, tenant, body, req.idempotencyKey === '' ? null : req.idempotencyKey, {
+          callbackUrl: req.callbackUrl === '' ? undefined : req.callbackUrl,
+        });
         return { job: jobToProto(job), created };
       } catch (e) {
         throw specPath(e, topLevel);

@@ -181,6 +181,7 @@ export interface SubmitJobRequest {
   dataset: string;
   spec: RunSpecMessage | null;
   idempotencyKey: string;
+  callbackUrl: string;
 }
 
 export interface SubmitJobResponse {

@@ -19,6 +19,7 @@ import { artifactRoutes } from './routes/artifacts.js';
 import { eventRoutes } from './routes/events.js';
 import { jobRoutes } from './routes/jobs.js';
 import { modelRoutes } from './routes/models.js';
+import { webhookRoutes } from './routes/webhooks.js';
 
 const log = childLogger({ module: 'rest' });
 
@@ -127,6 +128,7 @@ export function restRoutes(rt: ServiceRuntime, metrics: HttpMetrics, opts: RestO
     ...jobRoutes,
     ...eventRoutes({ heartbeatMs: opts.sseHeartbeatMs ?? 15_000, closing: opts.closing }),
     ...artifactRoutes,
+    ...webhookRoutes,
   );
   return all;
 }

@@ -15,8 +15,12 @@ import {
   JobSchema,
   ModelSchema,
   RoundSchema,
+  WebhookDeliverySchema,
+  WebhookEndpointSchema,
+  CallbackSecretSchema,
   type ErrorCode,
 } from '../../service/index.js';
+import { CREATE_WEBHOOK_SCHEMA } from './routes/webhooks.js';
 import { itemsOf, ref, type JsonSchema, type ParamDoc, type RouteDef } from './route.js';
 
 type Doc = Record<string, unknown>;
@@ -32,6 +36,13 @@ function runSpecSchema(): JsonSchema {
   return { ...RUN_SPEC_JSON_SCHEMA, properties: Object.fromEntries(RUN_SPEC_FIELDS.map((f) => [f.name, f.jsonSchema])) };
 }
 
+/** A job's webhook target, beside the spec (not a run-spec field: run names do not change). */
+const CALLBACK_URL: JsonSchema = {
+  type: 'string',
+  format: 'uri',
+  description: "Where this job's events (round.committed, job.succeeded, job.failed, job.cancelled) are POSTed, signed with the tenant's callback secret (POST /v1/webhooks/callback-secret first). Its host must resolve only to public addresses unless the operator allows it",
+};
+
 /** The submit body: the run spec's fields, with the two references described as the service takes them. */
 function submitSchema(): JsonSchema {
   const spec = runSpecSchema();
@@ -41,11 +52,11 @@ function submitSchema(): JsonSchema {
   const { default: _d, ...dataset } = props.dataset as JsonSchema;
   props.model = { ...model, description: 'Required. A zoo model name (lenet-300-100, lenet-N-M, conv-2/4/6, vgg-11/16, resnet-20), `model:<id>` or the bare id of an uploaded model' };
   props.dataset = { ...dataset, description: 'Required. A dataset reference (builtin:mnist, builtin:fashion-mnist, builtin:cifar10, http(s)://…), `dataset:<id>` or the bare id of a registered one' };
-  const flat = { ...spec, properties: props, required: [...((spec.required as string[] | undefined) ?? []), 'model', 'dataset'], description: 'The run spec, flat' };
+  const flat = { ...spec, properties: { ...props, callbackUrl: CALLBACK_URL }, required: [...((spec.required as string[] | undefined) ?? []), 'model', 'dataset'], description: 'The run spec, flat' };
   const nested = {
     type: 'object',
     description: 'The same, with the run-spec fields under `spec` (model and dataset beside it or inside it)',
-    properties: { model: props.model, dataset: props.dataset, spec: { ...spec, description: 'Run-spec fields' } },
+    properties: { model: props.model, dataset: props.dataset, callbackUrl: CALLBACK_URL, spec: { ...spec, description: 'Run-spec fields' } },
     required: ['spec'],
     additionalProperties: false,
   };
@@ -70,6 +81,10 @@ export function components(): Record<string, JsonSchema> {
     Model: schemaOf(ModelSchema, 'output'),
     Dataset: schemaOf(DatasetSchema, 'output'),
     ApiKey: schemaOf(ApiKeySchema, 'output'),
+    WebhookEndpoint: schemaOf(WebhookEndpointSchema, 'output'),
+    WebhookDelivery: schemaOf(WebhookDeliverySchema, 'output'),
+    CallbackSecret: schemaOf(CallbackSecretSchema, 'output'),
+    CreateWebhookRequest: CREATE_WEBHOOK_SCHEMA,
     Error: {
       type: 'object',
       properties: {
@@ -140,7 +155,7 @@ export function buildOpenApi(routes: RouteDef[], info: { version: string; server
     },
     ...(info.serverUrl ? { servers: [{ url: info.serverUrl }] } : {}),
     security: [{ bearer: [] }, { apiKey: [] }],
-    tags: [{ name: 'models' }, { name: 'datasets' }, { name: 'jobs' }, { name: 'artifacts' }, { name: 'operations' }],
+    tags: [{ name: 'models' }, { name: 'datasets' }, { name: 'jobs' }, { name: 'artifacts' }, { name: 'webhooks' }, { name: 'operations' }],
     paths,
     components: {
       securitySchemes: {

@@ -8,7 +8,7 @@ const jobId = { name: 'id', description: 'Job id', schema: { type: 'string', for
 
 const MODEL_PREFIX = 'model:';
 const DATASET_PREFIX = 'dataset:';
-const TOP_LEVEL = new Set(['model', 'dataset', 'idempotencyKey', 'body']);
+const TOP_LEVEL = new Set(['model', 'dataset', 'idempotencyKey', 'body', 'callbackUrl']);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type Json = Record<string, unknown>;
@@ -18,24 +18,27 @@ const isObject = (x: unknown): x is Json => typeof x === 'object' && x !== null 
  * The request body in the service's flat form. Clients may also send
  * `{ model, dataset, spec: {...} }` and bare ids for uploaded models or
  * registered datasets; both are spelled the service's way here. Returns the
- * prefix for error fields that came from the nested `spec`.
+ * prefix for error fields that came from the nested `spec`, and the
+ * top-level `callbackUrl` (not a run-spec field) apart.
  */
-function submitBody(body: unknown): { flat: Json; specPrefix: string } {
-  if (!isObject(body)) throw invalid('body', 'body: expected a JSON object (Content-Type: application/json)');
+function submitBody(raw: unknown): { flat: Json; specPrefix: string; callbackUrl: unknown } {
+  if (!isObject(raw)) throw invalid('body', 'body: expected a JSON object (Content-Type: application/json)');
+  const { callbackUrl, ...body } = raw;
   let flat: Json = body;
   let specPrefix = '';
   if ('spec' in body) {
     const { spec, ...top } = body;
     if (!isObject(spec)) throw invalid('spec', 'spec: expected an object of run-spec fields');
+    if ('callbackUrl' in spec) throw invalid('spec.callbackUrl', "spec.callbackUrl: callbackUrl sits beside 'spec', not in it");
     for (const k of Object.keys(top)) {
-      if (k !== 'model' && k !== 'dataset') throw invalid(k, `${k}: with 'spec', only 'model' and 'dataset' sit beside it`);
+      if (k !== 'model' && k !== 'dataset') throw invalid(k, `${k}: with 'spec', only 'model', 'dataset' and 'callbackUrl' sit beside it`);
     }
     flat = { ...spec, ...top };
     specPrefix = 'spec.';
   }
   if (typeof flat.model === 'string' && UUID.test(flat.model)) flat = { ...flat, model: MODEL_PREFIX + flat.model };
   if (typeof flat.dataset === 'string' && UUID.test(flat.dataset)) flat = { ...flat, dataset: DATASET_PREFIX + flat.dataset };
-  return { flat, specPrefix };
+  return { flat, specPrefix, callbackUrl };
 }
 
 function nextLink(req: Request, cursor: string): string {
@@ -61,12 +64,12 @@ export const jobRoutes: RouteDef[] = [
       201: { description: 'Queued', content: { 'application/json': ref('Job') }, headers: { Location: 'The job URL' } },
       200: { description: 'Replay of an earlier submission with this Idempotency-Key', content: { 'application/json': ref('Job') }, headers: { 'Idempotent-Replayed': 'true' } },
     },
-    errors: ['INVALID_ARGUMENT', 'NOT_FOUND', 'IDEMPOTENCY_KEY_REUSED', 'PAYLOAD_TOO_LARGE', 'QUOTA_EXCEEDED', ...COMMON_ERRORS],
+    errors: ['INVALID_ARGUMENT', 'NOT_FOUND', 'FAILED_PRECONDITION', 'IDEMPOTENCY_KEY_REUSED', 'PAYLOAD_TOO_LARGE', 'QUOTA_EXCEEDED', ...COMMON_ERRORS],
     async handler(req, res, { ctx, tenant }) {
-      const { flat, specPrefix } = submitBody(req.body);
+      const { flat, specPrefix, callbackUrl } = submitBody(req.body);
       let result;
       try {
-        result = await submitJob(ctx, tenant, flat, req.get('idempotency-key') ?? null);
+        result = await submitJob(ctx, tenant, flat, req.get('idempotency-key') ?? null, { callbackUrl });
       } catch (e) {
         // Point a nested client at the field it actually sent: `spec.rounds`, not `rounds`.
         if (specPrefix && e instanceof ServiceError && e.field && !TOP_LEVEL.has(e.field)) {
