@@ -5,8 +5,7 @@
 import { parseArgs } from 'node:util';
 import { installCrashGuard } from '../runtime/crash-guard.js';
 import { childLogger } from '../runtime/logger.js';
-import { registerJobSource } from '../runtime/metrics.js';
-import { startMetricsServer } from '../runtime/metrics-server.js';
+import type { MetricsServer } from '../runtime/metrics-server.js';
 import { jobGauges, openService, stopOnSignals } from '../service/index.js';
 
 export const workerUsage = () => `usage: ticketsmith worker [flags]
@@ -38,8 +37,10 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const rt = await openService({ worker: { ...(concurrency ? { concurrency } : {}), ...(values.id ? { id: values.id } : {}) } });
   process.stdout.write(`worker ${rt.worker?.id ?? '?'} running on ${rt.db.embedded ? 'the embedded PostgreSQL' : 'DATABASE_URL'}; Ctrl-C stops it.\n`);
   const { host, port } = rt.ctx.config.workerMetrics;
-  let metrics: Awaited<ReturnType<typeof startMetricsServer>> | null = null;
+  let metrics: MetricsServer | null = null;
   if (port !== 0) {
+    // Loaded here, not at the top: the CLI's other verbs should not pay for prom-client.
+    const [{ registerJobSource }, { startMetricsServer }] = await Promise.all([import('../runtime/metrics.js'), import('../runtime/metrics-server.js')]);
     registerJobSource(() => jobGauges(rt.ctx));
     try {
       metrics = await startMetricsServer({ host, port, healthy: () => rt.db.health?.().state !== 'failed' });

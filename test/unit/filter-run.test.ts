@@ -21,6 +21,7 @@ import { countParams } from '../../src/engine/models/inspect.js';
 import { mulberry32 } from '../../src/engine/rng.js';
 import { RunCancelled } from '../../src/engine/training/train.js';
 import type { Dataset, Split } from '../../src/engine/types.js';
+import { seriesPoints } from '../fixtures/svg-points.js';
 
 before(async () => {
   await initBackend();
@@ -185,6 +186,11 @@ describe('runFilterPruning', () => {
       assert.equal(r1!.filter!.filtersKept.stem, r1!.filter!.filtersKept.b, 'coupled layers keep the same channels');
       assert.ok(result.artifacts['sensitivity.svg']!.length > 100, "result.artifacts['sensitivity.svg']!.length > 100");
       assert.ok((await readdir(join(dir, 'run', 'round_0'))).includes('sensitivity.svg'), "(await readdir(join(dir, 'run', 'round_0'))).includes('sensitivity.svg')");
+      // The job's plots (engine/report/job-plots.ts) are in the result: one sensitivity line per group, the layers' density bars.
+      assert.deepEqual((await readdir(join(dir, 'run', 'result', 'plots'))).sort(), ['density.svg', 'sensitivity.svg']);
+      const plot = new TextDecoder().decode(result.artifacts['plots/sensitivity.svg']);
+      const lines = seriesPoints(plot);
+      for (const g of s.groups) assert.equal(lines.get(g.group)?.length, 3, `${g.group}: one point per fraction`);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
