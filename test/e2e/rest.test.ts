@@ -366,6 +366,22 @@ describe('with a worker running the real engine', () => {
     const rows = await rt.ctx.prisma.round.findMany({ where: { jobId: job.id }, orderBy: { index: 'asc' } });
     assert.deepEqual(rounds.map((r) => [r.density, r.testAccuracy, r.earlyStopIteration]), rows.map((r) => [r.density, r.testAccuracy, r.earlyStopIteration]));
     assert.equal(rounds[0]!.density, 1);
+    // One round a page gives the same rounds, and one artifact a page the same artifacts, in the listing's order.
+    const paged: { rounds: number[]; artifacts: string[] } = { rounds: [], artifacts: [] };
+    for (const [what, path] of [['rounds', `/v1/jobs/${job.id}/rounds`], ['artifacts', `/v1/jobs/${job.id}/artifacts`]] as const) {
+      let cursor: string | null = null;
+      for (let i = 0; i < 200; i++) {
+        const page = await call('GET', `${path}?limit=1${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+        const items = page.json.items as { index?: number; id?: string }[];
+        assert.ok(items.length <= 1);
+        if (what === 'rounds') paged.rounds.push(...items.map((r) => r.index!));
+        else paged.artifacts.push(...items.map((a) => a.id!));
+        cursor = page.json.nextCursor as string | null;
+        if (cursor === null) break;
+      }
+    }
+    assert.deepEqual(paged.rounds, [0, 1, 2]);
+    assert.deepEqual(paged.artifacts, (await acme.listArtifacts(job.id)).map((a) => a.id));
     // The uploaded net is a plain MLP: on the WASM, cpu and native CPU backends its rounds train on the simd MLP engine.
     for (const r of rounds) assert.equal(r.trainingLoop, ['wasm', 'cpu', 'tensorflow'].includes(r.backend) ? 'mlp-simd' : 'tfjs', `round ${r.index} on ${r.backend}`);
     assert.ok(rounds[2]!.density < rounds[1]!.density && rounds[1]!.density < 1, "rounds[2]!.density < rounds[1]!.density && rounds[1]!.density < 1");
