@@ -26,10 +26,15 @@ export class ApiError extends Error {
     message: string,
     readonly field?: string,
     readonly requestId?: string,
+    /** Every problem the server found in the request (`errors`), the first being this one; empty when it sent none. */
+    readonly errors: readonly { field: string; message: string }[] = [],
   ) {
     super(message);
   }
 }
+
+/** Pages a list follows at most before giving up (200 items each: 200,000 items). */
+const MAX_PAGES = 1000;
 
 /** A job request: the run spec, whose model may be an uploaded model's id and dataset a registered one's. */
 export type SubmitJobRequest = RunSpecInput;
@@ -130,8 +135,37 @@ export class TicketsmithClient {
     return (await this.json<ModelDto>('GET', `/v1/models/${enc(id)}`)).data;
   }
 
+  /** Every uploaded model of the tenant, newest first (all pages). */
   async listModels(): Promise<ModelDto[]> {
-    return (await this.json<{ items: ModelDto[] }>('GET', '/v1/models')).data.items;
+    return this.allPages<ModelDto>('/v1/models');
+  }
+
+  /** Every registered or uploaded dataset of the tenant, newest first (all pages). */
+  async listDatasets(): Promise<DatasetDto[]> {
+    return this.allPages<DatasetDto>('/v1/datasets');
+  }
+
+  /** One page of a list: `{ items, nextCursor }` (every REST list answers so). */
+  async listPage<T>(path: string, q: { cursor?: string; limit?: number } & Record<string, string | number | undefined> = {}): Promise<{ items: T[]; nextCursor: string | null }> {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(q)) if (v !== undefined && v !== '') params.set(k, String(v));
+    const qs = params.toString();
+    const { data } = await this.json<{ items: T[]; nextCursor?: string | null; next_cursor?: string | null }>('GET', `${path}${qs ? `?${qs}` : ''}`);
+    // next_cursor: what servers before nextCursor sent (jobs only).
+    return { items: data.items, nextCursor: data.nextCursor ?? data.next_cursor ?? null };
+  }
+
+  /** Every item of a list, following nextCursor (at most MAX_PAGES pages of 200). */
+  private async allPages<T>(path: string, q: Record<string, string | undefined> = {}): Promise<T[]> {
+    const out: T[] = [];
+    let cursor: string | undefined;
+    for (let i = 0; i < MAX_PAGES; i++) {
+      const page = await this.listPage<T>(path, { ...q, cursor, limit: 200 });
+      out.push(...page.items);
+      if (page.nextCursor === null) return out;
+      cursor = page.nextCursor;
+    }
+    throw new ApiError(0, 'INTERNAL', `${path}: more than ${MAX_PAGES} pages`);
   }
 
   /** Deletes an uploaded model (409 FAILED_PRECONDITION while a queued or running job uses it). */
@@ -177,17 +211,12 @@ export class TicketsmithClient {
   }
 
   async listJobs(q: { status?: JobState; cursor?: string; limit?: number } = {}): Promise<{ items: JobDto[]; nextCursor: string | null }> {
-    const params = new URLSearchParams();
-    if (q.status) params.set('status', q.status);
-    if (q.cursor) params.set('cursor', q.cursor);
-    if (q.limit !== undefined) params.set('limit', String(q.limit));
-    const qs = params.toString();
-    const { data } = await this.json<{ items: JobDto[]; next_cursor: string | null }>('GET', `/v1/jobs${qs ? `?${qs}` : ''}`);
-    return { items: data.items, nextCursor: data.next_cursor };
+    return this.listPage<JobDto>('/v1/jobs', { status: q.status, cursor: q.cursor, limit: q.limit });
   }
 
+  /** Every committed round of a job, in order (all pages). */
   async listRounds(jobId: string): Promise<RoundDto[]> {
-    return (await this.json<{ items: RoundDto[] }>('GET', `/v1/jobs/${enc(jobId)}/rounds`)).data.items;
+    return this.allPages<RoundDto>(`/v1/jobs/${enc(jobId)}/rounds`);
   }
 
   async cancelJob(jobId: string): Promise<JobDto> {
@@ -199,9 +228,9 @@ export class TicketsmithClient {
     await this.raw('DELETE', `/v1/jobs/${enc(jobId)}`);
   }
 
+  /** Every artifact of a job (of one kind, when given), oldest first (all pages). */
   async listArtifacts(jobId: string, opts: { kind?: string } = {}): Promise<ArtifactDto[]> {
-    const qs = opts.kind ? `?kind=${enc(opts.kind)}` : '';
-    return (await this.json<{ items: ArtifactDto[] }>('GET', `/v1/jobs/${enc(jobId)}/artifacts${qs}`)).data.items;
+    return this.allPages<ArtifactDto>(`/v1/jobs/${enc(jobId)}/artifacts`, { kind: opts.kind });
   }
 
   /** An artifact's bytes, or a byte range of them; `ifNoneMatch` may answer 304 with no bytes. */
@@ -322,7 +351,9 @@ async function toApiError(res: Response): Promise<ApiError> {
   }
   const e = (body as { error?: { code?: unknown; message?: unknown; field?: unknown } } | null)?.error;
   if (e && typeof e.code === 'string') {
-    return new ApiError(res.status, e.code, typeof e.message === 'string' ? e.message : e.code, typeof e.field === 'string' ? e.field : undefined, requestId);
+    const list: unknown = (body as { errors?: unknown }).errors;
+    const errors = Array.isArray(list) ? list.filter((i): i is { field: string; message: string } => typeof i?.field === 'string' && typeof i?.message === 'string') : [];
+    return new ApiError(res.status, e.code, typeof e.message === 'string' ? e.message : e.code, typeof e.field === 'string' ? e.field : undefined, requestId, errors);
   }
   return new ApiError(res.status, res.status === 404 ? 'NOT_FOUND' : 'INTERNAL', `HTTP ${res.status} ${res.statusText}`, undefined, requestId);
 }

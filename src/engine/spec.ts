@@ -14,10 +14,11 @@ import { DATA_FIELDS } from './spec/data.js';
 import { SpecError } from './spec/errors.js';
 import { EXPORT_FIELDS } from './spec/export.js';
 import { describeFields, type FieldDescriptor, type JsonSchema } from './spec/fields.js';
-import { checkFilter, FILTER_FIELDS } from './spec/filter.js';
-import { checkImp, IMP_FIELDS } from './spec/imp.js';
+import { FILTER_FIELDS, FILTER_RULES } from './spec/filter.js';
+import { checkImp, IMP_FIELDS, IMP_RULES } from './spec/imp.js';
 import { METHOD_FIELDS } from './spec/method.js';
 import { MODEL_FIELDS } from './spec/model.js';
+import { checkRules, rulesJsonSchema, type FieldIssue, type SpecRule } from './spec/rules.js';
 import { modelDefaults, TRAINING_FIELDS } from './spec/training.js';
 
 export { SPEC_LIMITS } from './spec/limits.js';
@@ -25,6 +26,7 @@ export { SpecError } from './spec/errors.js';
 export { rewindIteration, roundHasControls } from './spec/imp.js';
 export { totalIterations } from './spec/training.js';
 export { describeFields } from './spec/fields.js';
+export type { FieldIssue, SpecRule } from './spec/rules.js';
 export type { Bound, FieldDescriptor, FieldKind, JsonSchema, ScalarKind } from './spec/fields.js';
 
 /**
@@ -62,24 +64,42 @@ export type ParsedSpec = z.output<typeof RunSpecSchema>;
 /** A spec with every model-dependent default filled in. */
 export type RunSpec = ParsedSpec & { learningRate: number; iterations: number };
 
-/** Parse and fill defaults; throws SpecError naming the first bad field. */
+/** Rules between fields, checked on every spec and published in its JSON Schema (spec/rules.ts). */
+export const SPEC_RULES: readonly SpecRule[] = Object.freeze([...FILTER_RULES, ...IMP_RULES]);
+/** SPEC_RULES as JSON Schema: an `allOf` for the OpenAPI document's RunSpec. */
+export const SPEC_RULES_JSON_SCHEMA: JsonSchema[] = rulesJsonSchema(SPEC_RULES);
+
+/** At most this many problems are reported for one spec: an answer must not grow with what the client sent. */
+const MAX_ISSUES = 20;
+
+function schemaIssues(issues: readonly z.core.$ZodIssue[]): FieldIssue[] {
+  const out: FieldIssue[] = [];
+  for (const issue of issues) {
+    if (issue.code === 'unrecognized_keys' && issue.path.length === 0) {
+      // Name the first few only, for the same reason as MAX_ISSUES.
+      const shown = issue.keys.slice(0, 5).map((k) => (k.length > 64 ? `${k.slice(0, 64)}…` : k));
+      const more = issue.keys.length > shown.length ? ` and ${issue.keys.length - shown.length} more` : '';
+      out.push({ field: shown[0]!, message: `${shown.join(', ')}${more}: unknown field${issue.keys.length > 1 ? 's' : ''}` });
+      continue;
+    }
+    const field = issue.path.join('.') || 'spec';
+    out.push({ field, message: `${field}: ${issue.message}` });
+  }
+  return out.slice(0, MAX_ISSUES);
+}
+
+/** Parse and fill defaults; throws SpecError naming the first bad field, with every problem found in `issues`. */
 export function resolveSpec(input: unknown): RunSpec {
   const parsed = RunSpecSchema.safeParse(input ?? {});
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    if (issue.code === 'unrecognized_keys' && issue.path.length === 0) {
-      // Name the first few only: an answer must not grow with what the client sent.
-      const shown = issue.keys.slice(0, 5).map((k) => (k.length > 64 ? `${k.slice(0, 64)}…` : k));
-      const more = issue.keys.length > shown.length ? ` and ${issue.keys.length - shown.length} more` : '';
-      throw new SpecError(`${shown.join(', ')}${more}: unknown field${issue.keys.length > 1 ? 's' : ''}`, shown[0]!);
-    }
-    const field = issue.path.join('.') || 'spec';
-    throw new SpecError(`${field}: ${issue.message}`, field);
+    const issues = schemaIssues(parsed.error.issues);
+    throw new SpecError(issues[0]!.message, issues[0]!.field, issues);
   }
   const s = parsed.data;
   const d = modelDefaults(s.model);
   const spec: RunSpec = { ...s, learningRate: s.learningRate ?? d.learningRate, iterations: s.iterations ?? d.iterations };
-  checkFilter(spec);
+  const broken = checkRules(SPEC_RULES, spec);
+  if (broken.length > 0) throw new SpecError(broken[0]!.message, broken[0]!.field, broken);
   checkImp(spec);
   return spec;
 }

@@ -4,10 +4,12 @@
 import type { Readable } from 'node:stream';
 import type { ByteRange } from '../store/blobs.js';
 import { findArtifact, listArtifactRows } from '../store/artifacts.js';
+
+export { ARTIFACT_MEDIA_TYPES } from '../store/artifacts.js';
 import type { ServiceContext } from './context.js';
-import { artifactDto, type ArtifactDto } from './dto.js';
+import { artifactDto, type ArtifactDto, type Page } from './dto.js';
 import { invalid, notFound, ServiceError } from './errors.js';
-import { isUuid } from './ids.js';
+import { decodeKeys, encodeKeys, isUuid, pageLimit, toPage, type PageQuery } from './ids.js';
 import { assertJob, getJob } from './jobs.js';
 import { TICKET_ZIP } from '../engine/report/bundle.js';
 
@@ -20,16 +22,34 @@ export interface ListArtifactsQuery {
 /** Artifact kinds (the `kind` column; see prisma/schema.prisma). */
 export const ARTIFACT_KINDS = Object.freeze(['round', 'ticket', 'result', 'plot', 'state', 'model-file', 'dataset-file'] as const);
 
-/** Artifacts of the tenant (engine-internal `state` blobs only when asked for by kind). */
-export async function listArtifacts(ctx: ServiceContext, tenant: string, query: ListArtifactsQuery = {}): Promise<ArtifactDto[]> {
+async function checkArtifactFilter(ctx: ServiceContext, tenant: string, query: ListArtifactsQuery): Promise<void> {
   // A filter that can match nothing is a client mistake, not an empty list.
   if (query.kind !== undefined && !(ARTIFACT_KINDS as readonly string[]).includes(query.kind)) {
     throw invalid('kind', `kind: one of ${ARTIFACT_KINDS.join(', ')}`);
   }
   if (query.jobId !== undefined) await assertJob(ctx, tenant, query.jobId);
   if (query.modelId !== undefined && !isUuid(query.modelId)) throw notFound('model', query.modelId);
+}
+
+/** Artifacts of the tenant (engine-internal `state` blobs only when asked for by kind). */
+export async function listArtifacts(ctx: ServiceContext, tenant: string, query: ListArtifactsQuery = {}): Promise<ArtifactDto[]> {
+  await checkArtifactFilter(ctx, tenant, query);
   const rows = await listArtifactRows(ctx.prisma, tenant, query);
   return rows.map(artifactDto);
+}
+
+/** One page of listArtifacts, oldest first (keyset on creation time, name, id). */
+export async function listArtifactsPage(ctx: ServiceContext, tenant: string, query: ListArtifactsQuery & PageQuery = {}): Promise<Page<ArtifactDto>> {
+  const limit = pageLimit(query.limit);
+  await checkArtifactFilter(ctx, tenant, query);
+  const after = query.cursor
+    ? decodeKeys(query.cursor, ([t, name, id]) => {
+        const createdAt = new Date(String(t));
+        return typeof t === 'string' && typeof name === 'string' && isUuid(id) && !Number.isNaN(createdAt.getTime()) ? { createdAt, name, id } : null;
+      })
+    : null;
+  const rows = await listArtifactRows(ctx.prisma, tenant, { jobId: query.jobId, modelId: query.modelId, kind: query.kind }, { after, take: limit + 1 });
+  return toPage(rows, limit, artifactDto, (r) => encodeKeys([r.createdAt.toISOString(), r.name, r.id]));
 }
 
 export interface ArtifactDownload {

@@ -19,9 +19,9 @@ import { OutboundRefusedError } from '../runtime/outbound.js';
 import { findDataset, findDatasetShapes, listDatasetRows, upsertDataset } from '../store/datasets.js';
 import type { ServiceContext } from './context.js';
 import { outboundGuard, tenantDataAccess } from './data-access.js';
-import { datasetDto, type DatasetDto } from './dto.js';
+import { datasetDto, type DatasetDto, type Page } from './dto.js';
 import { invalid, notFound, ServiceError } from './errors.js';
-import { isUuid } from './ids.js';
+import { decodeCursor, encodeCursor, isUuid, pageLimit, toPage, type PageQuery } from './ids.js';
 
 export { DATASET_REF } from '../queue/inputs.js';
 export { outboundGuard, tenantDataAccess } from './data-access.js';
@@ -141,6 +141,14 @@ export async function getDataset(ctx: ServiceContext, tenant: string, id: string
 export async function listDatasets(ctx: ServiceContext, tenant: string): Promise<DatasetDto[]> {
   const rows = await listDatasetRows(ctx.prisma, tenant);
   return rows.map(datasetDto);
+}
+
+/** One page of the tenant's datasets, newest first (keyset cursor). */
+export async function listDatasetsPage(ctx: ServiceContext, tenant: string, query: PageQuery = {}): Promise<Page<DatasetDto>> {
+  const limit = pageLimit(query.limit);
+  const after = query.cursor ? decodeCursor(query.cursor) : null;
+  const rows = await listDatasetRows(ctx.prisma, tenant, { after, take: limit + 1 });
+  return toPage(rows, limit, datasetDto, (r) => encodeCursor({ createdAt: r.createdAt, id: r.id }));
 }
 
 /**

@@ -14,4 +14,5 @@ export {
   toServiceError,
   type Classified,
   type ErrorCode,
+  type FieldIssue,
 } from '../store/errors.js';

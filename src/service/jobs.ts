@@ -14,7 +14,7 @@ import { resolveJobDataset } from './datasets.js';
 import { checkFit } from './fit.js';
 import { jobDto, roundDto, type JobDto, type Page, type RoundDto } from './dto.js';
 import { invalid, notFound, ServiceError, toServiceError } from './errors.js';
-import { decodeCursor, encodeCursor, isUuid, pageLimit } from './ids.js';
+import { decodeCursor, decodeKeys, encodeCursor, encodeKeys, isUuid, pageLimit, toPage, type PageQuery } from './ids.js';
 import { checkJobCost, checkStorageQuota, requireModelAndDataset } from './limits.js';
 import { resolveJobModel } from './models.js';
 import { countTenantJobs, lockTenant } from '../store/limits.js';
@@ -31,7 +31,9 @@ export interface SubmitResult {
   created: boolean;
 }
 
-const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+/** What an Idempotency-Key may be (1-255 printable ASCII characters, no spaces); the OpenAPI document publishes the same pattern. */
+export const IDEMPOTENCY_KEY_PATTERN = '^[\\x21-\\x7e]{1,255}$';
+const IDEMPOTENCY_KEY = new RegExp(IDEMPOTENCY_KEY_PATTERN);
 
 function replay(existing: JobRow, requestHash: string): SubmitResult {
   if (existing.requestHash !== requestHash) {
@@ -59,16 +61,18 @@ async function resolveRefs(ctx: ServiceContext, tenant: string, spec: RunSpec): 
  * `dataset:<id>`. Everything is validated before anything is queued.
  */
 export async function submitJob(ctx: ServiceContext, tenant: string, body: unknown, idempotencyKey?: string | null, opts: SubmitOptions = {}): Promise<SubmitResult> {
-  if (idempotencyKey !== undefined && idempotencyKey !== null && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
-    throw invalid('idempotencyKey', 'Idempotency-Key: 1-255 printable ASCII characters');
-  }
+  const badKey = idempotencyKey !== undefined && idempotencyKey !== null && !IDEMPOTENCY_KEY.test(idempotencyKey) ? invalid('idempotencyKey', 'Idempotency-Key: 1-255 printable ASCII characters') : null;
   const key = idempotencyKey ?? null;
   let spec: RunSpec;
   try {
     spec = resolveSpec(body);
   } catch (e) {
-    throw toServiceError(e);
+    const err = toServiceError(e);
+    // Both the key and the spec are wrong: report all of it, the key first.
+    if (badKey && err.code === 'INVALID_ARGUMENT') throw new ServiceError(badKey.code, badKey.message, badKey.field, [{ field: badKey.field!, message: badKey.message }, ...(err.issues ?? (err.field ? [{ field: err.field, message: err.message }] : []))]);
+    throw err;
   }
+  if (badKey) throw badKey;
   // After the schema, so a malformed field is named first; before the defaults could stand in for them.
   requireModelAndDataset(body);
   checkJobCost(spec, ctx.config.limits.maxJobExamples);
@@ -182,16 +186,22 @@ export async function listJobs(ctx: ServiceContext, tenant: string, query: ListJ
   }
   const after = query.cursor ? decodeCursor(query.cursor) : null;
   const rows = await listJobRows(ctx.prisma, tenant, { status, after, take: limit + 1 });
-  const more = rows.length > limit;
-  const items = rows.slice(0, limit);
-  const last = items[items.length - 1];
-  return { items: items.map(jobDto), nextCursor: more && last ? encodeCursor({ createdAt: last.createdAt, id: last.id }) : null };
+  return toPage(rows, limit, jobDto, (r) => encodeCursor({ createdAt: r.createdAt, id: r.id }));
 }
 
 export async function listRounds(ctx: ServiceContext, tenant: string, jobId: string): Promise<RoundDto[]> {
   await assertJob(ctx, tenant, jobId);
   const rows = await listRoundRows(ctx.prisma, jobId);
   return rows.map(roundDto);
+}
+
+/** One page of a job's rounds, in order (the cursor is the last round's index). */
+export async function listRoundsPage(ctx: ServiceContext, tenant: string, jobId: string, query: PageQuery = {}): Promise<Page<RoundDto>> {
+  const limit = pageLimit(query.limit);
+  const after = query.cursor ? decodeKeys(query.cursor, ([i]) => (Number.isSafeInteger(i) && (i as number) >= 0 ? (i as number) : null)) : null;
+  await assertJob(ctx, tenant, jobId);
+  const rows = await listRoundRows(ctx.prisma, jobId, { after, take: limit + 1 });
+  return toPage(rows, limit, roundDto, (r) => encodeKeys([r.index]));
 }
 
 /**

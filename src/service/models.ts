@@ -19,9 +19,9 @@ import { inTransaction, toJson } from '../store/db.js';
 import { findModel, insertModel, listModelRows, modelExists } from '../store/models.js';
 import { unpackArchive, safeName, type NamedFile } from './archive.js';
 import type { ServiceContext } from './context.js';
-import { modelDto, type ModelDto } from './dto.js';
+import { modelDto, type ModelDto, type Page } from './dto.js';
 import { invalid, notFound, ServiceError, toServiceError } from './errors.js';
-import { isUuid } from './ids.js';
+import { decodeCursor, encodeCursor, isUuid, pageLimit, toPage, type PageQuery } from './ids.js';
 import { uploadPool, type CheckedUpload } from './upload-pool.js';
 import { checkStorageQuota } from './limits.js';
 import { lockTenant } from '../store/limits.js';
@@ -235,6 +235,14 @@ export async function getModel(ctx: ServiceContext, tenant: string, id: string):
 export async function listModels(ctx: ServiceContext, tenant: string): Promise<ModelDto[]> {
   const rows = await listModelRows(ctx.prisma, tenant);
   return rows.map(modelDto);
+}
+
+/** One page of the tenant's models, newest first (keyset cursor). */
+export async function listModelsPage(ctx: ServiceContext, tenant: string, query: PageQuery = {}): Promise<Page<ModelDto>> {
+  const limit = pageLimit(query.limit);
+  const after = query.cursor ? decodeCursor(query.cursor) : null;
+  const rows = await listModelRows(ctx.prisma, tenant, { after, take: limit + 1 });
+  return toPage(rows, limit, modelDto, (r) => encodeCursor({ createdAt: r.createdAt, id: r.id }));
 }
 
 let zoo: Promise<{ isZooModel(name: string): boolean; knownModelNames(): string; zooNameProblem(name: string): string | null }> | undefined;

@@ -27,7 +27,7 @@ import type { ServiceContext } from './context.js';
 import { outboundGuard } from './data-access.js';
 import type { Page } from './dto.js';
 import { invalid, notFound, ServiceError } from './errors.js';
-import { decodeCursor, encodeCursor, isUuid, pageLimit } from './ids.js';
+import { decodeCursor, encodeCursor, isUuid, pageLimit, toPage, type PageQuery } from './ids.js';
 
 export { WEBHOOK_EVENTS, DELIVERY_STATES };
 
@@ -173,19 +173,13 @@ export async function createWebhook(ctx: ServiceContext, tenant: string, body: u
   return endpointDto(await insertEndpoint(ctx.prisma, { tenant, url, secret, events }), secret);
 }
 
-export interface PageQuery {
-  cursor?: string;
-  limit?: number | string;
-}
-
+/** A page of rows keyed by (createdAt, id), the order both lists are read in. */
 function page<R extends { createdAt: Date; id: string }, D>(rows: R[], limit: number, map: (r: R) => D): Page<D> {
-  const items = rows.slice(0, limit);
-  const last = items[items.length - 1];
-  return { items: items.map(map), nextCursor: rows.length > limit && last ? encodeCursor({ createdAt: last.createdAt, id: last.id }) : null };
+  return toPage(rows, limit, map, (r) => encodeCursor({ createdAt: r.createdAt, id: r.id }));
 }
 
 export async function listWebhooks(ctx: ServiceContext, tenant: string, q: PageQuery = {}): Promise<Page<WebhookEndpointDto>> {
-  const limit = pageLimit(q.limit, 50, 200);
+  const limit = pageLimit(q.limit);
   const after = q.cursor ? decodeCursor(q.cursor) : null;
   return page(await listEndpointRows(ctx.prisma, tenant, { after, take: limit + 1 }), limit, (r) => endpointDto(r));
 }
@@ -202,7 +196,7 @@ export interface DeliveriesQuery extends PageQuery {
 
 /** The tenant's deliveries, newest first; `jobId` and `status` filter (an unknown job's list is empty). */
 export async function listDeliveries(ctx: ServiceContext, tenant: string, q: DeliveriesQuery = {}): Promise<Page<WebhookDeliveryDto>> {
-  const limit = pageLimit(q.limit, 50, 200);
+  const limit = pageLimit(q.limit);
   if (q.jobId !== undefined && !isUuid(q.jobId)) throw invalid('jobId', 'jobId: a job id (uuid)');
   if (q.status !== undefined && !(DELIVERY_STATES as readonly string[]).includes(q.status)) throw invalid('status', `status: one of ${DELIVERY_STATES.join(', ')}`);
   const after = q.cursor ? decodeCursor(q.cursor) : null;

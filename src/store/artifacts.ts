@@ -20,6 +20,9 @@ const MEDIA_TYPES: Record<string, string> = {
   '.gz': 'application/gzip',
 };
 
+/** Every media type an artifact download can answer with. */
+export const ARTIFACT_MEDIA_TYPES: readonly string[] = Object.freeze([...new Set([...Object.values(MEDIA_TYPES), 'application/octet-stream'])]);
+
 export function mediaTypeOf(name: string): string {
   return MEDIA_TYPES[extname(name).toLowerCase()] ?? 'application/octet-stream';
 }
@@ -106,12 +109,20 @@ export type ArtifactRow = Prisma.ArtifactGetPayload<{ include: { round: { select
  * `tenant`'s artifacts, oldest first (5000 at most), optionally of one job
  * or model; of `kind`, or of every kind but the engine's internal `state`.
  */
-export function listArtifactRows(db: Db, tenant: string, filter: { jobId?: string; modelId?: string; kind?: string }): Promise<ArtifactRow[]> {
+export function listArtifactRows(
+  db: Db,
+  tenant: string,
+  filter: { jobId?: string; modelId?: string; kind?: string },
+  page?: { after: { createdAt: Date; name: string; id: string } | null; take: number },
+): Promise<ArtifactRow[]> {
   const where: Prisma.ArtifactWhereInput = { tenant };
   if (filter.jobId !== undefined) where.jobId = filter.jobId;
   if (filter.modelId !== undefined) where.modelId = filter.modelId;
   where.kind = filter.kind ? filter.kind : { not: 'state' };
-  return db.artifact.findMany({ where, orderBy: [{ createdAt: 'asc' }, { name: 'asc' }], include: { round: { select: { index: true } } }, take: 5000 });
+  // Keyset on the list's own order (the database compares names, so its collation decides both).
+  const c = page?.after;
+  if (c) where.OR = [{ createdAt: { gt: c.createdAt } }, { createdAt: c.createdAt, name: { gt: c.name } }, { createdAt: c.createdAt, name: c.name, id: { gt: c.id } }];
+  return db.artifact.findMany({ where, orderBy: [{ createdAt: 'asc' }, { name: 'asc' }, { id: 'asc' }], include: { round: { select: { index: true } } }, take: page?.take ?? 5000 });
 }
 
 /** `tenant`'s artifact `id`, or null (another tenant's is null too). */

@@ -25,9 +25,12 @@ export function findDatasetShapes(db: Db, tenant: string, id: string): Promise<{
   return db.dataset.findFirst({ where: { id, tenant }, select: { id: true, shapes: true } });
 }
 
-/** `tenant`'s datasets, newest first (1000 at most). */
-export function listDatasetRows(db: Db, tenant: string): Promise<DatasetRow[]> {
-  return db.dataset.findMany({ where: { tenant }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], take: 1000 });
+/** `tenant`'s datasets, newest first (1000 at most), or one page of them strictly after the keyset cursor `after`. */
+export function listDatasetRows(db: Db, tenant: string, page?: { after: { createdAt: Date; id: string } | null; take: number }): Promise<DatasetRow[]> {
+  const where: Prisma.DatasetWhereInput = { tenant };
+  const c = page?.after;
+  if (c) where.OR = [{ createdAt: { lt: c.createdAt } }, { createdAt: c.createdAt, id: { lt: c.id } }];
+  return db.dataset.findMany({ where, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], take: page?.take ?? 1000 });
 }
 
 /** The reference registered as dataset `id` (any tenant: for a job's stored spec), or null once deleted. */

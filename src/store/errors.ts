@@ -45,6 +45,7 @@ export const ERRORS = Object.freeze({
   UNSUPPORTED_MODEL: { http: 400, grpc: GRPC.INVALID_ARGUMENT, description: 'An uploaded ONNX or Keras model uses an op, layer or feature Ticketsmith cannot convert; the message names it and the first node that uses it.' },
   UNAUTHENTICATED: { http: 401, grpc: GRPC.UNAUTHENTICATED, description: 'No API key, or an unknown or revoked one.' },
   NOT_FOUND: { http: 404, grpc: GRPC.NOT_FOUND, description: "No such resource for this tenant (another tenant's resources are not found either)." },
+  METHOD_NOT_ALLOWED: { http: 405, grpc: GRPC.UNIMPLEMENTED, description: 'The path exists but not with this method; the `Allow` header lists the methods it takes.' },
   ALREADY_EXISTS: { http: 409, grpc: GRPC.ALREADY_EXISTS, description: 'The resource exists already.' },
   FAILED_PRECONDITION: { http: 409, grpc: GRPC.FAILED_PRECONDITION, description: "The resource's state does not allow this (e.g. cancelling a finished job)." },
   IDEMPOTENCY_KEY_REUSED: { http: 422, grpc: GRPC.FAILED_PRECONDITION, description: 'This Idempotency-Key was used before with a different request.' },
@@ -67,6 +68,12 @@ export function isErrorCode(x: unknown): x is ErrorCode {
   return typeof x === 'string' && Object.hasOwn(ERRORS, x);
 }
 
+/** One problem with one request field. */
+export interface FieldIssue {
+  field: string;
+  message: string;
+}
+
 export class ServiceError extends Error {
   override name = 'ServiceError';
 
@@ -75,6 +82,8 @@ export class ServiceError extends Error {
     message: string,
     /** The request field at fault (`spec.rounds`, `files[1]`, `reference`…), when one is. */
     readonly field?: string,
+    /** Every problem of the request found in the same pass, this error's own first (REST `errors`); absent when only one was looked for. */
+    readonly issues?: readonly FieldIssue[],
   ) {
     super(message);
   }
@@ -111,6 +120,14 @@ export type JobErrorCode = (typeof JOB_ERROR_CODES)[number];
  */
 const CLIENT_ERROR_NAMES = new Set(['SpecError', 'DatasetError', 'ModelBudgetError']);
 
+/** A SpecError's `issues` (every problem of the spec), when it carries them. */
+function issuesOf(e: Error): FieldIssue[] | undefined {
+  const issues = (e as Error & { issues?: unknown }).issues;
+  if (!Array.isArray(issues)) return undefined;
+  const ok = issues.filter((i): i is FieldIssue => typeof (i as FieldIssue | null)?.field === 'string' && typeof (i as FieldIssue).message === 'string');
+  return ok.length > 0 ? ok : undefined;
+}
+
 function fieldOf(e: Error): string | undefined {
   const field = (e as Error & { field?: unknown }).field;
   return typeof field === 'string' ? field : undefined;
@@ -140,7 +157,7 @@ export function classifyError(e: unknown): Classified {
 function recognise(e: unknown): ServiceError | null {
   if (e instanceof Error && CLIENT_ERROR_NAMES.has(e.name)) {
     // A DatasetError that names no field is about the dataset as a whole.
-    return new ServiceError('INVALID_ARGUMENT', e.message, fieldOf(e) ?? (e.name === 'DatasetError' ? 'dataset' : undefined));
+    return new ServiceError('INVALID_ARGUMENT', e.message, fieldOf(e) ?? (e.name === 'DatasetError' ? 'dataset' : undefined), issuesOf(e));
   }
   // engine/models/import/errors.ts, by name for the same reason as above; it carries its own code.
   if (e instanceof Error && e.name === 'ModelImportError') {

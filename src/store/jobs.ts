@@ -129,9 +129,10 @@ export function listJobRows(
   return db.job.findMany({ where, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], take: query.take });
 }
 
-/** A job's committed rounds, in order. */
-export function listRoundRows(db: Db, jobId: string): Promise<RoundRow[]> {
-  return db.round.findMany({ where: { jobId }, orderBy: { index: 'asc' } });
+/** A job's committed rounds, in order; or one page of them after round index `page.after`. */
+export function listRoundRows(db: Db, jobId: string, page?: { after: number | null; take: number }): Promise<RoundRow[]> {
+  const after = page?.after;
+  return db.round.findMany({ where: { jobId, ...(after !== undefined && after !== null ? { index: { gt: after } } : {}) }, orderBy: { index: 'asc' }, ...(page ? { take: page.take } : {}) });
 }
 
 /** How many rounds of a job are committed. */

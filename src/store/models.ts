@@ -19,9 +19,12 @@ export async function modelExists(db: Db, tenant: string, id: string): Promise<b
   return (await db.model.findFirst({ where: { id, tenant }, select: { id: true } })) !== null;
 }
 
-/** `tenant`'s models, newest first (1000 at most). */
-export function listModelRows(db: Db, tenant: string): Promise<ModelRow[]> {
-  return db.model.findMany({ where: { tenant }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], take: 1000 });
+/** `tenant`'s models, newest first (1000 at most), or one page of them strictly after the keyset cursor `after`. */
+export function listModelRows(db: Db, tenant: string, page?: { after: { createdAt: Date; id: string } | null; take: number }): Promise<ModelRow[]> {
+  const where: Prisma.ModelWhereInput = { tenant };
+  const c = page?.after;
+  if (c) where.OR = [{ createdAt: { lt: c.createdAt } }, { createdAt: c.createdAt, id: { lt: c.id } }];
+  return db.model.findMany({ where, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], take: page?.take ?? 1000 });
 }
 
 /** The stored architecture summary of model `id` (any tenant: for an id already resolved), or null. */

@@ -35,6 +35,7 @@ import { createApiKey, type ServiceRuntime } from '../../src/service/index.js';
 import { tgzOf } from '../corpus/files.js';
 import { startTestDb, type TestDb } from '../integration/fixtures/harness.js';
 import { floatInitializers, onnxVsTfjs } from '../fixtures/onnx-check.js';
+import { checkResponsesOf } from '../fixtures/openapi-check.js';
 
 const { onnx } = onnxProto;
 const DIR = new URL('../fixtures/models/', import.meta.url);
@@ -81,6 +82,8 @@ function imageFolder(): Record<string, Uint8Array> {
   return out;
 }
 
+/** Every REST response this file sees is checked against /openapi.json (test/fixtures/openapi-check.ts). */
+let responses: Awaited<ReturnType<typeof checkResponsesOf>> | undefined;
 let t: TestDb;
 let rt: ServiceRuntime;
 let rest: RestServer;
@@ -175,6 +178,7 @@ before(async () => {
   t = await startTestDb();
   rt = await t.open({ worker: { heartbeatSeconds: 1, pollSeconds: 0.3, progressIntervalMs: 200 } });
   rest = await startRestServer(rt, { port: 0, sseHeartbeatMs: 300 });
+  responses = await checkResponsesOf(rest.url);
   grpcServer = await startGrpcServer(rt, { host: '127.0.0.1', port: 0 });
   apiKey = (await createApiKey(rt.ctx, 'acme')).key;
   client = new TicketsmithClient({ baseUrl: rest.url, apiKey });
@@ -182,6 +186,7 @@ before(async () => {
 });
 
 after(async () => {
+  responses?.restore();
   grpcClient?.close();
   await rest?.stop(500);
   await grpcServer?.stop();
@@ -339,4 +344,9 @@ describe('an image folder uploaded, and jobs on the uploaded resnet-bn', { timeo
     assert.equal(sha(zipped['model.onnx']!), summary.onnx.sha256);
     assert.deepEqual(result.summary.classNames, CLASSES);
   });
+});
+
+test('every REST response above matched the OpenAPI document', () => {
+  assert.deepEqual(responses?.failures, []);
+  assert.ok((responses?.checker.checked ?? 0) > 0);
 });

@@ -15,7 +15,10 @@ import { loadModelFrom } from '../../src/engine/models/load.js';
 import { createApiKey, listArtifacts } from '../../src/service/index.js';
 import type { ServiceRuntime } from '../../src/service/index.js';
 import { startTestDb, type TestDb } from '../integration/fixtures/harness.js';
+import { checkResponsesOf } from '../fixtures/openapi-check.js';
 
+/** Every REST response this file sees is checked against /openapi.json (test/fixtures/openapi-check.ts). */
+let responses: Awaited<ReturnType<typeof checkResponsesOf>> | undefined;
 let t: TestDb;
 let rt: ServiceRuntime;
 let server: RestServer;
@@ -31,10 +34,12 @@ before(async () => {
   t = await startTestDb();
   rt = await t.open({ worker: { heartbeatSeconds: 1, pollSeconds: 0.5, progressIntervalMs: 200 } });
   server = await startRestServer(rt, { port: 0 });
+  responses = await checkResponsesOf(server.url);
   key = (await createApiKey(rt.ctx, 'pipeline')).key;
 });
 
 after(async () => {
+  responses?.restore();
   await server?.stop(500);
   await t?.stop();
 });
@@ -131,4 +136,9 @@ test('roundsTable aligns one row per round', () => {
   assert.equal(table.length, 3);
   assert.match(table[2]!, /^\s+1\s+80\.00%\s+91\.23%\s+40\s+90\.00%\s+50\.00%\s+-\s+1234\s+2 KiB$/);
   assert.equal(new Set(table.map((l) => l.length)).size, 1);
+});
+
+test('every REST response above matched the OpenAPI document', () => {
+  assert.deepEqual(responses?.failures, []);
+  assert.ok((responses?.checker.checked ?? 0) > 0);
 });

@@ -18,7 +18,10 @@ import { loadModelFrom } from '../../src/engine/models/load.js';
 import { countParams } from '../../src/engine/models/inspect.js';
 import { createApiKey, type ServiceRuntime } from '../../src/service/index.js';
 import { startTestDb, type TestDb, uploadFiles } from '../integration/fixtures/harness.js';
+import { checkResponsesOf } from '../fixtures/openapi-check.js';
 
+/** Every REST response this file sees is checked against /openapi.json (test/fixtures/openapi-check.ts). */
+let responses: Awaited<ReturnType<typeof checkResponsesOf>> | undefined;
 let t: TestDb;
 let rt: ServiceRuntime;
 let server: RestServer;
@@ -58,6 +61,7 @@ before(async () => {
   t = await startTestDb();
   rt = await t.open({ worker: { heartbeatSeconds: 1, pollSeconds: 0.5, progressIntervalMs: 200 } });
   server = await startRestServer(rt, { port: 0, sseHeartbeatMs: 300 });
+  responses = await checkResponsesOf(server.url);
   client = new TicketsmithClient({ baseUrl: server.url, apiKey: (await createApiKey(rt.ctx, 'acme')).key });
   const model = residualNet();
   assert.equal(countParams(model), paramsFor(8));
@@ -66,6 +70,7 @@ before(async () => {
 });
 
 after(async () => {
+  responses?.restore();
   await server?.stop(500);
   await t?.stop();
 });
@@ -190,4 +195,9 @@ describe('filter pruning through the REST door', () => {
       original.dispose();
     }
   });
+});
+
+test('every REST response above matched the OpenAPI document', () => {
+  assert.deepEqual(responses?.failures, []);
+  assert.ok((responses?.checker.checked ?? 0) > 0);
 });

@@ -18,7 +18,10 @@ import { loadModelFrom } from '../../src/engine/models/load.js';
 import { getWeightMap, prunableWeights } from '../../src/engine/models/inspect.js';
 import { createApiKey, ERROR_CODES, type ServiceRuntime } from '../../src/service/index.js';
 import { startTestDb, type TestDb, uploadFiles } from '../integration/fixtures/harness.js';
+import { checkResponsesOf } from '../fixtures/openapi-check.js';
 
+/** Every REST response this file sees is checked against /openapi.json (test/fixtures/openapi-check.ts). */
+let responses: Awaited<ReturnType<typeof checkResponsesOf>> | undefined;
 let t: TestDb;
 let rt: ServiceRuntime;
 let server: RestServer;
@@ -62,6 +65,7 @@ before(async () => {
   t = await startTestDb();
   rt = await t.open();
   server = await startRestServer(rt, { port: 0, sseHeartbeatMs: 300 });
+  responses = await checkResponsesOf(server.url);
   base = server.url;
   acmeKey = (await createApiKey(rt.ctx, 'acme')).key;
   globexKey = (await createApiKey(rt.ctx, 'globex')).key;
@@ -80,6 +84,7 @@ before(async () => {
 });
 
 after(async () => {
+  responses?.restore();
   await server?.stop(500);
   await t?.stop();
 });
@@ -114,9 +119,11 @@ describe('operations', () => {
     assert.ok(doc.paths['/v1/jobs']!.post!.responses['422'], "doc.paths['/v1/jobs']!.post!.responses['422']");
   });
 
-  test('unknown routes are a JSON 404; the dashboard page is served at /', async () => {
+  test('unknown routes are a JSON 404, a known path with a method it lacks 405 with Allow; the dashboard page is served at /', async () => {
     assertError(await call('GET', '/v1/nope'), 404, 'NOT_FOUND');
-    assertError(await call('DELETE', '/v1/jobs', { key: null }), 404, 'NOT_FOUND');
+    const wrongMethod = await call('DELETE', '/v1/jobs', { key: null });
+    assertError(wrongMethod, 405, 'METHOD_NOT_ALLOWED');
+    assert.equal(wrongMethod.res.headers.get('allow'), 'GET, HEAD, POST, OPTIONS');
     const page = await call('GET', '/', { key: null });
     assert.equal(page.status, 200);
     assert.match(page.text, /<title>Ticketsmith<\/title>/);
@@ -360,6 +367,22 @@ describe('with a worker running the real engine', () => {
     const rows = await rt.ctx.prisma.round.findMany({ where: { jobId: job.id }, orderBy: { index: 'asc' } });
     assert.deepEqual(rounds.map((r) => [r.density, r.testAccuracy, r.earlyStopIteration]), rows.map((r) => [r.density, r.testAccuracy, r.earlyStopIteration]));
     assert.equal(rounds[0]!.density, 1);
+    // One round a page gives the same rounds, and one artifact a page the same artifacts, in the listing's order.
+    const paged: { rounds: number[]; artifacts: string[] } = { rounds: [], artifacts: [] };
+    for (const [what, path] of [['rounds', `/v1/jobs/${job.id}/rounds`], ['artifacts', `/v1/jobs/${job.id}/artifacts`]] as const) {
+      let cursor: string | null = null;
+      for (let i = 0; i < 200; i++) {
+        const page = await call('GET', `${path}?limit=1${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+        const items = page.json.items as { index?: number; id?: string }[];
+        assert.ok(items.length <= 1);
+        if (what === 'rounds') paged.rounds.push(...items.map((r) => r.index!));
+        else paged.artifacts.push(...items.map((a) => a.id!));
+        cursor = page.json.nextCursor as string | null;
+        if (cursor === null) break;
+      }
+    }
+    assert.deepEqual(paged.rounds, [0, 1, 2]);
+    assert.deepEqual(paged.artifacts, (await acme.listArtifacts(job.id)).map((a) => a.id));
     // The uploaded net is a plain MLP: on the WASM, cpu and native CPU backends its rounds train on the simd MLP engine.
     for (const r of rounds) assert.equal(r.trainingLoop, ['wasm', 'cpu', 'tensorflow'].includes(r.backend) ? 'mlp-simd' : 'tfjs', `round ${r.index} on ${r.backend}`);
     assert.ok(rounds[2]!.density < rounds[1]!.density && rounds[1]!.density < 1, "rounds[2]!.density < rounds[1]!.density && rounds[1]!.density < 1");
@@ -456,3 +479,7 @@ describe('with a worker running the real engine', () => {
   });
 });
 
+test('every REST response above matched the OpenAPI document', () => {
+  assert.deepEqual(responses?.failures, []);
+  assert.ok((responses?.checker.checked ?? 0) > 0);
+});

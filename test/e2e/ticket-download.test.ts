@@ -26,8 +26,11 @@ import type { BundleManifest } from '../../src/engine/report/bundle.js';
 import { createApiKey, type ServiceRuntime } from '../../src/service/index.js';
 import { startTestDb, type TestDb, uploadFiles } from '../integration/fixtures/harness.js';
 import { floatInitializers, onnxVsTfjs } from '../fixtures/onnx-check.js';
+import { checkResponsesOf } from '../fixtures/openapi-check.js';
 
 
+/** Every REST response this file sees is checked against /openapi.json (test/fixtures/openapi-check.ts). */
+let responses: Awaited<ReturnType<typeof checkResponsesOf>> | undefined;
 let t: TestDb;
 let rt: ServiceRuntime;
 let rest: RestServer;
@@ -75,6 +78,7 @@ before(async () => {
   t = await startTestDb();
   rt = await t.open({ worker: { heartbeatSeconds: 1, pollSeconds: 0.3, progressIntervalMs: 200 } });
   rest = await startRestServer(rt, { port: 0, sseHeartbeatMs: 300 });
+  responses = await checkResponsesOf(rest.url);
   grpcServer = await startGrpcServer(rt, { host: '127.0.0.1', port: 0 });
   apiKey = (await createApiKey(rt.ctx, 'acme')).key;
   client = new TicketsmithClient({ baseUrl: rest.url, apiKey });
@@ -85,6 +89,7 @@ before(async () => {
 });
 
 after(async () => {
+  responses?.restore();
   grpcClient?.close();
   await rest?.stop(500);
   await grpcServer?.stop();
@@ -222,4 +227,9 @@ describe('model.onnx and ticket.zip through the doors', () => {
       return true;
     });
   });
+});
+
+test('every REST response above matched the OpenAPI document', () => {
+  assert.deepEqual(responses?.failures, []);
+  assert.ok((responses?.checker.checked ?? 0) > 0);
 });

@@ -196,6 +196,33 @@ function mountDashboard(app: express.Express): void {
 function mountRoutes(app: express.Express, rt: ServiceRuntime, routes: RouteDef[], opts: RestOptions): void {
   const json = express.json({ limit: opts.jsonLimit ?? '1mb', type: ['application/json', 'application/*+json'] });
   for (const route of routes) app[route.method](route.path, ...routeHandlers(rt, route, json));
+  mountMethodNotAllowed(app, routes);
+}
+
+/** Methods a path takes, as `Allow` lists them (HEAD with GET, as express answers it). */
+export function allowedMethods(routes: RouteDef[], path: string): string[] {
+  const methods = new Set(routes.filter((r) => r.path === path).map((r) => r.method.toUpperCase()));
+  if (methods.has('GET')) methods.add('HEAD');
+  methods.add('OPTIONS');
+  return ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].filter((m) => methods.has(m));
+}
+
+/**
+ * After every route: a known path asked with a method it does not take is 405
+ * with `Allow` (and the error body), not 404; OPTIONS answers 204 with `Allow`.
+ */
+function mountMethodNotAllowed(app: express.Express, routes: RouteDef[]): void {
+  for (const path of new Set(routes.map((r) => r.path))) {
+    const allow = allowedMethods(routes, path).join(', ');
+    app.all(path, (req: Request, res: Response, next: NextFunction) => {
+      res.setHeader('Allow', allow);
+      if (req.method === 'OPTIONS') {
+        res.status(204).end();
+        return;
+      }
+      next(new ServiceError('METHOD_NOT_ALLOWED', `${req.method} ${req.path}: this path takes ${allow}`));
+    });
+  }
 }
 
 /** One route's chain: API key and rate limit (unless the route needs no key), JSON body for posts, then the handler. */

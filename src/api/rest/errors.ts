@@ -5,7 +5,7 @@
 // percent-encoding), which become the matching table entry, so bad input is
 // a 4xx and never a 500.
 import type { Response } from 'express';
-import { ERRORS, RETRY_AFTER_SECONDS, ServiceError, classifyError, type Classified } from '../../service/index.js';
+import { ERRORS, RETRY_AFTER_SECONDS, ServiceError, classifyError, type Classified, type FieldIssue } from '../../service/index.js';
 
 /** What express/body-parser attach to their errors (http-errors). */
 interface HttpLikeError {
@@ -56,8 +56,14 @@ export function classify(e: unknown): Classified {
   return http ? { error: http, expected: true } : classifyError(e);
 }
 
-export function errorBody(error: ServiceError): { error: ReturnType<ServiceError['toJSON']> } {
-  return { error: error.toJSON() };
+/**
+ * `{ error, errors? }`: `error` is the first problem (what older clients read);
+ * `errors` lists every problem of the request found in the same pass, each
+ * `{ field, message }`, whenever the error is about a request field.
+ */
+export function errorBody(error: ServiceError): { error: ReturnType<ServiceError['toJSON']>; errors?: FieldIssue[] } {
+  const errors = error.issues && error.issues.length > 0 ? [...error.issues] : error.field !== undefined ? [{ field: error.field, message: error.message }] : undefined;
+  return { error: error.toJSON(), ...(errors ? { errors } : {}) };
 }
 
 export function sendError(res: Response, error: ServiceError): void {

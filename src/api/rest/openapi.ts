@@ -4,7 +4,8 @@
 // the DTOs from service/dto.ts; the error codes from service/errors.ts).
 // Nothing here is written by hand twice.
 import { z } from 'zod';
-import { RUN_SPEC_FIELDS, RUN_SPEC_JSON_SCHEMA } from '../../engine/spec.js';
+import { BUILTIN_NAMES } from '../../engine/data/reference.js';
+import { RUN_SPEC_FIELDS, RUN_SPEC_JSON_SCHEMA, SPEC_RULES_JSON_SCHEMA } from '../../engine/spec.js';
 import {
   ApiKeySchema,
   ArtifactSchema,
@@ -21,8 +22,7 @@ import {
   type ErrorCode,
 } from '../../service/index.js';
 import { CREATE_WEBHOOK_SCHEMA } from './routes/webhooks.js';
-import { itemsOf, ref, type JsonSchema, type ParamDoc, type RouteDef } from './route.js';
-
+import { pageOf, ref, type JsonSchema, type ParamDoc, type RouteDef } from './route.js';
 type Doc = Record<string, unknown>;
 
 function schemaOf(s: z.ZodType, io: 'input' | 'output'): JsonSchema {
@@ -31,9 +31,20 @@ function schemaOf(s: z.ZodType, io: 'input' | 'output'): JsonSchema {
   return out;
 }
 
-/** The run spec as a client sends it, its properties the field descriptors' own JSON Schemas. */
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** The builtin datasets the reference parser knows (engine/data/reference.ts), and nothing else after `builtin:`. */
+const BUILTINS = BUILTIN_NAMES.map((n) => `builtin:${n}`).join(', ');
+const ONLY_KNOWN_BUILTINS: JsonSchema = { not: { pattern: `^builtin:(?!(?:${BUILTIN_NAMES.map(escapeRegExp).join('|')})$)` } };
+
+/**
+ * The run spec as a client sends it, its properties the field descriptors' own
+ * JSON Schemas, with the rules between fields (spec/rules.ts) as an `allOf`.
+ */
 function runSpecSchema(): JsonSchema {
-  return { ...RUN_SPEC_JSON_SCHEMA, properties: Object.fromEntries(RUN_SPEC_FIELDS.map((f) => [f.name, f.jsonSchema])) };
+  const properties = Object.fromEntries(RUN_SPEC_FIELDS.map((f) => [f.name, f.jsonSchema]));
+  properties.dataset = { ...properties.dataset, ...ONLY_KNOWN_BUILTINS };
+  return { ...RUN_SPEC_JSON_SCHEMA, properties, allOf: SPEC_RULES_JSON_SCHEMA };
 }
 
 /** A job's webhook target, beside the spec (not a run-spec field: run names do not change). */
@@ -51,7 +62,7 @@ function submitSchema(): JsonSchema {
   const { default: _m, ...model } = props.model as JsonSchema;
   const { default: _d, ...dataset } = props.dataset as JsonSchema;
   props.model = { ...model, description: 'Required. A zoo model name (lenet-300-100, lenet-N-M, conv-2/4/6, vgg-11/16, resnet-20), `model:<id>` or the bare id of an uploaded model' };
-  props.dataset = { ...dataset, description: 'Required. A dataset reference (builtin:mnist, builtin:fashion-mnist, builtin:cifar10, http(s)://…), `dataset:<id>` or the bare id of a registered one' };
+  props.dataset = { ...dataset, description: `Required. A dataset reference (${BUILTINS}, http(s)://…; file:// where the operator allows it), \`dataset:<id>\` or the bare id of a registered one` };
   const flat = { ...spec, properties: { ...props, callbackUrl: CALLBACK_URL }, required: [...((spec.required as string[] | undefined) ?? []), 'model', 'dataset'], description: 'The run spec, flat' };
   const nested = {
     type: 'object',
@@ -67,16 +78,21 @@ export function components(): Record<string, JsonSchema> {
   return {
     RunSpec: runSpecSchema(),
     SubmitJobRequest: submitSchema(),
-    RegisterDatasetRequest: { type: 'object', properties: { reference: { type: 'string', description: 'builtin:…, http(s)://… (file:// where the operator allows it)' } }, required: ['reference'] },
-    Job: schemaOf(JobSchema, 'output'),
-    JobPage: {
+    RegisterDatasetRequest: {
       type: 'object',
-      properties: { items: { type: 'array', items: ref('Job') }, next_cursor: { type: ['string', 'null'], description: 'Pass as `cursor` for the next page; null on the last page' } },
-      required: ['items', 'next_cursor'],
+      properties: { reference: { type: 'string', minLength: 1, description: `${BUILTINS}, http(s)://… (file:// where the operator allows it)`, ...ONLY_KNOWN_BUILTINS } },
+      required: ['reference'],
+      additionalProperties: false,
     },
+    Job: schemaOf(JobSchema, 'output'),
+    JobPage: (() => {
+      const page = pageOf('Job');
+      const properties = { ...(page.properties as Record<string, JsonSchema>), next_cursor: { type: ['string', 'null'], deprecated: true, description: 'The old name of `nextCursor` (same value); removed in the next version' } };
+      return { ...page, properties, required: [...(page.required as string[]), 'next_cursor'] };
+    })(),
     Round: schemaOf(RoundSchema, 'output'),
     Artifact: schemaOf(ArtifactSchema, 'output'),
-    ArtifactList: itemsOf('Artifact'),
+    ArtifactList: pageOf('Artifact'),
     Event: schemaOf(EventSchema, 'output'),
     Model: schemaOf(ModelSchema, 'output'),
     Dataset: schemaOf(DatasetSchema, 'output'),
@@ -96,6 +112,13 @@ export function components(): Record<string, JsonSchema> {
             field: { type: 'string', description: 'The request field at fault, when one is' },
           },
           required: ['code', 'message'],
+          description: 'The first problem (what older clients read)',
+        },
+        errors: {
+          type: 'array',
+          description: 'Every problem of the request found in the same pass, the first being `error`; present when the error is about request fields',
+          items: { type: 'object', properties: { field: { type: 'string' }, message: { type: 'string' } }, required: ['field', 'message'] },
+          minItems: 1,
         },
       },
       required: ['error'],
@@ -114,6 +137,20 @@ function parameters(route: RouteDef): Doc[] {
   ];
 }
 
+/**
+ * The codes a route can answer with: its own list, plus what the app answers
+ * for any route of its kind: INTERNAL anywhere; on /v1 routes INVALID_ARGUMENT
+ * (query.ts refuses an unknown query parameter on every one); on JSON posts
+ * PAYLOAD_TOO_LARGE (the body limit).
+ */
+function answerable(route: RouteDef): ErrorCode[] {
+  const codes = new Set<ErrorCode>(route.errors);
+  codes.add('INTERNAL');
+  if (route.tag !== 'operations') codes.add('INVALID_ARGUMENT');
+  if (route.method === 'post' && !route.rawBody) codes.add('PAYLOAD_TOO_LARGE');
+  return ERROR_CODES.filter((c) => codes.has(c));
+}
+
 function responses(route: RouteDef): Doc {
   const out: Doc = {};
   for (const [status, r] of Object.entries(route.responses)) {
@@ -125,7 +162,7 @@ function responses(route: RouteDef): Doc {
   }
   // One entry per status; several codes can share it (409, 500).
   const byStatus = new Map<number, ErrorCode[]>();
-  for (const code of route.errors) byStatus.set(ERRORS[code].http, [...(byStatus.get(ERRORS[code].http) ?? []), code]);
+  for (const code of answerable(route)) byStatus.set(ERRORS[code].http, [...(byStatus.get(ERRORS[code].http) ?? []), code]);
   for (const [status, codes] of [...byStatus].sort((a, b) => a[0] - b[0])) {
     out[String(status)] = { description: codes.join(' | '), content: { 'application/json': { schema: ref('Error') } } };
   }
@@ -151,7 +188,10 @@ export function buildOpenApi(routes: RouteDef[], info: { version: string; server
     info: {
       title: 'Ticketsmith',
       version: info.version,
-      description: 'Lottery-ticket iterative magnitude pruning (with rewinding) and L1 filter pruning as a service. Every /v1 call needs an API key: `Authorization: Bearer <key>` or `X-Api-Key: <key>`.',
+      description:
+        'Lottery-ticket iterative magnitude pruning (with rewinding) and L1 filter pruning as a service. Every /v1 call needs an API key: `Authorization: Bearer <key>` or `X-Api-Key: <key>`. ' +
+        'Lists answer `{ items, nextCursor }` and take `cursor` and `limit`. A validation error answers `{ error, errors }`: `error` the first problem, `errors` all of them. ' +
+        'A method a path does not take answers 405 METHOD_NOT_ALLOWED with an `Allow` header.',
     },
     ...(info.serverUrl ? { servers: [{ url: info.serverUrl }] } : {}),
     security: [{ bearer: [] }, { apiKey: [] }],

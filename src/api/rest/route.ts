@@ -2,14 +2,35 @@
 // OpenAPI document says about it. The app registers handlers from the same
 // table the document is generated from, so the two cannot drift apart.
 import type { Request, Response } from 'express';
-import { invalid, type ErrorCode, type ServiceContext } from '../../service/index.js';
+import { invalid, PAGE_DEFAULT, PAGE_MAX, type ErrorCode, type PageQuery, type ServiceContext } from '../../service/index.js';
 
 /** A JSON Schema object (as z.toJSONSchema writes them) or a `$ref` to a component. */
 export type JsonSchema = Record<string, unknown>;
 
 export const ref = (name: string): JsonSchema => ({ $ref: `#/components/schemas/${name}` });
 
-/** A `{ items: [...] }` list of one component schema. */
+/** One page of a list: `{ items: [...], nextCursor }`, the shape every list answers with. */
+export const pageOf = (name: string): JsonSchema => ({
+  type: 'object',
+  properties: {
+    items: { type: 'array', items: ref(name) },
+    nextCursor: { type: ['string', 'null'], description: 'Pass as `cursor` for the next page; null on the last page' },
+  },
+  required: ['items', 'nextCursor'],
+});
+
+/** The two query parameters of every list. */
+export const PAGE_PARAMS: ParamDoc[] = [
+  { name: 'cursor', description: '`nextCursor` of the previous page', schema: { type: 'string', minLength: 1 } },
+  { name: 'limit', description: `Page size (1-${PAGE_MAX}, default ${PAGE_DEFAULT})`, schema: { type: 'integer', minimum: 1, maximum: PAGE_MAX, default: PAGE_DEFAULT } },
+];
+
+/** A list request's cursor and limit (checked in form by query.ts, in meaning by the service). */
+export function pageQuery(req: Request): PageQuery {
+  return { cursor: queryString(req, 'cursor'), limit: queryString(req, 'limit') };
+}
+
+/** A `{ items: [...] }` list of one component schema (a bounded list that is not paged, e.g. a page of events). */
 export const itemsOf = (name: string): JsonSchema => ({ type: 'object', properties: { items: { type: 'array', items: ref(name) } }, required: ['items'] });
 
 export interface ParamDoc {

@@ -2,8 +2,8 @@
 // ranked and how many go, the prune / fine-tune schedule, the sensitivity
 // analysis, and "then IMP" on the shrunken model. Also the rules between them.
 import { z } from 'zod';
-import { SpecError } from './errors.js';
 import { fraction, layerName, SPEC_LIMITS } from './limits.js';
+import type { SpecRule } from './rules.js';
 
 /** `conv1=0.5,conv8=0.5` (a CLI flag value) -> { conv1: 0.5, conv8: 0.5 }; objects pass through. */
 function parseLayerFractions(value: unknown): unknown {
@@ -52,14 +52,20 @@ export const FILTER_FIELDS = {
 
 export type FilterSpec = z.output<z.ZodObject<typeof FILTER_FIELDS>>;
 
-/** A filter run says how many filters go: by fraction(s) or by a FLOP target, not both. */
-export function checkFilter(spec: FilterSpec & { method: string }): void {
-  if (spec.method !== 'filter') return;
-  const explicit = spec.filterFraction !== undefined || spec.filterFractions !== undefined;
-  if (!explicit && spec.targetFlopReduction === undefined) {
-    throw new SpecError('filterFraction: method filter needs filterFraction, filterFractions or targetFlopReduction', 'filterFraction');
-  }
-  if (explicit && spec.targetFlopReduction !== undefined) {
-    throw new SpecError('targetFlopReduction: picks the per-layer fractions itself; do not combine it with filterFraction / filterFractions', 'targetFlopReduction');
-  }
-}
+/** A filter run says how many filters go: by fraction(s) or by a FLOP target, not both (checked by rules.ts). */
+export const FILTER_RULES: readonly SpecRule[] = Object.freeze([
+  {
+    kind: 'needs-one-of',
+    when: { method: 'filter' },
+    fields: ['filterFraction', 'filterFractions', 'targetFlopReduction'],
+    field: 'filterFraction',
+    message: 'filterFraction: method filter needs filterFraction, filterFractions or targetFlopReduction',
+  },
+  {
+    kind: 'excludes',
+    when: { method: 'filter' },
+    field: 'targetFlopReduction',
+    others: ['filterFraction', 'filterFractions'],
+    message: 'targetFlopReduction: picks the per-layer fractions itself; do not combine it with filterFraction / filterFractions',
+  },
+]);

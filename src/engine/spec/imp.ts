@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { SpecError } from './errors.js';
 import { fraction, layerName, SPEC_LIMITS } from './limits.js';
+import type { SpecRule } from './rules.js';
 
 export const IMP_FIELDS = {
   rounds: z.number().int().min(0).max(SPEC_LIMITS.rounds).default(10).describe('Pruning rounds after the dense round 0'),
@@ -46,11 +47,13 @@ export const IMP_FIELDS = {
 
 export type ImpSpec = z.output<z.ZodObject<typeof IMP_FIELDS>>;
 
-/** Rules between the IMP fields (and the training length they rewind within). */
+/** Rules between IMP fields that the published JSON Schema also states (rules.ts). */
+export const IMP_RULES: readonly SpecRule[] = Object.freeze([
+  { kind: 'needs-one-of', when: { schedule: 'one-shot' }, fields: ['targetDensity'], field: 'targetDensity', message: 'targetDensity: required when schedule is one-shot' },
+]);
+
+/** The rule that depends on the model's training length (not in the JSON Schema: iterations default per model). */
 export function checkImp(spec: ImpSpec & { iterations: number }): void {
-  if (spec.schedule === 'one-shot' && spec.targetDensity === undefined) {
-    throw new SpecError('targetDensity: required when schedule is one-shot', 'targetDensity');
-  }
   if (spec.rewind === 'iteration' && spec.rewindIteration >= spec.iterations) {
     throw new SpecError(`rewindIteration: must be below iterations (${spec.iterations})`, 'rewindIteration');
   }

@@ -6,10 +6,10 @@
 // out, so a missing blob is still an error response and not a cut-off body.
 import { posix } from 'node:path';
 import type { Request, Response } from 'express';
-import { ARTIFACT_KINDS, checkRange, getArtifact, getTicketBundle, listArtifacts, ServiceError, type ArtifactDownload } from '../../../service/index.js';
+import { ARTIFACT_KINDS, ARTIFACT_MEDIA_TYPES, checkRange, getArtifact, getTicketBundle, listArtifactsPage, ServiceError, type ArtifactDownload } from '../../../service/index.js';
 import { drained } from '../backpressure.js';
 import { ifRangeHolds, noneMatch, parseRange } from '../conditional.js';
-import { COMMON_ERRORS, pathParam, queryString, ref, tagJob, type RouteDef } from '../route.js';
+import { COMMON_ERRORS, PAGE_PARAMS, pageQuery, pathParam, queryString, ref, tagJob, type JsonSchema, type RouteDef } from '../route.js';
 
 function contentDisposition(name: string): string {
   const base = posix.basename(name) || 'artifact';
@@ -87,6 +87,17 @@ async function sendDownload(req: Request, res: Response, dl: ArtifactDownload): 
   }
 }
 
+/**
+ * The media types a download answers with (the artifact's `mediaType`, set from
+ * its name by the store): bytes for each; a JSON artifact's body is any JSON
+ * value, which a range of it need not be, so it is documented as bytes too.
+ */
+function artifactContent(whole: boolean): Record<string, JsonSchema> {
+  const bytes = { type: 'string', format: 'binary' };
+  const json = { description: 'A JSON artifact (result.json, a mask or model.json): any JSON value' };
+  return Object.fromEntries(ARTIFACT_MEDIA_TYPES.map((t) => [t, whole && t === 'application/json' ? json : bytes]));
+}
+
 export const artifactRoutes: RouteDef[] = [
   {
     method: 'get',
@@ -98,12 +109,12 @@ export const artifactRoutes: RouteDef[] = [
       { name: 'jobId', description: 'Only this job', schema: { type: 'string', format: 'uuid' } },
       { name: 'modelId', description: "Only this uploaded model's files", schema: { type: 'string', format: 'uuid' } },
       { name: 'kind', description: 'Only this kind (`state`: the engine\'s resume state, not listed otherwise)', schema: { type: 'string', enum: [...ARTIFACT_KINDS] } },
+      ...PAGE_PARAMS,
     ],
     responses: { 200: { description: 'Artifacts', content: { 'application/json': ref('ArtifactList') } } },
     errors: ['NOT_FOUND', 'INVALID_ARGUMENT', ...COMMON_ERRORS],
     async handler(req, res, { ctx, tenant }) {
-      const items = await listArtifacts(ctx, tenant, { jobId: queryString(req, 'jobId'), modelId: queryString(req, 'modelId'), kind: queryString(req, 'kind') });
-      res.json({ items });
+      res.json(await listArtifactsPage(ctx, tenant, { jobId: queryString(req, 'jobId'), modelId: queryString(req, 'modelId'), kind: queryString(req, 'kind'), ...pageQuery(req) }));
     },
   },
   {
@@ -119,8 +130,12 @@ export const artifactRoutes: RouteDef[] = [
       { name: 'If-Range', description: 'Serve the Range only if this ETag is still current' },
     ],
     responses: {
-      200: { description: 'The whole artifact', content: { 'application/octet-stream': { type: 'string', format: 'binary' } }, headers: { ETag: '"<sha256>"', 'X-Content-SHA256': 'sha256 of the whole artifact, hex', 'Accept-Ranges': 'bytes' } },
-      206: { description: 'The requested range', content: { 'application/octet-stream': { type: 'string', format: 'binary' } }, headers: { 'Content-Range': 'bytes start-end/size' } },
+      200: {
+        description: "The whole artifact, its Content-Type the artifact's own (the artifact's `mediaType`, from its file name: `.json` answers application/json)",
+        content: artifactContent(true),
+        headers: { ETag: '"<sha256>"', 'X-Content-SHA256': 'sha256 of the whole artifact, hex', 'Accept-Ranges': 'bytes' },
+      },
+      206: { description: 'The requested range, in the artifact\'s own Content-Type', content: artifactContent(false), headers: { 'Content-Range': 'bytes start-end/size' } },
       304: { description: 'Not modified (If-None-Match matched)' },
     },
     errors: ['NOT_FOUND', 'RANGE_NOT_SATISFIABLE', ...COMMON_ERRORS],

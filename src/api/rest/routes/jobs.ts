@@ -1,8 +1,8 @@
 // /v1/jobs: submit (Idempotency-Key honoured), get, list with a keyset
 // cursor (in the body and a Link header), rounds, cancel, artifacts, delete.
 import type { Request } from 'express';
-import { ARTIFACT_KINDS, cancelJob, deleteJob, getJob, getJobPlot, invalid, PLOT_NAMES, listArtifacts, listJobs, listRounds, submitJob, JOB_STATES, ServiceError } from '../../../service/index.js';
-import { COMMON_ERRORS, pathParam, itemsOf, queryString, ref, tagJob, type RouteDef } from '../route.js';
+import { ARTIFACT_KINDS, cancelJob, deleteJob, getJob, getJobPlot, IDEMPOTENCY_KEY_PATTERN, invalid, listArtifactsPage, listJobs, listRoundsPage, PLOT_NAMES, submitJob, JOB_STATES, ServiceError } from '../../../service/index.js';
+import { COMMON_ERRORS, PAGE_PARAMS, pageOf, pageQuery, pathParam, queryString, ref, tagJob, type RouteDef } from '../route.js';
 
 const jobId = { name: 'id', description: 'Job id', schema: { type: 'string', format: 'uuid' } };
 
@@ -58,7 +58,13 @@ export const jobRoutes: RouteDef[] = [
     operationId: 'submitJob',
     tag: 'jobs',
     summary: 'Submit a compression job (validated in full before it is queued)',
-    headers: [{ name: 'Idempotency-Key', description: 'Retries with the same key return the first job instead of a new one (1-255 printable ASCII characters)' }],
+    headers: [
+      {
+        name: 'Idempotency-Key',
+        description: 'Retries with the same key return the first job instead of a new one (1-255 printable ASCII characters, no spaces)',
+        schema: { type: 'string', minLength: 1, maxLength: 255, pattern: IDEMPOTENCY_KEY_PATTERN },
+      },
+    ],
     body: { required: true, content: { 'application/json': ref('SubmitJobRequest') } },
     responses: {
       201: { description: 'Queued', content: { 'application/json': ref('Job') }, headers: { Location: 'The job URL' } },
@@ -72,8 +78,10 @@ export const jobRoutes: RouteDef[] = [
         result = await submitJob(ctx, tenant, flat, req.get('idempotency-key') ?? null, { callbackUrl });
       } catch (e) {
         // Point a nested client at the field it actually sent: `spec.rounds`, not `rounds`.
-        if (specPrefix && e instanceof ServiceError && e.field && !TOP_LEVEL.has(e.field)) {
-          throw new ServiceError(e.code, specPrefix + e.message, specPrefix + e.field);
+        if (specPrefix && e instanceof ServiceError && e.field) {
+          const nest = (field: string, message: string) => (TOP_LEVEL.has(field) ? { field, message } : { field: specPrefix + field, message: specPrefix + message });
+          const first = nest(e.field, e.message);
+          throw new ServiceError(e.code, first.message, first.field, e.issues?.map((i) => nest(i.field, i.message)));
         }
         throw e;
       }
@@ -91,15 +99,15 @@ export const jobRoutes: RouteDef[] = [
     summary: "The tenant's jobs, newest first",
     query: [
       { name: 'status', description: 'Only jobs in this state', schema: { type: 'string', enum: [...JOB_STATES] } },
-      { name: 'limit', description: 'Page size (1-100, default 20)', schema: { type: 'integer', minimum: 1, maximum: 100 } },
-      { name: 'cursor', description: '`next_cursor` of the previous page', schema: { type: 'string' } },
+      ...PAGE_PARAMS,
     ],
     responses: { 200: { description: 'One page', content: { 'application/json': ref('JobPage') }, headers: { Link: 'rel="next" URL while there are more' } } },
     errors: ['INVALID_ARGUMENT', ...COMMON_ERRORS],
     async handler(req, res, { ctx, tenant }) {
       const page = await listJobs(ctx, tenant, { status: queryString(req, 'status'), cursor: queryString(req, 'cursor'), limit: queryString(req, 'limit') });
       if (page.nextCursor) res.setHeader('Link', nextLink(req, page.nextCursor));
-      res.json({ items: page.items, next_cursor: page.nextCursor });
+      // next_cursor: the old name, kept for one version beside nextCursor (deprecated in the document).
+      res.json({ items: page.items, nextCursor: page.nextCursor, next_cursor: page.nextCursor });
     },
   },
   {
@@ -140,12 +148,13 @@ export const jobRoutes: RouteDef[] = [
     tag: 'jobs',
     summary: "A job's finished rounds with their metrics",
     params: [jobId],
-    responses: { 200: { description: 'Rounds, in order', content: { 'application/json': itemsOf('Round') } } },
-    errors: ['NOT_FOUND', ...COMMON_ERRORS],
+    query: PAGE_PARAMS,
+    responses: { 200: { description: 'Rounds, in order', content: { 'application/json': pageOf('Round') } } },
+    errors: ['NOT_FOUND', 'INVALID_ARGUMENT', ...COMMON_ERRORS],
     async handler(req, res, { ctx, tenant }) {
       const id = pathParam(req, 'id');
       tagJob(res, id);
-      res.json({ items: await listRounds(ctx, tenant, id) });
+      res.json(await listRoundsPage(ctx, tenant, id, pageQuery(req)));
     },
   },
   {
@@ -195,13 +204,13 @@ export const jobRoutes: RouteDef[] = [
     tag: 'artifacts',
     summary: "A job's artifacts (per-round masks and weights, the ticket, the result)",
     params: [jobId],
-    query: [{ name: 'kind', description: 'Only this kind', schema: { type: 'string', enum: [...ARTIFACT_KINDS] } }],
+    query: [{ name: 'kind', description: 'Only this kind', schema: { type: 'string', enum: [...ARTIFACT_KINDS] } }, ...PAGE_PARAMS],
     responses: { 200: { description: 'Artifacts', content: { 'application/json': ref('ArtifactList') } } },
     errors: ['NOT_FOUND', 'INVALID_ARGUMENT', ...COMMON_ERRORS],
     async handler(req, res, { ctx, tenant }) {
       const id = pathParam(req, 'id');
       tagJob(res, id);
-      res.json({ items: await listArtifacts(ctx, tenant, { jobId: id, kind: queryString(req, 'kind') }) });
+      res.json(await listArtifactsPage(ctx, tenant, { jobId: id, kind: queryString(req, 'kind'), ...pageQuery(req) }));
     },
   },
 ];

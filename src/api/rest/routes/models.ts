@@ -3,8 +3,8 @@
 // /v1/datasets (dataset references as JSON, or uploads: multipart files or
 // one archive, told apart by the content type). The service validates both in full.
 // DELETE answers 204; see service/deletion.ts for when it is refused.
-import { deleteDataset, deleteModel, getDataset, getModel, listDatasets, listModels, registerDataset, uploadDataset, uploadModel, invalid, withUploadSlot } from '../../../service/index.js';
-import { COMMON_ERRORS, itemsOf, pathParam, ref, type RouteDef } from '../route.js';
+import { deleteDataset, deleteModel, getDataset, getModel, listDatasetsPage, listModelsPage, registerDataset, uploadDataset, uploadModel, invalid, withUploadSlot } from '../../../service/index.js';
+import { COMMON_ERRORS, PAGE_PARAMS, pageOf, pageQuery, pathParam, ref, type RouteDef } from '../route.js';
 import { isUploadRequest, readDatasetUpload, readModelUpload } from '../upload.js';
 
 const id = (what: string) => ({ name: 'id', description: `${what} id`, schema: { type: 'string', format: 'uuid' } });
@@ -61,10 +61,11 @@ export const modelRoutes: RouteDef[] = [
     operationId: 'listModels',
     tag: 'models',
     summary: "The tenant's uploaded models, newest first",
-    responses: { 200: { description: 'Models', content: { 'application/json': itemsOf('Model') } } },
-    errors: COMMON_ERRORS,
-    async handler(_req, res, { ctx, tenant }) {
-      res.json({ items: await listModels(ctx, tenant) });
+    query: PAGE_PARAMS,
+    responses: { 200: { description: 'Models', content: { 'application/json': pageOf('Model') } } },
+    errors: ['INVALID_ARGUMENT', ...COMMON_ERRORS],
+    async handler(req, res, { ctx, tenant }) {
+      res.json(await listModelsPage(ctx, tenant, pageQuery(req)));
     },
   },
   {
@@ -130,10 +131,11 @@ export const modelRoutes: RouteDef[] = [
     operationId: 'listDatasets',
     tag: 'datasets',
     summary: "The tenant's registered datasets",
-    responses: { 200: { description: 'Datasets', content: { 'application/json': itemsOf('Dataset') } } },
-    errors: COMMON_ERRORS,
-    async handler(_req, res, { ctx, tenant }) {
-      res.json({ items: await listDatasets(ctx, tenant) });
+    query: PAGE_PARAMS,
+    responses: { 200: { description: 'Datasets', content: { 'application/json': pageOf('Dataset') } } },
+    errors: ['INVALID_ARGUMENT', ...COMMON_ERRORS],
+    async handler(req, res, { ctx, tenant }) {
+      res.json(await listDatasetsPage(ctx, tenant, pageQuery(req)));
     },
   },
   {

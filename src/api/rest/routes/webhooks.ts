@@ -2,18 +2,7 @@
 // registered endpoints (created with their secret shown once, listed,
 // deleted) and the delivery log, with status, attempts and the last answer.
 import { createWebhook, deleteWebhook, DELIVERY_STATES, listDeliveries, listWebhooks, rotateCallbackSecret, WEBHOOK_EVENTS } from '../../../service/index.js';
-import { COMMON_ERRORS, pathParam, queryString, ref, type ParamDoc, type RouteDef } from '../route.js';
-
-const PAGE: ParamDoc[] = [
-  { name: 'limit', description: 'Page size (1-200, default 50)', schema: { type: 'integer', minimum: 1, maximum: 200 } },
-  { name: 'cursor', description: '`nextCursor` of the previous page', schema: { type: 'string' } },
-];
-
-const pageOf = (name: string) => ({
-  type: 'object',
-  properties: { items: { type: 'array', items: ref(name) }, nextCursor: { type: ['string', 'null'], description: 'Pass as `cursor` for the next page; null on the last page' } },
-  required: ['items', 'nextCursor'],
-});
+import { COMMON_ERRORS, PAGE_PARAMS, pageOf, pageQuery, pathParam, queryString, ref, type RouteDef } from '../route.js';
 
 export const webhookRoutes: RouteDef[] = [
   {
@@ -49,11 +38,11 @@ export const webhookRoutes: RouteDef[] = [
     operationId: 'listWebhooks',
     tag: 'webhooks',
     summary: "The tenant's endpoints, newest first (secrets are never listed)",
-    query: PAGE,
+    query: PAGE_PARAMS,
     responses: { 200: { description: 'One page', content: { 'application/json': pageOf('WebhookEndpoint') } } },
     errors: ['INVALID_ARGUMENT', ...COMMON_ERRORS],
     async handler(req, res, { ctx, tenant }) {
-      res.json(await listWebhooks(ctx, tenant, { cursor: queryString(req, 'cursor'), limit: queryString(req, 'limit') }));
+      res.json(await listWebhooks(ctx, tenant, pageQuery(req)));
     },
   },
   {
@@ -65,7 +54,7 @@ export const webhookRoutes: RouteDef[] = [
     query: [
       { name: 'jobId', description: "Only this job's", schema: { type: 'string', format: 'uuid' } },
       { name: 'status', description: 'Only deliveries in this state', schema: { type: 'string', enum: [...DELIVERY_STATES] } },
-      ...PAGE,
+      ...PAGE_PARAMS,
     ],
     responses: { 200: { description: 'One page', content: { 'application/json': pageOf('WebhookDelivery') } } },
     errors: ['INVALID_ARGUMENT', ...COMMON_ERRORS],
@@ -74,8 +63,7 @@ export const webhookRoutes: RouteDef[] = [
         await listDeliveries(ctx, tenant, {
           jobId: queryString(req, 'jobId'),
           status: queryString(req, 'status'),
-          cursor: queryString(req, 'cursor'),
-          limit: queryString(req, 'limit'),
+          ...pageQuery(req),
         }),
       );
     },
