@@ -116,27 +116,13 @@ export function eventRoutes(opts: SseOptions): RouteDef[] {
         // Checks the job and the cursor while an error can still be a plain JSON response.
         await listEvents(ctx, tenant, id, { afterId, limit: 1 });
 
-        const abort = new AbortController();
-        const stop = () => abort.abort();
-        res.once('close', stop);
-        opts.closing?.addEventListener('abort', stop, { once: true });
-        if (opts.closing?.aborted) stop();
-        res.status(200);
-        res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
-        res.setHeader('Cache-Control', 'no-cache, no-transform');
-        res.setHeader('Connection', 'keep-alive');
-        res.setHeader('X-Accel-Buffering', 'no');
-        res.flushHeaders();
-        req.socket.setNoDelay(true);
-        const heartbeat = setInterval(() => {
-          if (!res.writableEnded) res.write(': heartbeat\n\n');
-        }, opts.heartbeatMs);
+        const stream = openStream(req, res, opts);
         try {
           if (!(await send(res, 'retry: 2000\n\n'))) return;
-          for await (const e of watchJob(ctx, tenant, id, { afterId, signal: abort.signal })) {
+          for await (const e of watchJob(ctx, tenant, id, { afterId, signal: stream.signal })) {
             if (!(await send(res, frame(e)))) return;
           }
-          if (abort.signal.aborted) {
+          if (stream.signal.aborted) {
             if (opts.closing?.aborted) await send(res, ': server shutting down; reconnect with Last-Event-ID\n\n');
             return;
           }
@@ -148,10 +134,7 @@ export function eventRoutes(opts: SseOptions): RouteDef[] {
           if (!expected) res.locals.error = e;
           await send(res, `event: error\ndata: ${JSON.stringify(errorBody(error))}\n\n`);
         } finally {
-          clearInterval(heartbeat);
-          res.off('close', stop);
-          opts.closing?.removeEventListener('abort', stop);
-          if (!res.writableEnded) res.end();
+          stream.close();
         }
       },
     },
