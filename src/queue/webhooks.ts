@@ -32,6 +32,7 @@ import {
   type ClaimedDelivery,
   type QueuedDeliveryData,
 } from '../store/webhooks.js';
+import { QueuePoll } from './poll.js';
 
 export const SIGNATURE_HEADER = 'Ticketsmith-Signature';
 export const EVENT_ID_HEADER = 'Ticketsmith-Event-Id';
@@ -117,11 +118,9 @@ export class WebhookDispatcher {
   readonly id: string;
   private readonly settings: Settings;
   private readonly log: Logger;
-  private readonly handlers = new Set<Promise<void>>();
+  private readonly poll: QueuePoll<QueuedDeliveryData>;
   private readonly timers = new Set<NodeJS.Timeout>();
   private stopping = false;
-  private loopDone: Promise<void> | null = null;
-  private wakeLoop: (() => void) | null = null;
   private unlisten: (() => void) | null = null;
   private sweeping: Promise<void> | null = null;
   private readonly stopSignal = new AbortController();
@@ -133,18 +132,26 @@ export class WebhookDispatcher {
     this.id = opts.id ?? `${hostname()}/${process.pid}/${randomBytes(3).toString('hex')}`;
     this.settings = { ...DEFAULTS, ...Object.fromEntries(Object.entries(opts).filter(([k, v]) => v !== undefined && k !== 'id')) } as Settings;
     this.log = childLogger({ module: 'webhooks', dispatcherId: this.id });
+    this.poll = new QueuePoll<QueuedDeliveryData>({
+      boss: deps.boss,
+      queue: WEBHOOK_QUEUE,
+      concurrency: this.settings.concurrency,
+      pollSeconds: this.settings.pollSeconds,
+      handle: (dispatch) => this.handle(dispatch),
+      onFetchError: (err) => this.log.warn({ err }, 'webhook queue fetch failed'),
+    });
   }
 
   start(): void {
-    if (this.loopDone) return;
-    this.unlisten = this.deps.notifier?.on(CHANNELS.webhooks, () => this.wakeLoop?.()) ?? null;
+    if (this.poll.started) return;
+    this.unlisten = this.deps.notifier?.on(CHANNELS.webhooks, () => this.poll.wake()) ?? null;
     if (this.settings.sweepSeconds > 0) {
       const sweep = setInterval(() => {
         this.sweeping ??= this.sweep().finally(() => (this.sweeping = null));
       }, this.settings.sweepSeconds * 1000);
       this.timers.add(sweep);
     }
-    this.loopDone = this.loop();
+    this.poll.start();
   }
 
   /** Stops fetching; attempts in flight are cut (their rows are swept up later by a dispatcher). */
@@ -154,50 +161,15 @@ export class WebhookDispatcher {
     this.unlisten?.();
     for (const t of this.timers) clearTimeout(t);
     this.stopSignal.abort();
-    this.wakeLoop?.();
-    await this.loopDone;
-    await Promise.allSettled([...this.handlers]);
+    await this.poll.stop();
     await this.sweeping;
-  }
-
-  private async loop(): Promise<void> {
-    while (!this.stopping) {
-      const free = this.settings.concurrency - this.handlers.size;
-      if (free > 0) {
-        let jobs: PgBoss.Job<QueuedDeliveryData>[] = [];
-        try {
-          jobs = await this.deps.boss.fetch<QueuedDeliveryData>(WEBHOOK_QUEUE, { batchSize: free });
-        } catch (err) {
-          if (!this.stopping) this.log.warn({ err }, 'webhook queue fetch failed');
-        }
-        for (const job of jobs) this.track(this.handle(job));
-        if (jobs.length > 0) continue;
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, this.settings.pollSeconds * 1000);
-        function done() {
-          clearTimeout(timer);
-          resolve();
-        }
-        this.wakeLoop = done;
-      });
-      this.wakeLoop = null;
-    }
-  }
-
-  private track(p: Promise<void>): void {
-    this.handlers.add(p);
-    void p.finally(() => {
-      this.handlers.delete(p);
-      this.wakeLoop?.();
-    });
   }
 
   /** Wakes the loop when a retry this process scheduled is due (other processes find it at their next poll). */
   private wakeAfter(seconds: number): void {
     const t = setTimeout(() => {
       this.timers.delete(t);
-      this.wakeLoop?.();
+      this.poll.wake();
     }, Math.ceil(seconds * 1000) + 5);
     this.timers.add(t);
   }

@@ -44,6 +44,7 @@ import { storagePass } from '../store/retention.js';
 import { LeaseLostError, PostgresSink, type Lease } from '../store/sink.js';
 import { isDatabaseUnavailable, whileUnavailable } from '../store/unavailable.js';
 import { JOB_QUEUE, type QueuedJobData } from './boss.js';
+import { QueuePoll } from './poll.js';
 import { DEFAULT_MODEL_LIMITS, type ModelLimits } from '../engine/models/budget.js';
 import { prepareRun, redactPaths, type PreparedRun } from './inputs.js';
 import { claimJob, finishJob, heartbeat, reapJobs, recordRunEvent, releaseJob, type Outcome } from '../store/lifecycle.js';
@@ -245,10 +246,8 @@ export class JobWorker {
   private readonly settings: Settings;
   private readonly log: Logger;
   private readonly runs = new Map<string, ActiveRun>();
-  private readonly handlers = new Set<Promise<void>>();
+  private readonly poll: QueuePoll<QueuedJobData>;
   private stopping = false;
-  private loopDone: Promise<void> | null = null;
-  private wakeLoop: (() => void) | null = null;
   private reapTimer: NodeJS.Timeout | null = null;
   private storageTimer: NodeJS.Timeout | null = null;
   private unlisten: Array<() => void> = [];
@@ -266,6 +265,14 @@ export class JobWorker {
     this.log = childLogger({ module: 'worker', workerId: this.id });
     this.runner = deps.runner;
     this.faults = deps.faults ?? NO_FAULTS;
+    this.poll = new QueuePoll<QueuedJobData>({
+      boss: deps.boss,
+      queue: JOB_QUEUE,
+      concurrency: this.settings.concurrency,
+      pollSeconds: this.settings.pollSeconds,
+      handle: (delivery) => this.handle(delivery),
+      onFetchError: (err) => this.log.warn({ err }, 'queue fetch failed'),
+    });
   }
 
   /** Job ids this worker is running now. */
@@ -274,10 +281,10 @@ export class JobWorker {
   }
 
   start(): void {
-    if (this.loopDone) return;
+    if (this.poll.started) return;
     const { notifier } = this.deps;
     if (notifier) {
-      this.unlisten.push(notifier.on(CHANNELS.jobs, () => this.wakeLoop?.()));
+      this.unlisten.push(notifier.on(CHANNELS.jobs, () => this.poll.wake()));
       this.unlisten.push(
         notifier.on(CHANNELS.cancel, (jobId) => {
           const run = jobId === '' ? [...this.runs.values()] : [this.runs.get(jobId)].filter((r): r is ActiveRun => r !== undefined);
@@ -304,7 +311,7 @@ export class JobWorker {
       };
       this.storageTimer = setInterval(sweep, this.settings.storageSweepSeconds * 1000);
     }
-    this.loopDone = this.loop();
+    this.poll.start();
     this.log.info({ concurrency: this.settings.concurrency }, 'worker started');
   }
 
@@ -318,51 +325,14 @@ export class JobWorker {
     if (this.reapTimer) clearInterval(this.reapTimer);
     if (this.storageTimer) clearInterval(this.storageTimer);
     for (const off of this.unlisten) off();
-    this.wakeLoop?.();
     for (const run of this.runs.values()) run.abort('shutdown');
-    // The loop may be inside a fetch: wait for it before collecting handlers.
-    const all = (this.loopDone ?? Promise.resolve())
-      .then(() => Promise.allSettled([...this.handlers]))
-      .then(() => Promise.allSettled([...this.background]));
+    const all = this.poll.stop().then(() => Promise.allSettled([...this.background]));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), opts.timeoutMs ?? 30_000)));
     const res = await Promise.race([all, timeout]);
     clearTimeout(timer);
     if (res === 'timeout') this.log.warn({ jobs: this.activeJobs() }, 'worker stop timed out; the reaper will requeue what is left');
     this.log.info('worker stopped');
-  }
-
-  private async loop(): Promise<void> {
-    while (!this.stopping) {
-      const free = this.settings.concurrency - this.handlers.size;
-      if (free > 0) {
-        let jobs: PgBoss.Job<QueuedJobData>[] = [];
-        try {
-          jobs = await this.deps.boss.fetch<QueuedJobData>(JOB_QUEUE, { batchSize: free });
-        } catch (err) {
-          this.log.warn({ err }, 'queue fetch failed');
-        }
-        for (const job of jobs) this.track(this.handle(job));
-        if (jobs.length > 0) continue;
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, this.settings.pollSeconds * 1000);
-        function done() {
-          clearTimeout(timer);
-          resolve();
-        }
-        this.wakeLoop = done;
-      });
-      this.wakeLoop = null;
-    }
-  }
-
-  private track(p: Promise<void>): void {
-    this.handlers.add(p);
-    void p.finally(() => {
-      this.handlers.delete(p);
-      this.wakeLoop?.();
-    });
   }
 
   private async handle(delivery: PgBoss.Job<QueuedJobData>): Promise<void> {
