@@ -52,7 +52,14 @@ async function send(method: string, path: string, init: { json?: unknown; header
 }
 
 /** A documented path with its parameters filled: ids that name nothing of this tenant. */
-const concrete = (template: string) => template.replace(/\{[^}]+\}/g, MISSING);
+/** A template with a missing id in each id parameter, and a documented value in a parameter that takes only listed ones (a plot's name). */
+function concrete(template: string): string {
+  const params = Object.values((checker.doc.paths[template] ?? {}) as Record<string, { parameters?: Array<{ name: string; in: string; schema?: { enum?: unknown[] } }> }>).flatMap((op) => op.parameters ?? []);
+  return template.replace(/\{([^}]+)\}/g, (_, name: string) => {
+    const listed = params.find((p) => p.in === 'path' && p.name === name)?.schema?.enum;
+    return listed?.length ? encodeURIComponent(String(listed[0])) : MISSING;
+  });
+}
 
 before(async () => {
   t = await startTestDb();

@@ -195,8 +195,13 @@ function mountDashboard(app: express.Express): void {
 /** Every route of the table, in table order (operations routes first). */
 function mountRoutes(app: express.Express, rt: ServiceRuntime, routes: RouteDef[], opts: RestOptions): void {
   const json = express.json({ limit: opts.jsonLimit ?? '1mb', type: ['application/json', 'application/*+json'] });
+  // A path without parameters refuses other methods first, before a parameter route of another method could take
+  // it (DELETE /v1/webhooks/callback-secret is 405, not DELETE /v1/webhooks/:id's 404).
+  for (const path of new Set(routes.map((r) => r.path))) {
+    if (!path.includes(':')) app.all(path, methodNotAllowed(routes, path, true));
+  }
   for (const route of routes) app[route.method](route.path, ...routeHandlers(rt, route, json));
-  mountMethodNotAllowed(app, routes);
+  for (const path of new Set(routes.map((r) => r.path))) app.all(path, methodNotAllowed(routes, path, false));
 }
 
 /** Methods a path takes, as `Allow` lists them (HEAD with GET, as express answers it). */
@@ -208,21 +213,22 @@ export function allowedMethods(routes: RouteDef[], path: string): string[] {
 }
 
 /**
- * After every route: a known path asked with a method it does not take is 405
- * with `Allow` (and the error body), not 404; OPTIONS answers 204 with `Allow`.
+ * A known path asked with a method it does not take is 405 with `Allow` (and
+ * the error body), not 404; OPTIONS answers 204 with `Allow`. `passTaken`: a
+ * method the path takes goes on to its route.
  */
-function mountMethodNotAllowed(app: express.Express, routes: RouteDef[]): void {
-  for (const path of new Set(routes.map((r) => r.path))) {
-    const allow = allowedMethods(routes, path).join(', ');
-    app.all(path, (req: Request, res: Response, next: NextFunction) => {
-      res.setHeader('Allow', allow);
-      if (req.method === 'OPTIONS') {
-        res.status(204).end();
-        return;
-      }
-      next(new ServiceError('METHOD_NOT_ALLOWED', `${req.method} ${req.path}: this path takes ${allow}`));
-    });
-  }
+function methodNotAllowed(routes: RouteDef[], path: string, passTaken: boolean): express.RequestHandler {
+  const methods = allowedMethods(routes, path);
+  const allow = methods.join(', ');
+  return (req: Request, res: Response, next: NextFunction) => {
+    if (passTaken && req.method !== 'OPTIONS' && methods.includes(req.method)) return next();
+    res.setHeader('Allow', allow);
+    if (req.method === 'OPTIONS') {
+      res.status(204).end();
+      return;
+    }
+    next(new ServiceError('METHOD_NOT_ALLOWED', `${req.method} ${req.path}: this path takes ${allow}`));
+  };
 }
 
 /** One route's chain: API key and rate limit (unless the route needs no key), JSON body for posts, then the handler. */
