@@ -34,6 +34,17 @@ export class ApiError extends Error {
 /** A job request: the run spec, whose model may be an uploaded model's id and dataset a registered one's. */
 export type SubmitJobRequest = RunSpecInput;
 
+/** One page of a list: follow `nextCursor` (null on the last page) with `cursor`. */
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+export interface PageQuery {
+  cursor?: string;
+  limit?: number;
+}
+
 export interface ModelFile {
   name: string;
   bytes: Uint8Array;
@@ -130,13 +141,30 @@ export class TicketsmithClient {
     return (await this.json<ModelDto>('GET', `/v1/models/${enc(id)}`)).data;
   }
 
-  async listModels(): Promise<ModelDto[]> {
-    return (await this.json<{ items: ModelDto[] }>('GET', '/v1/models')).data.items;
+  async listModels(q: PageQuery = {}): Promise<Page<ModelDto>> {
+    return this.page<ModelDto>('/v1/models', q);
   }
 
   /** Deletes an uploaded model (409 FAILED_PRECONDITION while a queued or running job uses it). */
   async deleteModel(id: string): Promise<void> {
     await this.raw('DELETE', `/v1/models/${enc(id)}`);
+  }
+
+  async listDatasets(q: PageQuery = {}): Promise<Page<DatasetDto>> {
+    return this.page<DatasetDto>('/v1/datasets', q);
+  }
+
+  async getDataset(id: string): Promise<DatasetDto> {
+    return (await this.json<DatasetDto>('GET', `/v1/datasets/${enc(id)}`)).data;
+  }
+
+  /** One page of a list route; lists not paginated yet answer every item and no cursor. */
+  private async page<T>(path: string, q: PageQuery & { status?: string }): Promise<Page<T>> {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(q)) if (v !== undefined && v !== '') params.set(k, String(v));
+    const qs = params.toString();
+    const { data } = await this.json<{ items: T[]; nextCursor?: string | null; next_cursor?: string | null }>('GET', `${path}${qs ? `?${qs}` : ''}`);
+    return { items: data.items, nextCursor: data.nextCursor ?? data.next_cursor ?? null };
   }
 
   async registerDataset(reference: string): Promise<DatasetDto> {
@@ -176,14 +204,8 @@ export class TicketsmithClient {
     return (await this.json<JobDto>('GET', `/v1/jobs/${enc(id)}`)).data;
   }
 
-  async listJobs(q: { status?: JobState; cursor?: string; limit?: number } = {}): Promise<{ items: JobDto[]; nextCursor: string | null }> {
-    const params = new URLSearchParams();
-    if (q.status) params.set('status', q.status);
-    if (q.cursor) params.set('cursor', q.cursor);
-    if (q.limit !== undefined) params.set('limit', String(q.limit));
-    const qs = params.toString();
-    const { data } = await this.json<{ items: JobDto[]; next_cursor: string | null }>('GET', `/v1/jobs${qs ? `?${qs}` : ''}`);
-    return { items: data.items, nextCursor: data.next_cursor };
+  async listJobs(q: { status?: JobState } & PageQuery = {}): Promise<Page<JobDto>> {
+    return this.page<JobDto>('/v1/jobs', q);
   }
 
   async listRounds(jobId: string): Promise<RoundDto[]> {
