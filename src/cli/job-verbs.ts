@@ -17,7 +17,7 @@ Follows a job's events until it finishes; exit code 0 when it succeeded, 1 other
 ${connectionHelp}
 `;
 
-export const downloadUsage = () => `usage: ticketsmith download JOB_ID [--out DIR] [--kind KIND] | JOB_ID --zip [--out FILE] | --artifact ID [--out DIR]
+export const downloadUsage = () => `usage: ticketsmith download JOB_ID [--out DIR] [--kind KIND] | JOB_ID --zip [--out FILE] | --artifact ID [--out DIR] [--json]
 
 Downloads a job's artifacts of one kind (default: ticket, i.e. model.json, weights.bin, model.onnx,
 mask.json, compressed.bin) into DIR (default ./<job id>), checking each file's sha256; or one artifact by id.
@@ -26,6 +26,7 @@ mask.json, compressed.bin) into DIR (default ./<job id>), checking each file's s
   --zip                the job's ticket.zip instead: one archive with the model, model.onnx, the mask
                        (.json and .npz), result.json, plots and MANIFEST.json; its sha256 is verified
   --artifact <id>      one artifact instead
+  --json               one line per saved file: {"path","sha256","size"} (default: its path)
 ${connectionHelp}
 `;
 
@@ -114,15 +115,15 @@ export async function save(dir: string, name: string, bytes: Uint8Array): Promis
 
 export async function downloadCommand(argv: string[], io: VerbIo = stdio): Promise<number> {
   return runVerb(io, downloadUsage, 'download', async () => {
-    const { options, positional } = parseFlags(argv, [], { ...CONNECTION, out: 'string', kind: 'string', artifact: 'string', zip: 'boolean' });
+    const { options, positional } = parseFlags(argv, [], { ...CONNECTION, out: 'string', kind: 'string', artifact: 'string', zip: 'boolean', json: 'boolean' });
     const c = client(options);
+    const saved = (path: string, sha256: string, size: number): void => io.out(options.json === true ? `${JSON.stringify({ path, sha256, size })}\n` : `${path}\n`);
     if (options.zip === true) {
       if (positional.length !== 1 || options.artifact !== undefined || options.kind !== undefined) throw new UsageError('--zip takes exactly one JOB_ID (no --artifact or --kind)');
       const jobId = positional[0]!;
       const { bytes, sha256 } = await c.downloadTicketZipVerified(jobId);
       const out = resolve(String(options.out ?? `${jobId}.ticket.zip`));
-      const path = await save(dirname(out), basename(out), bytes);
-      io.out(`${path}\n`);
+      saved(await save(dirname(out), basename(out), bytes), sha256, bytes.length);
       io.err(`${bytes.length} bytes, sha256 ${sha256} verified\n`);
       return 0;
     }
@@ -130,8 +131,7 @@ export async function downloadCommand(argv: string[], io: VerbIo = stdio): Promi
       if (positional.length > 0) throw new UsageError('give either JOB_ID or --artifact');
       const id = String(options.artifact);
       const { bytes, sha256, filename } = await c.downloadVerified(id);
-      const path = await save(String(options.out ?? '.'), basename(filename ?? id), bytes);
-      io.out(`${path}\n`);
+      saved(await save(String(options.out ?? '.'), basename(filename ?? id), bytes), sha256, bytes.length);
       io.err(`${bytes.length} bytes, sha256 ${sha256} verified\n`);
       return 0;
     }
@@ -146,10 +146,10 @@ export async function downloadCommand(argv: string[], io: VerbIo = stdio): Promi
     }
     const dir = String(options.out ?? jobId);
     for (const a of artifacts) {
-      const { bytes } = await c.downloadVerified(a.id, a.sha256);
+      const { bytes, sha256 } = await c.downloadVerified(a.id, a.sha256);
       // `ticket/model.json` lands as DIR/model.json: the folder is the ticket.
       const name = kind === 'ticket' ? a.name.replace(/^ticket\//, '') : a.name;
-      io.out(`${await save(dir, name, bytes)}\n`);
+      saved(await save(dir, name, bytes), sha256, bytes.length);
     }
     io.err(`${artifacts.length} file(s) in ${dir}, every sha256 verified\n`);
     return 0;

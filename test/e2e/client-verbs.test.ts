@@ -98,6 +98,11 @@ test('submit --watch, watch and download: a job from the command line to a ticke
   const single = await mkdtemp(join(t.dir, 'one-'));
   assert.equal(await downloadCommand(['--artifact', weights.id, '--out', single, ...conn], one), 0, one.stderr.join(''));
   assert.deepEqual(await readdir(single), ['weights.bin']);
+  // --json: what was saved, for a script.
+  const asJson = io();
+  const other = await mkdtemp(join(t.dir, 'json-'));
+  assert.equal(await downloadCommand(['--artifact', weights.id, '--out', other, '--json', ...conn], asJson), 0, asJson.stderr.join(''));
+  assert.deepEqual(JSON.parse(asJson.stdout.join('')), { path: join(other, 'weights.bin'), sha256: weights.sha256, size: weights.size });
 });
 
 test('usage mistakes exit 2; API and connection failures exit 1 with the reason', async () => {
