@@ -71,7 +71,7 @@ async function main(argv: string[], io: Io): Promise<number> {
   try {
     return await mod.run(rest);
   } catch (err) {
-    // Verbs that parse flags outside the client wrapper (prune, bench) throw usage errors here.
+    // Verbs outside the client wrapper (prune, serve, worker, bench) throw their usage errors here.
     if (err instanceof UsageError) {
       io.err(`error: ${err.message}\n${mod.help().split('\n\n')[0]!.trimEnd()}\nsee 'ticketsmith ${name} --help'\n`);
       return 2;

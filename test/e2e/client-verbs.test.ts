@@ -312,6 +312,11 @@ test('the CLI process: --version, --help, a short usage line on a mistake, and c
   assert.equal(unknown.code, 2);
   assert.match(unknown.err, /^error: unknown command 'frobnicate' \(known: .*\)\nusage: ticketsmith <command> \[flags\]\nsee 'ticketsmith --help'\n$/);
 
+  // serve's own flags (node:util parseArgs) fail the same way.
+  const serveBad = await cli(['serve', '--bogus']);
+  assert.equal(serveBad.code, 2);
+  assert.match(serveBad.err, /^error: Unknown option '--bogus'.*\nusage: ticketsmith serve \[flags\]\nsee 'ticketsmith serve --help'\n$/);
+
   const list = await cli(['jobs', 'list', '--json'], { TICKETSMITH_URL: server.url, TICKETSMITH_API_KEY: key });
   assert.equal(list.code, 0, list.err);
   assert.ok((JSON.parse(list.out) as { items: { id: string }[] }).items.some((j) => j.id === jobId));
