@@ -18,7 +18,10 @@ COPY package.json package-lock.json ./
 RUN npm ci --include=dev --no-audit --no-fund
 
 COPY . .
+# The compiled build (dist/, scripts/build.sh) is what runs: no TypeScript
+# compiler at start, and the CLI's client verbs start without loading TF.js.
 RUN bash scripts/prisma-generate.sh \
+ && npm run build \
  && mkdir -p /app/.data/blobs \
  && chown -R node:node /app/.data
 
@@ -29,4 +32,4 @@ EXPOSE 8080 50051
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s \
   CMD node -e "fetch('http://127.0.0.1:8080/readyz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
 # node itself as PID 1, so SIGTERM reaches the graceful shutdown (npx would sit in between).
-CMD ["node", "--import", "tsx", "src/cli/main.ts", "serve", "--host", "0.0.0.0"]
+CMD ["node", "dist/cli/main.js", "serve", "--host", "0.0.0.0"]

@@ -6,8 +6,9 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { WorkerJob, WorkerLine } from './protocol.js';
 
-/** The measuring child: a module of this layer, started by path under tsx. */
-const WORKER_ENTRY = fileURLToPath(new URL('./worker.ts', import.meta.url));
+/** The measuring child: a module of this layer, started by path (under tsx unless this is the compiled build). */
+const COMPILED = import.meta.url.endsWith('.js');
+const WORKER_ENTRY = fileURLToPath(new URL(COMPILED ? './worker.js' : './worker.ts', import.meta.url));
 
 export interface ChildOutcome {
   lines: WorkerLine[];
@@ -65,7 +66,8 @@ export function runChild(cmd: string, args: string[], limitSeconds: number, env:
 
 /** A measuring child (worker.ts) on one backend, given its job. */
 export function runWorkerChild(job: WorkerJob, limitSeconds: number, env?: NodeJS.ProcessEnv): Promise<ChildOutcome> {
-  return runChild(process.execPath, ['--import', import.meta.resolve('tsx'), WORKER_ENTRY, JSON.stringify(job)], limitSeconds, env);
+  const loader = COMPILED ? [] : ['--import', import.meta.resolve('tsx')];
+  return runChild(process.execPath, [...loader, WORKER_ENTRY, JSON.stringify(job)], limitSeconds, env);
 }
 
 /** The last line a child wrote on stderr, or its exit status. */

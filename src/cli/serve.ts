@@ -5,6 +5,7 @@
 // within TICKETSMITH_SHUTDOWN_GRACE_SECONDS, streams end) before the runtime
 // (the worker hands its job back to the queue) and the database, then exits 0.
 import { parseArgs } from 'node:util';
+import { UsageError } from './argv.js';
 import { startGrpcServer } from '../api/grpc/server.js';
 import { startRestServer } from '../api/rest/server.js';
 import { installCrashGuard } from '../runtime/crash-guard.js';
@@ -84,8 +85,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
       strict: true,
     }));
   } catch (e) {
-    process.stderr.write(`${(e as Error).message}\n\n${serveUsage()}`);
-    return 2;
+    // main.ts prints it with the usage line (not the whole help), exit 2.
+    throw new UsageError((e as Error).message);
   }
   let restPort: number;
   let grpcPort: number | null;

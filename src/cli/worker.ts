@@ -3,6 +3,7 @@
 // (`serve --no-worker`); each job goes to one worker at a time. SIGINT/SIGTERM
 // hands running jobs back to the queue before exiting.
 import { parseArgs } from 'node:util';
+import { UsageError } from './argv.js';
 import { installCrashGuard } from '../runtime/crash-guard.js';
 import { childLogger } from '../runtime/logger.js';
 import type { MetricsServer } from '../runtime/metrics-server.js';
@@ -22,8 +23,8 @@ export async function workerCommand(argv: string[]): Promise<number> {
   try {
     ({ values } = parseArgs({ args: argv, options: { concurrency: { type: 'string' }, id: { type: 'string' } }, strict: true }));
   } catch (e) {
-    process.stderr.write(`${(e as Error).message}\n\n${workerUsage()}`);
-    return 2;
+    // main.ts prints it with the usage line (not the whole help), exit 2.
+    throw new UsageError((e as Error).message);
   }
   let concurrency: number | undefined;
   if (values.concurrency !== undefined) {

@@ -39,6 +39,17 @@ const MAX_PAGES = 1000;
 /** A job request: the run spec, whose model may be an uploaded model's id and dataset a registered one's. */
 export type SubmitJobRequest = RunSpecInput;
 
+/** One page of a list: follow `nextCursor` (null on the last page) with `cursor`. */
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+export interface PageQuery {
+  cursor?: string;
+  limit?: number;
+}
+
 export interface ModelFile {
   name: string;
   bytes: Uint8Array;
@@ -135,18 +146,13 @@ export class TicketsmithClient {
     return (await this.json<ModelDto>('GET', `/v1/models/${enc(id)}`)).data;
   }
 
-  /** Every uploaded model of the tenant, newest first (all pages). */
-  async listModels(): Promise<ModelDto[]> {
-    return this.allPages<ModelDto>('/v1/models');
-  }
-
-  /** Every registered or uploaded dataset of the tenant, newest first (all pages). */
-  async listDatasets(): Promise<DatasetDto[]> {
-    return this.allPages<DatasetDto>('/v1/datasets');
+  /** One page of the tenant's uploaded models, newest first. */
+  async listModels(q: PageQuery = {}): Promise<Page<ModelDto>> {
+    return this.listPage<ModelDto>('/v1/models', { ...q });
   }
 
   /** One page of a list: `{ items, nextCursor }` (every REST list answers so). */
-  async listPage<T>(path: string, q: { cursor?: string; limit?: number } & Record<string, string | number | undefined> = {}): Promise<{ items: T[]; nextCursor: string | null }> {
+  async listPage<T>(path: string, q: { cursor?: string; limit?: number } & Record<string, string | number | undefined> = {}): Promise<Page<T>> {
     const params = new URLSearchParams();
     for (const [k, v] of Object.entries(q)) if (v !== undefined && v !== '') params.set(k, String(v));
     const qs = params.toString();
@@ -171,6 +177,14 @@ export class TicketsmithClient {
   /** Deletes an uploaded model (409 FAILED_PRECONDITION while a queued or running job uses it). */
   async deleteModel(id: string): Promise<void> {
     await this.raw('DELETE', `/v1/models/${enc(id)}`);
+  }
+
+  async listDatasets(q: PageQuery = {}): Promise<Page<DatasetDto>> {
+    return this.listPage<DatasetDto>('/v1/datasets', { ...q });
+  }
+
+  async getDataset(id: string): Promise<DatasetDto> {
+    return (await this.json<DatasetDto>('GET', `/v1/datasets/${enc(id)}`)).data;
   }
 
   async registerDataset(reference: string): Promise<DatasetDto> {
@@ -210,7 +224,7 @@ export class TicketsmithClient {
     return (await this.json<JobDto>('GET', `/v1/jobs/${enc(id)}`)).data;
   }
 
-  async listJobs(q: { status?: JobState; cursor?: string; limit?: number } = {}): Promise<{ items: JobDto[]; nextCursor: string | null }> {
+  async listJobs(q: { status?: JobState } & PageQuery = {}): Promise<Page<JobDto>> {
     return this.listPage<JobDto>('/v1/jobs', { status: q.status, cursor: q.cursor, limit: q.limit });
   }
 

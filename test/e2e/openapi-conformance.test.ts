@@ -237,7 +237,7 @@ describe('every list answers { items, nextCursor } and pages the same way', () =
     const ids = [...(first.json.items as { id: string }[]), ...(second.json.items as { id: string }[])].map((m) => m.id);
     assert.equal(new Set(ids).size, 3);
     const listed = await new TicketsmithClient({ baseUrl: base, apiKey: key }).listModels();
-    assert.deepEqual(listed.map((m) => m.id), ids);
+    assert.deepEqual(listed.items.map((m) => m.id), ids);
     // A model's files are artifacts: page them one at a time, in the listing's order.
     const artifacts = await send('GET', `/v1/artifacts?modelId=${ids[0]}`);
     const names: string[] = [];

@@ -1,7 +1,11 @@
 // Entry file of a trial worker thread. tsx's module hooks do not reach worker
 // threads on Node 20, so this plain-JavaScript entry registers them in the
 // thread and then loads the TypeScript worker.
-import { register } from 'tsx/esm/api';
+import { existsSync } from 'node:fs';
 
-register();
-await import(new URL('./trial-worker.ts', import.meta.url).href);
+const compiled = new URL('./trial-worker.js', import.meta.url);
+if (existsSync(compiled)) await import(compiled.href);
+else {
+  (await import('tsx/esm/api')).register();
+  await import(new URL('./trial-worker.ts', import.meta.url).href);
+}
