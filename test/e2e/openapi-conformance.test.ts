@@ -41,7 +41,10 @@ async function send(method: string, path: string, init: { json?: unknown; header
   if (k) headers.authorization = `Bearer ${k}`;
   if (init.json !== undefined) headers['content-type'] = 'application/json';
   const res = await fetch(base + path, { method, headers, body: init.json === undefined ? undefined : JSON.stringify(init.json), signal: AbortSignal.timeout(30_000) });
-  const text = method === 'HEAD' ? '' : await res.text();
+  // An event stream (GET /v1/events) never ends by itself: its status and type are what is checked.
+  const stream = res.headers.get('content-type')?.startsWith('text/event-stream') ?? false;
+  if (stream) await res.body?.cancel();
+  const text = method === 'HEAD' || stream ? '' : await res.text();
   let json: Sent['json'] = {};
   try {
     json = JSON.parse(text) as Sent['json'];
@@ -51,7 +54,6 @@ async function send(method: string, path: string, init: { json?: unknown; header
   return { status: res.status, headers: res.headers, json };
 }
 
-/** A documented path with its parameters filled: ids that name nothing of this tenant. */
 /** A template with a missing id in each id parameter, and a documented value in a parameter that takes only listed ones (a plot's name). */
 function concrete(template: string): string {
   const params = Object.values((checker.doc.paths[template] ?? {}) as Record<string, { parameters?: Array<{ name: string; in: string; schema?: { enum?: unknown[] } }> }>).flatMap((op) => op.parameters ?? []);
