@@ -52,7 +52,7 @@ const num = (x: number) => String(Number(x.toPrecision(6)));
 
 function svgRoot(width: number, height: number, plot: string | undefined, body: string[]): string {
   const tag = plot === undefined ? '' : ` data-plot="${esc(plot)}"`;
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif"${tag}>\n<rect width="100%" height="100%" fill="white"/>\n${body.join('\n')}\n</svg>\n`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif"${tag}>\n<rect width="100%" height="100%" fill="white"/>\n${body.join('\n')}\n</svg>\n`;
 }
 
 function niceTicks(lo: number, hi: number, n = 5): number[] {
