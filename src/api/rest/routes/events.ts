@@ -50,6 +50,13 @@ function openStream(req: Parameters<RouteDef['handler']>[0], res: Parameters<Rou
   };
 }
 
+/** An error once the stream's headers are out: reported in-band as `event: error` (the caller then closes). */
+async function sendStreamError(res: Parameters<RouteDef['handler']>[1], e: unknown): Promise<void> {
+  const { error, expected } = classify(e);
+  if (!expected) res.locals.error = e;
+  await send(res, `event: error\ndata: ${JSON.stringify(errorBody(error))}\n\n`);
+}
+
 export function eventRoutes(opts: SseOptions): RouteDef[] {
   return [
     {
@@ -77,9 +84,7 @@ export function eventRoutes(opts: SseOptions): RouteDef[] {
           }
           if (opts.closing?.aborted) await send(res, ': server shutting down; reconnect\n\n');
         } catch (e) {
-          const { error, expected } = classify(e);
-          if (!expected) res.locals.error = e;
-          await send(res, `event: error\ndata: ${JSON.stringify(errorBody(error))}\n\n`);
+          await sendStreamError(res, e);
         } finally {
           stream.close();
         }
@@ -129,10 +134,7 @@ export function eventRoutes(opts: SseOptions): RouteDef[] {
           const job = await getJob(ctx, tenant, id);
           await send(res, `event: end\ndata: ${JSON.stringify({ status: job.status })}\n\n`);
         } catch (e) {
-          // Headers are out: report in-band, then close.
-          const { error, expected } = classify(e);
-          if (!expected) res.locals.error = e;
-          await send(res, `event: error\ndata: ${JSON.stringify(errorBody(error))}\n\n`);
+          await sendStreamError(res, e);
         } finally {
           stream.close();
         }
