@@ -3,11 +3,17 @@
 // gradient + input gradient for a slice of images, and the ratio dense / sparse
 // measured in the same run (inputs ~50% zero as ReLU outputs, output gradients
 // ~75% zero as after a max pool; the first layer's input has no zeros). The
-// density where the ratio crosses 1 sets ops.ts's SPARSE_CONV_DENSITY.
+// density where the ratio crosses 1 sets ops.ts's SPARSE_CONV_DENSITY. The
+// same for Conv-2's dense head (16384 -> 256, inputs ~50% zero as pooled
+// ReLU outputs, output gradients without zeros) sets SPARSE_DENSE_DENSITY.
 //   node --import tsx scripts/bench-sparse-conv.ts [--n 30] [--reps 5] [--densities 0.05,0.1,0.2,0.3,0.5]
 import { CnnKernels } from '../src/runtime/simd/cnn-kernels.js';
 import { convForward, convGradInput, convGradWeights, convScratchFloats, convShape } from '../src/engine/training/cnn/kernels/conv.js';
-import { sparseConvForward, sparseConvGradInput, sparseConvGradWeights, sparseConvLists, sparseConvScratchFloats } from '../src/engine/training/cnn/kernels/sparse.js';
+import {
+  sparseConvForward, sparseConvGradInput, sparseConvGradWeights, sparseConvLists, sparseConvScratchFloats, sparseDenseBackward, sparseDenseForward, sparseDenseLists,
+  sparseDenseScratchFloats,
+} from '../src/engine/training/cnn/kernels/sparse.js';
+import { denseForward, denseGradInput, denseGradWeights, denseScratchFloats } from '../src/engine/training/cnn/kernels/layers.js';
 import { mulberry32 } from '../src/engine/rng.js';
 
 const arg = (name: string, dflt: string): string => {
@@ -75,5 +81,55 @@ for (const l of layers) {
     const a = median(td);
     const b = median(ts);
     console.log(`${l.name.padEnd(20)}${d.toFixed(2).padStart(7)}${a.toFixed(1).padStart(10)}${b.toFixed(1).padStart(11)}${(a / b).toFixed(2).padStart(14)}`);
+  }
+}
+
+{
+  const inSize = 16384;
+  const outSize = 256;
+  const mem = new CnnKernels();
+  const fill = (count: number, zeros: number): number => {
+    const p = mem.alloc(count);
+    const v = mem.f32(p, count);
+    for (let i = 0; i < count; i++) v[i] = next() < zeros ? 0 : next();
+    return p;
+  };
+  const nw = inSize * outSize;
+  const x = fill(n * inSize, 0.5);
+  const dz = fill(n * outSize, 0);
+  const bias = fill(outSize, 0);
+  const w = mem.alloc(nw);
+  const out = mem.alloc(n * outSize);
+  const dw = mem.alloc(nw);
+  const db = mem.alloc(outSize);
+  const dx = mem.alloc(n * inSize);
+  const scratch = mem.alloc(Math.max(denseScratchFloats(inSize, n), sparseDenseScratchFloats(inSize, outSize, n)));
+  const wv = mem.f32(w, nw);
+  for (const d of densities) {
+    const mask = Float32Array.from({ length: nw }, () => (next() < d ? 1 : 0));
+    for (let i = 0; i < nw; i++) wv[i] = mask[i]! * (next() - 0.5);
+    const lists = sparseDenseLists(inSize, outSize, mask, (c) => mem.alloc(c), (o, c) => mem.i32(o, c));
+    const dense = (): void => {
+      denseForward(mem.k, n, inSize, outSize, x, w, bias, out, true, scratch);
+      denseGradWeights(mem.k, n, inSize, outSize, x, dz, dw, db, scratch);
+      denseGradInput(mem.k, n, inSize, outSize, dz, w, dx, x);
+    };
+    const sparse = (): void => {
+      sparseDenseForward(mem.k, lists, n, inSize, outSize, x, w, bias, out, true, scratch);
+      sparseDenseBackward(mem.k, lists, n, inSize, outSize, x, dz, w, dw, db, true, true, scratch)(dx);
+    };
+    const td: number[] = [];
+    const ts: number[] = [];
+    for (let r = 0; r < reps + 1; r++) {
+      let t0 = performance.now();
+      dense();
+      if (r) td.push(performance.now() - t0);
+      t0 = performance.now();
+      sparse();
+      if (r) ts.push(performance.now() - t0);
+    }
+    const a = median(td);
+    const b = median(ts);
+    console.log(`${'dense 16384->256'.padEnd(20)}${d.toFixed(2).padStart(7)}${a.toFixed(1).padStart(10)}${b.toFixed(1).padStart(11)}${(a / b).toFixed(2).padStart(14)}`);
   }
 }

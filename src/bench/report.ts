@@ -257,7 +257,7 @@ export function loopLabel(m: Measurement): string {
   if (m.path === 'mlp-simd') parts.push('simd MLP engine');
   else if (m.path === 'mlp-csr') parts.push('csr MLP engine');
   else if (m.path === 'cnn-simd') parts.push('conv engine');
-  else if (m.path === 'cnn-sparse') parts.push('conv engine, sparse conv layers');
+  else if (m.path === 'cnn-sparse') parts.push('conv engine, sparse layers');
   else if (m.path === 'tfjs') parts.push('TF.js kernels');
   if (m.zeroFraction === 0) parts.push('inputs without zeros');
   return parts.map((p) => `, ${p}`).join('');

@@ -73,7 +73,7 @@ export const RoundSchema = z.object({
   trainingLoop: z
     .string()
     .nullable()
-    .describe("Loop that trained the ticket: 'tfjs' (TF.js kernels on the backend) or 'mlp-simd' / 'mlp-csr' (Ticketsmith's WebAssembly MLP engines) or 'cnn-simd' / 'cnn-sparse' (its conv engine; cnn-sparse: some conv layers trained on their surviving weights only); null if not recorded"),
+    .describe("Loop that trained the ticket: 'tfjs' (TF.js kernels on the backend) or 'mlp-simd' / 'mlp-csr' (Ticketsmith's WebAssembly MLP engines) or 'cnn-simd' / 'cnn-sparse' (its conv engine; cnn-sparse: some conv or dense layers trained on their surviving weights only); null if not recorded"),
   controls: z.record(z.string(), json),
   validationCurve: z.array(z.tuple([z.number(), z.number(), z.number()])),
   /** Filter-pruning steps only: filters kept per layer, latency, model bytes, accuracy before/after pruning and fine-tuning. */

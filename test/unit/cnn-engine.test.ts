@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { toTensors, trainModel, type TrainConfig } from '../../src/engine/training/train.js';
 import { cnnPath, compileGraph } from '../../src/engine/training/cnn/index.js';
-import { SPARSE_CONV_DENSITY } from '../../src/engine/training/cnn/ops.js';
+import { SPARSE_CONV_DENSITY, SPARSE_DENSE_DENSITY } from '../../src/engine/training/cnn/ops.js';
 import { createModel } from '../../src/engine/models/registry.js';
 import { getWeightMap, setWeightMap, prunableWeights } from '../../src/engine/models/inspect.js';
 import { pruneToDensity } from '../../src/engine/pruning/magnitude.js';
@@ -88,7 +88,7 @@ const cases: Array<{ model: string; shape: number[]; optimizer: 'adam' | 'sgd' |
   { model: 'conv-4', shape: [8, 8, 3], optimizer: 'sgd', density: 1 },
   { model: 'resnet-8', shape: [8, 8, 3], optimizer: 'adam', density: 0.5 },
   { model: 'resnet-8', shape: [6, 6, 2], optimizer: 'momentum', density: 1 },
-  // Below ops.ts's SPARSE_CONV_DENSITY: stride-1 conv layers train on their survivors only (loop cnn-sparse).
+  // Below ops.ts's SPARSE_CONV_DENSITY / SPARSE_DENSE_DENSITY: stride-1 conv and dense layers train on their survivors only (loop cnn-sparse).
   { model: 'conv-2', shape: [9, 7, 3], optimizer: 'adam', density: 0.1 },
   { model: 'resnet-8', shape: [8, 8, 3], optimizer: 'momentum', density: 0.05 },
 ];
@@ -118,7 +118,7 @@ for (const c of cases) {
     setWeightMap(model, init);
     const viaTf = await trainModel(model, data, mask, { ...cfg, loop: 'tfjs' });
     const tfW = getWeightMap(model);
-    assert.equal(viaEngine.trainingLoop, c.density < SPARSE_CONV_DENSITY ? 'cnn-sparse' : 'cnn-simd');
+    assert.equal(viaEngine.trainingLoop, c.density < Math.max(SPARSE_CONV_DENSITY, SPARSE_DENSE_DENSITY) ? 'cnn-sparse' : 'cnn-simd');
     assert.equal(viaTf.trainingLoop, 'tfjs');
     const { diff, name } = maxDiff(engineW, tfW);
     assert.ok(diff < 2e-4, `largest weight difference ${diff} at ${name}`);

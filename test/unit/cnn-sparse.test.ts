@@ -5,12 +5,19 @@
 // weight gradient on the survivors (pruned entries exactly 0), the bias
 // gradient, and the input gradient with the input's ReLU fused; on odd sizes,
 // 'same' and 'valid' padding, 1x1 and 5x3 kernels, batch 1, and densities
-// from 0 to 1.
+// from 0 to 1. The sparse dense-layer kernels (cnn/csr.c) likewise equal
+// mlp.c's dense kernels under the mask, in slices narrower and wider than
+// the 32 lanes kept in registers, with inputs whose features are zero in
+// every example (skipped) and with ReLU fused on either side.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CnnKernels } from '../../src/runtime/simd/cnn-kernels.js';
 import { convForward, convGradInput, convGradWeights, convScratchFloats, convShape } from '../../src/engine/training/cnn/kernels/conv.js';
-import { sparseConvFits, sparseConvForward, sparseConvGradInput, sparseConvGradWeights, sparseConvLists, sparseConvScratchFloats } from '../../src/engine/training/cnn/kernels/sparse.js';
+import {
+  sparseConvFits, sparseConvForward, sparseConvGradInput, sparseConvGradWeights, sparseConvLists, sparseConvScratchFloats, sparseDenseBackward, sparseDenseForward,
+  sparseDenseLists, sparseDenseScratchFloats,
+} from '../../src/engine/training/cnn/kernels/sparse.js';
+import { denseForward, denseGradInput, denseGradWeights, denseScratchFloats } from '../../src/engine/training/cnn/kernels/layers.js';
 import { assertClose, randomValues } from '../fixtures/close.js';
 import { mulberry32 } from '../../src/engine/rng.js';
 
@@ -80,3 +87,65 @@ test('the sparse kernels take stride-1 convs only, not depthwise ones', () => {
   assert.equal(sparseConvFits(convShape([8, 8, 4], { filters: 4, kernel: [3, 3], strides: [1, 1], padding: 'same', depthwise: true })), false);
   assert.equal(sparseConvFits(convShape([8, 8, 4], { filters: 4, kernel: [3, 3], strides: [1, 1], padding: 'valid' })), true);
 });
+
+const denseCases: Array<{ n: number; inSize: number; outSize: number; density: number; zeroFeatures: number }> = [
+  { n: 30, inSize: 70, outSize: 33, density: 0.1, zeroFeatures: 0.3 },
+  { n: 1, inSize: 9, outSize: 5, density: 0.3, zeroFeatures: 0 },
+  { n: 33, inSize: 41, outSize: 17, density: 0.05, zeroFeatures: 0.2 },
+  { n: 5, inSize: 64, outSize: 10, density: 1, zeroFeatures: 0.5 },
+  { n: 32, inSize: 16, outSize: 8, density: 0, zeroFeatures: 0 },
+];
+
+for (const c of denseCases) {
+  for (const relu of [false, true]) {
+    const name = `${c.n} x ${c.inSize} -> ${c.outSize} at ${c.density * 100}% weights, ${c.zeroFeatures * 100}% features zero${relu ? ', ReLU both sides' : ''}`;
+    test(`the sparse dense kernels equal the dense ones under the mask: ${name}`, () => {
+      const next = mulberry32(c.n * 1000 + c.inSize + (relu ? 7 : 0));
+      const mem = new CnnKernels();
+      const nx = c.n * c.inSize;
+      const ny = c.n * c.outSize;
+      const nw = c.inSize * c.outSize;
+      const mask = Float32Array.from({ length: nw }, () => (next() < c.density ? 1 : 0));
+      const w = randomValues(nw, 0, next).map((v, i) => v * mask[i]!);
+      const dead = Array.from({ length: c.inSize }, () => next() < c.zeroFeatures);
+      const x = randomValues(nx, relu ? 0.5 : 0, next).map((v, i) => (dead[i % c.inSize] ? 0 : relu ? Math.max(v, 0) : v));
+      const dout = randomValues(ny, 0.5, next);
+      const b = randomValues(c.outSize, 0, next);
+      const at = (a: Float32Array): number => {
+        const p = mem.alloc(a.length);
+        mem.f32(p, a.length).set(a);
+        return p;
+      };
+      const X = at(x);
+      const Wt = at(w);
+      const B = at(b);
+      const D = at(dout);
+      const lists = sparseDenseLists(c.inSize, c.outSize, mask, (count) => mem.alloc(count), (o, count) => mem.i32(o, count));
+      assert.equal(lists.count, mask.reduce((a, m) => a + m, 0));
+      const scratch = mem.alloc(Math.max(denseScratchFloats(c.inSize, c.n), sparseDenseScratchFloats(c.inSize, c.outSize, c.n)));
+      const out = [mem.alloc(ny), mem.alloc(ny)];
+      const dw = [mem.alloc(nw), mem.alloc(nw)];
+      const db = [mem.alloc(c.outSize), mem.alloc(c.outSize)];
+      const dx = [mem.alloc(nx), mem.alloc(nx)];
+      // Stale values in the outputs must be overwritten (dw's pruned entries are left alone: the engine's start at 0).
+      for (const p of [...out, dw[0]!, ...db, ...dx]) mem.f32(p, 1).fill(123);
+      denseForward(mem.k, c.n, c.inSize, c.outSize, X, Wt, B, out[0]!, relu, scratch);
+      sparseDenseForward(mem.k, lists, c.n, c.inSize, c.outSize, X, Wt, B, out[1]!, relu, scratch);
+      denseGradWeights(mem.k, c.n, c.inSize, c.outSize, X, D, dw[0]!, db[0]!, scratch);
+      denseGradInput(mem.k, c.n, c.inSize, c.outSize, D, Wt, dx[0]!, relu ? X : 0);
+      const copy = sparseDenseBackward(mem.k, lists, c.n, c.inSize, c.outSize, X, D, Wt, dw[1]!, db[1]!, true, relu, scratch);
+      copy(dx[1]!);
+      assertClose(mem.f32(out[1]!, ny), mem.f32(out[0]!, ny), 'forward', 1e-5);
+      const dense = mem.f32(dw[0]!, nw).map((v, i) => v * mask[i]!);
+      const sparse = mem.f32(dw[1]!, nw);
+      assertClose(sparse, dense, 'weight gradient', 1e-5);
+      mask.forEach((m, i) => m === 0 && assert.ok(Object.is(sparse[i], 0), `dw[${i}] pruned but ${sparse[i]}`));
+      assertClose(mem.f32(db[1]!, c.outSize), mem.f32(db[0]!, c.outSize), 'bias gradient', 1e-5);
+      assertClose(mem.f32(dx[1]!, nx), mem.f32(dx[0]!, nx), 'input gradient', 1e-5);
+      // Without an input gradient the weight gradients are the same.
+      mem.f32(dw[1]!, nw).fill(0);
+      sparseDenseBackward(mem.k, lists, c.n, c.inSize, c.outSize, X, D, Wt, dw[1]!, 0, false, relu, scratch);
+      assertClose(mem.f32(dw[1]!, nw), dense, 'weight gradient without the input gradient', 1e-5);
+    });
+  }
+}

@@ -53,6 +53,12 @@ export interface CnnExports {
     x: number, dout: number, dw: number, db: number, ostart: number, fent: number, scratch: number): void;
   sparse_conv_grad_input(n: number, H: number, W: number, C: number, KH: number, KW: number, O: number, pt: number, pl: number, OH: number, OW: number,
     dout: number, w: number, dx: number, xRelu: number, cstart: number, bent: number, scratch: number): void;
+  // sparse dense layers: cnn/csr.c over mlp.c's feature-major transposes (wrapped by engine/training/cnn/kernels/sparse.ts)
+  to_feature_major(src: number, rows: number, cols: number, dst: number, s: number): void;
+  from_feature_major(src: number, rows: number, cols: number, dst: number, s: number): void;
+  csr_flat_forward(aT: number, s: number, inSize: number, row: number, flat: number, w: number, bias: number, outT: number, outSize: number, relu: number): void;
+  csr_flat_backward(aT: number, s: number, inSize: number, row: number, flat: number, w: number, dzT: number, outSize: number,
+    gw: number, gb: number, daT: number, relu: number): void;
 }
 
 const wasmModule = compileOnce(WASM_BASE64);

@@ -12,3 +12,4 @@
 #include "cnn/layers.c"
 #include "cnn/optim.c"
 #include "cnn/sparse.c"
+#include "cnn/csr.c"

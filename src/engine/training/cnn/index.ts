@@ -74,7 +74,7 @@ export function cnnEngineBytes(graph: CnnGraph, weights: number, maxBatch: numbe
     perImage += n.size * (n.kind === 'input' ? 1 : n.kind === 'maxpool' ? 3 : 2);
   }
   const floats = maxBatch * (perImage + widest) + threads * scratchFloats(graph, Math.ceil(maxBatch / threads)) + weights * (5 + threads) + bnExtras;
-  // Per weight: value, Adam's m and v, mask, a gradient per thread, and room for sparse conv layers' survivor lists (under 20% of a layer, two ints each).
+  // Per weight: value, Adam's m and v, mask, a gradient per thread, and room for sparse layers' survivor lists (under 20% of a layer: two ints each in a conv, one and a row start in a dense).
   // Alignment (16 bytes an allocation) and the control block: well within a MiB.
   return 4 * floats + threads * STACK_BYTES + (1 << 20);
 }
@@ -202,7 +202,7 @@ export function cnnStepper(model: tf.LayersModel, graph: CnnGraph, data: EngineD
   }
   const weights = getWeightMap(model);
   const engine = cnnEngine(graph, weights, mask, cfg, maxBatch, threads);
-  // 'cnn-sparse' where a conv layer trains on its surviving weights only (below ops.ts's SPARSE_CONV_DENSITY).
+  // 'cnn-sparse' where a conv or dense layer trains on its surviving weights only (below ops.ts's SPARSE_CONV_DENSITY / SPARSE_DENSE_DENSITY).
   const loop = engine.state.buf.some((b) => b.extra.sparse) ? 'cnn-sparse' : 'cnn-simd';
   return engineStepper(engine, data, { loop, batchSize: cfg.batchSize, maxBatch, sync: (w) => setWeightMap(model, w) });
 }

@@ -102,3 +102,72 @@ export function sparseConvGradWeights(k: CnnExports, s: ConvShape, l: SparseConv
 export function sparseConvGradInput(k: CnnExports, s: ConvShape, l: SparseConvLists, n: number, dout: number, w: number, dx: number, xRelu: number, scratch: number): void {
   k.sparse_conv_grad_input(n, ...geometry(s), dout, w, dx, xRelu, l.cstart, l.bent, scratch);
 }
+
+/** Where a dense layer's survivor lists live: row [in + 1] starts, flat [count] indices i * out + j (i32 byte offsets). */
+export interface SparseDenseLists {
+  row: number;
+  flat: number;
+  count: number;
+}
+
+/** Lanes per feature for a slice of `n` examples: whole SIMD vectors. */
+const lanes = (n: number): number => round4(n);
+
+/** Floats of scratch one thread needs for a dense layer's sparse passes over `n` examples (input, output and input gradient, feature-major). */
+export function sparseDenseScratchFloats(inSize: number, outSize: number, n: number): number {
+  return (2 * inSize + outSize) * lanes(n);
+}
+
+/** Builds the survivor lists of an [in, out] kernel under `mask` (nonzero = kept), by input row, in memory from `alloc`. */
+export function sparseDenseLists(
+  inSize: number,
+  outSize: number,
+  mask: ArrayLike<number>,
+  alloc: (count: number) => number,
+  i32: (offset: number, count: number) => Int32Array,
+): SparseDenseLists {
+  let count = 0;
+  for (let f = 0; f < inSize * outSize; f++) if (mask[f] !== 0) count++;
+  const row = alloc(inSize + 1);
+  const flat = alloc(Math.max(count, 1));
+  const r = i32(row, inSize + 1);
+  const fl = i32(flat, Math.max(count, 1));
+  let at = 0;
+  for (let i = 0; i < inSize; i++) {
+    r[i] = at;
+    for (let j = 0, f = i * outSize; j < outSize; j++, f++) if (mask[f] !== 0) fl[at++] = f;
+  }
+  r[inSize] = at;
+  return { row, flat, count };
+}
+
+/** out[n, outSize] = act(x w + bias) over the survivors (bias 0 = none); x [n, inSize] row-major. */
+export function sparseDenseForward(k: CnnExports, l: SparseDenseLists, n: number, inSize: number, outSize: number, x: number, w: number, bias: number, out: number, relu: boolean, scratch: number): void {
+  const s = lanes(n);
+  const aT = scratch;
+  const outT = aT + 4 * inSize * s;
+  k.to_feature_major(x, n, inSize, aT, s);
+  k.csr_flat_forward(aT, s, inSize, l.row, l.flat, w, bias, outT, outSize, relu ? 1 : 0);
+  k.from_feature_major(outT, n, outSize, out, s);
+}
+
+/**
+ * The survivors' gradients into dw at their places in the dense [in, out]
+ * array (other entries untouched) and db [out] (0 = none), both overwritten,
+ * from x and dz; with `inputGrad`, also the input's gradient, which
+ * `writeInputGrad(dst)` then copies to dst [n, inSize] (zero where
+ * `xRelu`: x is a ReLU output and is zero).
+ */
+export function sparseDenseBackward(
+  k: CnnExports, l: SparseDenseLists, n: number, inSize: number, outSize: number, x: number, dz: number, w: number, dw: number, db: number,
+  inputGrad: boolean, xRelu: boolean, scratch: number,
+): (dst: number) => void {
+  const s = lanes(n);
+  const aT = scratch;
+  const dzT = aT + 4 * inSize * s;
+  const daT = dzT + 4 * outSize * s;
+  k.to_feature_major(x, n, inSize, aT, s);
+  k.to_feature_major(dz, n, outSize, dzT, s);
+  k.csr_flat_backward(aT, s, inSize, l.row, l.flat, w, dzT, outSize, dw, db, inputGrad ? daT : 0, xRelu ? 1 : 0);
+  return (dst) => k.from_feature_major(daT, n, inSize, dst, s);
+}
