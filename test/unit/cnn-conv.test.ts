@@ -30,6 +30,8 @@ interface Case {
   depthwise?: boolean;
   /** Fraction of zero inputs (default: 0.5 with ReLU, else 0). */
   xZeros?: number;
+  /** Fraction of zero output gradients (default: 0.75 with ReLU, else 0.1). */
+  doutZeros?: number;
 }
 
 /** The cpu backend's layer: act(conv(x, w) + b), and dW, db, dX of sum(conv(x, w) + b) * dout, dX masked by x > 0 if `relu`. */
@@ -69,6 +71,14 @@ const cases: Case[] = [
   // Inputs mostly zero, stride 1, 8+ channels in and 16 - 64 out: the forward pass walks lists of nonzero inputs (elsewhere a dense tile).
   { n: 2, input: [8, 9, 16], filters: 24, kernel: [3, 3], strides: [1, 1], padding: 'same', xZeros: 0.7 },
   { n: 1, input: [9, 7, 9], filters: 40, kernel: [3, 3], strides: [1, 1], padding: 'valid', xZeros: 0.8 },
+  // Output gradients without zeros (out of a BatchNorm, as in ResNets): both gradients take the dense register-blocked
+  // GEMMs, the input gradient at stride 1 as a forward conv of the output gradient with the kernel turned 180 degrees.
+  { n: 3, input: [10, 9, 16], filters: 16, kernel: [3, 3], strides: [1, 1], padding: 'same', doutZeros: 0 },
+  { n: 1, input: [7, 5, 13], filters: 18, kernel: [3, 3], strides: [1, 1], padding: 'same', doutZeros: 0 },
+  { n: 2, input: [9, 8, 7], filters: 5, kernel: [3, 3], strides: [1, 1], padding: 'valid', doutZeros: 0 },
+  { n: 1, input: [6, 7, 3], filters: 21, kernel: [5, 3], strides: [1, 1], padding: 'same', doutZeros: 0 },
+  { n: 2, input: [9, 7, 16], filters: 32, kernel: [3, 3], strides: [2, 2], padding: 'same', doutZeros: 0 },
+  { n: 2, input: [8, 8, 16], filters: 32, kernel: [1, 1], strides: [2, 2], padding: 'same', doutZeros: 0 },
   { n: 2, input: [9, 9, 8], filters: 0, kernel: [3, 3], strides: [1, 1], padding: 'same', depthwise: true },
   { n: 1, input: [7, 8, 5], filters: 0, kernel: [3, 3], strides: [2, 2], padding: 'same', depthwise: true },
   { n: 2, input: [8, 7, 6], filters: 0, kernel: [5, 5], strides: [2, 1], padding: 'valid', depthwise: true },
@@ -87,7 +97,7 @@ for (const c of cases) {
       const x = randomValues(inputs, c.xZeros ?? (relu ? 0.5 : 0), next);
       const w = randomValues(weights, 0, next);
       const b = randomValues(s.O, 0, next);
-      const dout = randomValues(outputs, relu ? 0.75 : 0.1, next);
+      const dout = randomValues(outputs, c.doutZeros ?? (relu ? 0.75 : 0.1), next);
       const mem = new CnnKernels();
       const scratchFloats = convScratchFloats(s, c.n);
       assert.equal(scratchFloats, mem.k.conv_scratch_floats(s.H, s.W, s.C, s.KH, s.KW, s.O, s.sh, s.sw, s.pt, s.pl, s.OH, s.OW, s.depthwise ? 1 : 0));

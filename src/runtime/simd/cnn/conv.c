@@ -21,7 +21,9 @@
 //   the transposed kernel into a zero-padded input-gradient image.
 // Results are those of the dense maths: skipped terms are exact zeros.
 // The forward pass has a dense path too (convd_*, a register-blocked tile
-// over packed kernel panels), taken unless the lists measure faster.
+// over packed kernel panels), taken unless the lists measure faster; so do
+// both gradients (convw_*, and convd_* on the output gradient at stride 1),
+// taken where the output gradient has few zeros (behind a BatchNorm).
 
 typedef struct {
   int H, W, C, KH, KW, O, sh, sw, pt, pl, OH, OW;
@@ -422,6 +424,155 @@ static void convd_forward(const conv_geo *g, int n, const float *x, const float 
   }
 }
 
+// ---- dense gradients: register-blocked GEMMs ----
+//
+// Behind BatchNorm (ResNets) a conv's output gradient has no zeros, and
+// its inputs are ~50% zero: the lists above then skip little and pay a
+// list entry and a short row (KW * C or O floats) per nonzero. These two
+// passes do the dense maths with every loaded vector used several times.
+
+// Rows per weight-gradient tile: 2 x 4 vectors keeps the 8 sums, 4 gradient
+// vectors and a broadcast in V8's 16 SIMD registers; 3 x 4 spills (measured
+// 1.1x - 2x slower on ResNet-20's layers).
+#ifndef CONVW_R
+#define CONVW_R 2
+#endif
+
+// R kernel rows (input channels c0 .. c0 + R of one tap) x NV vectors of
+// output channels: acc[r][v] += x[p, r] * d[p, 4 v ..] over every output
+// pixel p of one image. xs: the tap's first channel in the padded image at
+// output pixel (0, 0); d: the image's output gradient, rows of O4 floats.
+static inline __attribute__((always_inline)) void convw_tile(int R, int NV, const conv_geo *g, const float *xs,
+                                                            const float *d, int O4, float *dw) {
+  vf a[CONVW_R][4];
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < NV; v++) a[r][v] = LD(dw + (long)r * O4 + 4 * v);
+  int C = g->C, rowStep = g->sh * g->Wp * C, colStep = g->sw * C;
+  for (int oy = 0; oy < g->OH; oy++) {
+    const float *xr = xs + (long)oy * rowStep;
+    const float *dr = d + (long)oy * g->OW * O4;
+    for (int ox = 0; ox < g->OW; ox++) {
+      const float *xp = xr + (long)ox * colStep, *dp = dr + (long)ox * O4;
+      vf dv[4];
+      for (int v = 0; v < NV; v++) dv[v] = LD(dp + 4 * v);
+      for (int r = 0; r < R; r++) {
+        vf s = wasm_v128_load32_splat(xp + r);
+        for (int v = 0; v < NV; v++) a[r][v] = ADD(a[r][v], MUL(s, dv[v]));
+      }
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < NV; v++) ST(dw + (long)r * O4 + 4 * v, a[r][v]);
+}
+
+#define CONVW_CASE(R, NV) \
+  case (R) * 8 + (NV): convw_tile((R), (NV), g, xs, d0, O4, dwr); break;
+
+// dw[T * C, O4] += the weight gradient of one image (xp padded, d its output gradient with rows of O4 floats).
+static void convw_image(const conv_geo *g, const float *xp, const float *d, int O4, float *dw) {
+  int C = g->C, T = g->KH * g->KW;
+  for (int t = 0; t < T; t++) {
+    const float *xt = xp + ((long)(t / g->KW) * g->Wp + t % g->KW) * C;
+    for (int c0 = 0; c0 < C; c0 += CONVW_R) {
+      int R = C - c0 < CONVW_R ? C - c0 : CONVW_R;
+      for (int o0 = 0; o0 < O4; o0 += 16) {
+        int NV = (O4 - o0) / 4 < 4 ? (O4 - o0) / 4 : 4;
+        const float *xs = xt + c0, *d0 = d + o0;
+        float *dwr = dw + ((long)t * C + c0) * O4 + o0;
+        switch (R * 8 + NV) {
+          CONVW_CASE(1, 1) CONVW_CASE(1, 2) CONVW_CASE(1, 3) CONVW_CASE(1, 4)
+          CONVW_CASE(2, 1) CONVW_CASE(2, 2) CONVW_CASE(2, 3) CONVW_CASE(2, 4)
+#if CONVW_R >= 3
+          CONVW_CASE(3, 1) CONVW_CASE(3, 2) CONVW_CASE(3, 3) CONVW_CASE(3, 4)
+#endif
+        }
+      }
+    }
+  }
+}
+
+// The dense weight gradient (dw overwritten). scratch: the padded image,
+// then (O not a multiple of 4) the image's gradient and dw with rows of O4.
+static void convw_dense(const conv_geo *g, int n, const float *x, const float *dout, float *dw, float *scratch) {
+  int C = g->C, O = g->O, O4 = conv_round4(O), P = g->OH * g->OW, K = g->KH * g->KW * C;
+  float *xp = scratch, *dq = scratch + conv_round4(g->Hp * g->Wp * C), *wk = O4 == O ? dw : dq + (long)P * O4;
+  __builtin_memset(wk, 0, sizeof(float) * (long)K * O4);
+  for (int b = 0; b < n; b++) {
+    conv_pad(g, x + (long)b * g->H * g->W * C, xp);
+    const float *d = dout + (long)b * P * O;
+    if (O4 != O) {
+      for (int p = 0; p < P; p++)
+        for (int o = 0; o < O4; o++) dq[(long)p * O4 + o] = o < O ? d[(long)p * O + o] : 0.0f;
+      d = dq;
+    }
+    convw_image(g, xp, d, O4, wk);
+  }
+  if (O4 != O)
+    for (int k = 0; k < K; k++)
+      for (int o = 0; o < O; o++) dw[(long)k * O + o] = wk[(long)k * O4 + o];
+}
+
+static long conv_nonzeros(const float *v, long count) {
+  long nz = 0;
+  for (long i = 0; i < count; i++) nz += v[i] != 0.0f;
+  return nz;
+}
+
+// Whether the dense weight gradient beats the lists. Costs in vector
+// operations: the dense GEMM's multiply-adds, at 0.4 of a list's per vector
+// (each loaded vector serves 3 - 12 of them); a list entry costs its row plus
+// 2, and the input-side lists a gather per tap, channel and pixel. Measured
+// at batch 60 (scripts/bench-conv-kernels.ts): dense 1.4x - 4.6x faster on
+// ResNet-20's layers (gradients out of BatchNorm have no zeros) and on a
+// 3-channel first layer; the lists stay 2.7x - 3.8x faster on 64 - 256
+// channels with a max-pool's 75%-zero gradient (Conv-2/4/6).
+static int convw_dense_pays(const conv_geo *g, int n, const float *x, const float *dout) {
+  int T = g->KH * g->KW, P = g->OH * g->OW, C = g->C, O = g->O;
+  double nzd = (double)conv_nonzeros(dout, (long)n * P * O), nzx = (double)conv_nonzeros(x, (long)n * g->H * g->W * C);
+  double byD = nzd * g->KH * ((g->KW * C + 3) / 4 + 2);
+  double byX = nzx * ((double)T / (g->sh * g->sw)) * ((O + 3) / 4 + 2) + (double)n * T * C * P;
+  double dense = 0.4 * n * P * T * C * ((O + 3) / 4);
+  return dense <= (byD < byX ? byD : byX);
+}
+
+// Whether the dense input gradient (stride 1) beats the lists: the same
+// costs, the dense pass's multiply-adds in panels of 8 at 0.6 of a list's
+// (measured: dense 1.3x - 1.6x faster on ResNet-20's 3x3 layers, the lists
+// 1.4x - 3.4x faster on Conv-2/4/6's 75%-zero gradients).
+static int convi_dense_pays(const conv_geo *g, int n, const float *dout) {
+  int T = g->KH * g->KW, C = g->C, O = g->O;
+  double nzd = (double)conv_nonzeros(dout, (long)n * g->OH * g->OW * O);
+  double lists = nzd * g->KH * ((g->KW * C + 3) / 4 + 2);
+  double dense = 0.6 * n * g->H * g->W * T * O * ((C + 7) / 8 * 2);
+  return dense <= lists;
+}
+
+// The geometry of the input gradient at stride 1 as a forward conv: the
+// output gradient (OH x OW x O) correlated with the kernel turned 180 degrees
+// and transposed ([KH, KW, O, C]), padded by KH - 1 - pt above and KW - 1 - pl left.
+static conv_geo convi_geometry(const conv_geo *g) {
+  return conv_geometry(g->OH, g->OW, g->O, g->KH, g->KW, g->C, 1, 1, g->KH - 1 - g->pt, g->KW - 1 - g->pl, g->H, g->W);
+}
+
+// The dense input gradient at stride 1 (dx overwritten, times (xRelu > 0) if
+// xRelu) through convd_forward. scratch: convd_forward's, then the turned kernel.
+static void convi_dense(const conv_geo *g, int n, const float *dout, const float *w, float *dx, const float *xRelu,
+                        float *scratch) {
+  conv_geo f = convi_geometry(g);
+  int C = g->C, O = g->O, KH = g->KH, KW = g->KW;
+  float *wf = scratch + conv_round4(f.Hp * f.Wp * O) + (long)(C + 7) / 8 * 8 * KH * KW * O;
+  for (int ky = 0; ky < KH; ky++)
+    for (int kx = 0; kx < KW; kx++)
+      for (int o = 0; o < O; o++)
+        for (int c = 0; c < C; c++)
+          wf[(((long)ky * KW + kx) * O + o) * C + c] = w[(((long)(KH - 1 - ky) * KW + (KW - 1 - kx)) * C + c) * O + o];
+  convd_forward(&f, n, dout, wf, 0, dx, 0, scratch);
+  if (!xRelu) return;
+  long all = (long)n * g->H * g->W * C, j = 0;
+  for (; j + 4 <= all; j += 4) ST(dx + j, wasm_v128_and(LD(dx + j), wasm_f32x4_gt(LD(xRelu + j), SPLAT(0.0f))));
+  for (; j < all; j++) dx[j] = xRelu[j] > 0.0f ? dx[j] : 0.0f;
+}
+
 // ---- scratch ----
 
 // Floats of scratch the kernels below need (independent of n: they work one image at a time).
@@ -436,6 +587,14 @@ EXPORT int conv_scratch_floats(int H, int W, int C, int KH, int KW, int O, int s
   if (dense > fwd) fwd = dense;
   int gw = pad + 2 * conv_round4(P * O) + conv_round4(O + 1) + conv_round4(O * T * C);
   int gi = pad + 2 * conv_round4(P * O) + conv_round4(P) + conv_round4(O * T * (C + 31));
+  int O4 = conv_round4(O);
+  int gwd = pad + conv_round4(P * O4) + T * C * O4;
+  if (gwd > gw) gw = gwd;
+  if (sh == 1 && sw == 1) {
+    conv_geo f = conv_geometry(OH, OW, O, KH, KW, C, 1, 1, KH - 1 - pt, KW - 1 - pl, H, W);
+    int gid = conv_round4(f.Hp * f.Wp * O) + (C + 7) / 8 * 8 * T * O + conv_round4(T * O * C);
+    if (gid > gi) gi = gid;
+  }
   int m = fwd > gw ? fwd : gw;
   return m > gi ? m : gi;
 }
@@ -594,6 +753,10 @@ EXPORT void conv_grad_weights(int n, int H, int W, int C, int KH, int KW, int O,
     dw_grad_weights(&g, n, x, dout, dw, xp);
     return;
   }
+  if (convw_dense_pays(&g, n, x, dout)) {
+    convw_dense(&g, n, x, dout, dw, scratch);
+    return;
+  }
   float *rest = scratch + conv_round4(g.Hp * g.Wp * C);
   int *pidx = (int *)rest;
   float *pval = rest + conv_round4(P * O);
@@ -681,6 +844,10 @@ EXPORT void conv_grad_input(int n, int H, int W, int C, int KH, int KW, int O, i
   float *dxp = scratch;
   if (depthwise) {
     dw_grad_input(&g, n, dout, w, dx, xRelu, dxp);
+    return;
+  }
+  if (sh == 1 && sw == 1 && convi_dense_pays(&g, n, dout)) {
+    convi_dense(&g, n, dout, w, dx, xRelu, scratch);
     return;
   }
   int T = KH * KW, P = OH * OW;

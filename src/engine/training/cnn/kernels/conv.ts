@@ -68,8 +68,15 @@ export function convScratchFloats(s: ConvShape, _n = 1): number {
   const blocks = s.O > 32 ? Math.ceil(s.O / 32) : 0;
   const sparse = 5 * round4(s.H * s.W * s.C) + 2 * round4(s.H * s.W) + 5 * round4(T) + blocks * 32 * T * s.C;
   const forward = Math.max(sparse, pad + Math.ceil(s.O / 8) * 8 * T * s.C);
-  const gradWeights = pad + 2 * round4(s.OH * s.OW * s.O) + round4(s.O + 1) + round4(s.O * T * s.C);
-  const gradInput = pad + 2 * round4(s.OH * s.OW * s.O) + round4(s.OH * s.OW) + round4(s.O * T * (s.C + 31));
+  const O4 = round4(s.O);
+  const gradWeights = Math.max(pad + 2 * round4(s.OH * s.OW * s.O) + round4(s.O + 1) + round4(s.O * T * s.C), pad + round4(s.OH * s.OW * O4) + T * s.C * O4);
+  let gradInput = pad + 2 * round4(s.OH * s.OW * s.O) + round4(s.OH * s.OW) + round4(s.O * T * (s.C + 31));
+  if (s.sh === 1 && s.sw === 1) {
+    // The dense input gradient: a forward conv over the output gradient padded by KH - 1 - pt, KW - 1 - pl.
+    const fHp = Math.max(s.H - 1 + s.KH, s.KH - 1 - s.pt + s.OH);
+    const fWp = Math.max(s.W - 1 + s.KW, s.KW - 1 - s.pl + s.OW);
+    gradInput = Math.max(gradInput, round4(fHp * fWp * s.O) + Math.ceil(s.C / 8) * 8 * T * s.O + round4(T * s.O * s.C));
+  }
   return Math.max(forward, gradWeights, gradInput);
 }
 
