@@ -10,7 +10,7 @@
 // depend on timing.
 import type { Mask, WeightMap } from '../../types.js';
 import type { TrainConfig } from '../config.js';
-import { CnnKernels } from '../../../runtime/simd/cnn-kernels.js';
+import { takeKernels, type CnnKernels } from '../../../runtime/simd/cnn-kernels.js';
 import { adamAll, bnMoving, paramTable, paramTableInts, sgdAll, sumInto } from './kernels/layers.js';
 import type { CnnGraph, CnnNode } from './graph.js';
 import { OPS } from './ops.js';
@@ -60,9 +60,9 @@ export function runSlice(e: EngineState, pass: 'forward' | 'backward', s: Slice,
   }
 }
 
-/** Allocates everything for training `graph` from `weights` under `mask` with `cfg`'s optimiser. */
+/** Allocates everything for training `graph` from `weights` under `mask` with `cfg`'s optimiser, on this thread's kept memory if it has one (takeKernels). */
 export function buildState(graph: CnnGraph, weights: WeightMap, mask: Mask | null, maxBatch: number, threads: number, adam: boolean): EngineState & { mem: CnnKernels } {
-  const mem = new CnnKernels();
+  const mem = takeKernels();
   const k = mem.k;
   const params = new Map<number, Param[]>();
   const buf: NodeBuffers[] = [];

@@ -7,7 +7,7 @@ import type { TrainConfig, TrainingLoopChoice } from '../config.js';
 import type { Stepper } from '../stepper.js';
 import { getWeightMap, setWeightMap } from '../../models/inspect.js';
 import { computeThreads } from '../../../runtime/backend.js';
-import { MAX_BYTES, STACK_BYTES, cnnKernelsAvailable, cnnModule } from '../../../runtime/simd/cnn-kernels.js';
+import { MAX_BYTES, STACK_BYTES, cnnKernelsAvailable, cnnModule, keepKernels } from '../../../runtime/simd/cnn-kernels.js';
 import { engineStepper, type EngineData, type TrainableEngine } from '../engine-stepper.js';
 import { compileGraph, type CnnGraph } from './graph.js';
 import { afterForward, buildState, optimiser, runSlice, scratchFloats, TIMING_SLOTS } from './engine.js';
@@ -124,6 +124,7 @@ export function cnnEngine(
         )
       : null;
   let started = false;
+  let disposed = false;
   // Profiling times the calling thread's slice of each node (its waits for the other threads included) and the optimiser.
   const timings = o.profile ? new Float64Array(graph.nodes.length * TIMING_SLOTS) : undefined;
   let updateMs = 0;
@@ -177,7 +178,12 @@ export function cnnEngine(
       for (const p of all) map[p.key] = { shape: [...p.shape], values: Float32Array.from(mem.f32(p.p, p.count)) };
       return map;
     },
-    dispose: () => workers?.dispose(),
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      // The memory serves this thread's next engine, unless a worker thread may still be on it.
+      if (workers ? workers.dispose() : true) keepKernels(mem);
+    },
     ...(timings
       ? {
           /** Milliseconds per node and pass summed since the engine was built (training passes only). */
