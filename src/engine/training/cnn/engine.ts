@@ -66,9 +66,10 @@ export function buildState(graph: CnnGraph, weights: WeightMap, mask: Mask | nul
   const k = mem.k;
   const params = new Map<number, Param[]>();
   const buf: NodeBuffers[] = [];
+  // The gradient buffer for sums is needed only where a tensor feeds two nodes (residual nets), as large as the largest such tensor.
   let widest = 0;
   for (const node of graph.nodes) {
-    widest = Math.max(widest, node.size);
+    if (node.consumers.length > 1) widest = Math.max(widest, node.size);
     if (node.kind === 'flatten') {
       // A flatten of NHWC rows is the same memory read as a vector.
       const src = buf[node.inputs[0]!]!;
@@ -79,7 +80,7 @@ export function buildState(graph: CnnGraph, weights: WeightMap, mask: Mask | nul
     const grad = node.kind === 'input' ? 0 : mem.alloc(maxBatch * node.size);
     buf.push({ act, grad, extra: {} });
   }
-  const state: EngineState & { mem: CnnKernels } = { k, mem, graph, buf, params, maxBatch, threads, tmp: mem.alloc(maxBatch * widest), training: true, batch: 0, gradStride: 0 };
+  const state: EngineState & { mem: CnnKernels } = { k, mem, graph, buf, params, maxBatch, threads, tmp: widest > 0 ? mem.alloc(maxBatch * widest) : 0, training: true, batch: 0, gradStride: 0 };
   for (const node of graph.nodes) params.set(node.index, OPS[node.kind].params?.(node, weights, mask, (count) => mem.alloc(count), threads, adam) ?? []);
   // Every thread's gradients of all trainable tensors in one region per thread, `gradStride` floats apart, so the
   // fused optimiser (adamAll/sgdAll) adds thread t's gradient at g + t * gradStride as it reads thread 0's.
