@@ -3,7 +3,9 @@
 // CnnKernels owns it and allocates every buffer; `attach` instantiates the
 // same module on that memory in another thread (a worker given the memory
 // and module), with a stack of its own, so threads run kernels side by side
-// on disjoint parts of the same buffers.
+// on disjoint parts of the same buffers. Each thread keeps the memory of its
+// last engine for the next one (takeKernels / keepKernels): a worker running
+// trial after trial holds one memory, not one per trial until V8 collects it.
 import { WASM_BASE64 } from './cnn-wasm.gen.js';
 import { WasmArena, compileOnce } from './arena.js';
 
@@ -101,4 +103,28 @@ export class CnnKernels extends WasmArena {
   allocStack(): number {
     return this.alloc(STACK_BYTES / 4);
   }
+}
+
+/** The memory this thread's last engine gave back (keepKernels), for the next engine. */
+let kept: CnnKernels | null = null;
+
+/**
+ * Kernels on a memory for a new engine: the one this thread kept, reset
+ * (its allocations zeroed afresh, grown only when a bigger engine needs it),
+ * else a new one.
+ */
+export function takeKernels(): CnnKernels {
+  const mem = kept ?? new CnnKernels();
+  kept = null;
+  mem.reset();
+  return mem;
+}
+
+/**
+ * Gives an engine's memory back for the next engine of this thread. Only
+ * once nothing uses it any more: no view of it is read again and no other
+ * thread runs kernels on it. Of two given back, the larger is kept.
+ */
+export function keepKernels(mem: CnnKernels): void {
+  if (kept === null || mem.memory.buffer.byteLength >= kept.memory.buffer.byteLength) kept = mem;
 }

@@ -10,7 +10,7 @@
 // depend on timing.
 import type { Mask, WeightMap } from '../../types.js';
 import type { TrainConfig } from '../config.js';
-import { CnnKernels } from '../../../runtime/simd/cnn-kernels.js';
+import { takeKernels, type CnnKernels } from '../../../runtime/simd/cnn-kernels.js';
 import { adamAll, bnMoving, paramTable, paramTableInts, sgdAll, sumInto } from './kernels/layers.js';
 import type { CnnGraph, CnnNode } from './graph.js';
 import { OPS } from './ops.js';
@@ -60,15 +60,16 @@ export function runSlice(e: EngineState, pass: 'forward' | 'backward', s: Slice,
   }
 }
 
-/** Allocates everything for training `graph` from `weights` under `mask` with `cfg`'s optimiser. */
+/** Allocates everything for training `graph` from `weights` under `mask` with `cfg`'s optimiser, on this thread's kept memory if it has one (takeKernels). */
 export function buildState(graph: CnnGraph, weights: WeightMap, mask: Mask | null, maxBatch: number, threads: number, adam: boolean): EngineState & { mem: CnnKernels } {
-  const mem = new CnnKernels();
+  const mem = takeKernels();
   const k = mem.k;
   const params = new Map<number, Param[]>();
   const buf: NodeBuffers[] = [];
+  // The gradient buffer for sums is needed only where a tensor feeds two nodes (residual nets), as large as the largest such tensor.
   let widest = 0;
   for (const node of graph.nodes) {
-    widest = Math.max(widest, node.size);
+    if (node.consumers.length > 1) widest = Math.max(widest, node.size);
     if (node.kind === 'flatten') {
       // A flatten of NHWC rows is the same memory read as a vector.
       const src = buf[node.inputs[0]!]!;
@@ -79,7 +80,7 @@ export function buildState(graph: CnnGraph, weights: WeightMap, mask: Mask | nul
     const grad = node.kind === 'input' ? 0 : mem.alloc(maxBatch * node.size);
     buf.push({ act, grad, extra: {} });
   }
-  const state: EngineState & { mem: CnnKernels } = { k, mem, graph, buf, params, maxBatch, threads, tmp: mem.alloc(maxBatch * widest), training: true, batch: 0, gradStride: 0 };
+  const state: EngineState & { mem: CnnKernels } = { k, mem, graph, buf, params, maxBatch, threads, tmp: widest > 0 ? mem.alloc(maxBatch * widest) : 0, training: true, batch: 0, gradStride: 0 };
   for (const node of graph.nodes) params.set(node.index, OPS[node.kind].params?.(node, weights, mask, (count) => mem.alloc(count), threads, adam) ?? []);
   // Every thread's gradients of all trainable tensors in one region per thread, `gradStride` floats apart, so the
   // fused optimiser (adamAll/sgdAll) adds thread t's gradient at g + t * gradStride as it reads thread 0's.

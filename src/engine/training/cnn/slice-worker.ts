@@ -37,7 +37,12 @@ try {
     while (Atomics.load(ctl, CTL.SEQ) === seq) Atomics.wait(ctl, CTL.SEQ, seq, 1000);
     seq = Atomics.load(ctl, CTL.SEQ);
     const pass = passName(Atomics.load(ctl, CTL.PASS));
-    if (pass === 'exit') break;
+    if (pass === 'exit') {
+      // Counted as done: the memory may serve another engine once every worker has left it.
+      Atomics.add(ctl, CTL.DONE, 1);
+      Atomics.notify(ctl, CTL.DONE);
+      break;
+    }
     state.batch = Atomics.load(ctl, CTL.BATCH);
     state.training = Atomics.load(ctl, CTL.TRAINING) === 1;
     const slice = { thread: init.thread, scratch: init.scratch, ...sliceBounds(state.batch, init.threads, init.thread) };

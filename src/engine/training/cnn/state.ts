@@ -34,7 +34,7 @@ export interface EngineState {
   readonly params: Map<number, Param[]>;
   readonly maxBatch: number;
   readonly threads: number;
-  /** A gradient buffer the size of the largest node's, for sums into tensors read twice (shared by slices: disjoint rows). */
+  /** A gradient buffer the size of the largest tensor read twice, for sums into those (shared by slices: disjoint rows); 0 where none is. */
   readonly tmp: number;
   /** Whether the current pass trains (batch statistics) or evaluates (moving statistics). */
   training: boolean;

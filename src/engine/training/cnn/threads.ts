@@ -17,6 +17,8 @@ export const CTL = { SEQ: 0, PASS: 1, BATCH: 2, TRAINING: 3, DONE: 4, BARRIER: 5
 export const CTL_INTS = 16;
 /** A wait that outlasts this failed: something is wrong with a thread. */
 export const WAIT_LIMIT_MS = 600_000;
+/** How long dispose waits for the workers to say they left. */
+const EXIT_WAIT_MS = 5_000;
 const PASSES = ['forward', 'backward', 'exit'] as const;
 export type PassName = (typeof PASSES)[number];
 
@@ -125,8 +127,22 @@ export class SliceWorkers {
     if (Atomics.load(this.ctl, CTL.FAILED) !== 0) throw new Error(`conv engine: a worker thread failed${this.error ? `: ${this.error}` : ''}`);
   }
 
-  dispose(): void {
+  /**
+   * Tells the workers to exit and ends them. True when every worker said it
+   * left (within EXIT_WAIT_MS) and none had failed: only then may the memory
+   * serve another engine, whose control block may sit where this one's does.
+   */
+  dispose(): boolean {
+    const c = this.ctl;
+    const healthy = Atomics.load(c, CTL.FAILED) === 0 && Atomics.load(c, CTL.READY) === this.workers.length;
     this.start('exit', 0, false);
+    const deadline = Date.now() + EXIT_WAIT_MS;
+    let left = Atomics.load(c, CTL.DONE);
+    while (healthy && left < this.workers.length && Date.now() < deadline && Atomics.load(c, CTL.FAILED) === 0) {
+      Atomics.wait(c, CTL.DONE, left, 50);
+      left = Atomics.load(c, CTL.DONE);
+    }
     for (const w of this.workers) void w.terminate();
+    return healthy && left === this.workers.length && Atomics.load(c, CTL.FAILED) === 0;
   }
 }
