@@ -19,6 +19,12 @@ export { compileGraph, type CnnGraph } from './graph.js';
 /**
  * Backends on which conv nets take the conv engine by default: where it was
  * measured faster than the backend's own kernels (scripts/bench-train).
+ * Not native TF ('tensorflow'): there the engine (2 threads) measured no
+ * faster than the TF.js loop on TF's kernels for Conv-2, batch 60, 2 cores
+ * (scripts/bench-native-loops.ts, interleaved: engine / TF.js loop 0.95x and
+ * 0.87x in two runs on a loaded machine; Conv-4 swung 0.56x-1.63x between
+ * rounds), as TF's oneDNN conv forward is about 2x the engine's while the
+ * engine wins the conv gradients, the pooling gradient and Adam.
  */
 export function cnnEngineByDefault(backend: string): boolean {
   return backend === 'wasm' || backend === 'cpu';
