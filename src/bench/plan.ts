@@ -139,7 +139,8 @@ function warmupFor(o: BenchOptions, model: string, backend?: BackendName): numbe
  * configurations alternate in slices so their ratio sees the same load. The
  * pure-JS backend's Conv-2 gets its own capped child (its conv gradients take
  * minutes per step) and reports the bound the cap proves instead of holding
- * up the run.
+ * up the run. On native TF the conv nets also get a child measuring the loop
+ * trainModel does not take there by default (TF.js kernels or the conv engine).
  */
 export function planBackend(o: BenchOptions, v: Variant): ChildPlan[] {
   const plan: PlanItem[] = [];
