@@ -9,9 +9,10 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import type { BackendInfo, BackendName } from '../runtime/backend.js';
+import { defaultWasmThreads, type BackendInfo, type BackendName } from '../runtime/backend.js';
 import { benchModel, CONV_BENCH_MODELS } from '../engine/training/bench.js';
 import { mlpEnginesByDefault } from '../engine/training/mlp.js';
+import { cnnEngineByDefault } from '../engine/training/cnn/index.js';
 import { createModel } from '../engine/models/registry.js';
 import { lastLine, lineOf, runWorkerChild } from './child.js';
 import type { PlanItem, WorkerLine } from './protocol.js';
@@ -87,9 +88,22 @@ function variantLabel(v: Variant, info?: BackendInfo): string {
   return v.backend === 'tensorflow-gpu' ? 'tfjs-node-gpu (CUDA)' : 'tfjs-node (native TF)';
 }
 
+const isNative = (b: BackendName) => b === 'tensorflow' || b === 'tensorflow-gpu';
+
+/**
+ * The thread setting a child of `v` starts its backend with. On WASM it is
+ * the variant's XNNPACK threads. Native TF sizes its own thread pools, and
+ * the setting there is only the conv engine's threads (computeThreads), so a
+ * native child gets what a run without TICKETSMITH_WASM_THREADS gets in its
+ * main thread: every core, up to defaultWasmThreads' cap.
+ */
+export function jobThreads(v: Variant): number {
+  return isNative(v.backend) ? defaultWasmThreads(true) : v.wasmThreads;
+}
+
 /** Native packages are optional: when one does not resolve, say so without paying for a child process. */
 function missingNative(v: Variant): string | undefined {
-  if (v.backend !== 'tensorflow' && v.backend !== 'tensorflow-gpu') return undefined;
+  if (!isNative(v.backend)) return undefined;
   const pkg = v.backend === 'tensorflow' ? '@tensorflow/tfjs-node' : '@tensorflow/tfjs-node-gpu';
   try {
     import.meta.resolve(pkg);
@@ -125,7 +139,8 @@ function warmupFor(o: BenchOptions, model: string, backend?: BackendName): numbe
  * configurations alternate in slices so their ratio sees the same load. The
  * pure-JS backend's Conv-2 gets its own capped child (its conv gradients take
  * minutes per step) and reports the bound the cap proves instead of holding
- * up the run.
+ * up the run. On native TF the conv nets also get a child measuring the loop
+ * trainModel does not take there by default (TF.js kernels or the conv engine).
  */
 export function planBackend(o: BenchOptions, v: Variant): ChildPlan[] {
   const plan: PlanItem[] = [];
@@ -146,7 +161,16 @@ export function planBackend(o: BenchOptions, v: Variant): ChildPlan[] {
     }
   }
   const children: ChildPlan[] = [];
-  if (plan.length > 0) children.push({ plan, limit: 150 + plan.reduce((t, p) => t + 4 * p.seconds, 0), capped: false });
+  const child = (items: PlanItem[]) => ({ plan: items, limit: 150 + items.reduce((t, p) => t + 4 * p.seconds, 0), capped: false });
+  if (plan.length > 0) children.push(child(plan));
+  if (isNative(v.backend)) {
+    // Conv nets on native TF can take either loop (issue 12): the one trainModel does not take by default
+    // is measured too, in a child of its own, so each loop runs in a process like a run that takes it.
+    const other: Pick<PlanItem, 'tfjsLoop' | 'cnnLoop'> = cnnEngineByDefault(v.backend) ? { tfjsLoop: true } : { cnnLoop: true };
+    const convs = o.models.filter((m) => m !== 'lenet-300-100');
+    const items = convs.map((model) => ({ model, density: 1, ...other, seconds: secondsFor(o, model) / slicesFor(o, model), warmup: warmupFor(o, model, v.backend) }));
+    if (items.length > 0) children.push(child(items));
+  }
   if (v.backend === 'cpu') {
     // Only Conv-2 proves its bound here: the larger conv nets' steps are slower still on pure JS.
     for (const model of o.models.filter((m) => m === 'conv-2')) {
@@ -226,7 +250,7 @@ async function measureBackend(run: BenchRun, v: Variant): Promise<void> {
   const bs = run.o.batchSize;
   log(`${v.id}:`);
   for (const child of planBackend(run.o, v)) {
-    const r = await runWorkerChild({ kind: 'train', backend: v.backend, wasmThreads: v.wasmThreads, batchSize: bs, plan: child.plan, everyStep: child.capped }, child.limit);
+    const r = await runWorkerChild({ kind: 'train', backend: v.backend, wasmThreads: jobThreads(v), batchSize: bs, plan: child.plan, everyStep: child.capped }, child.limit);
     const unavailable = lineOf(r, 'unavailable');
     if (unavailable) {
       run.report.unavailable.push({ system: v.id, message: unavailable.message });
@@ -243,6 +267,7 @@ async function measureBackend(run: BenchRun, v: Variant): Promise<void> {
         label,
         density: child.plan[i]!.density,
         tfjsLoop: l.tfjsLoop,
+        ...(l.cnnLoop === true ? { cnnLoop: true } : {}),
         zeroFraction: child.plan[i]!.zeroFraction,
         path: res.path,
         examplesPerSecond: res.examplesPerSecond,
@@ -257,7 +282,7 @@ async function measureBackend(run: BenchRun, v: Variant): Promise<void> {
         const done = r.lines.filter((l) => l.type === 'step').length;
         note = `< ${fmtEps(((done + 1) * bs) / r.killedAfter)} (${done} step${done === 1 ? '' : 's'} in ${r.killedAfter.toFixed(0)} s, stopped)`;
       } else note = `failed: ${lineOf(r, 'error')?.message ?? lastLine(r)}`;
-      run.add({ model: next.model, system: v.id, label, density: next.density, tfjsLoop: next.tfjsLoop === true, zeroFraction: next.zeroFraction, note });
+      run.add({ model: next.model, system: v.id, label, density: next.density, tfjsLoop: next.tfjsLoop === true, ...(next.cnnLoop === true ? { cnnLoop: true } : {}), zeroFraction: next.zeroFraction, note });
     }
   }
 }

@@ -14,6 +14,8 @@ export interface PlanItem {
   maxSteps?: number;
   /** Force the TF.js kernels even where trainModel would take an MLP engine. */
   tfjsLoop?: boolean;
+  /** Force the conv engine (loop 'cnn-simd') where trainModel would take TF.js kernels. */
+  cnnLoop?: boolean;
   /** Fraction of zero input pixels, if not the model's usual one. */
   zeroFraction?: number;
 }
@@ -37,7 +39,7 @@ export type WorkerJob =
 export type WorkerLine =
   | { type: 'ready'; backend: BackendInfo }
   | { type: 'step'; model: string; step: number }
-  | { type: 'result'; result: ThroughputResult; tfjsLoop: boolean }
+  | { type: 'result'; result: ThroughputResult; tfjsLoop: boolean; cnnLoop?: boolean }
   | { type: 'parallel'; result: ParallelResult }
   | { type: 'rss'; result: RssResult }
   | { type: 'profile'; result: LoopProfile }

@@ -57,11 +57,11 @@ export async function runWorker(job: WorkerJob): Promise<number> {
         maxSteps: item.maxSteps ?? 1e6,
         warmupSteps: item.warmup,
         tfjsLoop: item.tfjsLoop,
-        loop,
+        loop: item.cnnLoop === true ? 'cnn-simd' : loop,
         zeroFraction: item.zeroFraction,
         onStep: job.everyStep === true ? ({ step }) => emit({ type: 'step', model: item.model, step }) : undefined,
       });
-      emit({ type: 'result', result, tfjsLoop: item.tfjsLoop === true });
+      emit({ type: 'result', result, tfjsLoop: item.tfjsLoop === true, ...(item.cnnLoop === true ? { cnnLoop: true } : {}) });
     }
     return 0;
   } catch (err) {

@@ -8,8 +8,10 @@ import * as tf from '@tensorflow/tfjs';
 import { ALL_BENCH_MODELS, benchModel, formatStepProfiles, profileTfjsStep, type LoopProfile } from '../../src/engine/training/bench.js';
 import { createModel } from '../../src/engine/models/registry.js';
 import { benchCommand } from '../../src/cli/bench.js';
-import { planBackend, variants, type BenchOptions } from '../../src/bench/plan.js';
-import { formatReport, targets12, torchMostThreads, type BenchReport, type Measurement } from '../../src/bench/report.js';
+import { jobThreads, planBackend, variants, type BenchOptions } from '../../src/bench/plan.js';
+import { defaultWasmThreads } from '../../src/runtime/backend.js';
+import { cnnEngineByDefault } from '../../src/engine/training/cnn/index.js';
+import { formatReport, isDefault, mergeMeasurements, targets12, torchMostThreads, type BenchReport, type Measurement } from '../../src/bench/report.js';
 import { markdownReport } from '../../src/bench/markdown.js';
 
 before(async () => {
@@ -101,6 +103,41 @@ describe('issue 12 targets', () => {
     const rows = text.split('\n').filter((l) => /^(conv-2|resnet-20|lenet-300-100) /.test(l));
     assert.deepEqual([...new Set(rows.map((l) => l.split(' ')[0]))], ['lenet-300-100', 'conv-2', 'resnet-20']);
     assert.match(markdownReport(report()), /\| Conv-2 round at ≤ 10% weights vs the dense round, WASM \| ≥ 1\.5× \| wasm-threads 2\.14× at 10% \(loop tfjs\) \| met \|/);
+  });
+});
+
+describe('issue 12 on native TF: both loops', () => {
+  test("Conv-2, native is judged from the row trainModel takes on tensorflow, a forced loop's row beside it is not", () => {
+    const engineWins = [m('pytorch-2t', 'conv-2', 200), m('tensorflow', 'conv-2', 150, { path: 'tfjs', tfjsLoop: true }), m('tensorflow', 'conv-2', 210, { path: 'cnn-simd' })];
+    const by = (ms: Measurement[]) => targets12(report({ measurements: ms })).find((x) => x.what.startsWith('Conv-2, native'))!;
+    assert.deepEqual(by(engineWins), { what: 'Conv-2, native ≥ 1× PyTorch', met: true, detail: 'tensorflow 1.05× (210 vs 200 ex/s, pytorch-2t, loop cnn-simd)' });
+    // Where the TF.js loop is the default, a forced conv engine row (cnnLoop) does not count.
+    const tfjsDefault = [m('pytorch-2t', 'conv-2', 200), m('tensorflow', 'conv-2', 150, { path: 'tfjs' }), m('tensorflow', 'conv-2', 210, { path: 'cnn-simd', cnnLoop: true })];
+    assert.deepEqual([by(tfjsDefault).met, by(tfjsDefault).detail], [false, 'tensorflow 0.75× (150 vs 200 ex/s, pytorch-2t, loop tfjs)']);
+    assert.equal(isDefault(tfjsDefault[2]!), false);
+    // Slices of the forced row merge with each other, not with the default row.
+    const merged = mergeMeasurements([...tfjsDefault, m('tensorflow', 'conv-2', 190, { path: 'cnn-simd', cnnLoop: true })]);
+    assert.deepEqual(merged.filter((x) => x.system === 'tensorflow').map((x) => [x.path, x.steps]), [['tfjs', 10], ['cnn-simd', 20]]);
+    const text = formatReport(report({ measurements: engineWins }), false);
+    assert.match(text, /conv-2\s+tensorflow, TF\.js kernels\s+150 /);
+    assert.match(text, /conv-2\s+tensorflow, conv engine\s+210 /);
+  });
+
+  test("the planner measures conv nets on native TF with the loop trainModel does not take too, in a child of its own, on every core", () => {
+    const o: BenchOptions = { quick: true, backends: ['tensorflow'], models: ['lenet-300-100', 'conv-2', 'resnet-20'], densities: [0.05], seconds: 4, batchSize: 60, python: null };
+    const tensorflow = variants(2).find((v) => v.id === 'tensorflow')!;
+    const children = planBackend(o, tensorflow);
+    assert.equal(children.length, 2);
+    const other = cnnEngineByDefault('tensorflow') ? 'tfjs' : 'cnn';
+    const key = (p: { model: string; density: number; seconds: number; tfjsLoop?: boolean; cnnLoop?: boolean }) =>
+      `${p.model} ${p.density} ${p.seconds}${p.tfjsLoop ? ' tfjs' : ''}${p.cnnLoop ? ' cnn' : ''}`;
+    assert.deepEqual(children[1]!.plan.map(key), [`conv-2 1 8 ${other}`, `resnet-20 1 2 ${other}`]);
+    assert.equal(children[1]!.capped, false);
+    // WASM rows stay one child; a native child's engine gets every core (the thread setting of a run's main thread).
+    assert.equal(planBackend(o, variants(2).find((v) => v.id === 'wasm-threads')!).length, 1);
+    assert.equal(jobThreads(tensorflow), defaultWasmThreads(true));
+    assert.equal(jobThreads(variants(2).find((v) => v.id === 'wasm')!), 1);
+    assert.equal(jobThreads(variants(2).find((v) => v.id === 'wasm-threads')!), 2);
   });
 });
 

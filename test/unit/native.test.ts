@@ -13,6 +13,8 @@ import { initBackend } from '../../src/runtime/backend.js';
 import { installNativeKernelOverrides, uninstallNativeKernelOverrides } from '../../src/runtime/kernels/native.js';
 import { FoldedAdam } from '../../src/engine/training/adam-folded.js';
 import { evaluate, tfjsStepper, toTensors } from '../../src/engine/training/tfjs.js';
+import { trainModel, type TrainingLoopChoice } from '../../src/engine/training/train.js';
+import { computeThreads, defaultWasmThreads } from '../../src/runtime/backend.js';
 import type { Dataset, Split } from '../../src/engine/types.js';
 
 const PKG = '@tensorflow/tfjs-node';
@@ -160,4 +162,44 @@ test('a masked conv net trains on the native stepper: loss falls, pruned weights
     data.dispose();
     model.dispose();
   }
+});
+
+test("a conv net on 'tensorflow' trains on the conv engine by default on every core and records it; TICKETSMITH_MLP=tfjs's loop records tfjs", { skip }, async () => {
+  // cnnEngineByDefault('tensorflow'): on native TF the conv engine measured as fast as the TF.js loop for
+  // Conv-2 and faster for ResNet-20 (scripts/bench-native-loops.ts), so trainModel takes it there.
+  const split = (n: number, seed: number): Split => {
+    const x = rand(n * 8 * 8 * 2, seed);
+    return { x, y: Int32Array.from({ length: n }, (_, i) => (x[i * 128]! > 0 ? 1 : 0)), n };
+  };
+  const ds = {
+    reference: 'synthetic', name: 'synthetic', sha256: '', inputShape: [8, 8, 2], numClasses: 2,
+    train: split(48, 31), validation: split(16, 32), test: split(16, 33),
+  } as Dataset;
+  const run = async (loop: TrainingLoopChoice) => {
+    const model = tf.sequential({ layers: [
+      tf.layers.conv2d({ inputShape: [8, 8, 2], filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', name: 'conv' }),
+      tf.layers.maxPooling2d({ poolSize: 2 }),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 2, name: 'out' }),
+    ] });
+    const mask = { 'conv/kernel': Float32Array.from(rand(3 * 3 * 2 * 4, 41), (v) => (v > 0 ? 1 : 0)) };
+    const data = toTensors(ds);
+    try {
+      const metrics = await trainModel(model, data, mask, {
+        optimizer: 'adam', learningRate: 0.01, momentum: 0, lrSchedule: 'constant', warmupIterations: 0,
+        batchSize: 16, iterations: 6, startIteration: 0, evalEvery: 6, seed: 1, loop,
+      });
+      const kernel = model.getLayer('conv').getWeights()[0]!.dataSync();
+      mask['conv/kernel'].forEach((m, i) => { if (m === 0) assert.ok(kernel[i] === 0, `${loop}: pruned weight ${i} = ${kernel[i]}`); });
+      return metrics.trainingLoop;
+    } finally {
+      data.dispose();
+      model.dispose();
+    }
+  };
+  assert.equal(tf.getBackend(), 'tensorflow');
+  assert.equal(await run('auto'), 'cnn-simd');
+  assert.equal(await run('tfjs'), 'tfjs');
+  // The engine's worker threads: every core (up to defaultWasmThreads' cap) unless TICKETSMITH_WASM_THREADS says otherwise.
+  if (!process.env.TICKETSMITH_WASM_THREADS) assert.equal(computeThreads(), defaultWasmThreads(true));
 });

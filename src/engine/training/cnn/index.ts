@@ -19,9 +19,17 @@ export { compileGraph, type CnnGraph } from './graph.js';
 /**
  * Backends on which conv nets take the conv engine by default: where it was
  * measured faster than the backend's own kernels (scripts/bench-train).
+ * Native TF ('tensorflow') too: there, on 2 cores, batch 60, the engine on
+ * every core ran Conv-2 at 0.87x-1.35x the TF.js loop on TF's kernels
+ * (median of five comparisons 1.05x: scripts/bench-native-loops.ts and
+ * bench-train) and ResNet-20 at 1.24x and 1.29x; TF's oneDNN conv forward is
+ * about 2x the engine's, the engine wins the conv and pooling gradients and
+ * Adam. It also trains pruned conv layers on their survivors ('cnn-sparse'),
+ * which TF's kernels never do. Not 'tensorflow-gpu': GPU kernels are another
+ * matter, unmeasured.
  */
 export function cnnEngineByDefault(backend: string): boolean {
-  return backend === 'wasm' || backend === 'cpu';
+  return backend === 'wasm' || backend === 'cpu' || backend === 'tensorflow';
 }
 
 /**
