@@ -169,9 +169,9 @@ for (const [name, m] of Object.entries(tricky)) {
 }
 
 test('a conv net whose batches exceed WebAssembly memory keeps TF.js, or fails with a clear error before allocating when the engine is forced', async () => {
-  // 256x256x128 activations: 32 MiB an image, its gradient and the shared gradient buffer as much, so a batch of 60 needs about 6 GiB.
+  // 256x256x192 activations: 48 MiB an image, its gradient and the widest-tensor buffer as much, so a batch of 60 needs about 9 GiB.
   const model = tf.sequential({ layers: [
-    L.conv2d({ inputShape: [256, 256, 8], filters: 128, kernelSize: 3, padding: 'same', activation: 'relu' }),
+    L.conv2d({ inputShape: [256, 256, 8], filters: 192, kernelSize: 3, padding: 'same', activation: 'relu' }),
     L.globalAveragePooling2d({}), L.dense({ units: 3 }),
   ] });
   const g = compileGraph(model);
@@ -179,7 +179,7 @@ test('a conv net whose batches exceed WebAssembly memory keeps TF.js, or fails w
   const weights = model.countParams();
   assert.ok(cnnEngineBytes(g, weights, 60, 2) > 2 ** 32);
   assert.equal(cnnMaxBatch(g, weights, 60, 2), null);
-  // Small training batches fit, though evaluation chunks of 100 would not: the engine then evaluates in training-sized chunks.
+  // Small training batches fit, though evaluation chunks of 32 (EVAL_CHUNK_MIN) would not: the engine then evaluates in training-sized chunks.
   assert.equal(cnnMaxBatch(g, weights, 4, 2), 4);
   assert.equal(cnnPath(model, 'cpu', 'auto', 60), null);
   assert.ok(cnnPath(model, 'cpu', 'auto', 4) !== null);
