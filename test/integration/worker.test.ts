@@ -135,7 +135,8 @@ describe('failures and handover', () => {
 
   test('a stopping worker hands its job back; another resumes from the last committed round', async () => {
     let committed = -1;
-    const a = await t.open({ worker: FAST, runner: makeTestEngine({ stepMs: 20, onRoundCommitted: (i) => (committed = i) }) });
+    // Rounds of 15 steps x 60 ms: worker A still has ~1.8 s of rounds left when it is stopped after round 1, so a loaded machine cannot finish the job first.
+    const a = await t.open({ worker: FAST, runner: makeTestEngine({ stepMs: 60, onRoundCommitted: (i) => (committed = i) }) });
     const { job } = await submitJob(ctx, 'acme', spec(3, 15, 3));
     await until(async () => committed >= 1, 20_000, 'two rounds on worker A');
     await a.stop();
