@@ -29,6 +29,22 @@ const layers = [
 ];
 const median = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
 const next = mulberry32(1);
+/** Times `dense` and `sparse` interleaved (so load changes hit both alike; the first round warms up) and prints their medians and ratio. */
+function report(name: string, d: number, dense: () => void, sparse: () => void): void {
+  const td: number[] = [];
+  const ts: number[] = [];
+  for (let r = 0; r < reps + 1; r++) {
+    let t0 = performance.now();
+    dense();
+    if (r) td.push(performance.now() - t0);
+    t0 = performance.now();
+    sparse();
+    if (r) ts.push(performance.now() - t0);
+  }
+  const a = median(td);
+  const b = median(ts);
+  console.log(`${name.padEnd(20)}${d.toFixed(2).padStart(7)}${a.toFixed(1).padStart(10)}${b.toFixed(1).padStart(11)}${(a / b).toFixed(2).padStart(14)}`);
+}
 console.log(`images ${n}, median of ${reps}; ms of forward + both gradients, one thread`);
 console.log('layer               density  dense ms  sparse ms  dense/sparse');
 for (const l of layers) {
@@ -67,20 +83,7 @@ for (const l of layers) {
       sparseConvGradWeights(mem.k, s, lists, n, x, dout, dw, db, scratch);
       sparseConvGradInput(mem.k, s, lists, n, dout, w, dx, l.xZeros ? x : 0, scratch);
     };
-    const td: number[] = [];
-    const ts: number[] = [];
-    for (let r = 0; r < reps + 1; r++) {
-      // Interleaved, so load changes hit both alike; the first round warms up.
-      let t0 = performance.now();
-      dense();
-      if (r) td.push(performance.now() - t0);
-      t0 = performance.now();
-      sparse();
-      if (r) ts.push(performance.now() - t0);
-    }
-    const a = median(td);
-    const b = median(ts);
-    console.log(`${l.name.padEnd(20)}${d.toFixed(2).padStart(7)}${a.toFixed(1).padStart(10)}${b.toFixed(1).padStart(11)}${(a / b).toFixed(2).padStart(14)}`);
+    report(l.name, d, dense, sparse);
   }
 }
 
@@ -118,18 +121,6 @@ for (const l of layers) {
       sparseDenseForward(mem.k, lists, n, inSize, outSize, x, w, bias, out, true, scratch);
       sparseDenseBackward(mem.k, lists, n, inSize, outSize, x, dz, w, dw, db, true, true, scratch)(dx);
     };
-    const td: number[] = [];
-    const ts: number[] = [];
-    for (let r = 0; r < reps + 1; r++) {
-      let t0 = performance.now();
-      dense();
-      if (r) td.push(performance.now() - t0);
-      t0 = performance.now();
-      sparse();
-      if (r) ts.push(performance.now() - t0);
-    }
-    const a = median(td);
-    const b = median(ts);
-    console.log(`${'dense 16384->256'.padEnd(20)}${d.toFixed(2).padStart(7)}${a.toFixed(1).padStart(10)}${b.toFixed(1).padStart(11)}${(a / b).toFixed(2).padStart(14)}`);
+    report('dense 16384->256', d, dense, sparse);
   }
 }

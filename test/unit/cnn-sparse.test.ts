@@ -21,6 +21,13 @@ import { denseForward, denseGradInput, denseGradWeights, denseScratchFloats } fr
 import { assertClose, randomValues } from '../fixtures/close.js';
 import { mulberry32 } from '../../src/engine/rng.js';
 
+/** Copies `a` into fresh memory of `mem`; returns its byte offset. */
+function put(mem: CnnKernels, a: Float32Array): number {
+  const p = mem.alloc(a.length);
+  mem.f32(p, a.length).set(a);
+  return p;
+}
+
 const cases: Array<{ n: number; input: [number, number, number]; filters: number; kernel: [number, number]; padding: 'same' | 'valid'; density: number }> = [
   { n: 2, input: [8, 8, 16], filters: 24, kernel: [3, 3], padding: 'same', density: 0.1 },
   { n: 1, input: [7, 9, 3], filters: 5, kernel: [3, 3], padding: 'same', density: 0.3 },
@@ -46,11 +53,7 @@ for (const c of cases) {
       const x = randomValues(nx, relu ? 0.5 : 0, next).map((v) => (relu ? Math.max(v, 0) : v));
       const dout = randomValues(ny, 0.5, next);
       const b = randomValues(s.O, 0, next);
-      const at = (a: Float32Array): number => {
-        const p = mem.alloc(a.length);
-        mem.f32(p, a.length).set(a);
-        return p;
-      };
+      const at = (a: Float32Array): number => put(mem, a);
       const X = at(x);
       const Wt = at(w);
       const B = at(b);
@@ -111,11 +114,7 @@ for (const c of denseCases) {
       const x = randomValues(nx, relu ? 0.5 : 0, next).map((v, i) => (dead[i % c.inSize] ? 0 : relu ? Math.max(v, 0) : v));
       const dout = randomValues(ny, 0.5, next);
       const b = randomValues(c.outSize, 0, next);
-      const at = (a: Float32Array): number => {
-        const p = mem.alloc(a.length);
-        mem.f32(p, a.length).set(a);
-        return p;
-      };
+      const at = (a: Float32Array): number => put(mem, a);
       const X = at(x);
       const Wt = at(w);
       const B = at(b);
