@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { BlobIntegrityError, BlobStoreUnavailableError, guardBlobs, sha256Hex } from '../../src/store/blobs.js';
 import { S3BlobStore } from '../../src/store/s3-blobs.js';
 import { S3_CREDENTIALS, startS3, type TestS3 } from './fixtures/s3.js';
@@ -106,6 +106,35 @@ describe('listing', () => {
     const listed: string[] = [];
     for await (const b of store.list()) listed.push(b.key);
     assert.deepEqual(listed.sort(), [...keys].sort());
+  });
+});
+
+describe('the fake S3 itself', () => {
+  // S3 has no folders; s3rver keeps keys in folders and used to remove one
+  // a delete emptied, under a write or a listing in it (500s, then the
+  // server died: see fixtures/s3rver-child.mjs). Two keys a folder, each
+  // written, listed and deleted over and over beside its neighbour.
+  test('writes, listings and deletes of neighbouring keys racing in one folder all succeed', { timeout: 120_000 }, async () => {
+    const client = s3.store('race/').client;
+    const failures: string[] = [];
+    let done = 0;
+    await Promise.all(Array.from({ length: 16 }, async (_, j) => {
+      const folder = `race/f${j >> 1}/`;
+      for (let i = 0; i < 25; i++) {
+        try {
+          await client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: `${folder}k${j & 1}`, Body: `write ${i}` }));
+          await client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: folder }));
+          await client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: `${folder}k${j & 1}` }));
+          done++;
+        } catch (e) {
+          failures.push(String(e));
+        }
+      }
+    }));
+    assert.deepEqual(failures.slice(0, 3), []);
+    assert.equal(done, 16 * 25);
+    const left = await client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: 'race/' }));
+    assert.equal(left.KeyCount, 0);
   });
 });
 
