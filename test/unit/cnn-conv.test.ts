@@ -86,10 +86,18 @@ const cases: Case[] = [
   { n: 2, input: [8, 7, 6], filters: 0, kernel: [5, 5], strides: [2, 1], padding: 'valid', depthwise: true },
 ];
 
-test('the engine runs the relaxed-SIMD build on this Node (fused multiply-adds), and the plain build compiles as its fallback', () => {
+test('the engine runs the relaxed-SIMD build on this Node (fused multiply-adds), the plain build with TICKETSMITH_RELAXED_SIMD=0, and both compile', () => {
   assert.ok(cnnBuild('plain'));
   assert.ok(cnnBuild('relaxed'), 'Node 20+ compiles relaxed SIMD once --experimental-wasm-relaxed-simd is set');
   assert.equal(cnnBuildInUse(), 'relaxed');
+  const before = process.env.TICKETSMITH_RELAXED_SIMD;
+  process.env.TICKETSMITH_RELAXED_SIMD = '0';
+  try {
+    assert.equal(cnnBuildInUse(), 'plain');
+  } finally {
+    if (before === undefined) delete process.env.TICKETSMITH_RELAXED_SIMD;
+    else process.env.TICKETSMITH_RELAXED_SIMD = before;
+  }
 });
 
 for (const [build, suffix] of [['default', ''], ['plain', ' (plain SIMD build)']] as const) {

@@ -67,23 +67,24 @@ export interface CnnExports {
 }
 
 const plainModule = compileOnce(WASM_BASE64);
-const relaxedModule = compileOnce(WASM_RELAXED_BASE64);
 
 export type CnnBuild = 'relaxed' | 'plain';
 
+let relaxedCompiled: WebAssembly.Module | null | undefined;
 /**
- * Whether the relaxed-SIMD build may run: not with TICKETSMITH_RELAXED_SIMD=0.
+ * The relaxed-SIMD build, or null where this engine cannot compile it.
  * Node 20's V8 validates relaxed SIMD only behind
- * --experimental-wasm-relaxed-simd (later Nodes ship it on), so this turns
- * that flag on for the process before the first compile; where the engine
- * still refuses the module, the plain build runs.
+ * --experimental-wasm-relaxed-simd (later Nodes ship it on): where the
+ * binary does not validate as it is, that flag is turned on for the process
+ * and the binary tried again.
  */
-let flagSet = false;
-function relaxedAllowed(): boolean {
-  if (process.env.TICKETSMITH_RELAXED_SIMD === '0') return false;
-  if (!flagSet) v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
-  flagSet = true;
-  return true;
+function relaxedModule(): WebAssembly.Module | null {
+  if (relaxedCompiled === undefined) {
+    const bytes = Buffer.from(WASM_RELAXED_BASE64, 'base64');
+    if (!WebAssembly.validate(bytes)) v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+    relaxedCompiled = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
+  }
+  return relaxedCompiled;
 }
 
 /**
@@ -94,15 +95,19 @@ function relaxedAllowed(): boolean {
  * build's, Conv-2's forward 1.4x (scripts/bench-conv-kernels.ts --builds).
  */
 export function cnnBuild(build: CnnBuild): WebAssembly.Module | null {
-  return build === 'plain' ? plainModule() : relaxedAllowed() ? relaxedModule() : null;
+  return build === 'plain' ? plainModule() : relaxedModule();
 }
 
-/** The build the engine runs: relaxed where allowed and compiled, else plain. */
+/** The build the engine runs: relaxed where it compiles, unless TICKETSMITH_RELAXED_SIMD=0; else plain (null: no SIMD at all). */
 export function cnnBuildInUse(): CnnBuild | null {
-  return cnnBuild('relaxed') ? 'relaxed' : plainModule() ? 'plain' : null;
+  if (process.env.TICKETSMITH_RELAXED_SIMD !== '0' && relaxedModule()) return 'relaxed';
+  return plainModule() ? 'plain' : null;
 }
 
-const wasmModule = (): WebAssembly.Module | null => cnnBuild('relaxed') ?? plainModule();
+const wasmModule = (): WebAssembly.Module | null => {
+  const build = cnnBuildInUse();
+  return build ? cnnBuild(build) : null;
+};
 
 /** Bytes of stack each thread gets (the module is linked with a 64 KiB stack; kernels use little). */
 export const STACK_BYTES = 65536;
