@@ -11,10 +11,15 @@
 // inputs and gradients without zeros (out of a BatchNorm), and Conv-6's
 // 256 -> 256 on 8x8 with a 75%-zero gradient.
 //
-//   npx tsx scripts/bench-conv-kernels.ts [--batch 60] [--reps 2] [--more]
+// --builds compares the kernels' two builds instead of ours with TF.js: the
+// plain-SIMD build and the relaxed-SIMD one (fused multiply-adds), on one
+// memory, interleaved, best of the CPU milliseconds of each (steadier than
+// wall time on a shared machine), and their largest relative difference.
+//
+//   npx tsx scripts/bench-conv-kernels.ts [--batch 60] [--reps 2] [--more] [--builds]
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/runtime/backend.js';
-import { CnnKernels } from '../src/runtime/simd/cnn-kernels.js';
+import { CnnKernels, attach, cnnBuild, type CnnExports } from '../src/runtime/simd/cnn-kernels.js';
 import { convForward, convGradInput, convGradWeights, convScratchFloats, convShape } from '../src/engine/training/cnn/kernels/conv.js';
 import { mulberry32 } from '../src/engine/rng.js';
 
@@ -58,6 +63,66 @@ if (args.includes('--more')) {
     { name: 'r20 64->64', input: [8, 8, 64], filters: 64, k: 3, stride: 1, xZeros: 0.5, doutZeros: 0 },
     { name: 'c6 256->256', input: [8, 8, 256], filters: 256, k: 3, stride: 1, xZeros: 0.5 },
   );
+}
+
+/** CPU milliseconds of the best of `reps` runs after one warm-up (this process runs nothing else meanwhile). */
+function cpuTime(f: () => void): number {
+  f();
+  let best = Infinity;
+  for (let r = 0; r < reps; r++) {
+    const c0 = process.cpuUsage();
+    f();
+    const c = process.cpuUsage(c0);
+    best = Math.min(best, (c.user + c.system) / 1000);
+  }
+  return best;
+}
+
+if (args.includes('--builds')) {
+  console.log(`batch ${batch}, best of ${reps} (CPU ms); the kernels' plain-SIMD build vs the relaxed-SIMD build`);
+  console.log('layer         pass      plain ms   relaxed ms   plain/relaxed   max rel diff');
+  let plainSum = 0, relaxedSum = 0;
+  for (const l of layers) {
+    const s = convShape(l.input, { filters: l.filters, kernel: [l.k, l.k], strides: [l.stride, l.stride], padding: 'same' });
+    const next = mulberry32(1);
+    const inputs = batch * s.H * s.W * s.C, outputs = batch * s.OH * s.OW * s.O, weights = l.k * l.k * s.C * s.O;
+    const mem = new CnnKernels(cnnBuild('plain')!);
+    const relaxed = attach(mem.memory, mem.allocStack(), cnnBuild('relaxed')!);
+    const p = {
+      x: mem.alloc(inputs), w: mem.alloc(weights), b: mem.alloc(s.O), out: mem.alloc(outputs), dout: mem.alloc(outputs),
+      dw: mem.alloc(weights), db: mem.alloc(s.O), dx: mem.alloc(inputs), scratch: mem.alloc(convScratchFloats(s, batch)),
+    };
+    mem.f32(p.x, inputs).set(values(inputs, l.xZeros, next));
+    mem.f32(p.w, weights).set(values(weights, 0, next));
+    mem.f32(p.b, s.O).set(values(s.O, 0, next));
+    mem.f32(p.dout, outputs).set(values(outputs, l.doutZeros ?? 0.75, next));
+    const passes: Array<[string, (k: CnnExports) => void, number, number]> = [
+      ['forward', (k) => convForward(k, s, batch, p.x, p.w, p.b, p.out, true, p.scratch), p.out, outputs],
+      ['dW + db', (k) => convGradWeights(k, s, batch, p.x, p.dout, p.dw, p.db, p.scratch), p.dw, weights],
+      ['dX', (k) => convGradInput(k, s, batch, p.dout, p.w, p.dx, l.xZeros > 0 ? p.x : 0, p.scratch), p.dx, inputs],
+    ];
+    for (const [pass, run, at, count] of passes) {
+      run(mem.k);
+      const a = Float32Array.from(mem.f32(at, count));
+      run(relaxed);
+      const b = mem.f32(at, count);
+      let diff = 0, most = 0;
+      for (let i = 0; i < count; i++) {
+        diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+        most = Math.max(most, Math.abs(a[i]!));
+      }
+      let plain = Infinity, fused = Infinity;
+      for (let r = 0; r < 3; r++) {
+        plain = Math.min(plain, cpuTime(() => run(mem.k)));
+        fused = Math.min(fused, cpuTime(() => run(relaxed)));
+      }
+      plainSum += plain;
+      relaxedSum += fused;
+      console.log(`${l.name.padEnd(13)} ${pass.padEnd(8)} ${plain.toFixed(1).padStart(9)} ${fused.toFixed(1).padStart(12)} ${(plain / fused).toFixed(2).padStart(14)}x ${(diff / Math.max(most, 1e-30)).toExponential(1).padStart(14)}`);
+    }
+  }
+  console.log(`all passes: plain ${plainSum.toFixed(1)} ms, relaxed ${relaxedSum.toFixed(1)} ms, ${(plainSum / relaxedSum).toFixed(2)}x`);
+  process.exit(0);
 }
 
 await initBackend({ prefer: 'wasm', wasmThreads: 1 });

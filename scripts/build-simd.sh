@@ -12,7 +12,14 @@
 # A module whose source has the line `// wasm: shared-memory` is built to run
 # on a shared WebAssembly.Memory (atomics, a per-thread __stack_pointer the
 # loader sets), so worker threads can run its kernels on the same buffers.
+#
+# A module whose source has the line `// wasm: relaxed-simd` is built twice:
+# plain SIMD (WASM_BASE64) and with relaxed SIMD and -DCNN_RELAXED
+# (WASM_RELAXED_BASE64: fused multiply-adds), which the loader takes where
+# the engine accepts it. Relaxed SIMD's final opcodes need clang >= 16
+# (RELAXED_CLANG, default clang-16, else clang).
 set -euo pipefail
+relaxed_clang="${RELAXED_CLANG:-$(command -v clang-16 || command -v clang)}"
 cd "$(dirname "$0")/../src/runtime/simd"
 for src in *.c; do
   name="${src%.c}"
@@ -21,10 +28,15 @@ for src in *.c; do
   if grep -qx '// wasm: shared-memory' "$src"; then
     extra=(-matomics -mmutable-globals -Wl,--shared-memory -Wl,--max-memory=4294967296 -Wl,--export=__stack_pointer)
   fi
-  clang --target=wasm32 -O3 -msimd128 -mbulk-memory -nostdlib "${extra[@]}" \
-    -Wl,--no-entry -Wl,--import-memory -Wl,--export-dynamic -Wl,--export=__heap_base \
-    -Wl,--stack-first -Wl,-z,stack-size=65536 -Wl,--strip-debug \
-    -o "$out" "$src"
+  link=(-Wl,--no-entry -Wl,--import-memory -Wl,--export-dynamic -Wl,--export=__heap_base
+    -Wl,--stack-first -Wl,-z,stack-size=65536 -Wl,--strip-debug)
+  clang --target=wasm32 -O3 -msimd128 -mbulk-memory -nostdlib "${extra[@]}" "${link[@]}" -o "$out" "$src"
+  relaxed=""
+  if grep -qx '// wasm: relaxed-simd' "$src"; then
+    relaxed="$(mktemp --suffix=.wasm)"
+    "$relaxed_clang" --target=wasm32 -O3 -msimd128 -mrelaxed-simd -DCNN_RELAXED -mbulk-memory -nostdlib "${extra[@]}" "${link[@]}" \
+      -o "$relaxed" "$src"
+  fi
   parts=("$src")
   if [ -d "$name" ]; then
     while IFS= read -r f; do parts+=("$f"); done < <(find "$name" -type f | LC_ALL=C sort)
@@ -52,7 +64,16 @@ for src in *.c; do
     echo "export const WASM_BASE64 ="
     base64 -w 100 "$out" | sed "s/.*/  '&' +/"
     echo "  '';"
+    if [ -n "$relaxed" ]; then
+      echo "export const WASM_RELAXED_BASE64 ="
+      base64 -w 100 "$relaxed" | sed "s/.*/  '&' +/"
+      echo "  '';"
+    fi
   } > "${name}-wasm.gen.ts"
   echo "built ${name}-wasm.gen.ts ($(stat -c %s "$out") bytes of wasm, clang $(clang --version | head -1 | grep -o '[0-9]*\.[0-9.]*' | head -1))"
+  if [ -n "$relaxed" ]; then
+    echo "  and its relaxed-SIMD variant ($(stat -c %s "$relaxed") bytes, $("$relaxed_clang" --version | head -1 | grep -o '[0-9]*\.[0-9.]*' | head -1))"
+    rm -f "$relaxed"
+  fi
   rm -f "$out"
 done

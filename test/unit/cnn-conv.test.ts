@@ -4,12 +4,14 @@
 // bias and ReLU fused, the weight and bias gradients, and the input gradient
 // with the input's ReLU fused; on odd sizes, strides 1 and 2, 'same' and
 // 'valid' padding, 1x1 kernels and batch 1, with inputs ~50% zero and output
-// gradients ~75% zero (the zeros the kernels skip). Also: the embedded
-// binary was built from the committed sources.
+// gradients ~75% zero (the zeros the kernels skip); in the build the engine
+// runs (relaxed SIMD's fused multiply-adds where Node takes them) and in the
+// plain-SIMD fallback. Also: the embedded binary was built from the
+// committed sources.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { CnnKernels } from '../../src/runtime/simd/cnn-kernels.js';
+import { CnnKernels, cnnBuild, cnnBuildInUse } from '../../src/runtime/simd/cnn-kernels.js';
 import { convForward, convGradInput, convGradWeights, convScratchFloats, convShape, type ConvShape } from '../../src/engine/training/cnn/kernels/conv.js';
 import { assertClose, randomValues } from '../fixtures/close.js';
 import { mulberry32 } from '../../src/engine/rng.js';
@@ -84,48 +86,64 @@ const cases: Case[] = [
   { n: 2, input: [8, 7, 6], filters: 0, kernel: [5, 5], strides: [2, 1], padding: 'valid', depthwise: true },
 ];
 
-for (const c of cases) {
-  for (const relu of [false, true]) {
-    const name = `${c.depthwise ? 'depthwise ' : ''}conv ${c.n}x${c.input.join('x')} ${c.kernel.join('x')}${c.depthwise ? '' : ` -> ${c.filters}`} stride ${c.strides.join('x')} ${c.padding}${relu ? ' + ReLU' : ''}`;
-    test(`${name}: forward and gradients equal the cpu backend`, () => {
-      const s = convShape(c.input, c);
-      const next = mulberry32(c.n * 7919 + c.input[0] * 131 + c.input[2] * 17 + c.filters + s.KH + s.sw + (relu ? 1 : 0));
-      const inputs = c.n * s.H * s.W * s.C;
-      const outputs = c.n * s.OH * s.OW * s.O;
-      const weights = s.KH * s.KW * s.C * (s.depthwise ? 1 : s.O);
-      // A ReLU layer's input is a ReLU output (~50% zero); its output gradient has been through a max-pool (~75% zero).
-      const x = randomValues(inputs, c.xZeros ?? (relu ? 0.5 : 0), next);
-      const w = randomValues(weights, 0, next);
-      const b = randomValues(s.O, 0, next);
-      const dout = randomValues(outputs, c.doutZeros ?? (relu ? 0.75 : 0.1), next);
-      const mem = new CnnKernels();
-      const scratchFloats = convScratchFloats(s, c.n);
-      assert.equal(scratchFloats, mem.k.conv_scratch_floats(s.H, s.W, s.C, s.KH, s.KW, s.O, s.sh, s.sw, s.pt, s.pl, s.OH, s.OW, s.depthwise ? 1 : 0));
-      const p = {
-        x: mem.alloc(inputs), w: mem.alloc(weights), b: mem.alloc(s.O), out: mem.alloc(outputs), dout: mem.alloc(outputs),
-        dw: mem.alloc(weights), db: mem.alloc(s.O), dx: mem.alloc(inputs), scratch: mem.alloc(scratchFloats),
-      };
-      mem.f32(p.x, inputs).set(x);
-      mem.f32(p.w, weights).set(w);
-      mem.f32(p.b, s.O).set(b);
-      mem.f32(p.dout, outputs).set(dout);
-      // Stale values in the outputs and scratch must not leak into the results.
-      mem.f32(p.dw, weights).fill(7);
-      mem.f32(p.db, s.O).fill(7);
-      mem.f32(p.dx, inputs).fill(7);
-      mem.f32(p.scratch, scratchFloats).fill(NaN);
-      convForward(mem.k, s, c.n, p.x, p.w, p.b, p.out, relu, p.scratch);
-      mem.f32(p.scratch, scratchFloats).fill(NaN);
-      convGradWeights(mem.k, s, c.n, p.x, p.dout, p.dw, p.db, p.scratch);
-      mem.f32(p.scratch, scratchFloats).fill(NaN);
-      convGradInput(mem.k, s, c.n, p.dout, p.w, p.dx, relu ? p.x : 0, p.scratch);
+test('the engine runs the relaxed-SIMD build on this Node (fused multiply-adds), the plain build with TICKETSMITH_RELAXED_SIMD=0, and both compile', () => {
+  assert.ok(cnnBuild('plain'));
+  assert.ok(cnnBuild('relaxed'), 'Node 20+ compiles relaxed SIMD once --experimental-wasm-relaxed-simd is set');
+  assert.equal(cnnBuildInUse(), 'relaxed');
+  const before = process.env.TICKETSMITH_RELAXED_SIMD;
+  process.env.TICKETSMITH_RELAXED_SIMD = '0';
+  try {
+    assert.equal(cnnBuildInUse(), 'plain');
+  } finally {
+    if (before === undefined) delete process.env.TICKETSMITH_RELAXED_SIMD;
+    else process.env.TICKETSMITH_RELAXED_SIMD = before;
+  }
+});
 
-      const [out, dw, db, dx] = reference(c, s, x, w, b, dout, relu);
-      assertClose(mem.f32(p.out, outputs), out!, 'forward');
-      assertClose(mem.f32(p.dw, weights), dw!, 'weight gradient');
-      assertClose(mem.f32(p.db, s.O), db!, 'bias gradient');
-      assertClose(mem.f32(p.dx, inputs), dx!, 'input gradient');
-    });
+for (const [build, suffix] of [['default', ''], ['plain', ' (plain SIMD build)']] as const) {
+  for (const c of cases) {
+    for (const relu of [false, true]) {
+      const name = `${c.depthwise ? 'depthwise ' : ''}conv ${c.n}x${c.input.join('x')} ${c.kernel.join('x')}${c.depthwise ? '' : ` -> ${c.filters}`} stride ${c.strides.join('x')} ${c.padding}${relu ? ' + ReLU' : ''}`;
+      test(`${name}: forward and gradients equal the cpu backend${suffix}`, () => {
+        const s = convShape(c.input, c);
+        const next = mulberry32(c.n * 7919 + c.input[0] * 131 + c.input[2] * 17 + c.filters + s.KH + s.sw + (relu ? 1 : 0));
+        const inputs = c.n * s.H * s.W * s.C;
+        const outputs = c.n * s.OH * s.OW * s.O;
+        const weights = s.KH * s.KW * s.C * (s.depthwise ? 1 : s.O);
+        // A ReLU layer's input is a ReLU output (~50% zero); its output gradient has been through a max-pool (~75% zero).
+        const x = randomValues(inputs, c.xZeros ?? (relu ? 0.5 : 0), next);
+        const w = randomValues(weights, 0, next);
+        const b = randomValues(s.O, 0, next);
+        const dout = randomValues(outputs, c.doutZeros ?? (relu ? 0.75 : 0.1), next);
+        const mem = build === 'plain' ? new CnnKernels(cnnBuild('plain')!) : new CnnKernels();
+        const scratchFloats = convScratchFloats(s, c.n);
+        assert.equal(scratchFloats, mem.k.conv_scratch_floats(s.H, s.W, s.C, s.KH, s.KW, s.O, s.sh, s.sw, s.pt, s.pl, s.OH, s.OW, s.depthwise ? 1 : 0));
+        const p = {
+          x: mem.alloc(inputs), w: mem.alloc(weights), b: mem.alloc(s.O), out: mem.alloc(outputs), dout: mem.alloc(outputs),
+          dw: mem.alloc(weights), db: mem.alloc(s.O), dx: mem.alloc(inputs), scratch: mem.alloc(scratchFloats),
+        };
+        mem.f32(p.x, inputs).set(x);
+        mem.f32(p.w, weights).set(w);
+        mem.f32(p.b, s.O).set(b);
+        mem.f32(p.dout, outputs).set(dout);
+        // Stale values in the outputs and scratch must not leak into the results.
+        mem.f32(p.dw, weights).fill(7);
+        mem.f32(p.db, s.O).fill(7);
+        mem.f32(p.dx, inputs).fill(7);
+        mem.f32(p.scratch, scratchFloats).fill(NaN);
+        convForward(mem.k, s, c.n, p.x, p.w, p.b, p.out, relu, p.scratch);
+        mem.f32(p.scratch, scratchFloats).fill(NaN);
+        convGradWeights(mem.k, s, c.n, p.x, p.dout, p.dw, p.db, p.scratch);
+        mem.f32(p.scratch, scratchFloats).fill(NaN);
+        convGradInput(mem.k, s, c.n, p.dout, p.w, p.dx, relu ? p.x : 0, p.scratch);
+
+        const [out, dw, db, dx] = reference(c, s, x, w, b, dout, relu);
+        assertClose(mem.f32(p.out, outputs), out!, 'forward');
+        assertClose(mem.f32(p.dw, weights), dw!, 'weight gradient');
+        assertClose(mem.f32(p.db, s.O), db!, 'bias gradient');
+        assertClose(mem.f32(p.dx, inputs), dx!, 'input gradient');
+      });
+    }
   }
 }
 

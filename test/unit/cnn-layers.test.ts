@@ -197,6 +197,8 @@ const bnCases: BnCase[] = [
   { shape: [9, 13], offset: 0, shift: false, relu: false, xRelu: false, affine: true },
   // Inputs far from zero: sums shifted by rough means keep the variance exact.
   { shape: [5, 8, 8, 12], offset: 30, shift: true, relu: false, xRelu: false, affine: true },
+  // 21 channels: the sums' 16-channel groups, a 4-channel group and one channel left, over several blocks of rows.
+  { shape: [3, 5, 7, 21], offset: 2, shift: true, relu: false, xRelu: true, affine: true },
 ];
 
 for (const c of bnCases) {

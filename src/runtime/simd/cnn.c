@@ -1,4 +1,5 @@
 // wasm: shared-memory
+// wasm: relaxed-simd
 // The conv-net training kernels (scripts/build-simd.sh embeds the binary in
 // cnn-wasm.gen.ts): one module, one shared memory, so the engine's worker
 // threads run the same kernels on the same buffers, each on its share of a

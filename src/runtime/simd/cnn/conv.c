@@ -57,10 +57,10 @@ static void conv_rows(float *o, const float *init, const float *src, int n, cons
     for (int k = 0; k < nz; k++) {
       const float *r = src + idx[k] + j;
       vf s = SPLAT(val[k]);
-      a0 = ADD(a0, MUL(s, LD(r))); a1 = ADD(a1, MUL(s, LD(r + 4)));
-      a2 = ADD(a2, MUL(s, LD(r + 8))); a3 = ADD(a3, MUL(s, LD(r + 12)));
-      a4 = ADD(a4, MUL(s, LD(r + 16))); a5 = ADD(a5, MUL(s, LD(r + 20)));
-      a6 = ADD(a6, MUL(s, LD(r + 24))); a7 = ADD(a7, MUL(s, LD(r + 28)));
+      a0 = FMA(a0, s, LD(r)); a1 = FMA(a1, s, LD(r + 4));
+      a2 = FMA(a2, s, LD(r + 8)); a3 = FMA(a3, s, LD(r + 12));
+      a4 = FMA(a4, s, LD(r + 16)); a5 = FMA(a5, s, LD(r + 20));
+      a6 = FMA(a6, s, LD(r + 24)); a7 = FMA(a7, s, LD(r + 28));
     }
     if (relu) {
       a0 = MAXZ(a0); a1 = MAXZ(a1); a2 = MAXZ(a2); a3 = MAXZ(a3);
@@ -79,8 +79,8 @@ static void conv_rows(float *o, const float *init, const float *src, int n, cons
     for (int k = 0; k < nz; k++) {
       const float *r = src + idx[k] + j;
       vf s = SPLAT(val[k]);
-      a0 = ADD(a0, MUL(s, LD(r))); a1 = ADD(a1, MUL(s, LD(r + 4)));
-      a2 = ADD(a2, MUL(s, LD(r + 8))); a3 = ADD(a3, MUL(s, LD(r + 12)));
+      a0 = FMA(a0, s, LD(r)); a1 = FMA(a1, s, LD(r + 4));
+      a2 = FMA(a2, s, LD(r + 8)); a3 = FMA(a3, s, LD(r + 12));
     }
     if (relu) {
       a0 = MAXZ(a0); a1 = MAXZ(a1); a2 = MAXZ(a2); a3 = MAXZ(a3);
@@ -89,7 +89,7 @@ static void conv_rows(float *o, const float *init, const float *src, int n, cons
   }
   for (; j + 4 <= n; j += 4) {
     vf a0 = init ? LD(init + j) : SPLAT(0.0f);
-    for (int k = 0; k < nz; k++) a0 = ADD(a0, MUL(SPLAT(val[k]), LD(src + idx[k] + j)));
+    for (int k = 0; k < nz; k++) a0 = FMA(a0, SPLAT(val[k]), LD(src + idx[k] + j));
     ST(o + j, relu ? MAXZ(a0) : a0);
   }
   for (; j < n; j++) {
@@ -120,10 +120,10 @@ static void conv_taps(float *o, const float *init, const float *src, int n, cons
       for (int k = 0, m = cnt[t]; k < m; k++) {
         const float *r = base + ix[k];
         vf s = SPLAT(vv[k]);
-        a0 = ADD(a0, MUL(s, LD(r))); a1 = ADD(a1, MUL(s, LD(r + 4)));
-        a2 = ADD(a2, MUL(s, LD(r + 8))); a3 = ADD(a3, MUL(s, LD(r + 12)));
-        a4 = ADD(a4, MUL(s, LD(r + 16))); a5 = ADD(a5, MUL(s, LD(r + 20)));
-        a6 = ADD(a6, MUL(s, LD(r + 24))); a7 = ADD(a7, MUL(s, LD(r + 28)));
+        a0 = FMA(a0, s, LD(r)); a1 = FMA(a1, s, LD(r + 4));
+        a2 = FMA(a2, s, LD(r + 8)); a3 = FMA(a3, s, LD(r + 12));
+        a4 = FMA(a4, s, LD(r + 16)); a5 = FMA(a5, s, LD(r + 20));
+        a6 = FMA(a6, s, LD(r + 24)); a7 = FMA(a7, s, LD(r + 28));
       }
     }
     if (relu) {
@@ -145,8 +145,8 @@ static void conv_taps(float *o, const float *init, const float *src, int n, cons
       for (int k = 0, m = cnt[t]; k < m; k++) {
         const float *r = base + idx[t][k];
         vf s = SPLAT(val[t][k]);
-        a0 = ADD(a0, MUL(s, LD(r))); a1 = ADD(a1, MUL(s, LD(r + 4)));
-        a2 = ADD(a2, MUL(s, LD(r + 8))); a3 = ADD(a3, MUL(s, LD(r + 12)));
+        a0 = FMA(a0, s, LD(r)); a1 = FMA(a1, s, LD(r + 4));
+        a2 = FMA(a2, s, LD(r + 8)); a3 = FMA(a3, s, LD(r + 12));
       }
     }
     if (relu) {
@@ -157,7 +157,7 @@ static void conv_taps(float *o, const float *init, const float *src, int n, cons
   for (; j + 4 <= n; j += 4) {
     vf a0 = init ? LD(init + j) : SPLAT(0.0f);
     for (int t = 0; t < nt; t++)
-      for (int k = 0, m = cnt[t]; k < m; k++) a0 = ADD(a0, MUL(SPLAT(val[t][k]), LD(src + off[t] + idx[t][k] + j)));
+      for (int k = 0, m = cnt[t]; k < m; k++) a0 = FMA(a0, SPLAT(val[t][k]), LD(src + off[t] + idx[t][k] + j));
     ST(o + j, relu ? MAXZ(a0) : a0);
   }
   for (; j < n; j++) {
@@ -190,8 +190,8 @@ static void conv_taps2(float *o0, float *o1, const float *init, const float *src
         const float *r = base + ix[k];
         vf s = SPLAT(p0[k]), u = SPLAT(p1[k]);
         vf w0 = LD(r), w1 = LD(r + 4), w2 = LD(r + 8), w3 = LD(r + 12);
-        a0 = ADD(a0, MUL(s, w0)); a1 = ADD(a1, MUL(s, w1)); a2 = ADD(a2, MUL(s, w2)); a3 = ADD(a3, MUL(s, w3));
-        b0 = ADD(b0, MUL(u, w0)); b1 = ADD(b1, MUL(u, w1)); b2 = ADD(b2, MUL(u, w2)); b3 = ADD(b3, MUL(u, w3));
+        a0 = FMA(a0, s, w0); a1 = FMA(a1, s, w1); a2 = FMA(a2, s, w2); a3 = FMA(a3, s, w3);
+        b0 = FMA(b0, u, w0); b1 = FMA(b1, u, w1); b2 = FMA(b2, u, w2); b3 = FMA(b3, u, w3);
       }
     }
     if (relu) {
@@ -206,8 +206,8 @@ static void conv_taps2(float *o0, float *o1, const float *init, const float *src
     for (int t = 0; t < nt; t++)
       for (int k = 0, m = cnt[t]; k < m; k++) {
         vf w0 = LD(src + off[t] + idx[t][k] + j);
-        a = ADD(a, MUL(SPLAT(v0[t][k]), w0));
-        b = ADD(b, MUL(SPLAT(v1[t][k]), w0));
+        a = FMA(a, SPLAT(v0[t][k]), w0);
+        b = FMA(b, SPLAT(v1[t][k]), w0);
       }
     ST(o0 + j, relu ? MAXZ(a) : a);
     ST(o1 + j, relu ? MAXZ(b) : b);
@@ -267,7 +267,7 @@ static void dw_forward(const conv_geo *g, int n, const float *x, const float *w,
           vf a = bias ? LD(bias + c) : SPLAT(0.0f);
           for (int ky = 0; ky < g->KH; ky++)
             for (int kx = 0; kx < g->KW; kx++)
-              a = ADD(a, MUL(LD(base + ((long)ky * g->Wp + kx) * C + c), LD(w + (ky * g->KW + kx) * C + c)));
+              a = FMA(a, LD(base + ((long)ky * g->Wp + kx) * C + c), LD(w + (ky * g->KW + kx) * C + c));
           ST(o + c, relu ? MAXZ(a) : a);
         }
         for (; c < C; c++) {
@@ -294,7 +294,7 @@ static void dw_grad_weights(const conv_geo *g, int n, const float *x, const floa
           const float *xs = base + ((long)(t / g->KW) * g->Wp + t % g->KW) * C;
           float *r = dw + t * C;
           int c = 0;
-          for (; c + 4 <= C; c += 4) ST(r + c, ADD(LD(r + c), MUL(LD(xs + c), LD(d + c))));
+          for (; c + 4 <= C; c += 4) ST(r + c, FMA(LD(r + c), LD(xs + c), LD(d + c)));
           for (; c < C; c++) r[c] += xs[c] * d[c];
         }
       }
@@ -314,7 +314,7 @@ static void dw_grad_input(const conv_geo *g, int n, const float *dout, const flo
           float *r = base + ((long)(t / g->KW) * g->Wp + t % g->KW) * C;
           const float *ws = w + t * C;
           int c = 0;
-          for (; c + 4 <= C; c += 4) ST(r + c, ADD(LD(r + c), MUL(LD(ws + c), LD(d + c))));
+          for (; c + 4 <= C; c += 4) ST(r + c, FMA(LD(r + c), LD(ws + c), LD(d + c)));
           for (; c < C; c++) r[c] += ws[c] * d[c];
         }
       }
@@ -378,8 +378,8 @@ static inline __attribute__((always_inline)) void convd_tile(int NP, const float
       vf w0 = LD(wr + r * 8), w1 = LD(wr + r * 8 + 4);
       for (int i = 0; i < NP; i++) {
         vf s = wasm_v128_load32_splat(xr + i * xs + r);
-        a[i] = ADD(a[i], MUL(s, w0));
-        c[i] = ADD(c[i], MUL(s, w1));
+        a[i] = FMA(a[i], s, w0);
+        c[i] = FMA(c[i], s, w1);
       }
     }
   }
@@ -457,7 +457,7 @@ static inline __attribute__((always_inline)) void convw_tile(int R, int NV, cons
       for (int v = 0; v < NV; v++) dv[v] = LD(dp + 4 * v);
       for (int r = 0; r < R; r++) {
         vf s = wasm_v128_load32_splat(xp + r);
-        for (int v = 0; v < NV; v++) a[r][v] = ADD(a[r][v], MUL(s, dv[v]));
+        for (int v = 0; v < NV; v++) a[r][v] = FMA(a[r][v], s, dv[v]);
       }
     }
   }
