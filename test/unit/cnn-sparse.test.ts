@@ -18,6 +18,7 @@ import {
   sparseDenseLists, sparseDenseScratchFloats,
 } from '../../src/engine/training/cnn/kernels/sparse.js';
 import { denseForward, denseGradInput, denseGradWeights, denseScratchFloats } from '../../src/engine/training/cnn/kernels/layers.js';
+import { sparseConvPasses } from '../../src/engine/training/cnn/ops.js';
 import { assertClose, randomValues } from '../fixtures/close.js';
 import { mulberry32 } from '../../src/engine/rng.js';
 
@@ -89,6 +90,25 @@ test('the sparse kernels take stride-1 convs only, not depthwise ones', () => {
   assert.equal(sparseConvFits(convShape([8, 8, 4], { filters: 4, kernel: [3, 3], strides: [2, 2], padding: 'same' })), false);
   assert.equal(sparseConvFits(convShape([8, 8, 4], { filters: 4, kernel: [3, 3], strides: [1, 1], padding: 'same', depthwise: true })), false);
   assert.equal(sparseConvFits(convShape([8, 8, 4], { filters: 4, kernel: [3, 3], strides: [1, 1], padding: 'valid' })), true);
+});
+
+test('each pass of a conv layer takes the sparse kernel only below its own break-even', () => {
+  const first = convShape([32, 32, 3], { filters: 64, kernel: [3, 3], strides: [1, 1], padding: 'same' });
+  const second = convShape([32, 32, 64], { filters: 64, kernel: [3, 3], strides: [1, 1], padding: 'same' });
+  const at = (g: typeof first, density: number, doutZeros: number) => {
+    const count = g.KH * g.KW * g.C * g.O;
+    return sparseConvPasses(g, Math.round(density * count), count, doutZeros);
+  };
+  // 27 taps per output channel: the dense forward stays cheaper at any density.
+  assert.deepEqual(at(first, 0.1, 0.5), { forward: false, weights: true, input: true });
+  // Behind a 2x2 max pool (75% zero output gradients) the dense input gradient wins at 10%, not at 5%.
+  assert.deepEqual(at(second, 0.1, 0.75), { forward: true, weights: true, input: false });
+  assert.deepEqual(at(second, 0.05, 0.75), { forward: true, weights: true, input: true });
+  assert.deepEqual(at(second, 0.1, 0), { forward: true, weights: true, input: true });
+  assert.deepEqual(at(second, 0.3, 0), { forward: false, weights: false, input: false });
+  assert.deepEqual(at(second, 0, 0), { forward: false, weights: false, input: false });
+  const strided = convShape([32, 32, 64], { filters: 64, kernel: [3, 3], strides: [2, 2], padding: 'same' });
+  assert.deepEqual(at(strided, 0.05, 0), { forward: false, weights: false, input: false });
 });
 
 const denseCases: Array<{ n: number; inSize: number; outSize: number; density: number; zeroFeatures: number }> = [
