@@ -139,12 +139,12 @@ test('conv layers whose passes mix sparse and dense kernels train as TF.js train
   const model = createModel('conv-2', { inputShape: shape, numClasses: 4, seed: 8 });
   const init = getWeightMap(model);
   const names = prunableWeights(model).map((p) => p.name);
-  const mask = pruneToDensity(Object.fromEntries(names.map((n) => [n, init[n]!.values])), onesMask(prunableWeights(model)), names, 0.1, 'layerwise');
+  const mask = pruneToDensity(Object.fromEntries(names.map((n) => [n, init[n]!.values])), onesMask(prunableWeights(model)), names, 0.17, 'layerwise');
   const cfg: TrainConfig = {
     optimizer: 'adam', learningRate: 1e-3, momentum: 0.9, lrSchedule: 'constant', warmupIterations: 0, batchSize: 12, iterations: 6, startIteration: 0, evalEvery: 3, seed: 5,
   };
-  // At 10%: the 3->64 layer keeps the dense forward (too few taps) and its weight gradient goes sparse; the 64->64 layer
-  // behind the max pool runs forward and weight gradient on its survivors and keeps the dense input gradient.
+  // At 17%: both layers run forward and weight gradient on their survivors; the 64->64 layer's output gradient is
+  // mostly zero behind the max pool, so it keeps the dense input gradient, which skips those zeros.
   const graph = cnnPath(model, 'cpu', 'cnn-simd')!;
   const engine = cnnEngine(graph, init, mask, cfg, 12, 2);
   const passes = graph.nodes.filter((n) => n.kind === 'conv').map((n) => {
@@ -152,7 +152,7 @@ test('conv layers whose passes mix sparse and dense kernels train as TF.js train
     return l && { forward: l.forward, weights: l.weights, input: l.input };
   });
   engine.dispose?.();
-  assert.deepEqual(passes, [{ forward: false, weights: true, input: false }, { forward: true, weights: true, input: false }]);
+  assert.deepEqual(passes, [{ forward: true, weights: true, input: false }, { forward: true, weights: true, input: false }]);
   const data = toTensors(ds);
   const viaEngine = await trainModel(model, data, mask, { ...cfg, loop: 'cnn-simd' });
   const engineW = getWeightMap(model);

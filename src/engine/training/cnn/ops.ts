@@ -86,27 +86,20 @@ const kernelKey = (node: CnnNode): string => (node.config.depthMultiplier !== un
  * instead of the dense kernels, which skip zero activations but not zero
  * weights. Pruned weights are exactly 0, so either kernel gives the same
  * maths and each pass takes the cheaper one (sparseConvPasses). Measured per
- * pass on Conv-2's layers (scripts/bench-sparse-conv.ts, one thread, loaded
- * machine): the 64->64 layer's forward and weight gradient are 1.5x faster at
- * 20%, 2.5-3.5x at 10%.
+ * pass on Conv-2's layers (scripts/bench-sparse-conv.ts, 30 images, one
+ * thread): forward 1.6x (3->64) and 4x (64->64) faster at 10%, 1.1x and 1.6x
+ * at 30%; weight gradient 1.7x and 2.8x at 10%, 1.3x and 1.2x at 30%.
  */
 export const SPARSE_CONV_DENSITY = 0.2;
-/**
- * The sparse forward pays per output pixel and channel for its planes
- * whatever the density, so a layer with few taps per output channel
- * (KH * KW * C) keeps the dense forward: the 3->64 first layer's (27 taps)
- * was 0.5-0.97x the dense one at 5-30%, the 64->64 layer's (576) 2.7x at 10%.
- */
-export const SPARSE_CONV_FORWARD_MIN_TAPS = 64;
 /**
  * The dense input gradient skips zero output gradients (about 75% behind a
  * 2x2 max pool, half behind a ReLU) and the sparse one does not, so its
  * break-even scales with the output gradient's nonzero fraction: sparse
- * below this many surviving weights per nonzero. Measured on the 64->64
- * layer with 75% zeros: 1.14x at 5%, 0.92x at 10%, and in a whole Conv-2
- * step at 10% 46.5 ms sparse vs ~40 ms dense.
+ * below this many surviving weights per nonzero (and below
+ * SPARSE_CONV_DENSITY). Measured on the 64->64 layer with 75% zeros: 1.9x
+ * at 10%, 1.0x at 20%, 0.67x at 30%; with 50% zeros 1.3x at 20%.
  */
-export const SPARSE_CONV_INPUT_GRAD_PER_NONZERO = 0.3;
+export const SPARSE_CONV_INPUT_GRAD_PER_NONZERO = 0.6;
 
 /** Which passes of a conv layer run on its survivors; none where the sparse kernels do not fit or nothing survives. */
 export interface SparseConvPasses {
@@ -125,7 +118,7 @@ export function sparseConvPasses(g: ConvShape, kept: number, count: number, dout
   const density = kept / count;
   const below = density < SPARSE_CONV_DENSITY;
   return {
-    forward: below && g.KH * g.KW * g.C >= SPARSE_CONV_FORWARD_MIN_TAPS,
+    forward: below,
     weights: below,
     input: density < Math.min(SPARSE_CONV_DENSITY, SPARSE_CONV_INPUT_GRAD_PER_NONZERO * (1 - doutZeros)),
   };

@@ -25,6 +25,8 @@ export interface SparseConvLists {
 }
 
 const round4 = (v: number): number => (v + 3) & ~3;
+/** Channels whose result planes sparse.c makes before writing them out together (its SPARSE_BLOCK). */
+const SPARSE_BLOCK = 16;
 
 /**
  * Floats of scratch one thread needs for any of the three passes (independent
@@ -36,7 +38,7 @@ export function sparseConvScratchFloats(s: ConvShape): number {
   const P = (s.OH + s.KH - 1) * Wp;
   const gap = (s.KH - 1) * Wp + s.KW - 1;
   const S = s.OH * Wp + gap;
-  return round4(s.C * P + s.KW + 4) + round4(gap + s.O * S + 4) + round4(P + 4) + round4(2 * s.KH * s.KW * Math.max(s.C, s.O) + 4);
+  return round4(s.C * P + s.KW + 4) + round4(gap + s.O * S + 4) + SPARSE_BLOCK * round4(P + 4) + round4(2 * s.KH * s.KW * Math.max(s.C, s.O) + 4);
 }
 
 /**
