@@ -15,7 +15,7 @@ import { CnnKernels } from '../../src/runtime/simd/cnn-kernels.js';
 import { convForward, convGradInput, convGradWeights, convScratchFloats, convShape } from '../../src/engine/training/cnn/kernels/conv.js';
 import {
   sparseConvFits, sparseConvForward, sparseConvGradInput, sparseConvGradWeights, sparseConvLists, sparseConvScratchFloats, sparseDenseBackward, sparseDenseForward,
-  sparseDenseLists, sparseDenseScratchFloats,
+  sparseDenseInputFloats, sparseDenseLists, sparseDenseScratchFloats,
 } from '../../src/engine/training/cnn/kernels/sparse.js';
 import { denseForward, denseGradInput, denseGradWeights, denseScratchFloats } from '../../src/engine/training/cnn/kernels/layers.js';
 import { sparseConvPasses } from '../../src/engine/training/cnn/ops.js';
@@ -164,6 +164,14 @@ for (const c of denseCases) {
       mem.f32(dw[1]!, nw).fill(0);
       sparseDenseBackward(mem.k, lists, c.n, c.inSize, c.outSize, X, D, Wt, dw[1]!, 0, false, relu, scratch);
       assertClose(mem.f32(dw[1]!, nw), dense, 'weight gradient without the input gradient', 1e-5);
+      // With the input's feature-major copy kept from the forward pass, the backward pass reads it, not x (here zeros).
+      const xT = mem.alloc(sparseDenseInputFloats(c.inSize, c.n));
+      sparseDenseForward(mem.k, lists, c.n, c.inSize, c.outSize, X, Wt, B, out[1]!, relu, scratch, xT);
+      assertClose(mem.f32(out[1]!, ny), mem.f32(out[0]!, ny), 'forward keeping its input', 1e-5);
+      mem.f32(dw[1]!, nw).fill(0);
+      sparseDenseBackward(mem.k, lists, c.n, c.inSize, c.outSize, at(new Float32Array(nx)), D, Wt, dw[1]!, db[1]!, true, relu, scratch, xT)(dx[1]!);
+      assertClose(mem.f32(dw[1]!, nw), dense, 'weight gradient from the kept input', 1e-5);
+      assertClose(mem.f32(dx[1]!, nx), mem.f32(dx[0]!, nx), 'input gradient from the kept input', 1e-5);
     });
   }
 }

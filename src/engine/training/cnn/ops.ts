@@ -14,7 +14,7 @@ import {
 } from './kernels/layers.js';
 import {
   sparseConvFits, sparseConvForward, sparseConvGradInput, sparseConvGradWeights, sparseConvLists, sparseConvScratchFloats, sparseDenseBackward, sparseDenseForward,
-  sparseDenseLists, sparseDenseScratchFloats, type SparseConvLists, type SparseDenseLists,
+  sparseDenseInputFloats, sparseDenseLists, sparseDenseScratchFloats, type SparseConvLists, type SparseDenseLists,
 } from './kernels/sparse.js';
 import { asPair, type CnnGraph, type CnnNode, type NodeKind } from './graph.js';
 import { ptr, type EngineState, type Param, type Slice } from './state.js';
@@ -341,6 +341,12 @@ function denseLists(e: EngineState, node: CnnNode): SparseDenseLists | null {
   return x.sparse ? { row: x.row!, flat: x.flat!, count: x.sparse } : null;
 }
 
+/** Where thread `s.thread` keeps a sparse dense node's input in feature-major order from its forward pass to its backward pass. */
+const keptInput = (e: EngineState, node: CnnNode, s: Slice): number => {
+  const x = e.buf[node.index]!.extra;
+  return x.xT! + s.thread * x.xTBytes!;
+};
+
 const dense: Op = {
   params(node, weights, mask, alloc, threads, adam) {
     return [param(`${node.layer}/kernel`, weights, mask, alloc, threads, adam), param(`${node.layer}/bias`, weights, mask, alloc, threads, adam)].filter((p): p is Param => p !== null);
@@ -354,7 +360,9 @@ const dense: Op = {
     if (kept === 0 || kept >= SPARSE_DENSE_DENSITY * w.count) return;
     const [inSize, outSize] = w.shape as [number, number];
     const lists = sparseDenseLists(inSize, outSize, Float32Array.from(m), alloc, (at, count) => e.mem.i32(at, count));
-    Object.assign(e.buf[node.index]!.extra, { sparse: lists.count, row: lists.row, flat: lists.flat });
+    // Each thread's feature-major copy of its slice's input, kept from the forward pass for the backward one (scratch is shared between nodes).
+    const floats = sparseDenseInputFloats(inSize, Math.ceil(e.maxBatch / e.threads));
+    Object.assign(e.buf[node.index]!.extra, { sparse: lists.count, row: lists.row, flat: lists.flat, xT: alloc(e.threads * floats), xTBytes: 4 * floats });
   },
   scratch: (graph, node, n) => {
     const inSize = graph.nodes[node.inputs[0]!]!.size;
@@ -365,7 +373,7 @@ const dense: Op = {
     const w = byKey(e, node, 'kernel')!;
     const bias = byKey(e, node, 'bias')?.p ?? 0;
     const lists = denseLists(e, node);
-    if (lists) sparseDenseForward(e.k, lists, s.n, input.size, node.size, actAt(e, input, s), w.p, bias, actAt(e, node, s), node.relu, s.scratch);
+    if (lists) sparseDenseForward(e.k, lists, s.n, input.size, node.size, actAt(e, input, s), w.p, bias, actAt(e, node, s), node.relu, s.scratch, keptInput(e, node, s));
     else denseForward(e.k, s.n, input.size, node.size, actAt(e, input, s), w.p, bias, actAt(e, node, s), node.relu, s.scratch);
   },
   backward(e, node, s, _barrier, emit) {
@@ -378,7 +386,7 @@ const dense: Op = {
     if (lists) {
       // One pass over the survivors gives both gradients; the input's is copied out where emit says.
       const hasInput = input.kind !== 'input';
-      const copy = sparseDenseBackward(e.k, lists, s.n, input.size, node.size, x, dout, w.p, w.g[s.thread]!, b?.g[s.thread] ?? 0, hasInput, input.relu, s.scratch);
+      const copy = sparseDenseBackward(e.k, lists, s.n, input.size, node.size, x, dout, w.p, w.g[s.thread]!, b?.g[s.thread] ?? 0, hasInput, input.relu, s.scratch, keptInput(e, node, s));
       if (hasInput) emit(input, copy);
       return;
     }
