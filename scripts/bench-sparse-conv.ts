@@ -49,7 +49,7 @@ function report(name: string, d: number, dense: () => void, sparse: () => void):
   console.log(`${name.padEnd(26)}${d.toFixed(2).padStart(7)}${a.toFixed(1).padStart(10)}${b.toFixed(1).padStart(11)}${(a / b).toFixed(2).padStart(14)}`);
 }
 console.log(`images ${n}, median of ${reps}, output gradients ${doutZeros} zero; ms of one pass, one thread`);
-console.log(`${"layer".padEnd(26)}density  dense ms  sparse ms  dense/sparse`);
+console.log(`${'layer'.padEnd(26)}density  dense ms  sparse ms  dense/sparse`);
 for (const l of layers) {
   const s = convShape(l.input, { filters: l.filters, kernel: [3, 3], strides: [1, 1], padding: 'same' });
   const mem = new CnnKernels();
