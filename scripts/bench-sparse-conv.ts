@@ -1,12 +1,13 @@
 // Sparse vs dense conv kernels on Conv-2's layers (CIFAR shape, 3x3 'same'),
-// one thread, at several densities: median milliseconds of forward + weight
-// gradient + input gradient for a slice of images, and the ratio dense / sparse
-// measured in the same run (inputs ~50% zero as ReLU outputs, output gradients
-// ~75% zero as after a max pool; the first layer's input has no zeros). The
-// density where the ratio crosses 1 sets ops.ts's SPARSE_CONV_DENSITY. The
+// one thread, at several densities: median milliseconds of each pass (forward,
+// weight gradient, input gradient) for a slice of images, and the ratio dense /
+// sparse measured in the same run (inputs ~50% zero as ReLU outputs, output
+// gradients ~75% zero as after a max pool unless --dout-zeros says otherwise;
+// the first layer's input has no zeros). Where each pass's ratio crosses 1 sets
+// ops.ts's per-pass break-evens (sparseConvPasses). The
 // same for Conv-2's dense head (16384 -> 256, inputs ~50% zero as pooled
 // ReLU outputs, output gradients without zeros) sets SPARSE_DENSE_DENSITY.
-//   node --import tsx scripts/bench-sparse-conv.ts [--n 30] [--reps 5] [--densities 0.05,0.1,0.2,0.3,0.5]
+//   node --import tsx scripts/bench-sparse-conv.ts [--n 30] [--reps 5] [--densities 0.05,0.1,0.2,0.3,0.5] [--dout-zeros 0.75]
 import { CnnKernels } from '../src/runtime/simd/cnn-kernels.js';
 import { convForward, convGradInput, convGradWeights, convScratchFloats, convShape } from '../src/engine/training/cnn/kernels/conv.js';
 import {
@@ -23,6 +24,8 @@ const arg = (name: string, dflt: string): string => {
 const n = Number(arg('n', '30'));
 const reps = Number(arg('reps', '5'));
 const densities = arg('densities', '0.05,0.1,0.2,0.3,0.5').split(',').map(Number);
+/** Zero fraction of the conv layers' output gradients: 0.75 behind a 2x2 max pool, about 0.5 behind a ReLU alone. */
+const doutZeros = Number(arg('dout-zeros', '0.75'));
 const layers = [
   { name: 'conv 3->64 32x32', input: [32, 32, 3] as [number, number, number], filters: 64, xZeros: 0 },
   { name: 'conv 64->64 32x32', input: [32, 32, 64] as [number, number, number], filters: 64, xZeros: 0.5 },
@@ -43,10 +46,10 @@ function report(name: string, d: number, dense: () => void, sparse: () => void):
   }
   const a = median(td);
   const b = median(ts);
-  console.log(`${name.padEnd(20)}${d.toFixed(2).padStart(7)}${a.toFixed(1).padStart(10)}${b.toFixed(1).padStart(11)}${(a / b).toFixed(2).padStart(14)}`);
+  console.log(`${name.padEnd(26)}${d.toFixed(2).padStart(7)}${a.toFixed(1).padStart(10)}${b.toFixed(1).padStart(11)}${(a / b).toFixed(2).padStart(14)}`);
 }
-console.log(`images ${n}, median of ${reps}; ms of forward + both gradients, one thread`);
-console.log('layer               density  dense ms  sparse ms  dense/sparse');
+console.log(`images ${n}, median of ${reps}, output gradients ${doutZeros} zero; ms of one pass, one thread`);
+console.log(`${'layer'.padEnd(26)}density  dense ms  sparse ms  dense/sparse`);
 for (const l of layers) {
   const s = convShape(l.input, { filters: l.filters, kernel: [3, 3], strides: [1, 1], padding: 'same' });
   const mem = new CnnKernels();
@@ -60,7 +63,7 @@ for (const l of layers) {
     return p;
   };
   const x = fill(nx, l.xZeros);
-  const dout = fill(ny, 0.75);
+  const dout = fill(ny, doutZeros);
   const w = mem.alloc(nw);
   const bias = fill(s.O, 0);
   const out = mem.alloc(ny);
@@ -73,17 +76,10 @@ for (const l of layers) {
     const wv = mem.f32(w, nw);
     for (let i = 0; i < nw; i++) wv[i] = mask[i]! * (next() - 0.5);
     const lists = sparseConvLists(s, mask, (c) => mem.alloc(c), (o, c) => mem.i32(o, c));
-    const dense = (): void => {
-      convForward(mem.k, s, n, x, w, bias, out, true, scratch);
-      convGradWeights(mem.k, s, n, x, dout, dw, db, scratch);
-      convGradInput(mem.k, s, n, dout, w, dx, l.xZeros ? x : 0, scratch);
-    };
-    const sparse = (): void => {
-      sparseConvForward(mem.k, s, lists, n, x, w, bias, out, true, scratch);
-      sparseConvGradWeights(mem.k, s, lists, n, x, dout, dw, db, scratch);
-      sparseConvGradInput(mem.k, s, lists, n, dout, w, dx, l.xZeros ? x : 0, scratch);
-    };
-    report(l.name, d, dense, sparse);
+    // Each pass on its own: the engine picks the cheaper kernel per pass (ops.ts).
+    report(`${l.name} fwd`, d, () => convForward(mem.k, s, n, x, w, bias, out, true, scratch), () => sparseConvForward(mem.k, s, lists, n, x, w, bias, out, true, scratch));
+    report(`${l.name} dw`, d, () => convGradWeights(mem.k, s, n, x, dout, dw, db, scratch), () => sparseConvGradWeights(mem.k, s, lists, n, x, dout, dw, db, scratch));
+    if (l.xZeros) report(`${l.name} dx`, d, () => convGradInput(mem.k, s, n, dout, w, dx, x, scratch), () => sparseConvGradInput(mem.k, s, lists, n, dout, w, dx, x, scratch));
   }
 }
 

@@ -58,6 +58,8 @@ export interface BenchOptions {
   rss?: boolean;
   /** Profile where a Conv-2 step's time goes, per layer and pass, for every loop (default false). */
   profile?: boolean;
+  /** The weight fraction the profile trains at (default 1: the dense round). */
+  profileDensity?: number;
 }
 
 /** One measuring child of a backend: its plan, its time limit, and whether hitting the limit is expected (a bound, not a failure). */
@@ -340,8 +342,9 @@ async function measureRss(run: BenchRun): Promise<void> {
 async function measureProfile(run: BenchRun): Promise<void> {
   const o = run.o;
   const repeats = o.quick ? 2 : 5;
-  log(`step profile: conv-2 on wasm, ${run.cores} threads, ${repeats} runs per part:`);
-  const r = await runWorkerChild({ kind: 'profile', backend: 'wasm', wasmThreads: run.cores, batchSize: o.batchSize, model: 'conv-2', repeats }, 900);
+  const density = o.profileDensity ?? 1;
+  log(`step profile: conv-2 on wasm, ${run.cores} threads, ${density < 1 ? `${density} of weights, ` : ''}${repeats} runs per part:`);
+  const r = await runWorkerChild({ kind: 'profile', backend: 'wasm', wasmThreads: run.cores, batchSize: o.batchSize, model: 'conv-2', repeats, density }, 900);
   const profiles = r.lines.flatMap((l) => (l.type === 'profile' ? [l.result] : []));
   if (profiles.length > 0) run.report.profiles = profiles;
   else log(`  failed: ${lineOf(r, 'error')?.message ?? lastLine(r)}`);

@@ -34,7 +34,7 @@ export type WorkerJob =
   /** Peak RSS of an IMP job with controls on a trial WorkerPool. */
   | (JobBase & { kind: 'rss'; model: string; rounds: number; steps: number; parallelism: number; examples?: number; evalExamples?: number })
   /** Every step profiler's profile of one model (STEP_PROFILERS). */
-  | (JobBase & { kind: 'profile'; model: string; repeats: number });
+  | (JobBase & { kind: 'profile'; model: string; repeats: number; density?: number });
 
 export type WorkerLine =
   | { type: 'ready'; backend: BackendInfo }

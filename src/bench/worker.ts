@@ -43,7 +43,7 @@ export async function runWorker(job: WorkerJob): Promise<number> {
     }
     if (job.kind === 'profile') {
       for (const profiler of Object.values(STEP_PROFILERS)) {
-        const result = await profiler({ model: job.model, batchSize: job.batchSize, repeats: job.repeats });
+        const result = await profiler({ model: job.model, batchSize: job.batchSize, repeats: job.repeats, density: job.density });
         if (result) emit({ type: 'profile', result });
       }
       return 0;

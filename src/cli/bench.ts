@@ -41,6 +41,7 @@ Flags:
   --no-rss                skip the peak RSS of a Conv-2 IMP job with controls
   --profile               also print where a Conv-2 step's time goes, per layer
                           and pass, for every training loop that profiles itself
+  --profile-density <d>   profile a round at this weight fraction instead of dense
   --json                  print every result as one JSON object instead of tables
 `;
 
@@ -74,6 +75,7 @@ export async function benchCommand(argv: string[], invokedAs = 'ticketsmith benc
     'no-pool': 'boolean',
     'no-rss': 'boolean',
     profile: 'boolean',
+    'profile-density': 'string',
     'conv-densities': 'string',
     json: 'boolean',
   });
@@ -104,6 +106,7 @@ export async function benchCommand(argv: string[], invokedAs = 'ticketsmith benc
     convDensities: models.includes('conv-2') ? convDensities : [],
     rss: options['no-rss'] !== true && models.includes('conv-2'),
     profile: options.profile === true && models.includes('conv-2'),
+    profileDensity: options['profile-density'] === undefined ? undefined : fractions('profile-density', [])[0],
     seconds: num(options, 'seconds', quick ? 1.5 : 12),
     batchSize: Math.round(num(options, 'batch', 60)),
     python: options['no-torch'] === true ? null : typeof options.python === 'string' ? options.python : 'python3',

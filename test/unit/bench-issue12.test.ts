@@ -220,5 +220,6 @@ describe('issue 12 plan and flags', () => {
   test('flags: --models takes the new nets, --conv-densities is checked like --densities', async () => {
     await assert.rejects(benchCommand(['--conv-densities', '1']), /--conv-densities: each must be a fraction in \(0, 1\)/);
     await assert.rejects(benchCommand(['--models', 'conv-4,vgg-19']), /--models: unknown 'vgg-19'/);
+    await assert.rejects(benchCommand(['--profile', '--profile-density', '0']), /--profile-density: each must be a fraction in \(0, 1\)/);
   });
 });

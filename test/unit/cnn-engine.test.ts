@@ -7,8 +7,8 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { toTensors, trainModel, type TrainConfig } from '../../src/engine/training/train.js';
-import { cnnPath, compileGraph } from '../../src/engine/training/cnn/index.js';
-import { SPARSE_CONV_DENSITY, SPARSE_DENSE_DENSITY } from '../../src/engine/training/cnn/ops.js';
+import { cnnEngine, cnnPath, compileGraph } from '../../src/engine/training/cnn/index.js';
+import { SPARSE_CONV_DENSITY, SPARSE_DENSE_DENSITY, sparseLists } from '../../src/engine/training/cnn/ops.js';
 import { createModel } from '../../src/engine/models/registry.js';
 import { getWeightMap, setWeightMap, prunableWeights } from '../../src/engine/models/inspect.js';
 import { pruneToDensity } from '../../src/engine/pruning/magnitude.js';
@@ -132,3 +132,37 @@ for (const c of cases) {
     model.dispose();
   });
 }
+
+test('conv layers whose passes mix sparse and dense kernels train as TF.js trains them and keep pruned weights exactly 0', async () => {
+  const shape = [7, 6, 3];
+  const ds = dataset(shape, 4, 11);
+  const model = createModel('conv-2', { inputShape: shape, numClasses: 4, seed: 8 });
+  const init = getWeightMap(model);
+  const names = prunableWeights(model).map((p) => p.name);
+  const mask = pruneToDensity(Object.fromEntries(names.map((n) => [n, init[n]!.values])), onesMask(prunableWeights(model)), names, 0.17, 'layerwise');
+  const cfg: TrainConfig = {
+    optimizer: 'adam', learningRate: 1e-3, momentum: 0.9, lrSchedule: 'constant', warmupIterations: 0, batchSize: 12, iterations: 6, startIteration: 0, evalEvery: 3, seed: 5,
+  };
+  // At 17%: both layers run forward and weight gradient on their survivors; the 64->64 layer's output gradient is
+  // mostly zero behind the max pool, so it keeps the dense input gradient, which skips those zeros.
+  const graph = cnnPath(model, 'cpu', 'cnn-simd')!;
+  const engine = cnnEngine(graph, init, mask, cfg, 12, 2);
+  const passes = graph.nodes.filter((n) => n.kind === 'conv').map((n) => {
+    const l = sparseLists(engine.state, n);
+    return l && { forward: l.forward, weights: l.weights, input: l.input };
+  });
+  engine.dispose?.();
+  assert.deepEqual(passes, [{ forward: true, weights: true, input: false }, { forward: true, weights: true, input: false }]);
+  const data = toTensors(ds);
+  const viaEngine = await trainModel(model, data, mask, { ...cfg, loop: 'cnn-simd' });
+  const engineW = getWeightMap(model);
+  setWeightMap(model, init);
+  const viaTf = await trainModel(model, data, mask, { ...cfg, loop: 'tfjs' });
+  assert.equal(viaEngine.trainingLoop, 'cnn-sparse');
+  const { diff, name } = maxDiff(engineW, getWeightMap(model));
+  assert.ok(diff < 2e-4, `largest weight difference ${diff} at ${name}`);
+  for (const n of names) mask[n]!.forEach((m, i) => m === 0 && assert.ok(engineW[n]!.values[i] === 0, `${n}[${i}] pruned but ${engineW[n]!.values[i]}`));
+  for (let i = 0; i < viaTf.curve.length; i++) assert.ok(Math.abs(viaEngine.curve[i]![1] - viaTf.curve[i]![1]) < 1e-3, `validation loss at ${viaTf.curve[i]![0]}`);
+  data.dispose();
+  model.dispose();
+});

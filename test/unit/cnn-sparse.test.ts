@@ -15,9 +15,10 @@ import { CnnKernels } from '../../src/runtime/simd/cnn-kernels.js';
 import { convForward, convGradInput, convGradWeights, convScratchFloats, convShape } from '../../src/engine/training/cnn/kernels/conv.js';
 import {
   sparseConvFits, sparseConvForward, sparseConvGradInput, sparseConvGradWeights, sparseConvLists, sparseConvScratchFloats, sparseDenseBackward, sparseDenseForward,
-  sparseDenseLists, sparseDenseScratchFloats,
+  sparseDenseInputFloats, sparseDenseLists, sparseDenseScratchFloats,
 } from '../../src/engine/training/cnn/kernels/sparse.js';
 import { denseForward, denseGradInput, denseGradWeights, denseScratchFloats } from '../../src/engine/training/cnn/kernels/layers.js';
+import { sparseConvPasses } from '../../src/engine/training/cnn/ops.js';
 import { assertClose, randomValues } from '../fixtures/close.js';
 import { mulberry32 } from '../../src/engine/rng.js';
 
@@ -91,6 +92,24 @@ test('the sparse kernels take stride-1 convs only, not depthwise ones', () => {
   assert.equal(sparseConvFits(convShape([8, 8, 4], { filters: 4, kernel: [3, 3], strides: [1, 1], padding: 'valid' })), true);
 });
 
+test('each pass of a conv layer takes the sparse kernel only below its own break-even', () => {
+  const first = convShape([32, 32, 3], { filters: 64, kernel: [3, 3], strides: [1, 1], padding: 'same' });
+  const second = convShape([32, 32, 64], { filters: 64, kernel: [3, 3], strides: [1, 1], padding: 'same' });
+  const at = (g: typeof first, density: number, doutZeros: number) => {
+    const count = g.KH * g.KW * g.C * g.O;
+    return sparseConvPasses(g, Math.round(density * count), count, doutZeros);
+  };
+  assert.deepEqual(at(first, 0.1, 0.5), { forward: true, weights: true, input: true });
+  // Behind a 2x2 max pool (75% zero output gradients) the dense input gradient, which skips them, wins from 15%.
+  assert.deepEqual(at(second, 0.17, 0.75), { forward: true, weights: true, input: false });
+  assert.deepEqual(at(second, 0.1, 0.75), { forward: true, weights: true, input: true });
+  assert.deepEqual(at(second, 0.17, 0.5), { forward: true, weights: true, input: true });
+  assert.deepEqual(at(second, 0.3, 0), { forward: false, weights: false, input: false });
+  assert.deepEqual(at(second, 0, 0), { forward: false, weights: false, input: false });
+  const strided = convShape([32, 32, 64], { filters: 64, kernel: [3, 3], strides: [2, 2], padding: 'same' });
+  assert.deepEqual(at(strided, 0.05, 0), { forward: false, weights: false, input: false });
+});
+
 const denseCases: Array<{ n: number; inSize: number; outSize: number; density: number; zeroFeatures: number }> = [
   { n: 30, inSize: 70, outSize: 33, density: 0.1, zeroFeatures: 0.3 },
   { n: 1, inSize: 9, outSize: 5, density: 0.3, zeroFeatures: 0 },
@@ -145,6 +164,14 @@ for (const c of denseCases) {
       mem.f32(dw[1]!, nw).fill(0);
       sparseDenseBackward(mem.k, lists, c.n, c.inSize, c.outSize, X, D, Wt, dw[1]!, 0, false, relu, scratch);
       assertClose(mem.f32(dw[1]!, nw), dense, 'weight gradient without the input gradient', 1e-5);
+      // With the input's feature-major copy kept from the forward pass, the backward pass reads it, not x (here zeros).
+      const xT = mem.alloc(sparseDenseInputFloats(c.inSize, c.n));
+      sparseDenseForward(mem.k, lists, c.n, c.inSize, c.outSize, X, Wt, B, out[1]!, relu, scratch, xT);
+      assertClose(mem.f32(out[1]!, ny), mem.f32(out[0]!, ny), 'forward keeping its input', 1e-5);
+      mem.f32(dw[1]!, nw).fill(0);
+      sparseDenseBackward(mem.k, lists, c.n, c.inSize, c.outSize, at(new Float32Array(nx)), D, Wt, dw[1]!, db[1]!, true, relu, scratch, xT)(dx[1]!);
+      assertClose(mem.f32(dw[1]!, nw), dense, 'weight gradient from the kept input', 1e-5);
+      assertClose(mem.f32(dx[1]!, nx), mem.f32(dx[0]!, nx), 'input gradient from the kept input', 1e-5);
     });
   }
 }

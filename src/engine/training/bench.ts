@@ -457,6 +457,8 @@ export interface ProfileOptions {
   batchSize: number;
   repeats?: number;
   seed?: number;
+  /** Fraction of prunable weights kept (default 1: the dense round). */
+  density?: number;
 }
 
 /** Median milliseconds of `fn` over `repeats` runs after one untimed run; each run's tensors are freed. */
@@ -499,7 +501,7 @@ export async function profileTfjsStep(opts: ProfileOptions): Promise<LoopProfile
   }
   const ds = syntheticDataset(spec.inputShape, spec.numClasses, bs * 4, bs, seed, spec.zeroFraction);
   const data = toTensors(ds);
-  const mask = benchMask(model, 1);
+  const mask = benchMask(model, opts.density ?? 1);
   const vars = weightVariables(model);
   const masks = new Map(Object.entries(mask).map(([name, m]) => {
     const v = vars.get(name)!.read() as tf.Variable;
@@ -587,7 +589,7 @@ export async function profileCnnStep(opts: ProfileOptions): Promise<LoopProfile 
     if (!graph) return null;
     const ds = syntheticDataset(spec.inputShape, spec.numClasses, bs * 4, bs, seed, spec.zeroFraction);
     const cfg = benchConfig(spec, bs, repeats + 1, seed, 'cnn-simd');
-    const engine = cnnEngine(graph, getWeightMap(model), benchMask(model, 1), cfg, bs, Math.max(1, Math.min(computeThreads(), bs)), { profile: true });
+    const engine = cnnEngine(graph, getWeightMap(model), benchMask(model, opts.density ?? 1), cfg, bs, Math.max(1, Math.min(computeThreads(), bs)), { profile: true });
     const size = ds.train.x.length / ds.train.n;
     const labels = ds.train.y.subarray(0, bs);
     let lossMs = 0;

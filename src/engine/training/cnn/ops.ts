@@ -14,7 +14,7 @@ import {
 } from './kernels/layers.js';
 import {
   sparseConvFits, sparseConvForward, sparseConvGradInput, sparseConvGradWeights, sparseConvLists, sparseConvScratchFloats, sparseDenseBackward, sparseDenseForward,
-  sparseDenseLists, sparseDenseScratchFloats, type SparseConvLists, type SparseDenseLists,
+  sparseDenseInputFloats, sparseDenseLists, sparseDenseScratchFloats, type SparseConvLists, type SparseDenseLists,
 } from './kernels/sparse.js';
 import { asPair, type CnnGraph, type CnnNode, type NodeKind } from './graph.js';
 import { ptr, type EngineState, type Param, type Slice } from './state.js';
@@ -81,18 +81,69 @@ function poolGeometry(e: { graph: CnnGraph }, node: CnnNode): PoolShape {
 const kernelKey = (node: CnnNode): string => (node.config.depthMultiplier !== undefined ? 'depthwise_kernel' : 'kernel');
 
 /**
- * Below this fraction of surviving weights a stride-1 conv layer trains on
- * its survivors only (kernels/sparse.ts) instead of the dense kernels, which
- * skip zero activations but not zero weights. Measured on Conv-2's layers
- * (scripts/bench-sparse-conv.ts, one run): the 64->64 layer breaks even near
- * 20% (2x faster at 5-10%), the 3->64 first layer is faster even at 50%.
+ * Below this fraction of surviving weights a stride-1 conv layer's forward
+ * pass and weight gradient run on its survivors only (kernels/sparse.ts)
+ * instead of the dense kernels, which skip zero activations but not zero
+ * weights. Pruned weights are exactly 0, so either kernel gives the same
+ * maths and each pass takes the cheaper one (sparseConvPasses). Measured per
+ * pass on Conv-2's layers (scripts/bench-sparse-conv.ts, 30 images, one
+ * thread): forward 1.6x (3->64) and 4x (64->64) faster at 10%, 1.1x and 1.6x
+ * at 30%; weight gradient 1.7x and 2.8x at 10%, 1.3x and 1.2x at 30%.
  */
 export const SPARSE_CONV_DENSITY = 0.2;
+/**
+ * The dense input gradient skips zero output gradients (about 75% behind a
+ * 2x2 max pool, half behind a ReLU) and the sparse one does not, so its
+ * break-even scales with the output gradient's nonzero fraction: sparse
+ * below this many surviving weights per nonzero (and below
+ * SPARSE_CONV_DENSITY). Measured on the 64->64 layer with 75% zeros: 1.9x
+ * at 10%, 1.0x at 20%, 0.67x at 30%; with 50% zeros 1.3x at 20%.
+ */
+export const SPARSE_CONV_INPUT_GRAD_PER_NONZERO = 0.6;
 
-/** The survivor lists of a conv node that takes the sparse kernels, or null (dense). */
-export function sparseLists(e: EngineState, node: CnnNode): SparseConvLists | null {
+/** Which passes of a conv layer run on its survivors; none where the sparse kernels do not fit or nothing survives. */
+export interface SparseConvPasses {
+  forward: boolean;
+  weights: boolean;
+  input: boolean;
+}
+
+/**
+ * The cheaper kernel per pass for a layer of geometry `g` keeping `kept` of
+ * `count` weights, whose output gradient is about `doutZeros` zero.
+ */
+export function sparseConvPasses(g: ConvShape, kept: number, count: number, doutZeros: number): SparseConvPasses {
+  const none = { forward: false, weights: false, input: false };
+  if (!sparseConvFits(g) || kept === 0) return none;
+  const density = kept / count;
+  const below = density < SPARSE_CONV_DENSITY;
+  return {
+    forward: below,
+    weights: below,
+    input: density < Math.min(SPARSE_CONV_DENSITY, SPARSE_CONV_INPUT_GRAD_PER_NONZERO * (1 - doutZeros)),
+  };
+}
+
+/**
+ * About how much of a node's output gradient is zero: behind max pools only,
+ * all but one per window; else half where its ReLU is fused (the gradient is
+ * masked by its output); else none.
+ */
+function outputGradZeros(graph: CnnGraph, node: CnnNode): number {
+  const pools = node.consumers.map((i) => graph.nodes[i]!);
+  if (pools.length > 0 && pools.every((p) => p.kind === 'maxpool')) {
+    const window = Math.min(...pools.map((p) => asPair(p.config.poolSize).reduce((a, b) => a * b, 1)));
+    return 1 - 1 / window;
+  }
+  return node.relu ? 0.5 : 0;
+}
+
+/** The survivor lists of a conv node and the passes that take them, or null (dense). */
+export function sparseLists(e: EngineState, node: CnnNode): (SparseConvLists & SparseConvPasses) | null {
   const x = e.buf[node.index]!.extra;
-  return x.sparse ? { ostart: x.ostart!, fent: x.fent!, cstart: x.cstart!, bent: x.bent!, count: x.sparse } : null;
+  return x.sparse
+    ? { ostart: x.ostart!, fent: x.fent!, cstart: x.cstart!, bent: x.bent!, count: x.sparse, forward: x.sparseForward === 1, weights: x.sparseWeights === 1, input: x.sparseInput === 1 }
+    : null;
 }
 
 const conv: Op = {
@@ -106,9 +157,15 @@ const conv: Op = {
     const m = e.mem.f32(w.mask, w.count);
     let kept = 0;
     for (let i = 0; i < w.count; i++) if (m[i] !== 0) kept++;
-    if (kept === 0 || kept >= SPARSE_CONV_DENSITY * w.count) return;
+    const passes = sparseConvPasses(g, kept, w.count, outputGradZeros(e.graph, node));
+    // A layer on the network's input writes no input gradient.
+    if (inputOf(e, node).kind === 'input') passes.input = false;
+    if (!passes.forward && !passes.weights && !passes.input) return;
     const lists = sparseConvLists(g, Float32Array.from(m), alloc, (at, count) => e.mem.i32(at, count));
-    Object.assign(e.buf[node.index]!.extra, { sparse: lists.count, ostart: lists.ostart, fent: lists.fent, cstart: lists.cstart, bent: lists.bent });
+    Object.assign(e.buf[node.index]!.extra, {
+      sparse: lists.count, ostart: lists.ostart, fent: lists.fent, cstart: lists.cstart, bent: lists.bent,
+      sparseForward: Number(passes.forward), sparseWeights: Number(passes.weights), sparseInput: Number(passes.input),
+    });
   },
   scratch: (graph, node, n) => {
     const g = convGeometry({ graph }, node);
@@ -120,7 +177,7 @@ const conv: Op = {
     const lists = sparseLists(e, node);
     const g = convGeometry(e, node);
     const x = actAt(e, inputOf(e, node), s);
-    if (lists) sparseConvForward(e.k, g, lists, s.n, x, w.p, b?.p ?? 0, actAt(e, node, s), node.relu, s.scratch);
+    if (lists?.forward) sparseConvForward(e.k, g, lists, s.n, x, w.p, b?.p ?? 0, actAt(e, node, s), node.relu, s.scratch);
     else convForward(e.k, g, s.n, x, w.p, b?.p ?? 0, actAt(e, node, s), node.relu, s.scratch);
   },
   backward(e, node, s, _barrier, emit) {
@@ -131,13 +188,11 @@ const conv: Op = {
     const x = actAt(e, input, s);
     const dout = gradAt(e, node, s);
     const lists = sparseLists(e, node);
-    if (lists) {
-      sparseConvGradWeights(e.k, g, lists, s.n, x, dout, w.g[s.thread]!, b?.g[s.thread] ?? 0, s.scratch);
-      if (input.kind !== 'input') emit(input, (dst) => sparseConvGradInput(e.k, g, lists, s.n, dout, w.p, dst, reluOf(e, input, s), s.scratch));
-      return;
-    }
-    convGradWeights(e.k, g, s.n, x, dout, w.g[s.thread]!, b?.g[s.thread] ?? 0, s.scratch);
-    if (input.kind !== 'input') emit(input, (dst) => convGradInput(e.k, g, s.n, dout, w.p, dst, reluOf(e, input, s), s.scratch));
+    if (lists?.weights) sparseConvGradWeights(e.k, g, lists, s.n, x, dout, w.g[s.thread]!, b?.g[s.thread] ?? 0, s.scratch);
+    else convGradWeights(e.k, g, s.n, x, dout, w.g[s.thread]!, b?.g[s.thread] ?? 0, s.scratch);
+    if (input.kind === 'input') return;
+    if (lists?.input) emit(input, (dst) => sparseConvGradInput(e.k, g, lists, s.n, dout, w.p, dst, reluOf(e, input, s), s.scratch));
+    else emit(input, (dst) => convGradInput(e.k, g, s.n, dout, w.p, dst, reluOf(e, input, s), s.scratch));
   },
 };
 
@@ -286,6 +341,12 @@ function denseLists(e: EngineState, node: CnnNode): SparseDenseLists | null {
   return x.sparse ? { row: x.row!, flat: x.flat!, count: x.sparse } : null;
 }
 
+/** Where thread `s.thread` keeps a sparse dense node's input in feature-major order from its forward pass to its backward pass. */
+const keptInput = (e: EngineState, node: CnnNode, s: Slice): number => {
+  const x = e.buf[node.index]!.extra;
+  return x.xT! + s.thread * x.xTBytes!;
+};
+
 const dense: Op = {
   params(node, weights, mask, alloc, threads, adam) {
     return [param(`${node.layer}/kernel`, weights, mask, alloc, threads, adam), param(`${node.layer}/bias`, weights, mask, alloc, threads, adam)].filter((p): p is Param => p !== null);
@@ -299,7 +360,9 @@ const dense: Op = {
     if (kept === 0 || kept >= SPARSE_DENSE_DENSITY * w.count) return;
     const [inSize, outSize] = w.shape as [number, number];
     const lists = sparseDenseLists(inSize, outSize, Float32Array.from(m), alloc, (at, count) => e.mem.i32(at, count));
-    Object.assign(e.buf[node.index]!.extra, { sparse: lists.count, row: lists.row, flat: lists.flat });
+    // Each thread's feature-major copy of its slice's input, kept from the forward pass for the backward one (scratch is shared between nodes).
+    const floats = sparseDenseInputFloats(inSize, Math.ceil(e.maxBatch / e.threads));
+    Object.assign(e.buf[node.index]!.extra, { sparse: lists.count, row: lists.row, flat: lists.flat, xT: alloc(e.threads * floats), xTBytes: 4 * floats });
   },
   scratch: (graph, node, n) => {
     const inSize = graph.nodes[node.inputs[0]!]!.size;
@@ -310,7 +373,7 @@ const dense: Op = {
     const w = byKey(e, node, 'kernel')!;
     const bias = byKey(e, node, 'bias')?.p ?? 0;
     const lists = denseLists(e, node);
-    if (lists) sparseDenseForward(e.k, lists, s.n, input.size, node.size, actAt(e, input, s), w.p, bias, actAt(e, node, s), node.relu, s.scratch);
+    if (lists) sparseDenseForward(e.k, lists, s.n, input.size, node.size, actAt(e, input, s), w.p, bias, actAt(e, node, s), node.relu, s.scratch, keptInput(e, node, s));
     else denseForward(e.k, s.n, input.size, node.size, actAt(e, input, s), w.p, bias, actAt(e, node, s), node.relu, s.scratch);
   },
   backward(e, node, s, _barrier, emit) {
@@ -323,7 +386,7 @@ const dense: Op = {
     if (lists) {
       // One pass over the survivors gives both gradients; the input's is copied out where emit says.
       const hasInput = input.kind !== 'input';
-      const copy = sparseDenseBackward(e.k, lists, s.n, input.size, node.size, x, dout, w.p, w.g[s.thread]!, b?.g[s.thread] ?? 0, hasInput, input.relu, s.scratch);
+      const copy = sparseDenseBackward(e.k, lists, s.n, input.size, node.size, x, dout, w.p, w.g[s.thread]!, b?.g[s.thread] ?? 0, hasInput, input.relu, s.scratch, keptInput(e, node, s));
       if (hasInput) emit(input, copy);
       return;
     }

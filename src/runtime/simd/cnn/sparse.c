@@ -39,8 +39,13 @@ static sparse_geo sparse_geometry(int KH, int KW, int OH, int OW) {
   return g;
 }
 
+// Result planes are made SPARSE_BLOCK channels at a time and then written out
+// together: NHWC rows hold a block's channels side by side, so the write-out
+// touches each output row once per block instead of once per channel.
+#define SPARSE_BLOCK 16
+
 // Scratch: padded input planes (+ KW slack), output-gradient planes with gaps,
-// one result plane, and one channel's survivor values and offsets.
+// SPARSE_BLOCK result planes, and one channel's survivor values and offsets.
 typedef struct {
   float *xp, *yp, *plane, *vals;
   int total;
@@ -48,7 +53,7 @@ typedef struct {
 
 static sparse_scratch sparse_layout(float *base, int C, int KH, int KW, int O, sparse_geo g) {
   sparse_scratch s;
-  int xp = conv_round4(C * g.P + KW + 4), yp = conv_round4(g.gap + O * g.S + 4), plane = conv_round4(g.P + 4);
+  int xp = conv_round4(C * g.P + KW + 4), yp = conv_round4(g.gap + O * g.S + 4), plane = SPARSE_BLOCK * conv_round4(g.P + 4);
   int vals = conv_round4(2 * KH * KW * (C > O ? C : O) + 4);
   s.xp = base;
   s.yp = base + xp;
@@ -94,21 +99,28 @@ EXPORT void sparse_conv_forward(int n, int H, int W, int C, int KH, int KW, int 
     const float *xi = x + (long)i * H * W * C;
     float *oi = out + (long)i * OH * OW * O;
     sparse_pad_input(xi, xp, H, W, C, pt, pl, g, KW);
-    for (int o = 0; o < O; o++) {
-      int a = ostart[o], nz = ostart[o + 1] - a;
-      const int *e = fent + 2 * a;
-      // conv_rows wants offsets and values as two lists: offsets go to the value list's tail.
-      int *offs = (int *)(vals + nz);
-      for (int k = 0; k < nz; k++) {
-        vals[k] = w[e[2 * k + 1]];
-        offs[k] = e[2 * k];
+    int stride = conv_round4(g.P + 4);
+    for (int o0 = 0; o0 < O; o0 += SPARSE_BLOCK) {
+      int nb = O - o0 < SPARSE_BLOCK ? O - o0 : SPARSE_BLOCK;
+      for (int ob = 0; ob < nb; ob++) {
+        int o = o0 + ob, a = ostart[o], nz = ostart[o + 1] - a;
+        const int *e = fent + 2 * a;
+        // conv_rows wants offsets and values as two lists: offsets go to the value list's tail.
+        int *offs = (int *)(vals + nz);
+        for (int k = 0; k < nz; k++) {
+          vals[k] = w[e[2 * k + 1]];
+          offs[k] = e[2 * k];
+        }
+        conv_rows(plane + ob * stride, 0, xp, g.Q, offs, vals, nz, 0);
       }
-      conv_rows(plane, 0, xp, g.Q, offs, vals, nz, 0);
-      float b = bias ? bias[o] : 0.0f;
       for (int oh = 0; oh < OH; oh++)
         for (int ow = 0; ow < OW; ow++) {
-          float v = plane[oh * g.Wp + ow] + b;
-          oi[(oh * OW + ow) * O + o] = relu && v < 0.0f ? 0.0f : v;
+          float *dst = oi + (oh * OW + ow) * O + o0;
+          const float *src = plane + oh * g.Wp + ow;
+          for (int ob = 0; ob < nb; ob++) {
+            float v = src[ob * stride] + (bias ? bias[o0 + ob] : 0.0f);
+            dst[ob] = relu && v < 0.0f ? 0.0f : v;
+          }
         }
     }
   }
@@ -185,22 +197,29 @@ EXPORT void sparse_conv_grad_input(int n, int H, int W, int C, int KH, int KW, i
     float *dxi = dx + (long)i * H * W * C;
     const float *xr = xRelu ? xRelu + (long)i * H * W * C : 0;
     sparse_pad_output(di, yp, O, OH, OW, g);
-    for (int c = 0; c < C; c++) {
-      int a = cstart[c], nz = cstart[c + 1] - a;
-      const int *e = bent + 2 * a;
-      int *offs = (int *)(vals + nz);
-      for (int k = 0; k < nz; k++) {
-        vals[k] = w[e[2 * k + 1]];
-        offs[k] = e[2 * k];
+    int stride = conv_round4(g.P + 4);
+    for (int c0 = 0; c0 < C; c0 += SPARSE_BLOCK) {
+      int nb = C - c0 < SPARSE_BLOCK ? C - c0 : SPARSE_BLOCK;
+      for (int cb = 0; cb < nb; cb++) {
+        int c = c0 + cb, a = cstart[c], nz = cstart[c + 1] - a;
+        const int *e = bent + 2 * a;
+        int *offs = (int *)(vals + nz);
+        for (int k = 0; k < nz; k++) {
+          vals[k] = w[e[2 * k + 1]];
+          offs[k] = e[2 * k];
+        }
+        // Only the rows and columns that hold the input matter.
+        int first = pt * g.Wp + pl, len = (H - 1) * g.Wp + W;
+        conv_rows(plane + cb * stride, 0, yp + first, len, offs, vals, nz, 0);
       }
-      // Only the rows and columns that hold the input matter.
-      int first = pt * g.Wp + pl, len = (H - 1) * g.Wp + W;
-      conv_rows(plane, 0, yp + first, len, offs, vals, nz, 0);
       for (int h = 0; h < H; h++)
         for (int w_ = 0; w_ < W; w_++) {
-          float v = plane[h * g.Wp + w_];
-          long at = (long)(h * W + w_) * C + c;
-          dxi[at] = xr && !(xr[at] > 0.0f) ? 0.0f : v;
+          long at = (long)(h * W + w_) * C + c0;
+          const float *src = plane + h * g.Wp + w_;
+          for (int cb = 0; cb < nb; cb++) {
+            float v = src[cb * stride];
+            dxi[at + cb] = xr && !(xr[at + cb] > 0.0f) ? 0.0f : v;
+          }
         }
     }
   }

@@ -25,6 +25,8 @@ export interface SparseConvLists {
 }
 
 const round4 = (v: number): number => (v + 3) & ~3;
+/** Channels whose result planes sparse.c makes before writing them out together (its SPARSE_BLOCK). */
+const SPARSE_BLOCK = 16;
 
 /**
  * Floats of scratch one thread needs for any of the three passes (independent
@@ -36,7 +38,7 @@ export function sparseConvScratchFloats(s: ConvShape): number {
   const P = (s.OH + s.KH - 1) * Wp;
   const gap = (s.KH - 1) * Wp + s.KW - 1;
   const S = s.OH * Wp + gap;
-  return round4(s.C * P + s.KW + 4) + round4(gap + s.O * S + 4) + round4(P + 4) + round4(2 * s.KH * s.KW * Math.max(s.C, s.O) + 4);
+  return round4(s.C * P + s.KW + 4) + round4(gap + s.O * S + 4) + SPARSE_BLOCK * round4(P + 4) + round4(2 * s.KH * s.KW * Math.max(s.C, s.O) + 4);
 }
 
 /**
@@ -141,11 +143,21 @@ export function sparseDenseLists(
   return { row, flat, count };
 }
 
-/** out[n, outSize] = act(x w + bias) over the survivors (bias 0 = none); x [n, inSize] row-major. */
-export function sparseDenseForward(k: CnnExports, l: SparseDenseLists, n: number, inSize: number, outSize: number, x: number, w: number, bias: number, out: number, relu: boolean, scratch: number): void {
+/** Floats of a kept feature-major copy of a slice's input (the `xT` of sparseDenseForward / sparseDenseBackward). */
+export function sparseDenseInputFloats(inSize: number, n: number): number {
+  return inSize * lanes(n);
+}
+
+/**
+ * out[n, outSize] = act(x w + bias) over the survivors (bias 0 = none); x [n, inSize] row-major.
+ * With `xT` (sparseDenseInputFloats), x's feature-major copy is made there and kept for sparseDenseBackward.
+ */
+export function sparseDenseForward(
+  k: CnnExports, l: SparseDenseLists, n: number, inSize: number, outSize: number, x: number, w: number, bias: number, out: number, relu: boolean, scratch: number, xT = 0,
+): void {
   const s = lanes(n);
-  const aT = scratch;
-  const outT = aT + 4 * inSize * s;
+  const aT = xT || scratch;
+  const outT = scratch + 4 * inSize * s;
   k.to_feature_major(x, n, inSize, aT, s);
   k.csr_flat_forward(aT, s, inSize, l.row, l.flat, w, bias, outT, outSize, relu ? 1 : 0);
   k.from_feature_major(outT, n, outSize, out, s);
@@ -156,17 +168,19 @@ export function sparseDenseForward(k: CnnExports, l: SparseDenseLists, n: number
  * array (other entries untouched) and db [out] (0 = none), both overwritten,
  * from x and dz; with `inputGrad`, also the input's gradient, which
  * `writeInputGrad(dst)` then copies to dst [n, inSize] (zero where
- * `xRelu`: x is a ReLU output and is zero).
+ * `xRelu`: x is a ReLU output and is zero). With `xT`, x's feature-major copy
+ * is read from there (sparseDenseForward made it on the same slice) instead
+ * of transposing x again.
  */
 export function sparseDenseBackward(
   k: CnnExports, l: SparseDenseLists, n: number, inSize: number, outSize: number, x: number, dz: number, w: number, dw: number, db: number,
-  inputGrad: boolean, xRelu: boolean, scratch: number,
+  inputGrad: boolean, xRelu: boolean, scratch: number, xT = 0,
 ): (dst: number) => void {
   const s = lanes(n);
-  const aT = scratch;
-  const dzT = aT + 4 * inSize * s;
+  const aT = xT || scratch;
+  const dzT = scratch + 4 * inSize * s;
   const daT = dzT + 4 * outSize * s;
-  k.to_feature_major(x, n, inSize, aT, s);
+  if (!xT) k.to_feature_major(x, n, inSize, aT, s);
   k.to_feature_major(dz, n, outSize, dzT, s);
   k.csr_flat_backward(aT, s, inSize, l.row, l.flat, w, dzT, outSize, dw, db, inputGrad ? daT : 0, xRelu ? 1 : 0);
   return (dst) => k.from_feature_major(daT, n, inSize, dst, s);
