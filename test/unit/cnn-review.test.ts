@@ -9,6 +9,9 @@ import { createModel } from '../../src/engine/models/registry.js';
 import { cnnEngineBytes, cnnMaxBatch, cnnPath, compileGraph } from '../../src/engine/training/cnn/index.js';
 import { getWeightMap, setWeightMap } from '../../src/engine/models/inspect.js';
 import { mulberry32 } from '../../src/engine/rng.js';
+import { buildState } from '../../src/engine/training/cnn/engine.js';
+import { benchMask } from '../../src/engine/training/bench.js';
+import { keepKernels } from '../../src/runtime/simd/cnn-kernels.js';
 import type { Dataset, Split } from '../../src/engine/types.js';
 
 before(async () => {
@@ -217,5 +220,31 @@ test('the conv engine trains a ResNet bit for bit the same twice, on batches of 
   await new Promise((r) => setTimeout(r, 200));
   assert.ok(handles() <= before, `${handles()} handles after cancelling, ${before} before`);
   data.dispose();
+  model.dispose();
+});
+
+test('cnnEngineBytes bounds what buildState allocates, dense and with sparse layers (their survivor lists and kept inputs)', () => {
+  const model = tf.sequential({ layers: [
+    // A wide flatten into a narrow dense layer: the kept inputs (flatten size x batch) outweigh the bound's slack.
+    L.conv2d({ inputShape: [24, 24, 3], filters: 32, kernelSize: 3, padding: 'same', activation: 'relu' }),
+    L.conv2d({ filters: 32, kernelSize: 3, padding: 'same', activation: 'relu' }),
+    L.flatten(), L.dense({ units: 8, activation: 'relu' }), L.dense({ units: 5 }),
+  ] });
+  const g = compileGraph(model);
+  assert.ok(typeof g !== 'string', String(g));
+  const weights = getWeightMap(model);
+  for (const density of [1, 0.05]) {
+    const mask = benchMask(model, density);
+    for (const [batch, threads] of [[60, 2], [7, 1], [33, 3]] as const) {
+      const state = buildState(g, weights, mask, batch, threads, true);
+      try {
+        if (density < 1) assert.ok(state.buf.some((b) => (b?.extra.sparse ?? 0) > 0 && b?.extra.xT), 'a dense layer trains sparse and keeps its input');
+        const bound = cnnEngineBytes(g, model.countParams(), batch, threads);
+        assert.ok(state.mem.used <= bound, `density ${density}, batch ${batch}, ${threads} threads: allocated ${state.mem.used} > bound ${bound}`);
+      } finally {
+        keepKernels(state.mem);
+      }
+    }
+  }
   model.dispose();
 });

@@ -12,6 +12,7 @@ import { engineStepper, type EngineData, type TrainableEngine } from '../engine-
 import { compileGraph, type CnnGraph } from './graph.js';
 import { afterForward, buildState, optimiser, runSlice, scratchFloats, TIMING_SLOTS } from './engine.js';
 import { sliceBounds, type EngineState, type Slice } from './state.js';
+import { sparseDenseInputFloats } from './kernels/sparse.js';
 import { CTL, CTL_INTS, SliceWorkers, barrierOn } from './threads.js';
 
 export { compileGraph, type CnnGraph } from './graph.js';
@@ -74,20 +75,23 @@ const weightFloats = (model: tf.LayersModel): number => model.countParams();
  * in batches of up to `maxBatch` over `threads` threads: an upper bound of
  * buildState's and cnnEngine's allocations (activations and their
  * gradients, argmax, the shared gradient buffer, per-thread scratch and
- * stacks, and every parameter with a gradient per thread, Adam's two
+ * stacks, sparse dense layers' kept inputs, and every parameter with a gradient per thread, Adam's two
  * moments and a mask).
  */
 export function cnnEngineBytes(graph: CnnGraph, weights: number, maxBatch: number, threads: number): number {
   let perImage = 0;
   let widest = 0;
   let bnExtras = 0;
+  let keptInputs = 0;
   for (const n of graph.nodes) {
     widest = Math.max(widest, n.size);
     if (n.kind === 'bn') bnExtras += 11 * n.shape.at(-1)! * threads;
+    // A dense layer that trains sparse keeps each thread's feature-major input from forward to backward.
+    if (n.kind === 'dense') keptInputs += threads * sparseDenseInputFloats(graph.nodes[n.inputs[0]!]!.size, Math.ceil(maxBatch / threads));
     if (n.kind === 'flatten') continue;
     perImage += n.size * (n.kind === 'input' ? 1 : n.kind === 'maxpool' ? 3 : 2);
   }
-  const floats = maxBatch * (perImage + widest) + threads * scratchFloats(graph, Math.ceil(maxBatch / threads)) + weights * (5 + threads) + bnExtras;
+  const floats = maxBatch * (perImage + widest) + threads * scratchFloats(graph, Math.ceil(maxBatch / threads)) + weights * (5 + threads) + bnExtras + keptInputs;
   // Per weight: value, Adam's m and v, mask, a gradient per thread, and room for sparse layers' survivor lists (under 20% of a layer: two ints each in a conv, one and a row start in a dense).
   // Alignment (16 bytes an allocation) and the control block: well within a MiB.
   return 4 * floats + threads * STACK_BYTES + (1 << 20);
