@@ -2,7 +2,7 @@
 // PyTorch), collect the JSON lines it prints, and kill it when it runs past
 // its limit, noting how long after 'ready' that was (a capped run proves a
 // bound from it). Nothing here knows what is measured.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { WorkerJob, WorkerLine } from './protocol.js';
 
@@ -68,6 +68,23 @@ export function runChild(cmd: string, args: string[], limitSeconds: number, env:
 export function runWorkerChild(job: WorkerJob, limitSeconds: number, env?: NodeJS.ProcessEnv): Promise<ChildOutcome> {
   const loader = COMPILED ? [] : ['--import', import.meta.resolve('tsx')];
   return runChild(process.execPath, [...loader, WORKER_ENTRY, JSON.stringify(job)], limitSeconds, env);
+}
+
+/**
+ * A measuring child from the compiled build (dist/, built first where src/
+ * is newer: scripts/build.sh --if-stale), as the service runs its code: for
+ * memory, where tsx's loader and transformed modules in every thread would
+ * count. The build's own failure comes back as the child's.
+ */
+export function runCompiledWorkerChild(job: WorkerJob, limitSeconds: number, env?: NodeJS.ProcessEnv): Promise<ChildOutcome> {
+  if (COMPILED) return runWorkerChild(job, limitSeconds, env);
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const build = spawnSync('bash', ['scripts/build.sh', '--if-stale'], { cwd: root, encoding: 'utf8' });
+  if (build.status !== 0) {
+    const stderr = `${build.stdout ?? ''}${build.stderr ?? ''}`.slice(-4000) || `scripts/build.sh exited ${build.status}`;
+    return Promise.resolve({ lines: [], stdout: '', code: build.status, stderr, spawnError: build.error?.message });
+  }
+  return runChild(process.execPath, [fileURLToPath(new URL('../../dist/bench/worker.js', import.meta.url)), JSON.stringify(job)], limitSeconds, env);
 }
 
 /** The last line a child wrote on stderr, or its exit status. */

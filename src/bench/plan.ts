@@ -14,7 +14,7 @@ import { benchModel, CONV_BENCH_MODELS } from '../engine/training/bench.js';
 import { mlpEnginesByDefault } from '../engine/training/mlp.js';
 import { cnnEngineByDefault } from '../engine/training/cnn/index.js';
 import { createModel } from '../engine/models/registry.js';
-import { lastLine, lineOf, runWorkerChild } from './child.js';
+import { lastLine, lineOf, runCompiledWorkerChild, runWorkerChild } from './child.js';
 import type { PlanItem, WorkerLine } from './protocol.js';
 import { measureTorch } from './pytorch.js';
 import { fmtEps, isDefault, loopLabel, mergeMeasurements, densityPct, type BenchReport, type Measurement } from './report.js';
@@ -319,14 +319,16 @@ async function measureBothCores(run: BenchRun, chosen: Variant[]): Promise<void>
  * Peak RSS of a Conv-2 IMP job with controls (issue 12): a couple of short
  * rounds of ticket, reinit and shuffle on a WorkerPool of 3, in a child of its
  * own on single-threaded WASM (each pool worker's backend, as in a run), on
- * CIFAR-10-sized synthetic data.
+ * CIFAR-10-sized synthetic data. The child runs the compiled build, as the
+ * service does: under tsx every thread would also hold tsx's loader and its
+ * transformed modules (about 90 MB a pool worker), which no run pays.
  */
 async function measureRss(run: BenchRun): Promise<void> {
   const o = run.o;
   const rounds = 2;
   const steps = o.quick ? 2 : 5;
   log(`peak RSS: conv-2 IMP with controls, ${rounds} rounds of ${steps} steps, WorkerPool(3) on wasm:`);
-  const r = await runWorkerChild(
+  const r = await runCompiledWorkerChild(
     { kind: 'rss', backend: 'wasm', wasmThreads: 1, batchSize: o.batchSize, model: 'conv-2', rounds, steps, parallelism: 3 },
     900,
     { ...process.env, TICKETSMITH_WASM_THREADS: '1' },

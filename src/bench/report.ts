@@ -381,7 +381,8 @@ export function formatReport(report: BenchReport, markdown: boolean): string {
     para(
       `${fmtGiB(r.peakRssBytes)} peak RSS (process.resourceUsage().maxRSS, worker threads included) for ${r.rounds} rounds of ticket, reinit and shuffle ` +
         `(${r.stepsPerTrial} steps each) on the trial WorkerPool(${r.parallelism}), backend ${r.backend}, ${r.examples.toLocaleString('en-US')} training and ` +
-        `${r.evalExamples.toLocaleString('en-US')} validation / test examples of CIFAR's shape, in ${r.seconds.toFixed(0)} s; target < ${fmtGiB(TARGETS_12.rssBytes)}: ${mark(r.peakRssBytes < TARGETS_12.rssBytes)}.`,
+        `${r.evalExamples.toLocaleString('en-US')} validation / test examples of CIFAR's shape, in ${r.seconds.toFixed(0)} s` +
+        `${r.code === 'compiled' ? ', compiled build (dist/, as the service runs)' : r.code === 'tsx' ? ', TypeScript through tsx (every thread also holds its loader, unlike the service)' : ''}; target < ${fmtGiB(TARGETS_12.rssBytes)}: ${mark(r.peakRssBytes < TARGETS_12.rssBytes)}.`,
     );
   }
 

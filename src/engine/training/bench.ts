@@ -387,6 +387,12 @@ export interface RssResult {
   /** Peak resident set of this process, worker threads included (process.resourceUsage().maxRSS). */
   peakRssBytes: number;
   seconds: number;
+  /**
+   * What ran: the compiled build (dist/, as the service and the CLI run), or
+   * the TypeScript sources through tsx, whose loader and transformed modules
+   * cost every thread more (about 90 MB a pool worker, 55 MB the main thread).
+   */
+  code?: 'compiled' | 'tsx';
 }
 
 /**
@@ -430,6 +436,7 @@ export async function measureImpRss(opts: RssOptions): Promise<RssResult> {
     trials,
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
     seconds: (performance.now() - started) / 1000,
+    code: import.meta.url.endsWith('.js') ? 'compiled' : 'tsx',
   };
 }
 

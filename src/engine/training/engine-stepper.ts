@@ -71,6 +71,8 @@ export function engineStepper(
   const classes = engine.outputGrad.length / o.maxBatch;
   const labels = new Int32Array(o.batchSize);
   const train = data.train;
+  // Released snapshots, reused by the next: early stopping snapshots every better evaluation, each as large as the weights.
+  const spare: Float32Array[][] = [];
   return {
     loop: o.loop,
     examples: train.n,
@@ -98,9 +100,15 @@ export function engineStepper(
       }
       return { loss: loss / Math.max(1, s.n), accuracy: correct / Math.max(1, s.n) };
     },
-    snapshot: () => engine.parameters().map((p) => Float32Array.from(p)),
+    snapshot() {
+      const params = engine.parameters();
+      const s = spare.pop();
+      if (s === undefined) return params.map((p) => Float32Array.from(p));
+      params.forEach((p, i) => s[i]!.set(p));
+      return s;
+    },
     restore: (s) => engine.parameters().forEach((p, i) => p.set(s[i]!)),
-    release() {},
+    release: (s) => void spare.push(s),
     sync: () => o.sync(engine.weightMap()),
     dispose: () => engine.dispose?.(),
   };

@@ -3,7 +3,7 @@
 // the TF.js loop trains); runs the trials it is sent, one at a time.
 import { parentPort } from 'node:worker_threads';
 import type { Dataset } from '../types.js';
-import { TrialRunner, type FromWorker, type ModelSource, type TrialJob } from './trial.js';
+import { TrialRunner, movableBuffers, type FromWorker, type ModelSource, type TrialJob } from './trial.js';
 import { initBackend } from '../../runtime/backend.js';
 
 type Msg =
@@ -33,7 +33,7 @@ port.on('message', (msg: Msg) => {
     runner!
       .run(msg.job, { signal: ac.signal, onProgress: (progress) => post({ type: 'progress', id: msg.id, progress }) })
       .then(
-        (result) => post({ type: 'done', id: msg.id, result }),
+        (result) => port.postMessage({ type: 'done', id: msg.id, result } satisfies FromWorker, movableBuffers(result)),
         (err: Error) => post({ type: 'error', id: msg.id, name: err.name, message: err.message }),
       )
       .finally(() => aborts.delete(msg.id));

@@ -3,7 +3,8 @@
 // they can run side by side: in this thread (TrialRunner) or on a pool of
 // worker threads, each with its own TF.js backend (WorkerPool), to use every
 // core. Inputs and outputs are plain data so they cross threads unchanged;
-// the dataset's arrays cross shared, not copied.
+// the dataset's arrays cross shared, and a job's and a result's weight arrays
+// are moved (transferred), not copied.
 import * as tf from '@tensorflow/tfjs';
 import { Worker } from 'node:worker_threads';
 import type { Dataset, Mask, WeightMap } from '../types.js';
@@ -83,6 +84,47 @@ export class TrialRunner implements TrialExecutor {
     this.model?.dispose();
     this.data = this.model = null;
   }
+}
+
+/**
+ * A copy of `job` whose start weights and mask are views on one new
+ * ArrayBuffer, for postMessage to move to a worker in its transfer list:
+ * one copy here instead of structured clone's two (into the message, out of
+ * it in the worker), and one large allocation instead of many that the
+ * allocator's arenas keep after they are freed. The caller's arrays stay its
+ * own (a round's trials share them).
+ */
+export function movableJob(job: TrialJob): { job: TrialJob; buffer: ArrayBuffer } {
+  let floats = 0;
+  for (const w of Object.values(job.start)) floats += w.values.length;
+  for (const m of Object.values(job.mask)) floats += m.length;
+  const buffer = new ArrayBuffer(floats * 4);
+  let at = 0;
+  const copy = (src: Float32Array): Float32Array => {
+    const view = new Float32Array(buffer, at * 4, src.length);
+    view.set(src);
+    at += src.length;
+    return view;
+  };
+  const start: WeightMap = {};
+  for (const [name, w] of Object.entries(job.start)) start[name] = { shape: w.shape, values: copy(w.values) };
+  const mask: Mask = {};
+  for (const [name, m] of Object.entries(job.mask)) mask[name] = copy(m);
+  return { job: { ...job, start, mask }, buffer };
+}
+
+/**
+ * The buffers of `result`'s weight arrays that postMessage can move to the
+ * pool instead of copying: those each array has to itself (a worker's
+ * results are fresh copies; the check keeps a view on a shared or a larger
+ * buffer from being detached under its other users).
+ */
+export function movableBuffers(result: TrialResult): ArrayBuffer[] {
+  const buffers = new Set<ArrayBuffer>();
+  for (const { values: a } of [...Object.values(result.weights), ...Object.values(result.captured ?? {})]) {
+    if (a.buffer instanceof ArrayBuffer && a.byteOffset === 0 && a.byteLength === a.buffer.byteLength) buffers.add(a.buffer);
+  }
+  return [...buffers];
 }
 
 type ToWorker =
@@ -171,7 +213,8 @@ export class WorkerPool implements TrialExecutor {
           else if (m.type === 'error') reject(m.name === 'RunCancelled' ? new RunCancelled() : new Error(m.message));
         });
         if (opts.signal?.aborted) onAbort();
-        slot.worker.postMessage({ type: 'run', id, job } satisfies ToWorker);
+        const moved = movableJob(job);
+        slot.worker.postMessage({ type: 'run', id, job: moved.job } satisfies ToWorker, [moved.buffer]);
       });
     } finally {
       this.release(slot);

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Mask, WeightMap } from '../../types.js';
 import type { TrainConfig, TrainingLoopChoice } from '../config.js';
 import type { Stepper } from '../stepper.js';
-import { getWeightMap, setWeightMap } from '../../models/inspect.js';
+import { setWeightMap, weightVariables } from '../../models/inspect.js';
 import { computeThreads } from '../../../runtime/backend.js';
 import { MAX_BYTES, STACK_BYTES, cnnKernelsAvailable, cnnModule, keepKernels } from '../../../runtime/simd/cnn-kernels.js';
 import { engineStepper, type EngineData, type TrainableEngine } from '../engine-stepper.js';
@@ -224,7 +224,9 @@ export function cnnStepper(model: tf.LayersModel, graph: CnnGraph, data: EngineD
     const gib = (cnnEngineBytes(graph, weightFloats(model), cfg.batchSize, threads) / 2 ** 30).toFixed(1);
     throw new Error(`conv engine: ${model.name} in batches of ${cfg.batchSize} needs about ${gib} GiB, more than WebAssembly's 4 GiB; use smaller batches or the TF.js loop (loop 'tfjs', TICKETSMITH_MLP=tfjs)`);
   }
-  const weights = getWeightMap(model);
+  // The engine copies the weights into its own memory: it reads the backend's arrays (dataSync) instead of a copy of each.
+  const weights: WeightMap = {};
+  for (const [name, v] of weightVariables(model)) weights[name] = { shape: [...v.read().shape], values: v.read().dataSync() as Float32Array };
   const engine = cnnEngine(graph, weights, mask, cfg, maxBatch, threads);
   // 'cnn-sparse' where a conv or dense layer trains on its surviving weights only (below ops.ts's SPARSE_CONV_DENSITY / SPARSE_DENSE_DENSITY).
   const loop = engine.state.buf.some((b) => b.extra.sparse) ? 'cnn-sparse' : 'cnn-simd';
