@@ -65,6 +65,8 @@ export interface BenchReport {
   params?: Record<string, { ours: number; torch?: number }>;
   /** Peak RSS of a Conv-2 IMP job with controls. */
   rss?: RssResult & { backend: string };
+  /** The same job under glibc's default arenas (MALLOC_ARENA_MAX unset), where `rss` ran with the launchers' setting. */
+  rssGlibcDefault?: RssResult & { backend: string };
   /** Where a Conv-2 step's time goes, per loop. */
   profiles?: LoopProfile[];
 }
@@ -242,7 +244,14 @@ export function targets12(report: BenchReport): Target[] {
   const rss = report.rss;
   out.push(
     rss
-      ? { what: rssWhat, met: rss.peakRssBytes < T.rssBytes, detail: `${fmtGiB(rss.peakRssBytes)} (${rss.rounds} rounds × ${rss.trials / rss.rounds} trials of ${rss.stepsPerTrial} steps on ${rss.backend}, ${rss.examples.toLocaleString('en-US')} training examples)` }
+      ? {
+          what: rssWhat,
+          met: rss.peakRssBytes < T.rssBytes,
+          detail:
+            `${fmtGiB(rss.peakRssBytes)} (${rss.rounds} rounds × ${rss.trials / rss.rounds} trials of ${rss.stepsPerTrial} steps on ${rss.backend}, ${rss.examples.toLocaleString('en-US')} training examples` +
+            `${rss.mallocArenaMax ? `, MALLOC_ARENA_MAX=${rss.mallocArenaMax} as the launchers set it` : ''})` +
+            `${report.rssGlibcDefault ? `; ${fmtGiB(report.rssGlibcDefault.peakRssBytes)} with glibc's default arenas` : ''}`,
+        }
       : { what: rssWhat, met: null, detail: 'not measured (--rss)' },
   );
   return out;
@@ -378,12 +387,15 @@ export function formatReport(report: BenchReport, markdown: boolean): string {
   if (report.rss) {
     const r = report.rss;
     h('Peak memory: a Conv-2 IMP job with controls');
+    const arenas = (x: RssResult) => (x.mallocArenaMax ? `glibc MALLOC_ARENA_MAX=${x.mallocArenaMax}` : "glibc's default arenas");
     para(
       `${fmtGiB(r.peakRssBytes)} peak RSS (process.resourceUsage().maxRSS, worker threads included) for ${r.rounds} rounds of ticket, reinit and shuffle ` +
         `(${r.stepsPerTrial} steps each) on the trial WorkerPool(${r.parallelism}), backend ${r.backend}, ${r.examples.toLocaleString('en-US')} training and ` +
         `${r.evalExamples.toLocaleString('en-US')} validation / test examples of CIFAR's shape, in ${r.seconds.toFixed(0)} s` +
-        `${r.code === 'compiled' ? ', compiled build (dist/, as the service runs)' : r.code === 'tsx' ? ', TypeScript through tsx (every thread also holds its loader, unlike the service)' : ''}; target < ${fmtGiB(TARGETS_12.rssBytes)}: ${mark(r.peakRssBytes < TARGETS_12.rssBytes)}.`,
+        `${r.code === 'compiled' ? ', compiled build (dist/, as the service runs)' : r.code === 'tsx' ? ', TypeScript through tsx (every thread also holds its loader, unlike the service)' : ''}, ${arenas(r)}; target < ${fmtGiB(TARGETS_12.rssBytes)}: ${mark(r.peakRssBytes < TARGETS_12.rssBytes)}.`,
     );
+    const g = report.rssGlibcDefault;
+    if (g) para(`The same job at the same time in another process with ${arenas(g)}: ${fmtGiB(g.peakRssBytes)} in ${g.seconds.toFixed(0)} s. bin/ticketsmith, \`npm start\`, \`npm run demo\` and the Dockerfiles set MALLOC_ARENA_MAX (unless it is set already); a service started some other way gets the second figure unless its environment sets it.`);
   }
 
   if (report.profiles && report.profiles.length > 0) {

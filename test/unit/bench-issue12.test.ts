@@ -8,7 +8,9 @@ import * as tf from '@tensorflow/tfjs';
 import { ALL_BENCH_MODELS, benchModel, formatStepProfiles, profileTfjsStep, type LoopProfile } from '../../src/engine/training/bench.js';
 import { createModel } from '../../src/engine/models/registry.js';
 import { benchCommand } from '../../src/cli/bench.js';
-import { jobThreads, planBackend, variants, type BenchOptions } from '../../src/bench/plan.js';
+import { LAUNCH_MALLOC_ARENA_MAX, jobThreads, planBackend, variants, type BenchOptions } from '../../src/bench/plan.js';
+import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { defaultWasmThreads } from '../../src/runtime/backend.js';
 import { cnnEngineByDefault } from '../../src/engine/training/cnn/index.js';
 import { formatReport, isDefault, mergeMeasurements, targets12, torchMostThreads, type BenchReport, type Measurement } from '../../src/bench/report.js';
@@ -103,6 +105,36 @@ describe('issue 12 targets', () => {
     const rows = text.split('\n').filter((l) => /^(conv-2|resnet-20|lenet-300-100) /.test(l));
     assert.deepEqual([...new Set(rows.map((l) => l.split(' ')[0]))], ['lenet-300-100', 'conv-2', 'resnet-20']);
     assert.match(markdownReport(report()), /\| Conv-2 round at ≤ 10% weights vs the dense round, WASM \| ≥ 1\.5× \| wasm-threads 2\.14× at 10% \(loop tfjs\) \| met \|/);
+  });
+});
+
+describe('peak RSS under the launchers\' allocator setting and glibc\'s default', () => {
+  test('the target is judged on the launchers\' setting and the glibc default stands beside it, in the table and the paragraph', () => {
+    const base = report().rss!;
+    const r = report({
+      rss: { ...base, peakRssBytes: 1.9 * 2 ** 30, mallocArenaMax: LAUNCH_MALLOC_ARENA_MAX },
+      rssGlibcDefault: { ...base, peakRssBytes: 2.05 * 2 ** 30, mallocArenaMax: null, seconds: 31 },
+    });
+    const t = targets12(r).find((x) => x.what.startsWith('peak RSS'))!;
+    assert.equal(t.met, true);
+    assert.equal(t.detail, `1.90 GiB (2 rounds × 3 trials of 5 steps on wasm, 45,000 training examples, MALLOC_ARENA_MAX=${LAUNCH_MALLOC_ARENA_MAX} as the launchers set it); 2.05 GiB with glibc's default arenas`);
+    const text = formatReport(r, false);
+    assert.match(text, new RegExp(`1\\.90 GiB peak RSS .*glibc MALLOC_ARENA_MAX=${LAUNCH_MALLOC_ARENA_MAX}; target < 2\\.00 GiB: met\\.`));
+    assert.match(text, /with glibc's default arenas: 2\.05 GiB in 31 s\./);
+  });
+
+  test('every launcher sets the same MALLOC_ARENA_MAX, and leaves one the operator set alone', () => {
+    const root = new URL('../../', import.meta.url);
+    const read = (f: string) => readFileSync(new URL(f, root), 'utf8');
+    assert.match(read('bin/ticketsmith'), new RegExp(`^export MALLOC_ARENA_MAX="\\$\\{MALLOC_ARENA_MAX:-${LAUNCH_MALLOC_ARENA_MAX}\\}"$`, 'm'));
+    const scripts = JSON.parse(read('package.json')).scripts as Record<string, string>;
+    for (const s of ['start', 'demo']) assert.ok(scripts[s]!.includes(`MALLOC_ARENA_MAX=\${MALLOC_ARENA_MAX:-${LAUNCH_MALLOC_ARENA_MAX}} `), `npm run ${s}: ${scripts[s]}`);
+    for (const f of ['Dockerfile', 'Dockerfile.cuda']) assert.match(read(f), new RegExp(`^\\s+MALLOC_ARENA_MAX=${LAUNCH_MALLOC_ARENA_MAX} \\\\$`, 'm'), f);
+    // The launcher passes the variable on, and keeps an operator's value.
+    const env = (extra: Record<string, string>) =>
+      execFileSync('bash', ['-c', `${read('bin/ticketsmith').split('\n').find((l) => l.startsWith('export MALLOC_ARENA_MAX'))}; node -p process.env.MALLOC_ARENA_MAX`], { env: { PATH: process.env.PATH!, ...extra }, encoding: 'utf8' }).trim();
+    assert.equal(env({}), LAUNCH_MALLOC_ARENA_MAX);
+    assert.equal(env({ MALLOC_ARENA_MAX: '4' }), '4');
   });
 });
 

@@ -393,6 +393,8 @@ export interface RssResult {
    * cost every thread more (about 90 MB a pool worker, 55 MB the main thread).
    */
   code?: 'compiled' | 'tsx';
+  /** glibc's MALLOC_ARENA_MAX the process ran with (null: glibc's default, up to 8 arenas a core). */
+  mallocArenaMax?: string | null;
 }
 
 /**
@@ -437,6 +439,7 @@ export async function measureImpRss(opts: RssOptions): Promise<RssResult> {
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
     seconds: (performance.now() - started) / 1000,
     code: import.meta.url.endsWith('.js') ? 'compiled' : 'tsx',
+    mallocArenaMax: process.env.MALLOC_ARENA_MAX ?? null,
   };
 }
 
