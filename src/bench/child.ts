@@ -72,16 +72,16 @@ export function runWorkerChild(job: WorkerJob, limitSeconds: number, env?: NodeJ
 
 /**
  * A measuring child from the compiled build (dist/, built first where src/
- * is newer: scripts/build.sh --if-stale), as the service runs its code: for
+ * is newer: `npm run build -- --if-stale`), as the service runs its code: for
  * memory, where tsx's loader and transformed modules in every thread would
  * count. The build's own failure comes back as the child's.
  */
 export function runCompiledWorkerChild(job: WorkerJob, limitSeconds: number, env?: NodeJS.ProcessEnv): Promise<ChildOutcome> {
   if (COMPILED) return runWorkerChild(job, limitSeconds, env);
   const root = fileURLToPath(new URL('../../', import.meta.url));
-  const build = spawnSync('bash', ['scripts/build.sh', '--if-stale'], { cwd: root, encoding: 'utf8' });
+  const build = spawnSync('npm', ['run', '--silent', 'build', '--', '--if-stale'], { cwd: root, encoding: 'utf8' });
   if (build.status !== 0) {
-    const stderr = `${build.stdout ?? ''}${build.stderr ?? ''}`.slice(-4000) || `scripts/build.sh exited ${build.status}`;
+    const stderr = `${build.stdout ?? ''}${build.stderr ?? ''}`.slice(-4000) || `npm run build exited ${build.status}`;
     return Promise.resolve({ lines: [], stdout: '', code: build.status, stderr, spawnError: build.error?.message });
   }
   return runChild(process.execPath, [fileURLToPath(new URL('../../dist/bench/worker.js', import.meta.url)), JSON.stringify(job)], limitSeconds, env);
