@@ -439,7 +439,6 @@ export async function measureImpRss(opts: RssOptions): Promise<RssResult> {
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
     seconds: (performance.now() - started) / 1000,
     code: import.meta.url.endsWith('.js') ? 'compiled' : 'tsx',
-    mallocArenaMax: process.env.MALLOC_ARENA_MAX ?? null,
   };
 }
 
