@@ -156,36 +156,67 @@ export class WorkerPool implements TrialExecutor {
   private readonly waiting: Array<(s: Slot) => void> = [];
   private nextId = 1;
   private readonly handlers = new Map<number, (m: FromWorker) => void>();
+  private disposed = false;
+  /** The uncaught error each dead worker died of, named in the failure of the trial it was running. */
+  private readonly deaths = new WeakMap<Worker, Error>();
 
   constructor(
     readonly parallelism: number,
     dataset: Dataset,
-    source: ModelSource,
-    backend?: string,
+    private readonly source: ModelSource,
+    private readonly backend?: string,
   ) {
     this.dataset = shareDataset(dataset);
     for (let i = 0; i < parallelism; i++) {
-      const worker = new Worker(new URL('./trial-worker-boot.mjs', import.meta.url), { execArgv: [] });
-      const ready = new Promise<void>((resolve, reject) => {
-        const onMessage = (m: FromWorker) => {
-          if (m.type === 'ready') resolve();
-          else if (m.type === 'error' && m.id === 0) reject(new Error(`trial worker failed to start: ${m.message}`));
-          else this.handlers.get((m as { id: number }).id)?.(m);
-        };
-        worker.on('message', onMessage);
-        worker.once('error', reject);
-      });
-      ready.catch(() => undefined);
-      worker.postMessage({ type: 'init', dataset: this.dataset, source, backend } satisfies ToWorker);
-      this.slots.push({ worker, busy: false, ready });
+      const slot = { busy: false } as Slot;
+      this.start(slot);
+      this.slots.push(slot);
     }
+  }
+
+  /**
+   * Starts a worker in `slot`. A worker that dies after it was ready (an
+   * uncaught error, a crash of native code, the thread's memory limit) fails
+   * the trial it was running, and a new worker takes its place, so the pool
+   * keeps its size and never hands out a dead thread. One that fails to
+   * start is not replaced: every trial given to its slot fails with why.
+   */
+  private start(slot: Slot): void {
+    const worker = new Worker(new URL('./trial-worker-boot.mjs', import.meta.url), { execArgv: [] });
+    let started = false;
+    const ready = new Promise<void>((resolve, reject) => {
+      worker.on('message', (m: FromWorker) => {
+        if (m.type === 'ready') {
+          started = true;
+          resolve();
+        } else if (m.type === 'error' && m.id === 0) reject(new Error(`trial worker failed to start: ${m.message}`));
+        else this.handlers.get((m as { id: number }).id)?.(m);
+      });
+      worker.on('error', (err) => {
+        this.deaths.set(worker, err);
+        reject(err);
+      });
+      worker.once('exit', (code) => {
+        reject(new Error(`trial worker exited with code ${code} before it was ready`));
+        if (started && !this.disposed) this.start(slot);
+      });
+    });
+    ready.catch(() => undefined);
+    slot.worker = worker;
+    slot.ready = ready;
+    worker.postMessage({ type: 'init', dataset: this.dataset, source: this.source, backend: this.backend } satisfies ToWorker);
   }
 
   private async acquire(): Promise<Slot> {
     const free = this.slots.find((s) => !s.busy);
     const slot = free ?? (await new Promise<Slot>((resolve) => this.waiting.push(resolve)));
     slot.busy = true;
-    await slot.ready;
+    try {
+      await slot.ready;
+    } catch (err) {
+      this.release(slot);
+      throw err;
+    }
     return slot;
   }
 
@@ -196,25 +227,35 @@ export class WorkerPool implements TrialExecutor {
   }
 
   async run(job: TrialJob, opts: { signal?: AbortSignal; onProgress?: (p: ProgressInfo) => void } = {}): Promise<TrialResult> {
+    if (opts.signal?.aborted) throw new RunCancelled();
     const slot = await this.acquire();
     const id = this.nextId++;
     try {
+      // Cancelled while it waited for a thread: the worker never sees it.
+      if (opts.signal?.aborted) throw new RunCancelled();
       return await new Promise<TrialResult>((resolve, reject) => {
-        const onAbort = () => slot.worker.postMessage({ type: 'abort', id } satisfies ToWorker);
-        opts.signal?.addEventListener('abort', onAbort, { once: true });
-        const onExit = (code: number) => reject(new Error(`trial worker exited with code ${code}`));
-        slot.worker.once('exit', onExit);
+        // Copied first: if that fails (memory), nothing is left registered.
+        const moved = movableJob(job);
+        const worker = slot.worker;
+        const onAbort = () => worker.postMessage({ type: 'abort', id } satisfies ToWorker);
+        const onExit = (code: number) => {
+          this.handlers.delete(id);
+          opts.signal?.removeEventListener('abort', onAbort);
+          const died = this.deaths.get(worker);
+          const why = died ? `: ${died.message}` : '';
+          reject(new Error(`trial worker exited with code ${code} while it ran ${job.trial} of round ${job.round}${why}`));
+        };
         this.handlers.set(id, (m) => {
           if (m.type === 'progress') return opts.onProgress?.(m.progress);
           this.handlers.delete(id);
-          slot.worker.off('exit', onExit);
+          worker.off('exit', onExit);
           opts.signal?.removeEventListener('abort', onAbort);
           if (m.type === 'done') resolve(m.result);
           else if (m.type === 'error') reject(m.name === 'RunCancelled' ? new RunCancelled() : new Error(m.message));
         });
-        if (opts.signal?.aborted) onAbort();
-        const moved = movableJob(job);
-        slot.worker.postMessage({ type: 'run', id, job: moved.job } satisfies ToWorker, [moved.buffer]);
+        worker.once('exit', onExit);
+        opts.signal?.addEventListener('abort', onAbort, { once: true });
+        worker.postMessage({ type: 'run', id, job: moved.job } satisfies ToWorker, [moved.buffer]);
       });
     } finally {
       this.release(slot);
@@ -222,6 +263,7 @@ export class WorkerPool implements TrialExecutor {
   }
 
   async dispose(): Promise<void> {
+    this.disposed = true;
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 }
