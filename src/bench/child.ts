@@ -76,12 +76,15 @@ export function runWorkerChild(job: WorkerJob, limitSeconds: number, env?: NodeJ
  * memory, where tsx's loader and transformed modules in every thread would
  * count. The build's own failure comes back as the child's.
  */
+/** The longest the build before a compiled child may take (a cold `tsc` here takes about a minute). */
+const BUILD_LIMIT_MS = 600_000;
+
 export function runCompiledWorkerChild(job: WorkerJob, limitSeconds: number, env?: NodeJS.ProcessEnv): Promise<ChildOutcome> {
   if (COMPILED) return runWorkerChild(job, limitSeconds, env);
   const root = fileURLToPath(new URL('../../', import.meta.url));
-  const build = spawnSync('npm', ['run', '--silent', 'build', '--', '--if-stale'], { cwd: root, encoding: 'utf8' });
+  const build = spawnSync('npm', ['run', '--silent', 'build', '--', '--if-stale'], { cwd: root, encoding: 'utf8', timeout: BUILD_LIMIT_MS });
   if (build.status !== 0) {
-    const stderr = `${build.stdout ?? ''}${build.stderr ?? ''}`.slice(-4000) || `npm run build exited ${build.status}`;
+    const stderr = `${build.stdout ?? ''}${build.stderr ?? ''}`.slice(-4000) || (build.error ? `npm run build: ${build.error.message}` : `npm run build exited ${build.status}`);
     return Promise.resolve({ lines: [], stdout: '', code: build.status, stderr, spawnError: build.error?.message });
   }
   return runChild(process.execPath, [fileURLToPath(new URL('../../dist/bench/worker.js', import.meta.url)), JSON.stringify(job)], limitSeconds, env);

@@ -89,6 +89,13 @@ export const ENGINE_ENV = {
   TICKETSMITH_MAX_IMAGE_PIXELS: z.coerce.number().int().min(1).optional(),
   /** Largest sum of width * height over one image folder. */
   TICKETSMITH_MAX_IMAGE_TOTAL_PIXELS: z.coerce.number().int().min(1).optional(),
+  /**
+   * `0` runs the WebAssembly kernels' plain-SIMD build, `1` (or unset) the
+   * relaxed-SIMD one where it compiles. Read by the kernels' loader
+   * (src/runtime/simd/), not the engine; checked here so that a bad value
+   * stops the process at start.
+   */
+  TICKETSMITH_RELAXED_SIMD: z.enum(['0', '1'], { message: "TICKETSMITH_RELAXED_SIMD must be 0 (plain SIMD) or 1 (relaxed SIMD where it compiles)" }).optional(),
 };
 
 export const EngineEnvSchema = z.object(ENGINE_ENV);

@@ -126,15 +126,17 @@ describe('peak RSS under the launchers\' allocator setting and glibc\'s default'
   test('every launcher sets the same MALLOC_ARENA_MAX, and leaves one the operator set alone', () => {
     const root = new URL('../../', import.meta.url);
     const read = (f: string) => readFileSync(new URL(f, root), 'utf8');
-    assert.match(read('bin/ticketsmith'), new RegExp(`^export MALLOC_ARENA_MAX="\\$\\{MALLOC_ARENA_MAX:-${LAUNCH_MALLOC_ARENA_MAX}\\}"$`, 'm'));
+    assert.match(read('bin/ticketsmith'), new RegExp(`^export MALLOC_ARENA_MAX="\\$\\{MALLOC_ARENA_MAX-${LAUNCH_MALLOC_ARENA_MAX}\\}"$`, 'm'));
     const scripts = JSON.parse(read('package.json')).scripts as Record<string, string>;
-    for (const s of ['start', 'demo']) assert.ok(scripts[s]!.includes(`MALLOC_ARENA_MAX=\${MALLOC_ARENA_MAX:-${LAUNCH_MALLOC_ARENA_MAX}} `), `npm run ${s}: ${scripts[s]}`);
+    for (const s of ['start', 'demo']) assert.ok(scripts[s]!.includes(`MALLOC_ARENA_MAX=\${MALLOC_ARENA_MAX-${LAUNCH_MALLOC_ARENA_MAX}} `), `npm run ${s}: ${scripts[s]}`);
     for (const f of ['Dockerfile', 'Dockerfile.cuda']) assert.match(read(f), new RegExp(`^\\s+MALLOC_ARENA_MAX=${LAUNCH_MALLOC_ARENA_MAX} \\\\$`, 'm'), f);
     // The launcher passes the variable on, and keeps an operator's value.
     const env = (extra: Record<string, string>) =>
       execFileSync('bash', ['-c', `${read('bin/ticketsmith').split('\n').find((l) => l.startsWith('export MALLOC_ARENA_MAX'))}; node -p process.env.MALLOC_ARENA_MAX`], { env: { PATH: process.env.PATH!, ...extra }, encoding: 'utf8' }).trim();
     assert.equal(env({}), LAUNCH_MALLOC_ARENA_MAX);
     assert.equal(env({ MALLOC_ARENA_MAX: '4' }), '4');
+    // Set and empty: the operator asks for glibc's default, and keeps it.
+    assert.equal(env({ MALLOC_ARENA_MAX: '' }), '');
   });
 });
 

@@ -8,10 +8,12 @@
 // from 0 to 1. The sparse dense-layer kernels (cnn/csr.c) likewise equal
 // mlp.c's dense kernels under the mask, in slices narrower and wider than
 // the 32 lanes kept in registers, with inputs whose features are zero in
-// every example (skipped) and with ReLU fused on either side.
+// every example (skipped) and with ReLU fused on either side. Every case runs
+// in the build the engine takes (relaxed SIMD where Node compiles it) and in
+// the plain-SIMD fallback.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CnnKernels } from '../../src/runtime/simd/cnn-kernels.js';
+import { CnnKernels, cnnBuild } from '../../src/runtime/simd/cnn-kernels.js';
 import { convForward, convGradInput, convGradWeights, convScratchFloats, convShape } from '../../src/engine/training/cnn/kernels/conv.js';
 import {
   sparseConvFits, sparseConvForward, sparseConvGradInput, sparseConvGradWeights, sparseConvLists, sparseConvScratchFloats, sparseDenseBackward, sparseDenseForward,
@@ -36,16 +38,25 @@ const cases: Array<{ n: number; input: [number, number, number]; filters: number
   { n: 2, input: [5, 5, 6], filters: 7, kernel: [1, 1], padding: 'same', density: 0.5 },
   { n: 2, input: [6, 7, 8], filters: 9, kernel: [2, 4], padding: 'same', density: 1 },
   { n: 1, input: [4, 4, 2], filters: 3, kernel: [3, 3], padding: 'same', density: 0 },
+  // More input channels than one 16-plane block, the last block partial.
+  { n: 2, input: [7, 6, 20], filters: 12, kernel: [3, 3], padding: 'same', density: 0.1 },
+  { n: 1, input: [6, 9, 37], filters: 6, kernel: [3, 2], padding: 'valid', density: 0.2 },
 ];
 
-for (const c of cases) {
+/** The kernels' builds every case runs in: the engine's default, and plain SIMD. */
+const builds = [
+  { suffix: '', kernels: () => new CnnKernels() },
+  { suffix: ' (plain SIMD build)', kernels: () => new CnnKernels(cnnBuild('plain')!) },
+];
+
+for (const { suffix, kernels } of builds) for (const c of cases) {
   for (const relu of [false, true]) {
-    const name = `${c.n}x${c.input.join('x')} -> ${c.filters} ${c.kernel.join('x')} ${c.padding} at ${c.density * 100}% weights${relu ? ' with ReLU' : ''}`;
+    const name = `${c.n}x${c.input.join('x')} -> ${c.filters} ${c.kernel.join('x')} ${c.padding} at ${c.density * 100}% weights${relu ? ' with ReLU' : ''}${suffix}`;
     test(`the sparse conv kernels equal the dense ones under the mask: ${name}`, () => {
       const next = mulberry32(c.n * 1000 + c.filters + (relu ? 7 : 0));
       const s = convShape(c.input, { filters: c.filters, kernel: c.kernel, strides: [1, 1], padding: c.padding });
       assert.ok(sparseConvFits(s));
-      const mem = new CnnKernels();
+      const mem = kernels();
       const nx = c.n * s.H * s.W * s.C;
       const ny = c.n * s.OH * s.OW * s.O;
       const nw = s.KH * s.KW * s.C * s.O;
@@ -118,12 +129,12 @@ const denseCases: Array<{ n: number; inSize: number; outSize: number; density: n
   { n: 32, inSize: 16, outSize: 8, density: 0, zeroFeatures: 0 },
 ];
 
-for (const c of denseCases) {
+for (const { suffix, kernels } of builds) for (const c of denseCases) {
   for (const relu of [false, true]) {
-    const name = `${c.n} x ${c.inSize} -> ${c.outSize} at ${c.density * 100}% weights, ${c.zeroFeatures * 100}% features zero${relu ? ', ReLU both sides' : ''}`;
+    const name = `${c.n} x ${c.inSize} -> ${c.outSize} at ${c.density * 100}% weights, ${c.zeroFeatures * 100}% features zero${relu ? ', ReLU both sides' : ''}${suffix}`;
     test(`the sparse dense kernels equal the dense ones under the mask: ${name}`, () => {
       const next = mulberry32(c.n * 1000 + c.inSize + (relu ? 7 : 0));
-      const mem = new CnnKernels();
+      const mem = kernels();
       const nx = c.n * c.inSize;
       const ny = c.n * c.outSize;
       const nw = c.inSize * c.outSize;

@@ -59,6 +59,11 @@ describe('loadEngineConfig', () => {
     assert.throws(() => loadEngineConfig({ TICKETSMITH_MAX_DATASET_BYTES: 'lots' }), /environment variable TICKETSMITH_MAX_DATASET_BYTES/);
     assert.throws(() => loadEngineConfig({ TICKETSMITH_MAX_DATASET_RATIO: '0.5' }), /environment variable TICKETSMITH_MAX_DATASET_RATIO/);
     assert.throws(() => loadConfig({ TICKETSMITH_MLP: 'fast' }), /TICKETSMITH_MLP must be one of simd, csr, cnn, tfjs/);
+    for (const bad of ['false', 'off', 'yes', '2']) {
+      assert.throws(() => loadEngineConfig({ TICKETSMITH_RELAXED_SIMD: bad }), /environment variable TICKETSMITH_RELAXED_SIMD: TICKETSMITH_RELAXED_SIMD must be 0 \(plain SIMD\) or 1/);
+      assert.throws(() => loadConfig({ TICKETSMITH_RELAXED_SIMD: bad }), /TICKETSMITH_RELAXED_SIMD must be 0/);
+    }
+    for (const good of ['0', '1', '']) assert.deepEqual(loadEngineConfig({ TICKETSMITH_RELAXED_SIMD: good }), loadEngineConfig({}));
   });
 });
 
