@@ -1,3 +1,4 @@
+// wasm: relaxed-simd
 // Dense-layer training kernels for multilayer perceptrons, compiled to
 // WebAssembly with 128-bit SIMD (scripts/build-simd.sh; the binary is
 // embedded in mlp-wasm.gen.ts). Row-major float32 throughout; the caller owns
@@ -8,6 +9,10 @@
 // passes no gradient down. On MNIST-like inputs (~80% zero pixels) and ReLU
 // hidden layers (~50% zero) that removes most of the multiply-adds while the
 // results stay those of the dense computation.
+//
+// Built twice (scripts/build-simd.sh): plain SIMD, and relaxed SIMD with
+// CNN_RELAXED defined, where FMA is one fused multiply-add (the loader,
+// mlp-kernels.ts, takes that build where the engine compiles it).
 #include <wasm_simd128.h>
 
 // The conv-net module (cnn.c) includes this file after cnn/common.h, which
@@ -22,6 +27,13 @@ typedef v128_t vf;
 #define ADD(a, b) wasm_f32x4_add((a), (b))
 #define MUL(a, b) wasm_f32x4_mul((a), (b))
 #define MAXZ(a) wasm_f32x4_max((a), wasm_f32x4_splat(0.0f))
+// acc + a * b: one relaxed multiply-add in the relaxed build (fused where the
+// CPU has FMA: rounded once instead of twice, twice the multiply-adds per cycle).
+#ifdef CNN_RELAXED
+#define FMA(acc, a, b) __builtin_wasm_relaxed_madd_f32x4((a), (b), (acc))
+#else
+#define FMA(acc, a, b) ADD((acc), MUL((a), (b)))
+#endif
 #endif
 
 // o[0 .. n) = act(init + sum over k < nz of val[k] * src[idx[k] * n + (0 .. n)]):
@@ -41,10 +53,10 @@ static void weighted_rows(float *o, const float *src, int n, const int *idx, con
     for (int k = 0; k < nz; k++) {
       const float *r = src + (long)idx[k] * n + j;
       vf s = SPLAT(val[k]);
-      a0 = ADD(a0, MUL(s, LD(r))); a1 = ADD(a1, MUL(s, LD(r + 4)));
-      a2 = ADD(a2, MUL(s, LD(r + 8))); a3 = ADD(a3, MUL(s, LD(r + 12)));
-      a4 = ADD(a4, MUL(s, LD(r + 16))); a5 = ADD(a5, MUL(s, LD(r + 20)));
-      a6 = ADD(a6, MUL(s, LD(r + 24))); a7 = ADD(a7, MUL(s, LD(r + 28)));
+      a0 = FMA(a0, s, LD(r)); a1 = FMA(a1, s, LD(r + 4));
+      a2 = FMA(a2, s, LD(r + 8)); a3 = FMA(a3, s, LD(r + 12));
+      a4 = FMA(a4, s, LD(r + 16)); a5 = FMA(a5, s, LD(r + 20));
+      a6 = FMA(a6, s, LD(r + 24)); a7 = FMA(a7, s, LD(r + 28));
     }
     if (relu) {
       a0 = MAXZ(a0); a1 = MAXZ(a1); a2 = MAXZ(a2); a3 = MAXZ(a3);
@@ -55,7 +67,7 @@ static void weighted_rows(float *o, const float *src, int n, const int *idx, con
   }
   for (; j + 4 <= n; j += 4) {
     vf a0 = init ? LD(init + j) : SPLAT(0.0f);
-    for (int k = 0; k < nz; k++) a0 = ADD(a0, MUL(SPLAT(val[k]), LD(src + (long)idx[k] * n + j)));
+    for (int k = 0; k < nz; k++) a0 = FMA(a0, SPLAT(val[k]), LD(src + (long)idx[k] * n + j));
     ST(o + j, relu ? MAXZ(a0) : a0);
   }
   for (; j < n; j++) {
@@ -105,13 +117,13 @@ static inline __attribute__((always_inline)) void mlp_rows4(float *C, long ldc, 
       vf b0 = LD(b), b1 = LD(b + 4);
       long o = k * sk;
       vf x = wasm_v128_load32_splat(a0 + o);
-      p0 = ADD(p0, MUL(x, b0)); p1 = ADD(p1, MUL(x, b1));
+      p0 = FMA(p0, x, b0); p1 = FMA(p1, x, b1);
       x = wasm_v128_load32_splat(a1 + o);
-      q0 = ADD(q0, MUL(x, b0)); q1 = ADD(q1, MUL(x, b1));
+      q0 = FMA(q0, x, b0); q1 = FMA(q1, x, b1);
       x = wasm_v128_load32_splat(a2 + o);
-      r0 = ADD(r0, MUL(x, b0)); r1 = ADD(r1, MUL(x, b1));
+      r0 = FMA(r0, x, b0); r1 = FMA(r1, x, b1);
       x = wasm_v128_load32_splat(a3 + o);
-      s0 = ADD(s0, MUL(x, b0)); s1 = ADD(s1, MUL(x, b1));
+      s0 = FMA(s0, x, b0); s1 = FMA(s1, x, b1);
     }
     if (relu) {
       p0 = MAXZ(p0); p1 = MAXZ(p1); q0 = MAXZ(q0); q1 = MAXZ(q1);
@@ -126,10 +138,10 @@ static inline __attribute__((always_inline)) void mlp_rows4(float *C, long ldc, 
       long k = ks ? ks[t] : t;
       vf b0 = LD(B + k * ldb + j);
       long o = k * sk;
-      p = ADD(p, MUL(wasm_v128_load32_splat(a0 + o), b0));
-      q = ADD(q, MUL(wasm_v128_load32_splat(a1 + o), b0));
-      r = ADD(r, MUL(wasm_v128_load32_splat(a2 + o), b0));
-      s = ADD(s, MUL(wasm_v128_load32_splat(a3 + o), b0));
+      p = FMA(p, wasm_v128_load32_splat(a0 + o), b0);
+      q = FMA(q, wasm_v128_load32_splat(a1 + o), b0);
+      r = FMA(r, wasm_v128_load32_splat(a2 + o), b0);
+      s = FMA(s, wasm_v128_load32_splat(a3 + o), b0);
     }
     if (relu) {
       p = MAXZ(p); q = MAXZ(q); r = MAXZ(r); s = MAXZ(s);
@@ -260,12 +272,12 @@ static float dot(const float *a, const float *b, int n) {
   vf s0 = SPLAT(0.0f), s1 = SPLAT(0.0f), s2 = SPLAT(0.0f), s3 = SPLAT(0.0f);
   int j = 0;
   for (; j + 16 <= n; j += 16) {
-    s0 = ADD(s0, MUL(LD(a + j), LD(b + j)));
-    s1 = ADD(s1, MUL(LD(a + j + 4), LD(b + j + 4)));
-    s2 = ADD(s2, MUL(LD(a + j + 8), LD(b + j + 8)));
-    s3 = ADD(s3, MUL(LD(a + j + 12), LD(b + j + 12)));
+    s0 = FMA(s0, LD(a + j), LD(b + j));
+    s1 = FMA(s1, LD(a + j + 4), LD(b + j + 4));
+    s2 = FMA(s2, LD(a + j + 8), LD(b + j + 8));
+    s3 = FMA(s3, LD(a + j + 12), LD(b + j + 12));
   }
-  for (; j + 4 <= n; j += 4) s0 = ADD(s0, MUL(LD(a + j), LD(b + j)));
+  for (; j + 4 <= n; j += 4) s0 = FMA(s0, LD(a + j), LD(b + j));
   vf s = ADD(ADD(s0, s1), ADD(s2, s3));
   float r = wasm_f32x4_extract_lane(s, 0) + wasm_f32x4_extract_lane(s, 1) + wasm_f32x4_extract_lane(s, 2) +
             wasm_f32x4_extract_lane(s, 3);
@@ -287,13 +299,13 @@ static void mlp_dots4x2(const float *d0, const float *d1, const float *d2, const
   int j = 0;
   for (; j + 4 <= n; j += 4) {
     vf u = LD(w0 + j), v = LD(w1 + j), x = LD(d0 + j);
-    p0 = ADD(p0, MUL(x, u)); p1 = ADD(p1, MUL(x, v));
+    p0 = FMA(p0, x, u); p1 = FMA(p1, x, v);
     x = LD(d1 + j);
-    q0 = ADD(q0, MUL(x, u)); q1 = ADD(q1, MUL(x, v));
+    q0 = FMA(q0, x, u); q1 = FMA(q1, x, v);
     x = LD(d2 + j);
-    r0 = ADD(r0, MUL(x, u)); r1 = ADD(r1, MUL(x, v));
+    r0 = FMA(r0, x, u); r1 = FMA(r1, x, v);
     x = LD(d3 + j);
-    s0 = ADD(s0, MUL(x, u)); s1 = ADD(s1, MUL(x, v));
+    s0 = FMA(s0, x, u); s1 = FMA(s1, x, v);
   }
   float e[8] = {mlp_hsum(p0), mlp_hsum(p1), mlp_hsum(q0), mlp_hsum(q1),
                 mlp_hsum(r0), mlp_hsum(r1), mlp_hsum(s0), mlp_hsum(s1)};
@@ -618,7 +630,7 @@ EXPORT void csr_forward(const float *aT, int s, int in, const int *row, const in
     for (; k < end; k++) {
       float *o = outT + (long)col[k] * s;
       vf w = SPLAT(val[k]);
-      for (int b = 0; b < s; b += 4) ST(o + b, ADD(LD(o + b), MUL(w, LD(x + b))));
+      for (int b = 0; b < s; b += 4) ST(o + b, FMA(LD(o + b), w, LD(x + b)));
     }
   }
   if (relu)
@@ -657,7 +669,7 @@ EXPORT void csr_backward(const float *aT, int s, int in, const int *row, const i
       else gval[k] = 0.0f;
       if (da) {
         vf w = SPLAT(val[k]);
-        for (int b = 0; b < s; b += 4) ST(da + b, ADD(LD(da + b), MUL(w, LD(d + b))));
+        for (int b = 0; b < s; b += 4) ST(da + b, FMA(LD(da + b), w, LD(d + b)));
       }
     }
     if (da && relu) {
