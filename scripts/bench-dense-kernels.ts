@@ -7,16 +7,21 @@
 // one row at a time; both 0: four rows at a time), e.g. into /tmp as modules
 // exporting WASM_BASE64, and compare them:
 //   npx tsx scripts/bench-dense-kernels.ts /tmp/rows.gen.ts /tmp/blocked.gen.ts
-// With no arguments it times the committed build. CPU time of this thread,
-// fastest of interleaved rounds, so a busy machine disturbs it less. Seconds.
-import { WasmArena } from '../src/runtime/simd/arena.js';
+// A file's relaxed-SIMD build (WASM_RELAXED_BASE64) is FILE#relaxed. With no
+// arguments it times the committed plain and relaxed builds side by side. CPU
+// time of this thread, fastest of interleaved rounds, so a busy machine
+// disturbs it less. Seconds.
+import { WasmArena, simdBuilds } from '../src/runtime/simd/arena.js';
 import type { MlpExports } from '../src/runtime/simd/mlp-kernels.js';
 import { mulberry32 } from '../src/engine/rng.js';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const builds = process.argv.slice(2);
-if (builds.length === 0) builds.push(resolve(import.meta.dirname, '../src/runtime/simd/mlp-wasm.gen.ts'));
+if (builds.length === 0) {
+  const committed = resolve(import.meta.dirname, '../src/runtime/simd/mlp-wasm.gen.ts');
+  builds.push(committed, `${committed}#relaxed`);
+}
 const batch = 60;
 const sizes = [784, 300, 100, 10];
 const fractions = [0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1];
@@ -27,10 +32,12 @@ interface Bench {
   fill(nonzero: number, seed: number): void;
 }
 
-async function load(file: string): Promise<Bench> {
-  const { WASM_BASE64 } = (await import(pathToFileURL(file).href)) as { WASM_BASE64: string };
+async function load(arg: string): Promise<Bench> {
+  const [file, variant] = arg.split('#') as [string, string | undefined];
+  const { WASM_BASE64, WASM_RELAXED_BASE64 } = (await import(pathToFileURL(file).href)) as { WASM_BASE64: string; WASM_RELAXED_BASE64?: string };
   const memory = new WebAssembly.Memory({ initial: 2 });
-  const mod = new WebAssembly.Module(Buffer.from(WASM_BASE64, 'base64'));
+  const mod = simdBuilds(WASM_BASE64, WASM_RELAXED_BASE64 ?? '').build(variant === 'relaxed' ? 'relaxed' : 'plain');
+  if (!mod) throw new Error(`${arg}: this engine cannot compile it`);
   const k = new WebAssembly.Instance(mod, { env: { memory } }).exports as unknown as MlpExports;
   const mem = new WasmArena(memory, k.__heap_base.value as number);
   const acts = sizes.map((n) => mem.alloc(batch * n));

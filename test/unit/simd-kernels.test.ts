@@ -3,13 +3,15 @@
 // weight and bias gradients and input gradient, for dense kernels and for the
 // surviving weights of pruned ones in compressed rows, on shapes that exercise every
 // vector and scalar tail, with zeros in the inputs; and the embedded binary
-// was built from the committed C source.
+// was built from the committed C source. Every kernel test runs on both
+// builds of the module: the one the engine runs (relaxed SIMD, fused
+// multiply-adds, on this Node) and the plain-SIMD fallback.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
-import { MlpKernels } from '../../src/runtime/simd/mlp-kernels.js';
+import { MlpKernels, mlpBuild, mlpBuildInUse } from '../../src/runtime/simd/mlp-kernels.js';
 import { SOURCE_SHA256 } from '../../src/runtime/simd/mlp-wasm.gen.js';
 import { mulberry32 } from '../../src/engine/rng.js';
 
@@ -21,6 +23,28 @@ test('the embedded wasm was built from the committed mlp.c (rebuild: bash script
   const src = readFileSync(new URL('../../src/runtime/simd/mlp.c', import.meta.url));
   assert.equal(createHash('sha256').update(src).digest('hex'), SOURCE_SHA256);
 });
+
+test('the MLP engine runs the relaxed-SIMD build on this Node (fused multiply-adds), the plain build with TICKETSMITH_RELAXED_SIMD=0, and both compile', () => {
+  assert.ok(mlpBuild('plain'));
+  assert.ok(mlpBuild('relaxed'), 'Node 20+ compiles relaxed SIMD once --experimental-wasm-relaxed-simd is set');
+  assert.equal(mlpBuildInUse(), 'relaxed');
+  const before = process.env.TICKETSMITH_RELAXED_SIMD;
+  process.env.TICKETSMITH_RELAXED_SIMD = '0';
+  try {
+    assert.equal(mlpBuildInUse(), 'plain');
+  } finally {
+    if (before === undefined) delete process.env.TICKETSMITH_RELAXED_SIMD;
+    else process.env.TICKETSMITH_RELAXED_SIMD = before;
+  }
+});
+
+/** The build a test runs: the engine's (no suffix: the names tests had before the plain build) or the plain fallback. */
+type Build = 'default' | 'plain';
+const builds: Array<[Build, string]> = [
+  ['default', ''],
+  ['plain', ' (plain SIMD build)'],
+];
+const kernels = (build: Build) => (build === 'plain' ? new MlpKernels(mlpBuild('plain')) : new MlpKernels());
 
 /** Uniform [-1, 1) values, each zero with probability `zeros`. */
 function values(n: number, zeros: number, next: () => number): Float32Array {
@@ -75,11 +99,11 @@ const shapes: Array<[number, number, number]> = [
  * Runs the three dense kernels on x (read as a ReLU output below when `relu`)
  * and dz and compares forward, weight, bias and input gradients with the cpu backend.
  */
-function checkDense(batch: number, inSize: number, outSize: number, relu: boolean, x: Float32Array, next: () => number, kernels: 'dense' | 'fm' = 'dense', relative = false): void {
+function checkDense(build: Build, batch: number, inSize: number, outSize: number, relu: boolean, x: Float32Array, next: () => number, which: 'dense' | 'fm' = 'dense', relative = false): void {
   const w = values(inSize * outSize, 0, next);
   const bias = relu ? values(outSize, 0, next) : null;
   const dz = values(batch * outSize, 0.2, next);
-  const mem = new MlpKernels();
+  const mem = kernels(build);
   const ptr = {
     x: mem.alloc(x.length),
     w: mem.alloc(w.length),
@@ -100,7 +124,7 @@ function checkDense(batch: number, inSize: number, outSize: number, relu: boolea
   // Garbage in the outputs on the way in: every kernel overwrites them.
   for (const p of [ptr.out, ptr.dw, ptr.da]) mem.f32(p, p === ptr.out ? batch * outSize : p === ptr.dw ? w.length : x.length).fill(7);
   const k = mem.k;
-  if (kernels === 'fm') {
+  if (which === 'fm') {
     k.dense_forward_fm(ptr.x, batch, inSize, ptr.w, ptr.b, ptr.out, outSize, relu ? 1 : 0, ptr.idx, ptr.val);
     k.dense_grad_weights_fm(ptr.x, batch, inSize, ptr.dz, outSize, ptr.dw, ptr.db, ptr.idx, ptr.val);
     k.dense_grad_input_fm(ptr.dz, batch, outSize, ptr.w, inSize, ptr.x, relu ? 1 : 0, ptr.da);
@@ -117,12 +141,12 @@ function checkDense(batch: number, inSize: number, outSize: number, relu: boolea
   assertClose(mem.f32(ptr.da, x.length), da!, 'input gradient', relative);
 }
 
-for (const [batch, inSize, outSize] of shapes) {
+for (const [build, suffix] of builds) for (const [batch, inSize, outSize] of shapes) {
   for (const relu of [true, false]) {
-    test(`dense layer ${batch}x${inSize} -> ${outSize}${relu ? ' + ReLU' : ''}: forward and gradients equal the cpu backend`, () => {
+    test(`dense layer ${batch}x${inSize} -> ${outSize}${relu ? ' + ReLU' : ''}: forward and gradients equal the cpu backend${suffix}`, () => {
       const next = mulberry32(batch * 1000 + inSize * 10 + outSize + (relu ? 1 : 0));
       const x = values(batch * inSize, 0.5, next);
-      checkDense(batch, inSize, outSize, relu, x, next);
+      checkDense(build, batch, inSize, outSize, relu, x, next);
     });
   }
 }
@@ -156,14 +180,14 @@ const inputKinds: Array<[string, (batch: number, inSize: number, next: () => num
     },
   ],
 ];
-for (const [batch, inSize, outSize] of denseShapes) {
+for (const [build, suffix] of builds) for (const [batch, inSize, outSize] of denseShapes) {
   for (const [kind, make] of inputKinds) {
     for (const relu of [true, false]) {
-      test(`dense layer ${batch}x${inSize} -> ${outSize}${relu ? ' + ReLU' : ''}, inputs ${kind}: forward and gradients equal the cpu backend`, () => {
+      test(`dense layer ${batch}x${inSize} -> ${outSize}${relu ? ' + ReLU' : ''}, inputs ${kind}: forward and gradients equal the cpu backend${suffix}`, () => {
         const next = mulberry32(3 + batch * 1000 + inSize * 10 + outSize + (relu ? 1 : 0));
         // A ReLU output is never negative: x read as one has its negatives at 0 (abs keeps the zeros where they were made).
         const x = make(batch, inSize, next).map((v) => (relu ? Math.abs(v) : v));
-        checkDense(batch, inSize, outSize, relu, x, next);
+        checkDense(build, batch, inSize, outSize, relu, x, next);
       });
     }
   }
@@ -184,13 +208,13 @@ const fmShapes: Array<[number, number, number]> = [
   [200, 45, 70],
   [133, 130, 3],
 ];
-for (const [batch, inSize, outSize] of fmShapes) {
+for (const [build, suffix] of builds) for (const [batch, inSize, outSize] of fmShapes) {
   for (const [kind, make] of inputKinds.slice(0, 4)) {
     for (const relu of [true, false]) {
-      test(`dense layer ${batch}x${inSize} -> ${outSize}${relu ? ' + ReLU' : ''}, inputs ${kind}, kernel read once (dense_*_fm): forward and gradients equal the cpu backend`, () => {
+      test(`dense layer ${batch}x${inSize} -> ${outSize}${relu ? ' + ReLU' : ''}, inputs ${kind}, kernel read once (dense_*_fm): forward and gradients equal the cpu backend${suffix}`, () => {
         const next = mulberry32(5 + batch * 1000 + inSize * 10 + outSize + (relu ? 1 : 0));
         const x = make(batch, inSize, next).map((v) => (relu ? Math.abs(v) : v));
-        checkDense(batch, inSize, outSize, relu, x, next, 'fm');
+        checkDense(build, batch, inSize, outSize, relu, x, next, 'fm');
       });
     }
   }
@@ -206,17 +230,17 @@ const bigShapes: Array<[number, number, number]> = [
   [7, 4099, 257],
   [9, 4095, 255],
 ];
-for (const [batch, inSize, outSize] of bigShapes) {
-  test(`dense layer ${batch}x${inSize} -> ${outSize} + ReLU, inputs 50% zeros: forward and gradients equal the cpu backend`, () => {
+for (const [build, suffix] of builds) for (const [batch, inSize, outSize] of bigShapes) {
+  test(`dense layer ${batch}x${inSize} -> ${outSize} + ReLU, inputs 50% zeros: forward and gradients equal the cpu backend${suffix}`, () => {
     const next = mulberry32(9 + batch * 1000 + inSize * 10 + outSize);
     const x = values(batch * inSize, 0.5, next).map(Math.abs);
-    checkDense(batch, inSize, outSize, true, x, next, 'dense', true);
+    checkDense(build, batch, inSize, outSize, true, x, next, 'dense', true);
   });
 }
 
-for (const [batch, inSize, outSize] of shapes) {
+for (const [build, suffix] of builds) for (const [batch, inSize, outSize] of shapes) {
   for (const relu of [true, false]) {
-    test(`sparse (CSR, feature-major) layer ${batch}x${inSize} -> ${outSize}${relu ? ' + ReLU below' : ''}: forward and gradients equal the cpu backend on the masked kernel`, () => {
+    test(`sparse (CSR, feature-major) layer ${batch}x${inSize} -> ${outSize}${relu ? ' + ReLU below' : ''}: forward and gradients equal the cpu backend on the masked kernel${suffix}`, () => {
       const next = mulberry32(7 + batch * 1000 + inSize * 10 + outSize + (relu ? 1 : 0));
       const x = values(batch * inSize, 0.5, next);
       const w = values(inSize * outSize, 0.8, next);
@@ -235,7 +259,7 @@ for (const [batch, inSize, outSize] of shapes) {
       }
       const nnz = col.length;
       const lanes = (batch + 3) & ~3;
-      const mem = new MlpKernels();
+      const mem = kernels(build);
       const ptr = {
         x: mem.alloc(x.length),
         xT: mem.alloc(lanes * inSize),
@@ -280,14 +304,14 @@ for (const [batch, inSize, outSize] of shapes) {
   }
 }
 
-test('adam and sgd kernels follow the TF.js update rules and keep masked weights at zero', () => {
+for (const [build, suffix] of builds) test(`adam and sgd kernels follow the TF.js update rules and keep masked weights at zero${suffix}`, () => {
   const n = 37;
   const next = mulberry32(5);
   const p0 = values(n, 0, next);
   const g = values(n, 0, next);
   const mask = Float32Array.from({ length: n }, (_, i) => (i % 3 === 0 ? 0 : 1));
   for (let i = 0; i < n; i++) p0[i]! *= mask[i]!;
-  const mem = new MlpKernels();
+  const mem = kernels(build);
   const ptr = { p: mem.alloc(n), g: mem.alloc(n), m: mem.alloc(n), v: mem.alloc(n), mask: mem.alloc(n) };
   mem.f32(ptr.p, n).set(p0);
   mem.f32(ptr.g, n).set(g);

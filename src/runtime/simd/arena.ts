@@ -1,3 +1,5 @@
+import v8 from 'node:v8';
+
 // One WebAssembly memory that kernels and their callers share: callers
 // allocate every buffer first (alloc), then take views (f32/i32), which stay
 // valid because the memory never grows after the last alloc. Used by the MLP
@@ -58,5 +60,52 @@ export function compileOnce(base64: string): () => WebAssembly.Module | null {
       compiled = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
     }
     return compiled;
+  };
+}
+
+/** A module's two builds: plain SIMD, and relaxed SIMD (fused multiply-adds). */
+export type SimdBuild = 'relaxed' | 'plain';
+
+export interface SimdBuilds {
+  /** One build, or null where this engine cannot compile it. */
+  build(build: SimdBuild): WebAssembly.Module | null;
+  /** The build the engine runs: relaxed where it compiles, unless TICKETSMITH_RELAXED_SIMD=0; else plain (null: no SIMD at all). */
+  inUse(): SimdBuild | null;
+  /** The module of the build in use, or null where this engine has no 128-bit SIMD. */
+  module(): WebAssembly.Module | null;
+}
+
+/**
+ * The plain and relaxed-SIMD builds of one kernel module (scripts/build-simd.sh
+ * embeds both for a source marked `// wasm: relaxed-simd`), each compiled on
+ * first use. Node 20's V8 validates relaxed SIMD only behind
+ * --experimental-wasm-relaxed-simd (later Nodes ship it on): where the
+ * relaxed binary does not validate as it is, that flag is turned on for the
+ * process and the binary tried again. TICKETSMITH_RELAXED_SIMD=0 is read at
+ * each choice, so a benchmark can compare both builds in one process.
+ */
+export function simdBuilds(plainBase64: string, relaxedBase64: string): SimdBuilds {
+  const plain = compileOnce(plainBase64);
+  let relaxedCompiled: WebAssembly.Module | null | undefined;
+  const relaxed = (): WebAssembly.Module | null => {
+    if (relaxedCompiled === undefined) {
+      const bytes = Buffer.from(relaxedBase64, 'base64');
+      if (!WebAssembly.validate(bytes)) v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+      relaxedCompiled = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
+    }
+    return relaxedCompiled;
+  };
+  const build = (b: SimdBuild) => (b === 'plain' ? plain() : relaxed());
+  const inUse = (): SimdBuild | null => {
+    if (process.env.TICKETSMITH_RELAXED_SIMD !== '0' && relaxed()) return 'relaxed';
+    return plain() ? 'plain' : null;
+  };
+  return {
+    build,
+    inUse,
+    module() {
+      const b = inUse();
+      return b ? build(b) : null;
+    },
   };
 }

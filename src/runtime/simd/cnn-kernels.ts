@@ -8,9 +8,8 @@
 // trial after trial holds one memory, not one per trial until V8 collects it.
 // The module comes in two builds of the same sources: plain SIMD, and
 // relaxed SIMD (fused multiply-adds), taken where the engine accepts it.
-import v8 from 'node:v8';
 import { WASM_BASE64, WASM_RELAXED_BASE64 } from './cnn-wasm.gen.js';
-import { WasmArena, compileOnce } from './arena.js';
+import { WasmArena, simdBuilds, type SimdBuild } from './arena.js';
 
 /** The kernels' exports; each part of cnn.c documents its functions' arguments. */
 export interface CnnExports {
@@ -66,48 +65,28 @@ export interface CnnExports {
     gw: number, gb: number, daT: number, relu: number): void;
 }
 
-const plainModule = compileOnce(WASM_BASE64);
+const builds = simdBuilds(WASM_BASE64, WASM_RELAXED_BASE64);
 
-export type CnnBuild = 'relaxed' | 'plain';
-
-let relaxedCompiled: WebAssembly.Module | null | undefined;
-/**
- * The relaxed-SIMD build, or null where this engine cannot compile it.
- * Node 20's V8 validates relaxed SIMD only behind
- * --experimental-wasm-relaxed-simd (later Nodes ship it on): where the
- * binary does not validate as it is, that flag is turned on for the process
- * and the binary tried again.
- */
-function relaxedModule(): WebAssembly.Module | null {
-  if (relaxedCompiled === undefined) {
-    const bytes = Buffer.from(WASM_RELAXED_BASE64, 'base64');
-    if (!WebAssembly.validate(bytes)) v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
-    relaxedCompiled = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
-  }
-  return relaxedCompiled;
-}
+export type CnnBuild = SimdBuild;
 
 /**
- * One build of the kernels, or null where this engine cannot compile it.
+ * One build of the kernels, or null where this engine cannot compile it
+ * (simdBuilds: relaxed SIMD may need a V8 flag, which it sets).
  * The relaxed build fuses each multiply-add of the conv kernels (one
  * rounding instead of two, as TF's and PyTorch's FMA kernels do) where the
  * CPU has FMA: ResNet-20's conv passes ran 1.3x-1.4x faster than the plain
  * build's, Conv-2's forward 1.4x (scripts/bench-conv-kernels.ts --builds).
  */
 export function cnnBuild(build: CnnBuild): WebAssembly.Module | null {
-  return build === 'plain' ? plainModule() : relaxedModule();
+  return builds.build(build);
 }
 
 /** The build the engine runs: relaxed where it compiles, unless TICKETSMITH_RELAXED_SIMD=0; else plain (null: no SIMD at all). */
 export function cnnBuildInUse(): CnnBuild | null {
-  if (process.env.TICKETSMITH_RELAXED_SIMD !== '0' && relaxedModule()) return 'relaxed';
-  return plainModule() ? 'plain' : null;
+  return builds.inUse();
 }
 
-const wasmModule = (): WebAssembly.Module | null => {
-  const build = cnnBuildInUse();
-  return build ? cnnBuild(build) : null;
-};
+const wasmModule = (): WebAssembly.Module | null => builds.module();
 
 /** Bytes of stack each thread gets (the module is linked with a 64 KiB stack; kernels use little). */
 export const STACK_BYTES = 65536;

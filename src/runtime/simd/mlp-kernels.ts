@@ -1,8 +1,10 @@
 // Loader of the WebAssembly SIMD MLP kernels (mlp.c, embedded in
 // mlp-wasm.gen.ts). Each MlpKernels owns one WebAssembly memory (a WasmArena:
-// allocate every buffer, then take views).
-import { WASM_BASE64 } from './mlp-wasm.gen.js';
-import { WasmArena, compileOnce } from './arena.js';
+// allocate every buffer, then take views). The module comes in two builds of
+// the same source: plain SIMD, and relaxed SIMD (fused multiply-adds), taken
+// where the engine compiles it (simdBuilds, as the conv kernels do).
+import { WASM_BASE64, WASM_RELAXED_BASE64 } from './mlp-wasm.gen.js';
+import { WasmArena, simdBuilds, type SimdBuild } from './arena.js';
 
 export interface MlpExports {
   __heap_base: WebAssembly.Global;
@@ -21,17 +23,27 @@ export interface MlpExports {
   csr_backward(aT: number, lanes: number, inSize: number, row: number, col: number, val: number, dzT: number, outSize: number, gval: number, gb: number, daT: number, relu: number): void;
 }
 
-const wasmModule = compileOnce(WASM_BASE64);
+const builds = simdBuilds(WASM_BASE64, WASM_RELAXED_BASE64);
+
+/** One build of the kernels, or null where this engine cannot compile it. */
+export function mlpBuild(build: SimdBuild): WebAssembly.Module | null {
+  return builds.build(build);
+}
+
+/** The build the engine runs: relaxed where it compiles, unless TICKETSMITH_RELAXED_SIMD=0; else plain (null: no SIMD at all). */
+export function mlpBuildInUse(): SimdBuild | null {
+  return builds.inUse();
+}
 
 export function simdKernelsAvailable(): boolean {
-  return wasmModule() !== null;
+  return builds.module() !== null;
 }
 
 export class MlpKernels extends WasmArena {
   readonly k: MlpExports;
 
-  constructor() {
-    const mod = wasmModule();
+  /** `mod`: a build of the kernels (mlpBuild), default the one the engine runs. */
+  constructor(mod: WebAssembly.Module | null = builds.module()) {
     if (!mod) throw new Error('this WebAssembly engine does not support 128-bit SIMD');
     const memory = new WebAssembly.Memory({ initial: 2 });
     const k = new WebAssembly.Instance(mod, { env: { memory } }).exports as unknown as MlpExports;

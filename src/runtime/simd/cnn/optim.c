@@ -28,7 +28,7 @@ static inline float opt_grad1(const float *g, long i, int threads, long gstride,
 // One table row of Adam; always inlined, so the thread count is a constant
 // where adam_all dispatches on it (the sum of gradients unrolls).
 static inline __attribute__((always_inline)) void adam_row(const int *e, int threads, long gstride, vf B1, vf B2,
-                                                           vf NB1, vf NB2, vf C1, vf C2, vf EPS, vf LR, float lr,
+                                                           vf NB1, vf NB2, vf LR_C1, vf INV_C2, vf EPS, float lr,
                                                            float b1, float b2, float eps, float c1, float c2) {
   float *p = (float *)e[0], *m = (float *)e[2], *v = (float *)e[3];
   const float *g = (const float *)e[1], *mask = (const float *)e[4];
@@ -36,11 +36,11 @@ static inline __attribute__((always_inline)) void adam_row(const int *e, int thr
   int i = 0;
   for (; i + 4 <= n; i += 4) {
     vf gi = opt_grad4(g, i, threads, gstride, mask);
-    vf mi = ADD(MUL(B1, LD(m + i)), MUL(NB1, gi));
-    vf vi = ADD(MUL(B2, LD(v + i)), MUL(NB2, MUL(gi, gi)));
+    vf mi = FMA(MUL(B1, LD(m + i)), NB1, gi);
+    vf vi = FMA(MUL(B2, LD(v + i)), MUL(NB2, gi), gi);
     ST(m + i, mi);
     ST(v + i, vi);
-    vf step = wasm_f32x4_div(MUL(LR, wasm_f32x4_div(mi, C1)), ADD(wasm_f32x4_sqrt(wasm_f32x4_div(vi, C2)), EPS));
+    vf step = wasm_f32x4_div(MUL(LR_C1, mi), ADD(wasm_f32x4_sqrt(MUL(vi, INV_C2)), EPS));
     ST(p + i, SUB(LD(p + i), step));
   }
   for (; i < n; i++) {
@@ -57,12 +57,12 @@ static inline __attribute__((always_inline)) void adam_row(const int *e, int thr
 EXPORT void adam_all(const int *table, int count, int threads, int gstride, float lr, float b1, float b2, float eps,
                      float c1, float c2) {
   vf B1 = SPLAT(b1), B2 = SPLAT(b2), NB1 = SPLAT(1.0f - b1), NB2 = SPLAT(1.0f - b2);
-  vf C1 = SPLAT(c1), C2 = SPLAT(c2), EPS = SPLAT(eps), LR = SPLAT(lr);
+  vf LR_C1 = SPLAT(lr / c1), INV_C2 = SPLAT(1.0f / c2), EPS = SPLAT(eps);
   for (int row = 0; row < count; row++) {
     const int *e = table + row * OPT_ROW;
-    if (threads == 1) adam_row(e, 1, 0, B1, B2, NB1, NB2, C1, C2, EPS, LR, lr, b1, b2, eps, c1, c2);
-    else if (threads == 2) adam_row(e, 2, gstride, B1, B2, NB1, NB2, C1, C2, EPS, LR, lr, b1, b2, eps, c1, c2);
-    else adam_row(e, threads, gstride, B1, B2, NB1, NB2, C1, C2, EPS, LR, lr, b1, b2, eps, c1, c2);
+    if (threads == 1) adam_row(e, 1, 0, B1, B2, NB1, NB2, LR_C1, INV_C2, EPS, lr, b1, b2, eps, c1, c2);
+    else if (threads == 2) adam_row(e, 2, gstride, B1, B2, NB1, NB2, LR_C1, INV_C2, EPS, lr, b1, b2, eps, c1, c2);
+    else adam_row(e, threads, gstride, B1, B2, NB1, NB2, LR_C1, INV_C2, EPS, lr, b1, b2, eps, c1, c2);
   }
 }
 
