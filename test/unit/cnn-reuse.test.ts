@@ -8,7 +8,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { WasmArena } from '../../src/runtime/simd/arena.js';
-import { CnnKernels } from '../../src/runtime/simd/cnn-kernels.js';
+import { CnnKernels, cnnBuild, keepKernels, takeKernels } from '../../src/runtime/simd/cnn-kernels.js';
 import { cnnEngine, compileGraph } from '../../src/engine/training/cnn/index.js';
 import { engineStepper } from '../../src/engine/training/engine-stepper.js';
 import { trainConfigFor, type TrainConfig } from '../../src/engine/training/train.js';
@@ -103,6 +103,28 @@ test("an engine built after another is disposed runs on that engine's memory and
   assertSame(other.result, fresh.result);
   again.stepper.dispose();
   other.stepper.dispose();
+});
+
+test('a kept memory is handed out again only while its build is the one in use', () => {
+  const relaxed = cnnBuild('relaxed');
+  const plain = cnnBuild('plain');
+  assert.ok(relaxed && plain && relaxed !== plain);
+  const before = process.env.TICKETSMITH_RELAXED_SIMD;
+  try {
+    delete process.env.TICKETSMITH_RELAXED_SIMD;
+    const first = takeKernels();
+    assert.equal(first.mod, relaxed);
+    keepKernels(first);
+    assert.equal(takeKernels(), first, 'same build: the kept memory is reused');
+    keepKernels(first);
+    process.env.TICKETSMITH_RELAXED_SIMD = '0';
+    const second = takeKernels();
+    assert.notEqual(second, first, 'the build changed: a new memory, so every thread attaches one build');
+    assert.equal(second.mod, plain);
+  } finally {
+    if (before === undefined) delete process.env.TICKETSMITH_RELAXED_SIMD;
+    else process.env.TICKETSMITH_RELAXED_SIMD = before;
+  }
 });
 
 test('two trials in a row on one pool worker give what the same trials give on fresh workers', async () => {

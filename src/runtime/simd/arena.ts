@@ -1,4 +1,5 @@
 import v8 from 'node:v8';
+import { isMainThread } from 'node:worker_threads';
 
 // One WebAssembly memory that kernels and their callers share: callers
 // allocate every buffer first (alloc), then take views (f32/i32), which stay
@@ -79,18 +80,22 @@ export interface SimdBuilds {
  * The plain and relaxed-SIMD builds of one kernel module (scripts/build-simd.sh
  * embeds both for a source marked `// wasm: relaxed-simd`), each compiled on
  * first use. Node 20's V8 validates relaxed SIMD only behind
- * --experimental-wasm-relaxed-simd (later Nodes ship it on): where the
- * relaxed binary does not validate as it is, that flag is turned on for the
- * process and the binary tried again. TICKETSMITH_RELAXED_SIMD=0 is read at
- * each choice, so a benchmark can compare both builds in one process.
+ * --experimental-wasm-relaxed-simd (later Nodes ship it on). V8's flags are
+ * the process's, and Node leaves changing them after start to the caller's
+ * risk: the main thread turns the flag on when it loads a kernel module, at
+ * start-up and before any worker thread exists (enableRelaxedSimd); a thread
+ * that still finds the relaxed binary invalid falls back to the plain one
+ * rather than touch the flags with other threads running.
+ * TICKETSMITH_RELAXED_SIMD=0 is read at each choice, so a benchmark can
+ * compare both builds in one process.
  */
 export function simdBuilds(plainBase64: string, relaxedBase64: string): SimdBuilds {
   const plain = compileOnce(plainBase64);
+  if (isMainThread) enableRelaxedSimd(relaxedBase64);
   let relaxedCompiled: WebAssembly.Module | null | undefined;
   const relaxed = (): WebAssembly.Module | null => {
     if (relaxedCompiled === undefined) {
       const bytes = Buffer.from(relaxedBase64, 'base64');
-      if (!WebAssembly.validate(bytes)) v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
       relaxedCompiled = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
     }
     return relaxedCompiled;
@@ -108,4 +113,17 @@ export function simdBuilds(plainBase64: string, relaxedBase64: string): SimdBuil
       return b ? build(b) : null;
     },
   };
+}
+
+/**
+ * Turns on V8's relaxed-SIMD flag for the process where the relaxed binary
+ * needs it to validate (Node 20), unless TICKETSMITH_RELAXED_SIMD=0. Called
+ * from the main thread only, as each kernel module loads (at start-up,
+ * before the trial pool and the engine's threads exist); worker threads
+ * inherit the process's flags.
+ */
+export function enableRelaxedSimd(relaxedBase64: string): void {
+  if (process.env.TICKETSMITH_RELAXED_SIMD === '0') return;
+  const bytes = Buffer.from(relaxedBase64, 'base64');
+  if (!WebAssembly.validate(bytes)) v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
 }

@@ -115,8 +115,8 @@ export function attach(memory: WebAssembly.Memory, stack: number | null, mod: We
 export class CnnKernels extends WasmArena {
   readonly k: CnnExports;
 
-  /** `mod`: a build of the kernels (cnnBuild), default the one the engine runs. */
-  constructor(mod: WebAssembly.Module = cnnModule()) {
+  /** `mod`: a build of the kernels (cnnBuild), default the one the engine runs; other threads attach the same build. */
+  constructor(readonly mod: WebAssembly.Module = cnnModule()) {
     const memory = new WebAssembly.Memory({ initial: 2, maximum: MAX_PAGES, shared: true });
     const k = attach(memory, null, mod);
     super(memory, k.__heap_base.value as number);
@@ -138,7 +138,8 @@ let kept: CnnKernels | null = null;
  * else a new one.
  */
 export function takeKernels(): CnnKernels {
-  const mem = kept ?? new CnnKernels();
+  // A kept memory runs the build it was made with: kept only while that is still the build in use.
+  const mem = kept !== null && kept.mod === cnnModule() ? kept : new CnnKernels();
   kept = null;
   mem.reset();
   return mem;

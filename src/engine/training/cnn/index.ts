@@ -7,7 +7,7 @@ import type { TrainConfig, TrainingLoopChoice } from '../config.js';
 import type { Stepper } from '../stepper.js';
 import { setWeightMap, weightVariables } from '../../models/inspect.js';
 import { computeThreads } from '../../../runtime/backend.js';
-import { MAX_BYTES, STACK_BYTES, cnnKernelsAvailable, cnnModule, keepKernels } from '../../../runtime/simd/cnn-kernels.js';
+import { MAX_BYTES, STACK_BYTES, cnnKernelsAvailable, keepKernels } from '../../../runtime/simd/cnn-kernels.js';
 import { engineStepper, type EngineData, type TrainableEngine } from '../engine-stepper.js';
 import { compileGraph, type CnnGraph } from './graph.js';
 import { afterForward, buildState, optimiser, runSlice, scratchFloats, TIMING_SLOTS } from './engine.js';
@@ -136,7 +136,7 @@ export function cnnEngine(
       ? new SliceWorkers(
           ctl,
           slices.slice(1).map((s, i) => ({
-            memory: mem.memory, module: cnnModule(), stack: stacks[i]!, graph, buf, params: [...state.params.entries()],
+            memory: mem.memory, module: mem.mod, stack: stacks[i]!, graph, buf, params: [...state.params.entries()],
             maxBatch, threads, tmp: state.tmp, ctl: ctlAt, thread: s.thread, scratch: s.scratch,
           })),
         )
