@@ -324,6 +324,9 @@ async function measureBothCores(run: BenchRun, chosen: Variant[]): Promise<void>
  */
 export const LAUNCH_MALLOC_ARENA_MAX = '2';
 
+/** Fractions of weights the RSS job's rounds keep: IMP's first three rounds at its default rate, then a late sparse one. */
+export const RSS_DENSITIES = [1, 0.8, 0.64, 0.1];
+
 /**
  * Peak RSS of a Conv-2 IMP job with controls (issue 12): a couple of short
  * rounds of ticket, reinit and shuffle on a WorkerPool of 3, in a child of its
@@ -334,11 +337,14 @@ export const LAUNCH_MALLOC_ARENA_MAX = '2';
  */
 async function measureRss(run: BenchRun): Promise<void> {
   const o = run.o;
-  // Three rounds: the peak still creeps up from round to round.
-  const rounds = o.quick ? 2 : 3;
+  // IMP's first rounds (all weights, then 80% and 64%: dense layers, the
+  // peak still creeping up from round to round) and a late round at 10%, where
+  // the sparse layers' survivor lists and buffers join the dense ones.
+  const densities = o.quick ? [1, 0.1] : RSS_DENSITIES;
+  const rounds = densities.length;
   const steps = 2;
-  log(`peak RSS: conv-2 IMP with controls, ${rounds} rounds of ${steps} steps, WorkerPool(3) on wasm, with the launchers' MALLOC_ARENA_MAX=${LAUNCH_MALLOC_ARENA_MAX} and with glibc's default, side by side:`);
-  const job = { kind: 'rss', backend: 'wasm', wasmThreads: 1, batchSize: o.batchSize, model: 'conv-2', rounds, steps, parallelism: 3 } as const;
+  log(`peak RSS: conv-2 IMP with controls, ${rounds} rounds (${densities.map((d) => `${d * 100}%`).join(', ')} of weights) of ${steps} steps, WorkerPool(3) on wasm, with the launchers' MALLOC_ARENA_MAX=${LAUNCH_MALLOC_ARENA_MAX} and with glibc's default, side by side:`);
+  const job = { kind: 'rss', backend: 'wasm', wasmThreads: 1, batchSize: o.batchSize, model: 'conv-2', rounds, densities, steps, parallelism: 3 } as const;
   const { MALLOC_ARENA_MAX: _, ...glibcDefault } = process.env;
   const [launched, plain] = await Promise.all([
     runCompiledWorkerChild(job, 1800, { ...glibcDefault, TICKETSMITH_WASM_THREADS: '1', MALLOC_ARENA_MAX: LAUNCH_MALLOC_ARENA_MAX }),

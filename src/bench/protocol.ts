@@ -32,7 +32,7 @@ export type WorkerJob =
   /** A round's ticket + controls sequentially vs on a WorkerPool. */
   | (JobBase & { kind: 'parallel'; model: string; steps: number; parallelism: number; repeats: number })
   /** Peak RSS of an IMP job with controls on a trial WorkerPool. */
-  | (JobBase & { kind: 'rss'; model: string; rounds: number; steps: number; parallelism: number; examples?: number; evalExamples?: number })
+  | (JobBase & { kind: 'rss'; model: string; rounds: number; densities?: number[]; steps: number; parallelism: number; examples?: number; evalExamples?: number })
   /** Every step profiler's profile of one model (STEP_PROFILERS). */
   | (JobBase & { kind: 'profile'; model: string; repeats: number; density?: number });
 

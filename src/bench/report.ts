@@ -246,9 +246,10 @@ export function targets12(report: BenchReport): Target[] {
     rss
       ? {
           what: rssWhat,
-          met: rss.peakRssBytes < T.rssBytes,
+          // Met only where it holds both as the launchers run the service and with glibc's default.
+          met: Math.max(rss.peakRssBytes, report.rssGlibcDefault?.peakRssBytes ?? 0) < T.rssBytes,
           detail:
-            `${fmtGiB(rss.peakRssBytes)} (${rss.rounds} rounds × ${rss.trials / rss.rounds} trials of ${rss.stepsPerTrial} steps on ${rss.backend}, ${rss.examples.toLocaleString('en-US')} training examples` +
+            `${fmtGiB(rss.peakRssBytes)} (${rss.rounds} rounds${rss.densities ? ` at ${rss.densities.map((d) => densityPct(d)).join(', ')} of weights` : ''} × ${rss.trials / rss.rounds} trials of ${rss.stepsPerTrial} steps on ${rss.backend}, ${rss.examples.toLocaleString('en-US')} training examples` +
             `${rss.mallocArenaMax ? `, MALLOC_ARENA_MAX=${rss.mallocArenaMax} as the launchers set it` : ''})` +
             `${report.rssGlibcDefault ? `; ${fmtGiB(report.rssGlibcDefault.peakRssBytes)} with glibc's default arenas` : ''}`,
         }
@@ -389,13 +390,16 @@ export function formatReport(report: BenchReport, markdown: boolean): string {
     h('Peak memory: a Conv-2 IMP job with controls');
     const arenas = (x: RssResult) => (x.mallocArenaMax ? `glibc MALLOC_ARENA_MAX=${x.mallocArenaMax}` : "glibc's default arenas");
     para(
-      `${fmtGiB(r.peakRssBytes)} peak RSS (process.resourceUsage().maxRSS, worker threads included) for ${r.rounds} rounds of ticket, reinit and shuffle ` +
+      `${fmtGiB(r.peakRssBytes)} peak RSS (process.resourceUsage().maxRSS, worker threads included) for ${r.rounds} rounds${r.densities ? ` (${r.densities.map((d) => densityPct(d)).join(', ')} of weights)` : ''} of ticket, reinit and shuffle ` +
         `(${r.stepsPerTrial} steps each) on the trial WorkerPool(${r.parallelism}), backend ${r.backend}, ${r.examples.toLocaleString('en-US')} training and ` +
         `${r.evalExamples.toLocaleString('en-US')} validation / test examples of CIFAR's shape, in ${r.seconds.toFixed(0)} s` +
-        `${r.code === 'compiled' ? ', compiled build (dist/, as the service runs)' : r.code === 'tsx' ? ', TypeScript through tsx (every thread also holds its loader, unlike the service)' : ''}, ${arenas(r)}; target < ${fmtGiB(TARGETS_12.rssBytes)}: ${mark(r.peakRssBytes < TARGETS_12.rssBytes)}.`,
+        `${r.code === 'compiled' ? ', compiled build (dist/, as the service runs)' : r.code === 'tsx' ? ', TypeScript through tsx (every thread also holds its loader, unlike the service)' : ''}, ${arenas(r)}; target < ${fmtGiB(TARGETS_12.rssBytes)}: ${mark(Math.max(r.peakRssBytes, report.rssGlibcDefault?.peakRssBytes ?? 0) < TARGETS_12.rssBytes)}${report.rssGlibcDefault ? ' (with both allocator settings)' : ''}.`,
     );
+    const byRound = (x: RssResult) => (x.peakByRound ? x.peakByRound.map((b) => fmtGiB(b)).join(', ') : null);
+    if (byRound(r)) para(`The peak after each round: ${byRound(r)}.`);
     const g = report.rssGlibcDefault;
     if (g) para(`The same job at the same time in another process with ${arenas(g)}: ${fmtGiB(g.peakRssBytes)} in ${g.seconds.toFixed(0)} s. bin/ticketsmith, \`npm start\`, \`npm run demo\` and the Dockerfiles set MALLOC_ARENA_MAX (unless it is set already); a service started some other way gets the second figure unless its environment sets it.`);
+    if (g && byRound(g)) para(`With ${arenas(g)}, the peak after each round: ${byRound(g)}. The target counts as met only where both processes stay under it.`);
   }
 
   if (report.profiles && report.profiles.length > 0) {

@@ -37,8 +37,8 @@ export async function runWorker(job: WorkerJob): Promise<number> {
       return 0;
     }
     if (job.kind === 'rss') {
-      const { model, rounds, steps, parallelism, examples, evalExamples, batchSize } = job;
-      emit({ type: 'rss', result: { ...(await measureImpRss({ model, rounds, steps, parallelism, examples, evalExamples, batchSize, backend: backend.name, loop })), mallocArenaMax: process.env.MALLOC_ARENA_MAX ?? null } });
+      const { model, rounds, densities, steps, parallelism, examples, evalExamples, batchSize } = job;
+      emit({ type: 'rss', result: { ...(await measureImpRss({ model, rounds, densities, steps, parallelism, examples, evalExamples, batchSize, backend: backend.name, loop })), mallocArenaMax: process.env.MALLOC_ARENA_MAX ?? null } });
       return 0;
     }
     if (job.kind === 'profile') {

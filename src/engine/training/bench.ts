@@ -362,8 +362,10 @@ export async function measureParallelTrials(opts: ParallelOptions): Promise<Para
 export interface RssOptions {
   model: string;
   batchSize: number;
-  /** Pruning rounds (round r keeps 0.8^r of each layer's weights, as IMP's default rate would). */
+  /** Pruning rounds (round r keeps 0.8^r of each layer's weights, as IMP's default rate would, unless `densities` says). */
   rounds: number;
+  /** Fraction of weights each round keeps (length `rounds`); default 0.8^r. */
+  densities?: number[];
   /** Training steps of each trial. */
   steps: number;
   /** Worker threads of the trial pool: 3 trains a round's ticket and both controls side by side. */
@@ -384,8 +386,12 @@ export interface RssResult {
   examples: number;
   evalExamples: number;
   trials: number;
+  /** Fraction of weights each round kept. */
+  densities?: number[];
   /** Peak resident set of this process, worker threads included (process.resourceUsage().maxRSS). */
   peakRssBytes: number;
+  /** The peak so far after each round: whether it still climbs or has settled. */
+  peakByRound?: number[];
   seconds: number;
   /**
    * What ran: the compiled build (dist/, as the service and the CLI run), or
@@ -417,11 +423,15 @@ export async function measureImpRss(opts: RssOptions): Promise<RssResult> {
   const started = performance.now();
   const pool = new WorkerPool(opts.parallelism, ds, source, opts.backend);
   let trials = 0;
+  const densities = opts.densities ?? Array.from({ length: opts.rounds }, (_, r) => 0.8 ** r);
+  if (densities.length !== opts.rounds) throw new Error(`measureImpRss: ${densities.length} densities for ${opts.rounds} rounds`);
+  const peakByRound: number[] = [];
   try {
     for (let r = 0; r < opts.rounds; r++) {
-      const jobs = roundJobs(model, fresh, 0.8 ** r, cfg, seed).map((j) => ({ ...j, round: r }));
+      const jobs = roundJobs(model, fresh, densities[r]!, cfg, seed).map((j) => ({ ...j, round: r }));
       await Promise.all(jobs.map((j) => pool.run(j, {})));
       trials += jobs.length;
+      peakByRound.push(process.resourceUsage().maxRSS * 1024);
     }
   } finally {
     await pool.dispose();
@@ -436,7 +446,9 @@ export async function measureImpRss(opts: RssOptions): Promise<RssResult> {
     examples,
     evalExamples,
     trials,
+    densities,
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    peakByRound,
     seconds: (performance.now() - started) / 1000,
     code: import.meta.url.endsWith('.js') ? 'compiled' : 'tsx',
   };
