@@ -20,7 +20,7 @@ port.on('message', (msg: Msg) => {
   if (msg.type === 'init') {
     initBackend(msg.backend ? { prefer: msg.backend } : undefined).then(
       (info) => {
-        runner = new TrialRunner(msg.dataset, msg.source);
+        runner = new TrialRunner(msg.dataset, msg.source, { modelFree: true });
         post({ type: 'ready', backend: info.name });
       },
       (err: Error) => post({ type: 'error', id: 0, name: err.name, message: err.message }),

@@ -12,7 +12,8 @@ import type { TrainingMetrics, TrialKind } from '../sink.js';
 import { createModel } from '../models/registry.js';
 import { getWeightMap, setWeightMap } from '../models/inspect.js';
 import { shareDataset } from '../data/shared.js';
-import { toTensors, trainModel, RunCancelled, type ProgressInfo, type TrainConfig, type TrainData } from './train.js';
+import { cnnPlan, cnnPlanTakesEngine, type CnnPlan } from './cnn/index.js';
+import { toTensors, trainModel, trainWeights, RunCancelled, type ProgressInfo, type TrainConfig, type TrainData } from './train.js';
 
 /** How to build the architecture: a zoo name, or a Layers topology (uploaded models). */
 export type ModelSource =
@@ -46,17 +47,49 @@ export async function buildModel(source: ModelSource): Promise<tf.LayersModel> {
   return tf.models.modelFromJSON({ modelTopology: source.topology } as tf.io.ModelJSON);
 }
 
+/**
+ * The conv engine's plan of the model `source` builds (null where the engine
+ * cannot train it), read from a model built on TF.js's plain-JS CPU backend
+ * and disposed: its weights were garbage-collected JS arrays there, not
+ * memory of the thread's backend (on WASM, a heap that never shrinks). Only
+ * for a thread where nothing else uses TF.js meanwhile (a pool worker): the
+ * backend is switched while the model is built.
+ */
+async function planOffBackend(source: ModelSource): Promise<CnnPlan | null> {
+  const backend = tf.getBackend();
+  if (backend !== 'cpu') await tf.setBackend('cpu');
+  try {
+    const model = await buildModel(source);
+    try {
+      return cnnPlan(model);
+    } finally {
+      model.dispose();
+    }
+  } finally {
+    if (backend !== 'cpu') await tf.setBackend(backend);
+  }
+}
+
 /** Runs trials one at a time in the calling thread, reusing one model and one upload of the data. */
 export class TrialRunner implements TrialExecutor {
   readonly parallelism = 1;
   private data: TrainData | null = null;
   private model: tf.LayersModel | null = null;
+  /** The conv engine's plan of the model, once read (modelFree runners only). */
+  private plan: Promise<CnnPlan | null> | null = null;
   /** Trials share one model, so they take turns (each awaits the one before). */
   private queue: Promise<unknown> = Promise.resolve();
 
+  /**
+   * `modelFree` (pool workers): a trial the conv engine trains starts from
+   * its job's weights and returns the engine's, and no TF.js model is built
+   * for it (nor its weights put on the backend); other trials train a model
+   * as before.
+   */
   constructor(
     private readonly dataset: Dataset,
     private readonly source: ModelSource,
+    private readonly o: { modelFree?: boolean } = {},
   ) {}
 
   run(job: TrialJob, opts: { signal?: AbortSignal; onProgress?: (p: ProgressInfo) => void } = {}): Promise<TrialResult> {
@@ -66,6 +99,16 @@ export class TrialRunner implements TrialExecutor {
   }
 
   private async runNow(job: TrialJob, opts: { signal?: AbortSignal; onProgress?: (p: ProgressInfo) => void }): Promise<TrialResult> {
+    const plan = this.o.modelFree ? await (this.plan ??= planOffBackend(this.source)) : null;
+    if (plan && cnnPlanTakesEngine(plan, tf.getBackend(), job.cfg.loop, job.cfg.batchSize) && fitsPlan(plan, job.start)) {
+      let captured: WeightMap | undefined;
+      const { metrics, weights } = await trainWeights(plan, job.start, this.dataset, job.mask, job.cfg, {
+        signal: opts.signal,
+        onProgress: opts.onProgress,
+        capture: job.captureAt === undefined ? undefined : { iteration: job.captureAt, fn: (w) => (captured = w) },
+      });
+      return { metrics, weights, captured };
+    }
     this.model ??= await buildModel(this.source);
     this.data ??= toTensors(this.dataset);
     const model = this.model;
@@ -84,6 +127,15 @@ export class TrialRunner implements TrialExecutor {
     this.model?.dispose();
     this.data = this.model = null;
   }
+}
+
+/** Whether `start` holds exactly the planned model's weights, shaped as there (else the model path reports what is wrong with it). */
+function fitsPlan(plan: CnnPlan, start: WeightMap): boolean {
+  const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+  return (
+    plan.weightShapes.length === Object.keys(start).length &&
+    plan.weightShapes.every(([n, shape]) => start[n] !== undefined && same(start[n].shape, shape) && start[n].values.length === start[n].shape.reduce((a, b) => a * b, 1))
+  );
 }
 
 /**

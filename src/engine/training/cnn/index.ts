@@ -41,12 +41,44 @@ export function cnnEngineByDefault(backend: string): boolean {
  * memory (cnnMaxBatch); a forced engine fails on those in cnnStepper.
  */
 export function cnnPath(model: tf.LayersModel, backend: string, loop: TrainingLoopChoice = 'auto', batchSize = 1): CnnGraph | null {
-  if (loop !== 'cnn-simd' && !(loop === 'auto' && cnnEngineByDefault(backend))) return null;
-  if (!cnnKernelsAvailable()) return null;
+  if (!engineLoop(backend, loop)) return null;
   const g = compileGraph(model);
   if (typeof g === 'string') return null;
-  if (loop === 'auto' && cnnMaxBatch(g, weightFloats(model), batchSize, threadsFor(batchSize)) === null) return null;
-  return g;
+  return fits(g, weightFloats(model), loop, batchSize) ? g : null;
+}
+
+/** Whether `loop` on `backend` takes the conv engine for a model it can train. */
+const engineLoop = (backend: string, loop: TrainingLoopChoice): boolean =>
+  (loop === 'cnn-simd' || (loop === 'auto' && cnnEngineByDefault(backend))) && cnnKernelsAvailable();
+
+/** `auto` takes the engine only where the batches fit its memory; a forced engine fails on those in the stepper. */
+const fits = (g: CnnGraph, weights: number, loop: TrainingLoopChoice, batchSize: number): boolean =>
+  loop !== 'auto' || cnnMaxBatch(g, weights, batchSize, threadsFor(batchSize)) !== null;
+
+/**
+ * What the conv engine needs of a model, read once from a built one as plain
+ * data, so that a trial worker can train on the engine without holding the
+ * model (nor its weights on the backend): the graph, the weight count, the
+ * model's name and its weights' names and shapes in the model's order
+ * (getWeightMap's).
+ */
+export interface CnnPlan {
+  graph: CnnGraph;
+  weightFloats: number;
+  name: string;
+  weightShapes: Array<[string, number[]]>;
+}
+
+/** The plan of `model`, or null where the engine cannot train it (compileGraph says why). */
+export function cnnPlan(model: tf.LayersModel): CnnPlan | null {
+  const graph = compileGraph(model);
+  if (typeof graph === 'string') return null;
+  return { graph, weightFloats: weightFloats(model), name: model.name, weightShapes: [...weightVariables(model)].map(([n, v]) => [n, [...v.shape] as number[]]) };
+}
+
+/** Whether trainModel would train the planned model on the conv engine with `loop` on `backend` (cnnPath's choice). */
+export function cnnPlanTakesEngine(plan: CnnPlan, backend: string, loop: TrainingLoopChoice = 'auto', batchSize = 1): boolean {
+  return engineLoop(backend, loop) && fits(plan.graph, plan.weightFloats, loop, batchSize);
 }
 
 /** One profiled part of a step: a node's (layer's) pass and its milliseconds. */
@@ -218,17 +250,34 @@ export function cnnEngine(
 
 /** A stepper training a copy of `model`'s weights on the conv engine; sync() writes them back. */
 export function cnnStepper(model: tf.LayersModel, graph: CnnGraph, data: EngineData, mask: Mask | null, cfg: TrainConfig): Stepper<Float32Array[]> {
-  const threads = threadsFor(cfg.batchSize);
-  const maxBatch = cnnMaxBatch(graph, weightFloats(model), cfg.batchSize, threads);
-  if (maxBatch === null) {
-    const gib = (cnnEngineBytes(graph, weightFloats(model), cfg.batchSize, threads) / 2 ** 30).toFixed(1);
-    throw new Error(`conv engine: ${model.name} in batches of ${cfg.batchSize} needs about ${gib} GiB, more than WebAssembly's 4 GiB; use smaller batches or the TF.js loop (loop 'tfjs', TICKETSMITH_MLP=tfjs)`);
-  }
   // The engine copies the weights into its own memory: it reads the backend's arrays (dataSync) instead of a copy of each.
   const weights: WeightMap = {};
   for (const [name, v] of weightVariables(model)) weights[name] = { shape: [...v.read().shape], values: v.read().dataSync() as Float32Array };
+  return cnnWeightsStepper({ graph, weightFloats: weightFloats(model), name: model.name }, weights, data, mask, cfg, (w) => setWeightMap(model, w));
+}
+
+/**
+ * A stepper training `weights` (copied into the engine's memory) of the
+ * model `plan` describes on the conv engine; sync() hands `sync` a fresh
+ * copy of the engine's weights.
+ */
+export function cnnWeightsStepper(
+  plan: Pick<CnnPlan, 'graph' | 'weightFloats' | 'name'>,
+  weights: WeightMap,
+  data: EngineData,
+  mask: Mask | null,
+  cfg: TrainConfig,
+  sync: (w: WeightMap) => void,
+): Stepper<Float32Array[]> {
+  const { graph } = plan;
+  const threads = threadsFor(cfg.batchSize);
+  const maxBatch = cnnMaxBatch(graph, plan.weightFloats, cfg.batchSize, threads);
+  if (maxBatch === null) {
+    const gib = (cnnEngineBytes(graph, plan.weightFloats, cfg.batchSize, threads) / 2 ** 30).toFixed(1);
+    throw new Error(`conv engine: ${plan.name} in batches of ${cfg.batchSize} needs about ${gib} GiB, more than WebAssembly's 4 GiB; use smaller batches or the TF.js loop (loop 'tfjs', TICKETSMITH_MLP=tfjs)`);
+  }
   const engine = cnnEngine(graph, weights, mask, cfg, maxBatch, threads);
   // 'cnn-sparse' where a conv or dense layer trains on its surviving weights only (below ops.ts's SPARSE_CONV_DENSITY / SPARSE_DENSE_DENSITY).
   const loop = engine.state.buf.some((b) => b.extra.sparse) ? 'cnn-sparse' : 'cnn-simd';
-  return engineStepper(engine, data, { loop, batchSize: cfg.batchSize, maxBatch, sync: (w) => setWeightMap(model, w) });
+  return engineStepper(engine, data, { loop, batchSize: cfg.batchSize, maxBatch, sync });
 }
