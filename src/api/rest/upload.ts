@@ -29,6 +29,32 @@ function checkDeclaredLength(req: Request, max: number): void {
   if (Number.isFinite(declared) && declared > max + ENVELOPE) throw tooLarge(max);
 }
 
+const endedEarly = () => invalid('body', 'body: the upload ended early');
+
+/**
+ * Calls `fail` however the request stops before its body is whole. When
+ * Node's parser refuses the body midway (a malformed chunk) the request emits
+ * neither `aborted`, `error` nor `end`, only `close` (and its socket's):
+ * without these a read would never settle and its upload slot never be freed.
+ * Returns the function that removes the listeners once the read has settled.
+ */
+function onEndedEarly(req: Request, fail: (e: ServiceError) => void): () => void {
+  const gone = () => {
+    if (!req.complete) fail(endedEarly());
+  };
+  const socket = req.socket;
+  req.on('aborted', gone);
+  req.on('error', gone);
+  req.on('close', gone);
+  // A keep-alive socket outlives the request: the listener goes when the read settles.
+  socket?.on('close', gone);
+  return () => {
+    req.off('aborted', gone);
+    req.off('close', gone);
+    socket?.off('close', gone);
+  };
+}
+
 function readRaw(req: Request, max: number): Promise<Uint8Array> {
   return new Promise<Uint8Array>((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -38,8 +64,10 @@ function readRaw(req: Request, max: number): Promise<Uint8Array> {
       if (failed) return;
       failed = true;
       chunks.length = 0;
+      stopWatching();
       reject(e);
     };
+    const stopWatching = onEndedEarly(req, fail);
     // Past the limit the rest is read and dropped, so the client gets our 413 rather than a reset.
     req.on('data', (chunk: Buffer) => {
       if (failed) return;
@@ -48,10 +76,9 @@ function readRaw(req: Request, max: number): Promise<Uint8Array> {
       chunks.push(chunk);
     });
     req.on('end', () => {
+      stopWatching();
       if (!failed) resolve(new Uint8Array(Buffer.concat(chunks)));
     });
-    req.on('aborted', () => fail(invalid('body', 'body: the upload ended early')));
-    req.on('error', () => fail(invalid('body', 'body: the upload ended early')));
   });
 }
 
@@ -82,13 +109,16 @@ function readMultipart(req: Request, max: number, kind: UploadKind = MODEL): Pro
     const fail = (e: ServiceError) => {
       if (failed) return;
       failed = e;
+      stopWatching();
       req.unpipe(bb);
       // Drain what the client still sends, so it reads our answer instead of a reset.
       req.resume();
       reject(e);
     };
+    const stopWatching = onEndedEarly(req, fail);
     const settle = () => {
       if (failed || !finished || pending > 0) return;
+      stopWatching();
       if (archive) {
         if (files.length > 0) return fail(invalid('archive', `archive: send one archive or ${kind.what}, not both`));
         return resolve({ upload: { archive }, name });
@@ -141,8 +171,6 @@ function readMultipart(req: Request, max: number, kind: UploadKind = MODEL): Pro
       finished = true;
       settle();
     });
-    req.on('aborted', () => fail(invalid('body', 'body: the upload ended early')));
-    req.on('error', () => fail(invalid('body', 'body: the upload ended early')));
     req.pipe(bb);
   });
 }
