@@ -105,6 +105,8 @@ const EnvSchema = z.object({
   TICKETSMITH_MAX_LAYER_PARAMS: z.coerce.number().int().positive().default(25_000_000),
   TICKETSMITH_MAX_MODEL_LAYERS: z.coerce.number().int().positive().default(1000),
   TICKETSMITH_MAX_LAYER_OUTPUT: z.coerce.number().int().positive().default(16_777_216),
+  /** Most a compressed model upload may expand (a 99.9%-sparse ticket saved dense gzips about 370-fold). */
+  TICKETSMITH_MAX_MODEL_RATIO: z.coerce.number().min(1).default(500),
   /** Time budget for reading a dataset's files at registration or submit. */
   TICKETSMITH_DATASET_PROBE_SECONDS: seconds(120),
   /** Most training examples one job may ask for (see engine/cost.ts); the paper's LeNet run is ~1e8. */
@@ -211,7 +213,7 @@ export interface Config {
     sweepSeconds: number;
   };
   /** Caps on an uploaded model, by its model.json (the weight bytes cap is maxUploadBytes). */
-  modelLimits: { maxParams: number; maxLayerParams: number; maxLayers: number; maxLayerOutput: number; maxBytes: number };
+  modelLimits: { maxParams: number; maxLayerParams: number; maxLayers: number; maxLayerOutput: number; maxBytes: number; maxRatio: number };
   /** Caps on reading a tenant's dataset at the door (the probe); the worker's loaders get the same caps in `engine`. */
   datasets: { maxBytes: number; maxRatio: number; probeSeconds: number };
   /** What the worker hands the engine (workers, training loop, dataset caps, Fashion-MNIST folder). */
@@ -351,6 +353,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxLayers: e.TICKETSMITH_MAX_MODEL_LAYERS,
       maxLayerOutput: e.TICKETSMITH_MAX_LAYER_OUTPUT,
       maxBytes: e.TICKETSMITH_MAX_UPLOAD_BYTES,
+      maxRatio: e.TICKETSMITH_MAX_MODEL_RATIO,
     },
     datasets: { maxBytes: e.TICKETSMITH_MAX_DATASET_BYTES, maxRatio: e.TICKETSMITH_MAX_DATASET_RATIO, probeSeconds: e.TICKETSMITH_DATASET_PROBE_SECONDS },
     engine: engineConfigOf(e),

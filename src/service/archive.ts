@@ -1,10 +1,10 @@
-// Unpacking an uploaded model archive (.zip, .tar.gz/.tgz or plain .tar) into
-// named files, with the size limit enforced while inflating so a small
-// archive cannot expand into an unbounded one. Names are normalised and any
-// that would escape the upload ('..', absolute) are rejected. Optional caps
-// (dataset uploads) bound the member count and the expansion ratio of each
-// member and of the whole archive, checked from the zip's declared sizes
-// before anything is inflated.
+// Unpacking an uploaded model or dataset archive (.zip, .tar.gz/.tgz or plain
+// .tar) into named files, with the size limit enforced while inflating so a
+// small archive cannot expand into an unbounded one. Names are normalised and
+// any that would escape the upload ('..', absolute) are rejected. Optional
+// caps bound the member count (dataset uploads) and the expansion ratio of
+// each member and of the whole archive (both doors' uploads), checked from the
+// zip's declared sizes and the gzip trailer before anything is inflated.
 import { gunzipSync } from 'node:zlib';
 import { unzipSync } from 'fflate';
 import { invalid, ServiceError } from './errors.js';
@@ -47,6 +47,10 @@ export function unpackArchive(bytes: Uint8Array, maxBytes: number, caps: Archive
     // Under a ratio cap the inflate stops where the ratio would be crossed, so a bomb is never expanded whole.
     const ratioLimit = caps.maxRatio === undefined ? Infinity : ratioAllowance(bytes.byteLength, caps.maxRatio);
     const limit = Math.min(maxBytes + 1024 * 1024, ratioLimit);
+    // ISIZE is the last member's length mod 2^32: the stream holds at least that much, so a claim past the
+    // limit is refused before a byte is inflated (a claim under it is only a hint: the inflate stays capped).
+    const declared = bytes.byteLength >= 18 ? new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(bytes.byteLength - 4, true) : 0;
+    if (declared > limit) throw limit === ratioLimit ? tooExpanded('archive', caps.maxRatio!) : tooLarge(maxBytes);
     let tar: Uint8Array;
     try {
       tar = new Uint8Array(gunzipSync(bytes, { maxOutputLength: limit }));

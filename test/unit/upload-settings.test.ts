@@ -5,12 +5,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfig } from '../../src/runtime/config.js';
 
-test('defaults: half the slots per tenant, 30 s idle, 300 s to receive', () => {
+test('defaults: half the slots per tenant, 30 s idle, 300 s to receive, model archives expand at most 500-fold', () => {
   const c = loadConfig({});
   assert.equal(c.maxConcurrentUploads, 4);
   assert.equal(c.tenantMaxConcurrentUploads, 2);
   assert.equal(c.uploadIdleSeconds, 30);
   assert.equal(c.uploadReceiveSeconds, 300);
+  assert.equal(c.modelLimits.maxRatio, 500);
   assert.equal(loadConfig({ TICKETSMITH_MAX_CONCURRENT_UPLOADS: '1' }).tenantMaxConcurrentUploads, 1);
   assert.equal(loadConfig({ TICKETSMITH_MAX_CONCURRENT_UPLOADS: '7' }).tenantMaxConcurrentUploads, 3);
   assert.equal(loadConfig({ TICKETSMITH_MAX_CONCURRENT_UPLOADS: '7', TICKETSMITH_TENANT_MAX_CONCURRENT_UPLOADS: '7' }).tenantMaxConcurrentUploads, 7);
