@@ -50,7 +50,11 @@ export function unpackArchive(bytes: Uint8Array, maxBytes: number, caps: Archive
     // ISIZE is the last member's length mod 2^32: the stream holds at least that much, so a claim past the
     // limit is refused before a byte is inflated (a claim under it is only a hint: the inflate stays capped).
     const declared = bytes.byteLength >= 18 ? new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(bytes.byteLength - 4, true) : 0;
-    if (declared > limit) throw limit === ratioLimit ? tooExpanded('archive', caps.maxRatio!) : tooLarge(maxBytes);
+    if (declared > limit) {
+      const e = limit === ratioLimit ? tooExpanded('archive', caps.maxRatio!) : tooLarge(maxBytes);
+      // A cut-off file ends in arbitrary bytes, not its trailer: the message allows for that too.
+      throw new ServiceError(e.code, `${e.message} (its gzip trailer declares ${declared} bytes; or the file is cut off)`, e.field);
+    }
     let tar: Uint8Array;
     try {
       tar = new Uint8Array(gunzipSync(bytes, { maxOutputLength: limit }));
