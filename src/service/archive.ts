@@ -16,6 +16,13 @@ export interface ArchiveCaps {
   maxMembers?: number;
   /** Most one compressed member (or a whole .tar.gz) may expand (engine/data's ratio rule, with its floor for tiny files). */
   maxRatio?: number;
+  /**
+   * A zip whose declared sizes pass the byte cap is a 413 before its ratio is
+   * looked at: the model door answered so before it had a ratio cap, and
+   * clients may rely on it. The dataset door names the member that would
+   * expand first (400), as it always has.
+   */
+  bytesBeforeRatio?: boolean;
 }
 
 const tooManyMembers = (max: number) => invalid('archive', `archive: more than ${max} files (the limit for one upload)`);
@@ -85,8 +92,9 @@ function unzip(bytes: Uint8Array, maxBytes: number, caps: ArchiveCaps): NamedFil
         if (f.size > bytes.byteLength) throw invalid('archive', `archive: '${f.name}' is corrupt (its compressed size runs past the end of the archive)`);
         members++;
         if (caps.maxMembers !== undefined && members > caps.maxMembers) throw tooManyMembers(caps.maxMembers);
-        if (caps.maxRatio !== undefined && f.originalSize > ratioAllowance(f.size, caps.maxRatio)) throw tooExpanded(f.name, caps.maxRatio);
         declared += f.originalSize;
+        if (caps.bytesBeforeRatio && declared > maxBytes) throw tooLarge(maxBytes);
+        if (caps.maxRatio !== undefined && f.originalSize > ratioAllowance(f.size, caps.maxRatio)) throw tooExpanded(f.name, caps.maxRatio);
         if (declared > maxBytes) throw tooLarge(maxBytes);
         // The floor spares one tiny file; thousands of members each at the floor are a bomb of the whole archive.
         if (caps.maxRatio !== undefined && declared > ratioAllowance(bytes.byteLength, caps.maxRatio)) {
