@@ -110,6 +110,12 @@ class DeadlineExceeded(TicketsmithError):
     code = "DEADLINE_EXCEEDED"
 
 
+class UploadTimeout(TicketsmithError):
+    """An upload stalled or took too long to arrive (408); send it again."""
+
+    code = "UPLOAD_TIMEOUT"
+
+
 class EngineError(TicketsmithError):
     code = "ENGINE_ERROR"
 
@@ -137,7 +143,7 @@ ERROR_CLASSES = {
     cls.code: cls
     for cls in (InvalidArgument, UnsupportedModel, Unauthenticated, NotFound, AlreadyExists, FailedPrecondition,
                 IdempotencyKeyReused, PayloadTooLarge, RangeNotSatisfiable, RateLimited, QuotaExceeded,
-                DeadlineExceeded, EngineError, WorkerLost, Internal, Unavailable, DataLoss)
+                DeadlineExceeded, UploadTimeout, EngineError, WorkerLost, Internal, Unavailable, DataLoss)
 }
 
 

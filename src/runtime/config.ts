@@ -78,6 +78,12 @@ const EnvSchema = z.object({
   /** Worker threads that unpack and check model uploads (off the event loop); further uploads wait their turn. */
   TICKETSMITH_UPLOAD_THREADS: z.coerce.number().int().min(1).max(16).default(2),
   TICKETSMITH_MAX_CONCURRENT_UPLOADS: z.coerce.number().int().min(1).max(1024).default(4),
+  /** Upload slots one tenant may hold at once; unset: half of TICKETSMITH_MAX_CONCURRENT_UPLOADS (at least 1), so another tenant can always upload. */
+  TICKETSMITH_TENANT_MAX_CONCURRENT_UPLOADS: z.coerce.number().int().min(1).max(1024).optional(),
+  /** An upload that sends no bytes for this long is refused (408) and frees its slot (fractions allowed: tests use short ones). */
+  TICKETSMITH_UPLOAD_IDLE_SECONDS: z.coerce.number().positive().max(3600).default(30),
+  /** The longest one upload's body may take to arrive, however steadily it trickles in. */
+  TICKETSMITH_UPLOAD_RECEIVE_SECONDS: z.coerce.number().positive().max(86_400).default(300),
   /** Folders file:// datasets must resolve inside (comma-separated); required when file datasets are on. */
   TICKETSMITH_FILE_ROOTS: z.string().default(''),
   /** Internal hosts and CIDR ranges the outbound guard lets tenant URLs reach (comma-separated). */
@@ -99,6 +105,8 @@ const EnvSchema = z.object({
   TICKETSMITH_MAX_LAYER_PARAMS: z.coerce.number().int().positive().default(25_000_000),
   TICKETSMITH_MAX_MODEL_LAYERS: z.coerce.number().int().positive().default(1000),
   TICKETSMITH_MAX_LAYER_OUTPUT: z.coerce.number().int().positive().default(16_777_216),
+  /** Most a compressed model upload may expand (a 99.9%-sparse ticket saved dense gzips about 370-fold). */
+  TICKETSMITH_MAX_MODEL_RATIO: z.coerce.number().min(1).default(500),
   /** Time budget for reading a dataset's files at registration or submit. */
   TICKETSMITH_DATASET_PROBE_SECONDS: seconds(120),
   /** Most training examples one job may ask for (see engine/cost.ts); the paper's LeNet run is ~1e8. */
@@ -183,6 +191,11 @@ export interface Config {
    * under this many times maxUploadBytes (about three copies each).
    */
   maxConcurrentUploads: number;
+  /** Upload slots one tenant may hold (TICKETSMITH_TENANT_MAX_CONCURRENT_UPLOADS), at most maxConcurrentUploads. */
+  tenantMaxConcurrentUploads: number;
+  /** Seconds an upload may send nothing, and seconds its whole body may take (TICKETSMITH_UPLOAD_IDLE_SECONDS, _RECEIVE_SECONDS). */
+  uploadIdleSeconds: number;
+  uploadReceiveSeconds: number;
   /** Most files in one dataset upload (TICKETSMITH_MAX_UPLOAD_FILES). */
   maxUploadFiles: number;
   allowFileDatasets: boolean;
@@ -200,7 +213,7 @@ export interface Config {
     sweepSeconds: number;
   };
   /** Caps on an uploaded model, by its model.json (the weight bytes cap is maxUploadBytes). */
-  modelLimits: { maxParams: number; maxLayerParams: number; maxLayers: number; maxLayerOutput: number; maxBytes: number };
+  modelLimits: { maxParams: number; maxLayerParams: number; maxLayers: number; maxLayerOutput: number; maxBytes: number; maxRatio: number };
   /** Caps on reading a tenant's dataset at the door (the probe); the worker's loaders get the same caps in `engine`. */
   datasets: { maxBytes: number; maxRatio: number; probeSeconds: number };
   /** What the worker hands the engine (workers, training loop, dataset caps, Fashion-MNIST folder). */
@@ -284,6 +297,14 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError(`environment variable TICKETSMITH_OUTBOUND_ALLOW: ${(err as Error).message}`);
   }
   const fileRoots = list(e.TICKETSMITH_FILE_ROOTS).map((r) => resolve(r));
+  if (e.TICKETSMITH_TENANT_MAX_CONCURRENT_UPLOADS !== undefined && e.TICKETSMITH_TENANT_MAX_CONCURRENT_UPLOADS > e.TICKETSMITH_MAX_CONCURRENT_UPLOADS) {
+    throw new ConfigError(
+      `environment variable TICKETSMITH_TENANT_MAX_CONCURRENT_UPLOADS: ${e.TICKETSMITH_TENANT_MAX_CONCURRENT_UPLOADS} is more than TICKETSMITH_MAX_CONCURRENT_UPLOADS (${e.TICKETSMITH_MAX_CONCURRENT_UPLOADS})`,
+    );
+  }
+  if (e.TICKETSMITH_UPLOAD_IDLE_SECONDS > e.TICKETSMITH_UPLOAD_RECEIVE_SECONDS) {
+    throw new ConfigError('environment variable TICKETSMITH_UPLOAD_IDLE_SECONDS: longer than TICKETSMITH_UPLOAD_RECEIVE_SECONDS, the whole upload\'s time');
+  }
   // Failing here, not per request: "on, but no folder" is a setup mistake the operator must see at start.
   if (e.TICKETSMITH_ALLOW_FILE_DATASETS && fileRoots.length === 0) {
     throw new ConfigError(
@@ -311,6 +332,9 @@ export function loadConfig(env: Env = process.env): Config {
     maxUploadBytes: e.TICKETSMITH_MAX_UPLOAD_BYTES,
     maxUploadFiles: e.TICKETSMITH_MAX_UPLOAD_FILES,
     maxConcurrentUploads: e.TICKETSMITH_MAX_CONCURRENT_UPLOADS,
+    tenantMaxConcurrentUploads: e.TICKETSMITH_TENANT_MAX_CONCURRENT_UPLOADS ?? Math.max(1, Math.floor(e.TICKETSMITH_MAX_CONCURRENT_UPLOADS / 2)),
+    uploadIdleSeconds: e.TICKETSMITH_UPLOAD_IDLE_SECONDS,
+    uploadReceiveSeconds: e.TICKETSMITH_UPLOAD_RECEIVE_SECONDS,
     allowFileDatasets: e.TICKETSMITH_ALLOW_FILE_DATASETS,
     shutdownGraceSeconds: e.TICKETSMITH_SHUTDOWN_GRACE_SECONDS,
     uploadThreads: e.TICKETSMITH_UPLOAD_THREADS,
@@ -329,6 +353,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxLayers: e.TICKETSMITH_MAX_MODEL_LAYERS,
       maxLayerOutput: e.TICKETSMITH_MAX_LAYER_OUTPUT,
       maxBytes: e.TICKETSMITH_MAX_UPLOAD_BYTES,
+      maxRatio: e.TICKETSMITH_MAX_MODEL_RATIO,
     },
     datasets: { maxBytes: e.TICKETSMITH_MAX_DATASET_BYTES, maxRatio: e.TICKETSMITH_MAX_DATASET_RATIO, probeSeconds: e.TICKETSMITH_DATASET_PROBE_SECONDS },
     engine: engineConfigOf(e),

@@ -1,10 +1,10 @@
-// Unpacking an uploaded model archive (.zip, .tar.gz/.tgz or plain .tar) into
-// named files, with the size limit enforced while inflating so a small
-// archive cannot expand into an unbounded one. Names are normalised and any
-// that would escape the upload ('..', absolute) are rejected. Optional caps
-// (dataset uploads) bound the member count and the expansion ratio of each
-// member and of the whole archive, checked from the zip's declared sizes
-// before anything is inflated.
+// Unpacking an uploaded model or dataset archive (.zip, .tar.gz/.tgz or plain
+// .tar) into named files, with the size limit enforced while inflating so a
+// small archive cannot expand into an unbounded one. Names are normalised and
+// any that would escape the upload ('..', absolute) are rejected. Optional
+// caps bound the member count (dataset uploads) and the expansion ratio of
+// each member and of the whole archive (both doors' uploads), checked from the
+// zip's declared sizes and the gzip trailer before anything is inflated.
 import { gunzipSync } from 'node:zlib';
 import { unzipSync } from 'fflate';
 import { invalid, ServiceError } from './errors.js';
@@ -16,6 +16,13 @@ export interface ArchiveCaps {
   maxMembers?: number;
   /** Most one compressed member (or a whole .tar.gz) may expand (engine/data's ratio rule, with its floor for tiny files). */
   maxRatio?: number;
+  /**
+   * A zip whose declared sizes pass the byte cap is a 413 before its ratio is
+   * looked at: the model door answered so before it had a ratio cap, and
+   * clients may rely on it. The dataset door names the member that would
+   * expand first (400), as it always has.
+   */
+  bytesBeforeRatio?: boolean;
 }
 
 const tooManyMembers = (max: number) => invalid('archive', `archive: more than ${max} files (the limit for one upload)`);
@@ -47,6 +54,14 @@ export function unpackArchive(bytes: Uint8Array, maxBytes: number, caps: Archive
     // Under a ratio cap the inflate stops where the ratio would be crossed, so a bomb is never expanded whole.
     const ratioLimit = caps.maxRatio === undefined ? Infinity : ratioAllowance(bytes.byteLength, caps.maxRatio);
     const limit = Math.min(maxBytes + 1024 * 1024, ratioLimit);
+    // ISIZE is the last member's length mod 2^32: the stream holds at least that much, so a claim past the
+    // limit is refused before a byte is inflated (a claim under it is only a hint: the inflate stays capped).
+    const declared = bytes.byteLength >= 18 ? new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(bytes.byteLength - 4, true) : 0;
+    if (declared > limit) {
+      const e = limit === ratioLimit ? tooExpanded('archive', caps.maxRatio!) : tooLarge(maxBytes);
+      // A cut-off file ends in arbitrary bytes, not its trailer: the message allows for that too.
+      throw new ServiceError(e.code, `${e.message} (its gzip trailer declares ${declared} bytes; or the file is cut off)`, e.field);
+    }
     let tar: Uint8Array;
     try {
       tar = new Uint8Array(gunzipSync(bytes, { maxOutputLength: limit }));
@@ -77,8 +92,9 @@ function unzip(bytes: Uint8Array, maxBytes: number, caps: ArchiveCaps): NamedFil
         if (f.size > bytes.byteLength) throw invalid('archive', `archive: '${f.name}' is corrupt (its compressed size runs past the end of the archive)`);
         members++;
         if (caps.maxMembers !== undefined && members > caps.maxMembers) throw tooManyMembers(caps.maxMembers);
-        if (caps.maxRatio !== undefined && f.originalSize > ratioAllowance(f.size, caps.maxRatio)) throw tooExpanded(f.name, caps.maxRatio);
         declared += f.originalSize;
+        if (caps.bytesBeforeRatio && declared > maxBytes) throw tooLarge(maxBytes);
+        if (caps.maxRatio !== undefined && f.originalSize > ratioAllowance(f.size, caps.maxRatio)) throw tooExpanded(f.name, caps.maxRatio);
         if (declared > maxBytes) throw tooLarge(maxBytes);
         // The floor spares one tiny file; thousands of members each at the floor are a bomb of the whole archive.
         if (caps.maxRatio !== undefined && declared > ratioAllowance(bytes.byteLength, caps.maxRatio)) {

@@ -5,7 +5,7 @@ export { ERRORS, ERROR_CODES, GRPC, RETRY_AFTER_SECONDS, ServiceError, classifyE
 export * from './dto.js';
 export { authenticate, createApiKey, listApiKeys, revokeApiKey, type Principal } from './keys.js';
 export { uploadModel, getModel, listModels, listModelsPage, MODEL_REF, type ModelUpload } from './models.js';
-export { withUploadSlot, uploadsInProgress } from './upload-gate.js';
+export { withUploadSlot, uploadsInProgress, receiveTimer, UPLOAD_RETRY_AFTER_SECONDS, type ReceiveTimer, type ReceiveTimes } from './upload-gate.js';
 export { registerDataset, getDataset, listDatasets, listDatasetsPage, DATASET_REF } from './datasets.js';
 export { uploadDataset, UPLOAD_REF, type DatasetUpload } from './dataset-uploads.js';
 export { submitJob, getJob, listJobs, listRounds, listRoundsPage, IDEMPOTENCY_KEY_PATTERN, cancelJob, type ListJobsQuery, type SubmitOptions, type SubmitResult } from './jobs.js';

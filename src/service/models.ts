@@ -179,7 +179,7 @@ export async function checkModelUpload(upload: ModelUpload, max: number, limits:
   const foreign = await foreignFile(upload);
   if (foreign) return checkForeignUpload(foreign, limits);
   if ('archive' in upload) {
-    raw = unpackArchive(upload.archive, max);
+    raw = unpackArchive(upload.archive, max, { maxRatio: limits.maxRatio, bytesBeforeRatio: true });
   } else {
     if (!Array.isArray(upload.files) || upload.files.length === 0) throw invalid('files', 'files: at least model.json is required');
     let total = 0;

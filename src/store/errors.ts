@@ -51,6 +51,7 @@ export const ERRORS = Object.freeze({
   IDEMPOTENCY_KEY_REUSED: { http: 422, grpc: GRPC.FAILED_PRECONDITION, description: 'This Idempotency-Key was used before with a different request.' },
   PAYLOAD_TOO_LARGE: { http: 413, grpc: GRPC.RESOURCE_EXHAUSTED, description: 'Upload or request larger than the configured limit.' },
   RANGE_NOT_SATISFIABLE: { http: 416, grpc: GRPC.OUT_OF_RANGE, description: 'The requested byte range lies outside the artifact.' },
+  UPLOAD_TIMEOUT: { http: 408, grpc: GRPC.DEADLINE_EXCEEDED, description: 'An upload sent nothing for the idle timeout, or took longer than the receive deadline; its slot is freed. Send it again, faster.' },
   RATE_LIMITED: { http: 429, grpc: GRPC.RESOURCE_EXHAUSTED, description: 'Too many requests; retry later.' },
   QUOTA_EXCEEDED: { http: 429, grpc: GRPC.RESOURCE_EXHAUSTED, description: "A tenant quota (queued jobs, stored bytes) is used up; wait for jobs to finish or free storage." },
   DEADLINE_EXCEEDED: { http: 504, grpc: GRPC.DEADLINE_EXCEEDED, description: 'The job ran longer than the job timeout and was stopped; its finished rounds are kept.' },

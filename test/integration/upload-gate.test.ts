@@ -7,6 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import type { RestServer } from '../../src/api/rest/index.js';
 import { GrpcError, TicketsmithGrpcClient } from '../../src/client/grpc.js';
 import { uploadsInProgress, type ServiceRuntime } from '../../src/service/index.js';
@@ -51,6 +52,37 @@ test('one upload at a time: the next is RATE_LIMITED over REST and gRPC until th
 
   slow.destroy();
   await until(async () => (uploadsInProgress(rt.ctx) === 0 ? true : null), 10_000, 'the slot to be released');
+  const stored = await post(onnxBytes);
+  assert.equal(stored.status, 201, await stored.clone().text());
+});
+
+/** Sends a request head and the start of a body Node's parser refuses (a chunk-size line cut by junk), and returns what the server answered. */
+function malformedChunked(path: string, contentType: string, body: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let answer = '';
+    const s = connect(rest.port, '127.0.0.1', () => {
+      s.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nContent-Type: ${contentType}\r\nTransfer-Encoding: chunked\r\n\r\n${body}`);
+      setTimeout(() => s.end(), 300);
+    });
+    s.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+    s.on('error', reject);
+    s.on('close', () => resolve(answer));
+  });
+}
+
+test('a body the HTTP parser refuses midway frees its slot (raw and multipart, models and datasets)', async () => {
+  const cases: Array<[string, string, string]> = [
+    ['/v1/models', 'application/zip', '10\r\n--XB\r\nContent-Disp'],
+    ['/v1/models', 'multipart/form-data; boundary=XB', '10\r\n--XB\r\nContent-Disp'],
+    ['/v1/datasets', 'application/gzip', '10\r\n--XB\r\nContent-Disp'],
+    ['/v1/datasets', 'multipart/form-data; boundary=XB', '10\r\n--XB\r\nContent-Disp'],
+  ];
+  for (const [path, type, body] of cases) {
+    // One slot only: a leak from any case would make the next one's check below fail.
+    const answer = await malformedChunked(path, type, body);
+    assert.match(answer, /^HTTP\/1\.1 400/, `${path} ${type}`);
+    await until(async () => (uploadsInProgress(rt.ctx) === 0 ? true : null), 10_000, `the slot of ${path} ${type} to be released`);
+  }
   const stored = await post(onnxBytes);
   assert.equal(stored.status, 201, await stored.clone().text());
 });

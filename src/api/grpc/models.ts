@@ -3,15 +3,47 @@
 // gathered under the upload limit and handed to the service whole),
 // GetModel, RegisterDataset, DeleteModel and DeleteDataset.
 import type * as grpc from '@grpc/grpc-js';
-import { deleteDataset, deleteModel, getModel, registerDataset, ServiceError, uploadDataset, uploadModel, withUploadSlot, type ModelUpload, type ServiceContext } from '../../service/index.js';
+import { deleteDataset, deleteModel, getModel, receiveTimer, registerDataset, ServiceError, uploadDataset, uploadModel, withUploadSlot, type ModelUpload, type ReceiveTimes, type ServiceContext } from '../../service/index.js';
 import { clientStream, invalidArgument, required, unary } from './call.js';
 import { datasetToProto, enumFromWire, modelToProto } from './mapping.js';
 import type { DatasetMessage, DeleteDatasetRequest, DeleteModelRequest, DeleteResponse, GetModelRequest, ModelMessage, RegisterDatasetRequest, UploadDatasetRequest, UploadModelRequest } from './messages.js';
 
 type UploadFormat = 'files' | 'archive';
 
-/** The upload a stream carries; the byte limit is enforced as chunks arrive, not after. */
-export async function collectUpload(messages: AsyncIterable<UploadModelRequest>, maxBytes: number): Promise<{ name: string; upload: ModelUpload }> {
+/**
+ * The messages of `stream`, or UPLOAD_TIMEOUT once the client has sent nothing
+ * for the idle time or the stream has run past the receive deadline: a stream
+ * with no deadline of its own would otherwise hold its upload slot for as long
+ * as the client likes.
+ */
+async function* received<T>(stream: AsyncIterable<T>, times: ReceiveTimes): AsyncGenerator<T> {
+  let expired: ServiceError | null = null;
+  let onExpiry: ((e: ServiceError) => void) | null = null;
+  const timer = receiveTimer(times, (e) => {
+    expired = e;
+    onExpiry?.(e);
+  });
+  const it = stream[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      if (expired) throw expired;
+      const next = await new Promise<IteratorResult<T>>((resolve, reject) => {
+        onExpiry = reject;
+        it.next().then(resolve, reject);
+      });
+      onExpiry = null;
+      if (next.done) return;
+      timer.touch();
+      yield next.value;
+    }
+  } finally {
+    timer.stop();
+  }
+}
+
+/** The upload a stream carries; the byte limit is enforced as chunks arrive, not after, and the receive times (idle, whole) as they do not. */
+export async function collectUpload(stream: AsyncIterable<UploadModelRequest>, maxBytes: number, times: ReceiveTimes): Promise<{ name: string; upload: ModelUpload }> {
+  const messages = received(stream, times);
   let name: string | null = null;
   let format: UploadFormat | null = null;
   const archive: Uint8Array[] = [];
@@ -52,8 +84,8 @@ export async function collectUpload(messages: AsyncIterable<UploadModelRequest>,
 export function modelHandlers(ctx: ServiceContext): grpc.UntypedServiceImplementation {
   return {
     UploadModel: clientStream<UploadModelRequest, ModelMessage>(ctx, 'UploadModel', async (messages, tenant) => {
-      return withUploadSlot(ctx, async () => {
-        const { name, upload } = await collectUpload(messages, ctx.config.maxUploadBytes);
+      return withUploadSlot(ctx, tenant, async () => {
+        const { name, upload } = await collectUpload(messages, ctx.config.maxUploadBytes, ctx.config);
         return modelToProto(await uploadModel(ctx, tenant, upload, { name }));
       });
     }),
@@ -70,8 +102,8 @@ export function modelHandlers(ctx: ServiceContext): grpc.UntypedServiceImplement
       return {};
     }),
     UploadDataset: clientStream<UploadDatasetRequest, DatasetMessage>(ctx, 'UploadDataset', async (messages, tenant) => {
-      return withUploadSlot(ctx, async () => {
-        const { upload } = await collectUpload(messages, ctx.config.maxUploadBytes);
+      return withUploadSlot(ctx, tenant, async () => {
+        const { upload } = await collectUpload(messages, ctx.config.maxUploadBytes, ctx.config);
         return datasetToProto(await uploadDataset(ctx, tenant, upload));
       });
     }),

@@ -34,6 +34,9 @@ export async function startRestServer(rt: ServiceRuntime, opts: RestServerOption
   });
   // Longer than common load balancers' idle timeouts, so they close first.
   server.keepAliveTimeout = 65_000;
+  // Node's own cap on receiving a request (300 s by default) cuts the connection without an answer: it
+  // sits just past the upload receive deadline, so an upload that drags gets that deadline's 408 first.
+  server.requestTimeout = (rt.ctx.config.uploadReceiveSeconds + 5) * 1000;
 
   const port = (server.address() as AddressInfo).port;
   const shown = host.includes(':') ? `[${host}]` : host;

@@ -6,7 +6,7 @@
 // buffered whole.
 import type { Request } from 'express';
 import busboy from 'busboy';
-import { invalid, ServiceError, type ModelUpload, type NamedFile } from '../../service/index.js';
+import { invalid, receiveTimer, ServiceError, type ModelUpload, type NamedFile, type ReceiveTimes } from '../../service/index.js';
 
 const ARCHIVE_TYPES = new Set(['application/zip', 'application/x-zip-compressed', 'application/gzip', 'application/x-gzip', 'application/x-tar', 'application/x-gtar', 'application/octet-stream']);
 const ARCHIVE_NAME = /\.(zip|tar\.gz|tgz|tar)$/i;
@@ -29,7 +29,43 @@ function checkDeclaredLength(req: Request, max: number): void {
   if (Number.isFinite(declared) && declared > max + ENVELOPE) throw tooLarge(max);
 }
 
-function readRaw(req: Request, max: number): Promise<Uint8Array> {
+const endedEarly = () => invalid('body', 'body: the upload ended early');
+
+/**
+ * Calls `fail` however the request stops before its body is whole. When
+ * Node's parser refuses the body midway (a malformed chunk) the request emits
+ * neither `aborted`, `error` nor `end`, only `close` (and its socket's):
+ * without these a read would never settle and its upload slot never be freed.
+ * Returns the function that removes the listeners once the read has settled.
+ */
+function onEndedEarly(req: Request, times: ReceiveTimes, fail: (e: ServiceError) => void): () => void {
+  const gone = () => {
+    if (!req.complete) fail(endedEarly());
+  };
+  // A client that stalls or trickles is cut off too: its slot is freed and the connection closed after
+  // the 408, so the rest of its body is not read for nothing.
+  const timer = receiveTimer(times, (e) => {
+    req.res?.setHeader('Connection', 'close');
+    fail(e);
+  });
+  const touch = () => timer.touch();
+  const socket = req.socket;
+  req.on('data', touch);
+  req.on('aborted', gone);
+  req.on('error', gone);
+  req.on('close', gone);
+  // A keep-alive socket outlives the request: the listener goes when the read settles.
+  socket?.on('close', gone);
+  return () => {
+    timer.stop();
+    req.off('data', touch);
+    req.off('aborted', gone);
+    req.off('close', gone);
+    socket?.off('close', gone);
+  };
+}
+
+function readRaw(req: Request, max: number, times: ReceiveTimes): Promise<Uint8Array> {
   return new Promise<Uint8Array>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let total = 0;
@@ -38,8 +74,10 @@ function readRaw(req: Request, max: number): Promise<Uint8Array> {
       if (failed) return;
       failed = true;
       chunks.length = 0;
+      stopWatching();
       reject(e);
     };
+    const stopWatching = onEndedEarly(req, times, fail);
     // Past the limit the rest is read and dropped, so the client gets our 413 rather than a reset.
     req.on('data', (chunk: Buffer) => {
       if (failed) return;
@@ -48,10 +86,9 @@ function readRaw(req: Request, max: number): Promise<Uint8Array> {
       chunks.push(chunk);
     });
     req.on('end', () => {
+      stopWatching();
       if (!failed) resolve(new Uint8Array(Buffer.concat(chunks)));
     });
-    req.on('aborted', () => fail(invalid('body', 'body: the upload ended early')));
-    req.on('error', () => fail(invalid('body', 'body: the upload ended early')));
   });
 }
 
@@ -63,7 +100,7 @@ interface UploadKind {
 
 const MODEL: UploadKind = { what: 'model.json and its weight files', maxFiles: 1000 };
 
-function readMultipart(req: Request, max: number, kind: UploadKind = MODEL): Promise<ParsedUpload> {
+function readMultipart(req: Request, max: number, times: ReceiveTimes, kind: UploadKind = MODEL): Promise<ParsedUpload> {
   return new Promise<ParsedUpload>((resolve, reject) => {
     let bb: busboy.Busboy;
     try {
@@ -82,13 +119,16 @@ function readMultipart(req: Request, max: number, kind: UploadKind = MODEL): Pro
     const fail = (e: ServiceError) => {
       if (failed) return;
       failed = e;
+      stopWatching();
       req.unpipe(bb);
       // Drain what the client still sends, so it reads our answer instead of a reset.
       req.resume();
       reject(e);
     };
+    const stopWatching = onEndedEarly(req, times, fail);
     const settle = () => {
       if (failed || !finished || pending > 0) return;
+      stopWatching();
       if (archive) {
         if (files.length > 0) return fail(invalid('archive', `archive: send one archive or ${kind.what}, not both`));
         return resolve({ upload: { archive }, name });
@@ -141,22 +181,20 @@ function readMultipart(req: Request, max: number, kind: UploadKind = MODEL): Pro
       finished = true;
       settle();
     });
-    req.on('aborted', () => fail(invalid('body', 'body: the upload ended early')));
-    req.on('error', () => fail(invalid('body', 'body: the upload ended early')));
     req.pipe(bb);
   });
 }
 
-/** The upload in `req`, or INVALID_ARGUMENT / PAYLOAD_TOO_LARGE. */
-export async function readModelUpload(req: Request, maxBytes: number): Promise<ParsedUpload> {
+/** The upload in `req`, or INVALID_ARGUMENT / PAYLOAD_TOO_LARGE / UPLOAD_TIMEOUT (idle for `times.uploadIdleSeconds`, or longer than `times.uploadReceiveSeconds`). */
+export async function readModelUpload(req: Request, maxBytes: number, times: ReceiveTimes): Promise<ParsedUpload> {
   checkDeclaredLength(req, maxBytes);
   const type = mediaType(req);
   const nameQuery = typeof req.query.name === 'string' ? req.query.name : undefined;
   if (type === 'multipart/form-data') {
-    const parsed = await readMultipart(req, maxBytes);
+    const parsed = await readMultipart(req, maxBytes, times);
     return { upload: parsed.upload, name: parsed.name ?? nameQuery };
   }
-  if (ARCHIVE_TYPES.has(type)) return { upload: { archive: await readRaw(req, maxBytes) }, name: nameQuery };
+  if (ARCHIVE_TYPES.has(type)) return { upload: { archive: await readRaw(req, maxBytes, times) }, name: nameQuery };
   throw invalid('content-type', 'content-type: send multipart/form-data (model.json and weight files, or an archive) or a raw application/zip, application/gzip or application/x-tar body');
 }
 
@@ -171,12 +209,13 @@ export function isUploadRequest(req: Request): boolean {
 /**
  * A dataset upload in `req` (the files of an IDX set, NPY/NPZ or CIFAR-10
  * batches, or one archive of them or of an image folder), or INVALID_ARGUMENT
- * / PAYLOAD_TOO_LARGE: the byte cap is enforced while the body streams.
+ * / PAYLOAD_TOO_LARGE: the byte cap is enforced while the body streams
+ * (and UPLOAD_TIMEOUT when it stalls or drags, as for models).
  */
-export async function readDatasetUpload(req: Request, maxBytes: number, maxFiles: number): Promise<ModelUpload> {
+export async function readDatasetUpload(req: Request, maxBytes: number, maxFiles: number, times: ReceiveTimes): Promise<ModelUpload> {
   checkDeclaredLength(req, maxBytes);
   const type = mediaType(req);
-  if (type === 'multipart/form-data') return (await readMultipart(req, maxBytes, { what: 'the dataset files', maxFiles })).upload;
-  if (ARCHIVE_TYPES.has(type)) return { archive: await readRaw(req, maxBytes) };
+  if (type === 'multipart/form-data') return (await readMultipart(req, maxBytes, times, { what: 'the dataset files', maxFiles })).upload;
+  if (ARCHIVE_TYPES.has(type)) return { archive: await readRaw(req, maxBytes, times) };
   throw invalid('content-type', `content-type: send ${DATASET_TYPES}, or JSON { "reference": "..." }`);
 }

@@ -27,6 +27,13 @@ export interface ModelLimits {
   maxLayerOutput: number;
   /** Weight bytes the manifest may describe. */
   maxBytes: number;
+  /**
+   * Most a compressed upload (a .tar.gz, a zip member, a .keras archive's
+   * entries) may expand over its compressed size; unset (as in the defaults
+   * here, for the CLI's own files): no ratio cap, only maxBytes. The service
+   * always sets it (TICKETSMITH_MAX_MODEL_RATIO).
+   */
+  maxRatio?: number;
 }
 
 export const DEFAULT_MODEL_LIMITS: Readonly<ModelLimits> = Object.freeze({

@@ -45,10 +45,10 @@ export const modelRoutes: RouteDef[] = [
       content: { 'multipart/form-data': multipart, 'application/zip': binary, 'application/gzip': binary, 'application/x-tar': binary, 'application/octet-stream': { ...binary, description: 'An archive as above, or an ONNX model file' } },
     },
     responses: { 201: { description: 'Stored', content: { 'application/json': ref('Model') }, headers: { Location: 'The model URL' } } },
-    errors: ['INVALID_ARGUMENT', 'UNSUPPORTED_MODEL', 'PAYLOAD_TOO_LARGE', 'QUOTA_EXCEEDED', ...COMMON_ERRORS],
+    errors: ['INVALID_ARGUMENT', 'UNSUPPORTED_MODEL', 'PAYLOAD_TOO_LARGE', 'UPLOAD_TIMEOUT', 'QUOTA_EXCEEDED', ...COMMON_ERRORS],
     async handler(req, res, { ctx, tenant }) {
-      const model = await withUploadSlot(ctx, async () => {
-        const { upload, name } = await readModelUpload(req, ctx.config.maxUploadBytes);
+      const model = await withUploadSlot(ctx, tenant, async () => {
+        const { upload, name } = await readModelUpload(req, ctx.config.maxUploadBytes, ctx.config);
         return uploadModel(ctx, tenant, upload, { name });
       });
       res.setHeader('Location', `/v1/models/${model.id}`);
@@ -109,11 +109,11 @@ export const modelRoutes: RouteDef[] = [
       content: { 'application/json': ref('RegisterDatasetRequest'), 'multipart/form-data': datasetMultipart, 'application/zip': binary, 'application/gzip': binary, 'application/x-tar': binary },
     },
     responses: { 201: { description: 'Registered or stored (registering or uploading it again returns the same one)', content: { 'application/json': ref('Dataset') } } },
-    errors: ['INVALID_ARGUMENT', 'PAYLOAD_TOO_LARGE', 'QUOTA_EXCEEDED', ...COMMON_ERRORS],
+    errors: ['INVALID_ARGUMENT', 'PAYLOAD_TOO_LARGE', 'UPLOAD_TIMEOUT', 'QUOTA_EXCEEDED', ...COMMON_ERRORS],
     async handler(req, res, { ctx, tenant }) {
       let dataset;
       if (isUploadRequest(req)) {
-        dataset = await withUploadSlot(ctx, async () => uploadDataset(ctx, tenant, await readDatasetUpload(req, ctx.config.maxUploadBytes, ctx.config.maxUploadFiles)));
+        dataset = await withUploadSlot(ctx, tenant, async () => uploadDataset(ctx, tenant, await readDatasetUpload(req, ctx.config.maxUploadBytes, ctx.config.maxUploadFiles, ctx.config)));
       } else {
         const body: unknown = req.body;
         if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('body', 'body: expected a JSON object { "reference": "..." }');

@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { unzipSync } from 'fflate';
 import { checkModelJson, DEFAULT_MODEL_LIMITS, ModelBudgetError, type ModelLimits } from '../budget.js';
 import { isZip } from '../../data/bytes.js';
+import { ratioAllowance } from '../../data/source.js';
 import { ModelImportError } from '../import/errors.js';
 import { convertKerasConfig, type ConvertedModel } from './config.js';
 import { isHdf5, stringAttr, withHdf5, type H5File } from './hdf5.js';
@@ -42,16 +43,22 @@ export function isKerasArchive(files: readonly { name: string }[]): boolean {
 }
 
 /** The archive's three known entries (others, like assets/, are not read), unpacked within `maxBytes`. */
-function unpackKeras(bytes: Uint8Array, fileName: string, maxBytes: number): Map<string, Uint8Array> {
+function unpackKeras(bytes: Uint8Array, fileName: string, maxBytes: number, maxRatio?: number): Map<string, Uint8Array> {
   const tooLarge = (): ModelImportError => invalid(`${fileName}: the archive unpacks to more than ${maxBytes} bytes`, fileName);
+  const tooExpanded = (what: string): ModelImportError =>
+    invalid(`${fileName}: ${what} expands more than ${maxRatio}-fold, the limit for compressed model uploads (TICKETSMITH_MAX_MODEL_RATIO; a zip bomb?)`, fileName);
   let declared = 0;
   let entries: Record<string, Uint8Array>;
   try {
     entries = unzipSync(bytes, {
       filter: (f) => {
         if (!ARCHIVE_ENTRIES.has(f.name)) return false;
+        // fflate inflates no further than the declared size, so checking the declared sizes bounds the work.
+        if (f.size > bytes.byteLength) throw invalid(`${fileName}: '${f.name}' is corrupt (its compressed size runs past the end of the archive)`, fileName);
+        if (maxRatio !== undefined && f.originalSize > ratioAllowance(f.size, maxRatio)) throw tooExpanded(`'${f.name}'`);
         declared += f.originalSize;
         if (declared > maxBytes) throw tooLarge();
+        if (maxRatio !== undefined && declared > ratioAllowance(bytes.byteLength, maxRatio)) throw tooExpanded('the archive');
         return true;
       },
     });
@@ -188,7 +195,7 @@ export async function importKeras(bytes: Uint8Array, fileName: string, options: 
   const opts = resolve(options);
   if (bytes.byteLength > opts.maxBytes) throw invalid(`${fileName}: ${bytes.byteLength} bytes is over the ${opts.maxBytes}-byte limit for a Keras model`, fileName);
   const lower = fileName.toLowerCase();
-  if (lower.endsWith('.keras') || (!/\.(h5|hdf5)$/.test(lower) && isZip(bytes))) return importEntries(unpackKeras(bytes, fileName, opts.maxBytes), fileName, opts);
+  if (lower.endsWith('.keras') || (!/\.(h5|hdf5)$/.test(lower) && isZip(bytes))) return importEntries(unpackKeras(bytes, fileName, opts.maxBytes, opts.limits.maxRatio), fileName, opts);
   if (/\.(h5|hdf5)$/.test(lower) || isHdf5(bytes)) return importHdf5(bytes, fileName, opts);
   throw invalid(`${fileName}: not a Keras model (expected a .keras archive or an HDF5 .h5 file)`, fileName);
 }
