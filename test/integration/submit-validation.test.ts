@@ -94,6 +94,13 @@ const CASES: Array<[string, Record<string, unknown>, string]> = [
   ['validationFraction above its bound', { validationFraction: 0.9 }, 'validationFraction'],
   ['validationFraction below its bound', { validationFraction: 0 }, 'validationFraction'],
   ['batchSize above what validationFraction leaves', { maxTrainExamples: 20, batchSize: 15, validationFraction: 0.5 }, 'batchSize'],
+  // JSON.parse keeps `__proto__` as an own key; parsing into a plain object would drop it and queue `{}`.
+  ['a __proto__ key in filterFractions', { model: 'conv-2', method: 'filter', filterFractions: JSON.parse('{"__proto__":0.5}') as object }, 'filterFractions'],
+  ['a __proto__ key beside a real layer', { model: 'conv-2', method: 'filter', filterFractions: JSON.parse('{"conv1":0.5,"__proto__":0.5}') as object }, 'filterFractions'],
+  ['filterFractions that remove nothing', { model: 'conv-2', method: 'filter', filterFractions: { conv1: 0, conv2: 0 } }, 'filterFractions'],
+  ['warmupIterations above iterations', { warmupIterations: 1_000_000 }, 'warmupIterations'],
+  ['warmupIterations above the model default iterations', { iterations: undefined, warmupIterations: 60_000 }, 'warmupIterations'],
+  ['a control kind listed twice', { controlKinds: ['reinit', 'reinit'] }, 'controlKinds'],
 ];
 
 describe('submit refuses what can only fail later, over REST and gRPC', () => {
@@ -138,6 +145,15 @@ describe('submit refuses what can only fail later, over REST and gRPC', () => {
     // At its default the field leaves the name as it was before it existed (computed then).
     const d = await client.submitJob(sameAsDefault);
     assert.equal(d.job.runName, 'imp_a47926c017d5');
+  });
+
+  test('an empty filterFractions is refused over REST (over gRPC an empty map is an unset one)', async () => {
+    const spec = { model: 'conv-2', ...tiny, method: 'filter', filterFractions: {} };
+    assert400(await call('POST', '/v1/jobs', spec), 'filterFractions', /at least one layer/);
+    await grpcRefused(client.submitJob(spec as Parameters<TicketsmithGrpcClient['submitJob']>[0]), 'spec.filterFraction');
+    // Zero for some layers is still allowed beside one that is pruned; warm-up up to the training length too.
+    const ok = await call('POST', '/v1/jobs', { ...spec, filterFractions: { conv1: 0, conv2: 0.5 }, warmupIterations: tiny.iterations });
+    assert.equal(ok.status, 201, JSON.stringify(ok.json));
   });
 
   test('valid zoo specs with layer names are accepted', async () => {
