@@ -189,6 +189,28 @@ describe('submit', () => {
     await assert.rejects(submitJob(ctx, 'acme', job('lenet-20-10', ref)), bad('spec.dataset', /single class/));
   });
 
+  test('a single class is refused whatever the label, naming the training labels; labels stay below 10,000', async () => {
+    const npz = (train: number[], test: number[], dtype: '|u1' | '<i4' = '|u1') =>
+      zipSync({
+        'x_train.npy': encodeNpy('|u1', [train.length, 3], new Array(train.length * 3).fill(1)),
+        'y_train.npy': encodeNpy(dtype, [train.length], train),
+        'x_test.npy': encodeNpy('|u1', [test.length, 3], new Array(test.length * 3).fill(1)),
+        'y_test.npy': encodeNpy(dtype, [test.length], test),
+      });
+    served['five.npz'] = npz([5, 5], [5, 1]);
+    served['twohundred.npz'] = npz([200, 200, 200], [200, 0]);
+    served['huge.npz'] = npz([0, 10_000], [0, 1], '<i4');
+    await assert.rejects(registerDataset(ctx, 'acme', `${server.base}/five.npz`), bad('reference', /y_train\.npy\]: the dataset has a single class \(every label is 5\)/));
+    await assert.rejects(registerDataset(ctx, 'acme', `${server.base}/twohundred.npz`), bad('reference', /y_train\.npy\]: .*single class \(every label is 200\)/));
+    await assert.rejects(submitJob(ctx, 'acme', job('lenet-20-10', `${server.base}/five.npz`)), bad('spec.dataset', /single class/));
+    await assert.rejects(registerDataset(ctx, 'acme', `${server.base}/huge.npz`), bad('reference', /y_train\.npy\]: label 10000 at index 1 is not below 10000/));
+    await assert.rejects(registerDataset(ctx, 'acme', `${server.base}/five.npz#classes=10001`), bad('reference', /classes must be at most 10000/));
+    // Sparse ids below the cap stay allowed: numClasses is the largest label + 1.
+    served['sparse.npz'] = npz([0, 200], [0, 200]);
+    const sparse = await registerDataset(ctx, 'acme', `${server.base}/sparse.npz`);
+    assert.equal((sparse.shapes as { numClasses: number }).numClasses, 201);
+  });
+
   test('a broken raw reference is refused at submit as at registration', async () => {
     const ref = await folder(idx({ trainLabels: [0, 1] }));
     await assert.rejects(submitJob(ctx, 'acme', job('lenet-20-10', ref)), bad('spec.dataset', /^spec\.dataset: train-labels-idx1-ubyte\.gz: 2 labels but/));
