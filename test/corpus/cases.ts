@@ -316,8 +316,8 @@ rest('?limit=abc on jobs', () => ({ method: 'GET', path: '/v1/jobs?limit=abc' })
 rest('?limit=1e9 on jobs', () => ({ method: 'GET', path: '/v1/jobs?limit=1000000000' }), invalid('limit', /limit/));
 rest('?cursor=garbage on jobs', () => ({ method: 'GET', path: '/v1/jobs?cursor=%00%01' }), invalid('cursor', /cursor/));
 rest('unknown query parameter', () => ({ method: 'GET', path: '/v1/jobs?sort=evil' }), invalid('sort', /sort/));
-rest('job id not a uuid', () => ({ method: 'GET', path: '/v1/jobs/not-a-uuid' }), notFound(/job/));
-rest('artifact id not a uuid', () => ({ method: 'GET', path: '/v1/artifacts/..%2F..%2Fetc' }), notFound(/artifact/));
+rest('job id not a uuid', () => ({ method: 'GET', path: '/v1/jobs/not-a-uuid' }), invalid('id', /id: not an id/));
+rest('artifact id not a uuid', () => ({ method: 'GET', path: '/v1/artifacts/..%2F..%2Fetc' }), invalid('id', /id: not an id/));
 rest('cancel a job of nobody', () => ({ method: 'POST', path: '/v1/jobs/6f1f7e0e-9a51-4c2b-8d36-1b8c1b0c0a11/cancel' }), notFound(/job/));
 rest('events of a job of nobody', () => ({ method: 'GET', path: '/v1/jobs/6f1f7e0e-9a51-4c2b-8d36-1b8c1b0c0a11/events', headers: { accept: 'application/json' } }), notFound(/job/));
 rest('bad Last-Event-ID', () => ({ method: 'GET', path: '/v1/jobs/6f1f7e0e-9a51-4c2b-8d36-1b8c1b0c0a11/events', headers: { 'last-event-id': 'abc' } }), { status: 400, code: 'INVALID_ARGUMENT', message: /Last-Event-ID/i });

@@ -209,6 +209,43 @@ describe('strict bodies and query parameters', () => {
     assert400(await call('POST', '/v1/jobs', { model: 'lenet-300-100', dataset: 'builtin:mnist', spec: { roundz: 3 } }), 'spec.roundz');
   });
 
+  test('a path id that is not a UUID is 400 naming it on every route; a well-formed unknown id stays 404', async () => {
+    const unknown = '6f1f7e0e-9a51-4c2b-8d36-1b8c1b0c0a11';
+    const routes: Array<[string, string]> = [
+      ['GET', '/v1/jobs/abc'],
+      ['DELETE', '/v1/jobs/abc'],
+      ['GET', '/v1/jobs/abc/rounds'],
+      ['GET', '/v1/jobs/abc/artifacts'],
+      ['GET', '/v1/jobs/abc/events'],
+      ['GET', '/v1/jobs/abc/plots/accuracy'],
+      ['POST', '/v1/jobs/abc/cancel'],
+      ['GET', '/v1/jobs/abc/ticket.zip'],
+      ['GET', '/v1/artifacts/abc'],
+      ['GET', '/v1/models/abc'],
+      ['DELETE', '/v1/models/abc'],
+      ['GET', '/v1/datasets/abc'],
+      ['DELETE', '/v1/datasets/abc'],
+      ['DELETE', '/v1/webhooks/abc'],
+    ];
+    for (const [method, path] of routes) {
+      assert400(await call(method, path), 'id', /^id: not an id \(a UUID\)/);
+      const known = await call(method, path.replace('abc', unknown));
+      assert.equal(known.status, 404, `${method} ${path}: ${JSON.stringify(known.json)}`);
+    }
+    await grpcRefused(client.getJob('abc'), 'jobId');
+    await grpcRefused(client.cancelJob('abc'), 'jobId');
+    await grpcRefused(client.deleteJob('abc'), 'jobId');
+    await grpcRefused(client.listRounds('abc'), 'jobId');
+    await grpcRefused(client.getModel('abc'), 'modelId');
+    await grpcRefused(client.deleteModel('abc'), 'modelId');
+    await grpcRefused(client.deleteDataset('abc'), 'datasetId');
+    await grpcRefused(client.listArtifacts({ jobId: 'abc' }), 'jobId');
+    await grpcRefused(client.listArtifacts({ modelId: 'abc' }), 'modelId');
+    await grpcRefused(client.downloadTicket('abc'), 'jobId');
+    await grpcRefused(client.download('abc'), 'artifactId');
+    await assert.rejects(client.getJob(unknown), (e: unknown) => e instanceof GrpcError && e.status === grpc.status.NOT_FOUND);
+  });
+
   test('a body on cancel is refused naming its field', async () => {
     const { json } = await call('POST', '/v1/jobs', { model: 'lenet-300-100', ...tiny });
     assert400(await call('POST', `/v1/jobs/${String(json.id)}/cancel`, { force: true }), 'force');
