@@ -131,6 +131,19 @@ describe('submit refuses what can only fail later, over REST and gRPC', () => {
     assert.equal(filter.status, 201, JSON.stringify(filter.json));
   });
 
+  test('a dataset that does not fit the model is named as the request names it (dataset, or spec.dataset inside a gRPC spec)', async () => {
+    const model = tf.sequential({ name: 'three' });
+    model.add(tf.layers.flatten({ inputShape: [28, 28, 1], name: 'flat' }));
+    model.add(tf.layers.dense({ units: 3, name: 'logits' }));
+    const three = await client.uploadModel({ files: await uploadFiles(model) }, { name: 'three' });
+    model.dispose();
+    const spec = { ...tiny, model: `model:${three.id}` };
+    assert400(await call('POST', '/v1/jobs', spec), 'dataset', /^dataset: .*outputs 3 classes/);
+    const { model: m, dataset, ...rest } = spec;
+    assert400(await call('POST', '/v1/jobs', { model: m, dataset, spec: rest }), 'dataset', /^dataset: /);
+    await grpcRefused(client.submitJob(spec), 'spec.dataset');
+  });
+
   test('a valid validationFraction crosses both doors into the job and its run name', async () => {
     const spec = { model: 'lenet-300-100', ...tiny, seed: 7, validationFraction: 0.2 };
     const { seed: _s, ...sameAsDefault } = { ...spec, validationFraction: 0.1 };
