@@ -4,8 +4,7 @@
 // message, its wire form is walked against the contract's descriptors:
 // unknown field numbers, a field sent with the wrong wire type, strings that
 // are not UTF-8 or longer than any field needs, and truncated or overlong
-// encodings are caught naming the field, as is a map key (`__proto__`) that
-// decoding into a plain object would silently drop. What fails comes through to the
+// encodings are caught naming the field. What fails comes through to the
 // handler as a MalformedRequest, which the call wrappers (call.ts) turn into
 // INVALID_ARGUMENT with the field in the trailer, after the API key is checked.
 import type { ServiceDefinition } from '@grpc/proto-loader';
@@ -102,15 +101,11 @@ function walk(buf: Uint8Array, type: RawMessage, path: string, depth: number): v
       pos += len;
       if (f.type === 'TYPE_STRING') {
         if (len > MAX_STRING_BYTES) throw new WireProblem(`${field}: ${len} bytes; at most ${MAX_STRING_BYTES}`, field);
-        let text: string;
         try {
-          text = utf8.decode(body);
+          utf8.decode(body);
         } catch {
           throw new WireProblem(`${field}: not valid UTF-8`, field);
         }
-        // protobufjs stores a map entry as obj[key] = value: a `__proto__` key is silently dropped
-        // (the map would arrive without it), so it is refused here, naming the map field.
-        if (type.options?.mapEntry && f.number === 1 && text === '__proto__') throw new WireProblem(`${path}: __proto__ is not a valid key`, path || undefined);
       } else if (f.type === 'TYPE_MESSAGE') {
         const inner = lookupMessage(f.typeName, type);
         // Well-known types (Struct, Value) come from outside the contract: protobufjs judges them.
