@@ -19,7 +19,7 @@ import { checkImp, IMP_FIELDS, IMP_RULES } from './spec/imp.js';
 import { METHOD_FIELDS } from './spec/method.js';
 import { MODEL_FIELDS } from './spec/model.js';
 import { checkRules, rulesJsonSchema, type FieldIssue, type SpecRule } from './spec/rules.js';
-import { modelDefaults, TRAINING_FIELDS } from './spec/training.js';
+import { checkTraining, modelDefaults, TRAINING_FIELDS } from './spec/training.js';
 
 export { SPEC_LIMITS } from './spec/limits.js';
 export { SpecError } from './spec/errors.js';
@@ -101,6 +101,7 @@ export function resolveSpec(input: unknown): RunSpec {
   const broken = checkRules(SPEC_RULES, spec);
   if (broken.length > 0) throw new SpecError(broken[0]!.message, broken[0]!.field, broken);
   checkImp(spec);
+  checkTraining(spec);
   return spec;
 }
 

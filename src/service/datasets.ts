@@ -168,5 +168,5 @@ export async function resolveJobDataset(
     return { datasetId: row.id, probe: storedProbe(row.shapes) };
   }
   const parsed = await checkReference(ctx, value, 'dataset');
-  return { datasetId: null, probe: await probeReference(ctx, parsed, 'spec.dataset') };
+  return { datasetId: null, probe: await probeReference(ctx, parsed, 'dataset') };
 }

@@ -1,6 +1,6 @@
 // Submit-time fit of a job's model to its dataset, from summaries only: the
 // dataset's stored (or fresh) probe against a zoo family's input rule or an
-// uploaded model's stored architecture. A mismatch is a 400 on `spec.dataset`
+// uploaded model's stored architecture. A mismatch is a 400 on `dataset`
 // before anything is queued, instead of a failed job minutes later.
 import type { DatasetProbe } from '../engine/data/probe.js';
 import { misfit } from '../engine/data/fits.js';
@@ -36,7 +36,7 @@ function imageInput(probe: DatasetProbe, model: number[]): number[] {
   return [h === -1 ? probe.inputShape[0]! : h, w === -1 ? probe.inputShape[1]! : w, channels];
 }
 
-/** Throws INVALID_ARGUMENT (field `spec.dataset`) when the dataset cannot feed the model. */
+/** Throws INVALID_ARGUMENT (field `dataset`, as the request names it) when the dataset cannot feed the model. */
 export async function checkFit(ctx: ServiceContext, model: string, modelId: string | null, probe: DatasetProbe | null): Promise<void> {
   if (probe === null) return;
   const shape = probe.inputShape.join('x');
@@ -44,13 +44,13 @@ export async function checkFit(ctx: ServiceContext, model: string, modelId: stri
     const arch = architectureOf(await modelArchitecture(ctx.prisma, modelId));
     if (arch === null) return;
     const problem = misfit({ inputShape: imageInput(probe, arch.inputShape), numClasses: probe.numClasses, maxLabel: probe.labels.max }, arch, `${MODEL_REF}${modelId}`);
-    if (problem !== null) throw invalid('spec.dataset', `spec.dataset: ${problem}`);
+    if (problem !== null) throw invalid('dataset', `dataset: ${problem}`);
     return;
   }
   zoo ??= import('../engine/models/registry.js');
   const problem = (await zoo).zooInputProblem(model, probe.inputShape);
   if (problem !== null) {
     const why = problem.startsWith(`${model}: `) ? problem.slice(model.length + 2) : problem;
-    throw invalid('spec.dataset', `spec.dataset: the dataset's examples are ${shape}, which ${model} cannot take (${why})`);
+    throw invalid('dataset', `dataset: the dataset's examples are ${shape}, which ${model} cannot take (${why})`);
   }
 }

@@ -1,6 +1,7 @@
-// Identifier and cursor checks shared by the use cases. A malformed id is
-// simply not found: an id is opaque to clients, and a 400 would tell them
-// more about it than they need.
+// Identifier and cursor checks shared by the use cases. The doors refuse a
+// malformed id first (REST from the path's documented `format: uuid`, gRPC in
+// call.ts requiredId), naming the field; here a malformed id that still gets
+// through (a direct caller) is simply not found.
 import { invalid } from './errors.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -32,4 +32,4 @@ export { ARTIFACT_MEDIA_TYPES, listArtifacts, listArtifactsPage, getArtifact, ge
 export { JOB_STATES, TERMINAL_STATES, isJobState, isTerminal, type JobState } from '../store/states.js';
 export type { NamedFile } from './archive.js';
 export type { ByteRange } from '../store/blobs.js';
-export { PAGE_DEFAULT, PAGE_MAX, type PageQuery } from './ids.js';
+export { isUuid, PAGE_DEFAULT, PAGE_MAX, type PageQuery } from './ids.js';

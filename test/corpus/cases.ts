@@ -179,7 +179,7 @@ rest('body is not JSON', () => json('/v1/jobs', '{"model": "lenet'), invalid('bo
 rest('body is form data', () => ({ method: 'POST', path: '/v1/jobs', body: 'model=lenet', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), invalid(/body|content-type/, /JSON/i));
 rest('unknown spec field', () => json('/v1/jobs', { ...base, turbo: true }), invalid('turbo', /turbo/));
 rest('50,000 unknown fields (the answer does not grow with them)', () => json('/v1/jobs', { ...base, ...Object.fromEntries(Array.from({ length: 50_000 }, (_, i) => [`k${i}`, 1])) }), invalid('k0', /k0.*and 49995 more: unknown fields/));
-rest('a 10,000-character job id', () => ({ method: 'GET', path: `/v1/jobs/${'a'.repeat(10_000)}` }), notFound(/job/));
+rest('a 10,000-character job id', () => ({ method: 'GET', path: `/v1/jobs/${'a'.repeat(10_000)}` }), invalid('id', /id: not an id/));
 rest('only a model', () => json('/v1/jobs', { model: 'lenet-20-10' }), invalid(/dataset/, /dataset/));
 rest('zoo name with huge widths', () => json('/v1/jobs', { ...base, model: 'lenet-99999999-99999999' }), invalid(/model/, /lenet|width|units|large/i));
 rest('unknown zoo name', () => json('/v1/jobs', { ...base, model: 'gpt-5' }), invalid(/model/, /zoo|model/));
@@ -316,8 +316,8 @@ rest('?limit=abc on jobs', () => ({ method: 'GET', path: '/v1/jobs?limit=abc' })
 rest('?limit=1e9 on jobs', () => ({ method: 'GET', path: '/v1/jobs?limit=1000000000' }), invalid('limit', /limit/));
 rest('?cursor=garbage on jobs', () => ({ method: 'GET', path: '/v1/jobs?cursor=%00%01' }), invalid('cursor', /cursor/));
 rest('unknown query parameter', () => ({ method: 'GET', path: '/v1/jobs?sort=evil' }), invalid('sort', /sort/));
-rest('job id not a uuid', () => ({ method: 'GET', path: '/v1/jobs/not-a-uuid' }), notFound(/job/));
-rest('artifact id not a uuid', () => ({ method: 'GET', path: '/v1/artifacts/..%2F..%2Fetc' }), notFound(/artifact/));
+rest('job id not a uuid', () => ({ method: 'GET', path: '/v1/jobs/not-a-uuid' }), invalid('id', /id: not an id/));
+rest('artifact id not a uuid', () => ({ method: 'GET', path: '/v1/artifacts/..%2F..%2Fetc' }), invalid('id', /id: not an id/));
 rest('cancel a job of nobody', () => ({ method: 'POST', path: '/v1/jobs/6f1f7e0e-9a51-4c2b-8d36-1b8c1b0c0a11/cancel' }), notFound(/job/));
 rest('events of a job of nobody', () => ({ method: 'GET', path: '/v1/jobs/6f1f7e0e-9a51-4c2b-8d36-1b8c1b0c0a11/events', headers: { accept: 'application/json' } }), notFound(/job/));
 rest('bad Last-Event-ID', () => ({ method: 'GET', path: '/v1/jobs/6f1f7e0e-9a51-4c2b-8d36-1b8c1b0c0a11/events', headers: { 'last-event-id': 'abc' } }), { status: 400, code: 'INVALID_ARGUMENT', message: /Last-Event-ID/i });
@@ -334,7 +334,7 @@ grpc('SubmitJob with an unknown skip layer', (env) => env.grpc.submitJob({ ...ba
 grpc('SubmitJob filter on an MLP', (env) => env.grpc.submitJob({ ...base, method: 'filter', filterFraction: 0.5 } as never), invalid(/method/, /conv/));
 grpc('SubmitJob over the compute budget', (env) => env.grpc.submitJob({ ...base, rounds: 100, iterations: 1_000_000, batchSize: 4096, controls: 'all' } as never), invalid(/iterations|rounds|spec|budget/, /budget|examples|limit/i));
 grpc('SubmitJob without a key', (env) => env.grpcNoKey.submitJob(base as never), { status: 401, code: 'UNAUTHENTICATED', message: /key/i });
-grpc('GetJob with a bad id', (env) => env.grpc.getJob('../../etc'), notFound(/job/));
+grpc('GetJob with a bad id', (env) => env.grpc.getJob('../../etc'), invalid('jobId', /jobId: not an id/));
 grpc('ListArtifacts with kind=bogus', (env) => env.grpc.listArtifacts({ kind: 'bogus' }), invalid('kind', /kind/));
 grpc('UploadModel not JSON', (env) => env.grpc.uploadModel({ files: [{ name: 'model.json', bytes: utf8('{nope') }] }), invalid(/model\.json/, /JSON/));
 grpc('UploadModel a 20M-unit Dense layer', (env) => env.grpc.uploadModel({ files: denseModel(784, [20_000_000, 10]) }), invalid(/files|layer|model\.json|d0/, /parameters|units|large|limit/i));

@@ -278,7 +278,8 @@ describe('jobs (no worker yet: they stay queued)', () => {
     const list = await globex.listJobs();
     assert.deepEqual(list.items, []);
     assert.equal(list.nextCursor, null);
-    assertError(await call('GET', '/v1/jobs/not-a-uuid'), 404, 'NOT_FOUND');
+    // A malformed id is the client's mistake, named (the path documents format: uuid); a well-formed unknown one is 404.
+    assertError(await call('GET', '/v1/jobs/not-a-uuid'), 400, 'INVALID_ARGUMENT', 'id');
   });
 
   test('the SSE wire format: id/event/data frames, heartbeats while idle, a final end event', async () => {

@@ -249,6 +249,22 @@ describe('refusals, before anything is stored', () => {
     await refused(res, 400, 'INVALID_ARGUMENT', /^files: data_batch_1\.bin: label 12 of record 2 is outside the 10 CIFAR-10 classes/);
   });
 
+  test('training labels of one class are refused whatever the label, naming the file (REST and gRPC)', async () => {
+    const five = encodeIdx('ubyte', [300], new Array(300).fill(5));
+    await refused(await postFiles(replace(mnist, 'train-labels-idx1-ubyte', five)), 400, 'INVALID_ARGUMENT', /^files: train-labels-idx1-ubyte: the dataset has a single class \(every label is 5\)/);
+    const client = new TicketsmithGrpcClient({ address: `127.0.0.1:${grpcServer.port}`, apiKey: key });
+    try {
+      const twoHundred = encodeIdx('ubyte', [300], new Array(300).fill(200));
+      await assert.rejects(client.uploadDataset({ files: replace(mnist, 'train-labels-idx1-ubyte', twoHundred) }), (e: GrpcError) => {
+        assert.equal(e.code, 'INVALID_ARGUMENT');
+        assert.match(e.message, /train-labels-idx1-ubyte: the dataset has a single class \(every label is 200\)/);
+        return true;
+      });
+    } finally {
+      client.close();
+    }
+  });
+
   test('images and labels that do not agree in count name the files', async () => {
     const labels = encodeIdx('ubyte', [299], Array.from({ length: 299 }, (_, i) => i % 10));
     await refused(await postFiles(replace(mnist, 'train-labels-idx1-ubyte', labels)), 400, 'INVALID_ARGUMENT', /^files: train-labels-idx1-ubyte: 299 labels but train-images-idx3-ubyte has 300 images/);

@@ -1,7 +1,7 @@
 // Datasets checked at the door, over the service functions on a real
 // Postgres: registration probes the files (400 on `reference` with one short
 // sentence naming the file, never the server's folder), submit probes a raw
-// reference and fits the dataset to the model (400 on `spec.dataset`), and a
+// reference and fits the dataset to the model (400 on `dataset`, as the request names it), and a
 // registered dataset is fitted from its stored probe without reading again.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -157,24 +157,24 @@ describe('submit', () => {
 
   test('an image shape the uploaded model does not take', async () => {
     const ref = await folder(idx({ side: 5 }));
-    await assert.rejects(submitJob(ctx, 'acme', job(mlp, ref)), bad('spec.dataset', /^spec\.dataset: the dataset's examples are 5x5x1 but model:[0-9a-f-]+ expects input 4x4x1$/));
+    await assert.rejects(submitJob(ctx, 'acme', job(mlp, ref)), bad('dataset', /^dataset: the dataset's examples are 5x5x1 but model:[0-9a-f-]+ expects input 4x4x1$/));
   });
 
   test('labels outside the uploaded model\'s classes', async () => {
     const ref = await folder(idx({ trainLabels: [0, 1, 4] }));
-    await assert.rejects(submitJob(ctx, 'acme', job(mlp, ref)), bad('spec.dataset', /labels up to 4 but model:[0-9a-f-]+ outputs 3 classes/));
+    await assert.rejects(submitJob(ctx, 'acme', job(mlp, ref)), bad('dataset', /labels up to 4 but model:[0-9a-f-]+ outputs 3 classes/));
   });
 
   test('a shape a zoo family cannot take', async () => {
     const ref = await folder(idx());
-    await assert.rejects(submitJob(ctx, 'acme', job('conv-6', ref)), bad('spec.dataset', /examples are 4x4x1, which conv-6 cannot take \(3 2x2 max-pools need height and width >= 8, got 4x4\)/));
+    await assert.rejects(submitJob(ctx, 'acme', job('conv-6', ref)), bad('dataset', /examples are 4x4x1, which conv-6 cannot take \(3 2x2 max-pools need height and width >= 8, got 4x4\)/));
     served['flat.npz'] = zipSync({
       'x_train.npy': encodeNpy('|u1', [2, 3], [1, 2, 3, 4, 5, 6]),
       'y_train.npy': encodeNpy('|u1', [2], [0, 1]),
       'x_test.npy': encodeNpy('|u1', [2, 3], [1, 2, 3, 4, 5, 6]),
       'y_test.npy': encodeNpy('|u1', [2], [1, 0]),
     });
-    await assert.rejects(submitJob(ctx, 'acme', job('resnet-20', `${server.base}/flat.npz`)), bad('spec.dataset', /examples are 3, which resnet-20 cannot take/));
+    await assert.rejects(submitJob(ctx, 'acme', job('resnet-20', `${server.base}/flat.npz`)), bad('dataset', /examples are 3, which resnet-20 cannot take/));
   });
 
   test('a dataset of a single class is refused at registration and at submit', async () => {
@@ -186,12 +186,34 @@ describe('submit', () => {
     });
     const ref = `${server.base}/one.npz`;
     await assert.rejects(registerDataset(ctx, 'acme', ref), bad('reference', /single class \(every label is 0\); training needs at least 2/));
-    await assert.rejects(submitJob(ctx, 'acme', job('lenet-20-10', ref)), bad('spec.dataset', /single class/));
+    await assert.rejects(submitJob(ctx, 'acme', job('lenet-20-10', ref)), bad('dataset', /single class/));
+  });
+
+  test('a single class is refused whatever the label, naming the training labels; labels stay below 10,000', async () => {
+    const npz = (train: number[], test: number[], dtype: '|u1' | '<i4' = '|u1') =>
+      zipSync({
+        'x_train.npy': encodeNpy('|u1', [train.length, 3], new Array(train.length * 3).fill(1)),
+        'y_train.npy': encodeNpy(dtype, [train.length], train),
+        'x_test.npy': encodeNpy('|u1', [test.length, 3], new Array(test.length * 3).fill(1)),
+        'y_test.npy': encodeNpy(dtype, [test.length], test),
+      });
+    served['five.npz'] = npz([5, 5], [5, 1]);
+    served['twohundred.npz'] = npz([200, 200, 200], [200, 0]);
+    served['huge.npz'] = npz([0, 10_000], [0, 1], '<i4');
+    await assert.rejects(registerDataset(ctx, 'acme', `${server.base}/five.npz`), bad('reference', /y_train\.npy\]: the dataset has a single class \(every label is 5\)/));
+    await assert.rejects(registerDataset(ctx, 'acme', `${server.base}/twohundred.npz`), bad('reference', /y_train\.npy\]: .*single class \(every label is 200\)/));
+    await assert.rejects(submitJob(ctx, 'acme', job('lenet-20-10', `${server.base}/five.npz`)), bad('dataset', /single class/));
+    await assert.rejects(registerDataset(ctx, 'acme', `${server.base}/huge.npz`), bad('reference', /y_train\.npy\]: label 10000 at index 1 is not below 10000/));
+    await assert.rejects(registerDataset(ctx, 'acme', `${server.base}/five.npz#classes=10001`), bad('reference', /classes must be at most 10000/));
+    // Sparse ids below the cap stay allowed: numClasses is the largest label + 1.
+    served['sparse.npz'] = npz([0, 200], [0, 200]);
+    const sparse = await registerDataset(ctx, 'acme', `${server.base}/sparse.npz`);
+    assert.equal((sparse.shapes as { numClasses: number }).numClasses, 201);
   });
 
   test('a broken raw reference is refused at submit as at registration', async () => {
     const ref = await folder(idx({ trainLabels: [0, 1] }));
-    await assert.rejects(submitJob(ctx, 'acme', job('lenet-20-10', ref)), bad('spec.dataset', /^spec\.dataset: train-labels-idx1-ubyte\.gz: 2 labels but/));
+    await assert.rejects(submitJob(ctx, 'acme', job('lenet-20-10', ref)), bad('dataset', /^dataset: train-labels-idx1-ubyte\.gz: 2 labels but/));
   });
 
   test('a registered dataset is fitted from its stored probe, without reading its files again', async () => {
@@ -199,13 +221,13 @@ describe('submit', () => {
     const ref = await folder(idx({ side: 5 }));
     const d = await registerDataset(ctx, 'acme', ref);
     await rm(dir, { recursive: true, force: true });
-    await assert.rejects(submitJob(ctx, 'acme', job(mlp, `dataset:${d.id}`)), bad('spec.dataset', /examples are 5x5x1 but model:/));
+    await assert.rejects(submitJob(ctx, 'acme', job(mlp, `dataset:${d.id}`)), bad('dataset', /examples are 5x5x1 but model:/));
     assert.equal((await submitJob(ctx, 'acme', job('lenet-20-10', `dataset:${d.id}`))).created, true);
   });
 
   test('nothing is queued for a refused submission', async () => {
     const before = await ctx.prisma.job.count();
-    await assert.rejects(submitJob(ctx, 'acme', job(mlp, await folder(idx({ side: 6 })))), bad('spec.dataset', /6x6x1/));
+    await assert.rejects(submitJob(ctx, 'acme', job(mlp, await folder(idx({ side: 6 })))), bad('dataset', /6x6x1/));
     assert.equal(await ctx.prisma.job.count(), before);
   });
 });

@@ -147,7 +147,7 @@ describe('good image folders', () => {
     net.dispose();
     // Resizing on: any input size fits; off, the 8x8 images do not fit 4x4.
     const { job } = await submitJob(ctx, 'acme', { model, dataset: `dataset:${d.id}`, ...JOB });
-    await assert.rejects(submitJob(ctx, 'acme', { model, dataset: `${ref}#resize=0`, ...JOB }), bad('spec.dataset', /examples are 8x8x1 but model:[0-9a-f-]+ expects input 4x4x1/));
+    await assert.rejects(submitJob(ctx, 'acme', { model, dataset: `${ref}#resize=0`, ...JOB }), bad('dataset', /examples are 8x8x1 but model:[0-9a-f-]+ expects input 4x4x1/));
     const summary = summaryOf(await finished(job.id));
     assert.deepEqual(summary.classNames, CLASSES);
   });

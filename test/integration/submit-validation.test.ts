@@ -94,6 +94,13 @@ const CASES: Array<[string, Record<string, unknown>, string]> = [
   ['validationFraction above its bound', { validationFraction: 0.9 }, 'validationFraction'],
   ['validationFraction below its bound', { validationFraction: 0 }, 'validationFraction'],
   ['batchSize above what validationFraction leaves', { maxTrainExamples: 20, batchSize: 15, validationFraction: 0.5 }, 'batchSize'],
+  // JSON.parse keeps `__proto__` as an own key; parsing into a plain object would drop it and queue `{}`.
+  ['a __proto__ key in filterFractions', { model: 'conv-2', method: 'filter', filterFractions: JSON.parse('{"__proto__":0.5}') as object }, 'filterFractions'],
+  ['a __proto__ key beside a real layer', { model: 'conv-2', method: 'filter', filterFractions: JSON.parse('{"conv1":0.5,"__proto__":0.5}') as object }, 'filterFractions'],
+  ['filterFractions that remove nothing', { model: 'conv-2', method: 'filter', filterFractions: { conv1: 0, conv2: 0 } }, 'filterFractions'],
+  ['warmupIterations above iterations', { warmupIterations: 1_000_000 }, 'warmupIterations'],
+  ['warmupIterations above the model default iterations', { iterations: undefined, warmupIterations: 60_000 }, 'warmupIterations'],
+  ['a control kind listed twice', { controlKinds: ['reinit', 'reinit'] }, 'controlKinds'],
 ];
 
 describe('submit refuses what can only fail later, over REST and gRPC', () => {
@@ -124,6 +131,19 @@ describe('submit refuses what can only fail later, over REST and gRPC', () => {
     assert.equal(filter.status, 201, JSON.stringify(filter.json));
   });
 
+  test('a dataset that does not fit the model is named as the request names it (dataset, or spec.dataset inside a gRPC spec)', async () => {
+    const model = tf.sequential({ name: 'three' });
+    model.add(tf.layers.flatten({ inputShape: [28, 28, 1], name: 'flat' }));
+    model.add(tf.layers.dense({ units: 3, name: 'logits' }));
+    const three = await client.uploadModel({ files: await uploadFiles(model) }, { name: 'three' });
+    model.dispose();
+    const spec = { ...tiny, model: `model:${three.id}` };
+    assert400(await call('POST', '/v1/jobs', spec), 'dataset', /^dataset: .*outputs 3 classes/);
+    const { model: m, dataset, ...rest } = spec;
+    assert400(await call('POST', '/v1/jobs', { model: m, dataset, spec: rest }), 'dataset', /^dataset: /);
+    await grpcRefused(client.submitJob(spec), 'spec.dataset');
+  });
+
   test('a valid validationFraction crosses both doors into the job and its run name', async () => {
     const spec = { model: 'lenet-300-100', ...tiny, seed: 7, validationFraction: 0.2 };
     const { seed: _s, ...sameAsDefault } = { ...spec, validationFraction: 0.1 };
@@ -138,6 +158,15 @@ describe('submit refuses what can only fail later, over REST and gRPC', () => {
     // At its default the field leaves the name as it was before it existed (computed then).
     const d = await client.submitJob(sameAsDefault);
     assert.equal(d.job.runName, 'imp_a47926c017d5');
+  });
+
+  test('an empty filterFractions is refused over REST (over gRPC an empty map is an unset one)', async () => {
+    const spec = { model: 'conv-2', ...tiny, method: 'filter', filterFractions: {} };
+    assert400(await call('POST', '/v1/jobs', spec), 'filterFractions', /at least one layer/);
+    await grpcRefused(client.submitJob(spec as Parameters<TicketsmithGrpcClient['submitJob']>[0]), 'spec.filterFraction');
+    // Zero for some layers is still allowed beside one that is pruned; warm-up up to the training length too.
+    const ok = await call('POST', '/v1/jobs', { ...spec, filterFractions: { conv1: 0, conv2: 0.5 }, warmupIterations: tiny.iterations });
+    assert.equal(ok.status, 201, JSON.stringify(ok.json));
   });
 
   test('valid zoo specs with layer names are accepted', async () => {
@@ -191,6 +220,43 @@ describe('strict bodies and query parameters', () => {
   test('an unknown field in a job submission is 400 naming it (flat and nested)', async () => {
     assert400(await call('POST', '/v1/jobs', { model: 'lenet-300-100', ...tiny, roundz: 3 }), 'roundz');
     assert400(await call('POST', '/v1/jobs', { model: 'lenet-300-100', dataset: 'builtin:mnist', spec: { roundz: 3 } }), 'spec.roundz');
+  });
+
+  test('a path id that is not a UUID is 400 naming it on every route; a well-formed unknown id stays 404', async () => {
+    const unknown = '6f1f7e0e-9a51-4c2b-8d36-1b8c1b0c0a11';
+    const routes: Array<[string, string]> = [
+      ['GET', '/v1/jobs/abc'],
+      ['DELETE', '/v1/jobs/abc'],
+      ['GET', '/v1/jobs/abc/rounds'],
+      ['GET', '/v1/jobs/abc/artifacts'],
+      ['GET', '/v1/jobs/abc/events'],
+      ['GET', '/v1/jobs/abc/plots/accuracy'],
+      ['POST', '/v1/jobs/abc/cancel'],
+      ['GET', '/v1/jobs/abc/ticket.zip'],
+      ['GET', '/v1/artifacts/abc'],
+      ['GET', '/v1/models/abc'],
+      ['DELETE', '/v1/models/abc'],
+      ['GET', '/v1/datasets/abc'],
+      ['DELETE', '/v1/datasets/abc'],
+      ['DELETE', '/v1/webhooks/abc'],
+    ];
+    for (const [method, path] of routes) {
+      assert400(await call(method, path), 'id', /^id: not an id \(a UUID\)/);
+      const known = await call(method, path.replace('abc', unknown));
+      assert.equal(known.status, 404, `${method} ${path}: ${JSON.stringify(known.json)}`);
+    }
+    await grpcRefused(client.getJob('abc'), 'jobId');
+    await grpcRefused(client.cancelJob('abc'), 'jobId');
+    await grpcRefused(client.deleteJob('abc'), 'jobId');
+    await grpcRefused(client.listRounds('abc'), 'jobId');
+    await grpcRefused(client.getModel('abc'), 'modelId');
+    await grpcRefused(client.deleteModel('abc'), 'modelId');
+    await grpcRefused(client.deleteDataset('abc'), 'datasetId');
+    await grpcRefused(client.listArtifacts({ jobId: 'abc' }), 'jobId');
+    await grpcRefused(client.listArtifacts({ modelId: 'abc' }), 'modelId');
+    await grpcRefused(client.downloadTicket('abc'), 'jobId');
+    await grpcRefused(client.download('abc'), 'artifactId');
+    await assert.rejects(client.getJob(unknown), (e: unknown) => e instanceof GrpcError && e.status === grpc.status.NOT_FOUND);
   });
 
   test('a body on cancel is refused naming its field', async () => {

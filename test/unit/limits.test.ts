@@ -22,7 +22,7 @@ describe('run spec bounds', () => {
     ['epochs', 1000, 1000.5],
     ['batchSize', 4096, 4097],
     ['evalEvery', 1_000_000, 1_000_001],
-    ['warmupIterations', 1_000_000, 1_000_001],
+    ['warmupIterations', 1_000_000, 1_000_001, { iterations: 1_000_000 }], // warm-up may not outlast training
     ['rewindIteration', 1_000_000, 1_000_001],
     ['fineTuneIterations', 1_000_000, 1_000_001],
     ['maxTrainExamples', 10_000_000, 10_000_001],

@@ -5,7 +5,7 @@
 // DownloadTicket, the same stream of a job's ticket.zip.
 import type * as grpc from '@grpc/grpc-js';
 import { checkRange, getArtifact, getTicketBundle, listArtifacts, type ArtifactDownload, type ServiceContext } from '../../service/index.js';
-import { invalidArgument, renameField, required, serverStream, unary, type StreamWriter } from './call.js';
+import { invalidArgument, optionalId, renameField, requiredId, serverStream, unary, type StreamWriter } from './call.js';
 import { artifactToProto } from './mapping.js';
 import type { DownloadArtifactRequest, DownloadArtifactResponse, DownloadTicketRequest, ListArtifactsRequest, ListArtifactsResponse } from './messages.js';
 
@@ -40,17 +40,17 @@ export function artifactHandlers(ctx: ServiceContext): grpc.UntypedServiceImplem
   return {
     ListArtifacts: unary<ListArtifactsRequest, ListArtifactsResponse>(ctx, 'ListArtifacts', async (req, tenant) => {
       const artifacts = await listArtifacts(ctx, tenant, {
-        jobId: req.jobId === '' ? undefined : req.jobId,
-        modelId: req.modelId === '' ? undefined : req.modelId,
+        jobId: optionalId(req.jobId, 'jobId'),
+        modelId: optionalId(req.modelId, 'modelId'),
         kind: req.kind === '' ? undefined : req.kind,
       });
       return { artifacts: artifacts.map(artifactToProto) };
     }),
     DownloadArtifact: serverStream<DownloadArtifactRequest, DownloadArtifactResponse>(ctx, 'DownloadArtifact', async (req, tenant, out, signal) => {
-      await sendDownload(await getArtifact(ctx, tenant, required(req.artifactId, 'artifactId')), req.offset, out, signal);
+      await sendDownload(await getArtifact(ctx, tenant, requiredId(req.artifactId, 'artifactId')), req.offset, out, signal);
     }),
     DownloadTicket: serverStream<DownloadTicketRequest, DownloadArtifactResponse>(ctx, 'DownloadTicket', async (req, tenant, out, signal) => {
-      await sendDownload(await getTicketBundle(ctx, tenant, required(req.jobId, 'jobId')), req.offset, out, signal);
+      await sendDownload(await getTicketBundle(ctx, tenant, requiredId(req.jobId, 'jobId')), req.offset, out, signal);
     }),
   };
 }

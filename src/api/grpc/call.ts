@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { childLogger } from '../../runtime/logger.js';
 import { observeGrpc } from '../../runtime/metrics.js';
-import { authenticate, checkRateLimit, classifyError, RateLimitedError, RETRY_AFTER_SECONDS, ServiceError, type Classified, type ServiceContext } from '../../service/index.js';
+import { authenticate, checkRateLimit, classifyError, isUuid, RateLimitedError, RETRY_AFTER_SECONDS, ServiceError, type Classified, type ServiceContext } from '../../service/index.js';
 import { WireError } from './mapping.js';
 import { ERROR_CODE_KEY, ERROR_FIELD_KEY } from './proto.js';
 import { MalformedRequest } from './wire.js';
@@ -62,6 +62,22 @@ export function renameField(e: unknown, from: string, to: string): unknown {
 export function required(value: string, field: string): string {
   if (value.trim() === '') throw invalidArgument(field, `${field}: required`);
   return value.trim();
+}
+
+/**
+ * A resource id field: required and a UUID, as REST's path ids are documented
+ * (`format: uuid`). A malformed id is the client's mistake, named; a
+ * well-formed id that names nothing of the tenant's stays NOT_FOUND.
+ */
+export function requiredId(value: string, field: string): string {
+  const id = required(value, field);
+  if (!isUuid(id)) throw invalidArgument(field, `${field}: not an id (a UUID)`);
+  return id;
+}
+
+/** An optional id filter: '' (unset) passes as undefined, anything else must be a UUID. */
+export function optionalId(value: string, field: string): string | undefined {
+  return value === '' ? undefined : requiredId(value, field);
 }
 
 /** What every server call has (grpc-js does not export its ServerSurfaceCall). */

@@ -5,7 +5,7 @@
 // request (spec.rounds, pageSize), not by their REST names.
 import type * as grpc from '@grpc/grpc-js';
 import { cancelJob, deleteJob, getJob, listJobs, listRounds, ServiceError, submitJob, watchJob, type ServiceContext } from '../../service/index.js';
-import { invalidArgument, renameField, required, serverStream, unary } from './call.js';
+import { invalidArgument, renameField, requiredId, serverStream, unary } from './call.js';
 import { eventToProto, jobStateFromProto, jobToProto, roundToProto, SPEC_FIELDS, specFromProto } from './mapping.js';
 import type {
   CancelJobRequest,
@@ -79,7 +79,7 @@ export function jobHandlers(ctx: ServiceContext, closing?: AbortSignal): grpc.Un
         throw specPath(e, topLevel);
       }
     }),
-    GetJob: unary<GetJobRequest, JobMessage>(ctx, 'GetJob', async (req, tenant) => jobToProto(await getJob(ctx, tenant, required(req.jobId, 'jobId')))),
+    GetJob: unary<GetJobRequest, JobMessage>(ctx, 'GetJob', async (req, tenant) => jobToProto(await getJob(ctx, tenant, requiredId(req.jobId, 'jobId')))),
     ListJobs: unary<ListJobsRequest, ListJobsResponse>(ctx, 'ListJobs', async (req, tenant) => {
       const status = jobStateFromProto(req.status, 'status');
       try {
@@ -94,15 +94,15 @@ export function jobHandlers(ctx: ServiceContext, closing?: AbortSignal): grpc.Un
       }
     }),
     ListRounds: unary<ListRoundsRequest, ListRoundsResponse>(ctx, 'ListRounds', async (req, tenant) => ({
-      rounds: (await listRounds(ctx, tenant, required(req.jobId, 'jobId'))).map(roundToProto),
+      rounds: (await listRounds(ctx, tenant, requiredId(req.jobId, 'jobId'))).map(roundToProto),
     })),
-    CancelJob: unary<CancelJobRequest, JobMessage>(ctx, 'CancelJob', async (req, tenant) => jobToProto(await cancelJob(ctx, tenant, required(req.jobId, 'jobId')))),
+    CancelJob: unary<CancelJobRequest, JobMessage>(ctx, 'CancelJob', async (req, tenant) => jobToProto(await cancelJob(ctx, tenant, requiredId(req.jobId, 'jobId')))),
     DeleteJob: unary<DeleteJobRequest, DeleteResponse>(ctx, 'DeleteJob', async (req, tenant) => {
-      await deleteJob(ctx, tenant, required(req.jobId, 'jobId'));
+      await deleteJob(ctx, tenant, requiredId(req.jobId, 'jobId'));
       return {};
     }),
     WatchJob: serverStream<WatchJobRequest, JobEventMessage>(ctx, 'WatchJob', async (req, tenant, out, signal) => {
-      const jobId = required(req.jobId, 'jobId');
+      const jobId = requiredId(req.jobId, 'jobId');
       const watch = eitherSignal(signal, closing);
       try {
         for await (const event of watchJob(ctx, tenant, jobId, { afterId: req.afterId === 0 ? null : req.afterId, signal: watch.signal })) {

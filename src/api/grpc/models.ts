@@ -4,7 +4,7 @@
 // GetModel, RegisterDataset, DeleteModel and DeleteDataset.
 import type * as grpc from '@grpc/grpc-js';
 import { deleteDataset, deleteModel, getModel, receiveTimer, registerDataset, ServiceError, uploadDataset, uploadModel, withUploadSlot, type ModelUpload, type ReceiveTimes, type ServiceContext } from '../../service/index.js';
-import { clientStream, invalidArgument, required, unary } from './call.js';
+import { clientStream, invalidArgument, required, requiredId, unary } from './call.js';
 import { datasetToProto, enumFromWire, modelToProto } from './mapping.js';
 import type { DatasetMessage, DeleteDatasetRequest, DeleteModelRequest, DeleteResponse, GetModelRequest, ModelMessage, RegisterDatasetRequest, UploadDatasetRequest, UploadModelRequest } from './messages.js';
 
@@ -89,16 +89,16 @@ export function modelHandlers(ctx: ServiceContext): grpc.UntypedServiceImplement
         return modelToProto(await uploadModel(ctx, tenant, upload, { name }));
       });
     }),
-    GetModel: unary<GetModelRequest, ModelMessage>(ctx, 'GetModel', async (req, tenant) => modelToProto(await getModel(ctx, tenant, required(req.modelId, 'modelId')))),
+    GetModel: unary<GetModelRequest, ModelMessage>(ctx, 'GetModel', async (req, tenant) => modelToProto(await getModel(ctx, tenant, requiredId(req.modelId, 'modelId')))),
     RegisterDataset: unary<RegisterDatasetRequest, DatasetMessage>(ctx, 'RegisterDataset', async (req, tenant) =>
       datasetToProto(await registerDataset(ctx, tenant, req.reference)),
     ),
     DeleteModel: unary<DeleteModelRequest, DeleteResponse>(ctx, 'DeleteModel', async (req, tenant) => {
-      await deleteModel(ctx, tenant, required(req.modelId, 'modelId'));
+      await deleteModel(ctx, tenant, requiredId(req.modelId, 'modelId'));
       return {};
     }),
     DeleteDataset: unary<DeleteDatasetRequest, DeleteResponse>(ctx, 'DeleteDataset', async (req, tenant) => {
-      await deleteDataset(ctx, tenant, required(req.datasetId, 'datasetId'));
+      await deleteDataset(ctx, tenant, requiredId(req.datasetId, 'datasetId'));
       return {};
     }),
     UploadDataset: clientStream<UploadDatasetRequest, DatasetMessage>(ctx, 'UploadDataset', async (messages, tenant) => {

@@ -13,7 +13,7 @@ import { classify, sendError } from './errors.js';
 import { renderMetrics } from '../../runtime/metrics.js';
 import { HttpMetrics, registerServiceGauges } from './metrics.js';
 import { buildOpenApi } from './openapi.js';
-import { checkNoBody, checkQuery } from './query.js';
+import { checkNoBody, checkParams, checkQuery } from './query.js';
 import type { RouteDef } from './route.js';
 import { artifactRoutes } from './routes/artifacts.js';
 import { eventRoutes } from './routes/events.js';
@@ -248,6 +248,7 @@ function routeHandlers(rt: ServiceRuntime, route: RouteDef, json: express.Reques
   if (route.method === 'post' && !route.rawBody) handlers.push(json);
   handlers.push(async (req, res) => {
     // Probes and scrapers (load balancers, Prometheus) add query strings of their own: operations routes ignore them.
+    checkParams(route, req);
     if (route.tag !== 'operations') checkQuery(route, req);
     checkNoBody(route, req);
     await route.handler(req, res, { ctx: rt.ctx, tenant: needsKey ? (res.locals.tenant as string) : '' });

@@ -1,7 +1,7 @@
 // The strict door: every query parameter a request carries must be one its
 // route declares, given once, and fit the schema the route documents (enum,
 // uuid, integer range, not empty where documented so); a POST without a documented JSON body must not carry
-// one. Each refusal is a 400 naming the parameter or field, so a typo
+// one; path parameters fit theirs too. Each refusal is a 400 naming the parameter or field, so a typo
 // (`?stauts=running`, `?kind=bogus`) never answers 200 with a silently
 // unfiltered or empty list. Routes check meaning (cursors, ownership) in the
 // service; this checks form, from the same table OpenAPI is built from.
@@ -51,6 +51,20 @@ export function checkQuery(route: RouteDef, req: Request): void {
   }
   const first = issues[0];
   if (first) throw new ServiceError('INVALID_ARGUMENT', first.message, first.field, issues);
+}
+
+/**
+ * Path parameters against the schemas the route documents: `/v1/jobs/abc` is
+ * a 400 naming `id` (documented `format: uuid`), not a 404 that reads as if
+ * the id had been looked up. A well-formed id of nothing stays 404.
+ */
+export function checkParams(route: RouteDef, req: Request): void {
+  for (const doc of route.params ?? []) {
+    const value = (req.params as Record<string, string | undefined>)[doc.name];
+    if (value === undefined) continue;
+    const p = problem(doc.name, value, doc.schema);
+    if (p !== null) throw invalid(doc.name, p);
+  }
 }
 
 /** A POST whose route documents no JSON body must come without one (an empty object is fine). */

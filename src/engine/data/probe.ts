@@ -26,7 +26,7 @@ import { CIFAR_CHANNELS, CIFAR_CLASSES, CIFAR_RECORD, CIFAR_SIDE } from './cifar
 import { DatasetError, describeError } from './errors.js';
 import { IDX_TYPES, parseIdxHeader } from './idx.js';
 import { MAX_NPY_HEADER, npyPreambleSize, parseNpyHeader, type NpyHeader } from './npy.js';
-import { parseReference, type DatasetFormat, type DatasetReference } from './reference.js';
+import { MAX_CLASSES, parseReference, type DatasetFormat, type DatasetReference } from './reference.js';
 import { guardedFetch, OutboundRefusedError } from '../../runtime/outbound.js';
 import { confineFile, type DataAccess } from './access.js';
 import { ratioAllowance, refusedUrl, type Location } from './source.js';
@@ -307,6 +307,8 @@ interface LabelsInfo extends FileCtx {
   n: number;
   min: number;
   max: number;
+  /** The distinct label values seen (at most MAX_CLASSES of them). */
+  seen: ReadonlySet<number>;
 }
 
 interface SplitInfo {
@@ -437,6 +439,13 @@ class ProbeRun {
         test.images.role,
       );
     }
+    // One class to learn is no classifier: refused here, naming the training labels' file, whatever the label.
+    if (train.labels.seen.size < 2) {
+      throw new DatasetError(
+        `${train.labels.name}: the dataset has a single class (every label is ${train.labels.max}); training needs at least 2`,
+        train.labels.role,
+      );
+    }
     const min = Math.min(train.labels.min, test.labels.min);
     const max = Math.max(train.labels.max, test.labels.max);
     const numClasses = classes ?? (format === 'cifar10' ? CIFAR_CLASSES : max + 1);
@@ -542,13 +551,19 @@ class LabelScan {
     if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) {
       throw new DatasetError(`${this.f.name}: label ${v} at index ${this.index} is not a class index (an integer >= 0)`, this.f.role);
     }
+    if (v >= MAX_CLASSES) {
+      throw new DatasetError(`${this.f.name}: label ${v} at index ${this.index} is not below ${MAX_CLASSES} (the most classes a dataset may have)`, this.f.role);
+    }
     if (v < this.min) this.min = v;
     if (v > this.max) this.max = v;
+    this.seen.add(v);
     this.index++;
   }
 
+  readonly seen = new Set<number>();
+
   result(n: number): LabelsInfo {
-    return { ...this.f, n, min: n === 0 ? 0 : this.min, max: n === 0 ? -1 : this.max };
+    return { ...this.f, n, min: n === 0 ? 0 : this.min, max: n === 0 ? -1 : this.max, seen: this.seen };
   }
 }
 
@@ -634,6 +649,7 @@ const probeIdx: Prober = async (run, location, ref) => {
 export async function probeCifarStream(r: ByteReader, f: FileCtx): Promise<SplitInfo> {
   let min = Number.POSITIVE_INFINITY;
   let max = Number.NEGATIVE_INFINITY;
+  const seen = new Set<number>();
   const total = await r.skip(Number.POSITIVE_INFINITY, (piece, offset) => {
     // Label bytes sit at every multiple of the record size.
     const first = (CIFAR_RECORD - (offset % CIFAR_RECORD)) % CIFAR_RECORD;
@@ -647,6 +663,7 @@ export async function probeCifarStream(r: ByteReader, f: FileCtx): Promise<Split
       }
       if (label < min) min = label;
       if (label > max) max = label;
+      seen.add(label);
     }
   });
   if (total === 0) throw new DatasetError(`${f.name}: empty CIFAR-10 batch file`, f.role);
@@ -657,7 +674,7 @@ export async function probeCifarStream(r: ByteReader, f: FileCtx): Promise<Split
     );
   }
   const n = total / CIFAR_RECORD;
-  return { images: { ...f, n, shape: [CIFAR_SIDE, CIFAR_SIDE, CIFAR_CHANNELS] }, labels: { ...f, n, min, max } };
+  return { images: { ...f, n, shape: [CIFAR_SIDE, CIFAR_SIDE, CIFAR_CHANNELS] }, labels: { ...f, n, min, max, seen } };
 }
 
 const probeCifar: Prober = async (run, location, ref) => {
@@ -682,7 +699,7 @@ const probeCifar: Prober = async (run, location, ref) => {
   const n = parts.reduce((a, p) => a + p.images.n, 0);
   const train: SplitInfo = {
     images: { name, role: 'train', n, shape: [CIFAR_SIDE, CIFAR_SIDE, CIFAR_CHANNELS] },
-    labels: { name, role: 'train', n, min: Math.min(...parts.map((p) => p.labels.min)), max: Math.max(...parts.map((p) => p.labels.max)) },
+    labels: { name, role: 'train', n, min: Math.min(...parts.map((p) => p.labels.min)), max: Math.max(...parts.map((p) => p.labels.max)), seen: new Set(parts.flatMap((p) => [...p.labels.seen])) },
   };
   return { train, test };
 };

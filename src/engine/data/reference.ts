@@ -7,6 +7,13 @@ import { fileURLToPath } from 'node:url';
 import { DatasetError, describeError } from './errors.js';
 import type { Location } from './source.js';
 
+/**
+ * Most classes a dataset may have: labels are class indices below this (a
+ * model's output layer gets one unit per index up to the largest label, so a
+ * label of 4,000,000,000 must not become an output layer that size).
+ */
+export const MAX_CLASSES = 10_000;
+
 export const BUILTIN_NAMES = ['mnist', 'fashion-mnist'] as const;
 export type BuiltinName = (typeof BUILTIN_NAMES)[number];
 
@@ -193,6 +200,7 @@ function describeLocation(
     if (!/^\d+$/.test(classesOption) || !Number.isSafeInteger(classes) || classes < 1) {
       throw new DatasetError(`${ref}: classes must be a positive integer, got '${classesOption}'`, 'classes');
     }
+    if (classes > MAX_CLASSES) throw new DatasetError(`${ref}: classes must be at most ${MAX_CLASSES}, got ${classes}`, 'classes');
   }
 
   if (location.kind === 'http' && format === undefined && !ZIP.test(path)) {

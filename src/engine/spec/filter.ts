@@ -5,14 +5,31 @@ import { z } from 'zod';
 import { fraction, layerName, SPEC_LIMITS } from './limits.js';
 import type { SpecRule } from './rules.js';
 
-/** `conv1=0.5,conv8=0.5` (a CLI flag value) -> { conv1: 0.5, conv8: 0.5 }; objects pass through. */
-function parseLayerFractions(value: unknown): unknown {
+/**
+ * Map keys a plain object cannot hold as data: JSON.parse makes `__proto__`
+ * an own key, but zod's record (and any `{}` it is copied into) drops it, so
+ * `{"__proto__": 0.5}` would silently become `{}`. Refused instead.
+ */
+const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__']);
+
+/**
+ * `conv1=0.5,conv8=0.5` (a CLI flag value) -> { conv1: 0.5, conv8: 0.5 };
+ * objects pass through, unless a key would be lost in parsing (FORBIDDEN_KEYS).
+ */
+function parseLayerFractions(value: unknown, ctx: z.core.$RefinementCtx): unknown {
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    const bad = Object.keys(value).find((k) => FORBIDDEN_KEYS.has(k));
+    if (bad !== undefined) ctx.addIssue({ code: 'custom', message: `${bad} is not a layer name`, input: value });
+    return value;
+  }
   if (typeof value !== 'string') return value;
   const out: Record<string, number> = {};
   for (const part of value.split(',').map((p) => p.trim()).filter(Boolean)) {
     const eq = part.lastIndexOf('=');
     if (eq <= 0) return value;
-    out[part.slice(0, eq).trim()] = Number(part.slice(eq + 1));
+    const name = part.slice(0, eq).trim();
+    if (FORBIDDEN_KEYS.has(name)) ctx.addIssue({ code: 'custom', message: `${name} is not a layer name`, input: value });
+    out[name] = Number(part.slice(eq + 1));
   }
   return out;
 }
@@ -26,7 +43,9 @@ export const FILTER_FIELDS = {
   filterFractions: z
     .preprocess(parseLayerFractions, z
         .record(layerName, z.number().min(0).lt(1))
-        .refine((r) => Object.keys(r).length <= SPEC_LIMITS.layers, `at most ${SPEC_LIMITS.layers} layers`))
+        .refine((r) => Object.keys(r).length <= SPEC_LIMITS.layers, `at most ${SPEC_LIMITS.layers} layers`)
+        // A filter run that removes nothing is not a run (and would hash like the default).
+        .refine((r) => Object.values(r).some((f) => f > 0), 'needs at least one layer with a fraction above 0'))
     .optional()
     .describe('filter: per-layer fractions, layer name -> fraction (CLI: conv1=0.5,conv8=0.5); overrides filterFraction for those layers'),
   filterSchedule: z

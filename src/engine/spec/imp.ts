@@ -41,6 +41,7 @@ export const IMP_FIELDS = {
     .array(z.enum(['reinit', 'shuffle']))
     .min(1)
     .max(2)
+    .refine((kinds) => new Set(kinds).size === kinds.length, 'lists a kind twice')
     .default(['reinit', 'shuffle'])
     .describe('reinit: same mask, fresh init; shuffle: each layer mask shuffled, original init kept'),
 };

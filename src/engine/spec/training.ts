@@ -4,6 +4,7 @@
 // the two fields that have none of their own (learning rate, iterations).
 import { z } from 'zod';
 import { DEFAULT_VALIDATION_FRACTION } from '../data/split.js';
+import { SpecError } from './errors.js';
 import { SPEC_LIMITS } from './limits.js';
 
 export const TRAINING_FIELDS = {
@@ -28,6 +29,17 @@ export const TRAINING_FIELDS = {
 };
 
 export type TrainingSpec = z.output<z.ZodObject<typeof TRAINING_FIELDS>>;
+
+/**
+ * The rule that depends on the model's training length (not in the JSON
+ * Schema: iterations default per model). A length given in epochs is only
+ * known once the data set is, so it is not checked here.
+ */
+export function checkTraining(spec: Pick<TrainingSpec, 'warmupIterations' | 'epochs'> & { iterations: number }): void {
+  if (spec.epochs === undefined && spec.warmupIterations > spec.iterations) {
+    throw new SpecError(`warmupIterations: must be at most iterations (${spec.iterations})`, 'warmupIterations');
+  }
+}
 
 /** Paper settings per model family (Frankle & Carbin 2019, Figure 2). */
 export function modelDefaults(model: string): { learningRate: number; iterations: number } {
