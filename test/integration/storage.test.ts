@@ -123,7 +123,8 @@ describe('deleting jobs', { timeout: LIMIT_MS }, () => {
     for (const k of keys) assert.equal(await blobExists(k), false, `blob ${k} collected`);
     await assert.rejects(acme.getJob(job.id), restError(404, 'NOT_FOUND'));
     await assert.rejects(acme.deleteJob(job.id), restError(404, 'NOT_FOUND'));
-    await assert.rejects(acme.deleteJob('not-a-uuid'), restError(404, 'NOT_FOUND'));
+    // Not an id at all: refused at the door, naming it (a well-formed unknown id is the 404 above).
+    await assert.rejects(acme.deleteJob('not-a-uuid'), restError(400, 'INVALID_ARGUMENT'));
   });
 
   test('gRPC: DeleteJob, then NOT_FOUND; another tenant NOT_FOUND', async () => {
