@@ -130,29 +130,83 @@ export function scratchFloats(graph: CnnGraph, n: number): number {
 }
 
 /**
- * The optimiser: one fused pass (cnn/optim.c's adamAll / sgdAll) over every
- * trainable tensor, adding the threads' gradients in thread order as it
- * reads them and applying masks, mlp.c's adam / sgd arithmetic to the bit.
+ * What the fused optimiser (cnn/optim.c's adamAll / sgdAll) runs, as plain
+ * data every thread can hold: one table of rows per thread, row t of a tensor
+ * being thread t's share of its floats (a run of them, a multiple of 4 long),
+ * so the threads update disjoint parts of every tensor at once. Each float
+ * adds the threads' gradients in thread order and takes mlp.c's adam / sgd
+ * arithmetic to the bit, whichever thread updates it, so results do not
+ * depend on the thread count's split of the update.
+ */
+export interface OptimiserPlan {
+  kind: 'adam' | 'sgd';
+  /** SGD's momentum (0: plain SGD). */
+  momentum: number;
+  /** Per thread: its table's byte offset and row count. */
+  tables: number[];
+  rows: number[];
+  split: { threads: number; stride: number };
+}
+
+/** The step's scalars: the learning rate and Adam's bias corrections 1 - b1^t, 1 - b2^t (1 for SGD). */
+export interface OptimiserStep {
+  lr: number;
+  c1: number;
+  c2: number;
+}
+
+const ADAM_B1 = 0.9;
+const ADAM_B2 = 0.999;
+const ADAM_EPS = 1e-7;
+
+/** Runs thread `thread`'s share of one update. */
+export function runOptimiserShare(k: EngineState['k'], plan: OptimiserPlan, thread: number, s: OptimiserStep): void {
+  if (plan.kind === 'adam') adamAll(k, plan.tables[thread]!, plan.rows[thread]!, s.lr, ADAM_B1, ADAM_B2, ADAM_EPS, s.c1, s.c2, plan.split);
+  else sgdAll(k, plan.tables[thread]!, plan.rows[thread]!, s.lr, plan.momentum, plan.split);
+}
+
+/** Thread t's run of n floats: [start, end), starts a multiple of 4 (runs of empty length where n is small). */
+export function optimiserShare(n: number, threads: number, t: number): { start: number; end: number } {
+  const chunk = Math.ceil(n / threads / 4) * 4;
+  return { start: Math.min(n, t * chunk), end: Math.min(n, (t + 1) * chunk) };
+}
+
+/**
+ * The optimiser of an engine: its plan (the per-thread tables, allocated
+ * here) and `next`, which gives each step's scalars and advances Adam's
+ * bias corrections.
  */
 export function optimiser(e: EngineState & { mem: CnnKernels }, cfg: Pick<TrainConfig, 'optimizer' | 'momentum'>) {
   const trainable = [...e.params.values()].flat().filter((p) => p.trainable);
-  const table = e.mem.alloc(paramTableInts(trainable.length));
-  const rows = paramTable(e.mem, table, trainable.map((p) => ({ p: p.p, g: p.g[0]!, m: p.m, v: p.v, mask: p.mask, n: p.count })));
-  const split = { threads: e.threads, stride: e.gradStride };
-  const b1 = 0.9;
-  const b2 = 0.999;
-  let acc1 = b1;
-  let acc2 = b2;
-  const mom = cfg.optimizer === 'momentum' ? cfg.momentum : 0;
+  const tables: number[] = [];
+  const rows: number[] = [];
+  for (let t = 0; t < e.threads; t++) {
+    const table = e.mem.alloc(paramTableInts(trainable.length));
+    const at = (base: number, start: number) => (base === 0 ? 0 : base + start * 4);
+    const share = trainable.map((p) => {
+      const { start, end } = optimiserShare(p.count, e.threads, t);
+      return { p: at(p.p, start), g: at(p.g[0]!, start), m: at(p.m, start), v: at(p.v, start), mask: at(p.mask, start), n: end - start };
+    });
+    tables.push(table);
+    rows.push(paramTable(e.mem, table, share));
+  }
+  const plan: OptimiserPlan = {
+    kind: cfg.optimizer === 'adam' ? 'adam' : 'sgd',
+    momentum: cfg.optimizer === 'momentum' ? cfg.momentum : 0,
+    tables,
+    rows,
+    split: { threads: e.threads, stride: e.gradStride },
+  };
+  let acc1 = ADAM_B1;
+  let acc2 = ADAM_B2;
   return {
-    /** Nothing to do: the update sums the threads' gradients as it reads them. */
-    reduce(): void {},
-    step(lr: number): void {
-      if (cfg.optimizer === 'adam') {
-        adamAll(e.k, table, rows, lr, b1, b2, 1e-7, 1 - acc1, 1 - acc2, split);
-        acc1 *= b1;
-        acc2 *= b2;
-      } else sgdAll(e.k, table, rows, lr, mom, split);
+    plan,
+    next(lr: number): OptimiserStep {
+      if (plan.kind !== 'adam') return { lr, c1: 1, c2: 1 };
+      const s = { lr, c1: 1 - acc1, c2: 1 - acc2 };
+      acc1 *= ADAM_B1;
+      acc2 *= ADAM_B2;
+      return s;
     },
   };
 }

@@ -10,10 +10,10 @@ import { computeThreads } from '../../../runtime/backend.js';
 import { MAX_BYTES, STACK_BYTES, cnnKernelsAvailable, keepKernels } from '../../../runtime/simd/cnn-kernels.js';
 import { engineStepper, type EngineData, type TrainableEngine } from '../engine-stepper.js';
 import { compileGraph, type CnnGraph } from './graph.js';
-import { afterForward, buildState, optimiser, runSlice, scratchFloats, TIMING_SLOTS } from './engine.js';
+import { afterForward, buildState, optimiser, runOptimiserShare, runSlice, scratchFloats, TIMING_SLOTS } from './engine.js';
 import { sliceBounds, type EngineState, type Slice } from './state.js';
 import { sparseDenseInputFloats } from './kernels/sparse.js';
-import { CTL, CTL_INTS, SliceWorkers, barrierOn } from './threads.js';
+import { CTL, CTL_INTS, SliceWorkers, barrierOn, readStep, writeStep } from './threads.js';
 
 export { compileGraph, type CnnGraph } from './graph.js';
 
@@ -123,7 +123,9 @@ export function cnnEngineBytes(graph: CnnGraph, weights: number, maxBatch: numbe
     if (n.kind === 'flatten') continue;
     perImage += n.size * (n.kind === 'input' ? 1 : n.kind === 'maxpool' ? 3 : 2);
   }
-  const floats = maxBatch * (perImage + widest) + threads * scratchFloats(graph, Math.ceil(maxBatch / threads)) + weights * (5 + threads) + bnExtras + keptInputs;
+  // The optimiser's table per thread: a row of 6 ints per trained tensor (at most 4 a node: kernel, bias, gamma, beta).
+  const optTables = threads * 6 * 4 * graph.nodes.length;
+  const floats = maxBatch * (perImage + widest) + threads * scratchFloats(graph, Math.ceil(maxBatch / threads)) + weights * (5 + threads) + bnExtras + keptInputs + optTables;
   // Per weight: value, Adam's m and v, mask, a gradient per thread, and room for sparse layers' survivor lists (under 20% of a layer: two ints each in a conv, one and a row start in a dense).
   // Alignment (16 bytes an allocation) and the control block: well within a MiB.
   return 4 * floats + threads * STACK_BYTES + (1 << 20);
@@ -169,7 +171,7 @@ export function cnnEngine(
           ctl,
           slices.slice(1).map((s, i) => ({
             memory: mem.memory, module: mem.mod, stack: stacks[i]!, graph, buf, params: [...state.params.entries()],
-            maxBatch, threads, tmp: state.tmp, ctl: ctlAt, thread: s.thread, scratch: s.scratch,
+            maxBatch, threads, tmp: state.tmp, ctl: ctlAt, thread: s.thread, scratch: s.scratch, opt: opt.plan,
           })),
         )
       : null;
@@ -179,16 +181,21 @@ export function cnnEngine(
   const timings = o.profile ? new Float64Array(graph.nodes.length * TIMING_SLOTS) : undefined;
   let updateMs = 0;
   const barrier = threads > 1 ? barrierOn(ctl, threads) : () => {};
-  const pass = (kind: 'forward' | 'backward', batch: number, training: boolean) => {
-    state.training = training;
-    state.batch = batch;
+  const pass = (kind: 'forward' | 'backward' | 'update', batch: number, training: boolean, lr = 0) => {
+    if (kind !== 'update') {
+      state.training = training;
+      state.batch = batch;
+    }
     if (workers && !started) {
       workers.ready();
       started = true;
     }
+    const step = kind === 'update' ? opt.next(lr) : null;
+    if (step && workers) writeStep(ctl, step);
     workers?.start(kind, batch, training);
     try {
-      runSlice(state, kind, { ...slices[0]!, ...sliceBounds(batch, threads, 0) }, barrier, kind === 'backward' || training ? timings : undefined);
+      if (step) runOptimiserShare(state.k, opt.plan, 0, workers ? readStep(ctl) : step);
+      else runSlice(state, kind as 'forward' | 'backward', { ...slices[0]!, ...sliceBounds(batch, threads, 0) }, barrier, kind === 'backward' || training ? timings : undefined);
     } catch (err) {
       // Release workers waiting at a barrier for this thread.
       Atomics.store(ctl, CTL.FAILED, 1);
@@ -213,13 +220,11 @@ export function cnnEngine(
     },
     backward(batch) {
       pass('backward', batch, true);
-      const t0 = timings ? performance.now() : 0;
-      opt.reduce();
-      if (timings) updateMs += performance.now() - t0;
     },
     update(lr) {
+      // Every thread updates its share of each tensor (engine.ts's OptimiserPlan), adding the threads' gradients as it reads them.
       const t0 = timings ? performance.now() : 0;
-      opt.step(lr);
+      pass('update', state.batch, state.training, lr);
       if (timings) updateMs += performance.now() - t0;
     },
     parameters: () => all.map((p) => mem.f32(p.p, p.count)),

@@ -279,7 +279,7 @@ const bn: Op = {
     const t = s.thread;
     const gammaP = byKey(e, node, 'gamma');
     const betaP = byKey(e, node, 'beta');
-    // Partials go straight into this thread's parameter gradients (the optimiser's reduce adds the threads').
+    // Partials go straight into this thread's parameter gradients (the optimiser update adds the threads' as it reads them).
     const dgPart = gammaP?.g[t] ?? ex[`dg${t}`]!;
     const dbPart = betaP?.g[t] ?? ex[`db${t}`]!;
     bnGradSums(e.k, rows, C, x, dout, ex[`mean${t}`]!, ex[`invstd${t}`]!, dgPart, dbPart);

@@ -6,9 +6,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { attach } from '../../../runtime/simd/cnn-kernels.js';
 import { WasmArena } from '../../../runtime/simd/arena.js';
-import { runSlice } from './engine.js';
+import { runOptimiserShare, runSlice } from './engine.js';
 import { sliceBounds, type EngineState } from './state.js';
-import { CTL, CTL_INTS, barrierOn, passName, type WorkerInit } from './threads.js';
+import { CTL, CTL_INTS, barrierOn, passName, readStep, type WorkerInit } from './threads.js';
 
 const init = workerData as WorkerInit;
 const ctl = new Int32Array(init.memory.buffer, init.ctl, CTL_INTS);
@@ -43,10 +43,14 @@ try {
       Atomics.notify(ctl, CTL.DONE);
       break;
     }
-    state.batch = Atomics.load(ctl, CTL.BATCH);
-    state.training = Atomics.load(ctl, CTL.TRAINING) === 1;
-    const slice = { thread: init.thread, scratch: init.scratch, ...sliceBounds(state.batch, init.threads, init.thread) };
-    runSlice(state, pass, slice, barrier);
+    if (pass === 'update') {
+      runOptimiserShare(k, init.opt, init.thread, readStep(ctl));
+    } else {
+      state.batch = Atomics.load(ctl, CTL.BATCH);
+      state.training = Atomics.load(ctl, CTL.TRAINING) === 1;
+      const slice = { thread: init.thread, scratch: init.scratch, ...sliceBounds(state.batch, init.threads, init.thread) };
+      runSlice(state, pass, slice, barrier);
+    }
     Atomics.add(ctl, CTL.DONE, 1);
     Atomics.notify(ctl, CTL.DONE);
   }

@@ -10,16 +10,19 @@
 import { Worker } from 'node:worker_threads';
 import type { CnnGraph } from './graph.js';
 import type { NodeBuffers, Param } from './state.js';
+import type { OptimiserPlan, OptimiserStep } from './engine.js';
 
 
 /** Int32 slots of the control block. */
 export const CTL = { SEQ: 0, PASS: 1, BATCH: 2, TRAINING: 3, DONE: 4, BARRIER: 5, GENERATION: 6, FAILED: 7, READY: 8 } as const;
+/** Float32 slots of the same block: an update pass's scalars (written before the pass is published). */
+export const CTL_F32 = { LR: 9, C1: 10, C2: 11 } as const;
 export const CTL_INTS = 16;
 /** A wait that outlasts this failed: something is wrong with a thread. */
 export const WAIT_LIMIT_MS = 600_000;
 /** How long dispose waits for the workers to say they left. */
 const EXIT_WAIT_MS = 5_000;
-const PASSES = ['forward', 'backward', 'exit'] as const;
+const PASSES = ['forward', 'backward', 'exit', 'update'] as const;
 export type PassName = (typeof PASSES)[number];
 
 /** What a worker needs to rebuild the engine's state on its side (plain data + the shared memory). */
@@ -36,6 +39,8 @@ export interface WorkerInit {
   ctl: number;
   thread: number;
   scratch: number;
+  /** The optimiser's per-thread tables: an update pass runs this thread's share. */
+  opt: OptimiserPlan;
 }
 
 export function passCode(p: PassName): number {
@@ -44,6 +49,20 @@ export function passCode(p: PassName): number {
 
 export function passName(code: number): PassName {
   return PASSES[code]!;
+}
+
+/** Writes an update pass's scalars into the control block (before start publishes the pass). */
+export function writeStep(ctl: Int32Array, s: OptimiserStep): void {
+  const f = new Float32Array(ctl.buffer, ctl.byteOffset, CTL_INTS);
+  f[CTL_F32.LR] = s.lr;
+  f[CTL_F32.C1] = s.c1;
+  f[CTL_F32.C2] = s.c2;
+}
+
+/** The scalars writeStep wrote, as the kernels take them (float32). */
+export function readStep(ctl: Int32Array): OptimiserStep {
+  const f = new Float32Array(ctl.buffer, ctl.byteOffset, CTL_INTS);
+  return { lr: f[CTL_F32.LR]!, c1: f[CTL_F32.C1]!, c2: f[CTL_F32.C2]! };
 }
 
 /** A barrier for `threads` threads on the control block; throws when a thread failed or the wait outlasts WAIT_LIMIT_MS. */
