@@ -8,11 +8,12 @@ import { z } from 'zod';
 
 /**
  * Which loop trains a model: `auto` picks by model, backend and mask density
- * (an MLP engine for plain MLPs and the conv engine for conv nets it can
- * train, on CPU backends; TF.js kernels otherwise); `tfjs` keeps TF.js
+ * (an MLP engine for plain MLPs, or the conv engine for a dense round on
+ * mostly nonzero inputs with two threads or more, and the conv engine for
+ * conv nets it can train, on CPU backends; TF.js kernels otherwise); `tfjs` keeps TF.js
  * kernels; `mlp-simd` / `mlp-csr` force that MLP engine for plain MLPs and
- * `cnn-simd` the conv engine for conv nets (other models train on TF.js
- * kernels).
+ * `cnn-simd` the conv engine for conv nets and plain MLPs (other models
+ * train on TF.js kernels).
  */
 export type TrainingLoopChoice = 'auto' | 'tfjs' | 'mlp-simd' | 'mlp-csr' | 'cnn-simd';
 export const TRAINING_LOOPS: readonly TrainingLoopChoice[] = ['auto', 'tfjs', 'mlp-simd', 'mlp-csr', 'cnn-simd'];

@@ -7,8 +7,8 @@ import type { Mask, WeightMap } from '../types.js';
 import type { TrainingMetrics } from '../sink.js';
 import type { TrainCallbacks, TrainConfig } from './config.js';
 import { runTraining } from './loop.js';
-import { mlpPath, mlpStepper } from './mlp.js';
-import { cnnPath, cnnStepper, cnnWeightsStepper, type CnnPlan } from './cnn/index.js';
+import { mlpLayers, mlpPath, mlpStepper } from './mlp.js';
+import { cnnPath, cnnPathForMlp, cnnStepper, cnnWeightsStepper, type CnnPlan } from './cnn/index.js';
 import type { EngineData } from './engine-stepper.js';
 import { tfjsStepper, type TrainData } from './tfjs.js';
 
@@ -28,6 +28,10 @@ export async function trainModel(
   cb: TrainCallbacks = {},
 ): Promise<TrainingMetrics> {
   const path = mlpPath(model, mask, tf.getBackend(), cfg.loop);
+  // A dense MLP round on mostly nonzero inputs goes faster on the conv engine's threads (cnnPathForMlp); 'cnn-simd' forces it.
+  const loop = cfg.loop ?? 'auto';
+  const mlpGraph = path === 'simd' || (loop === 'cnn-simd' && mlpLayers(model) !== null) ? cnnPathForMlp(model, data.source, tf.getBackend(), loop, cfg.batchSize) : null;
+  if (mlpGraph) return runTraining(cnnStepper(model, mlpGraph, data.source, mask, cfg), cfg, cb);
   if (path) return runTraining(mlpStepper(model, data.source, mask, cfg, path), cfg, cb);
   const graph = cnnPath(model, tf.getBackend(), cfg.loop, cfg.batchSize);
   if (graph) return runTraining(cnnStepper(model, graph, data.source, mask, cfg), cfg, cb);

@@ -95,7 +95,7 @@ function outShape(s: Sym): number[] {
  * The graph of `model`, or a sentence saying what the engine cannot train.
  * Nodes are in the model's (topological) layer order.
  */
-export function compileGraph(model: tf.LayersModel): CnnGraph | string {
+export function compileGraph(model: tf.LayersModel, opts: { plainMlp?: boolean } = {}): CnnGraph | string {
   if (model.inputs.length !== 1 || model.outputs.length !== 1) return 'several inputs or outputs';
   const inShape = outShape(model.inputs[0]!);
   if (inShape.some((d) => !Number.isFinite(d) || d <= 0)) return 'an input of unknown size';
@@ -104,7 +104,8 @@ export function compileGraph(model: tf.LayersModel): CnnGraph | string {
   if (outS.length !== 1) return 'an output that is not one vector of class scores';
 
   const kinds = model.layers.map((l) => KIND_BY_CLASS[l.getClassName()]);
-  if (!kinds.some((k) => k === 'conv' || k === 'maxpool' || k === 'bn')) return 'no convolution, pooling or batch norm (a plain MLP)';
+  // Plain MLPs have the MLP engines; the conv engine takes them only where asked (cnnPathForMlp says when).
+  if (opts.plainMlp !== true && !kinds.some((k) => k === 'conv' || k === 'maxpool' || k === 'bn')) return 'no convolution, pooling or batch norm (a plain MLP)';
 
   const nodes: CnnNode[] = [];
   /** The node producing each symbolic tensor, by the producing layer's name (one output per layer). */
@@ -173,7 +174,14 @@ export function compileGraph(model: tf.LayersModel): CnnGraph | string {
     if (kind === 'flatten') {
       // A flatten shares its input's buffers (engine.ts), so its input may have no other reader; it carries the input's ReLU.
       const p = nodes[inputs[0]!]!;
-      if (p.consumers.length > 0 || p.kind === 'input') return `Flatten ${layer.name} of a tensor read elsewhere`;
+      if (p.consumers.length > 0) return `Flatten ${layer.name} of a tensor read elsewhere`;
+      if (p.kind === 'input') {
+        // A flatten of the input: the input node is read as the vector (the same memory); it has no gradient to share.
+        p.shape = shape;
+        fuseAway(p.index);
+        byLayer.set(layer.name, p.index);
+        continue;
+      }
       fuseAway(p.index);
       byLayer.set(layer.name, add({ layer: layer.name, kind, inputs, shape, relu: p.relu, config: cfg }));
       continue;
