@@ -7,7 +7,8 @@
 import { z } from 'zod';
 
 /**
- * Which loop trains a model: `auto` picks by model, backend and mask density
+ * Which loop trains a model: `auto` picks by model, backend, mask density,
+ * and for plain MLPs the inputs' share of zeros and the thread count
  * (an MLP engine for plain MLPs, or the conv engine for a dense round on
  * mostly nonzero inputs with two threads or more, and the conv engine for
  * conv nets it can train, on CPU backends; TF.js kernels otherwise); `tfjs` keeps TF.js

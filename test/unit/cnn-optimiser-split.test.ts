@@ -1,23 +1,25 @@
 // The conv engine's optimiser update runs on every thread, each on its share
 // of every tensor (engine.ts's OptimiserPlan): the shares cover each float
 // exactly once, and the update they make together is the one-table update
-// (cnn/optim.c summing the threads' gradients) to the bit, masks included.
+// (cnn/optim.c summing the threads' gradients) to the bit, masks included;
+// an engine's update on its worker threads equals its shares run in turn.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { compileGraph } from '../../src/engine/training/cnn/index.js';
+import { cnnEngine, compileGraph } from '../../src/engine/training/cnn/index.js';
 import { buildState, optimiser, optimiserShare, runOptimiserShare } from '../../src/engine/training/cnn/engine.js';
 import { adamAll, paramTable, paramTableInts, sgdAll } from '../../src/engine/training/cnn/kernels/layers.js';
 import { getWeightMap } from '../../src/engine/models/inspect.js';
 import { benchMask } from '../../src/engine/training/bench.js';
 import { mulberry32 } from '../../src/engine/rng.js';
 import { keepKernels } from '../../src/runtime/simd/cnn-kernels.js';
+import type { TrainConfig } from '../../src/engine/training/config.js';
 
 before(async () => {
   await tf.setBackend('cpu');
 });
 
-test('the threads\' shares of a tensor cover each float once, in runs starting at multiples of 4', () => {
+test('the threads\' shares of a tensor cover each float once, in runs starting at multiples of 16', () => {
   for (const threads of [1, 2, 3, 5]) {
     for (const n of [0, 1, 3, 4, 5, 7, 8, 9, 17, 64, 1001]) {
       let next = 0;
@@ -25,7 +27,7 @@ test('the threads\' shares of a tensor cover each float once, in runs starting a
         const { start, end } = optimiserShare(n, threads, t);
         assert.equal(start, next, `n ${n}, ${threads} threads: thread ${t} starts where thread ${t - 1} ended`);
         assert.ok(end >= start && end <= n);
-        assert.ok(start === n || start % 4 === 0, `n ${n}, thread ${t}: start ${start}`);
+        assert.ok(start === n || start % 16 === 0, `n ${n}, thread ${t}: start ${start}`);
         next = end;
       }
       assert.equal(next, n, `n ${n}, ${threads} threads: the shares reach the end`);
@@ -102,3 +104,61 @@ for (const optimizer of ['adam', 'momentum', 'sgd'] as const) {
     }
   });
 }
+
+test('an engine of 3 threads updates on its worker threads exactly as its shares run in turn on one thread', () => {
+  const L = tf.layers;
+  const model = tf.sequential({ layers: [
+    L.conv2d({ inputShape: [5, 5, 3], filters: 7, kernelSize: 1, activation: 'relu' }),
+    L.flatten(), L.dense({ units: 13, activation: 'relu' }), L.dense({ units: 3 }),
+  ] });
+  const g = compileGraph(model);
+  assert.ok(typeof g !== 'string', String(g));
+  const weights = getWeightMap(model);
+  const mask = benchMask(model, 0.5);
+  const cfg: TrainConfig = { optimizer: 'adam', learningRate: 0.01, momentum: 0, lrSchedule: 'constant', warmupIterations: 0, batchSize: 6, iterations: 2, startIteration: 0, evalEvery: 2, seed: 1 };
+  const engine = cnnEngine(g, weights, mask, cfg, 6, 3);
+  // The reference: the same state in another memory, its shares run in turn on this thread.
+  const ref = buildState(g, weights, mask, 6, 3, true);
+  const refOpt = optimiser(ref, cfg);
+  try {
+    const trained = (st: typeof ref | typeof engine.state) => [...st.params.values()].flat().filter((p) => p.trainable);
+    const a = trained(engine.state);
+    const b = trained(ref);
+    assert.equal(a.length, b.length);
+    for (let step = 0; step < 2; step++) {
+      const next = mulberry32(20 + step);
+      a.forEach((p, i) => {
+        for (let t = 0; t < 3; t++) {
+          const grads = Float32Array.from({ length: p.count }, () => next() - 0.5);
+          engine.state.mem.f32(p.g[t]!, p.count).set(grads);
+          ref.mem.f32(b[i]!.g[t]!, p.count).set(grads);
+        }
+      });
+      engine.update(0.01);
+      const s = refOpt.next(0.01);
+      for (let t = 0; t < 3; t++) runOptimiserShare(ref.k, refOpt.plan, t, s);
+    }
+    a.forEach((p, i) => {
+      for (const f of ['p', 'm', 'v'] as const) {
+        const x = engine.state.mem.f32(p[f], p.count);
+        const y = ref.mem.f32(b[i]![f], p.count);
+        assert.ok(Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(y.buffer, y.byteOffset, y.byteLength)), `${p.key} ${f} differs`);
+      }
+    });
+    // Each thread's share of the largest tensor moved some unpruned weight.
+    const big = a.reduce((x, y) => (y.count > x.count ? y : x));
+    const w = engine.state.mem.f32(big.p, big.count);
+    const m = mask[big.key]!;
+    const w0 = weights[big.key]!.values;
+    for (let t = 0; t < 3; t++) {
+      const { start, end } = optimiserShare(big.count, 3, t);
+      let moved = 0;
+      for (let j = start; j < end; j++) if (m[j] !== 0 && w[j] !== w0[j]) moved++;
+      assert.ok(moved > 0, `${big.key}: thread ${t}'s share [${start}, ${end}) did not move`);
+    }
+  } finally {
+    engine.dispose?.();
+    keepKernels(ref.mem);
+    model.dispose();
+  }
+});

@@ -1,7 +1,7 @@
 // A dense plain-MLP round on mostly nonzero inputs trains on the conv engine,
 // whose threads split each batch and the update (cnnPathForMlp), and trains
 // as TF.js trains it; on MNIST-like inputs (mostly zeros), with one thread,
-// with a forced loop or at csr densities it keeps the MLP engines.
+// or at csr densities it keeps the MLP engines; loop cnn-simd forces it.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
@@ -12,11 +12,12 @@ import { getWeightMap, setWeightMap, prunableWeights } from '../../src/engine/mo
 import { pruneToDensity } from '../../src/engine/pruning/magnitude.js';
 import { onesMask } from '../../src/engine/pruning/mask.js';
 import { mulberry32 } from '../../src/engine/rng.js';
-import { computeThreads } from '../../src/runtime/backend.js';
+import { computeThreads, initBackend } from '../../src/runtime/backend.js';
 import type { Dataset, Mask, Split } from '../../src/engine/types.js';
 
 before(async () => {
-  await tf.setBackend('cpu');
+  // Two compute threads whatever the host's cores, so the conv engine's routing and worker threads are exercised everywhere.
+  await initBackend({ prefer: 'cpu', wasmThreads: 2 });
 });
 
 /** A dataset of 28x28x1 images whose pixels are 0 with probability `zeros`, else uniform in (0, 1]. */
@@ -49,9 +50,9 @@ test('which loop a plain MLP takes: the conv engine on mostly nonzero inputs wit
   try {
     assert.ok(nonzeroShare(dense.source) > 0.99);
     assert.ok(Math.abs(nonzeroShare(mnistLike.source) - 0.19) < 0.02, String(nonzeroShare(mnistLike.source)));
-    const threads = computeThreads() > 1;
-    assert.equal(cnnPathForMlp(model, dense.source, 'cpu', 'auto', 20) !== null, threads);
-    assert.equal(cnnPathForMlp(model, dense.source, 'wasm', 'auto', 20) !== null, threads);
+    assert.equal(computeThreads(), 2);
+    assert.notEqual(cnnPathForMlp(model, dense.source, 'cpu', 'auto', 20), null);
+    assert.notEqual(cnnPathForMlp(model, dense.source, 'wasm', 'auto', 20), null);
     // A batch of 1 has one slice: one thread.
     assert.equal(cnnPathForMlp(model, dense.source, 'cpu', 'auto', 1), null);
     assert.equal(cnnPathForMlp(model, mnistLike.source, 'cpu', 'auto', 20), null);
@@ -60,6 +61,10 @@ test('which loop a plain MLP takes: the conv engine on mostly nonzero inputs wit
     // Forced: on any inputs and backend, with any number of threads.
     assert.notEqual(cnnPathForMlp(model, mnistLike.source, 'tensorflow-gpu', 'cnn-simd', 1), null);
     assert.ok(MLP_ON_CNN_MIN_NONZERO > 0.19 && MLP_ON_CNN_MIN_NONZERO < 0.99);
+    // A Flatten of the input compiles only for plain MLPs.
+    const bnNet = tf.sequential({ layers: [tf.layers.flatten({ inputShape: [4, 4, 1] }), tf.layers.batchNormalization(), tf.layers.dense({ units: 3 })] });
+    assert.match(String(compileGraph(bnNet)), /Flatten .* of the input/);
+    bnNet.dispose();
   } finally {
     dense.dispose();
     mnistLike.dispose();
@@ -68,8 +73,7 @@ test('which loop a plain MLP takes: the conv engine on mostly nonzero inputs wit
 });
 
 for (const density of [1, 0.5]) {
-  test(`a plain MLP at ${density * 100}% weights on inputs without zeros: trainModel's default trains it as TF.js does, pruned weights exactly 0`, async (t) => {
-    if (computeThreads() < 2) return t.skip('one compute thread: the MLP engine trains it');
+  test(`a plain MLP at ${density * 100}% weights on inputs without zeros: trainModel's default trains it as TF.js does, pruned weights exactly 0`, async () => {
     const ds = images(0, 5);
     const model = createModel('lenet-40-20', { inputShape: [28, 28, 1], numClasses: 10, seed: 4 });
     const init = getWeightMap(model);
@@ -108,3 +112,21 @@ for (const density of [1, 0.5]) {
     }
   });
 }
+
+test('at csr densities trainModel keeps the csr MLP engine on inputs without zeros', async () => {
+  const ds = images(0, 6);
+  const model = createModel('lenet-40-20', { inputShape: [28, 28, 1], numClasses: 10, seed: 4 });
+  const init = getWeightMap(model);
+  const names = prunableWeights(model).map((p) => p.name);
+  const mask: Mask = pruneToDensity(Object.fromEntries(names.map((n) => [n, init[n]!.values])), onesMask(prunableWeights(model)), names, 0.1, 'layerwise');
+  const data = toTensors(ds);
+  try {
+    const m = await trainModel(model, data, mask, { ...cfg, iterations: 2, evalEvery: 2 });
+    assert.equal(m.trainingLoop, 'mlp-csr');
+    const forced = await trainModel(model, data, mask, { ...cfg, iterations: 2, evalEvery: 2, loop: 'cnn-simd' });
+    assert.match(forced.trainingLoop!, /^cnn-/);
+  } finally {
+    data.dispose();
+    model.dispose();
+  }
+});

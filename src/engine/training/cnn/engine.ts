@@ -132,7 +132,7 @@ export function scratchFloats(graph: CnnGraph, n: number): number {
 /**
  * What the fused optimiser (cnn/optim.c's adamAll / sgdAll) runs, as plain
  * data every thread can hold: one table of rows per thread, row t of a tensor
- * being thread t's share of its floats (a run of them, a multiple of 4 long),
+ * being thread t's share of its floats (a run of them, a multiple of 16 long),
  * so the threads update disjoint parts of every tensor at once. Each float
  * adds the threads' gradients in thread order and takes mlp.c's adam / sgd
  * arithmetic to the bit, whichever thread updates it, so results do not
@@ -165,9 +165,13 @@ export function runOptimiserShare(k: EngineState['k'], plan: OptimiserPlan, thre
   else sgdAll(k, plan.tables[thread]!, plan.rows[thread]!, s.lr, plan.momentum, plan.split);
 }
 
-/** Thread t's run of n floats: [start, end), starts a multiple of 4 (runs of empty length where n is small). */
+/**
+ * Thread t's run of n floats: [start, end), starts a multiple of 16 (a 64-byte
+ * cache line, so no two threads write one line; runs of empty length where n
+ * is small).
+ */
 export function optimiserShare(n: number, threads: number, t: number): { start: number; end: number } {
-  const chunk = Math.ceil(n / threads / 4) * 4;
+  const chunk = Math.ceil(n / threads / 16) * 16;
   return { start: Math.min(n, t * chunk), end: Math.min(n, (t + 1) * chunk) };
 }
 

@@ -175,6 +175,7 @@ export function compileGraph(model: tf.LayersModel, opts: { plainMlp?: boolean }
       // A flatten shares its input's buffers (engine.ts), so its input may have no other reader; it carries the input's ReLU.
       const p = nodes[inputs[0]!]!;
       if (p.consumers.length > 0) return `Flatten ${layer.name} of a tensor read elsewhere`;
+      if (p.kind === 'input' && opts.plainMlp !== true) return `Flatten ${layer.name} of the input (the MLP engines train plain MLPs)`;
       if (p.kind === 'input') {
         // A flatten of the input: the input node is read as the vector (the same memory); it has no gradient to share.
         p.shape = shape;

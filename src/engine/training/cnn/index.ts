@@ -146,8 +146,8 @@ const weightFloats = (model: tf.LayersModel): number => model.countParams();
  * in batches of up to `maxBatch` over `threads` threads: an upper bound of
  * buildState's and cnnEngine's allocations (activations and their
  * gradients, argmax, the shared gradient buffer, per-thread scratch and
- * stacks, sparse dense layers' kept inputs, and every parameter with a gradient per thread, Adam's two
- * moments and a mask).
+ * stacks, sparse dense layers' kept inputs, every parameter with a gradient per thread, Adam's two
+ * moments and a mask, and the optimiser's table per thread).
  */
 export function cnnEngineBytes(graph: CnnGraph, weights: number, maxBatch: number, threads: number): number {
   let perImage = 0;
