@@ -596,7 +596,7 @@ const CNN_PROFILE_METHOD =
   "whole training steps of the conv engine (cnnEngine with profiling), after one untimed step: each node's forward pass, its weight " +
   "gradient (with the node's own backward bookkeeping) and the input gradient it writes, timed on the calling thread's slice of the batch " +
   "(so waits for the other threads count where a node ends in a barrier or the pass ends), averaged over the steps; optimiser update = " +
-  'summing the threads\' gradients and the masked Adam pass; loss = softmax cross-entropy and its gradient in JS.';
+  'summing the threads\' gradients and the masked Adam pass, each thread on its share of every tensor (timed on the calling thread); loss = softmax cross-entropy and its gradient in JS.';
 
 /** StepProfile of the conv engine (loop 'cnn-simd') training a zoo conv net, or null where the engine does not train it. */
 export async function profileCnnStep(opts: ProfileOptions): Promise<LoopProfile | null> {
