@@ -35,18 +35,21 @@ test('the threads\' shares of a tensor cover each float once, in runs starting a
   }
 });
 
+/** A small conv net, its graph, weights and a 50% mask. Odd sizes: tensors of 3, 21 and 7 * 13 floats split unevenly over 3 threads. */
+function smallNet() {
+  const L = tf.layers;
+  const model = tf.sequential({ layers: [
+    L.conv2d({ inputShape: [5, 5, 3], filters: 7, kernelSize: 1, activation: 'relu' }),
+    L.flatten(), L.dense({ units: 13, activation: 'relu' }), L.dense({ units: 3 }),
+  ] });
+  const g = compileGraph(model);
+  if (typeof g === 'string') throw new Error(g);
+  return { model, g, weights: getWeightMap(model), mask: benchMask(model, 0.5) };
+}
+
 for (const optimizer of ['adam', 'momentum', 'sgd'] as const) {
   test(`${optimizer}: the threads' shares of an update, run one after another, equal the one-table update to the bit, pruned weights staying 0`, () => {
-    const L = tf.layers;
-    // Odd sizes: tensors of 3, 21 and 7 * 13 floats split unevenly over 3 threads.
-    const model = tf.sequential({ layers: [
-      L.conv2d({ inputShape: [5, 5, 3], filters: 7, kernelSize: 1, activation: 'relu' }),
-      L.flatten(), L.dense({ units: 13, activation: 'relu' }), L.dense({ units: 3 }),
-    ] });
-    const g = compileGraph(model);
-    assert.ok(typeof g !== 'string', String(g));
-    const weights = getWeightMap(model);
-    const mask = benchMask(model, 0.5);
+    const { model, g, weights, mask } = smallNet();
     const threads = 3;
     const state = buildState(g, weights, mask, 6, threads, optimizer === 'adam');
     try {
@@ -106,15 +109,7 @@ for (const optimizer of ['adam', 'momentum', 'sgd'] as const) {
 }
 
 test('an engine of 3 threads updates on its worker threads exactly as its shares run in turn on one thread', () => {
-  const L = tf.layers;
-  const model = tf.sequential({ layers: [
-    L.conv2d({ inputShape: [5, 5, 3], filters: 7, kernelSize: 1, activation: 'relu' }),
-    L.flatten(), L.dense({ units: 13, activation: 'relu' }), L.dense({ units: 3 }),
-  ] });
-  const g = compileGraph(model);
-  assert.ok(typeof g !== 'string', String(g));
-  const weights = getWeightMap(model);
-  const mask = benchMask(model, 0.5);
+  const { model, g, weights, mask } = smallNet();
   const cfg: TrainConfig = { optimizer: 'adam', learningRate: 0.01, momentum: 0, lrSchedule: 'constant', warmupIterations: 0, batchSize: 6, iterations: 2, startIteration: 0, evalEvery: 2, seed: 1 };
   const engine = cnnEngine(g, weights, mask, cfg, 6, 3);
   // The reference: the same state in another memory, its shares run in turn on this thread.
