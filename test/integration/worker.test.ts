@@ -135,9 +135,10 @@ describe('failures and handover', () => {
 
   test('a stopping worker hands its job back; another resumes from the last committed round', async () => {
     let committed = -1;
-    // Rounds of 15 steps x 60 ms: worker A still has ~1.8 s of rounds left when it is stopped after round 1, so a loaded machine cannot finish the job first.
+    // Rounds of 40 steps x 60 ms: worker A still has ~4.8 s of rounds left when it is stopped after round 1, so a loaded
+    // machine cannot finish the job first (with 15 steps, 1.8 s left, it did once while two benchmarks shared the 2 cores).
     const a = await t.open({ worker: FAST, runner: makeTestEngine({ stepMs: 60, onRoundCommitted: (i) => (committed = i) }) });
-    const { job } = await submitJob(ctx, 'acme', spec(3, 15, 3));
+    const { job } = await submitJob(ctx, 'acme', spec(3, 40, 3));
     await until(async () => committed >= 1, 20_000, 'two rounds on worker A');
     await a.stop();
     const requeued = await getJob(ctx, 'acme', job.id);
